@@ -1,0 +1,185 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The mesh's view of the cluster as plain data. The controller builds it from Kubernetes (or a
+// folder of manifests), scopes it per node and sends it to agents; agents, ferryctl and the
+// policy engine read it. No behaviour lives here: engines that evaluate it are separate.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferry::model {
+
+using Labels = std::map<std::string, std::string>;
+
+// Namespace/name of a Kubernetes object, printed as "namespace/name".
+struct ObjectKey {
+  std::string ns;
+  std::string name;
+  auto operator<=>(const ObjectKey&) const = default;
+  std::string str() const { return ns + "/" + name; }
+};
+
+// A pod in the mesh (one that Ferry captures and gives an identity to).
+struct Workload {
+  std::string uid;
+  ObjectKey key;
+  std::string service_account = "default";
+  std::string node;
+  std::vector<std::string> ips;  // pod IPs, IPv4 and/or IPv6, textual
+  Labels labels;
+  std::string workload_name;  // owning Deployment/StatefulSet name, for metrics labels
+  bool mesh_enabled = true;   // false when the pod or its namespace opts out
+  std::string zone;           // topology.kubernetes.io/zone of its node, if known
+};
+
+struct ServicePort {
+  std::string name;
+  uint16_t port = 0;
+  uint16_t target_port = 0;  // 0: same as port
+  std::string target_port_name;
+  std::string protocol = "TCP";
+  std::string app_protocol;  // e.g. "http", "kubernetes.io/h2c", "grpc"
+};
+
+struct Service {
+  ObjectKey key;
+  std::vector<std::string> vips;  // ClusterIPs
+  std::vector<ServicePort> ports;
+  Labels selector;
+  std::string hostname() const { return key.name + "." + key.ns + ".svc.cluster.local"; }
+};
+
+struct Endpoint {
+  std::string ip;
+  std::string workload_uid;  // empty when the endpoint is not a mesh workload
+  std::string node;
+  std::string zone;
+  bool ready = true;
+};
+
+// The union of a Service's EndpointSlices.
+struct ServiceEndpoints {
+  ObjectKey service;
+  std::vector<Endpoint> endpoints;
+  std::map<std::string, uint16_t> named_ports;  // EndpointSlice port name -> port
+};
+
+// security.ferry.dev/v1alpha1 AuthorizationPolicy, with Istio's field names and semantics.
+enum class PolicyAction { kAllow, kDeny, kAudit };
+
+struct Source {
+  std::vector<std::string> principals, not_principals;
+  std::vector<std::string> namespaces, not_namespaces;
+  std::vector<std::string> ip_blocks, not_ip_blocks;
+  std::vector<std::string> remote_ip_blocks, not_remote_ip_blocks;
+  std::vector<std::string> request_principals, not_request_principals;
+};
+
+struct Operation {
+  std::vector<std::string> hosts, not_hosts;
+  std::vector<std::string> ports, not_ports;
+  std::vector<std::string> methods, not_methods;
+  std::vector<std::string> paths, not_paths;
+};
+
+struct Condition {
+  std::string key;  // e.g. "request.headers[x-token]", "source.namespace", "destination.port"
+  std::vector<std::string> values, not_values;
+};
+
+struct Rule {
+  std::vector<Source> from;
+  std::vector<Operation> to;
+  std::vector<Condition> when;
+};
+
+struct AuthorizationPolicy {
+  ObjectKey key;
+  std::optional<Labels> selector;  // nullopt: every workload in the namespace
+  PolicyAction action = PolicyAction::kAllow;
+  std::vector<Rule> rules;
+  bool root_namespace = false;  // set when key.ns is the mesh root namespace (mesh-wide)
+};
+
+// security.ferry.dev/v1alpha1 PeerAuthentication: mTLS mode for inbound traffic.
+enum class MtlsMode { kUnset, kStrict, kPermissive, kDisable };
+
+struct PeerAuthentication {
+  ObjectKey key;
+  std::optional<Labels> selector;
+  MtlsMode mode = MtlsMode::kUnset;
+  std::map<uint16_t, MtlsMode> port_modes;
+};
+
+// gateway.networking.k8s.io/v1 HTTPRoute attached to a Service (GAMMA).
+struct HttpHeaderMatch {
+  enum class Type { kExact, kRegularExpression } type = Type::kExact;
+  std::string name, value;
+};
+struct HttpQueryMatch {
+  enum class Type { kExact, kRegularExpression } type = Type::kExact;
+  std::string name, value;
+};
+struct HttpPathMatch {
+  enum class Type { kExact, kPathPrefix, kRegularExpression } type = Type::kPathPrefix;
+  std::string value = "/";
+};
+struct HttpRouteMatch {
+  std::optional<HttpPathMatch> path;
+  std::vector<HttpHeaderMatch> headers;
+  std::vector<HttpQueryMatch> query_params;
+  std::optional<std::string> method;
+};
+struct HttpHeaderModifier {
+  std::vector<std::pair<std::string, std::string>> set, add;
+  std::vector<std::string> remove;
+};
+struct BackendRef {
+  ObjectKey service;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+};
+struct HttpRetry {
+  uint32_t attempts = 0;
+  std::vector<uint32_t> codes;
+  uint32_t backoff_ms = 25;
+};
+struct HttpRouteRule {
+  std::vector<HttpRouteMatch> matches;
+  std::vector<BackendRef> backends;
+  std::optional<HttpHeaderModifier> request_header_modifier;
+  std::optional<uint32_t> request_timeout_ms, backend_request_timeout_ms;
+  std::optional<HttpRetry> retry;
+  std::optional<BackendRef> mirror;
+};
+struct HttpRoute {
+  ObjectKey key;
+  std::vector<ObjectKey> parent_services;  // parentRefs of kind Service
+  std::vector<uint16_t> parent_ports;      // parentRef.port, 0 = all
+  std::vector<HttpRouteRule> rules;
+};
+
+// Everything one agent needs, versioned. The controller sends a full snapshot, then deltas.
+struct NodeSnapshot {
+  uint64_t version = 0;
+  std::string node;
+  std::vector<Workload> workloads;  // local pods plus the remote pods that are endpoints
+  std::vector<Service> services;
+  std::vector<ServiceEndpoints> endpoints;
+  std::vector<AuthorizationPolicy> policies;
+  std::vector<PeerAuthentication> peer_authentications;
+  std::vector<HttpRoute> routes;
+  std::string trust_domain = "cluster.local";
+  std::string trust_bundle_pem;  // every root currently trusted (more than one during rotation)
+};
+
+// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>
+inline std::string spiffeId(const std::string& trust_domain, const Workload& w) {
+  return "spiffe://" + trust_domain + "/ns/" + w.key.ns + "/sa/" + w.service_account;
+}
+
+}  // namespace ferry::model
