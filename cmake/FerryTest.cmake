@@ -2,7 +2,8 @@
 #
 #   ferry_test(<name> SOURCES <files>... [LIBS <targets>...] [LABELS <labels>...])
 #
-# Every test case becomes its own ctest entry through catch_discover_tests. Tests that need
+# Every test case becomes its own ctest entry through catch_discover_tests (so test names must
+# not contain `;`, which CMake would split). Tests that need
 # root, BPF or namespaces carry the Catch tag [privileged] and the ctest label `privileged`;
 # they fail with a clear message (never skip silently) when not run as root.
 include(Catch)
@@ -19,5 +20,6 @@ function(ferry_test name)
   if(ARG_LABELS)
     set(props PROPERTIES LABELS "${ARG_LABELS}")
   endif()
-  catch_discover_tests(${name} TEST_PREFIX "${name}: " ${props})
+  # --warn NoTests: a test name that matches nothing fails instead of passing empty.
+  catch_discover_tests(${name} TEST_PREFIX "${name}: " EXTRA_ARGS --warn NoTests ${props})
 endfunction()
