@@ -15,7 +15,7 @@ std::string tempDir() {
   return ::mkdtemp(tmpl);
 }
 
-TEST_CASE("journal saves and loads pods; missing file is empty", "[enroll]") {
+TEST_CASE("journal saves and loads pods and a missing file is empty", "[enroll]") {
   std::string dir = tempDir();
   Journal journal(dir + "/node1/pods.json");
   auto empty = journal.load();
