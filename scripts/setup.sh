@@ -17,6 +17,8 @@ packages=(
   openssl prometheus
   # benchmarks
   stunnel4 haproxy wrk gnuplot-nox hyperfine
+  # chart tests (test/chart): Go + sprig render the Helm templates, node runs the validators
+  nodejs jq golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,6 +41,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "setup.sh: all ${#packages[@]} packages already installed"
 fi
+
+# Machines whose nodejs comes without npm (Debian's own) get Debian's npm for the chart tests.
+command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends npm
 
 # The distribution's prometheus package starts a service on :9090; Ferry's tests start their
 # own Prometheus on a free loopback port, so keep the packaged one from holding resources.
