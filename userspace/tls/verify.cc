@@ -49,7 +49,10 @@ absl::StatusOr<std::shared_ptr<const TrustBundle>> TrustBundle::fromCerts(
 
 absl::StatusOr<SpiffeId> verifySvid(const TrustBundle& bundle, X509* leaf,
                                     STACK_OF(X509) * intermediates, absl::string_view trust_domain,
-                                    absl::Time now) {
+                                    absl::Time now, int* x509_error) {
+  int ignored = 0;
+  int& error_out = x509_error != nullptr ? *x509_error : ignored;
+  error_out = X509_V_ERR_APPLICATION_VERIFICATION;
   absl::StatusOr<CertInfo> info = inspectCert(leaf);
   if (!info.ok()) {
     return denied(info.status().message());
@@ -76,6 +79,7 @@ absl::StatusOr<SpiffeId> verifySvid(const TrustBundle& bundle, X509* leaf,
   drainOpensslErrors();
   if (ok != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
+    error_out = err;
     switch (err) {
       case X509_V_ERR_CERT_HAS_EXPIRED: {
         X509* failed = X509_STORE_CTX_get_current_cert(ctx.get());
@@ -104,6 +108,7 @@ absl::StatusOr<SpiffeId> verifySvid(const TrustBundle& bundle, X509* leaf,
                                    X509_verify_cert_error_string(err)));
     }
   }
+  error_out = X509_V_OK;
   return id;
 }
 

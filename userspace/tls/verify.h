@@ -39,9 +39,10 @@ class TrustBundle {
 //  - the leaf is not a CA;
 //  - the chain reaches a root of `bundle` and every certificate is valid at `now`.
 // Errors are PermissionDenied and name the reason: "expired", "not signed by a trusted root",
-// "trust domain", ... (the agent logs them and counts them by reason).
+// "trust domain", ... (the agent logs them and counts them by reason). When `x509_error` is
+// given it receives the closest X509_V_ERR_* code, which picks the TLS alert the peer sees.
 absl::StatusOr<SpiffeId> verifySvid(const TrustBundle& bundle, X509* leaf,
                                     STACK_OF(X509) * intermediates, absl::string_view trust_domain,
-                                    absl::Time now);
+                                    absl::Time now, int* x509_error = nullptr);
 
 }  // namespace ferry::tls
