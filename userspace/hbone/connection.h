@@ -1,0 +1,195 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// HBONE (HTTP/2 CONNECT over mutual TLS 1.3) without sockets. The agent's event loop owns the
+// socket and moves bytes:
+//
+//   socket readable:  read into conn.networkIn().prepare(n), commit(), then onNetworkInput()
+//   socket writable:  write conn.networkOut().readable(), consume() what was written,
+//                     then onNetworkOutputDrained() (produces more if it had stopped)
+//   after any call:   write networkOut() if non-empty; takeEvents() and act on them
+//
+// Streams are read and written with read()/peek()+consume() and write(). Flow control is end
+// to end: received bytes are credited back to the peer (WINDOW_UPDATE) only when the app side
+// consumed them, and write() accepts only what fits in a bounded per-stream buffer, so a slow
+// reader on either side stalls the writer instead of growing memory.
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "hbone/authority.h"
+#include "tls/byte_buffer.h"
+#include "tls/session.h"
+
+namespace ferry::hbone {
+
+using StreamId = int32_t;
+
+struct HboneSettings {
+  // Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE): at ~1 ms cross-node RTT, 1 MiB
+  // keeps a single stream at ~1 GB/s; it also bounds what one stream can buffer here.
+  uint32_t stream_window = 1u << 20;
+  // Connection receive window: bounds everything one connection's streams can buffer here.
+  uint32_t connection_window = 16u << 20;
+  // SETTINGS_MAX_CONCURRENT_STREAMS we allow the peer (server side); pools open another
+  // connection beyond it.
+  uint32_t max_concurrent_streams = 100;
+  // Bytes the app may queue per stream before write() accepts less than offered.
+  size_t stream_send_buffer = 256u << 10;
+  // Ciphertext waiting for the socket above which no more frames are produced.
+  size_t output_high_water = 512u << 10;
+};
+
+enum class HboneEventType {
+  kHandshakeDone,  // TLS is up; peer() is valid
+  kStreamOpened,   // server: a CONNECT stream passed validation and the accept callback
+  kResponse,       // client: the server answered the CONNECT (`status`: 200 or a refusal)
+  kReadable,       // data or end of stream is ready for read()
+  kWritable,       // a write() that had accepted less now has room again
+  kClosed,         // the stream is gone; `error_code` is 0 after a clean close (all data read)
+  kGoaway,         // the peer is draining: open no new streams on this connection
+};
+
+struct HboneEvent {
+  HboneEventType type;
+  StreamId stream = 0;
+  int status = 0;           // kResponse
+  uint32_t error_code = 0;  // kClosed (HTTP/2 error code), kGoaway
+};
+
+struct ReadResult {
+  size_t bytes = 0;
+  bool eof = false;  // the peer ended the stream and everything has been read
+};
+
+class HboneConnection {
+ public:
+  virtual ~HboneConnection();
+  HboneConnection(const HboneConnection&) = delete;
+  HboneConnection& operator=(const HboneConnection&) = delete;
+
+  // ---- network side ----
+  tls::ByteBuffer& networkIn() { return tls_->networkIn(); }
+  tls::ByteBuffer& networkOut() { return tls_->networkOut(); }
+  // Processes everything in networkIn(). An error is fatal for the connection: write what is
+  // left in networkOut() (an alert or GOAWAY) if possible, then close the socket.
+  absl::Status onNetworkInput();
+  // Call after consuming from networkOut(): resumes frame production paused at high water.
+  absl::Status onNetworkOutputDrained();
+  // The peer closed the socket (read returned 0).
+  void onNetworkEof();
+
+  // ---- state ----
+  bool handshakeDone() const { return tls_->handshakeDone(); }
+  const tls::SpiffeId& peer() const { return tls_->peer(); }
+  const tls::SpiffeId& local() const { return tls_->local(); }
+  size_t activeStreams() const { return streams_.size(); }
+  bool goawayReceived() const { return goaway_received_; }
+  // Why the connection failed (OK while it has not).
+  const absl::Status& error() const { return error_; }
+  // Nothing more will happen: drained after GOAWAY, failed, or the peer went away. Close the
+  // socket once networkOut() is empty.
+  bool finished() const;
+  // Graceful drain: GOAWAY now; streams in flight finish, new ones are refused.
+  void drain();
+
+  // Moves pending events into `out` (cleared first). Swap-based: a caller that keeps its
+  // vector allocates nothing in steady state.
+  void takeEvents(std::vector<HboneEvent>& out);
+
+  // ---- streams ----
+  // Bytes received and not yet consumed. peek() is valid until the next call on this object.
+  absl::Span<const uint8_t> peek(StreamId id) const;
+  void consume(StreamId id, size_t n);
+  ReadResult read(StreamId id, absl::Span<uint8_t> out);
+  // Queues up to the free space of the stream's send buffer; returns how much it took. When
+  // that is less than offered, a kWritable event follows once there is room again.
+  size_t write(StreamId id, absl::Span<const uint8_t> data);
+  // Half-close: END_STREAM after what is queued has been sent.
+  void shutdownWrite(StreamId id);
+  // Abort: RST_STREAM with `error_code` (CANCEL by default); buffered data is dropped.
+  void reset(StreamId id, uint32_t error_code = NGHTTP2_CANCEL);
+  // What is buffered for the stream in both directions (for limits, metrics and tests).
+  size_t bufferedBytes(StreamId id) const;
+  // Everything this connection holds: both directions of every stream plus TLS buffers.
+  size_t bufferedBytes() const;
+  bool hasStream(StreamId id) const { return streams_.contains(id); }
+
+ protected:
+  struct Stream {
+    StreamId id = 0;
+    tls::ByteBuffer recv;
+    tls::ByteBuffer send;
+    std::string method;
+    std::string authority_text;
+    std::optional<Authority> authority;
+    int status = 0;               // client: response status; server: status we answered
+    bool remote_ended = false;    // END_STREAM received
+    bool local_shutdown = false;  // app shut its write side
+    bool data_deferred = false;   // nghttp2 waits for resume_data
+    bool write_blocked = false;   // write() took less than offered
+    bool provider_attached = false;
+    bool refused = false;  // server: answered with a refusal; received data is dropped
+    bool h2_closed = false;
+    uint32_t close_error = 0;
+  };
+
+  HboneConnection(std::unique_ptr<tls::TlsSession> tls, HboneSettings settings, bool server);
+  absl::Status initSession();
+  Stream* find(StreamId id) const;
+  void emit(HboneEvent event) { events_.push_back(event); }
+  absl::Status produce();
+  absl::Status flushStaged();
+  absl::Status fail(absl::Status status);
+  void failAllStreams(uint32_t error_code);
+  void creditConsumed(Stream& s, size_t n);
+  void resumeIfDeferred(Stream& s);
+  void onRemoteEnd(Stream& s);
+  // Attaches the DATA provider (client: with the request, server: with the 200).
+  nghttp2_data_provider dataProvider();
+  void releaseIfDone(Stream& s);
+  void discardReceived(Stream& s);
+
+  // Role hooks.
+  virtual void onRequestHeaders(Stream& s) = 0;
+  virtual void onResponseHeaders(Stream& s) = 0;
+  virtual bool mayDeliver(const Stream& s) const = 0;
+
+  std::unique_ptr<tls::TlsSession> tls_;
+  HboneSettings settings_;
+  const bool server_;
+  nghttp2_session* h2_ = nullptr;
+  absl::flat_hash_map<StreamId, std::unique_ptr<Stream>> streams_;
+  std::vector<HboneEvent> events_;
+  bool handshake_reported_ = false;
+  bool goaway_received_ = false;
+  bool failed_ = false;
+  bool peer_gone_ = false;
+  absl::Status error_;
+  tls::ByteBuffer staged_;  // small frames coalesced into one TLS record
+  uint8_t scratch_[16384];
+
+ private:
+  static ssize_t readData(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source*, void* user_data);
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user_data);
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                      size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
+                      void* user_data);
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data);
+  static int onDataChunk(nghttp2_session*, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user_data);
+  static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                           void* user_data);
+};
+
+}  // namespace ferry::hbone
