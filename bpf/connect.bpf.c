@@ -81,7 +81,8 @@ int ferry_connect4(struct bpf_sock_addr* ctx) {
   }
   __u32 listener;
   __builtin_memcpy(&listener, pod->outbound_addr4, 4);
-  if (listener == 0 || pod->outbound_port == 0 || !ferry_record(ctx, pod, dst, port, FERRY_AF_INET)) {
+  if (listener == 0 || pod->outbound_port == 0 ||
+      !ferry_record(ctx, pod, dst, port, FERRY_AF_INET)) {
     ferry_count(FERRY_CTR_CONNECT_REFUSED);
     return FERRY_REFUSE;
   }

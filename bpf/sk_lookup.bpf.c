@@ -7,8 +7,11 @@
 // peer asked for with getsockname(); no original-destination record is needed inbound.
 //
 // Left alone: HBONE (15008, the agent's own listener), excluded inbound ports (kubelet
-// probes), opted-out pods, and anything arriving on loopback (the agent delivering to the app
-// inside the namespace, and captured outbound connections to the pod's own outbound listener).
+// probes), opted-out pods, and connections from inside the namespace itself: the agent
+// delivering to the app, and captured outbound connections to the pod's own outbound listener.
+// Those are recognized by their source address being the destination address (a socket
+// connecting to a local address gets that address as its source) or by arriving on lo; the
+// ingress ifindex alone is not enough, since local traffic can report the address's device.
 // An enrolled pod with no inbound listener is refused: plaintext never reaches the app around
 // the agent.
 #include "lib/common.h"
@@ -24,13 +27,24 @@ int ferry_sk_lookup(struct bpf_sk_lookup* ctx) {
   if (port == FERRY_PORT_HBONE) {
     return SK_PASS;
   }
+  __u32 family = FERRY_CTX_READ(ctx, family);
+  __u32 l4 = FERRY_CTX_READ(ctx, local_ip4), r4 = FERRY_CTX_READ(ctx, remote_ip4);
+  __u32 l6_0 = FERRY_CTX_READ(ctx, local_ip6[0]), l6_1 = FERRY_CTX_READ(ctx, local_ip6[1]);
+  __u32 l6_2 = FERRY_CTX_READ(ctx, local_ip6[2]), l6_3 = FERRY_CTX_READ(ctx, local_ip6[3]);
+  __u32 r6_0 = FERRY_CTX_READ(ctx, remote_ip6[0]), r6_1 = FERRY_CTX_READ(ctx, remote_ip6[1]);
+  __u32 r6_2 = FERRY_CTX_READ(ctx, remote_ip6[2]), r6_3 = FERRY_CTX_READ(ctx, remote_ip6[3]);
   struct ferry_addr_key addr;
-  int is_v6 = ctx->family == FERRY_AF_INET6;
+  struct ferry_addr_key remote;
+  int is_v6 = family == FERRY_AF_INET6;
   if (is_v6) {
-    ferry_addr_v6(addr.addr, ctx->local_ip6[0], ctx->local_ip6[1], ctx->local_ip6[2],
-                  ctx->local_ip6[3]);
+    ferry_addr_v6(addr.addr, l6_0, l6_1, l6_2, l6_3);
+    ferry_addr_v6(remote.addr, r6_0, r6_1, r6_2, r6_3);
   } else {
-    ferry_addr_v4(addr.addr, ctx->local_ip4);
+    ferry_addr_v4(addr.addr, l4);
+    ferry_addr_v4(remote.addr, r4);
+  }
+  if (ferry_addr_equal(addr.addr, remote.addr)) {
+    return SK_PASS;
   }
   const struct ferry_pod_addr_value* pod = bpf_map_lookup_elem(&ferry_pod_addrs, &addr);
   if (!pod || (pod->flags & FERRY_POD_F_OPT_OUT)) {

@@ -32,7 +32,7 @@ static __always_inline void ferry_file_orig_dst(struct bpf_sock_ops* skops, __u6
 }
 
 static __always_inline void ferry_splice_socket(struct bpf_sock_ops* skops, __u64 netns,
-                                         const struct ferry_pod_config* pod, int active) {
+                                                const struct ferry_pod_config* pod, int active) {
   struct ferry_conn_key key;
   FERRY_CONN_KEY_FROM(key, skops, netns);
   // Only the local hop between the app and the agent's outbound listener: both ends in this

@@ -5,7 +5,9 @@
 #ifndef FERRY_BPF_LIB_COMMON_H_
 #define FERRY_BPF_LIB_COMMON_H_
 
+// vmlinux.h first: the libbpf headers need its kernel types.
 #include "vmlinux.h"
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -13,6 +15,11 @@
 #include "lib/maps.h"
 
 #define FERRY_IPPROTO_TCP 6
+
+// A context field read through a volatile load. The verifier only accepts ctx accesses at a
+// constant offset from the ctx pointer itself; reading every address word unconditionally this
+// way stops clang from merging the IPv4/IPv6 branches into pointer arithmetic on ctx.
+#define FERRY_CTX_READ(ctx, field) (*(volatile __u32*)&(ctx)->field)
 
 static __always_inline void ferry_count(__u32 counter) {
   __u64* value = bpf_map_lookup_elem(&ferry_counters, &counter);

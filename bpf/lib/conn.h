@@ -10,11 +10,7 @@
 
 #include "lib/common.h"
 
-// Every context field is read once, unconditionally and through a volatile load: the
-// verifier only accepts ctx accesses at a constant offset from the ctx pointer, and clang would
-// otherwise merge the IPv4/IPv6 branches into pointer arithmetic on ctx.
-#define FERRY_CTX_READ(ctx, field) (*(volatile __u32*)&(ctx)->field)
-
+// Every context field is read once, unconditionally (FERRY_CTX_READ, lib/common.h).
 #define FERRY_CONN_KEY_FROM(key, ctx, netns)                                                  \
   do {                                                                                        \
     __u32 family_ = FERRY_CTX_READ(ctx, family);                                              \

@@ -30,8 +30,10 @@ struct Layout {
   std::vector<Field> fields;
 };
 
-#define F(type, field) \
-  Field { #field, offsetof(type, field) }
+#define F(type, field)            \
+  Field {                         \
+#field, offsetof(type, field) \
+  }
 
 const std::vector<Layout>& layouts() {
   static const std::vector<Layout> kLayouts = {
@@ -79,8 +81,7 @@ void checkObject(const bpf_object* obj) {
     REQUIRE(btf_vlen(t) == layout.fields.size());
     const btf_member* members = btf_members(t);
     for (size_t i = 0; i < layout.fields.size(); ++i) {
-      CHECK(std::string(btf__name_by_offset(types, members[i].name_off)) ==
-            layout.fields[i].name);
+      CHECK(std::string(btf__name_by_offset(types, members[i].name_off)) == layout.fields[i].name);
       CHECK(btf_member_bit_offset(t, i) / 8 == layout.fields[i].offset);
     }
   }
