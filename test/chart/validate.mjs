@@ -9,6 +9,7 @@
 //   node validate.mjs table CHART_DIR TABLE.yaml
 //   node validate.mjs render RENDERER CHART_DIR NAMESPACE [--contract] [-f VALUES]...
 //   node validate.mjs render-fails RENDERER CHART_DIR EXPECTED_MESSAGE -f VALUES
+//   node validate.mjs dockerfile DOCKERFILE SETUP_SH
 //
 // RENDERER is ferry-chart-render (test/chart/render), run as `helm template` would be.
 
@@ -21,6 +22,7 @@ import { crValidator, printerColumnProblems, structuralProblems } from "./lib/cr
 import { schemaErrors } from "./lib/kinds.mjs";
 import { semanticErrors } from "./lib/semantic.mjs";
 import { contractErrors } from "./lib/contract.mjs";
+import { dockerfileErrors } from "./lib/dockerfile.mjs";
 
 let passed = 0;
 let failed = 0;
@@ -235,6 +237,11 @@ async function modeTable(chartDir, tableFile) {
   }
 }
 
+function modeDockerfile(dockerfile, setupSh) {
+  const errors = dockerfileErrors(fs.readFileSync(dockerfile, "utf8"), fs.readFileSync(setupSh, "utf8"));
+  report(`${dockerfile}: lint + Ferry's image rules`, errors);
+}
+
 async function main(argv) {
   const [mode, ...args] = argv;
   try {
@@ -246,6 +253,8 @@ async function main(argv) {
       await modePolicies(args[0], args[1]);
     } else if (mode === "table" && args.length === 2) {
       await modeTable(args[0], args[1]);
+    } else if (mode === "dockerfile" && args.length === 2) {
+      modeDockerfile(args[0], args[1]);
     } else if (mode === "render" && args.length >= 3) {
       await modeRender(args[0], args[1], args[2], args.slice(3));
     } else if (mode === "render-fails" && args.length >= 5) {
