@@ -10,3 +10,5 @@ find_package(nlohmann_json 3 REQUIRED)
 pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf)
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 find_package(CURL REQUIRED)  # userspace/kube: the Kubernetes API client
+# RE2 (linear-time regular expressions, as Envoy uses) for HTTPRoute RegularExpression matches.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)

@@ -12,6 +12,7 @@ packages=(
   libssl-dev libabsl-dev prometheus-cpp-dev catch2 libnghttp2-dev libyaml-cpp-dev
   nlohmann-json3-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev
   libcurl4-openssl-dev  # Kubernetes API client (userspace/kube): HTTPS + chunked watch streams
+  libre2-dev  # HTTPRoute regular expressions: RE2, linear time, the dialect Envoy uses
   # local cluster, tests and demo
   iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3 python3-h2
   openssl prometheus

@@ -23,6 +23,18 @@ struct ObjectKey {
   std::string str() const { return ns + "/" + name; }
 };
 
+// A Kubernetes Namespace. mesh_enabled comes from the label ferry.dev/mesh=enabled.
+struct Namespace {
+  std::string name;
+  Labels labels;
+  bool mesh_enabled = false;
+};
+
+// A Kubernetes ServiceAccount: the identity a SPIFFE ID names.
+struct ServiceAccount {
+  ObjectKey key;
+};
+
 // A pod in the mesh (one that Ferry captures and gives an identity to).
 struct Workload {
   std::string uid;
@@ -155,6 +167,7 @@ struct HttpRouteRule {
   std::optional<uint32_t> request_timeout_ms, backend_request_timeout_ms;
   std::optional<HttpRetry> retry;
   std::optional<BackendRef> mirror;
+  uint32_t mirror_percent = 100;  // RequestMirror percent: share of requests mirrored
 };
 struct HttpRoute {
   ObjectKey key;

@@ -1,0 +1,308 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "k8s/decode.h"
+
+#include <exception>
+
+#include "k8s/decoders.h"
+#include "k8s/field.h"
+#include "policy/text.h"
+
+namespace ferry::k8s {
+namespace {
+
+using internal::DecodeError;
+using internal::Field;
+using internal::Meta;
+
+struct KindInfo {
+  Kind kind;
+  std::string_view name;
+  std::vector<std::string_view> api_versions;
+  bool namespaced;
+};
+
+const std::vector<KindInfo>& kinds() {
+  static const std::vector<KindInfo> kKinds = {
+      {Kind::kNamespace, "Namespace", {"v1"}, false},
+      {Kind::kServiceAccount, "ServiceAccount", {"v1"}, true},
+      {Kind::kPod, "Pod", {"v1"}, true},
+      {Kind::kService, "Service", {"v1"}, true},
+      {Kind::kEndpointSlice, "EndpointSlice", {"discovery.k8s.io/v1"}, true},
+      {Kind::kAuthorizationPolicy, "AuthorizationPolicy", {"security.ferry.dev/v1alpha1"}, true},
+      {Kind::kPeerAuthentication, "PeerAuthentication", {"security.ferry.dev/v1alpha1"}, true},
+      // v1beta1 is the same schema, still served by clusters with older CRDs installed.
+      {Kind::kHttpRoute,
+       "HTTPRoute",
+       {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"},
+       true},
+  };
+  return kKinds;
+}
+
+const KindInfo& infoFor(Kind kind) {
+  for (const auto& k : kinds()) {
+    if (k.kind == kind) {
+      return k;
+    }
+  }
+  return kinds().front();
+}
+
+std::string joined(const std::vector<std::string_view>& items) {
+  std::string out;
+  for (auto item : items) {
+    out += out.empty() ? "" : " or ";
+    out += item;
+  }
+  return out;
+}
+
+// The object's name as far as it can be read, for error messages.
+std::optional<ObjectRef> peekRef(Kind kind, const YAML::Node& node, const DecodeOptions& options) {
+  if (!node.IsMap()) {
+    return std::nullopt;
+  }
+  Field root(node, "");
+  Field meta = root["metadata"];
+  if (!meta.node().IsMap()) {
+    return std::nullopt;
+  }
+  Field name = meta["name"];
+  Field ns = meta["namespace"];
+  if (!name.node().IsScalar() || name.node().Scalar().empty()) {
+    return std::nullopt;
+  }
+  ObjectRef ref{kind, {"", name.node().Scalar()}};
+  if (infoFor(kind).namespaced) {
+    ref.key.ns = ns.node().IsScalar() && !ns.node().Scalar().empty() ? ns.node().Scalar()
+                                                                     : options.default_namespace;
+  }
+  return ref;
+}
+
+std::string describe(const std::optional<ObjectRef>& ref, Kind kind) {
+  return ref ? ref->str() : text::cat(kindName(kind), " <unnamed>");
+}
+
+Object decodeBody(Kind kind, const Field& root, const Meta& meta, const DecodeOptions& options) {
+  switch (kind) {
+    case Kind::kNamespace:
+      return internal::decodeNamespace(root, meta);
+    case Kind::kServiceAccount:
+      return internal::decodeServiceAccount(root, meta);
+    case Kind::kPod:
+      return internal::decodePod(root, meta);
+    case Kind::kService:
+      return internal::decodeService(root, meta);
+    case Kind::kEndpointSlice:
+      return internal::decodeEndpointSlice(root, meta);
+    case Kind::kAuthorizationPolicy:
+      return internal::decodeAuthorizationPolicy(root, meta, options);
+    case Kind::kPeerAuthentication:
+      return internal::decodePeerAuthentication(root, meta);
+    case Kind::kHttpRoute:
+      return internal::decodeHttpRoute(root, meta);
+  }
+  root.fail("unhandled kind");
+}
+
+absl::StatusOr<Decoded> decodeKnown(Kind kind, const YAML::Node& node, bool require_type_meta,
+                                    const DecodeOptions& options) {
+  std::optional<ObjectRef> ref = peekRef(kind, node, options);
+  const KindInfo& info = infoFor(kind);
+  try {
+    Field root(node, "");
+    if (kind == Kind::kEndpointSlice) {
+      root.allowOnly({"apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"});
+    } else if (kind == Kind::kServiceAccount) {
+      root.allowOnly({"apiVersion", "kind", "metadata", "secrets", "imagePullSecrets",
+                      "automountServiceAccountToken"});
+    } else {
+      root.allowOnly({"apiVersion", "kind", "metadata", "spec", "status"});
+    }
+    Field api_version = root["apiVersion"];
+    if (api_version.present() || require_type_meta) {
+      std::string v = api_version.nonEmptyStr();
+      bool known = false;
+      for (auto a : info.api_versions) {
+        known = known || a == v;
+      }
+      if (!known) {
+        api_version.fail(text::cat("'", v, "' is not a version Ferry reads for ", info.name,
+                                   " (expected ", joined(info.api_versions), ")"));
+      }
+    }
+    Field metadata = root["metadata"];
+    if (!metadata.present()) {
+      metadata.fail("required field is missing");
+    }
+    Meta meta = internal::decodeMeta(metadata, info.namespaced, options);
+    Decoded decoded;
+    decoded.ref = ObjectRef{kind, meta.key};
+    decoded.resource_version = meta.resource_version;
+    decoded.object = decodeBody(kind, root, meta, options);
+    return decoded;
+  } catch (const DecodeError& e) {
+    return absl::InvalidArgumentError(text::cat(describe(ref, kind), ": ", e.what()));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(text::cat(describe(ref, kind), ": ", e.what()));
+  }
+}
+
+// Splits off the kind of a document, or says why it has none Ferry reads.
+absl::StatusOr<std::string> kindText(const YAML::Node& node) {
+  if (!node.IsMap()) {
+    return absl::InvalidArgumentError("expected an object (a map with apiVersion and kind)");
+  }
+  Field kind = Field(node, "")["kind"];
+  if (!kind.present() || !kind.node().IsScalar() || kind.node().Scalar().empty()) {
+    return absl::InvalidArgumentError("kind: required field is missing");
+  }
+  return kind.node().Scalar();
+}
+
+void decodeInto(const YAML::Node& node, const std::string& source, const DecodeOptions& options,
+                std::vector<DocumentResult>& out) {
+  auto kind_name = kindText(node);
+  if (!kind_name.ok()) {
+    out.push_back({source, std::nullopt, kind_name.status()});
+    return;
+  }
+  // `kind: List` (kubectl get -o yaml) and typed lists (PodList) hold items.
+  if (*kind_name == "List" || (*kind_name).ends_with("List")) {
+    std::optional<Kind> item_kind;
+    if (*kind_name != "List") {
+      item_kind = kindFromName(kind_name->substr(0, kind_name->size() - 4));
+    }
+    YAML::Node items = node["items"];
+    if (items.IsDefined() && !items.IsNull() && !items.IsSequence()) {
+      out.push_back(
+          {source, std::nullopt,
+           absl::InvalidArgumentError(text::cat(*kind_name, ": items: expected a list"))});
+      return;
+    }
+    size_t i = 0;
+    for (const auto& item : items) {
+      std::string item_source = text::cat(source, ", item ", i++);
+      if (item_kind && item.IsMap() && !item["kind"]) {
+        auto decoded = decodeObjectAs(*item_kind, item, options);
+        out.push_back({item_source, peekRef(*item_kind, item, options), std::move(decoded)});
+      } else {
+        decodeInto(item, item_source, options, out);
+      }
+    }
+    return;
+  }
+  std::optional<Kind> kind = kindFromName(*kind_name);
+  if (!kind) {
+    out.push_back({source, std::nullopt,
+                   absl::InvalidArgumentError(text::cat(
+                       "kind '", *kind_name,
+                       "' is not one Ferry reads (Namespace, ServiceAccount, Pod, Service, "
+                       "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute)"))});
+    return;
+  }
+  out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});
+}
+
+}  // namespace
+
+std::string_view kindName(Kind kind) {
+  return infoFor(kind).name;
+}
+
+std::string ObjectRef::str() const {
+  return key.ns.empty() ? text::cat(kindName(kind), " ", key.name)
+                        : text::cat(kindName(kind), " ", key.ns, "/", key.name);
+}
+
+std::optional<Kind> kindFromName(std::string_view name) {
+  for (const auto& k : kinds()) {
+    if (k.name == name) {
+      return k.kind;
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<Decoded> decodeObject(const YAML::Node& node, const DecodeOptions& options) {
+  auto kind_name = kindText(node);
+  if (!kind_name.ok()) {
+    return kind_name.status();
+  }
+  std::optional<Kind> kind = kindFromName(*kind_name);
+  if (!kind) {
+    return absl::InvalidArgumentError(text::cat("kind '", *kind_name, "' is not one Ferry reads"));
+  }
+  return decodeKnown(*kind, node, true, options);
+}
+
+absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
+                                       const DecodeOptions& options) {
+  if (node.IsMap() && node["kind"]) {
+    Field k = Field(node, "")["kind"];
+    if (!k.node().IsScalar() || k.node().Scalar() != kindName(kind)) {
+      return absl::InvalidArgumentError(
+          text::cat("kind: expected ", kindName(kind), " in a ", kindName(kind), " list"));
+    }
+  }
+  return decodeKnown(kind, node, false, options);
+}
+
+absl::StatusOr<Decoded> decodeObjectText(std::string_view text, const DecodeOptions& options) {
+  try {
+    return decodeObject(YAML::Load(std::string(text)), options);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(text::cat("not valid JSON or YAML: ", e.what()));
+  }
+}
+
+std::vector<DocumentResult> decodeDocuments(std::string_view text, std::string_view source,
+                                            const DecodeOptions& options) {
+  std::vector<DocumentResult> out;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    // LoadAll is all-or-nothing; retry document by document so the good ones before the bad
+    // one still load.
+    std::string all(text);
+    size_t start = 0;
+    size_t index = 0;
+    while (start <= all.size()) {
+      size_t sep = all.find("\n---", start);
+      std::string chunk =
+          all.substr(start, sep == std::string::npos ? std::string::npos : sep - start + 1);
+      ++index;
+      try {
+        for (auto& d : YAML::LoadAll(chunk)) {
+          if (d.IsDefined() && !d.IsNull()) {
+            decodeInto(d, text::cat(source, ", document ", index), options, out);
+          }
+        }
+      } catch (const YAML::Exception& chunk_error) {
+        out.push_back(
+            {text::cat(source, ", document ", index), std::nullopt,
+             absl::InvalidArgumentError(text::cat(source, ", document ", index,
+                                                  ": not valid YAML: ", chunk_error.what()))});
+      }
+      if (sep == std::string::npos) {
+        break;
+      }
+      size_t eol = all.find('\n', sep + 1);
+      start = eol == std::string::npos ? all.size() + 1 : eol + 1;
+    }
+    return out;
+  }
+  size_t index = 0;
+  for (const auto& doc : docs) {
+    ++index;
+    if (!doc.IsDefined() || doc.IsNull()) {
+      continue;  // an empty document between separators
+    }
+    decodeInto(doc, text::cat(source, ", document ", index), options, out);
+  }
+  return out;
+}
+
+}  // namespace ferry::k8s

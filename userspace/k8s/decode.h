@@ -1,0 +1,53 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Strict decoders from Kubernetes objects (YAML or JSON: yaml-cpp reads both) into model types.
+//
+// Ferry's own kinds (AuthorizationPolicy, PeerAuthentication) and HTTPRoute are checked field
+// by field: unknown fields, wrong types and bad values are refused. Core kinds (Pod, Service,
+// Namespace, ServiceAccount, EndpointSlice) are validated by the API server already and grow
+// new fields every release, so inside their spec/status only the fields Ferry reads are checked
+// (type and value); metadata and the top level are strict for every kind.
+//
+// Errors name the object and the field path:
+//   AuthorizationPolicy demo/deny-admin: spec.rules[0].to[0].operation.methods: expected a list
+//   of strings, got a map
+
+#include <yaml-cpp/yaml.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "k8s/object.h"
+
+namespace ferry::k8s {
+
+// Decodes one object that carries apiVersion and kind.
+absl::StatusOr<Decoded> decodeObject(const YAML::Node& node, const DecodeOptions& options = {});
+// Decodes an item of a typed list response (PodList items have no apiVersion/kind).
+absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
+                                       const DecodeOptions& options = {});
+// Parses and decodes one JSON or YAML object (a watch event's "object", an API GET).
+absl::StatusOr<Decoded> decodeObjectText(std::string_view text, const DecodeOptions& options = {});
+
+// The outcome for one object of a multi-document file.
+struct DocumentResult {
+  std::string source;            // "policies/deny.yaml, document 2" (items: ", item 3")
+  std::optional<ObjectRef> ref;  // set whenever kind and name could be read, even on error
+  absl::StatusOr<Decoded> decoded;
+};
+
+// Decodes every document of `text` (YAML with `---` separators, or JSON), expanding `kind: List`
+// and `<Kind>List` documents into their items. One bad document never hides the others; a
+// syntax error ends the file there (the parser cannot resynchronise) and is reported as one
+// result. `source` names the file in messages.
+std::vector<DocumentResult> decodeDocuments(std::string_view text, std::string_view source,
+                                            const DecodeOptions& options = {});
+
+// Kind by its Kubernetes name ("Pod", "HTTPRoute"); nullopt when Ferry does not read it.
+std::optional<Kind> kindFromName(std::string_view name);
+
+}  // namespace ferry::k8s

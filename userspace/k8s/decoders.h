@@ -1,0 +1,48 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Internal: one decoder per kind. Each gets the object's root (path "") and its decoded
+// metadata, and throws DecodeError with a field path on bad input.
+
+#include <string>
+#include <vector>
+
+#include "k8s/field.h"
+#include "k8s/object.h"
+#include "model/model.h"
+
+namespace ferry::k8s::internal {
+
+struct OwnerReference {
+  std::string kind, name;
+  bool controller = false;
+};
+
+struct Meta {
+  model::ObjectKey key;
+  model::Labels labels, annotations;
+  std::string uid, resource_version;
+  std::vector<OwnerReference> owners;
+};
+
+Meta decodeMeta(const Field& metadata, bool namespaced, const DecodeOptions& options);
+
+// Shared value checks.
+void checkDnsLabel(const Field& f, const std::string& value);      // RFC 1123 label
+void checkDnsSubdomain(const Field& f, const std::string& value);  // RFC 1123 subdomain
+void checkIp(const Field& f, const std::string& value);
+uint16_t decodePort(const Field& f);  // integer 1..65535
+// selector: {matchLabels: {...}} as Istio's WorkloadSelector; nullopt when absent.
+std::optional<model::Labels> decodeWorkloadSelector(const Field& f);
+
+model::Namespace decodeNamespace(const Field& root, const Meta& meta);
+model::ServiceAccount decodeServiceAccount(const Field& root, const Meta& meta);
+model::Workload decodePod(const Field& root, const Meta& meta);
+model::Service decodeService(const Field& root, const Meta& meta);
+EndpointSlice decodeEndpointSlice(const Field& root, const Meta& meta);
+model::AuthorizationPolicy decodeAuthorizationPolicy(const Field& root, const Meta& meta,
+                                                     const DecodeOptions& options);
+model::PeerAuthentication decodePeerAuthentication(const Field& root, const Meta& meta);
+model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta);
+
+}  // namespace ferry::k8s::internal
