@@ -12,6 +12,11 @@
 //    when the app's connect was refused (SYN_SENT -> CLOSE: the fail-closed path, counted).
 #include "lib/conn.h"
 
+// Off by default (BpfConfig.splice): a socket in a sockmap receives through the kernel's
+// tcp_bpf_recvmsg, which can return EAGAIN from a *blocking* recv() after a wakeup that brought
+// no data. Apps in the mesh must not see that, so the splice is opt-in (see bpf/README.md).
+const volatile __u32 ferry_splice_enabled = 0;
+
 static __always_inline void ferry_watch_state(struct bpf_sock_ops* skops) {
   bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
@@ -33,6 +38,12 @@ static __always_inline void ferry_file_orig_dst(struct bpf_sock_ops* skops, __u6
 
 static __always_inline void ferry_splice_socket(struct bpf_sock_ops* skops, __u64 netns,
                                                 const struct ferry_pod_config* pod, int active) {
+  if (!ferry_splice_enabled) {
+    if (!active) {
+      ferry_watch_state(skops);  // still retire the record when the agent's end closes
+    }
+    return;
+  }
   struct ferry_conn_key key;
   FERRY_CONN_KEY_FROM(key, skops, netns);
   // Only the local hop between the app and the agent's outbound listener: both ends in this

@@ -101,13 +101,19 @@ TestCgroup::~TestCgroup() {
   }
 }
 
-AgentCgroup::AgentCgroup() : cgroup_("/sys/fs/cgroup/unified", false) {
+AgentCgroup::AgentCgroup(const std::string& join) {
   absl::StatusOr<std::string> self = selfCgroupPath();
   if (!self.ok()) {
     throw std::runtime_error(std::string(self.status().message()));
   }
   previous_ = *self;
-  writeFile(cgroup_.path() + "/cgroup.procs", std::to_string(::getpid()));
+  if (join.empty()) {
+    own_ = std::make_unique<TestCgroup>("/sys/fs/cgroup/unified", false);
+    path_ = own_->path();
+  } else {
+    path_ = join;
+  }
+  writeFile(path_ + "/cgroup.procs", std::to_string(::getpid()));
 }
 
 AgentCgroup::~AgentCgroup() {

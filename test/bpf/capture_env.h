@@ -52,16 +52,18 @@ class TestCgroup {
   bool kill_leftovers_;
 };
 
-// Moves this whole process into its own cgroup (it plays the agent) and back on destruction.
+// Moves this whole process (it plays the agent) into a cgroup of its own, or into `join` when
+// given (a harness node's agent cgroup), and back on destruction.
 class AgentCgroup {
  public:
-  AgentCgroup();
+  explicit AgentCgroup(const std::string& join = "");
   ~AgentCgroup();
-  const std::string& path() const { return cgroup_.path(); }
+  const std::string& path() const { return path_; }
 
  private:
   std::string previous_;
-  TestCgroup cgroup_;
+  std::unique_ptr<TestCgroup> own_;
+  std::string path_;
 };
 
 // A socket created inside the network namespace at `netns_path`.

@@ -145,6 +145,7 @@ absl::Status Capture::load() {
     }
   }
   skels_->connect->rodata->ferry_agent_mark = config_.agent_mark;
+  skels_->sockops->rodata->ferry_splice_enabled = config_.splice ? 1 : 0;
   auto all = skels_->maps();
   for (MapArray& maps : all) {
     for (int id = 0; id < kMapCount; ++id) {

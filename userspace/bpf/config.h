@@ -34,8 +34,11 @@ struct BpfConfig {
   uint32_t agent_mark = 0;
   // Port of the agent's in-pod outbound listener that captured connects are sent to.
   uint16_t outbound_port = kDefaultOutboundPort;
-  // Splice app <-> agent sockets with sockops + sk_msg (off: plain loopback TCP).
-  bool splice = true;
+  // Splice app <-> agent sockets with sockops + sk_msg instead of loopback TCP. Off by
+  // default: sockets in a sockmap can see EAGAIN from a blocking recv() after a spurious wakeup
+  // (kernel tcp_bpf_recvmsg), which an unmodified app does not expect. See bpf/README.md.
+  static constexpr bool kDefaultSplice = false;
+  bool splice = kDefaultSplice;
 
   uint32_t max_pods = kDefaultMaxPods;                // enrolled pods
   uint32_t max_cidrs = kDefaultMaxCidrs;              // mesh CIDRs, both families
