@@ -1,0 +1,193 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "policy/compiled.h"
+#include "policy/text.h"
+
+namespace ferry::policy {
+namespace {
+
+// Turns a value error into one naming the field, so a policy that reached the engine without
+// the decoder (another source, a future API) still explains itself.
+class Compiler {
+ public:
+  absl::Status status() const { return status_; }
+
+  void fail(const std::string& path, const absl::Status& st) {
+    if (status_.ok() && !st.ok()) {
+      status_ = absl::InvalidArgumentError(text::cat(path, ": ", std::string(st.message())));
+    }
+  }
+
+  Field<StringMatcher> patterns(const std::string& path, const std::vector<std::string>& values,
+                                const std::vector<std::string>& not_values,
+                                StringMatcher (*make)(std::string_view),
+                                absl::Status (*check)(std::string_view) = checkPattern) {
+    Field<StringMatcher> f;
+    auto build = [&](const std::string& p, const std::vector<std::string>& in,
+                     std::vector<StringMatcher>& out) {
+      for (size_t i = 0; i < in.size(); ++i) {
+        fail(text::cat(p, "[", i, "]"), check(in[i]));
+        out.push_back(make(in[i]));
+      }
+    };
+    build(path, values, f.values);
+    build(notName(path), not_values, f.not_values);
+    return f;
+  }
+
+  Field<Cidr> cidrs(const std::string& path, const std::vector<std::string>& values,
+                    const std::vector<std::string>& not_values) {
+    Field<Cidr> f;
+    auto build = [&](const std::string& p, const std::vector<std::string>& in,
+                     std::vector<Cidr>& out) {
+      for (size_t i = 0; i < in.size(); ++i) {
+        auto c = Cidr::parse(in[i]);
+        fail(text::cat(p, "[", i, "]"), c.status());
+        if (c.ok()) {
+          out.push_back(*c);
+        }
+      }
+    };
+    build(path, values, f.values);
+    build(notName(path), not_values, f.not_values);
+    return f;
+  }
+
+  Field<uint16_t> ports(const std::string& path, const std::vector<std::string>& values,
+                        const std::vector<std::string>& not_values) {
+    Field<uint16_t> f;
+    auto build = [&](const std::string& p, const std::vector<std::string>& in,
+                     std::vector<uint16_t>& out) {
+      for (size_t i = 0; i < in.size(); ++i) {
+        auto port = parsePort(in[i]);
+        fail(text::cat(p, "[", i, "]"), port.status());
+        if (port.ok()) {
+          out.push_back(*port);
+        }
+      }
+    };
+    build(path, values, f.values);
+    build(notName(path), not_values, f.not_values);
+    return f;
+  }
+
+ private:
+  // "x.principals" -> "x.notPrincipals"
+  static std::string notName(const std::string& path) {
+    auto dot = path.rfind('.');
+    std::string last = path.substr(dot + 1);
+    last[0] = static_cast<char>(last[0] - 'a' + 'A');
+    return text::cat(path.substr(0, dot + 1), "not", last);
+  }
+
+  absl::Status status_;
+};
+
+bool hasL7(const CompiledSource& s) {
+  return s.request_principals.set() || s.remote_ip_blocks.set();
+}
+
+bool hasL7(const CompiledOperation& o) {
+  return o.hosts.set() || o.methods.set() || o.paths.set();
+}
+
+}  // namespace
+
+bool CompiledPolicy::appliesTo(std::string_view ns, const model::Labels& labels) const {
+  if (!root_namespace && key.ns != ns) {
+    return false;
+  }
+  if (!selector) {
+    return true;
+  }
+  for (const auto& [k, v] : *selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<CompiledPolicy> compile(const model::AuthorizationPolicy& policy) {
+  Compiler c;
+  CompiledPolicy out;
+  out.key = policy.key;
+  out.action = policy.action;
+  out.selector = policy.selector;
+  out.root_namespace = policy.root_namespace;
+  for (size_t r = 0; r < policy.rules.size(); ++r) {
+    const model::Rule& rule = policy.rules[r];
+    CompiledRule cr;
+    std::string rp = text::cat("rules[", r, "]");
+    for (size_t i = 0; i < rule.from.size(); ++i) {
+      const model::Source& s = rule.from[i];
+      std::string p = text::cat(rp, ".from[", i, "].source.");
+      CompiledSource cs;
+      cs.principals =
+          c.patterns(p + "principals", s.principals, s.not_principals, StringMatcher::principal);
+      cs.request_principals = c.patterns(p + "requestPrincipals", s.request_principals,
+                                         s.not_request_principals, StringMatcher::fromPattern);
+      cs.namespaces =
+          c.patterns(p + "namespaces", s.namespaces, s.not_namespaces, StringMatcher::fromPattern);
+      cs.ip_blocks = c.cidrs(p + "ipBlocks", s.ip_blocks, s.not_ip_blocks);
+      cs.remote_ip_blocks =
+          c.cidrs(p + "remoteIpBlocks", s.remote_ip_blocks, s.not_remote_ip_blocks);
+      cr.needs_http = cr.needs_http || hasL7(cs);
+      cr.from.push_back(std::move(cs));
+    }
+    for (size_t i = 0; i < rule.to.size(); ++i) {
+      const model::Operation& o = rule.to[i];
+      std::string p = text::cat(rp, ".to[", i, "].operation.");
+      CompiledOperation co;
+      co.hosts = c.patterns(p + "hosts", o.hosts, o.not_hosts, StringMatcher::host);
+      co.methods = c.patterns(p + "methods", o.methods, o.not_methods, StringMatcher::fromPattern,
+                              checkMethod);
+      co.paths =
+          c.patterns(p + "paths", o.paths, o.not_paths, StringMatcher::fromPattern, checkPath);
+      co.ports = c.ports(p + "ports", o.ports, o.not_ports);
+      cr.needs_http = cr.needs_http || hasL7(co);
+      cr.to.push_back(std::move(co));
+    }
+    for (size_t i = 0; i < rule.when.size(); ++i) {
+      const model::Condition& w = rule.when[i];
+      std::string p = text::cat(rp, ".when[", i, "]");
+      auto attribute = parseConditionKey(w.key);
+      c.fail(p + ".key", attribute.status());
+      if (!attribute.ok()) {
+        continue;
+      }
+      if (w.values.empty() && w.not_values.empty()) {
+        c.fail(p, absl::InvalidArgumentError("needs values or notValues"));
+      }
+      CompiledCondition cc;
+      cc.key = w.key;
+      cc.attribute = *attribute;
+      switch (attribute->kind) {
+        case AttributeKind::kSourceIp:
+        case AttributeKind::kRemoteIp:
+        case AttributeKind::kDestinationIp:
+          cc.cidrs = c.cidrs(p + ".values", w.values, w.not_values);
+          break;
+        case AttributeKind::kDestinationPort:
+          cc.ports = c.ports(p + ".values", w.values, w.not_values);
+          break;
+        case AttributeKind::kSourcePrincipal:
+          cc.strings = c.patterns(p + ".values", w.values, w.not_values, StringMatcher::principal);
+          break;
+        default:
+          cc.strings =
+              c.patterns(p + ".values", w.values, w.not_values, StringMatcher::fromPattern);
+          break;
+      }
+      cr.needs_http = cr.needs_http || !isL4Attribute(attribute->kind);
+      cr.when.push_back(std::move(cc));
+    }
+    out.rules.push_back(std::move(cr));
+  }
+  if (!c.status().ok()) {
+    return c.status();
+  }
+  return out;
+}
+
+}  // namespace ferry::policy
