@@ -9,7 +9,7 @@
 //   node validate.mjs table CHART_DIR TABLE.yaml
 //   node validate.mjs render RENDERER CHART_DIR NAMESPACE [--contract] [-f VALUES]...
 //   node validate.mjs render-fails RENDERER CHART_DIR EXPECTED_MESSAGE -f VALUES
-//   node validate.mjs dockerfile DOCKERFILE SETUP_SH
+//   node validate.mjs dockerfile DOCKERFILE
 //
 // RENDERER is ferry-chart-render (test/chart/render), run as `helm template` would be.
 
@@ -237,8 +237,8 @@ async function modeTable(chartDir, tableFile) {
   }
 }
 
-function modeDockerfile(dockerfile, setupSh) {
-  const errors = dockerfileErrors(fs.readFileSync(dockerfile, "utf8"), fs.readFileSync(setupSh, "utf8"));
+function modeDockerfile(dockerfile) {
+  const errors = dockerfileErrors(fs.readFileSync(dockerfile, "utf8"));
   report(`${dockerfile}: lint + Ferry's image rules`, errors);
 }
 
@@ -253,7 +253,7 @@ async function main(argv) {
       await modePolicies(args[0], args[1]);
     } else if (mode === "table" && args.length === 2) {
       await modeTable(args[0], args[1]);
-    } else if (mode === "dockerfile" && args.length === 2) {
+    } else if (mode === "dockerfile" && args.length === 1) {
       modeDockerfile(args[0], args[1]);
     } else if (mode === "render" && args.length >= 3) {
       await modeRender(args[0], args[1], args[2], args.slice(3));

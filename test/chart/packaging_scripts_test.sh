@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #
-# Tests packaging/runtime-deps.sh, which picks the Debian packages of the runtime images:
-# libraries of a real binary map to their installed, non -dev packages; scripts add nothing;
-# a missing file or library fails. Usage: runtime_deps_test.sh SCRIPT
+# Tests the scripts that pick the images' Debian packages. runtime-deps.sh: libraries of a real
+# binary map to their installed, non -dev packages; scripts add nothing; a missing file or
+# library fails. build-packages.sh: setup.sh's build groups, nothing from its test groups.
+# Usage: packaging_scripts_test.sh PACKAGING_DIR SETUP_SH
 set -uo pipefail
 
-script=${1:?usage: runtime_deps_test.sh path/to/runtime-deps.sh}
+packaging=${1:?usage: packaging_scripts_test.sh PACKAGING_DIR SETUP_SH}
+setup=${2:?usage: packaging_scripts_test.sh PACKAGING_DIR SETUP_SH}
+script=$packaging/runtime-deps.sh
 passed=0
 failed=0
 check() {
@@ -48,6 +51,30 @@ cc -shared -fPIC -o "$work/libferrygone.so" "$work/lib.c" &&
 rm -f "$work/libferrygone.so"
 check "a missing library fails" bash -c "! bash '$script' '$work/app' 2>'$work/err'"
 check "... naming the library" grep -q "libferrygone.so" "$work/err"
+
+# build-packages.sh
+bash "$packaging/build-packages.sh" "$setup" >"$work/build.txt" 2>"$work/err"
+check "build-packages reads setup.sh" test $? -eq 0
+for p in build-essential cmake clang libbpf-dev bpftool libssl-dev libabsl-dev libgrpc++-dev; do
+  check "... build needs $p" grep -qx -- "$p" "$work/build.txt"
+done
+for p in tshark iperf3 prometheus wrk nodejs golang-go; do
+  check "... but not the test/bench package $p" bash -c "! grep -qx -- '$p' '$work/build.txt'"
+done
+check "... and no comment words" bash -c "! grep -q '[#:()]' '$work/build.txt'"
+installed() {
+  local p
+  while read -r p; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
+      echo "not installed: $p"
+      return 1
+    }
+  done <"$work/build.txt"
+}
+check "... every one an installed Debian package (setup.sh ran)" installed
+printf 'packages=(\n  cmake\n)\n' >"$work/setup-bad.sh"
+check "a setup.sh without the groups is refused" \
+  bash -c "! bash '$packaging/build-packages.sh' '$work/setup-bad.sh' 2>/dev/null"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
