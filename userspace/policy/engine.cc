@@ -67,21 +67,22 @@ std::string showList(const std::vector<T>& items) {
   return out + "]";
 }
 
-// Istio's x / notX pair. `what` names the field and `value` shows the request's value; both
-// are used only when explaining (why != null).
+// Istio's x / notX pair. `at` + `field` name the field and `value` shows the request's value;
+// all three are used only when explaining (why != null), never on the decision path.
 template <typename T, typename Pred, typename Value>
-bool holds(const Field<T>& f, Pred matches, std::string_view what, Value value, std::string* why) {
+bool holds(const Field<T>& f, Pred matches, std::string_view at, std::string_view field,
+           Value value, std::string* why) {
   if (!f.values.empty() &&
       std::none_of(f.values.begin(), f.values.end(), [&](const T& m) { return matches(m); })) {
     if (why != nullptr) {
-      *why = text::cat(what, ": ", value(), " matches none of ", showList(f.values));
+      *why = text::cat(at, field, ": ", value(), " matches none of ", showList(f.values));
     }
     return false;
   }
   for (const T& m : f.not_values) {
     if (matches(m)) {
       if (why != nullptr) {
-        *why = text::cat(what, ": ", value(), " matches excluded ", show(m));
+        *why = text::cat(at, field, ": ", value(), " matches excluded ", show(m));
       }
       return false;
     }
@@ -111,28 +112,28 @@ auto showIp(const std::optional<IpAddress>& ip) {
 
 // In an L4 decision `skip_http` is set and HTTP-only fields count as matching (DENY/AUDIT
 // rules, see engine.h); ALLOW rules needing HTTP never get here at L4.
-bool sourceHolds(const CompiledSource& s, const View& v, bool skip_http, const std::string& at,
+bool sourceHolds(const CompiledSource& s, const View& v, bool skip_http, std::string_view at,
                  std::string* why) {
   const Request& r = v.request;
-  return holds(s.principals, stringIs(r.source_principal), at + "principals",
+  return holds(s.principals, stringIs(r.source_principal), at, "principals",
                showString(r.source_principal), why) &&
-         holds(s.namespaces, stringIs(v.source_namespace), at + "namespaces",
+         holds(s.namespaces, stringIs(v.source_namespace), at, "namespaces",
                showString(v.source_namespace), why) &&
-         holds(s.ip_blocks, ipIn(r.source_ip), at + "ipBlocks", showIp(r.source_ip), why) &&
+         holds(s.ip_blocks, ipIn(r.source_ip), at, "ipBlocks", showIp(r.source_ip), why) &&
          (skip_http ||
           // Ferry has no request authentication (JWT): the request principal is always absent.
-          (holds(s.request_principals, stringIs({}), at + "requestPrincipals", showString({}),
+          (holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}),
                  why) &&
            // No trusted proxies in front of a pod: the remote IP is the peer's IP.
-           holds(s.remote_ip_blocks, ipIn(r.source_ip), at + "remoteIpBlocks", showIp(r.source_ip),
+           holds(s.remote_ip_blocks, ipIn(r.source_ip), at, "remoteIpBlocks", showIp(r.source_ip),
                  why)));
 }
 
-bool operationHolds(const CompiledOperation& o, const View& v, bool skip_http,
-                    const std::string& at, std::string* why) {
+bool operationHolds(const CompiledOperation& o, const View& v, bool skip_http, std::string_view at,
+                    std::string* why) {
   const Request& r = v.request;
   if (!holds(
-          o.ports, portIs(r.destination_port), at + "ports",
+          o.ports, portIs(r.destination_port), at, "ports",
           [&] { return std::to_string(r.destination_port); }, why)) {
     return false;
   }
@@ -141,45 +142,39 @@ bool operationHolds(const CompiledOperation& o, const View& v, bool skip_http,
   }
   std::string_view method = v.http ? r.http->method : std::string_view();
   std::string_view host = v.http ? r.http->host : std::string_view();
-  return holds(o.methods, stringIs(method), at + "methods", showString(method), why) &&
-         holds(o.paths, stringIs(v.path), at + "paths", showString(v.path), why) &&
-         holds(o.hosts, stringIs(host), at + "hosts", showString(host), why);
+  return holds(o.methods, stringIs(method), at, "methods", showString(method), why) &&
+         holds(o.paths, stringIs(v.path), at, "paths", showString(v.path), why) &&
+         holds(o.hosts, stringIs(host), at, "hosts", showString(host), why);
 }
 
 // request.headers[name]: matches when any occurrence of the header matches, so that sending a
 // header twice can never slip past a DENY on one of its values.
-bool headerHolds(const CompiledCondition& c, const View& v, const std::string& at,
-                 std::string* why) {
-  std::vector<std::string_view> found;
-  if (v.http) {
-    for (const auto& [name, value] : v.request.http->headers) {
-      if (text::equalsIgnoreCase(name, c.attribute.header)) {
-        found.push_back(value);
+bool headerHolds(const CompiledCondition& c, const View& v, std::string_view at, std::string* why) {
+  static const std::vector<std::pair<std::string_view, std::string_view>> kNone;
+  const auto& headers = v.http ? v.request.http->headers : kNone;
+  auto matches = [&](const StringMatcher& m) {
+    for (const auto& [name, value] : headers) {
+      // "*" means present, even with an empty value.
+      if (text::equalsIgnoreCase(name, c.attribute.header) &&
+          (m.kind() == StringMatcher::Kind::kPresence || m.matches(value))) {
+        return true;
       }
     }
-  }
-  auto matches = [&](const StringMatcher& m) {
-    // "*" means present, even with an empty value.
-    if (m.kind() == StringMatcher::Kind::kPresence) {
-      return !found.empty();
-    }
-    return std::any_of(found.begin(), found.end(),
-                       [&](std::string_view value) { return m.matches(value); });
+    return false;
   };
   auto shown = [&] {
-    if (found.empty()) {
-      return std::string("(absent)");
-    }
     std::string out;
-    for (auto f : found) {
-      out += (out.empty() ? "" : ", ") + show(f);
+    for (const auto& [name, value] : headers) {
+      if (text::equalsIgnoreCase(name, c.attribute.header)) {
+        out += (out.empty() ? "" : ", ") + show(value);
+      }
     }
-    return out;
+    return out.empty() ? std::string("(absent)") : out;
   };
-  return holds(c.strings, matches, at, shown, why);
+  return holds(c.strings, matches, at, "", shown, why);
 }
 
-bool conditionHolds(const CompiledCondition& c, const View& v, const std::string& at,
+bool conditionHolds(const CompiledCondition& c, const View& v, std::string_view at,
                     std::string* why) {
   const Request& r = v.request;
   switch (c.attribute.kind) {
@@ -187,23 +182,23 @@ bool conditionHolds(const CompiledCondition& c, const View& v, const std::string
       return headerHolds(c, v, at, why);
     case AttributeKind::kSourceIp:
     case AttributeKind::kRemoteIp:
-      return holds(c.cidrs, ipIn(r.source_ip), at, showIp(r.source_ip), why);
+      return holds(c.cidrs, ipIn(r.source_ip), at, "", showIp(r.source_ip), why);
     case AttributeKind::kDestinationIp:
-      return holds(c.cidrs, ipIn(r.destination_ip), at, showIp(r.destination_ip), why);
+      return holds(c.cidrs, ipIn(r.destination_ip), at, "", showIp(r.destination_ip), why);
     case AttributeKind::kDestinationPort:
       return holds(
-          c.ports, portIs(r.destination_port), at,
+          c.ports, portIs(r.destination_port), at, "",
           [&] { return std::to_string(r.destination_port); }, why);
     case AttributeKind::kSourceNamespace:
-      return holds(c.strings, stringIs(v.source_namespace), at, showString(v.source_namespace),
+      return holds(c.strings, stringIs(v.source_namespace), at, "", showString(v.source_namespace),
                    why);
     case AttributeKind::kSourcePrincipal:
-      return holds(c.strings, stringIs(r.source_principal), at, showString(r.source_principal),
+      return holds(c.strings, stringIs(r.source_principal), at, "", showString(r.source_principal),
                    why);
     case AttributeKind::kConnectionSni:
-      return holds(c.strings, stringIs(r.sni), at, showString(r.sni), why);
+      return holds(c.strings, stringIs(r.sni), at, "", showString(r.sni), why);
     case AttributeKind::kRequestAuth:
-      return holds(c.strings, stringIs({}), at, showString({}), why);
+      return holds(c.strings, stringIs({}), at, "", showString({}), why);
   }
   return false;
 }
