@@ -38,12 +38,6 @@ static __always_inline void ferry_file_orig_dst(struct bpf_sock_ops* skops, __u6
 
 static __always_inline void ferry_splice_socket(struct bpf_sock_ops* skops, __u64 netns,
                                                 const struct ferry_pod_config* pod, int active) {
-  if (!ferry_splice_enabled) {
-    if (!active) {
-      ferry_watch_state(skops);  // still retire the record when the agent's end closes
-    }
-    return;
-  }
   struct ferry_conn_key key;
   FERRY_CONN_KEY_FROM(key, skops, netns);
   // Only the local hop between the app and the agent's outbound listener: both ends in this
@@ -55,7 +49,7 @@ static __always_inline void ferry_splice_socket(struct bpf_sock_ops* skops, __u6
   if (listener_port != pod->outbound_port) {
     return;
   }
-  if (bpf_sock_hash_update(skops, &ferry_splice, &key, BPF_ANY) == 0) {
+  if (ferry_splice_enabled && bpf_sock_hash_update(skops, &ferry_splice, &key, BPF_ANY) == 0) {
     ferry_count(FERRY_CTR_SPLICED);
   }
   if (!active) {
