@@ -209,5 +209,40 @@ TEST_CASE("detachAll leaves no Ferry program, link or pin behind", "[bpf][loader
   CHECK(waitChild(app, 5000) == ENETUNREACH);  // the VIP range is unroutable uncaptured
 }
 
+TEST_CASE("an unenrolled pod is no longer captured nor steered", "[bpf][loader][privileged]") {
+  FERRY_REQUIRE_ROOT();
+  CaptureEnv env;
+  REQUIRE(env.start().ok());
+  REQUIRE(env.capture->setMeshCidrs({"10.244.0.0/16"}, {"10.96.0.0/16"}).ok());
+  absl::StatusOr<PodHandle> pod = env.enroll();
+  REQUIRE(pod.ok());
+  std::string link_pin = env.pin_dir + "/links/sk_lookup_" + std::to_string(pod->netns_cookie);
+  CHECK(::access(link_pin.c_str(), F_OK) == 0);
+  pid_t app =
+      spawnInPod(env.pod.path(), env.netns.path(), [] { return connectFromPod("10.96.0.10", 80); });
+  CHECK(waitChild(app, 5000) == ECONNREFUSED);  // captured; no agent listening
+
+  REQUIRE(env.capture->unenrollPod(env.netns.path()).ok());
+  CHECK(::access(link_pin.c_str(), F_OK) != 0);
+  app =
+      spawnInPod(env.pod.path(), env.netns.path(), [] { return connectFromPod("10.96.0.10", 80); });
+  CHECK(waitChild(app, 5000) == ENETUNREACH);  // left alone: the VIP is unroutable
+  CHECK(env.capture->unenrollPod(env.netns.path()).code() == absl::StatusCode::kNotFound);
+  // Its slot is free again.
+  absl::StatusOr<PodHandle> again = env.enroll();
+  REQUIRE(again.ok());
+  CHECK(again->index == pod->index);
+}
+
+TEST_CASE("ensureBpffs mounts bpffs where none is mounted", "[bpf][loader][privileged]") {
+  FERRY_REQUIRE_ROOT();
+  std::string root = "/tmp/" + uniqueName("bpffs");
+  REQUIRE(ensureBpffs(root).ok());
+  CHECK(shell("stat -f -c %T " + root + " | grep -q bpf_fs") == 0);
+  CHECK(ensureBpffs(root).ok());  // already mounted: nothing to do
+  CHECK(shell("umount " + root) == 0);
+  ::rmdir(root.c_str());
+}
+
 }  // namespace
 }  // namespace ferry::bpf::testing
