@@ -1,0 +1,164 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "metrics/istio_metrics.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace ferry::metrics {
+namespace {
+
+std::string orUnknown(const std::string& value) {
+  return value.empty() ? "unknown" : value;
+}
+
+// Istio's default buckets for istio_request_duration_milliseconds.
+const prometheus::Histogram::BucketBoundaries& durationBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+      2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+  return kBuckets;
+}
+
+// Istio's default buckets for istio_request_bytes / istio_response_bytes.
+const prometheus::Histogram::BucketBoundaries& sizeBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+  return kBuckets;
+}
+
+std::string serialize(const prometheus::Labels& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) {
+    absl::StrAppend(&out, k, "\x1f", v, "\x1e");
+  }
+  return out;
+}
+
+prometheus::Labels overflowLabels(const prometheus::Labels& labels) {
+  prometheus::Labels out;
+  for (const auto& [k, v] : labels) {
+    out[k] = "overflow";
+  }
+  return out;
+}
+
+}  // namespace
+
+prometheus::Labels istioLabels(const ConnectionLabels& l) {
+  return {
+      {"reporter", l.reporter == Reporter::kSource ? "source" : "destination"},
+      {"source_workload", orUnknown(l.source.workload)},
+      {"source_workload_namespace", orUnknown(l.source.workload_namespace)},
+      {"source_principal", orUnknown(l.source.principal)},
+      {"source_app", orUnknown(l.source.app)},
+      {"source_version", orUnknown(l.source.version)},
+      {"destination_workload", orUnknown(l.destination.workload)},
+      {"destination_workload_namespace", orUnknown(l.destination.workload_namespace)},
+      {"destination_principal", orUnknown(l.destination.principal)},
+      {"destination_app", orUnknown(l.destination.app)},
+      {"destination_version", orUnknown(l.destination.version)},
+      {"destination_service", orUnknown(l.destination_service)},
+      {"destination_service_name", orUnknown(l.destination_service_name)},
+      {"destination_service_namespace", orUnknown(l.destination_service_namespace)},
+      {"request_protocol", l.request_protocol},
+      {"response_flags", l.response_flags},
+      {"connection_security_policy", l.mutual_tls ? "mutual_tls" : "none"},
+  };
+}
+
+IstioMetrics::IstioMetrics(std::shared_ptr<prometheus::Registry> registry, MetricsLimits limits)
+    : registry_(std::move(registry)),
+      limits_(limits),
+      tcp_opened_(prometheus::BuildCounter()
+                      .Name("istio_tcp_connections_opened_total")
+                      .Help("TCP connections opened")
+                      .Register(*registry_)),
+      tcp_closed_(prometheus::BuildCounter()
+                      .Name("istio_tcp_connections_closed_total")
+                      .Help("TCP connections closed")
+                      .Register(*registry_)),
+      tcp_sent_(prometheus::BuildCounter()
+                    .Name("istio_tcp_sent_bytes_total")
+                    .Help("Bytes sent towards the destination during TCP connections")
+                    .Register(*registry_)),
+      tcp_received_(prometheus::BuildCounter()
+                        .Name("istio_tcp_received_bytes_total")
+                        .Help("Bytes received from the destination during TCP connections")
+                        .Register(*registry_)),
+      requests_(prometheus::BuildCounter()
+                    .Name("istio_requests_total")
+                    .Help("Requests, by response code")
+                    .Register(*registry_)),
+      duration_(prometheus::BuildHistogram()
+                    .Name("istio_request_duration_milliseconds")
+                    .Help("Request duration in milliseconds")
+                    .Register(*registry_)),
+      request_bytes_(prometheus::BuildHistogram()
+                         .Name("istio_request_bytes")
+                         .Help("Request sizes in bytes (headers and body)")
+                         .Register(*registry_)),
+      response_bytes_(prometheus::BuildHistogram()
+                          .Name("istio_response_bytes")
+                          .Help("Response sizes in bytes (headers and body)")
+                          .Register(*registry_)),
+      dropped_(prometheus::BuildCounter()
+                   .Name("ferry_metrics_label_sets_dropped_total")
+                   .Help("Samples folded into the overflow label set because a family was full")
+                   .Register(*registry_)) {}
+
+bool IstioMetrics::admit(const std::string& family, const prometheus::Labels& labels) {
+  std::string key = serialize(labels);
+  absl::MutexLock lock(&mu_);
+  auto& admitted = admitted_[family];
+  if (admitted.contains(key)) {
+    return true;
+  }
+  if (admitted.size() < limits_.max_label_sets) {
+    admitted.insert(std::move(key));
+    return true;
+  }
+  dropped_.Add({{"family", family}}).Increment();
+  return false;
+}
+
+prometheus::Counter& IstioMetrics::counter(prometheus::Family<prometheus::Counter>& family,
+                                           const prometheus::Labels& labels) {
+  return family.Add(admit(family.GetName(), labels) ? labels : overflowLabels(labels));
+}
+
+prometheus::Histogram& IstioMetrics::histogram(
+    prometheus::Family<prometheus::Histogram>& family, const prometheus::Labels& labels,
+    const prometheus::Histogram::BucketBoundaries& buckets) {
+  return family.Add(admit(family.GetName(), labels) ? labels : overflowLabels(labels), buckets);
+}
+
+TcpConnectionMetrics IstioMetrics::openConnection(const ConnectionLabels& labels) {
+  prometheus::Labels l = istioLabels(labels);
+  counter(tcp_opened_, l).Increment();
+  return {&counter(tcp_sent_, l), &counter(tcp_received_, l), &counter(tcp_closed_, l)};
+}
+
+void IstioMetrics::recordRequest(const ConnectionLabels& labels, const RequestOutcome& outcome) {
+  prometheus::Labels l = istioLabels(labels);
+  l["response_code"] = std::to_string(outcome.response_code);
+  l["grpc_response_status"] = outcome.grpc_status < 0 ? "" : std::to_string(outcome.grpc_status);
+  counter(requests_, l).Increment();
+  histogram(duration_, l, durationBuckets()).Observe(outcome.duration_ms);
+  histogram(request_bytes_, l, sizeBuckets()).Observe(static_cast<double>(outcome.request_bytes));
+  histogram(response_bytes_, l, sizeBuckets()).Observe(static_cast<double>(outcome.response_bytes));
+}
+
+uint64_t IstioMetrics::droppedLabelSets(const std::string& family) const {
+  for (const auto& mf : registry_->Collect()) {
+    if (mf.name != "ferry_metrics_label_sets_dropped_total") {
+      continue;
+    }
+    for (const auto& m : mf.metric) {
+      if (!m.label.empty() && m.label[0].value == family) {
+        return static_cast<uint64_t>(m.counter.value);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace ferry::metrics
