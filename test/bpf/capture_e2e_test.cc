@@ -2,6 +2,7 @@
 // Capture end to end in the local-cluster harness: real processes (python3) in real pods,
 // the capture attached to node 1, and this test process standing in for node 1's agent (it
 // joins the node's agent cgroup and opens its listeners inside n1p1 with socketInNetns).
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -348,6 +349,30 @@ TEST_CASE("e2e: exempt connects reach the real destination, never the agent",
     CHECK(absl::StrContains(probe(app, server.ipv4).out, "n2p1"));
     CHECK(absl::StrContains(probe(app, server.ipv6).out, "n2p1"));
     CHECK((*f.capture->counters())[FERRY_CTR_CONNECT_EXCLUDED_PORT] >= 2);
+  }
+  SECTION("the agent's own socket inside an enrolled pod's namespace") {
+    REQUIRE_OK_HELD(f.enroll(app));
+    // This process is the agent (node 1's agent cgroup, outside the pod subtree): a socket it
+    // opens in n1p1 and connects from there goes to the real destination.
+    absl::StatusOr<int> fd = netns::socketInNetns(app.netns_path, AF_INET, SOCK_STREAM);
+    REQUIRE_OK(fd);
+    UniqueFd sock(*fd);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(9090);
+    REQUIRE(inet_pton(AF_INET, server.ipv4.c_str(), &sa.sin_addr) == 1);
+    int rc = -1;
+    for (int attempt = 0; attempt < 50 && rc != 0; ++attempt) {  // the server may be starting
+      rc = ::connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+      if (rc != 0) {
+        absl::SleepFor(absl::Milliseconds(100));
+        sock.reset(*netns::socketInNetns(app.netns_path, AF_INET, SOCK_STREAM));
+      }
+    }
+    REQUIRE(rc == 0);
+    char name[8] = {};
+    CHECK(::recv(sock.get(), name, 4, MSG_WAITALL) == 4);
+    CHECK(std::string(name) == "n2p1");
   }
   SECTION("destination CIDR outside the mesh") {
     REQUIRE_OK_HELD(f.enroll(app));
