@@ -233,8 +233,12 @@ TEST_CASE("e2e: a pod's connects to a remote pod and to service VIPs reach the a
   FERRY_REQUIRE_ROOT();
   Fixture f;
   const Pod& app = f.cluster->pod(1, 1);
+  // n1p2 first, so n1p1's index is not 0: the source pod in the record is really n1p1's.
+  auto neighbour = f.enroll(f.cluster->pod(1, 2));
+  REQUIRE_OK(neighbour);
   auto handle = f.enroll(app);
   REQUIRE_OK(handle);
+  REQUIRE(handle->index != neighbour->index);
   UniqueFd outbound = agentListener(app, FERRY_PORT_OUTBOUND);
   std::string from_pod = absl::StrCat(" from pod ", handle->index);
 
