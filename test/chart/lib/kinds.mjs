@@ -1,5 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 
+import { unknownFields } from "./strict.mjs";
+
 // Finds the kubernetes-models class (an Ajv validator compiled from the Kubernetes OpenAPI
 // schema) for an object's apiVersion and kind, across the packages the chart needs.
 
@@ -26,21 +28,24 @@ export async function modelFor(apiVersion, kind) {
   if (typeof cls !== "function") {
     throw new Error(`${spec} exports no ${kind}`);
   }
-  return cls;
+  return { cls, spec };
 }
 
-// Validates against the Kubernetes OpenAPI schema; returns a list of errors.
+// Validates against the Kubernetes OpenAPI schema (types, required fields, enums, formats) and
+// refuses unknown fields; returns a list of errors.
 export async function schemaErrors(obj) {
-  let cls;
+  let model;
   try {
-    cls = await modelFor(obj?.apiVersion, obj?.kind);
+    model = await modelFor(obj?.apiVersion, obj?.kind);
   } catch (e) {
     return [e.message];
   }
+  const errors = [];
   try {
-    new cls(obj).validate();
-    return [];
+    new model.cls(obj).validate();
   } catch (e) {
-    return e.message.split(", ").map((m) => m.replace(/^data/, ""));
+    errors.push(...e.message.split(", ").map((m) => m.replace(/^data/, "")));
   }
+  errors.push(...unknownFields(obj, model.spec));
+  return errors;
 }
