@@ -265,5 +265,23 @@ spec:
   CHECK_FALSE(rule.retry.has_value());
 }
 
+TEST_CASE("block scalars and quoted text may hold what looks like flow syntax", "[k8s]") {
+  auto ns = decodeAs<model::Namespace>(R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: tricky
+  annotations:
+    last-applied: |
+      {"a": {},
+       "b": [1],
+      "c": 2}
+      {},
+    note: 'it''s {},'
+    other: "{}, [],"  # a comment with {},
+  labels: {ferry.dev/mesh: enabled}
+)");
+  CHECK(ns.mesh_enabled);
+}
+
 }  // namespace
 }  // namespace ferry::k8s

@@ -197,6 +197,11 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
        "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n"
        "metadata: {namespace: demo}\nspec: {}\n"},
       {"not a map", "expected an object", "- just\n- a list\n"},
+      {"a ',' after a root flow collection (hangs yaml-cpp 0.7, found by fuzzing)",
+       "bad.yaml, document 2: not valid YAML: line 1: ',' after a flow collection",
+       "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\"},\n"},
+      {"a ',' after a root quoted scalar", "bad.yaml, document 2: not valid YAML: line 2: ','",
+       "# comment\n'x' ,\n"},
       {"broken YAML", "bad.yaml, document 2: not valid YAML",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n"},
   };

@@ -399,6 +399,10 @@ TEST_CASE("AuthorizationPolicy semantics table", "[policy][semantics]") {
       auto built = build(row.req);
       Decision d = snapshot->forWorkload(row.target.ns, row.target.labels).evaluate(built->request);
       CHECK(d.str() == row.expect);
+      // explain() scans every rule without the principal index: both must agree.
+      CHECK(snapshot->forWorkload(row.target.ns, row.target.labels)
+                .explain(built->request)
+                .decision.str() == row.expect);
       CHECK(d.allowed == (std::string(row.expect).rfind("allowed", 0) == 0));
       if (d.rule.policy != nullptr) {
         // The named rule exists and has the action the decision claims.

@@ -205,6 +205,104 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});
 }
 
+// yaml-cpp 0.7 never returns (and grows without bound) on a document whose root is a flow
+// collection or quoted scalar followed by ',' ("{},", "[a],[b]", "'x',"), found by fuzzing.
+// That ',' is invalid YAML wherever it stands outside a flow collection, so such text is refused
+// before the parser sees it. The scan knows quotes, comments and block scalars ("|", ">"), whose
+// content is opaque text.
+absl::Status checkFlowCommas(std::string_view text) {
+  int depth = 0;
+  char last = '\n';  // last significant character on the current line
+  size_t i = 0;
+  size_t line = 1;
+  int line_indent = 0;
+  int block_parent = -1;  // inside a block scalar: lines indented more than this are content
+  while (i < text.size()) {
+    if (last == '\n') {
+      size_t start = i;
+      while (i < text.size() && text[i] == ' ') {
+        ++i;
+      }
+      line_indent = static_cast<int>(i - start);
+      bool blank = i >= text.size() || text[i] == '\n' || text[i] == '\r';
+      if (block_parent >= 0 && (blank || line_indent > block_parent)) {
+        size_t eol = text.find('\n', i);
+        i = eol == std::string_view::npos ? text.size() : eol + 1;
+        ++line;
+        continue;
+      }
+      block_parent = -1;
+      last = ' ';
+      if (i >= text.size()) {
+        break;
+      }
+    }
+    char c = text[i];
+    if (c == '\n') {
+      // "key: |" or "- >-" ends the line: the following more-indented lines are content.
+      if (depth == 0 && (last == '|' || last == '>')) {
+        block_parent = line_indent;
+      }
+      last = '\n';
+      ++line;
+      ++i;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r') {
+      ++i;
+      continue;
+    }
+    if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) {
+      while (i < text.size() && text[i] != '\n') {
+        ++i;
+      }
+      continue;
+    }
+    bool scalar_start = last == ' ' || last == ':' || last == '-' || last == '[' || last == '{' ||
+                        last == ',' || last == '?' || last == '\n';
+    if ((c == '"' || c == '\'') && scalar_start) {
+      char quote = c;
+      ++i;
+      while (i < text.size()) {
+        if (text[i] == '\n') {
+          ++line;
+        }
+        if (quote == '"' && text[i] == '\\') {
+          i += 2;
+          continue;
+        }
+        if (text[i] == quote) {
+          if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+            i += 2;
+            continue;
+          }
+          break;
+        }
+        ++i;
+      }
+      ++i;
+      last = '"';
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    } else if (c == ',' && depth == 0 && (last == '}' || last == ']' || last == '"')) {
+      return absl::InvalidArgumentError(
+          text::cat("line ", line,
+                    ": ',' after a flow collection or quoted value, outside any "
+                    "collection, is not valid YAML"));
+    }
+    // Block scalar indicators may carry chomping and indentation digits ("|-", ">+2").
+    if (!((last == '|' || last == '>') && (c == '-' || c == '+' || (c >= '1' && c <= '9')))) {
+      last = c;
+    }
+    ++i;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view kindName(Kind kind) {
@@ -250,6 +348,10 @@ absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
 }
 
 absl::StatusOr<Decoded> decodeObjectText(std::string_view text, const DecodeOptions& options) {
+  if (auto st = checkFlowCommas(text); !st.ok()) {
+    return absl::InvalidArgumentError(
+        text::cat("not valid JSON or YAML: ", std::string(st.message())));
+  }
   try {
     return decodeObject(YAML::Load(std::string(text)), options);
   } catch (const YAML::Exception& e) {
@@ -261,36 +363,47 @@ std::vector<DocumentResult> decodeDocuments(std::string_view text, std::string_v
                                             const DecodeOptions& options) {
   std::vector<DocumentResult> out;
   std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    // LoadAll is all-or-nothing; retry document by document so the good ones before the bad
-    // one still load.
-    std::string all(text);
+  bool whole = checkFlowCommas(text).ok();
+  if (whole) {
+    try {
+      docs = YAML::LoadAll(std::string(text));
+    } catch (const YAML::Exception&) {
+      whole = false;
+    }
+  }
+  if (!whole) {
+    // LoadAll is all-or-nothing; go document by document so the good ones around a broken one
+    // still load.
     size_t start = 0;
     size_t index = 0;
-    while (start <= all.size()) {
-      size_t sep = all.find("\n---", start);
-      std::string chunk =
-          all.substr(start, sep == std::string::npos ? std::string::npos : sep - start + 1);
-      ++index;
+    while (start <= text.size()) {
+      size_t sep = text.find("\n---", start);
+      std::string_view chunk = text.substr(
+          start, sep == std::string_view::npos ? std::string_view::npos : sep - start + 1);
+      std::string where = text::cat(source, ", document ", ++index);
+      absl::Status shape = checkFlowCommas(chunk);
       try {
-        for (auto& d : YAML::LoadAll(chunk)) {
-          if (d.IsDefined() && !d.IsNull()) {
-            decodeInto(d, text::cat(source, ", document ", index), options, out);
+        if (!shape.ok()) {
+          out.push_back({where, std::nullopt,
+                         absl::InvalidArgumentError(text::cat(
+                             where, ": not valid YAML: ", std::string(shape.message())))});
+        } else {
+          for (auto& d : YAML::LoadAll(std::string(chunk))) {
+            if (d.IsDefined() && !d.IsNull()) {
+              decodeInto(d, where, options, out);
+            }
           }
         }
-      } catch (const YAML::Exception& chunk_error) {
-        out.push_back(
-            {text::cat(source, ", document ", index), std::nullopt,
-             absl::InvalidArgumentError(text::cat(source, ", document ", index,
-                                                  ": not valid YAML: ", chunk_error.what()))});
+      } catch (const YAML::Exception& e) {
+        out.push_back({where, std::nullopt,
+                       absl::InvalidArgumentError(
+                           text::cat(where, ": not valid YAML: ", std::string(e.what())))});
       }
-      if (sep == std::string::npos) {
+      if (sep == std::string_view::npos) {
         break;
       }
-      size_t eol = all.find('\n', sep + 1);
-      start = eol == std::string::npos ? all.size() + 1 : eol + 1;
+      size_t eol = text.find('\n', sep + 1);
+      start = eol == std::string_view::npos ? text.size() + 1 : eol + 1;
     }
     return out;
   }

@@ -2,6 +2,8 @@
 #include "policy/engine.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 
 #include "policy/text.h"
 
@@ -317,7 +319,115 @@ std::string Explanation::str() const {
   return out;
 }
 
+WorkloadPolicies::RuleIndex WorkloadPolicies::RuleIndex::build(
+    const std::vector<const CompiledPolicy*>& policies) {
+  RuleIndex index;
+  std::map<std::string, std::vector<uint32_t>> keyed;
+  for (const CompiledPolicy* p : policies) {
+    for (size_t r = 0; r < p->rules.size(); ++r) {
+      const CompiledRule& rule = p->rules[r];
+      auto at = static_cast<uint32_t>(index.rules.size());
+      index.rules.push_back(Entry{p, static_cast<int>(r)});
+      bool exact_principals_only = !rule.from.empty();
+      for (const auto& source : rule.from) {
+        exact_principals_only = exact_principals_only && !source.principals.values.empty();
+        for (const auto& m : source.principals.values) {
+          exact_principals_only = exact_principals_only && m.kind() == StringMatcher::Kind::kExact;
+        }
+      }
+      if (!exact_principals_only) {
+        index.unkeyed.push_back(at);
+        continue;
+      }
+      for (const auto& source : rule.from) {
+        for (const auto& m : source.principals.values) {
+          auto& list = keyed[m.value()];
+          if (list.empty() || list.back() != at) {
+            list.push_back(at);
+          }
+        }
+      }
+    }
+  }
+  index.by_principal.assign(std::make_move_iterator(keyed.begin()),
+                            std::make_move_iterator(keyed.end()));
+  return index;
+}
+
+template <typename Visit>
+void WorkloadPolicies::RuleIndex::forCandidates(std::string_view principal, Visit visit) const {
+  static const std::vector<uint32_t> kNone;
+  const std::vector<uint32_t>* keyed = &kNone;
+  if (!principal.empty()) {
+    auto it =
+        std::lower_bound(by_principal.begin(), by_principal.end(), principal,
+                         [](const auto& entry, std::string_view key) { return entry.first < key; });
+    if (it != by_principal.end() && it->first == principal) {
+      keyed = &it->second;
+    }
+  }
+  size_t i = 0;
+  size_t j = 0;
+  while (i < unkeyed.size() || j < keyed->size()) {
+    uint32_t next;
+    if (j >= keyed->size() || (i < unkeyed.size() && unkeyed[i] < (*keyed)[j])) {
+      next = unkeyed[i++];
+    } else {
+      next = (*keyed)[j++];
+    }
+    if (visit(rules[next])) {
+      return;
+    }
+  }
+}
+
 Decision WorkloadPolicies::evaluate(const Request& request) const {
+  View v = makeView(request);
+  Decision d;
+  auto matches = [&](const RuleIndex::Entry& e) {
+    return evaluateRule(e.policy->rules[e.rule], e.policy->action, v, nullptr) ==
+           RuleOutcome::kMatch;
+  };
+  audit_index_.forCandidates(request.source_principal, [&](const RuleIndex::Entry& e) {
+    // Only the first matching rule of each AUDIT policy is listed.
+    if ((d.audits.empty() || d.audits.back().policy != e.policy) && matches(e)) {
+      d.audits.push_back(RuleRef{e.policy, e.rule});
+    }
+    return false;
+  });
+  deny_index_.forCandidates(request.source_principal, [&](const RuleIndex::Entry& e) {
+    if (matches(e)) {
+      d.reason = Decision::Reason::kDenyMatched;
+      d.rule = RuleRef{e.policy, e.rule};
+      return true;
+    }
+    return false;
+  });
+  if (d.reason == Decision::Reason::kDenyMatched) {
+    d.allowed = false;
+    return d;
+  }
+  if (allow_.empty()) {
+    d.allowed = true;
+    d.reason = Decision::Reason::kNoAllowPolicy;
+    return d;
+  }
+  allow_index_.forCandidates(request.source_principal, [&](const RuleIndex::Entry& e) {
+    if (matches(e)) {
+      d.allowed = true;
+      d.reason = Decision::Reason::kAllowMatched;
+      d.rule = RuleRef{e.policy, e.rule};
+      return true;
+    }
+    return false;
+  });
+  if (!d.allowed) {
+    d.reason = Decision::Reason::kNoAllowMatched;
+  }
+  return d;
+}
+
+Decision WorkloadPolicies::evaluateLinear(const Request& request) const {
   View v = makeView(request);
   Decision d;
   for (const CompiledPolicy* p : audit_) {
@@ -353,7 +463,7 @@ Decision WorkloadPolicies::evaluate(const Request& request) const {
 
 Explanation WorkloadPolicies::explain(const Request& request) const {
   Explanation e;
-  e.decision = evaluate(request);
+  e.decision = evaluateLinear(request);
   View v = makeView(request);
   for (const auto* list : {&deny_, &allow_, &audit_}) {
     for (const CompiledPolicy* p : *list) {
@@ -424,6 +534,9 @@ WorkloadPolicies PolicySnapshot::forWorkload(std::string_view ns,
         break;
     }
   }
+  w.deny_index_ = WorkloadPolicies::RuleIndex::build(w.deny_);
+  w.allow_index_ = WorkloadPolicies::RuleIndex::build(w.allow_);
+  w.audit_index_ = WorkloadPolicies::RuleIndex::build(w.audit_);
   return w;
 }
 

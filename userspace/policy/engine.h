@@ -93,8 +93,32 @@ class WorkloadPolicies {
 
  private:
   friend class PolicySnapshot;
+
+  // The rules of one action in evaluation order (policy by policy), indexed by exact source
+  // principal: a rule whose every source names only exact principals can match only requests
+  // from one of them, so a decision visits the unkeyed rules and the request principal's rules
+  // (merged back into evaluation order) instead of every rule.
+  struct RuleIndex {
+    struct Entry {
+      const CompiledPolicy* policy;
+      int rule;
+    };
+    std::vector<Entry> rules;
+    std::vector<uint32_t> unkeyed;
+    std::vector<std::pair<std::string, std::vector<uint32_t>>> by_principal;  // sorted by key
+
+    static RuleIndex build(const std::vector<const CompiledPolicy*>& policies);
+    // Calls visit(entry) for each candidate in evaluation order until it returns true.
+    template <typename Visit>
+    void forCandidates(std::string_view principal, Visit visit) const;
+  };
+
+  // Every rule, no index: what explain() reports, and the reference the index must agree with.
+  Decision evaluateLinear(const Request& request) const;
+
   std::shared_ptr<const PolicySnapshot> snapshot_;
   std::vector<const CompiledPolicy*> deny_, allow_, audit_;
+  RuleIndex deny_index_, allow_index_, audit_index_;
 };
 
 class PolicySnapshot : public std::enable_shared_from_this<PolicySnapshot> {
