@@ -20,16 +20,16 @@ const absl::Status& toStatus(const absl::StatusOr<T>& s) {
 
 }  // namespace ferry::testing
 
-#define REQUIRE_OK(expr)                                          \
-  do {                                                            \
-    const auto& ferry_status_ = ::ferry::testing::toStatus(expr); \
-    INFO(#expr " -> " << ferry_status_.ToString());               \
-    REQUIRE(ferry_status_.ok());                                  \
+#define REQUIRE_OK(expr)                                                 \
+  do {                                                                   \
+    const absl::Status ferry_status_ = ::ferry::testing::toStatus(expr); \
+    INFO(#expr " -> " << ferry_status_.ToString());                      \
+    REQUIRE(ferry_status_.ok());                                         \
   } while (0)
 
-#define CHECK_OK(expr)                                            \
-  do {                                                            \
-    const auto& ferry_status_ = ::ferry::testing::toStatus(expr); \
-    INFO(#expr " -> " << ferry_status_.ToString());               \
-    CHECK(ferry_status_.ok());                                    \
+#define CHECK_OK(expr)                                                   \
+  do {                                                                   \
+    const absl::Status ferry_status_ = ::ferry::testing::toStatus(expr); \
+    INFO(#expr " -> " << ferry_status_.ToString());                      \
+    CHECK(ferry_status_.ok());                                           \
   } while (0)
