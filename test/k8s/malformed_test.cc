@@ -202,6 +202,8 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
        "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\"},\n"},
       {"a ',' after a root quoted scalar", "bad.yaml, document 2: not valid YAML: line 2: ','",
        "# comment\n'x' ,\n"},
+      {"a ',' where a node should start (hangs yaml-cpp 0.7, found by fuzzing)",
+       "bad.yaml, document 2: not valid YAML: line 2: ','", "\n,~\n"},
       {"broken YAML", "bad.yaml, document 2: not valid YAML",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n"},
   };

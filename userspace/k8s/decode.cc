@@ -205,10 +205,11 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});
 }
 
-// yaml-cpp 0.7 never returns (and grows without bound) on a document whose root is a flow
-// collection or quoted scalar followed by ',' ("{},", "[a],[b]", "'x',"), found by fuzzing.
-// That ',' is invalid YAML wherever it stands outside a flow collection, so such text is refused
-// before the parser sees it. The scan knows quotes, comments and block scalars ("|", ">"), whose
+// yaml-cpp 0.7 never returns (and grows without bound) on a ',' token outside any flow
+// collection at a document's root: after a flow collection or quoted scalar ("{},", "[a],[b]",
+// "'x',") or where a node should start (",", " ,a"); found by fuzzing. Such a ',' is invalid YAML
+// wherever it stands outside a flow collection, so the text is refused before the parser sees
+// it. The scan knows quotes, comments and block scalars ("|", ">"), whose
 // content is opaque text.
 absl::Status checkFlowCommas(std::string_view text) {
   int depth = 0;
@@ -258,6 +259,10 @@ absl::Status checkFlowCommas(std::string_view text) {
       }
       continue;
     }
+    // Where a node may begin: a line start, or after a "- ", ": " or "? " indicator. A plain
+    // scalar cannot begin with ',', so a ',' there is a stray token.
+    bool node_start = last == ' ' || ((last == ':' || last == '-' || last == '?') && i > 0 &&
+                                      (text[i - 1] == ' ' || text[i - 1] == '\t'));
     bool scalar_start = last == ' ' || last == ':' || last == '-' || last == '[' || last == '{' ||
                         last == ',' || last == '?' || last == '\n';
     if ((c == '"' || c == '\'') && scalar_start) {
@@ -288,7 +293,8 @@ absl::Status checkFlowCommas(std::string_view text) {
       ++depth;
     } else if ((c == '}' || c == ']') && depth > 0) {
       --depth;
-    } else if (c == ',' && depth == 0 && (last == '}' || last == ']' || last == '"')) {
+    } else if (c == ',' && depth == 0 &&
+               (last == '}' || last == ']' || last == '"' || node_start)) {
       return absl::InvalidArgumentError(
           text::cat("line ", line,
                     ": ',' after a flow collection or quoted value, outside any "
