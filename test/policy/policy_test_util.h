@@ -57,13 +57,18 @@ struct Req {
   std::string sni;
 };
 
+// The engine's Request views strings it does not own; the built request keeps its own copy of
+// the Req, so build(Req{...}) with a temporary is safe.
 struct BuiltRequest {
+  Req owned;
   HttpRequest http;
   Request request;
 };
 
-inline std::unique_ptr<BuiltRequest> build(const Req& r) {
+inline std::unique_ptr<BuiltRequest> build(const Req& by_value) {
   auto b = std::make_unique<BuiltRequest>();
+  b->owned = by_value;
+  const Req& r = b->owned;
   b->http.method = r.method;
   b->http.path = r.path;
   b->http.host = r.host;

@@ -253,7 +253,9 @@ ReadResult HboneConnection::read(StreamId id, absl::Span<uint8_t> out) {
     return {};
   }
   size_t n = std::min(out.size(), s->recv.size());
-  std::memcpy(out.data(), s->recv.data(), n);
+  if (n > 0) {  // an empty buffer may have no storage yet: memcpy(_, nullptr, 0) is undefined
+    std::memcpy(out.data(), s->recv.data(), n);
+  }
   bool eof = s->remote_ended && s->recv.size() == n;
   consume(id, n);  // may release the stream
   return {n, eof};
@@ -349,7 +351,9 @@ ssize_t HboneConnection::readData(nghttp2_session*, int32_t stream_id, uint8_t* 
     return 0;
   }
   size_t n = std::min(length, s->send.size());
-  std::memcpy(buf, s->send.data(), n);
+  if (n > 0) {  // an empty buffer may have no storage yet: memcpy(_, nullptr, 0) is undefined
+    std::memcpy(buf, s->send.data(), n);
+  }
   s->send.consume(n);
   if (s->write_blocked && s->send.size() <= self->settings_.stream_send_buffer / 2) {
     s->write_blocked = false;
