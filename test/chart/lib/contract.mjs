@@ -4,7 +4,7 @@
 // agent's exact privileges and mounts, probes and ports, controller HA, and RBAC least privilege.
 
 // Tried against the kernel by chart_agent_caps_test (test/chart/agent_caps_test.cc).
-const kAgentCaps = ["BPF", "SYS_ADMIN"];
+const kAgentCaps = ["BPF", "NET_ADMIN", "SYS_ADMIN"];
 const kAgentHostPaths = [
   "/sys/fs/bpf", "/sys/fs/cgroup", "/var/run/netns", "/run/ferry", "/opt/cni/bin",
   "/etc/cni/net.d",
