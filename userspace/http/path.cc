@@ -11,6 +11,28 @@ constexpr char kHexUpper[] = "0123456789ABCDEF";
 
 // RFC 3986 5.2.4 over a path that starts with '/', in place. Segments "." and ".." are
 // removed; ".." never climbs above the root.
+// A segment like "..;x" is a dot segment to servlet containers (Tomcat strips path
+// parameters before resolving dots) and an ordinary name to everyone else, so it is refused.
+bool hasDotSegmentWithParameters(std::string_view p) {
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t end = p.find('/', i + 1);
+    std::string_view seg = p.substr(i + 1, end == std::string_view::npos ? p.npos : end - i - 1);
+    size_t semi = seg.find(';');
+    if (semi != std::string_view::npos) {
+      std::string_view base = seg.substr(0, semi);
+      if (base == "." || base == "..") {
+        return true;
+      }
+    }
+    if (end == std::string_view::npos) {
+      break;
+    }
+    i = end;
+  }
+  return false;
+}
+
 void removeDotSegments(std::string& p) {
   std::string out;
   out.reserve(p.size());
@@ -119,6 +141,9 @@ absl::StatusOr<std::string> normalizePath(std::string_view path, const PathOptio
   }
   if (options.merge_slashes) {
     mergeSlashes(out);
+  }
+  if (hasDotSegmentWithParameters(out)) {
+    return absl::InvalidArgumentError("dot segment with path parameters (\"..;\") in path");
   }
   removeDotSegments(out);
   return out;

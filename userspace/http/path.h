@@ -18,7 +18,8 @@
 //      other escape, refusal of malformed escapes and of %00.
 //   3. Backslash -> slash.
 //   4. Optionally merge runs of slashes.
-//   5. RFC 3986 5.2.4 dot-segment removal.
+//   5. RFC 3986 5.2.4 dot-segment removal. A "." or ".." segment carrying path parameters
+//      ("..;jsessionid") is refused: servlet containers resolve it as a dot segment.
 // The result is a fixed point: normalizing it again changes nothing (fuzzed).
 //
 // Matching stays case-sensitive, as in Istio: /ADMIN is not /admin. An application that

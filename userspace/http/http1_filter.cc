@@ -1,0 +1,505 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "http/http1_filter.h"
+
+#include "http/chars.h"
+
+namespace ferry::http {
+
+namespace {
+
+constexpr std::string_view kDeniedBody = "RBAC: access denied";
+
+const char* statusText(uint16_t status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 414:
+      return "URI Too Long";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
+}
+
+void appendLocalReply(std::string& out, uint16_t status, std::string_view body, bool close) {
+  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(statusText(status));
+  out.append("\r\ncontent-length: ").append(std::to_string(body.size()));
+  out.append("\r\ncontent-type: text/plain\r\n");
+  if (close) {
+    out.append("connection: close\r\n");
+  }
+  out.append("\r\n").append(body);
+}
+
+bool validFieldValue(std::string_view v) {
+  for (char c : v) {
+    if (!chars::is(c, chars::kFieldVchar) && !chars::isWs(c)) {
+      return false;
+    }
+  }
+  return v.empty() || (!chars::isWs(v.front()) && !chars::isWs(v.back()));
+}
+
+bool listsToken(std::string_view value, std::string_view token) {
+  size_t i = 0;
+  while (i <= value.size()) {
+    size_t comma = value.find(',', i);
+    std::string_view e = value.substr(i, comma == std::string_view::npos ? value.npos : comma - i);
+    while (!e.empty() && chars::isWs(e.front())) {
+      e.remove_prefix(1);
+    }
+    while (!e.empty() && chars::isWs(e.back())) {
+      e.remove_suffix(1);
+    }
+    if (chars::equalsIgnoreCase(e, token)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    i = comma + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+Http1Filter::Http1Filter(Config config, Authorizer authorize, RequestHeaderHook hook)
+    : config_(config),
+      authorize_(std::move(authorize)),
+      hook_(std::move(hook)),
+      req_(Http1Parser::Kind::kRequest, config.limits),
+      resp_(Http1Parser::Kind::kResponse, config.limits) {}
+
+bool Http1Filter::paused() const {
+  if (closed_ || stop_reading_ || tunnel_) {
+    return true;
+  }
+  // Pauses only fall between requests: a body in progress is always drained.
+  return req_.idle() && (awaiting_switch_ || pending_.size() >= config_.max_pending_requests);
+}
+
+void Http1Filter::onDownstreamData(std::string_view data, FilterOutput& out) {
+  if (closed_) {
+    return;
+  }
+  if (tunnel_) {
+    out.to_upstream.append(data);
+    return;
+  }
+  if (stop_reading_) {
+    return;
+  }
+  if (held_.empty()) {
+    runDownstream(data, out);
+    if (!data.empty() && !stop_reading_ && !closed_) {
+      held_.append(data);
+    }
+    return;
+  }
+  held_.append(data);
+  resumeDownstream(out);
+}
+
+void Http1Filter::resumeDownstream(FilterOutput& out) {
+  if (held_.empty() || paused()) {
+    return;
+  }
+  std::string_view in(held_);
+  runDownstream(in, out);
+  if (stop_reading_ || closed_) {
+    held_.clear();
+  } else {
+    held_.erase(0, held_.size() - in.size());
+  }
+}
+
+void Http1Filter::runDownstream(std::string_view& in, FilterOutput& out) {
+  while (!paused()) {
+    auto ev = req_.next(in);
+    switch (ev.type) {
+      case Http1Parser::Event::Type::kNeedMore:
+        return;
+      case Http1Parser::Event::Type::kHead:
+        onRequestHead(out);
+        break;
+      case Http1Parser::Event::Type::kBody:
+        if (forward_body_) {
+          out.to_upstream.append(ev.data);
+        }
+        break;
+      case Http1Parser::Event::Type::kMessageComplete:
+        onRequestComplete();
+        break;
+      case Http1Parser::Event::Type::kError:
+        rejectRequest(req_.error().status, req_.error().reason, out);
+        return;
+    }
+  }
+}
+
+void Http1Filter::onRequestHead(FilterOutput& out) {
+  const MessageHead& head = req_.head();
+  auto target = parseRequestTarget(head.method, head.target, config_.path);
+  if (!target.ok()) {
+    last_error_ = std::string(target.status().message());
+    rejectRequest(400, nullptr, out);
+    return;
+  }
+  if (target->form == RequestTarget::Form::kAbsolute &&
+      !chars::equalsIgnoreCase(target->authority, head.host)) {
+    rejectRequest(400, "absolute-form target does not match Host", out);
+    return;
+  }
+  view_headers_.clear();
+  bool upgrade = head.upgrade;
+  bool strip_h2c = false;
+  for (const Header& h : head.headers) {
+    if (chars::equalsIgnoreCase(h.name, "upgrade") && listsToken(h.value, "h2c")) {
+      strip_h2c = true;
+    }
+  }
+  for (const Header& h : head.headers) {
+    if (h.name.find('_') != std::string_view::npos) {
+      if (config_.underscores == Config::Underscores::kReject) {
+        rejectRequest(400, "underscore in header field name", out);
+        return;
+      }
+      if (config_.underscores == Config::Underscores::kDrop) {
+        continue;
+      }
+    }
+    if (strip_h2c && (chars::equalsIgnoreCase(h.name, "upgrade") ||
+                      chars::equalsIgnoreCase(h.name, "http2-settings"))) {
+      continue;
+    }
+    view_headers_.push_back(h);
+  }
+  if (strip_h2c) {
+    upgrade = false;
+  }
+  RequestView view;
+  view.protocol = head.version_minor == 0 ? HttpProtocol::kHttp10 : HttpProtocol::kHttp11;
+  view.method = head.method;
+  view.path = target->path;
+  view.query = target->query;
+  view.authority = head.host;
+  view.headers = view_headers_;
+  if (auto ct = view.header("content-type")) {
+    view.grpc = ct->substr(0, 16) == "application/grpc";
+  }
+  AuthzDecision decision = authorize_(view);
+
+  Pending p;
+  p.head_request = head.method == "HEAD";
+  p.connect_request = head.method == "CONNECT";
+  p.upgrade = upgrade || p.connect_request;
+  current_upgrade_ = p.upgrade;
+  current_last_ = !head.keep_alive;
+  if (record_sink_) {
+    p.record.method = std::string(head.method);
+    p.record.path = target->path;
+    p.record.authority = std::string(head.host);
+    p.record.allowed = decision.allow;
+    p.record.policy = decision.policy;
+    p.record.rule = decision.rule;
+  }
+  if (decision.allow) {
+    ++stats_.allowed;
+    p.kind = Pending::Kind::kForwarded;
+    p.close_after = !head.keep_alive;
+    serializeRequest(view, target->forwarded(), out);
+    forward_body_ = true;
+    pending_.push_back(std::move(p));
+    return;
+  }
+  ++stats_.denied;
+  p.kind = Pending::Kind::kDenied;
+  const bool has_body = head.framing != BodyFraming::kNone;
+  // A client waiting for 100-continue may or may not send the body after a final status
+  // (RFC 9110 10.1.1), and a client switching protocols may already be sending the new one:
+  // in both cases the next byte cannot be trusted to start a request, so close.
+  p.close_after = !head.keep_alive || (head.expect_continue && has_body) || p.upgrade;
+  forward_body_ = false;
+  if (p.close_after) {
+    current_last_ = true;
+  }
+  pending_.push_back(std::move(p));
+  flushLocalReplies(out);
+}
+
+void Http1Filter::serializeRequest(const RequestView& view, std::string_view target,
+                                   FilterOutput& out) {
+  edits_.clear();
+  if (hook_) {
+    hook_(view, edits_);
+  }
+  const MessageHead& head = req_.head();
+  std::string& o = out.to_upstream;
+  o.append(head.method).append(" ").append(target);
+  o.append(head.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+  for (const Header& h : view_headers_) {
+    if (!edits_.empty() && edits_.removes(h.name)) {
+      continue;
+    }
+    o.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+  for (const auto& [name, value] : edits_.additions()) {
+    // A hook must not be able to inject framing or break the head.
+    if (!chars::isToken(name) || !validFieldValue(value) ||
+        chars::equalsIgnoreCase(name, "content-length") ||
+        chars::equalsIgnoreCase(name, "transfer-encoding") ||
+        chars::equalsIgnoreCase(name, "host")) {
+      continue;
+    }
+    o.append(name).append(": ").append(value).append("\r\n");
+  }
+  o.append("\r\n");
+}
+
+void Http1Filter::onRequestComplete() {
+  forward_body_ = false;
+  const bool forwarded = !pending_.empty() && pending_.back().kind == Pending::Kind::kForwarded;
+  if (current_upgrade_ && forwarded) {
+    awaiting_switch_ = true;
+  }
+  if (current_last_) {
+    stop_reading_ = true;
+  }
+  current_upgrade_ = current_last_ = false;
+}
+
+void Http1Filter::rejectRequest(uint16_t status, const char* reason, FilterOutput& out) {
+  ++stats_.rejected;
+  if (reason != nullptr) {
+    last_error_ = reason;
+  }
+  // A request whose head was already forwarded cannot be finished: the app is left waiting
+  // for body bytes that will never come, so its side is shut down too.
+  if (forward_body_) {
+    pending_.pop_back();
+    out.shutdown_upstream = true;
+  }
+  forward_body_ = false;
+  stop_reading_ = true;
+  Pending p;
+  p.kind = Pending::Kind::kError;
+  p.error_status = status;
+  p.close_after = true;
+  pending_.push_back(std::move(p));
+  flushLocalReplies(out);
+}
+
+void Http1Filter::flushLocalReplies(FilterOutput& out) {
+  while (!closed_ && !pending_.empty() && pending_.front().kind != Pending::Kind::kForwarded) {
+    Pending& p = pending_.front();
+    if (p.kind == Pending::Kind::kDenied) {
+      appendLocalReply(out.to_downstream, 403, kDeniedBody, p.close_after);
+      p.record.status = 403;
+    } else {
+      appendLocalReply(out.to_downstream, p.error_status, statusText(p.error_status), true);
+      p.record.status = p.error_status;
+    }
+    p.record.local_reply = true;
+    emitRecord(p);
+    const bool close = p.close_after;
+    pending_.pop_front();
+    if (close) {
+      closeNow(out);
+      return;
+    }
+  }
+}
+
+void Http1Filter::emitRecord(Pending& p) {
+  if (record_sink_) {
+    record_sink_(p.record);
+  }
+}
+
+void Http1Filter::closeNow(FilterOutput& out) {
+  closed_ = true;
+  out.close = true;
+  held_.clear();
+  pending_.clear();
+}
+
+void Http1Filter::onUpstreamData(std::string_view data, FilterOutput& out) {
+  if (closed_) {
+    return;
+  }
+  if (tunnel_) {
+    out.to_downstream.append(data);
+    return;
+  }
+  std::string_view in = data;
+  while (!closed_ && !tunnel_) {
+    if (!resp_active_) {
+      if (in.empty()) {
+        return;
+      }
+      if (pending_.empty() || pending_.front().kind != Pending::Kind::kForwarded) {
+        upstreamFailed("response without a request", out);
+        return;
+      }
+      resp_.setRequestContext(pending_.front().head_request, pending_.front().connect_request);
+      resp_active_ = true;
+      resp_started_ = false;
+      switching_ = false;
+    }
+    auto ev = resp_.next(in);
+    switch (ev.type) {
+      case Http1Parser::Event::Type::kNeedMore:
+        return;
+      case Http1Parser::Event::Type::kHead: {
+        const MessageHead& h = resp_.head();
+        const Pending& front = pending_.front();
+        if (h.status == 101 && !(front.upgrade && !front.connect_request)) {
+          upstreamFailed("101 Switching Protocols without an Upgrade request", out);
+          return;
+        }
+        switching_ = h.status == 101 || h.framing == BodyFraming::kTunnel;
+        resp_interim_ = h.status < 200 && h.status != 101;
+        out.to_downstream.append(resp_.rawHead());
+        resp_started_ = true;
+        if (h.status >= 200 || h.status == 101) {
+          pending_.front().record.status = static_cast<uint16_t>(h.status);
+          if (!h.keep_alive) {
+            pending_.front().close_after = true;
+          }
+        }
+        break;
+      }
+      case Http1Parser::Event::Type::kBody:
+        out.to_downstream.append(ev.data);
+        break;
+      case Http1Parser::Event::Type::kMessageComplete: {
+        resp_active_ = false;
+        if (switching_) {
+          ++stats_.responses;
+          emitRecord(pending_.front());
+          pending_.pop_front();
+          tunnel_ = true;
+          awaiting_switch_ = false;
+          out.to_downstream.append(in);
+          out.to_upstream.append(held_);
+          held_.clear();
+          return;
+        }
+        finishResponse(out);
+        break;
+      }
+      case Http1Parser::Event::Type::kError:
+        upstreamFailed(resp_.error().reason, out);
+        return;
+    }
+  }
+}
+
+void Http1Filter::finishResponse(FilterOutput& out) {
+  if (resp_interim_) {
+    return;  // 1xx: the final response to the same request follows
+  }
+  Pending& front = pending_.front();
+  ++stats_.responses;
+  emitRecord(front);
+  const bool was_switch_request = front.upgrade;
+  const bool close = front.close_after;
+  pending_.pop_front();
+  if (close) {
+    closeNow(out);
+    return;
+  }
+  if (was_switch_request) {
+    awaiting_switch_ = false;  // the app declined: the held bytes are HTTP again
+  }
+  flushLocalReplies(out);
+  resumeDownstream(out);
+  maybeCloseAtEof(out);
+}
+
+void Http1Filter::maybeCloseAtEof(FilterOutput& out) {
+  if (downstream_eof_ && !closed_ && pending_.empty() && held_.empty()) {
+    closeNow(out);
+  }
+}
+
+void Http1Filter::upstreamFailed(const char* reason, FilterOutput& out) {
+  last_error_ = reason;
+  if (resp_active_ && !resp_started_ && !pending_.empty() &&
+      pending_.front().kind == Pending::Kind::kForwarded) {
+    appendLocalReply(out.to_downstream, 502, statusText(502), true);
+    pending_.front().record.status = 502;
+    pending_.front().record.local_reply = true;
+    emitRecord(pending_.front());
+  }
+  closeNow(out);
+}
+
+void Http1Filter::onUpstreamEof(FilterOutput& out) {
+  if (closed_) {
+    return;
+  }
+  if (tunnel_) {
+    out.shutdown_downstream = true;
+    upstream_eof_ = true;
+    if (downstream_eof_) {
+      closeNow(out);
+    }
+    return;
+  }
+  auto ev = resp_.finish();
+  if (ev.type == Http1Parser::Event::Type::kMessageComplete && resp_active_) {
+    resp_active_ = false;
+    ++stats_.responses;
+    emitRecord(pending_.front());
+    pending_.pop_front();
+    // Later requests can no longer be answered by this app connection.
+    closeNow(out);
+    return;
+  }
+  if (pending_.empty() || pending_.front().kind != Pending::Kind::kForwarded) {
+    flushLocalReplies(out);
+    closeNow(out);
+    return;
+  }
+  if (!resp_active_) {
+    resp_active_ = true;  // a request was waiting: answer it with 502
+    resp_started_ = false;
+  }
+  upstreamFailed("upstream closed before responding", out);
+}
+
+void Http1Filter::onDownstreamEof(FilterOutput& out) {
+  if (closed_) {
+    return;
+  }
+  downstream_eof_ = true;
+  if (tunnel_) {
+    out.shutdown_upstream = true;
+    if (upstream_eof_) {
+      closeNow(out);
+    }
+    return;
+  }
+  if (!stop_reading_ && !req_.idle()) {
+    // The client stopped mid-request: nothing more can be answered.
+    if (forward_body_) {
+      out.shutdown_upstream = true;
+    }
+    closeNow(out);
+    return;
+  }
+  maybeCloseAtEof(out);
+}
+
+}  // namespace ferry::http

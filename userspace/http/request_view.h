@@ -1,0 +1,80 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "http/http1_parser.h"
+
+// What the L7 filters (HTTP/1 and HTTP/2) show the authorization callback, and what it answers.
+// The same view type serves both protocols so one policy engine adapter covers both.
+namespace ferry::http {
+
+enum class HttpProtocol : uint8_t { kHttp10, kHttp11, kHttp2 };
+
+struct RequestView {
+  HttpProtocol protocol = HttpProtocol::kHttp11;
+  std::string_view method;
+  // Normalized absolute path without the query: what policy `paths` match, and exactly what is
+  // forwarded. Empty for CONNECT (authority-form) and "OPTIONS *".
+  std::string_view path;
+  std::string_view query;      // without '?'
+  std::string_view authority;  // Host / :authority
+  bool grpc = false;           // content-type application/grpc[+...]
+  // Every regular field as received (no pseudo-headers). HTTP/2 names are lowercase;
+  // HTTP/1 names keep their case, so look them up with the helpers below.
+  std::span<const Header> headers;
+
+  // First value of `name` (case-insensitive).
+  std::optional<std::string_view> header(std::string_view name) const;
+  // All values of `name` joined with "," (Envoy's and Istio's view of a repeated field), or
+  // nullopt when absent.
+  std::optional<std::string> headerJoined(std::string_view name) const;
+};
+
+// The authorizer's answer. `policy` and `rule` name what decided (for logs and metrics).
+struct AuthzDecision {
+  bool allow = false;
+  std::string policy;
+  std::string rule;
+};
+
+using Authorizer = std::function<AuthzDecision(const RequestView&)>;
+
+// Edits to the forwarded request's header fields, collected from the hook below and applied
+// once when the request is forwarded. The place where tracing (traceparent) and other
+// propagated headers go.
+class HeaderEdits {
+ public:
+  // Replaces every field named `name` (case-insensitive) with one field.
+  void set(std::string name, std::string value);
+  // Appends a field, keeping existing ones.
+  void add(std::string name, std::string value) {
+    adds_.emplace_back(std::move(name), std::move(value));
+  }
+  // Removes every received field named `name`.
+  void remove(std::string name) { removes_.push_back(std::move(name)); }
+
+  bool removes(std::string_view name) const;
+  const std::vector<std::pair<std::string, std::string>>& additions() const { return adds_; }
+  bool empty() const { return adds_.empty() && removes_.empty(); }
+  void clear() {
+    adds_.clear();
+    removes_.clear();
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> adds_;
+  std::vector<std::string> removes_;
+};
+
+// Called for each allowed request just before it is forwarded. Names and values are checked
+// by the filter (a bad edit is dropped, never forwarded).
+using RequestHeaderHook = std::function<void(const RequestView&, HeaderEdits&)>;
+
+}  // namespace ferry::http
