@@ -27,7 +27,7 @@ std::string get(const std::string& target, const std::string& extra = "") {
   return "GET " + target + " HTTP/1.1\r\n" + kH + extra + "\r\n";
 }
 
-TEST_CASE("hostile requests against DENY /admin*", "[http1][hostile]") {
+TEST_CASE("hostile requests against a DENY on the /admin prefix", "[http1][hostile]") {
   const Row rows[] = {
       {"plain /admin", get("/admin"), Outcome::kDeny, ""},
       {"/admin/ subpath", get("/admin/users"), Outcome::kDeny, ""},

@@ -249,7 +249,7 @@ TEST_CASE("response framing and close handling", "[http1][filter]") {
   }
 }
 
-TEST_CASE("header hook adds propagated headers; bad edits are dropped", "[http1][filter]") {
+TEST_CASE("header hook adds propagated headers and bad edits are dropped", "[http1][filter]") {
   Harness h({}, [](const RequestView& v, HeaderEdits& e) {
     e.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     e.add("x-bad", "a\r\nInjected: yes");
