@@ -155,7 +155,6 @@ class Http1Parser {
   uint64_t remaining_ = 0;  // body or chunk bytes left
   size_t chunk_line_ = 0;   // bytes of the current chunk-size line
   int chunk_digits_ = 0;
-  bool chunk_ext_quoted_ = false;
   std::string trailer_;  // current trailer line (reused)
   size_t trailer_bytes_ = 0;
   bool head_request_ = false;
