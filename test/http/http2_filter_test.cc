@@ -1,0 +1,309 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "http/http2_filter.h"
+
+#include <catch2/catch.hpp>
+
+#include "filter_util.h"
+#include "h2_peer.h"
+
+namespace ferry::http {
+namespace {
+
+using testing::H2Message;
+using testing::H2Peer;
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// The app answers every request with 200 and "app:<path>"; gRPC requests get a gRPC response
+// with grpc-status 0 in trailers.
+bool echoApp(const H2Message& req, H2Peer::Reply& reply) {
+  const std::string path = req.header(":path");
+  if (req.header("content-type") == "application/grpc") {
+    reply.headers = {{":status", "200"}, {"content-type", "application/grpc"}};
+    reply.body = std::string("\0\0\0\0\2ok", 7);
+    reply.trailers = {{"grpc-status", "0"}};
+    return true;
+  }
+  reply.headers = {{":status", "200"}, {"x-seen-user", req.header("x-user")}};
+  reply.body = "app:" + path + (req.body.empty() ? "" : ":" + std::to_string(req.body.size()));
+  return true;
+}
+
+struct Rig {
+  testing::AdminDenier denier;
+  std::unique_ptr<Http2Filter> filter;
+  H2Peer client{false};
+  H2Peer app;
+  FilterOutput out;
+  bool closed = false;
+
+  explicit Rig(Http2FilterConfig config = {}, H2Peer::Responder responder = echoApp,
+               RequestHeaderHook hook = nullptr, nghttp2_option* client_opt = nullptr)
+      : client(false, nullptr, client_opt), app(true, std::move(responder)) {
+    auto f = Http2Filter::create(std::move(config), std::ref(denier), std::move(hook));
+    REQUIRE(f.ok());
+    filter = *std::move(f);
+    filter->start(out);
+  }
+  // Moves bytes between the three parties until nothing moves.
+  void run() {
+    for (int i = 0; i < 1000; ++i) {
+      std::string c = client.drain();
+      if (!c.empty()) {
+        filter->onDownstreamData(c, out);
+      }
+      std::string a = app.drain();
+      if (!a.empty()) {
+        filter->onUpstreamData(a, out);
+      }
+      std::string to_app = std::exchange(out.to_upstream, {});
+      std::string to_client = std::exchange(out.to_downstream, {});
+      app.feed(to_app);
+      client.feed(to_client);
+      closed = closed || out.close;
+      if (c.empty() && a.empty() && to_app.empty() && to_client.empty()) {
+        return;
+      }
+    }
+    FAIL("traffic did not settle");
+  }
+};
+
+Fields get(const std::string& path, Fields extra = {}) {
+  Fields f = {{":method", "GET"}, {":scheme", "http"}, {":authority", "svc"}, {":path", path}};
+  f.insert(f.end(), extra.begin(), extra.end());
+  return f;
+}
+
+TEST_CASE("h2: a denied stream next to an allowed one on the same connection", "[http2]") {
+  Rig rig;
+  const int32_t ok = rig.client.request(get("/public/./x"));
+  const int32_t denied = rig.client.request(get("//admin"));
+  const int32_t ok2 = rig.client.request(get("/public", {{"x-user", "alice"}}));
+  rig.run();
+  const H2Message& a = rig.client.messages[ok];
+  CHECK(a.header(":status") == "200");
+  CHECK(a.body == "app:/public/x");  // the app got the normalized path
+  const H2Message& d = rig.client.messages[denied];
+  CHECK(d.header(":status") == "403");
+  CHECK(d.header("content-type") == "text/plain");
+  CHECK(d.body == "RBAC: access denied");
+  const H2Message& b = rig.client.messages[ok2];
+  CHECK(b.header(":status") == "200");
+  CHECK(b.header("x-seen-user") == "alice");
+  CHECK(rig.app.messages.size() == 2);  // the denied request never reached the app
+  for (const auto& [id, m] : rig.app.messages) {
+    CHECK(m.header(":path").find("admin") == std::string::npos);
+  }
+  CHECK_FALSE(rig.closed);
+  CHECK(rig.filter->stats().allowed == 2);
+  CHECK(rig.filter->stats().denied == 1);
+}
+
+TEST_CASE("h2: gRPC denial is trailers-only with PERMISSION_DENIED", "[http2]") {
+  Rig rig;
+  Fields grpc = {{"content-type", "application/grpc"}, {"te", "trailers"}};
+  auto post = [&](const std::string& path) {
+    Fields f = {{":method", "POST"}, {":scheme", "http"}, {":authority", "svc"}, {":path", path}};
+    f.insert(f.end(), grpc.begin(), grpc.end());
+    return rig.client.request(f, std::string("\0\0\0\0\0", 5));
+  };
+  const int32_t denied = post("/admin.v1.Admin/DeleteAll");
+  const int32_t allowed = post("/shop.v1.Cart/Get");
+  rig.run();
+  const H2Message& d = rig.client.messages[denied];
+  CHECK(d.header(":status") == "403");
+  CHECK(d.header("content-type") == "application/grpc");
+  CHECK(d.header("grpc-status") == "7");
+  CHECK(d.header("grpc-message") == "RBAC: access denied");
+  CHECK(d.body.empty());
+  CHECK(d.trailers.empty());  // trailers-only: everything in the one HEADERS frame
+  const H2Message& a = rig.client.messages[allowed];
+  CHECK(a.header(":status") == "200");
+  CHECK(a.body == std::string("\0\0\0\0\2ok", 7));
+  CHECK(a.trailer("grpc-status") == "0");  // app trailers relayed
+  CHECK(rig.app.messages.size() == 1);
+}
+
+TEST_CASE("h2: large bodies both ways pass under end-to-end flow control", "[http2]") {
+  Rig rig({}, [](const H2Message& req, H2Peer::Reply& reply) {
+    reply.headers = {{":status", "200"}};
+    reply.body = std::string(300 * 1024, 'r');
+    return req.body.size() == 500 * 1024;
+  });
+  Fields post = {{":method", "POST"}, {":scheme", "http"}, {":authority", "svc"}, {":path", "/up"}};
+  const int32_t id = rig.client.request(post, std::string(500 * 1024, 'q'));
+  rig.run();
+  const H2Message& m = rig.client.messages[id];
+  CHECK(m.header(":status") == "200");
+  CHECK(m.body.size() == 300 * 1024);
+  CHECK(m.complete);
+}
+
+TEST_CASE("h2: hostile paths and headers are refused or normalized per stream", "[http2]") {
+  Rig rig;
+  const int32_t dots = rig.client.request(get("/%2e%2e/admin"));
+  const int32_t bad = rig.client.request(get("/a%zz"));
+  const int32_t underscore = rig.client.request(get("/public", {{"x_user", "mallory"}}));
+  const int32_t mallory = rig.client.request(get("/public", {{"x-user", "mallory"}}));
+  const int32_t upper = rig.client.request(get("/ADMIN"));
+  rig.run();
+  CHECK(rig.client.messages[dots].header(":status") == "403");
+  CHECK(rig.client.messages[bad].header(":status") == "400");
+  CHECK(rig.client.messages[underscore].header(":status") == "400");
+  CHECK(rig.client.messages[mallory].header(":status") == "403");
+  CHECK(rig.client.messages[upper].header(":status") == "200");
+  CHECK(rig.client.messages[upper].body == "app:/ADMIN");
+  CHECK_FALSE(rig.closed);
+}
+
+TEST_CASE("h2: rapid reset ends the connection with ENHANCE_YOUR_CALM", "[http2]") {
+  auto now = std::chrono::steady_clock::time_point{};
+  Http2FilterConfig config;
+  config.reset_burst = 10;
+  config.reset_rate = 10;
+  config.now = [&now] { return now; };
+  SECTION("resets within the budget are fine") {
+    Rig rig(config, nullptr);  // the app never answers
+    for (int i = 0; i < 40; ++i) {
+      int32_t id = rig.client.request(get("/public"));
+      rig.run();
+      rig.client.reset(id);
+      now += std::chrono::milliseconds(150);  // refills 1.5 tokens per reset
+      rig.run();
+    }
+    CHECK_FALSE(rig.closed);
+    CHECK(rig.filter->stats().client_resets == 40);
+  }
+  SECTION("a burst beyond it is cut off") {
+    Rig rig(config, nullptr);
+    for (int i = 0; i < 30 && !rig.closed; ++i) {
+      int32_t id = rig.client.request(get("/public"));
+      rig.run();  // HEADERS out first: a stream reset before it is sent never exists
+      rig.client.reset(id);
+      rig.run();
+    }
+    CHECK(rig.closed);
+    CHECK(rig.client.goaway);
+    CHECK(rig.client.goaway_code == NGHTTP2_ENHANCE_YOUR_CALM);
+    CHECK(rig.filter->closeReason().find("rapid reset") == 0);
+    CHECK(rig.filter->stats().client_resets == 11);
+  }
+}
+
+std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  std::string f;
+  f.push_back(static_cast<char>(payload.size() >> 16));
+  f.push_back(static_cast<char>(payload.size() >> 8));
+  f.push_back(static_cast<char>(payload.size()));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  f.push_back(static_cast<char>(stream >> 24));
+  f.push_back(static_cast<char>(stream >> 16));
+  f.push_back(static_cast<char>(stream >> 8));
+  f.push_back(static_cast<char>(stream));
+  return f + payload;
+}
+
+// HPACK literal header field without indexing, new name (RFC 7541 6.2.2), short strings.
+std::string literal(const std::string& name, const std::string& value) {
+  std::string s;
+  s.push_back(0x00);
+  s.push_back(static_cast<char>(name.size()));
+  s += name;
+  s.push_back(static_cast<char>(value.size()));
+  s += value;
+  return s;
+}
+
+TEST_CASE("h2: CONTINUATION flood ends the connection", "[http2]") {
+  Rig rig;
+  std::string wire = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, "");
+  // :method GET, :scheme http, :path / from the static table; no END_HEADERS.
+  wire += frame(1, 0x1, 1, std::string("\x82\x86\x84", 3));
+  for (int i = 0; i < 50; ++i) {
+    wire += frame(9, 0, 1, literal("x-f" + std::to_string(i), "v"));
+  }
+  rig.filter->onDownstreamData(wire, rig.out);
+  CHECK(rig.out.close);
+  CHECK(rig.filter->closed());
+  CHECK(rig.app.messages.empty());
+  CHECK(rig.out.to_upstream.find("x-f1") == std::string::npos);
+}
+
+TEST_CASE("h2: an oversized header list gets 431 on its own stream", "[http2]") {
+  Http2FilterConfig config;
+  config.max_header_list_bytes = 8 * 1024;
+  nghttp2_option* opt;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_max_send_header_block_length(opt, 1 << 20);
+  Rig rig(config, echoApp, nullptr, opt);
+  nghttp2_option_del(opt);
+  const int32_t big = rig.client.request(get("/public", {{"x-big", std::string(20000, 'b')}}));
+  const int32_t small = rig.client.request(get("/public"));
+  rig.run();
+  CHECK(rig.client.messages[big].header(":status") == "431");
+  CHECK(rig.client.messages[small].header(":status") == "200");
+  CHECK_FALSE(rig.closed);
+}
+
+TEST_CASE("h2: max concurrent streams is advertised and enforced", "[http2]") {
+  Http2FilterConfig config;
+  config.max_concurrent_streams = 2;
+  Rig rig(config, nullptr);  // the app holds every request
+  // Sent before the client has seen the server's SETTINGS, so it does not limit itself.
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(rig.client.request(get("/public")));
+  }
+  rig.run();
+  CHECK(nghttp2_session_get_remote_settings(rig.client.session(),
+                                            NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) == 2);
+  int refused = 0;
+  for (int32_t id : ids) {
+    if (rig.client.messages[id].closed && rig.client.messages[id].reset == NGHTTP2_REFUSED_STREAM) {
+      ++refused;
+    }
+  }
+  CHECK(refused == 2);
+  CHECK(rig.app.messages.size() == 2);
+}
+
+TEST_CASE("h2: header hook adds headers the app sees", "[http2]") {
+  Rig rig(
+      {},
+      [](const H2Message& req, H2Peer::Reply& reply) {
+        reply.headers = {{":status", "200"}};
+        reply.body = req.header("traceparent");
+        return true;
+      },
+      [](const RequestView&, HeaderEdits& e) { e.set("Traceparent", "00-abc-def-01"); });
+  const int32_t id = rig.client.request(get("/public", {{"traceparent", "old"}}));
+  rig.run();
+  CHECK(rig.client.messages[id].body == "00-abc-def-01");
+}
+
+TEST_CASE("h2: app connection loss answers in-flight streams with 502", "[http2]") {
+  Rig rig({}, nullptr);
+  std::vector<RequestRecord> records;
+  rig.filter->setRecordSink([&](const RequestRecord& r) { records.push_back(r); });
+  const int32_t id = rig.client.request(get("/public"));
+  rig.run();
+  rig.filter->onUpstreamEof(rig.out);
+  rig.client.feed(std::exchange(rig.out.to_downstream, {}));
+  CHECK(rig.client.messages[id].header(":status") == "502");
+  CHECK(rig.out.close);
+  CHECK(rig.client.goaway);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].status == 502);
+  CHECK(records[0].path == "/public");
+}
+
+TEST_CASE("h2: a client that does not speak HTTP/2 is refused", "[http2]") {
+  Rig rig;
+  rig.filter->onDownstreamData("GET / HTTP/1.1\r\nHost: x\r\n\r\n", rig.out);
+  CHECK(rig.out.close);
+  CHECK(rig.app.messages.empty());
+}
+
+}  // namespace
+}  // namespace ferry::http
