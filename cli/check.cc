@@ -1,0 +1,230 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "cli/check.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/table.h"
+#include "policy/engine.h"
+
+namespace ferry::cli {
+namespace {
+
+std::string actionName(model::PolicyAction a) {
+  switch (a) {
+    case model::PolicyAction::kAllow:
+      return "ALLOW";
+    case model::PolicyAction::kDeny:
+      return "DENY";
+    case model::PolicyAction::kAudit:
+      return "AUDIT";
+  }
+  return "?";
+}
+
+std::string reasonName(policy::Decision::Reason r) {
+  switch (r) {
+    case policy::Decision::Reason::kDenyMatched:
+      return "deny_matched";
+    case policy::Decision::Reason::kNoAllowPolicy:
+      return "no_allow_policy";
+    case policy::Decision::Reason::kAllowMatched:
+      return "allow_matched";
+    case policy::Decision::Reason::kNoAllowMatched:
+      return "no_allow_matched";
+  }
+  return "?";
+}
+
+absl::StatusOr<const model::Workload*> pod(const Inventory& inv, const model::ObjectKey& key,
+                                           std::string_view role) {
+  if (const model::Workload* w = inv.findPod(key)) {
+    return w;
+  }
+  std::vector<std::string> known;
+  for (const auto& w : inv.workloads) {
+    known.push_back(w.key.str());
+  }
+  return absl::NotFoundError(
+      absl::StrCat("unknown ", std::string(role), " pod ", key.str(), "; pods in the manifests: ",
+                   known.empty() ? std::string("none") : absl::StrJoin(known, ", ")));
+}
+
+// The port a client reaches the pod on: the target port of the Services that select it, when
+// they agree on one.
+absl::StatusOr<uint16_t> destinationPort(const Inventory& inv, const model::Workload& dest) {
+  std::set<uint16_t> ports;
+  for (const model::Service* s : inv.servicesSelecting(dest)) {
+    for (const auto& p : s->ports) {
+      if (p.target_port != 0 || p.target_port_name.empty()) {
+        ports.insert(p.target_port != 0 ? p.target_port : p.port);
+      }
+    }
+  }
+  if (ports.size() == 1) {
+    return *ports.begin();
+  }
+  if (ports.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no Service with a numeric port selects ", dest.key.str(), ": pass --port"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(dest.key.str(), " listens on ports ",
+                                                 absl::StrJoin(ports, ", "),
+                                                 " behind its Services: pass --port"));
+}
+
+}  // namespace
+
+absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args) {
+  auto src = pod(inv, args.source, "source");
+  if (!src.ok()) {
+    return src.status();
+  }
+  auto dst = pod(inv, args.destination, "destination");
+  if (!dst.ok()) {
+    return dst.status();
+  }
+  const model::Workload& s = **src;
+  const model::Workload& d = **dst;
+
+  CheckReport r;
+  r.source = s.key.str();
+  r.destination = d.key.str();
+  r.source_principal =
+      absl::StrCat("spiffe://", args.trust_domain, "/ns/", s.key.ns, "/sa/", s.service_account);
+  r.source_ip = s.ips.empty() ? "" : s.ips.front();
+  r.destination_ip = d.ips.empty() ? "" : d.ips.front();
+  if (args.port) {
+    r.port = *args.port;
+  } else {
+    auto port = destinationPort(inv, d);
+    if (!port.ok()) {
+      return port.status();
+    }
+    r.port = *port;
+  }
+
+  policy::Request request{
+      .source_principal = r.source_principal,
+      .source_ip = policy::IpAddress::parse(r.source_ip),
+      .destination_ip = policy::IpAddress::parse(r.destination_ip),
+      .destination_port = r.port,
+  };
+  policy::HttpRequest http;
+  if (args.method && args.path) {
+    r.http = true;
+    r.method = *args.method;
+    r.path = *args.path;
+    if (args.host) {
+      r.host = *args.host;
+    } else if (auto svcs = inv.servicesSelecting(d); !svcs.empty()) {
+      r.host = svcs.front()->hostname();
+    }
+    http.method = r.method;
+    http.path = r.path;
+    http.host = r.host;
+    for (const auto& [name, value] : args.headers) {
+      http.headers.emplace_back(name, value);
+    }
+    request.http = &http;
+  }
+
+  auto snapshot = policy::PolicySnapshot::build(inv.policies);
+  r.warnings = snapshot->errors();
+  const policy::WorkloadPolicies policies = snapshot->forWorkload(d);
+  const policy::Explanation ex = policies.explain(request);
+
+  r.allowed = ex.decision.allowed;
+  r.reason = reasonName(ex.decision.reason);
+  r.summary = ex.decision.str();
+  if (ex.decision.rule.policy != nullptr) {
+    r.decided_by = ex.decision.rule.policy->key.str();
+    r.decided_by_rule = ex.decision.rule.rule;
+  }
+  for (const auto& a : ex.decision.audits) {
+    r.audits.push_back(a.str());
+  }
+  for (const auto& p : ex.policies) {
+    CheckReport::Policy out{.name = p.policy.str(), .action = actionName(p.action)};
+    for (const auto& rule : p.rules) {
+      out.rules.push_back({.rule = rule.rule,
+                           .matched = rule.matched,
+                           .skipped_at_l4 = rule.skipped_at_l4,
+                           .why = rule.why});
+    }
+    r.policies.push_back(std::move(out));
+  }
+  return r;
+}
+
+std::string checkTable(const CheckReport& r) {
+  std::string request =
+      r.http ? absl::StrCat("HTTP ", r.method, " ", r.path, r.host.empty() ? "" : " host ", r.host)
+             : std::string("TCP connection (L4)");
+  std::string out = renderTable(
+      {"", ""},
+      {{"SOURCE", absl::StrCat(r.source, "  ", r.source_principal, "  ", r.source_ip)},
+       {"DESTINATION", absl::StrCat(r.destination, "  ", r.destination_ip, " port ", r.port)},
+       {"REQUEST", request},
+       {"DECISION", absl::StrCat(r.allowed ? "ALLOW" : "DENY", ": ", r.summary)}});
+  // The empty header row renderTable prints first is noise here.
+  out.erase(0, out.find('\n') + 1);
+  out += "\n";
+  if (r.policies.empty()) {
+    out += "no AuthorizationPolicy selects " + r.destination + "\n";
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : r.policies) {
+      if (p.rules.empty()) {
+        rows.push_back({p.name, p.action, "-", "no", "no rules: matches nothing"});
+      }
+      for (const auto& rule : p.rules) {
+        rows.push_back({p.name, p.action, std::to_string(rule.rule),
+                        rule.skipped_at_l4 ? "skipped (L4)" : (rule.matched ? "yes" : "no"),
+                        rule.why});
+      }
+    }
+    out += renderTable({"POLICY", "ACTION", "RULE", "MATCH", "WHY"}, rows);
+  }
+  for (const auto& w : r.warnings) {
+    out += "warning: " + w + " (fails closed)\n";
+  }
+  return out;
+}
+
+nlohmann::json checkJson(const CheckReport& r) {
+  using nlohmann::json;
+  json policies = json::array();
+  for (const auto& p : r.policies) {
+    json rules = json::array();
+    for (const auto& rule : p.rules) {
+      rules.push_back({{"rule", rule.rule},
+                       {"matched", rule.matched},
+                       {"skipped_at_l4", rule.skipped_at_l4},
+                       {"why", rule.why}});
+    }
+    policies.push_back({{"name", p.name}, {"action", p.action}, {"rules", rules}});
+  }
+  json request = {{"protocol", r.http ? "http" : "tcp"}, {"port", r.port}};
+  if (r.http) {
+    request["method"] = r.method;
+    request["path"] = r.path;
+    request["host"] = r.host;
+  }
+  return {
+      {"source", {{"pod", r.source}, {"principal", r.source_principal}, {"ip", r.source_ip}}},
+      {"destination", {{"pod", r.destination}, {"ip", r.destination_ip}}},
+      {"request", request},
+      {"allowed", r.allowed},
+      {"reason", r.reason},
+      {"summary", r.summary},
+      {"policy", r.decided_by.empty() ? json(nullptr) : json(r.decided_by)},
+      {"rule", r.decided_by_rule < 0 ? json(nullptr) : json(r.decided_by_rule)},
+      {"audits", r.audits},
+      {"policies", policies},
+      {"warnings", r.warnings},
+  };
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,126 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "cli/listing.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/table.h"
+
+namespace ferry::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string labelsText(const model::Labels& labels) {
+  return absl::StrJoin(labels, ",", absl::PairFormatter("="));
+}
+
+std::string actionName(model::PolicyAction a) {
+  switch (a) {
+    case model::PolicyAction::kAllow:
+      return "ALLOW";
+    case model::PolicyAction::kDeny:
+      return "DENY";
+    case model::PolicyAction::kAudit:
+      return "AUDIT";
+  }
+  return "?";
+}
+
+std::string portText(const model::ServicePort& p) {
+  std::string target = p.target_port != 0 ? std::to_string(p.target_port) : p.target_port_name;
+  return absl::StrCat(p.port, target.empty() ? "" : "->", target, "/", p.protocol,
+                      p.app_protocol.empty() ? "" : absl::StrCat(" (", p.app_protocol, ")"));
+}
+
+std::string policyScope(const model::AuthorizationPolicy& p) {
+  if (p.root_namespace) {
+    return p.selector ? absl::StrCat("mesh-wide: ", labelsText(*p.selector)) : "mesh-wide";
+  }
+  return p.selector ? labelsText(*p.selector) : "whole namespace";
+}
+
+}  // namespace
+
+std::string workloadsTable(const Inventory& inv) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& w : inv.workloads) {
+    rows.push_back({w.key.ns, w.key.name, w.service_account, w.node, absl::StrJoin(w.ips, ","),
+                    w.mesh_enabled ? "yes" : "no", labelsText(w.labels)});
+  }
+  return renderTable({"NAMESPACE", "NAME", "SERVICE ACCOUNT", "NODE", "IPS", "MESH", "LABELS"},
+                     rows);
+}
+
+json workloadsJson(const Inventory& inv) {
+  json out = json::array();
+  for (const auto& w : inv.workloads) {
+    out.push_back({{"namespace", w.key.ns},
+                   {"name", w.key.name},
+                   {"uid", w.uid},
+                   {"service_account", w.service_account},
+                   {"node", w.node},
+                   {"ips", w.ips},
+                   {"mesh", w.mesh_enabled},
+                   {"labels", w.labels}});
+  }
+  return out;
+}
+
+std::string servicesTable(const Inventory& inv) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : inv.services) {
+    std::vector<std::string> ports;
+    for (const auto& p : s.ports) {
+      ports.push_back(portText(p));
+    }
+    rows.push_back({s.key.ns, s.key.name, absl::StrJoin(s.vips, ","), absl::StrJoin(ports, ", "),
+                    labelsText(s.selector)});
+  }
+  return renderTable({"NAMESPACE", "NAME", "VIPS", "PORTS", "SELECTOR"}, rows);
+}
+
+json servicesJson(const Inventory& inv) {
+  json out = json::array();
+  for (const auto& s : inv.services) {
+    json ports = json::array();
+    for (const auto& p : s.ports) {
+      ports.push_back({{"name", p.name},
+                       {"port", p.port},
+                       {"target_port", p.target_port},
+                       {"target_port_name", p.target_port_name},
+                       {"protocol", p.protocol},
+                       {"app_protocol", p.app_protocol}});
+    }
+    out.push_back({{"namespace", s.key.ns},
+                   {"name", s.key.name},
+                   {"hostname", s.hostname()},
+                   {"vips", s.vips},
+                   {"ports", ports},
+                   {"selector", s.selector}});
+  }
+  return out;
+}
+
+std::string policiesTable(const Inventory& inv) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : inv.policies) {
+    rows.push_back({p.key.ns, p.key.name, actionName(p.action), policyScope(p),
+                    std::to_string(p.rules.size())});
+  }
+  return renderTable({"NAMESPACE", "NAME", "ACTION", "SELECTS", "RULES"}, rows);
+}
+
+json policiesJson(const Inventory& inv) {
+  json out = json::array();
+  for (const auto& p : inv.policies) {
+    out.push_back({{"namespace", p.key.ns},
+                   {"name", p.key.name},
+                   {"action", actionName(p.action)},
+                   {"mesh_wide", p.root_namespace},
+                   {"selector", p.selector ? json(*p.selector) : json(nullptr)},
+                   {"rules", p.rules.size()}});
+  }
+  return out;
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,189 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// ferryctl: the operator's view of a Ferry mesh, read from a folder of manifests.
+// Exit codes: 0 success (for `check`, whatever the decision), 1 error, 2 usage.
+
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/check.h"
+#include "cli/inventory.h"
+#include "cli/listing.h"
+
+namespace ferry::cli {
+namespace {
+
+constexpr int kError = 1;
+constexpr int kUsage = 2;
+
+constexpr std::string_view kUsageText = R"(usage:
+  ferryctl check <source> <destination> [METHOD PATH] --manifests DIR [-o table|json]
+                 [--port N] [--host HOST] [--header NAME:VALUE]... [--trust-domain TD]
+  ferryctl workloads --manifests DIR [-o table|json]
+  ferryctl services  --manifests DIR [-o table|json]
+  ferryctl policies  --manifests DIR [-o table|json]
+
+<source> and <destination> name pods as namespace/name. Without METHOD PATH, check decides a
+TCP connection (L4). The port defaults to the target port of the Service selecting the pod.
+)";
+
+struct UsageError {
+  std::string message;
+};
+
+struct Options {
+  std::string command;
+  std::vector<std::string> positional;
+  std::optional<std::string> manifests;
+  bool json = false;
+  CheckArgs check;
+};
+
+std::optional<UsageError> parse(int argc, char** argv, Options& o) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    return UsageError{"no command given"};
+  }
+  o.command = args[0];
+  bool check = o.command == "check";
+  if (!check && o.command != "workloads" && o.command != "services" && o.command != "policies") {
+    return UsageError{"unknown command '" + o.command + "'"};
+  }
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    std::optional<std::string_view> inline_value;
+    if (arg.starts_with("--") && arg.find('=') != std::string_view::npos) {
+      inline_value = arg.substr(arg.find('=') + 1);
+      arg = arg.substr(0, arg.find('='));
+    }
+    auto value = [&](std::string_view flag) -> std::optional<std::string> {
+      if (inline_value) {
+        return std::string(*inline_value);
+      }
+      if (i + 1 >= args.size()) {
+        return std::nullopt;
+      }
+      return std::string(args[++i]);
+    };
+    auto needsValue = [&](std::string_view flag) {
+      return UsageError{std::string(flag) + " needs a value"};
+    };
+    if (arg == "--manifests") {
+      if (!(o.manifests = value(arg))) {
+        return needsValue(arg);
+      }
+    } else if (arg == "-o" || arg == "--output") {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      if (*v != "json" && *v != "table") {
+        return UsageError{"-o must be table or json, not '" + *v + "'"};
+      }
+      o.json = *v == "json";
+    } else if (check && arg == "--port") {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      unsigned port = 0;
+      auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), port);
+      if (ec != std::errc() || end != v->data() + v->size() || port == 0 || port > 65535) {
+        return UsageError{"--port must be a number from 1 to 65535, not '" + *v + "'"};
+      }
+      o.check.port = static_cast<uint16_t>(port);
+    } else if (check && arg == "--host") {
+      if (!(o.check.host = value(arg))) {
+        return needsValue(arg);
+      }
+    } else if (check && arg == "--trust-domain") {
+      auto v = value(arg);
+      if (!v || v->empty()) {
+        return needsValue(arg);
+      }
+      o.check.trust_domain = *v;
+    } else if (check && arg == "--header") {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      auto colon = v->find(':');
+      if (colon == std::string::npos || colon == 0) {
+        return UsageError{"--header must be NAME:VALUE, not '" + *v + "'"};
+      }
+      o.check.headers.emplace_back(v->substr(0, colon), v->substr(colon + 1));
+    } else if (arg.starts_with("-") && arg.size() > 1) {
+      return UsageError{"unknown flag '" + std::string(arg) + "' for " + o.command};
+    } else {
+      o.positional.emplace_back(arg);
+    }
+  }
+  if (!o.manifests) {
+    return UsageError{"--manifests DIR is required"};
+  }
+  if (!check) {
+    if (!o.positional.empty()) {
+      return UsageError{o.command + " takes no arguments, got '" + o.positional[0] + "'"};
+    }
+    return std::nullopt;
+  }
+  if (o.positional.size() != 2 && o.positional.size() != 4) {
+    return UsageError{"check takes <source> <destination> [METHOD PATH], got " +
+                      std::to_string(o.positional.size()) + " argument(s)"};
+  }
+  auto src = parsePodName(o.positional[0]);
+  auto dst = parsePodName(o.positional[1]);
+  if (!src || !dst) {
+    return UsageError{"pods are named namespace/name, not '" +
+                      (src ? o.positional[1] : o.positional[0]) + "'"};
+  }
+  o.check.source = *src;
+  o.check.destination = *dst;
+  if (o.positional.size() == 4) {
+    if (!o.positional[3].starts_with("/")) {
+      return UsageError{"PATH must start with '/', not '" + o.positional[3] + "'"};
+    }
+    o.check.method = o.positional[2];
+    o.check.path = o.positional[3];
+  }
+  return std::nullopt;
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  if (auto err = parse(argc, argv, o)) {
+    std::cerr << "ferryctl: " << err->message << "\n\n" << kUsageText;
+    return kUsage;
+  }
+  auto inv = loadInventory(*o.manifests);
+  if (!inv.ok()) {
+    std::cerr << "ferryctl: " << inv.status().message() << "\n";
+    return kError;
+  }
+  if (o.command == "check") {
+    auto report = runCheck(*inv, o.check);
+    if (!report.ok()) {
+      std::cerr << "ferryctl: " << report.status().message() << "\n";
+      return kError;
+    }
+    std::cout << (o.json ? checkJson(*report).dump(2) + "\n" : checkTable(*report));
+  } else if (o.command == "workloads") {
+    std::cout << (o.json ? workloadsJson(*inv).dump(2) + "\n" : workloadsTable(*inv));
+  } else if (o.command == "services") {
+    std::cout << (o.json ? servicesJson(*inv).dump(2) + "\n" : servicesTable(*inv));
+  } else {
+    std::cout << (o.json ? policiesJson(*inv).dump(2) + "\n" : policiesTable(*inv));
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ferry::cli
+
+int main(int argc, char** argv) {
+  return ferry::cli::run(argc, argv);
+}

@@ -1,0 +1,312 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Runs the real ferryctl binary on policies/ and on temporary manifests.
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+
+extern char** environ;
+
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct Run {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string readAll(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "ferryctl-test-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ / name) << text;
+  }
+
+ private:
+  fs::path path_;
+};
+
+Run ferryctl(const std::vector<std::string>& args) {
+  TempDir io;
+  const std::string out = (io.path() / "out").string(), err = (io.path() / "err").string();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<std::string> argv_s = {FERRYCTL_PATH};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, FERRYCTL_PATH, &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return Run{WEXITSTATUS(status), readAll(out), readAll(err)};
+}
+
+TEST_CASE("ferryctl check: an allowed HTTP request names the ALLOW policy and rule", "[cli]") {
+  Run r = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/index.html", "--manifests",
+                    POLICIES_DIR, "-o", "json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["allowed"] == true);
+  CHECK(j["reason"] == "allow_matched");
+  CHECK(j["policy"] == "demo/web-allow-client");
+  CHECK(j["rule"] == 0);
+  CHECK(j["source"]["principal"] == "spiffe://cluster.local/ns/demo/sa/client");
+  CHECK(j["request"]["port"] == 8080);  // web's targetPort
+  CHECK(j["request"]["host"] == "web.demo.svc.cluster.local");
+  // The DENY policy that did not match says why.
+  bool saw_deny_admin = false;
+  for (const auto& p : j["policies"]) {
+    if (p["name"] == "demo/deny-admin") {
+      saw_deny_admin = true;
+      CHECK(p["rules"][0]["matched"] == false);
+      CHECK_THAT(p["rules"][0]["why"].get<std::string>(), Catch::Contains("/admin*"));
+    }
+  }
+  CHECK(saw_deny_admin);
+
+  Run table = ferryctl(
+      {"check", "demo/n1p1", "demo/n1p2", "GET", "/index.html", "--manifests", POLICIES_DIR});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(table.out,
+             Catch::Contains("ALLOW: allowed by ALLOW policy demo/web-allow-client rule 0"));
+  CHECK_THAT(table.out, Catch::Contains("POLICY"));
+}
+
+TEST_CASE("ferryctl check: a denied HTTP request names the DENY policy", "[cli]") {
+  Run r = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/admin/users", "--manifests",
+                    POLICIES_DIR, "-o", "json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["allowed"] == false);
+  CHECK(j["reason"] == "deny_matched");
+  CHECK(j["policy"] == "demo/deny-admin");
+  CHECK(j["rule"] == 0);
+
+  Run table = ferryctl(
+      {"check", "demo/n1p1", "demo/n1p2", "GET", "/admin/users", "--manifests", POLICIES_DIR});
+  REQUIRE(table.code == 0);
+  CHECK_THAT(table.out, Catch::Contains("DENY: denied by DENY policy demo/deny-admin rule 0"));
+}
+
+TEST_CASE("ferryctl check: L4 connections to db, from web allowed and from the client denied",
+          "[cli]") {
+  Run allowed =
+      ferryctl({"check", "demo/n1p2", "demo/n2p2", "--manifests", POLICIES_DIR, "-o", "json"});
+  INFO(allowed.err);
+  REQUIRE(allowed.code == 0);
+  json a = json::parse(allowed.out);
+  CHECK(a["allowed"] == true);
+  CHECK(a["policy"] == "demo/db-allow-web");
+  CHECK(a["request"]["protocol"] == "tcp");
+  CHECK(a["request"]["port"] == 5432);
+
+  Run denied =
+      ferryctl({"check", "demo/n1p1", "demo/n2p2", "--manifests", POLICIES_DIR, "-o", "json"});
+  REQUIRE(denied.code == 0);
+  json d = json::parse(denied.out);
+  CHECK(d["allowed"] == false);
+  CHECK(d["reason"] == "no_allow_matched");
+  CHECK(d["policy"].is_null());
+  bool explained = false;
+  for (const auto& p : d["policies"]) {
+    if (p["name"] == "demo/db-allow-web") {
+      explained = true;
+      CHECK_THAT(p["rules"][0]["why"].get<std::string>(), Catch::Contains("sa/client"));
+    }
+  }
+  CHECK(explained);
+}
+
+constexpr const char* kTwoPods = R"(apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: shop, labels: {app: a}}
+spec: {serviceAccountName: sa-a, nodeName: node1, containers: [{name: c, image: x}]}
+status: {podIP: 10.244.1.20, podIPs: [{ip: 10.244.1.20}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: shop, labels: {app: b}}
+spec: {serviceAccountName: sa-b, nodeName: node1, containers: [{name: c, image: x}]}
+status: {podIP: 10.244.1.21, podIPs: [{ip: 10.244.1.21}]}
+)";
+
+constexpr const char* kDenyFromA = R"(apiVersion: security.ferry.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: no-a, namespace: shop}
+spec:
+  selector: {matchLabels: {app: b}}
+  action: DENY
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/shop/sa/sa-a"]}}]
+)";
+
+TEST_CASE("ferryctl check: temporary manifests, with and without the policy", "[cli]") {
+  TempDir dir;
+  dir.write("pods.yaml", kTwoPods);
+  Run open = ferryctl({"check", "shop/a", "shop/b", "--port", "9000", "--manifests",
+                       dir.path().string(), "-o", "json"});
+  INFO(open.err);
+  REQUIRE(open.code == 0);
+  json o = json::parse(open.out);
+  CHECK(o["allowed"] == true);
+  CHECK(o["reason"] == "no_allow_policy");
+  CHECK(o["policies"].empty());
+
+  dir.write("policy.yaml", kDenyFromA);
+  Run denied =
+      ferryctl({"check", "shop/a", "shop/b", "--port", "9000", "--manifests", dir.path().string()});
+  REQUIRE(denied.code == 0);
+  CHECK_THAT(denied.out, Catch::Contains("DENY: denied by DENY policy shop/no-a rule 0"));
+
+  // Another principal is not denied.
+  Run other = ferryctl({"check", "shop/b", "shop/b", "--port", "9000", "--manifests",
+                        dir.path().string(), "-o", "json"});
+  REQUIRE(other.code == 0);
+  CHECK(json::parse(other.out)["allowed"] == true);
+
+  // Without a Service in front, the port must be given.
+  Run no_port = ferryctl({"check", "shop/a", "shop/b", "--manifests", dir.path().string()});
+  CHECK(no_port.code == 1);
+  CHECK_THAT(no_port.err, Catch::Contains("pass --port"));
+}
+
+TEST_CASE("ferryctl: a bad manifest is an error naming the file and field", "[cli]") {
+  TempDir dir;
+  dir.write("pods.yaml", kTwoPods);
+  dir.write("bad.yaml", std::string(kDenyFromA) + "  bogusField: 1\n");
+  Run r = ferryctl({"workloads", "--manifests", dir.path().string()});
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Catch::Contains("bad.yaml"));
+  CHECK_THAT(r.err, Catch::Contains("bogusField"));
+
+  TempDir empty;
+  Run none = ferryctl({"policies", "--manifests", empty.path().string()});
+  CHECK(none.code == 1);
+  CHECK_THAT(none.err, Catch::Contains("no Kubernetes objects"));
+}
+
+TEST_CASE("ferryctl: bad usage exits 2, bad input exits 1, each with a message", "[cli]") {
+  struct Row {
+    std::vector<std::string> args;
+    int code;
+    std::string message;
+  };
+  const std::string m = POLICIES_DIR;
+  const std::vector<Row> rows = {
+      {{}, 2, "no command given"},
+      {{"frobnicate", "--manifests", m}, 2, "unknown command 'frobnicate'"},
+      {{"workloads", "--manifests", m, "--bogus"}, 2, "unknown flag '--bogus'"},
+      {{"workloads", "--manifests", m, "--port", "80"}, 2, "unknown flag '--port'"},
+      {{"workloads"}, 2, "--manifests DIR is required"},
+      {{"workloads", "--manifests"}, 2, "--manifests needs a value"},
+      {{"workloads", "--manifests", m, "-o", "yaml"}, 2, "-o must be table or json"},
+      {{"workloads", "--manifests", m, "extra"}, 2, "takes no arguments"},
+      {{"check", "demo/n1p1", "--manifests", m}, 2, "got 1 argument(s)"},
+      {{"check", "demo/n1p1", "demo/n1p2", "GET", "--manifests", m}, 2, "got 3 argument(s)"},
+      {{"check", "n1p1", "demo/n1p2", "--manifests", m}, 2, "namespace/name, not 'n1p1'"},
+      {{"check", "demo/n1p1", "demo/n1p2", "GET", "admin", "--manifests", m},
+       2,
+       "PATH must start with '/'"},
+      {{"check", "demo/n1p1", "demo/n1p2", "--port", "70000", "--manifests", m},
+       2,
+       "--port must be a number"},
+      {{"check", "demo/n1p1", "demo/n1p2", "--port", "8o", "--manifests", m},
+       2,
+       "--port must be a number"},
+      {{"check", "demo/n1p1", "demo/n1p2", "--header", "novalue", "--manifests", m},
+       2,
+       "--header must be NAME:VALUE"},
+      {{"check", "demo/nope", "demo/n1p2", "--manifests", m},
+       1,
+       "unknown source pod demo/nope; pods in the manifests: demo/n1p1"},
+      {{"check", "demo/n1p1", "other/n1p2", "--manifests", m},
+       1,
+       "unknown destination pod other/n1p2"},
+      {{"workloads", "--manifests", "/nonexistent/ferry"}, 1, "does not exist"},
+  };
+  for (const auto& row : rows) {
+    std::string joined;
+    for (const auto& a : row.args) {
+      joined += a + " ";
+    }
+    INFO("ferryctl " << joined);
+    Run r = ferryctl(row.args);
+    CHECK(r.code == row.code);
+    CHECK(r.out.empty());
+    CHECK_THAT(r.err, Catch::Contains(row.message));
+    if (row.code == 2) {
+      CHECK_THAT(r.err, Catch::Contains("usage:"));
+    }
+  }
+}
+
+TEST_CASE("ferryctl: workloads, services and policies list the manifests", "[cli]") {
+  Run w = ferryctl({"workloads", "--manifests", POLICIES_DIR, "-o", "json"});
+  INFO(w.err);
+  REQUIRE(w.code == 0);
+  json wj = json::parse(w.out);
+  REQUIRE(wj.size() == 4);
+  CHECK(wj[0]["name"] == "n1p1");
+  CHECK(wj[0]["service_account"] == "client");
+  CHECK(wj[0]["ips"][0] == "10.244.1.11");
+
+  Run s = ferryctl({"services", "--manifests", POLICIES_DIR, "-o", "json"});
+  REQUIRE(s.code == 0);
+  json sj = json::parse(s.out);
+  std::vector<std::string> names;
+  for (const auto& svc : sj) {
+    names.push_back(svc["name"]);
+  }
+  CHECK(std::find(names.begin(), names.end(), "web") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "db") != names.end());
+
+  Run p = ferryctl({"policies", "--manifests", POLICIES_DIR});
+  REQUIRE(p.code == 0);
+  CHECK_THAT(p.out, Catch::StartsWith("NAMESPACE  NAME"));
+  CHECK_THAT(p.out, Catch::Contains("deny-admin"));
+  CHECK_THAT(p.out, Catch::Contains("DENY"));
+  CHECK(std::count(p.out.begin(), p.out.end(), '\n') == 6);  // header + 5 policies
+
+  Run wt = ferryctl({"workloads", "--manifests", POLICIES_DIR});
+  REQUIRE(wt.code == 0);
+  CHECK_THAT(wt.out, Catch::Contains("demo       n1p2"));
+}
+
+}  // namespace
