@@ -1,0 +1,246 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "policy/rule_eval.h"
+
+#include <algorithm>
+
+#include "policy/text.h"
+
+namespace ferry::policy::internal {
+
+using model::PolicyAction;
+
+namespace {
+
+// "spiffe://td/ns/<ns>/sa/<sa>" -> <ns>; empty when the ID does not have that shape.
+std::string_view namespaceOf(std::string_view principal) {
+  constexpr std::string_view kScheme = "spiffe://";
+  if (!principal.starts_with(kScheme)) {
+    return {};
+  }
+  std::string_view rest = principal.substr(kScheme.size());
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos || !rest.substr(slash).starts_with("/ns/")) {
+    return {};
+  }
+  rest = rest.substr(slash + 4);
+  auto end = rest.find('/');
+  if (end == std::string_view::npos || end == 0 || !rest.substr(end).starts_with("/sa/")) {
+    return {};
+  }
+  return rest.substr(0, end);
+}
+
+std::string show(std::string_view s) {
+  return s.empty() ? "(absent)" : text::cat("'", s, "'");
+}
+std::string show(const StringMatcher& m) {
+  return text::cat("'", m.pattern(), "'");
+}
+std::string show(const Cidr& c) {
+  return c.str();
+}
+std::string show(uint16_t p) {
+  return std::to_string(p);
+}
+
+template <typename T>
+std::string showList(const std::vector<T>& items) {
+  std::string out = "[";
+  for (const auto& i : items) {
+    out += (out.size() > 1 ? ", " : "") + show(i);
+  }
+  return out + "]";
+}
+
+// Istio's x / notX pair. `at` + `field` name the field and `value` shows the request's value;
+// all three are used only when explaining (why != null), never on the decision path.
+template <typename T, typename Pred, typename Value>
+bool holds(const Field<T>& f, Pred matches, std::string_view at, std::string_view field,
+           Value value, std::string* why) {
+  if (!f.values.empty() &&
+      std::none_of(f.values.begin(), f.values.end(), [&](const T& m) { return matches(m); })) {
+    if (why != nullptr) {
+      *why = text::cat(at, field, ": ", value(), " matches none of ", showList(f.values));
+    }
+    return false;
+  }
+  for (const T& m : f.not_values) {
+    if (matches(m)) {
+      if (why != nullptr) {
+        *why = text::cat(at, field, ": ", value(), " matches excluded ", show(m));
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+auto stringIs(std::string_view value) {
+  return [value](const StringMatcher& m) { return !value.empty() && m.matches(value); };
+}
+
+auto ipIn(const std::optional<IpAddress>& ip) {
+  return [&ip](const Cidr& c) { return ip.has_value() && c.contains(*ip); };
+}
+
+auto portIs(uint16_t port) {
+  return [port](uint16_t p) { return p == port; };
+}
+
+auto showString(std::string_view s) {
+  return [s] { return show(s); };
+}
+
+auto showIp(const std::optional<IpAddress>& ip) {
+  return [&ip] { return ip ? ip->str() : std::string("(absent)"); };
+}
+
+// In an L4 decision `skip_http` is set and HTTP-only fields count as matching (DENY/AUDIT
+// rules, see engine.h); ALLOW rules needing HTTP never get here at L4.
+bool sourceHolds(const CompiledSource& s, const View& v, bool skip_http, std::string_view at,
+                 std::string* why) {
+  const Request& r = v.request;
+  return holds(s.principals, stringIs(r.source_principal), at, "principals",
+               showString(r.source_principal), why) &&
+         holds(s.namespaces, stringIs(v.source_namespace), at, "namespaces",
+               showString(v.source_namespace), why) &&
+         holds(s.ip_blocks, ipIn(r.source_ip), at, "ipBlocks", showIp(r.source_ip), why) &&
+         (skip_http ||
+          // Ferry has no request authentication (JWT): the request principal is always absent.
+          (holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}),
+                 why) &&
+           // No trusted proxies in front of a pod: the remote IP is the peer's IP.
+           holds(s.remote_ip_blocks, ipIn(r.source_ip), at, "remoteIpBlocks", showIp(r.source_ip),
+                 why)));
+}
+
+bool operationHolds(const CompiledOperation& o, const View& v, bool skip_http, std::string_view at,
+                    std::string* why) {
+  const Request& r = v.request;
+  if (!holds(
+          o.ports, portIs(r.destination_port), at, "ports",
+          [&] { return std::to_string(r.destination_port); }, why)) {
+    return false;
+  }
+  if (skip_http) {
+    return true;
+  }
+  std::string_view method = v.http ? r.http->method : std::string_view();
+  std::string_view host = v.http ? r.http->host : std::string_view();
+  return holds(o.methods, stringIs(method), at, "methods", showString(method), why) &&
+         holds(o.paths, stringIs(v.path), at, "paths", showString(v.path), why) &&
+         holds(o.hosts, stringIs(host), at, "hosts", showString(host), why);
+}
+
+// request.headers[name]: matches when any occurrence of the header matches, so that sending a
+// header twice can never slip past a DENY on one of its values.
+bool headerHolds(const CompiledCondition& c, const View& v, std::string_view at, std::string* why) {
+  static const std::vector<std::pair<std::string_view, std::string_view>> kNone;
+  const auto& headers = v.http ? v.request.http->headers : kNone;
+  auto matches = [&](const StringMatcher& m) {
+    for (const auto& [name, value] : headers) {
+      // "*" means present, even with an empty value.
+      if (text::equalsIgnoreCase(name, c.attribute.header) &&
+          (m.kind() == StringMatcher::Kind::kPresence || m.matches(value))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto shown = [&] {
+    std::string out;
+    for (const auto& [name, value] : headers) {
+      if (text::equalsIgnoreCase(name, c.attribute.header)) {
+        out += (out.empty() ? "" : ", ") + show(value);
+      }
+    }
+    return out.empty() ? std::string("(absent)") : out;
+  };
+  return holds(c.strings, matches, at, "", shown, why);
+}
+
+bool conditionHolds(const CompiledCondition& c, const View& v, std::string_view at,
+                    std::string* why) {
+  const Request& r = v.request;
+  switch (c.attribute.kind) {
+    case AttributeKind::kRequestHeader:
+      return headerHolds(c, v, at, why);
+    case AttributeKind::kSourceIp:
+    case AttributeKind::kRemoteIp:
+      return holds(c.cidrs, ipIn(r.source_ip), at, "", showIp(r.source_ip), why);
+    case AttributeKind::kDestinationIp:
+      return holds(c.cidrs, ipIn(r.destination_ip), at, "", showIp(r.destination_ip), why);
+    case AttributeKind::kDestinationPort:
+      return holds(
+          c.ports, portIs(r.destination_port), at, "",
+          [&] { return std::to_string(r.destination_port); }, why);
+    case AttributeKind::kSourceNamespace:
+      return holds(c.strings, stringIs(v.source_namespace), at, "", showString(v.source_namespace),
+                   why);
+    case AttributeKind::kSourcePrincipal:
+      return holds(c.strings, stringIs(r.source_principal), at, "", showString(r.source_principal),
+                   why);
+    case AttributeKind::kConnectionSni:
+      return holds(c.strings, stringIs(r.sni), at, "", showString(r.sni), why);
+    case AttributeKind::kRequestAuth:
+      return holds(c.strings, stringIs({}), at, "", showString({}), why);
+  }
+  return false;
+}
+
+}  // namespace
+
+View makeView(const Request& r) {
+  View v{r, namespaceOf(r.source_principal), {}, r.http != nullptr};
+  if (r.http != nullptr) {
+    v.path = r.http->path.substr(0, r.http->path.find('?'));
+  }
+  return v;
+}
+
+RuleOutcome evaluateRule(const CompiledRule& rule, PolicyAction action, const View& v,
+                         std::string* why) {
+  bool skip_http = !v.http;
+  if (skip_http && rule.needs_http && action == PolicyAction::kAllow) {
+    if (why != nullptr) {
+      *why = "needs HTTP attributes: an ALLOW rule like this allows nothing at L4";
+    }
+    return RuleOutcome::kSkippedAtL4;
+  }
+  if (!rule.from.empty()) {
+    bool any = false;
+    for (size_t i = 0; i < rule.from.size() && !any; ++i) {
+      std::string at = why ? text::cat("from[", i, "].source.") : std::string();
+      any = sourceHolds(rule.from[i], v, skip_http, at, i == 0 ? why : nullptr);
+    }
+    if (!any) {
+      return RuleOutcome::kNoMatch;
+    }
+  }
+  if (!rule.to.empty()) {
+    bool any = false;
+    for (size_t i = 0; i < rule.to.size() && !any; ++i) {
+      std::string at = why ? text::cat("to[", i, "].operation.") : std::string();
+      any = operationHolds(rule.to[i], v, skip_http, at, i == 0 ? why : nullptr);
+    }
+    if (!any) {
+      return RuleOutcome::kNoMatch;
+    }
+  }
+  for (size_t i = 0; i < rule.when.size(); ++i) {
+    const CompiledCondition& c = rule.when[i];
+    if (skip_http && !isL4Attribute(c.attribute.kind)) {
+      continue;  // DENY/AUDIT at L4: the HTTP-only condition is dropped
+    }
+    std::string at = why ? text::cat("when[", i, "] ", c.key) : std::string();
+    if (!conditionHolds(c, v, at, why)) {
+      return RuleOutcome::kNoMatch;
+    }
+  }
+  if (why != nullptr) {
+    *why = skip_http && rule.needs_http ? "matched (HTTP-only parts ignored at L4)" : "matched";
+  }
+  return RuleOutcome::kMatch;
+}
+
+}  // namespace ferry::policy::internal
