@@ -206,20 +206,25 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
 }
 
 // yaml-cpp 0.7 never returns (and grows without bound) on a ',' token outside any flow
-// collection at a document's root: after a flow collection or quoted scalar ("{},", "[a],[b]",
-// "'x',") or where a node should start (",", " ,a"); found by fuzzing. Such a ',' is invalid YAML
-// wherever it stands outside a flow collection, so the text is refused before the parser sees
-// it. The scan knows quotes, comments and block scalars ("|", ">"), whose
-// content is opaque text.
+// collection: after a root flow collection or quoted scalar ("{},", "'x',"), where a node should
+// start (",", "&a ,", "!t,"); found by fuzzing. Outside flow collections a ',' is only ever
+// part of a plain scalar ("a,b"), so any other ',' there is invalid YAML and the text is refused
+// before the parser sees it. The scan knows quotes, comments, anchors, tags and block scalars
+// ("|", ">"), whose content is opaque text.
 absl::Status checkFlowCommas(std::string_view text) {
+  enum class State { kNodeStart, kPlain, kAfterNode };
+  State state = State::kNodeStart;
   int depth = 0;
-  char last = '\n';  // last significant character on the current line
-  size_t i = 0;
   size_t line = 1;
   int line_indent = 0;
   int block_parent = -1;  // inside a block scalar: lines indented more than this are content
+  bool block_pending = false;
+  bool at_line_start = true;
+  size_t i = 0;
+  auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  auto ends = [&](size_t j) { return j >= text.size() || isSpace(text[j]) || text[j] == '\n'; };
   while (i < text.size()) {
-    if (last == '\n') {
+    if (at_line_start) {
       size_t start = i;
       while (i < text.size() && text[i] == ' ') {
         ++i;
@@ -233,39 +238,108 @@ absl::Status checkFlowCommas(std::string_view text) {
         continue;
       }
       block_parent = -1;
-      last = ' ';
-      if (i >= text.size()) {
-        break;
+      at_line_start = false;
+      if (depth == 0) {
+        state = State::kNodeStart;
       }
+      continue;
     }
     char c = text[i];
     if (c == '\n') {
-      // "key: |" or "- >-" ends the line: the following more-indented lines are content.
-      if (depth == 0 && (last == '|' || last == '>')) {
+      if (block_pending && depth == 0) {
         block_parent = line_indent;
       }
-      last = '\n';
+      block_pending = false;
+      at_line_start = true;
       ++line;
       ++i;
       continue;
     }
-    if (c == ' ' || c == '\t' || c == '\r') {
+    if (isSpace(c)) {
       ++i;
       continue;
     }
-    if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n')) {
+    if (c == '#' && (i == 0 || isSpace(text[i - 1]) || text[i - 1] == '\n')) {
       while (i < text.size() && text[i] != '\n') {
         ++i;
       }
       continue;
     }
-    // Where a node may begin: a line start, or after a "- ", ": " or "? " indicator. A plain
-    // scalar cannot begin with ',', so a ',' there is a stray token.
-    bool node_start = last == ' ' || ((last == ':' || last == '-' || last == '?') && i > 0 &&
-                                      (text[i - 1] == ' ' || text[i - 1] == '\t'));
-    bool scalar_start = last == ' ' || last == ':' || last == '-' || last == '[' || last == '{' ||
-                        last == ',' || last == '?' || last == '\n';
-    if ((c == '"' || c == '\'') && scalar_start) {
+    block_pending = false;
+    if (depth > 0) {
+      // Inside a flow collection ',' separates entries; only quotes and nesting matter.
+      size_t prev = i;
+      while (prev > 0 && isSpace(text[prev - 1])) {
+        --prev;
+      }
+      // In a flow collection a quote opens a scalar only where a scalar may begin.
+      bool scalar_start =
+          prev == 0 || std::string_view("{[,:\n").find(text[prev - 1]) != std::string_view::npos;
+      if ((c == '"' || c == '\'') && scalar_start) {
+        state = State::kNodeStart;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+        ++i;
+        continue;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) {
+          state = State::kAfterNode;
+        }
+        ++i;
+        continue;
+      } else {
+        ++i;
+        continue;
+      }
+    }
+    if (state == State::kPlain) {
+      // A plain scalar runs to the end of the line, or to ": " which starts a value.
+      if (c == ':' && ends(i + 1)) {
+        state = State::kNodeStart;
+      }
+      ++i;
+      continue;
+    }
+    if (c == ',') {
+      return absl::InvalidArgumentError(
+          text::cat("line ", line, ": a ',' outside any flow collection is not valid YAML here"));
+    }
+    if (state == State::kAfterNode) {
+      if (c == ':' && ends(i + 1)) {
+        state = State::kNodeStart;  // a flow or quoted key
+      }
+      ++i;
+      continue;
+    }
+    // kNodeStart at flow depth 0.
+    if ((c == '-' || c == '?' || c == ':') && ends(i + 1)) {
+      ++i;  // an indicator; a node still follows
+      continue;
+    }
+    if (c == '&' || c == '!') {
+      // Anchor or tag: a node still follows. Their names end at a space or flow indicator.
+      ++i;
+      while (i < text.size() && !ends(i) &&
+             std::string_view(",[]{}").find(text[i]) == std::string_view::npos) {
+        ++i;
+      }
+      continue;
+    }
+    if (c == '|' || c == '>') {
+      block_pending = true;  // a block scalar if nothing but indicators follow on this line
+      ++i;
+      while (i < text.size() &&
+             (text[i] == '-' || text[i] == '+' || (text[i] >= '1' && text[i] <= '9'))) {
+        ++i;
+      }
+      continue;
+    }
+    if (c == '{' || c == '[') {
+      ++depth;
+      ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
       char quote = c;
       ++i;
       while (i < text.size()) {
@@ -286,24 +360,19 @@ absl::Status checkFlowCommas(std::string_view text) {
         ++i;
       }
       ++i;
-      last = '"';
+      state = State::kAfterNode;
       continue;
     }
-    if (c == '{' || c == '[') {
-      ++depth;
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    } else if (c == ',' && depth == 0 &&
-               (last == '}' || last == ']' || last == '"' || node_start)) {
-      return absl::InvalidArgumentError(
-          text::cat("line ", line,
-                    ": ',' after a flow collection or quoted value, outside any "
-                    "collection, is not valid YAML"));
+    if (c == '*') {
+      // An alias is a whole node.
+      while (i < text.size() && !ends(i) &&
+             std::string_view(",[]{}").find(text[i]) == std::string_view::npos) {
+        ++i;
+      }
+      state = State::kAfterNode;
+      continue;
     }
-    // Block scalar indicators may carry chomping and indentation digits ("|-", ">+2").
-    if (!((last == '|' || last == '>') && (c == '-' || c == '+' || (c >= '1' && c <= '9')))) {
-      last = c;
-    }
+    state = State::kPlain;
     ++i;
   }
   return absl::OkStatus();
