@@ -86,6 +86,7 @@ void HboneClient::onResponseHeaders(Stream& s) {
     // Refused: nothing we queued will be wanted, and the stream must not linger half-open.
     s.send.clear();
     discardReceived(s);
+    s.refused = true;
     nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
   }
 }

@@ -263,7 +263,7 @@ ReadResult HboneConnection::read(StreamId id, absl::Span<uint8_t> out) {
 
 size_t HboneConnection::write(StreamId id, absl::Span<const uint8_t> data) {
   Stream* s = find(id);
-  if (s == nullptr || s->local_shutdown || s->h2_closed || failed_) {
+  if (s == nullptr || s->local_shutdown || s->h2_closed || s->refused || failed_) {
     return 0;
   }
   size_t room =
@@ -321,6 +321,12 @@ size_t HboneConnection::bufferedBytes() const {
   return total;
 }
 
+void HboneConnection::releaseIdleMemory() {
+  tls_->networkIn().shrinkIfEmpty();
+  tls_->networkOut().shrinkIfEmpty();
+  staged_.shrinkIfEmpty();
+}
+
 void HboneConnection::discardReceived(Stream& s) {
   size_t n = s.recv.size();
   s.recv.clear();
@@ -329,7 +335,7 @@ void HboneConnection::discardReceived(Stream& s) {
 
 void HboneConnection::releaseIfDone(Stream& s) {
   if (s.h2_closed && s.recv.empty()) {
-    if (!s.refused) {  // the owner refused it itself and has forgotten it
+    if (!(server_ && s.refused)) {  // the server app refused it itself and forgot it
       emit({HboneEventType::kClosed, s.id, 0, s.close_error});
     }
     streams_.erase(s.id);

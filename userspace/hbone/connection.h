@@ -101,6 +101,8 @@ class HboneConnection {
   bool finished() const;
   // Graceful drain: GOAWAY now; streams in flight finish, new ones are refused.
   void drain();
+  // Frees empty connection-level buffers; for pooled connections that went idle.
+  void releaseIdleMemory();
 
   // Moves pending events into `out` (cleared first). Swap-based: a caller that keeps its
   // vector allocates nothing in steady state.
@@ -138,7 +140,7 @@ class HboneConnection {
     bool data_deferred = false;   // nghttp2 waits for resume_data
     bool write_blocked = false;   // write() took less than offered
     bool provider_attached = false;
-    bool refused = false;  // server: answered with a refusal; received data is dropped
+    bool refused = false;  // answered with a refusal (either side); data is dropped
     bool h2_closed = false;
     uint32_t close_error = 0;
   };

@@ -43,6 +43,9 @@ class ByteBuffer {
   void commit(size_t n) { end_ += n; }
 
   void append(const void* bytes, size_t n) {
+    if (n == 0) {
+      return;
+    }
     absl::Span<uint8_t> space = prepare(n);
     std::memcpy(space.data(), bytes, n);
     commit(n);
