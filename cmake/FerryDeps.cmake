@@ -12,3 +12,8 @@ pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 find_package(CURL REQUIRED)  # userspace/kube: the Kubernetes API client
 # RE2 (linear-time regular expressions, as Envoy uses) for HTTPRoute RegularExpression matches.
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+# gRPC + protobuf (controller <-> agent distribution protocol)
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+pkg_check_modules(PROTOBUF REQUIRED IMPORTED_TARGET protobuf)
+find_program(FERRY_PROTOC protoc REQUIRED)
+find_program(FERRY_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)

@@ -1,0 +1,113 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "controller/distribution/model_json.h"
+
+namespace ferry::model {
+namespace {
+
+template <typename T>
+void putOptional(nlohmann::json& j, const char* name, const std::optional<T>& value) {
+  if (value.has_value()) {
+    j[name] = *value;
+  }
+}
+
+template <typename T>
+void getOptional(const nlohmann::json& j, const char* name, std::optional<T>& value) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) {
+    value.reset();
+  } else {
+    value = it->get<T>();
+  }
+}
+
+template <typename T>
+void getOr(const nlohmann::json& j, const char* name, T& value) {
+  auto it = j.find(name);
+  if (it != j.end()) {
+    value = it->get<T>();
+  }
+}
+
+}  // namespace
+
+void to_json(nlohmann::json& j, const AuthorizationPolicy& v) {
+  j = nlohmann::json{{"key", v.key},
+                     {"action", v.action},
+                     {"rules", v.rules},
+                     {"root_namespace", v.root_namespace}};
+  putOptional(j, "selector", v.selector);
+}
+
+void from_json(const nlohmann::json& j, AuthorizationPolicy& v) {
+  v = AuthorizationPolicy{};
+  getOr(j, "key", v.key);
+  getOr(j, "action", v.action);
+  getOr(j, "rules", v.rules);
+  getOr(j, "root_namespace", v.root_namespace);
+  getOptional(j, "selector", v.selector);
+}
+
+void to_json(nlohmann::json& j, const PeerAuthentication& v) {
+  j = nlohmann::json{{"key", v.key}, {"mode", v.mode}, {"port_modes", v.port_modes}};
+  putOptional(j, "selector", v.selector);
+}
+
+void from_json(const nlohmann::json& j, PeerAuthentication& v) {
+  v = PeerAuthentication{};
+  getOr(j, "key", v.key);
+  getOr(j, "mode", v.mode);
+  getOr(j, "port_modes", v.port_modes);
+  getOptional(j, "selector", v.selector);
+}
+
+void to_json(nlohmann::json& j, const HttpRouteMatch& v) {
+  j = nlohmann::json{{"headers", v.headers}, {"query_params", v.query_params}};
+  putOptional(j, "path", v.path);
+  putOptional(j, "method", v.method);
+}
+
+void from_json(const nlohmann::json& j, HttpRouteMatch& v) {
+  v = HttpRouteMatch{};
+  getOr(j, "headers", v.headers);
+  getOr(j, "query_params", v.query_params);
+  getOptional(j, "path", v.path);
+  getOptional(j, "method", v.method);
+}
+
+void to_json(nlohmann::json& j, const HttpRouteRule& v) {
+  j = nlohmann::json{{"matches", v.matches}, {"backends", v.backends}};
+  putOptional(j, "request_header_modifier", v.request_header_modifier);
+  putOptional(j, "request_timeout_ms", v.request_timeout_ms);
+  putOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
+  putOptional(j, "retry", v.retry);
+  putOptional(j, "mirror", v.mirror);
+}
+
+void from_json(const nlohmann::json& j, HttpRouteRule& v) {
+  v = HttpRouteRule{};
+  getOr(j, "matches", v.matches);
+  getOr(j, "backends", v.backends);
+  getOptional(j, "request_header_modifier", v.request_header_modifier);
+  getOptional(j, "request_timeout_ms", v.request_timeout_ms);
+  getOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
+  getOptional(j, "retry", v.retry);
+  getOptional(j, "mirror", v.mirror);
+}
+
+void to_json(nlohmann::json& j, const HttpRoute& v) {
+  j = nlohmann::json{{"key", v.key},
+                     {"parent_services", v.parent_services},
+                     {"parent_ports", v.parent_ports},
+                     {"rules", v.rules}};
+}
+
+void from_json(const nlohmann::json& j, HttpRoute& v) {
+  v = HttpRoute{};
+  getOr(j, "key", v.key);
+  getOr(j, "parent_services", v.parent_services);
+  getOr(j, "parent_ports", v.parent_ports);
+  getOr(j, "rules", v.rules);
+}
+
+}  // namespace ferry::model

@@ -1,0 +1,163 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "controller/distribution/snapshot_delta.h"
+
+#include <catch2/catch.hpp>
+
+#include "controller/distribution/model_json.h"
+
+namespace ferry::distribution {
+namespace {
+
+model::Workload pod(const std::string& uid, const std::string& name, const std::string& node) {
+  model::Workload w;
+  w.uid = uid;
+  w.key = {"default", name};
+  w.node = node;
+  w.ips = {"10.244.1.11"};
+  w.labels = {{"app", name}};
+  return w;
+}
+
+model::NodeSnapshot baseSnapshot() {
+  model::NodeSnapshot s;
+  s.version = 7;
+  s.node = "node1";
+  s.trust_bundle_pem = "ROOT-A";
+  s.workloads = {pod("u1", "a", "node1"), pod("u2", "b", "node1")};
+  model::Service svc;
+  svc.key = {"default", "web"};
+  svc.vips = {"10.96.0.10"};
+  svc.ports = {{"http", 80, 8080, "", "TCP", "http"}};
+  s.services = {svc};
+  model::AuthorizationPolicy p;
+  p.key = {"default", "deny-b"};
+  p.action = model::PolicyAction::kDeny;
+  p.selector = model::Labels{{"app", "b"}};
+  model::Rule rule;
+  rule.from.push_back(model::Source{});
+  rule.from[0].principals = {"spiffe://cluster.local/ns/default/sa/x"};
+  p.rules = {rule};
+  s.policies = {p};
+  model::HttpRoute route;
+  route.key = {"default", "web-route"};
+  route.parent_services = {{"default", "web"}};
+  model::HttpRouteRule rr;
+  rr.request_timeout_ms = 500;
+  model::HttpRouteMatch match;
+  match.path = model::HttpPathMatch{model::HttpPathMatch::Type::kExact, "/x"};
+  rr.matches.push_back(match);
+  rr.backends = {model::BackendRef{{"default", "web"}, 80, 90},
+                 model::BackendRef{{"default", "web-v2"}, 80, 10}};
+  route.rules = {rr};
+  s.routes = {route};
+  return s;
+}
+
+TEST_CASE("model JSON round-trips every resource kind, optionals included", "[distribution]") {
+  model::NodeSnapshot s = baseSnapshot();
+  IndexedSnapshot indexed = indexSnapshot(s);
+  auto back = materialize(indexed);
+  REQUIRE(back.ok());
+  REQUIRE(back->workloads.size() == 2);
+  CHECK(back->workloads[0].labels.at("app") == "a");
+  REQUIRE(back->policies.size() == 1);
+  CHECK(back->policies[0].action == model::PolicyAction::kDeny);
+  REQUIRE(back->policies[0].selector.has_value());
+  CHECK(back->policies[0].selector->at("app") == "b");
+  REQUIRE(back->routes.size() == 1);
+  CHECK(back->routes[0].rules[0].request_timeout_ms == 500u);
+  CHECK_FALSE(back->routes[0].rules[0].retry.has_value());
+  CHECK(back->routes[0].rules[0].matches[0].path->type == model::HttpPathMatch::Type::kExact);
+  CHECK(back->routes[0].rules[0].backends[1].weight == 10u);
+  CHECK(indexSnapshot(*back) == indexed);
+}
+
+TEST_CASE("a delta carries exactly what changed and applies to the same state", "[distribution]") {
+  model::NodeSnapshot before = baseSnapshot();
+  model::NodeSnapshot after = before;
+  after.version = 9;
+  after.workloads[1].labels["app"] = "b2";             // update
+  after.workloads.push_back(pod("u3", "c", "node1"));  // add
+  after.policies.clear();                              // delete
+  after.trust_bundle_pem = "ROOT-A\nROOT-B";           // rotation
+
+  IndexedSnapshot from = indexSnapshot(before);
+  IndexedSnapshot to = indexSnapshot(after);
+  v1::WatchResponse delta = deltaResponse(from, to, "e1");
+  CHECK_FALSE(delta.full());
+  CHECK(delta.base_version() == 7);
+  CHECK(delta.version() == 9);
+  REQUIRE(delta.upserts_size() == 2);
+  CHECK(delta.upserts(0).id().key() == "u2");
+  CHECK(delta.upserts(1).id().key() == "u3");
+  REQUIRE(delta.removals_size() == 1);
+  CHECK(delta.removals(0).kind() == v1::KIND_AUTHORIZATION_POLICY);
+  CHECK(delta.has_trust_bundle_pem());
+  CHECK_FALSE(delta.has_trust_domain());
+
+  IndexedSnapshot state = from;
+  REQUIRE(applyResponse(delta, state).ok());
+  CHECK(state == to);
+
+  // Same state again: an empty delta.
+  v1::WatchResponse none = deltaResponse(to, to, "e1");
+  CHECK(none.upserts_size() == 0);
+  CHECK(none.removals_size() == 0);
+  CHECK_FALSE(none.has_trust_bundle_pem());
+}
+
+TEST_CASE("a full response replaces the state", "[distribution]") {
+  IndexedSnapshot state = indexSnapshot(baseSnapshot());
+  model::NodeSnapshot other;
+  other.version = 3;
+  other.node = "node1";
+  other.workloads = {pod("u9", "z", "node1")};
+  IndexedSnapshot target = indexSnapshot(other);
+  REQUIRE(applyResponse(fullResponse(target, "e2"), state).ok());
+  CHECK(state == target);
+}
+
+TEST_CASE("a bad update is refused and leaves the last good state", "[distribution]") {
+  IndexedSnapshot good = indexSnapshot(baseSnapshot());
+
+  SECTION("delta on the wrong base version") {
+    model::NodeSnapshot later = baseSnapshot();
+    later.version = 12;
+    IndexedSnapshot stale = good;
+    stale.version = 5;
+    v1::WatchResponse delta = deltaResponse(stale, indexSnapshot(later), "e1");
+    IndexedSnapshot state = good;
+    absl::Status s = applyResponse(delta, state);
+    CHECK(s.code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(state == good);
+  }
+  SECTION("resource that is not JSON of its kind") {
+    v1::WatchResponse delta;
+    delta.set_version(8);
+    delta.set_base_version(7);
+    delta.set_node("node1");
+    v1::Resource* ok = delta.add_upserts();
+    ok->mutable_id()->set_kind(v1::KIND_WORKLOAD);
+    ok->mutable_id()->set_key("u5");
+    ok->set_json(nlohmann::json(pod("u5", "e", "node1")).dump());
+    v1::Resource* bad = delta.add_upserts();
+    bad->mutable_id()->set_kind(v1::KIND_SERVICE);
+    bad->mutable_id()->set_key("default/x");
+    bad->set_json(R"({"key":{"ns":"default","name":"x"},"ports":"not-a-list"})");
+    IndexedSnapshot state = good;
+    absl::Status s = applyResponse(delta, state);
+    CHECK(s.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(s.message()), Catch::Contains("Service default/x"));
+    CHECK(state == good);
+  }
+  SECTION("delta for another node") {
+    v1::WatchResponse delta = deltaResponse(good, good, "e1");
+    delta.set_node("node2");
+    IndexedSnapshot state = good;
+    CHECK(applyResponse(delta, state).code() == absl::StatusCode::kFailedPrecondition);
+    CHECK(state == good);
+  }
+}
+
+}  // namespace
+}  // namespace ferry::distribution
