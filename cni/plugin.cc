@@ -173,11 +173,11 @@ Outcome run(const Invocation& inv) {
                 absl::StrCat("unsupported cniVersion '", ctx.version, "'"),
                 "supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0");
   }
-  if (ctx.config.contains("agent_socket")) {
-    if (!ctx.config["agent_socket"].is_string()) {
-      return fail(ctx.version, kInvalidConfig, "agent_socket must be a string");
+  if (ctx.config.contains("socket")) {
+    if (!ctx.config["socket"].is_string()) {
+      return fail(ctx.version, kInvalidConfig, "socket must be a string");
     }
-    ctx.socket = ctx.config["agent_socket"].get<std::string>();
+    ctx.socket = ctx.config["socket"].get<std::string>();
   }
   if (ctx.config.contains("timeout_ms")) {
     if (!ctx.config["timeout_ms"].is_number_unsigned() ||

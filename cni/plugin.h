@@ -6,7 +6,7 @@
 // drive it in-process as well as through the binary.
 //
 // Plugin-specific config keys (all optional):
-//   "agent_socket": path of the agent's enrollment socket (default /run/ferry/agent.sock)
+//   "socket": path of the agent's enrollment socket (default /run/ferry/agent.sock)
 //   "timeout_ms":   how long to wait for the agent (default 5000)
 
 #include <map>

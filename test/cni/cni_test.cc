@@ -124,7 +124,7 @@ struct Env {
     json c = {{"cniVersion", "1.0.0"},
               {"name", "k8s-pod-network"},
               {"type", "ferry-cni"},
-              {"agent_socket", socket},
+              {"socket", socket},
               {"timeout_ms", 2000}};
     if (with_prev) {
       c["prevResult"] = kPrevResult;
@@ -245,8 +245,8 @@ TEST_CASE("bad invocations get the spec's error codes", "[cni]") {
       {"config is not JSON", env.vars("ADD"), "{oops", 6},
       {"unsupported cniVersion", env.vars("ADD"), R"({"cniVersion":"9.9.9","name":"x"})", 1},
       {"ADD without prevResult (not chained)", env.vars("ADD"), env.config(false), 7},
-      {"agent_socket of the wrong type", env.vars("ADD"),
-       R"({"cniVersion":"1.0.0","name":"x","agent_socket":5,"prevResult":{}})", 7},
+      {"socket of the wrong type", env.vars("ADD"),
+       R"({"cniVersion":"1.0.0","name":"x","socket":5,"prevResult":{}})", 7},
   };
   for (const Row& row : rows) {
     INFO(row.description);
