@@ -8,7 +8,7 @@ namespace {
 
 const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 
-TEST_CASE("certificates renew at half-life; failures back off with jitter", "[ca][renewal]") {
+TEST_CASE("certificates renew at half-life and failures back off with jitter", "[ca][renewal]") {
   FakeClock clock(kT0);
   int calls = 0;
   bool fail = false;

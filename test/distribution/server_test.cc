@@ -214,7 +214,7 @@ TEST_CASE("workload certificates over mTLS follow the node and service account",
   CHECK(wrong_sa.status().code() == absl::StatusCode::kPermissionDenied);
 }
 
-TEST_CASE("bootstrap needs a valid token; no token, no snapshot", "[distribution]") {
+TEST_CASE("bootstrap needs a valid token, without one no snapshot", "[distribution]") {
   Fixture f;
   auto client = controlplane::ControlPlaneClient::start(
       f.clientConfig("node1", "wrong-token-wrong-token-wrong"), nullptr);
