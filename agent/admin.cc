@@ -1,0 +1,112 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/admin.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace ferry::agent {
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(
+    const std::string& address, uint16_t port, std::map<std::string, Route> routes) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError("admin address \"" + address + "\" is not an IPv4 address");
+  }
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) {
+    int saved = errno;
+    ::close(fd);
+    return absl::ErrnoToStatus(saved, absl::StrCat("admin endpoint ", address, ":", port));
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int stop = ::eventfd(0, EFD_CLOEXEC);
+  auto server = std::unique_ptr<AdminServer>(
+      new AdminServer(fd, stop, ntohs(addr.sin_port), std::move(routes)));
+  server->thread_ = std::thread([s = server.get()] { s->run(); });
+  return server;
+}
+
+AdminServer::AdminServer(int fd, int stop_fd, uint16_t port, std::map<std::string, Route> routes)
+    : fd_(fd), stop_fd_(stop_fd), port_(port), routes_(std::move(routes)) {}
+
+AdminServer::~AdminServer() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof(one));
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+  ::close(fd_);
+  ::close(stop_fd_);
+}
+
+void AdminServer::run() {
+  while (true) {
+    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;
+    }
+    if (fds[0].revents) {
+      return;
+    }
+    int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client >= 0) {
+      serve(client);
+      ::close(client);
+    }
+  }
+}
+
+void AdminServer::serve(int client) {
+  timeval tv{2, 0};
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string request;
+  char buf[1024];
+  while (request.find("\r\n\r\n") == std::string::npos && request.size() < 8192) {
+    ssize_t n = ::recv(client, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      break;
+    }
+    request.append(buf, static_cast<size_t>(n));
+  }
+  Response resp;
+  size_t sp1 = request.find(' ');
+  size_t sp2 = sp1 == std::string::npos ? sp1 : request.find(' ', sp1 + 1);
+  if (request.compare(0, 4, "GET ") != 0 || sp2 == std::string::npos) {
+    resp = {400, "text/plain", "bad request\n"};
+  } else {
+    std::string path = request.substr(sp1 + 1, sp2 - sp1 - 1);
+    auto it = routes_.find(path);
+    resp = it == routes_.end() ? Response{404, "text/plain", "not found\n"} : it->second();
+  }
+  std::string out = absl::StrCat("HTTP/1.0 ", resp.code, resp.code == 200 ? " OK" : " Error",
+                                 "\r\nContent-Type: ", resp.content_type,
+                                 "\r\nContent-Length: ", resp.body.size(),
+                                 "\r\nConnection: close\r\n\r\n", resp.body);
+  size_t sent = 0;
+  while (sent < out.size()) {
+    ssize_t n = ::send(client, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      return;
+    }
+    sent += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace ferry::agent

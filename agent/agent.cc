@@ -1,0 +1,174 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/agent.h"
+
+#include <dirent.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/certificates.h"
+#include "agent/hbone_pool.h"
+#include "agent/listeners.h"
+#include "agent/log.h"
+
+namespace ferry::agent {
+
+int openFdCount() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) {
+    return -1;
+  }
+  int count = 0;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') {
+      ++count;
+    }
+  }
+  ::closedir(dir);
+  return count - 1;  // the directory stream's own descriptor
+}
+
+WorkerContext::WorkerContext(int i, EventLoop& l, Shared& s)
+    : index(i), loop(l), shared(s), rng(std::random_device{}()) {
+  pool = std::make_unique<HbonePool>(*this);
+}
+
+WorkerContext::~WorkerContext() = default;
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::start(Config config, AgentParts parts) {
+  if (auto s = config.validate(); !s.ok()) {
+    return s;
+  }
+  if (!parts.capture || !parts.state || !parts.certs) {
+    return absl::InvalidArgumentError("agent needs a capture, a state source and certificates");
+  }
+  auto agent = std::unique_ptr<Agent>(new Agent(std::move(config), std::move(parts)));
+  if (auto s = agent->init(); !s.ok()) {
+    return s;
+  }
+  return agent;
+}
+
+Agent::Agent(Config config, AgentParts parts)
+    : config_(std::move(config)), parts_(std::move(parts)) {
+  if (!parts_.authorizer) {
+    parts_.authorizer = std::make_unique<L4Authorizer>();
+  }
+  shared_.config = &config_;
+  shared_.workloads = &workloads_;
+  shared_.authorizer = parts_.authorizer.get();
+  shared_.capture = parts_.capture.get();
+  shared_.pods = &pods_;
+  shared_.certs = parts_.certs.get();
+}
+
+absl::Status Agent::init() {
+  if (auto s = rememberHostNetns(); !s.ok()) {
+    return s;
+  }
+  std::string node = config_.node_name;
+  std::string trust_domain = config_.trust_domain;
+  auto s = parts_.state->start([this, node, trust_domain](model::NodeSnapshot snap) {
+    if (snap.node.empty()) {
+      snap.node = node;
+    }
+    if (snap.trust_domain.empty()) {
+      snap.trust_domain = trust_domain;
+    }
+    LOG_INFO("state: version ", snap.version, ": ", snap.workloads.size(), " workloads, ",
+             snap.services.size(), " services, ", snap.policies.size(), " policies");
+    workloads_.set(std::make_shared<const WorkloadState>(std::move(snap)));
+  });
+  if (!s.ok()) {
+    return s;
+  }
+  workers_ = std::make_unique<Workers>(config_.workerCount());
+  std::vector<WorkerContext*> raw;
+  for (int i = 0; i < workers_->size(); ++i) {
+    contexts_.push_back(std::make_unique<WorkerContext>(i, workers_->loop(i), shared_));
+    raw.push_back(contexts_.back().get());
+  }
+  workers_->start();
+  registry_ = std::make_unique<PodRegistry>(shared_, raw, config_.stateFile());
+  auto restored = registry_->restore();
+  if (!restored.ok()) {
+    // A corrupt journal must not keep the node's pods unserved: start empty, CNI re-adds.
+    LOG_ERROR("journal ", config_.stateFile(), ": ", restored.status().ToString(),
+              "; starting with no pods");
+  } else if (*restored > 0) {
+    LOG_INFO("journal: restored ", *restored, " pods");
+  }
+  auto enroll = enroll::Server::start(config_.enroll_socket, *registry_);
+  if (!enroll.ok()) {
+    return enroll.status();
+  }
+  enroll_server_ = *std::move(enroll);
+  std::map<std::string, AdminServer::Route> routes;
+  routes["/stats"] = [this] { return AdminServer::Response{200, "application/json", statsJson()}; };
+  routes["/pods"] = [this] { return AdminServer::Response{200, "application/json", podsJson()}; };
+  routes["/ready"] = [] { return AdminServer::Response{200, "text/plain", "ready\n"}; };
+  auto admin = AdminServer::start(config_.admin_address, config_.admin_port, std::move(routes));
+  if (!admin.ok()) {
+    return admin.status();
+  }
+  admin_ = *std::move(admin);
+  LOG_INFO("ferry-agent for node ", config_.node_name, ": ", workers_->size(),
+           " workers, enrollment on ", config_.enroll_socket, ", admin on ", config_.admin_address,
+           ":", admin_->port());
+  return absl::OkStatus();
+}
+
+Agent::~Agent() {
+  drain(std::chrono::milliseconds(0));
+}
+
+void Agent::drain(std::chrono::milliseconds grace) {
+  if (drained_) {
+    return;
+  }
+  drained_ = true;
+  enroll_server_.reset();
+  if (registry_) {
+    registry_->stopAll();
+  }
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (workers_ && std::chrono::steady_clock::now() < deadline &&
+         stats()["connections_active"] > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (workers_) {
+    workers_->stop();
+  }
+  contexts_.clear();
+  workers_.reset();
+  admin_.reset();
+}
+
+std::map<std::string, int64_t> Agent::stats() const {
+  std::vector<const Stats*> all;
+  for (const auto& c : contexts_) {
+    all.push_back(&c->stats);
+  }
+  return sumStats(all);
+}
+
+std::string Agent::statsJson() const {
+  nlohmann::json out(stats());
+  out["open_fds"] = openFdCount();
+  out["enrolled_pods"] = registry_ ? registry_->size() : 0;
+  return out.dump() + "\n";
+}
+
+std::string Agent::podsJson() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [uid, pod] : pods_.current()->by_uid) {
+    out.push_back({{"uid", uid},
+                   {"name", pod->info.name},
+                   {"namespace", pod->info.ns},
+                   {"netns", pod->info.netns},
+                   {"ips", pod->info.ips}});
+  }
+  return out.dump() + "\n";
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,71 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The node agent, assembled: workers, enrolled pods, state, certificates, capture, admin.
+// main.cc builds the parts from the Config and hands them over; tests hand over fakes.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/admin.h"
+#include "agent/capture.h"
+#include "agent/certificates.h"
+#include "agent/config.h"
+#include "agent/pod_registry.h"
+#include "agent/state_source.h"
+#include "agent/worker_context.h"
+#include "agent/workers.h"
+#include "enroll/server.h"
+
+namespace ferry::agent {
+
+struct AgentParts {
+  std::unique_ptr<Capture> capture;
+  std::unique_ptr<StateSource> state;
+  std::unique_ptr<CertificateStore> certs;
+  std::unique_ptr<Authorizer> authorizer;  // null: the built-in L4 evaluator
+};
+
+class Agent {
+ public:
+  static absl::StatusOr<std::unique_ptr<Agent>> start(Config config, AgentParts parts);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Stops taking new connections and enrolments, lets connections in flight finish for up to
+  // `grace`, then stops the workers. Called by the destructor with no grace.
+  void drain(std::chrono::milliseconds grace);
+
+  std::map<std::string, int64_t> stats() const;
+  size_t enrolledPods() const { return registry_->size(); }
+  uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
+  const Config& config() const { return config_; }
+
+ private:
+  Agent(Config config, AgentParts parts);
+  absl::Status init();
+  std::string statsJson() const;
+  std::string podsJson() const;
+
+  Config config_;
+  AgentParts parts_;
+  WorkloadStateHolder workloads_;
+  LocalPodsHolder pods_;
+  Shared shared_;
+  std::unique_ptr<Workers> workers_;
+  std::vector<std::unique_ptr<WorkerContext>> contexts_;
+  std::unique_ptr<PodRegistry> registry_;
+  std::unique_ptr<enroll::Server> enroll_server_;
+  std::unique_ptr<AdminServer> admin_;
+  bool drained_ = false;
+};
+
+// Open file descriptors of this process (for the admin endpoint and leak tests).
+int openFdCount();
+
+}  // namespace ferry::agent

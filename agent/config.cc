@@ -1,0 +1,151 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/config.h"
+
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace ferry::agent {
+
+std::string Config::stateFile() const {
+  return state_file.empty() ? "/run/ferry/" + node_name + "/pods.json" : state_file;
+}
+
+int Config::workerCount() const {
+  if (workers > 0) {
+    return workers;
+  }
+  unsigned cores = std::thread::hardware_concurrency();
+  return cores == 0 ? 1 : static_cast<int>(cores);
+}
+
+absl::Status Config::validate() const {
+  if (node_name.empty()) {
+    return absl::InvalidArgumentError("--node is required (the node this agent serves)");
+  }
+  if (workers < 0 || workers > 256) {
+    return absl::InvalidArgumentError("--workers must be between 0 (one per core) and 256");
+  }
+  if (capture != "bpf" && capture != "none") {
+    return absl::InvalidArgumentError("--capture must be \"bpf\" or \"none\", got \"" + capture +
+                                      "\"");
+  }
+  if (capture == "bpf" && (cgroup_path.empty() || bpffs_dir.empty())) {
+    return absl::InvalidArgumentError(
+        "--capture=bpf needs --cgroup (the node's pod cgroup subtree) and --bpffs (pin folder)");
+  }
+  if (certs_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--certs is required (folder of <ns>.<sa>.crt/.key and bundle.pem)");
+  }
+  if (max_buffer_bytes < 16 * 1024 || max_buffer_bytes > 64 * 1024 * 1024) {
+    return absl::InvalidArgumentError("--max-buffer-bytes must be between 16 KiB and 64 MiB");
+  }
+  if (max_streams_per_connection == 0) {
+    return absl::InvalidArgumentError("--max-streams-per-connection must be at least 1");
+  }
+  if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error") {
+    return absl::InvalidArgumentError("--log-level must be debug, info, warn or error");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+template <typename T>
+absl::Status parseNumber(const std::string& flag, const std::string& text, T min, T max, T& out) {
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v) || v < static_cast<uint64_t>(min) ||
+      v > static_cast<uint64_t>(max)) {
+    return absl::InvalidArgumentError("--" + flag + ": \"" + text + "\" is not a number in [" +
+                                      std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  out = static_cast<T>(v);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
+  Config c;
+  for (const std::string& arg : args) {
+    if (arg.rfind("--", 0) != 0 || arg.find('=') == std::string::npos) {
+      return absl::InvalidArgumentError("expected --name=value, got \"" + arg + "\"\n" + usage());
+    }
+    std::string name = arg.substr(2, arg.find('=') - 2);
+    std::string value = arg.substr(arg.find('=') + 1);
+    absl::Status s = absl::OkStatus();
+    if (name == "node") {
+      c.node_name = value;
+    } else if (name == "workers") {
+      s = parseNumber(name, value, 0, 256, c.workers);
+    } else if (name == "enroll-socket") {
+      c.enroll_socket = value;
+    } else if (name == "state-file") {
+      c.state_file = value;
+    } else if (name == "manifests") {
+      c.manifests_dir = value;
+    } else if (name == "certs") {
+      c.certs_dir = value;
+    } else if (name == "trust-domain") {
+      c.trust_domain = value;
+    } else if (name == "admin-address") {
+      c.admin_address = value;
+    } else if (name == "admin-port") {
+      s = parseNumber<uint16_t>(name, value, 0, 65535, c.admin_port);
+    } else if (name == "capture") {
+      c.capture = value;
+    } else if (name == "cgroup") {
+      c.cgroup_path = value;
+    } else if (name == "bpffs") {
+      c.bpffs_dir = value;
+    } else if (name == "mesh-cidrs") {
+      c.mesh_cidrs = absl::StrSplit(value, ',', absl::SkipEmpty());
+    } else if (name == "socket-mark") {
+      s = parseNumber<uint32_t>(name, value, 0, UINT32_MAX, c.socket_mark);
+    } else if (name == "max-buffer-bytes") {
+      s = parseNumber<size_t>(name, value, 0, SIZE_MAX, c.max_buffer_bytes);
+    } else if (name == "max-streams-per-connection") {
+      s = parseNumber<uint32_t>(name, value, 0, 100000, c.max_streams_per_connection);
+    } else if (name == "connect-timeout-ms") {
+      s = parseNumber<uint32_t>(name, value, 1, 600000, c.connect_timeout_ms);
+    } else if (name == "pool-idle-timeout-ms") {
+      s = parseNumber<uint32_t>(name, value, 1, 3600000, c.pool_idle_timeout_ms);
+    } else if (name == "log-level") {
+      c.log_level = value;
+    } else {
+      return absl::InvalidArgumentError("unknown flag --" + name + "\n" + usage());
+    }
+    if (!s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = c.validate(); !s.ok()) {
+    return s;
+  }
+  return c;
+}
+
+std::string usage() {
+  return R"(usage: ferry-agent --node=NAME --certs=DIR [flags]
+  --node=NAME                   node this agent serves (required)
+  --certs=DIR                   <ns>.<sa>.crt/.key and bundle.pem (required)
+  --manifests=DIR               workloads, services and policies as Kubernetes manifests
+  --trust-domain=TD             SPIFFE trust domain (cluster.local)
+  --workers=N                   worker threads, 0 = one per core (0)
+  --enroll-socket=PATH          enrollment socket (/run/ferry/agent.sock)
+  --state-file=PATH             enrolled-pod journal (/run/ferry/<node>/pods.json)
+  --admin-address=IP --admin-port=N   admin endpoint (127.0.0.1:15000; port 0 = any)
+  --capture=bpf|none            load the eBPF capture (bpf) or not (none)
+  --cgroup=PATH --bpffs=DIR     pod cgroup subtree and pin folder for the capture
+  --mesh-cidrs=A,B              pod and service ranges captured
+  --socket-mark=N               SO_MARK on the agent's sockets (0 = none)
+  --max-buffer-bytes=N          per-direction buffer bound per connection (262144)
+  --max-streams-per-connection=N   HBONE streams per pooled connection (100)
+  --connect-timeout-ms=N --pool-idle-timeout-ms=N
+  --log-level=debug|info|warn|error)";
+}
+
+}  // namespace ferry::agent

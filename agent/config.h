@@ -1,0 +1,58 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The agent's configuration: one struct, a named default per field, validated once at start-up.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ferry::agent {
+
+inline constexpr uint16_t kDefaultAdminPort = 15000;
+inline constexpr uint16_t kOutboundPort = 15001;
+inline constexpr uint16_t kInboundPlainPort = 15006;
+inline constexpr uint16_t kHbonePort = 15008;
+inline constexpr char kDefaultEnrollSocket[] = "/run/ferry/agent.sock";
+inline constexpr char kDefaultTrustDomain[] = "cluster.local";
+inline constexpr size_t kDefaultMaxBufferBytes = 256 * 1024;
+inline constexpr uint32_t kDefaultMaxStreamsPerConnection = 100;
+inline constexpr uint32_t kDefaultConnectTimeoutMs = 5000;
+inline constexpr uint32_t kDefaultPoolIdleTimeoutMs = 60000;
+
+struct Config {
+  std::string node_name;  // required: which node this agent serves
+  int workers = 0;        // 0: one per core
+  std::string enroll_socket = kDefaultEnrollSocket;
+  std::string state_file;     // "": /run/ferry/<node>/pods.json
+  std::string manifests_dir;  // workloads, services, policies (standalone mode)
+  std::string certs_dir;      // <ns>.<sa>.crt/.key + bundle.pem
+  std::string trust_domain = kDefaultTrustDomain;
+  std::string admin_address = "127.0.0.1";
+  uint16_t admin_port = kDefaultAdminPort;  // 0: pick a free port (tests), logged at start
+  // Capture: "bpf" loads the eBPF programs for this node; "none" runs without capture (inbound
+  // and HBONE still work; outbound then only sees connections made to 15001 by hand).
+  std::string capture = "bpf";
+  std::string cgroup_path;  // pod cgroup subtree the capture attaches to (capture=bpf)
+  std::string bpffs_dir;    // pin folder for the capture's links and maps (capture=bpf)
+  std::vector<std::string> mesh_cidrs = {"10.244.0.0/16", "fd00:244::/64", "10.96.0.0/16",
+                                         "fd00:96::/112"};
+  uint32_t socket_mark = 0;                          // SO_MARK on the agent's own sockets (0: none)
+  size_t max_buffer_bytes = kDefaultMaxBufferBytes;  // per direction per connection
+  uint32_t max_streams_per_connection = kDefaultMaxStreamsPerConnection;
+  uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
+  uint32_t pool_idle_timeout_ms = kDefaultPoolIdleTimeoutMs;
+  std::string log_level = "info";
+
+  std::string stateFile() const;
+  int workerCount() const;  // resolves 0 to the core count
+  absl::Status validate() const;
+};
+
+// Parses --name=value flags (see `ferry-agent --help`). Unknown flags and bad values are errors.
+absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args);
+std::string usage();
+
+}  // namespace ferry::agent

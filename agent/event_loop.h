@@ -1,0 +1,81 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// One epoll loop per worker thread. Every socket belongs to exactly one loop for its whole
+// life, so the data path needs no locks: the only cross-thread entry is post(), used for
+// control work (enrol a pod, swap config), never per byte.
+//
+// Level-triggered: a handler that cannot take more bytes (its peer's buffer is full) drops
+// EPOLLIN from its interest set, which is how backpressure reaches the kernel's TCP window.
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace ferry::agent {
+
+class EventHandler {
+ public:
+  virtual ~EventHandler() = default;
+  virtual void onEvents(uint32_t events) = 0;
+};
+
+// Objects whose destruction must wait until the current batch of events is done (another
+// event in the batch may still point at them).
+class Deferred {
+ public:
+  virtual ~Deferred() = default;
+};
+
+class EventLoop {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using TimerId = uint64_t;
+
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  absl::Status add(int fd, uint32_t events, EventHandler* handler);
+  absl::Status modify(int fd, uint32_t events, EventHandler* handler);
+  void remove(int fd);
+
+  // Runs `fn` on this loop's thread (thread-safe; wakes the loop).
+  void post(std::function<void()> fn);
+  // Destroys `object` after the current event batch.
+  void deleteLater(std::unique_ptr<Deferred> object);
+  TimerId addTimer(std::chrono::milliseconds after, std::function<void()> fn);
+  void cancelTimer(TimerId id);
+
+  void run();   // until stop()
+  void stop();  // thread-safe
+  bool inLoopThread() const;
+
+ private:
+  void drainPosted();
+  int runTimers();  // returns the epoll timeout until the next timer (-1: none)
+
+  int epoll_fd_;
+  int wake_fd_;
+  bool stopping_ = false;
+  std::mutex mu_;  // guards posted_ and stop_requested_
+  std::vector<std::function<void()>> posted_;
+  bool stop_requested_ = false;
+  std::vector<std::unique_ptr<Deferred>> deferred_;
+  std::multimap<Clock::time_point, TimerId> timer_order_;
+  std::map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers_;
+  TimerId next_timer_ = 1;
+  std::atomic<uint64_t> thread_id_{0};
+};
+
+}  // namespace ferry::agent

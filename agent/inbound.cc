@@ -1,0 +1,95 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Inbound plaintext (15006): connections sk_lookup steered to the agent because they arrived
+// for a pod's address without HBONE. PERMISSIVE serves them as an unauthenticated source,
+// subject to policy; STRICT refuses them.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/inbound.h"
+#include "agent/listeners.h"
+#include "agent/log.h"
+#include "agent/tcp_relay.h"
+
+namespace ferry::agent {
+
+absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod,
+                                 const SocketAddress& app) {
+  // From inside the pod's namespace to its own address: the packet stays on `lo`, which
+  // sk_lookup leaves alone, so it reaches the app and not our 15006 again.
+  auto fd = tcpSocketIn(pod.netns, app.family(), ctx.shared.config->socket_mark);
+  if (!fd.ok()) {
+    return fd.status();
+  }
+  if (auto s = startConnect(*fd, app); !s.ok()) {
+    ::close(*fd);
+    return s;
+  }
+  return *fd;
+}
+
+void relayCounted(WorkerContext& ctx, int downstream, int upstream,
+                  std::atomic<int64_t>* connect_failures) {
+  ctx.stats.inc(ctx.stats.connections_active);
+  Stats* stats = &ctx.stats;
+  TcpRelay::start(ctx.loop, downstream, upstream, /*b_connecting=*/true,
+                  ctx.shared.config->max_buffer_bytes, ctx.shared.config->connect_timeout_ms,
+                  [stats, connect_failures](const RelayResult& r) {
+                    stats->inc(stats->connections_active, -1);
+                    stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
+                    stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
+                    if (r.connect_failed && connect_failures != nullptr) {
+                      stats->inc(*connect_failures);
+                    }
+                  });
+}
+
+void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
+  ctx.stats.inc(ctx.stats.inbound_plain_accepted);
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+    closeWithReset(fd);
+    return;
+  }
+  SocketAddress dst = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
+  SocketAddress src = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
+  auto state = ctx.shared.workloads->current();
+  const model::Workload* workload = state->workloadByUid(pod->info.uid);
+  model::Workload fallback;
+  if (workload == nullptr) {
+    fallback.uid = pod->info.uid;
+    fallback.key = {pod->info.ns, pod->info.name};
+    fallback.service_account = pod->info.service_account;
+    fallback.ips = pod->info.ips;
+    workload = &fallback;
+  }
+  if (mtlsModeFor(state->snapshot(), *workload, dst.port()) == model::MtlsMode::kStrict) {
+    ctx.stats.inc(ctx.stats.inbound_plain_refused_strict);
+    LOG_INFO("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
+             ": plaintext refused (STRICT mTLS)");
+    closeWithReset(fd);
+    return;
+  }
+  ConnectionAttributes attrs;
+  attrs.source_ip = src.ip();
+  attrs.destination_ip = dst.ip();
+  attrs.destination_port = dst.port();
+  Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *workload, attrs);
+  if (!d.allowed) {
+    ctx.stats.inc(ctx.stats.policy_denied);
+    LOG_INFO("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(), ": denied (plaintext, ",
+             d.reason, ")");
+    closeWithReset(fd);
+    return;
+  }
+  auto app = connectToApp(ctx, *pod, dst);
+  if (!app.ok()) {
+    ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
+    closeWithReset(fd);
+    return;
+  }
+  relayCounted(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed);
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,22 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The inbound side shared by plaintext (15006), HBONE (15008) and same-node delivery: open the
+// connection to the app inside its pod's namespace.
+
+#include "agent/local_pods.h"
+#include "agent/sockets.h"
+#include "agent/worker_context.h"
+
+namespace ferry::agent {
+
+// A non-blocking connect (in progress) from inside `pod`'s namespace to `app` (the pod's own
+// address and the port the client asked for).
+absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod, const SocketAddress& app);
+
+// Relays between two sockets (upstream still connecting) with the connection counted in stats.
+// `connect_failures` (may be null) counts an upstream that never connected.
+void relayCounted(WorkerContext& ctx, int downstream, int upstream,
+                  std::atomic<int64_t>* connect_failures);
+
+}  // namespace ferry::agent

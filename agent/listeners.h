@@ -1,0 +1,53 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The in-pod listeners. For each enrolled pod every worker owns one socket per port (15001,
+// 15006, 15008), created inside the pod's network namespace and joined into a SO_REUSEPORT
+// group, so the kernel spreads a pod's connections over the workers and the connection stays
+// on the worker that accepted it.
+
+#include <memory>
+#include <vector>
+
+#include "agent/event_loop.h"
+#include "agent/local_pods.h"
+#include "agent/worker_context.h"
+#include "agent/workers.h"
+
+namespace ferry::agent {
+
+enum class ListenerKind { kOutbound, kInboundPlain, kHbone };
+uint16_t portOf(ListenerKind kind);
+
+class PodListener : public EventHandler {
+ public:
+  PodListener(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, ListenerKind kind, int fd);
+  ~PodListener() override;  // unregisters and closes
+  void onEvents(uint32_t events) override;
+  int fd() const { return fd_; }
+
+ private:
+  WorkerContext& ctx_;
+  std::shared_ptr<const LocalPod> pod_;
+  ListenerKind kind_;
+  int fd_;
+};
+
+// Opens a pod's listeners for every worker (on the calling thread) and hands each worker its
+// own. On failure nothing is left open.
+class PodListeners {
+ public:
+  static absl::Status start(std::shared_ptr<const LocalPod> pod,
+                            const std::vector<WorkerContext*>& workers, Capture& capture,
+                            uint32_t mark);
+  // Closes the pod's listeners on every worker (asynchronously, on each worker's thread).
+  static void stop(const LocalPod& pod, const std::vector<WorkerContext*>& workers,
+                   Capture& capture);
+};
+
+// Entry points of the three paths (outbound.cc, inbound.cc, hbone_server.cc).
+void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
+void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
+void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
+
+}  // namespace ferry::agent

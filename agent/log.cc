@@ -1,0 +1,48 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/log.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+namespace ferry::agent {
+namespace {
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+const char* levelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "?";
+}
+}  // namespace
+
+void setLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
+
+bool logEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
+
+void logLine(LogLevel level, const std::string& message) {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm utc{};
+  gmtime_r(&ts.tv_sec, &utc);
+  char when[32];
+  strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &utc);
+  // One fprintf per line: stdio locks the stream, so lines from workers never interleave.
+  std::fprintf(stderr, "%s.%03ldZ %-5s [%ld] %s\n", when, ts.tv_nsec / 1000000, levelName(level),
+               static_cast<long>(::syscall(SYS_gettid)), message.c_str());
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,51 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// ferry-agent: wires the parts chosen by the flags together and runs until SIGTERM/SIGINT.
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/log.h"
+#include "agent/parts.h"
+
+int main(int argc, char** argv) {
+  using namespace ferry::agent;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << usage() << "\n";
+    return 0;
+  }
+  auto config = parseFlags(args);
+  if (!config.ok()) {
+    std::cerr << "ferry-agent: " << config.status().message() << "\n";
+    return 2;
+  }
+  setLogLevel(parseLogLevel(config->log_level));
+  // Block the signals in every thread; the main thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto parts = buildParts(*config);
+  if (!parts.ok()) {
+    LOG_ERROR(parts.status().ToString());
+    return 1;
+  }
+  auto agent = Agent::start(*config, *std::move(parts));
+  if (!agent.ok()) {
+    LOG_ERROR("cannot start: ", agent.status().ToString());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG_INFO("signal ", sig, ": draining");
+  (*agent)->drain(std::chrono::seconds(5));
+  LOG_INFO("stopped");
+  return 0;
+}

@@ -1,0 +1,108 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/outbound.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/inbound.h"
+#include "agent/listeners.h"
+#include "agent/log.h"
+
+namespace ferry::agent {
+
+std::string principalOf(const std::string& trust_domain, const PodIdentity& id) {
+  return trust_domain + "/ns/" + id.ns + "/sa/" + id.service_account;
+}
+
+namespace {
+
+void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress& to, int fd) {
+  ctx.stats.inc(ctx.stats.outbound_passthrough);
+  auto up = tcpSocketIn(source.netns, to.family(), ctx.shared.config->socket_mark);
+  if (!up.ok()) {
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(fd);
+    return;
+  }
+  if (!startConnect(*up, to).ok()) {
+    ::close(*up);
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(fd);
+    return;
+  }
+  relayCounted(ctx, fd, *up, &ctx.stats.outbound_failed);
+}
+
+}  // namespace
+
+void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
+  ctx.stats.inc(ctx.stats.outbound_accepted);
+  auto original = ctx.shared.capture->originalDestination(fd, pod->info);
+  if (!original.ok()) {
+    ctx.stats.inc(ctx.stats.outbound_no_original_dst);
+    LOG_WARN("outbound from ", pod->info.name,
+             ": no original destination: ", original.status().ToString());
+    closeWithReset(fd);
+    return;
+  }
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof(peer);
+  std::string source_ip;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    source_ip = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len).ip();
+  }
+  auto state = ctx.shared.workloads->current();
+  Destination dest = state->resolve(original->ip(), original->port(), ctx.rng);
+  if (dest.ip.empty()) {
+    ctx.stats.inc(ctx.stats.outbound_no_endpoint);
+    LOG_INFO("outbound from ", pod->info.name, " to ", original->str(),
+             ": service has no ready endpoint for this port");
+    closeWithReset(fd);
+    return;
+  }
+  auto to = SocketAddress::parse(dest.ip, dest.port);
+  if (!to.ok()) {
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(fd);
+    return;
+  }
+  if (dest.workload == nullptr) {
+    passthrough(ctx, *pod, *to, fd);
+    return;
+  }
+  PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
+  auto pods = ctx.shared.pods->current();
+  if (const LocalPod* local = pods->findByIp(dest.ip)) {
+    ctx.stats.inc(ctx.stats.outbound_same_node);
+    ConnectionAttributes attrs;
+    attrs.principal = principalOf(state->trustDomain(), identity);
+    attrs.source_namespace = identity.ns;
+    attrs.source_ip = source_ip;
+    attrs.destination_ip = dest.ip;
+    attrs.destination_port = dest.port;
+    Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *dest.workload, attrs);
+    if (!d.allowed) {
+      ctx.stats.inc(ctx.stats.policy_denied);
+      LOG_INFO("outbound ", pod->info.name, " -> ", to->str(), " (same node): denied: ", d.reason);
+      closeWithReset(fd);
+      return;
+    }
+    auto app = connectToApp(ctx, *local, *to);
+    if (!app.ok()) {
+      ctx.stats.inc(ctx.stats.outbound_failed);
+      closeWithReset(fd);
+      return;
+    }
+    relayCounted(ctx, fd, *app, &ctx.stats.outbound_failed);
+    return;
+  }
+  if (dest.workload->node == state->node() || !dest.workload->mesh_enabled) {
+    // On this node but not enrolled here, or opted out: it has no HBONE listener.
+    passthrough(ctx, *pod, *to, fd);
+    return;
+  }
+  ctx.stats.inc(ctx.stats.outbound_hbone);
+  startHboneOutbound(ctx, pod, identity, dest, source_ip, fd);
+}
+
+}  // namespace ferry::agent

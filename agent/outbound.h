@@ -1,0 +1,30 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Outbound (15001): a connection the capture redirected from an app in a local pod. The source
+// workload is the pod whose listener accepted it; the capture tells the original destination;
+// the workload state resolves a service VIP to one endpoint. Then one of:
+//  - destination outside the mesh: plain TCP from the pod's namespace (passthrough);
+//  - destination pod on this node: policy of the destination applied with the source's
+//    identity, then plain TCP inside the destination's namespace (no wire, no encryption);
+//  - destination pod on another node: an HBONE stream on a pooled mTLS connection to
+//    <pod-ip>:15008, dialled from the source pod's namespace with the source pod's certificate.
+
+#include <memory>
+#include <string>
+
+#include "agent/local_pods.h"
+#include "agent/worker_context.h"
+#include "agent/workload_state.h"
+
+namespace ferry::agent {
+
+// Identity of a local pod as a principal ("<td>/ns/<ns>/sa/<sa>").
+std::string principalOf(const std::string& trust_domain, const PodIdentity& id);
+
+// Starts the tunnel for a captured connection to a remote mesh pod (hbone_client.cc).
+void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
+                        const PodIdentity& identity, const Destination& destination,
+                        const std::string& source_ip, int downstream_fd);
+
+}  // namespace ferry::agent

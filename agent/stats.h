@@ -1,0 +1,62 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The agent's counters. Each worker owns one Stats (written only by that worker, with relaxed
+// atomics so the admin thread can read them without tearing); the admin endpoint sums them.
+// Metrics with ferry_/istio_ names are built on top of these by the metrics layer.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ferry::agent {
+
+#define FERRY_AGENT_COUNTERS(X)                                                          \
+  X(outbound_accepted)            /* captured connections accepted on 15001 */           \
+  X(outbound_no_original_dst)     /* the capture had no record: reset */                 \
+  X(outbound_no_endpoint)         /* VIP without a ready endpoint: reset */              \
+  X(outbound_passthrough)         /* destination outside the mesh: plain TCP */          \
+  X(outbound_same_node)           /* local destination: no encryption, policy applied */ \
+  X(outbound_hbone)               /* tunnelled to a remote node */                       \
+  X(outbound_failed)              /* upstream connect or tunnel failed */                \
+  X(inbound_plain_accepted)       /* plaintext connections on 15006 */                   \
+  X(inbound_plain_refused_strict) /* refused: STRICT mTLS */                             \
+  X(inbound_hbone_streams)        /* CONNECT streams on 15008 */                         \
+  X(inbound_hbone_bad_authority)  /* :authority not a local pod address */               \
+  X(inbound_app_connect_failed)   /* the app refused or timed out */                     \
+  X(policy_denied)                /* refused by authorization policy */                  \
+  X(tls_handshakes_client)        /* completed outbound TLS handshakes */                \
+  X(tls_handshakes_server)        /* completed inbound TLS handshakes */                 \
+  X(tls_handshake_failures)       /* either side, any reason */                          \
+  X(tls_peer_rejected)            /* peer certificate failed SPIFFE verification */      \
+  X(pool_connections_opened)      /* new pooled HBONE connections */                     \
+  X(pool_streams_reused)          /* streams carried by an existing connection */        \
+  X(connections_active)           /* gauge: proxied connections in flight */             \
+  X(bytes_sent_upstream)          /* app -> destination payload bytes */                 \
+  X(bytes_sent_downstream)        /* destination -> app payload bytes */
+
+struct Stats {
+#define FERRY_DECLARE(name) std::atomic<int64_t> name{0};
+  FERRY_AGENT_COUNTERS(FERRY_DECLARE)
+#undef FERRY_DECLARE
+
+  void inc(std::atomic<int64_t>& c, int64_t by = 1) {
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+};
+
+// Sums the workers' stats into name -> value.
+inline std::map<std::string, int64_t> sumStats(const std::vector<const Stats*>& all) {
+  std::map<std::string, int64_t> out;
+#define FERRY_SUM(name)      \
+  out[#name] = 0;            \
+  for (const Stats* s : all) \
+    out[#name] += s->name.load(std::memory_order_relaxed);
+  FERRY_AGENT_COUNTERS(FERRY_SUM)
+#undef FERRY_SUM
+  return out;
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,49 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What a worker's data-path code can reach. `Shared` is agent-wide and read-mostly (snapshots
+// behind atomic shared_ptrs); everything else in WorkerContext belongs to one worker thread.
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "agent/capture.h"
+#include "agent/config.h"
+#include "agent/event_loop.h"
+#include "agent/local_pods.h"
+#include "agent/policy_state.h"
+#include "agent/stats.h"
+#include "agent/workload_state.h"
+
+namespace ferry::agent {
+
+class CertificateStore;
+class PodListener;
+class HbonePool;
+
+struct Shared {
+  const Config* config = nullptr;
+  WorkloadStateHolder* workloads = nullptr;
+  const Authorizer* authorizer = nullptr;
+  Capture* capture = nullptr;
+  LocalPodsHolder* pods = nullptr;
+  CertificateStore* certs = nullptr;
+};
+
+struct WorkerContext {
+  WorkerContext(int i, EventLoop& l, Shared& s);
+  ~WorkerContext();
+
+  int index;
+  EventLoop& loop;
+  Shared& shared;
+  Stats stats;
+  std::mt19937 rng;
+  std::map<std::string, std::vector<std::unique_ptr<PodListener>>> listeners;  // by pod uid
+  std::unique_ptr<HbonePool> pool;
+};
+
+}  // namespace ferry::agent

@@ -1,0 +1,45 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/config.h"
+
+#include <catch2/catch.hpp>
+
+namespace ferry::agent {
+namespace {
+
+TEST_CASE("flags parse into the config with defaults", "[agent]") {
+  auto c = parseFlags(
+      {"--node=node1", "--certs=/tmp/c", "--capture=none", "--workers=3", "--admin-port=0"});
+  REQUIRE(c.ok());
+  CHECK(c->node_name == "node1");
+  CHECK(c->workers == 3);
+  CHECK(c->workerCount() == 3);
+  CHECK(c->admin_port == 0);
+  CHECK(c->stateFile() == "/run/ferry/node1/pods.json");
+  CHECK(c->enroll_socket == "/run/ferry/agent.sock");
+  CHECK(c->max_buffer_bytes == kDefaultMaxBufferBytes);
+}
+
+TEST_CASE("bad flags are refused with a reason", "[agent]") {
+  struct Row {
+    std::vector<std::string> args;
+    const char* reason;
+  };
+  for (const Row& row : std::vector<Row>{
+           {{"--certs=/c", "--capture=none"}, "--node is required"},
+           {{"--node=n", "--capture=none"}, "--certs is required"},
+           {{"--node=n", "--certs=/c", "--capture=ebpf"}, "--capture must be"},
+           {{"--node=n", "--certs=/c"}, "needs --cgroup"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--workers=x"}, "not a number"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--bogus=1"}, "unknown flag --bogus"},
+           {{"node=n"}, "expected --name=value"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--max-buffer-bytes=10"},
+            "between 16 KiB"},
+       }) {
+    auto c = parseFlags(row.args);
+    REQUIRE_FALSE(c.ok());
+    CHECK_THAT(std::string(c.status().message()), Catch::Contains(row.reason));
+  }
+}
+
+}  // namespace
+}  // namespace ferry::agent
