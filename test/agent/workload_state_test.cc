@@ -52,7 +52,7 @@ TEST_CASE("VIP resolves to a ready endpoint with the target port", "[agent]") {
   CHECK(named.port == 9090);
 }
 
-TEST_CASE("pod IPs resolve directly; unknown IPs pass through; bad VIP ports refuse", "[agent]") {
+TEST_CASE("pod IPs resolve directly, unknown IPs pass through, bad VIP ports refuse", "[agent]") {
   WorkloadState state(snapshot());
   std::mt19937 rng(1);
   Destination pod = state.resolve("fd00:244::2:12", 5000, rng);
