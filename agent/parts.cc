@@ -28,7 +28,7 @@ absl::StatusOr<AgentParts> buildParts(const Config& config) {
   empty.node = config.node_name;
   empty.trust_domain = config.trust_domain;
   parts.state = std::make_unique<StaticStateSource>(empty);
-  parts.certs = std::make_unique<CertificateStore>();
+  parts.certs = std::make_unique<FileCertificateStore>(config.certs_dir, config.trust_domain);
   return parts;
 }
 

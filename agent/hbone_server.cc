@@ -1,0 +1,157 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Inbound HBONE (15008): terminate mTLS with the destination pod's certificate (the peer is
+// verified against the trust bundle and must be a SPIFFE ID of our trust domain), accept a
+// CONNECT only for this pod's own address, authorize it, connect to the app inside the pod's
+// namespace, and answer 200 only once that connect succeeded.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "agent/certificates.h"
+#include "agent/hbone_tunnel.h"
+#include "agent/inbound.h"
+#include "agent/listeners.h"
+#include "agent/log.h"
+#include "agent/outbound.h"
+#include "hbone/server.h"
+
+namespace ferry::agent {
+namespace {
+
+bool agentPort(uint16_t port) {
+  return port == kOutboundPort || port == kInboundPlainPort || port == kHbonePort;
+}
+
+class InboundConnection : public TunnelConnection {
+ public:
+  InboundConnection(WorkerContext& ctx, int fd, std::shared_ptr<const LocalPod> pod,
+                    std::string peer_ip)
+      : TunnelConnection(ctx, fd, /*connecting=*/false, /*client=*/false),
+        pod_(std::move(pod)),
+        peer_ip_(std::move(peer_ip)) {}
+
+  absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
+    auto server = hbone::HboneServer::create(
+        std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); });
+    if (!server.ok()) {
+      return server.status();
+    }
+    server_ = server->get();
+    setConnection(*std::move(server));
+    return absl::OkStatus();
+  }
+
+ protected:
+  void afterEvents() override {
+    // Connect to the app for streams accepted in decide(); done here, outside nghttp2's
+    // callbacks, because the answer (respond) must not be sent from inside them.
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (const auto& [id, app] : pending) {
+      startApp(id, app);
+    }
+  }
+
+ private:
+  int decide(const hbone::StreamRequest& r) {
+    ctx_.stats.inc(ctx_.stats.inbound_hbone_streams);
+    sockaddr_storage ss{};
+    socklen_t len = r.authority.toSockaddr(&ss);
+    SocketAddress app = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    const auto& ips = pod_->info.ips;
+    if (std::find(ips.begin(), ips.end(), app.ip()) == ips.end() || agentPort(app.port())) {
+      ctx_.stats.inc(ctx_.stats.inbound_hbone_bad_authority);
+      LOG_INFO("inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name, ": :authority ",
+               r.authority.toString(), " is not this pod's address");
+      return 400;
+    }
+    auto state = ctx_.shared.workloads->current();
+    const model::Workload* w = state->workloadByUid(pod_->info.uid);
+    model::Workload fallback;
+    if (w == nullptr) {
+      fallback.uid = pod_->info.uid;
+      fallback.key = {pod_->info.ns, pod_->info.name};
+      fallback.service_account = pod_->info.service_account;
+      fallback.ips = pod_->info.ips;
+      w = &fallback;
+    }
+    ConnectionAttributes attrs;
+    attrs.principal = r.peer.trust_domain + "/ns/" + r.peer.ns + "/sa/" + r.peer.service_account;
+    attrs.source_namespace = r.peer.ns;
+    attrs.source_ip = peer_ip_;
+    attrs.destination_ip = app.ip();
+    attrs.destination_port = app.port();
+    Decision d = ctx_.shared.authorizer->authorize(state->snapshot(), *w, attrs);
+    if (!d.allowed) {
+      ctx_.stats.inc(ctx_.stats.policy_denied);
+      LOG_INFO("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
+               ": denied: ", d.reason);
+      return 403;
+    }
+    pending_.emplace_back(r.id, app);
+    return hbone::kDeferDecision;
+  }
+
+  void startApp(hbone::StreamId id, const SocketAddress& app) {
+    auto fd = connectToApp(ctx_, *pod_, app);
+    if (!fd.ok()) {
+      ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+      (void)server_->respond(id, 503);
+      return;
+    }
+    auto* bridge = new StreamBridge(ctx_, this, id, *fd, /*fd_connecting=*/true,
+                                    /*client=*/false);
+    attach(id, bridge);
+    bridge->setOnConnected([this, id, bridge](bool ok) {
+      if (closed()) {
+        return;
+      }
+      if (!ok) {
+        ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+        (void)server_->respond(id, 503);
+        bridge->abort();
+      } else {
+        bridge->setOpened();
+        (void)server_->respond(id, 200);
+      }
+      flush();
+    });
+    bridge->start();
+  }
+
+  std::shared_ptr<const LocalPod> pod_;
+  std::string peer_ip_;
+  hbone::HboneServer* server_ = nullptr;
+  std::vector<std::pair<hbone::StreamId, SocketAddress>> pending_;
+};
+
+}  // namespace
+
+void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof(peer);
+  std::string peer_ip;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    peer_ip = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len).ip();
+  }
+  auto state = ctx.shared.workloads->current();
+  PodIdentity id = identityOf(*pod, state->workloadByUid(pod->info.uid));
+  auto tls_ctx = ctx.shared.certs->contextFor(id.ns, id.service_account);
+  if (!tls_ctx.ok()) {
+    LOG_WARN("inbound HBONE to ", pod->info.name, ": no certificate for ", id.ns, "/",
+             id.service_account, ": ", tls_ctx.status().ToString());
+    ctx.stats.inc(ctx.stats.tls_handshake_failures);
+    closeWithReset(fd);
+    return;
+  }
+  auto* conn = new InboundConnection(ctx, fd, pod, peer_ip);
+  if (auto s = conn->init(*tls_ctx); !s.ok()) {
+    LOG_WARN("inbound HBONE: ", s.ToString());
+    conn->close("server setup failed");
+    return;
+  }
+  conn->flush();
+}
+
+}  // namespace ferry::agent
