@@ -156,6 +156,7 @@ std::string Agent::statsJson() const {
   nlohmann::json out(stats());
   out["open_fds"] = openFdCount();
   out["enrolled_pods"] = registry_ ? registry_->size() : 0;
+  out["state_version"] = workloads_.current()->snapshot().version;
   return out.dump() + "\n";
 }
 

@@ -101,8 +101,10 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       c.cgroup_path = value;
     } else if (name == "bpffs") {
       c.bpffs_dir = value;
-    } else if (name == "mesh-cidrs") {
-      c.mesh_cidrs = absl::StrSplit(value, ',', absl::SkipEmpty());
+    } else if (name == "pod-cidrs") {
+      c.pod_cidrs = absl::StrSplit(value, ',', absl::SkipEmpty());
+    } else if (name == "service-cidrs") {
+      c.service_cidrs = absl::StrSplit(value, ',', absl::SkipEmpty());
     } else if (name == "socket-mark") {
       s = parseNumber<uint32_t>(name, value, 0, UINT32_MAX, c.socket_mark);
     } else if (name == "max-buffer-bytes") {
@@ -140,7 +142,8 @@ std::string usage() {
   --admin-address=IP --admin-port=N   admin endpoint (127.0.0.1:15000; port 0 = any)
   --capture=bpf|none            load the eBPF capture (bpf) or not (none)
   --cgroup=PATH --bpffs=DIR     pod cgroup subtree and pin folder for the capture
-  --mesh-cidrs=A,B              pod and service ranges captured
+  --pod-cidrs=A,B --service-cidrs=C,D   ranges captured (10.244.0.0/16,fd00:244::/64 and
+                                10.96.0.0/16,fd00:96::/112)
   --socket-mark=N               SO_MARK on the agent's sockets (0 = none)
   --max-buffer-bytes=N          per-direction buffer bound per connection (262144)
   --max-streams-per-connection=N   HBONE streams per pooled connection (100)

@@ -37,8 +37,8 @@ struct Config {
   std::string capture = "bpf";
   std::string cgroup_path;  // pod cgroup subtree the capture attaches to (capture=bpf)
   std::string bpffs_dir;    // pin folder for the capture's links and maps (capture=bpf)
-  std::vector<std::string> mesh_cidrs = {"10.244.0.0/16", "fd00:244::/64", "10.96.0.0/16",
-                                         "fd00:96::/112"};
+  std::vector<std::string> pod_cidrs = {"10.244.0.0/16", "fd00:244::/64"};
+  std::vector<std::string> service_cidrs = {"10.96.0.0/16", "fd00:96::/112"};
   uint32_t socket_mark = 0;                          // SO_MARK on the agent's own sockets (0: none)
   size_t max_buffer_bytes = kDefaultMaxBufferBytes;  // per direction per connection
   uint32_t max_streams_per_connection = kDefaultMaxStreamsPerConnection;

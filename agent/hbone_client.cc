@@ -27,9 +27,7 @@ class PooledClient : public TunnelConnection {
           }
         });
   }
-  ~PooledClient() override {
-    cancelTimers();
-  }
+  ~PooledClient() override { cancelTimers(); }
 
   hbone::HboneClient& client() { return *client_conn_; }
   bool acceptsStreams() const { return !closed() && client_conn_->acceptsNewStreams(); }

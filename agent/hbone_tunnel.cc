@@ -216,8 +216,8 @@ void TunnelConnection::close(const std::string& why) {
 
 // ---- StreamBridge ---------------------------------------------------------------------------
 
-StreamBridge::StreamBridge(WorkerContext& ctx, TunnelConnection* tunnel, hbone::StreamId id,
-                           int fd, bool fd_connecting, bool client)
+StreamBridge::StreamBridge(WorkerContext& ctx, TunnelConnection* tunnel, hbone::StreamId id, int fd,
+                           bool fd_connecting, bool client)
     : ctx_(ctx),
       tunnel_(tunnel),
       id_(id),
@@ -358,8 +358,8 @@ void StreamBridge::pump() {
     }
     while (!up_.empty()) {
       size_t took = conn.write(
-          id_, absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(up_.data()),
-                                         up_.readable()));
+          id_,
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(up_.data()), up_.readable()));
       if (took == 0) {
         break;  // kWritable will call again
       }

@@ -16,6 +16,8 @@ packages=(
   # local cluster, tests and demo
   iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3 python3-h2
   openssl prometheus
+  # nghttpd: the cleartext HTTP/2 server h2load talks to in the mesh e2e tests
+  nghttp2-server
   # benchmarks
   stunnel4 haproxy wrk gnuplot-nox hyperfine
   # chart tests (test/chart): Go + sprig render the Helm templates, node runs the validators

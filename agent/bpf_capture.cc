@@ -1,0 +1,75 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/bpf_capture.h"
+
+#include <arpa/inet.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/log.h"
+
+namespace ferry::agent {
+
+absl::StatusOr<std::unique_ptr<BpfCapture>> BpfCapture::start(const Config& config) {
+  bpf::BpfConfig bc;
+  bc.pin_dir = config.bpffs_dir;
+  bc.pod_cgroup = config.cgroup_path;
+  bc.agent_mark = config.socket_mark;
+  bc.outbound_port = kOutboundPort;
+  auto capture = bpf::Capture::start(bc);
+  if (!capture.ok()) {
+    return absl::Status(capture.status().code(),
+                        absl::StrCat("eBPF capture: ", capture.status().message()));
+  }
+  for (const std::string& note : (*capture)->notes()) {
+    LOG_INFO("eBPF capture: ", note);
+  }
+  if (auto s = (*capture)->setMeshCidrs(config.pod_cidrs, config.service_cidrs); !s.ok()) {
+    return s;
+  }
+  return std::unique_ptr<BpfCapture>(new BpfCapture(*std::move(capture)));
+}
+
+absl::Status BpfCapture::addPod(const enroll::PodInfo& pod, const NetnsHandle&,
+                                int inbound_listener_fd) {
+  bpf::PodSpec spec;
+  spec.netns_path = pod.netns;
+  for (const std::string& ip : pod.ips) {
+    (ip.find(':') == std::string::npos ? spec.ipv4 : spec.ipv6) = ip;
+  }
+  std::lock_guard lock(mu_);
+  auto handle = capture_->enrollPod(spec);
+  if (!handle.ok()) {
+    return handle.status();
+  }
+  if (auto s = capture_->setInboundListener(handle->index, inbound_listener_fd); !s.ok()) {
+    (void)capture_->unenrollPod(pod.netns);
+    return s;
+  }
+  pods_[pod.uid] = *handle;
+  return absl::OkStatus();
+}
+
+void BpfCapture::removePod(const enroll::PodInfo& pod) {
+  std::lock_guard lock(mu_);
+  auto it = pods_.find(pod.uid);
+  if (it == pods_.end()) {
+    return;
+  }
+  (void)capture_->clearInboundListener(it->second.index);
+  // By cookie: the namespace may already be gone when the CNI deletes the pod.
+  if (auto s = capture_->unenrollPod(it->second.netns_cookie); !s.ok()) {
+    LOG_WARN("eBPF capture: unenrol ", pod.name, ": ", s.ToString());
+  }
+  pods_.erase(it);
+}
+
+absl::StatusOr<SocketAddress> BpfCapture::originalDestination(int accepted_fd,
+                                                              const enroll::PodInfo&) {
+  auto od = capture_->originalDestination(accepted_fd);
+  if (!od.ok()) {
+    return od.status();
+  }
+  socklen_t len = od->address.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  return SocketAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&od->address), len);
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,319 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "e2e/mesh.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "enroll/client.h"
+
+namespace ferry::e2e {
+namespace fs = std::filesystem;
+
+std::string agentBinary() {
+  return FERRY_AGENT_BIN;
+}
+std::string meshAppsScript() {
+  return FERRY_SOURCE_DIR "/test/e2e/mesh_apps.py";
+}
+std::string h2ClientScript() {
+  return FERRY_SOURCE_DIR "/test/hbone/h2_connect_client.py";
+}
+
+namespace {
+
+uint16_t freeLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+absl::StatusOr<std::string> httpGet(uint16_t port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return absl::UnavailableError(absl::StrCat("admin port ", port, " not answering"));
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  auto body = out.find("\r\n\r\n");
+  if (out.rfind("HTTP/1.0 200", 0) != 0 || body == std::string::npos) {
+    return absl::UnavailableError("admin answered: " + out.substr(0, 80));
+  }
+  return out.substr(body + 4);
+}
+
+void writeFile(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string podManifest(const harness::Pod& pod) {
+  return absl::StrCat("apiVersion: v1\nkind: Pod\nmetadata:\n  name: ", pod.name,
+                      "\n  namespace: default\n  uid: ", Mesh::uidOf(pod),
+                      "\n  labels:\n    app: ", pod.name, "\nspec:\n  nodeName: node", pod.node,
+                      "\n  serviceAccountName: ", Mesh::saOf(pod), "\nstatus:\n  podIP: ", pod.ipv4,
+                      "\n  podIPs:\n  - ip: ", pod.ipv4, "\n  - ip: ", pod.ipv6, "\n");
+}
+
+}  // namespace
+
+void Mesh::writeCert(const std::string& dir, const std::string& name,
+                     const fakes::IssuedCert& cert) {
+  writeFile(dir + "/" + name + ".crt", cert.cert_pem);
+  writeFile(dir + "/" + name + ".key", cert.key_pem);
+}
+
+enroll::PodInfo Mesh::podInfo(const harness::Pod& pod) const {
+  return enroll::PodInfo{uidOf(pod), pod.name,       "default",
+                         saOf(pod),  pod.netns_path, {pod.ipv4, pod.ipv6}};
+}
+
+absl::StatusOr<std::unique_ptr<Mesh>> Mesh::start(const MeshOptions& options) {
+  // Enough descriptors for 1,000 concurrent connections on each side of each agent.
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+
+  auto mesh = std::unique_ptr<Mesh>(new Mesh());
+  mesh->options_ = options;
+  auto cluster = harness::Cluster::create({options.nodes, options.pods_per_node});
+  if (!cluster.ok()) {
+    return cluster.status();
+  }
+  mesh->cluster_ = *std::move(cluster);
+  const std::string scratch = mesh->cluster_->scratchDir();
+  mesh->ca_ = std::make_unique<fakes::FakeCa>("cluster.local");
+  mesh->ca_pem_ = scratch + "/ca.pem";
+  writeFile(mesh->ca_pem_, mesh->ca_->rootPem());
+  mesh->manifests_ = scratch + "/manifests";
+  fs::create_directories(mesh->manifests_);
+  for (const harness::Node& node : mesh->cluster_->nodes()) {
+    std::string certs = absl::StrCat(scratch, "/certs-", node.name);
+    fs::create_directories(certs);
+    writeFile(certs + "/bundle.pem", mesh->ca_->rootPem());
+    for (const harness::Pod& pod : node.pods) {
+      writeCert(certs, "default." + saOf(pod), mesh->ca_->issue("default", saOf(pod)));
+      writeFile(absl::StrCat(mesh->manifests_, "/pod-", pod.name, ".yaml"), podManifest(pod));
+    }
+    mesh->certs_.push_back(certs);
+    mesh->sockets_.push_back(absl::StrCat(scratch, "/", node.name, "-agent.sock"));
+    mesh->admin_ports_.push_back(freeLoopbackPort());
+  }
+  writeFile(mesh->manifests_ + "/service-web.yaml",
+            absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: "
+                         "default\nspec:\n  clusterIP: ",
+                         kWebVip,
+                         "\n  selector:\n    app: n2p1\n  ports:\n  - name: http\n    port: 80\n"
+                         "    targetPort: 8080\n"));
+  for (int n = 1; n <= options.nodes; ++n) {
+    mesh->agents_.emplace_back();
+    if (auto s = mesh->startAgent(n); !s.ok()) {
+      return s;
+    }
+  }
+  for (const harness::Node& node : mesh->cluster_->nodes()) {
+    for (const harness::Pod& pod : node.pods) {
+      if (auto s = enroll::addPod(mesh->sockets_[node.index - 1], mesh->podInfo(pod)); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return mesh;
+}
+
+Mesh::~Mesh() {
+  apps_.clear();
+  for (auto& a : agents_) {
+    if (a) {
+      a->signal(SIGTERM);
+      (void)a->wait(absl::Seconds(10));
+    }
+  }
+  agents_.clear();
+}
+
+absl::Status Mesh::startAgent(int n) {
+  const harness::Node& node = cluster_->node(n);
+  std::vector<std::string> argv = {
+      agentBinary(),
+      "--node=" + node.name,
+      "--certs=" + certs_[n - 1],
+      "--manifests=" + manifests_,
+      "--capture=bpf",
+      "--cgroup=" + node.cgroup_path,
+      "--bpffs=" + node.bpffs_dir,
+      "--enroll-socket=" + sockets_[n - 1],
+      absl::StrCat("--state-file=", cluster_->scratchDir(), "/", node.name, "-pods.json"),
+      absl::StrCat("--admin-port=", admin_ports_[n - 1]),
+      absl::StrCat("--workers=", options_.workers),
+  };
+  argv.insert(argv.end(), options_.extra_agent_flags.begin(), options_.extra_agent_flags.end());
+  auto proc = cluster_->spawnAgent(node, argv);
+  if (!proc.ok()) {
+    return proc.status();
+  }
+  agents_[n - 1] = *std::move(proc);
+  return waitReady(n);
+}
+
+absl::Status Mesh::restartAgent(int n) {
+  agents_[n - 1]->signal(SIGTERM);
+  if (auto rc = agents_[n - 1]->wait(absl::Seconds(15)); !rc.ok()) {
+    return rc.status();
+  }
+  return startAgent(n);
+}
+
+absl::Status Mesh::waitReady(int n) {
+  // Bounded: 300 polls, 20 ms apart (not a timing assertion: the agent is just starting).
+  for (int i = 0; i < 300; ++i) {
+    if (httpGet(admin_ports_[n - 1], "/ready").ok()) {
+      return absl::OkStatus();
+    }
+    if (!agents_[n - 1]->running()) {
+      return absl::InternalError("agent for node" + std::to_string(n) + " exited:\n" +
+                                 agents_[n - 1]->log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError("agent never became ready:\n" + agents_[n - 1]->log());
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> Mesh::stats(int node) {
+  auto body = httpGet(admin_ports_.at(node - 1), "/stats");
+  if (!body.ok()) {
+    return body.status();
+  }
+  auto j = nlohmann::json::parse(*body, nullptr, false);
+  if (j.is_discarded()) {
+    return absl::DataLossError("bad /stats JSON");
+  }
+  std::map<std::string, int64_t> out;
+  for (auto& [k, v] : j.items()) {
+    if (v.is_number_integer()) {
+      out[k] = v.get<int64_t>();
+    }
+  }
+  return out;
+}
+
+int64_t Mesh::stat(int node, const std::string& name) {
+  auto s = stats(node);
+  if (!s.ok() || !s->count(name)) {
+    return -1;
+  }
+  return s->at(name);
+}
+
+int Mesh::agentFds(int node) const {
+  int count = 0;
+  std::error_code ec;
+  for (auto it =
+           fs::directory_iterator(absl::StrCat("/proc/", agents_.at(node - 1)->pid(), "/fd"), ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    ++count;
+  }
+  return count;
+}
+
+absl::Status Mesh::waitStateVersion(int64_t at_least) {
+  for (int i = 0; i < 500; ++i) {
+    bool all = true;
+    for (int n = 1; n <= options_.nodes; ++n) {
+      all = all && stat(n, "state_version") >= at_least;
+    }
+    if (all) {
+      return absl::OkStatus();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError("agents did not load the new manifests");
+}
+
+absl::Status Mesh::applyManifest(const std::string& file_name, const std::string& yaml) {
+  // Written whole and renamed, so an agent never reads half a file.
+  std::string tmp = manifests_ + "/." + file_name + ".tmp";
+  writeFile(tmp, yaml);
+  fs::rename(tmp, manifests_ + "/" + file_name);
+  return waitStateVersion(++manifest_version_);
+}
+
+absl::Status Mesh::removeManifest(const std::string& file_name) {
+  fs::remove(manifests_ + "/" + file_name);
+  return waitStateVersion(++manifest_version_);
+}
+
+absl::StatusOr<std::string> Mesh::run(const harness::Pod& pod, const std::vector<std::string>& argv,
+                                      absl::Duration timeout) {
+  auto r = cluster_->run(pod, argv, timeout);
+  if (!r.ok()) {
+    return r.status();
+  }
+  if (r->exit_code != 0) {
+    return absl::InternalError(absl::StrCat(absl::StrJoin(argv, " "), " in ", pod.name, " exited ",
+                                            r->exit_code, "\nstdout: ", r->out,
+                                            "\nstderr: ", r->err));
+  }
+  return r->out;
+}
+
+absl::Status Mesh::startApp(const harness::Pod& pod, const std::vector<std::string>& args,
+                            uint16_t port) {
+  std::vector<std::string> argv = {"/usr/bin/python3", meshAppsScript()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return startServer(pod, argv, port);
+}
+
+absl::Status Mesh::startServer(const harness::Pod& pod, const std::vector<std::string>& argv,
+                               uint16_t port) {
+  auto proc = cluster_->spawn(pod, argv);
+  if (!proc.ok()) {
+    return proc.status();
+  }
+  apps_.push_back(*std::move(proc));
+  harness::Process& p = *apps_.back();
+  const std::string filter = absl::StrCat("sport = :", port);
+  for (int i = 0; i < 250; ++i) {
+    auto r = cluster_->run(pod, {"ss", "-ltnH", filter}, absl::Seconds(5));
+    if (r.ok() && r->exit_code == 0 && !r->out.empty()) {
+      return absl::OkStatus();
+    }
+    if (!p.running()) {
+      return absl::InternalError(absl::StrCat(argv[0], " exited: ", p.log()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(argv[0], " never listened: ", p.log()));
+}
+
+}  // namespace ferry::e2e

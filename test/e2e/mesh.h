@@ -1,0 +1,97 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// A running mesh for end-to-end tests: the local cluster (test/harness), one ferry-agent
+// process per node with real eBPF capture, workload certificates from a fake CA, manifests for
+// every pod (default namespace, service account "sa-<pod>", label app=<pod>) plus a Service
+// "web" (10.96.0.10:80 -> app=n2p1:8080), and every pod enrolled through the CNI protocol.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "enroll/protocol.h"
+#include "fakes/ca/fake_ca.h"
+#include "harness/cluster.h"
+
+namespace ferry::e2e {
+
+inline constexpr char kWebVip[] = "10.96.0.10";
+
+struct MeshOptions {
+  int nodes = 2;
+  int pods_per_node = 2;
+  int workers = 2;
+  std::vector<std::string> extra_agent_flags;
+};
+
+class Mesh {
+ public:
+  static absl::StatusOr<std::unique_ptr<Mesh>> start(const MeshOptions& options = {});
+  ~Mesh();
+
+  harness::Cluster& cluster() { return *cluster_; }
+  const harness::Pod& pod(int node, int index) const { return cluster_->pod(node, index); }
+  fakes::FakeCa& ca() { return *ca_; }
+  const std::string& caPemPath() const { return ca_pem_; }
+  const std::string& manifestsDir() const { return manifests_; }
+
+  // Adds or replaces a manifest file and waits until every agent has loaded it.
+  absl::Status applyManifest(const std::string& file_name, const std::string& yaml);
+  absl::Status removeManifest(const std::string& file_name);
+
+  // The agent's counters (admin /stats) on a node.
+  absl::StatusOr<std::map<std::string, int64_t>> stats(int node);
+  int64_t stat(int node, const std::string& name);
+  // Open descriptors of the node's agent process.
+  int agentFds(int node) const;
+  harness::Process& agent(int node) { return *agents_.at(node - 1); }
+  std::string agentLog(int node) const { return agents_.at(node - 1)->log(); }
+  const std::string& enrollSocket(int node) const { return sockets_.at(node - 1); }
+  // Restarts a node's agent (same flags); it replays its journal.
+  absl::Status restartAgent(int node);
+
+  static std::string uidOf(const harness::Pod& pod) { return "uid-" + pod.name; }
+  static std::string saOf(const harness::Pod& pod) { return "sa-" + pod.name; }
+  enroll::PodInfo podInfo(const harness::Pod& pod) const;
+
+  // Runs argv in a pod; returns stdout, or an error with stderr and stdout.
+  absl::StatusOr<std::string> run(const harness::Pod& pod, const std::vector<std::string>& argv,
+                                  absl::Duration timeout = absl::Seconds(120));
+  // Starts an app from test/e2e/mesh_apps.py in a pod and waits until it listens.
+  absl::Status startApp(const harness::Pod& pod, const std::vector<std::string>& args,
+                        uint16_t port);
+  // Starts any server in a pod and waits until something listens on `port` there.
+  absl::Status startServer(const harness::Pod& pod, const std::vector<std::string>& argv,
+                           uint16_t port);
+  // Writes a leaf (and key) for `id` signed by `ca` into `dir` as <name>.crt/.key.
+  static void writeCert(const std::string& dir, const std::string& name,
+                        const fakes::IssuedCert& cert);
+
+ private:
+  Mesh() = default;
+  absl::Status startAgent(int node);
+  absl::Status waitReady(int node);
+  absl::Status waitStateVersion(int64_t at_least);
+
+  MeshOptions options_;
+  std::unique_ptr<harness::Cluster> cluster_;
+  std::unique_ptr<fakes::FakeCa> ca_;
+  std::string ca_pem_;
+  std::string manifests_;
+  std::vector<std::string> certs_;
+  std::vector<std::string> sockets_;
+  std::vector<uint16_t> admin_ports_;
+  std::vector<std::unique_ptr<harness::Process>> agents_;
+  std::vector<std::unique_ptr<harness::Process>> apps_;
+  int64_t manifest_version_ = 1;
+};
+
+// Paths baked in at build time.
+std::string agentBinary();
+std::string meshAppsScript();
+std::string h2ClientScript();
+
+}  // namespace ferry::e2e

@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+# Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+"""Plain TCP apps for the mesh end-to-end tests. They run inside pods and know nothing of Ferry.
+
+  echo-server   --port P            echo every connection until EOF, then half-close
+  sha-server    --port P --bytes N  read to EOF, answer "<sha256 of what arrived>\n" and N bytes
+  sha-client    --host H --port P --bytes N
+                                    send N bytes, half-close, check the server's sha line, read
+                                    the N bytes back; prints "OK <up sha> <down sha>"
+  many          --host H --port P --count C --concurrent
+                                    C echo round trips, all connections open at once or in turn;
+                                    prints "OK <C>"
+  send          --host H --port P --text T   send T, half-close, expect it echoed
+Exit status 0 on success; on failure a line starting with FAIL says why.
+"""
+import argparse
+import hashlib
+import resource
+import socket
+import sys
+import threading
+
+CHUNK = 1 << 16
+
+
+def pattern(n):
+    """n deterministic bytes, generated in chunks (both ends can produce and hash them)."""
+    block = hashlib.sha256(b"ferry").digest() * (CHUNK // 32)
+    while n > 0:
+        take = min(n, len(block))
+        yield block[:take]
+        n -= take
+
+
+def recv_all(conn):
+    h = hashlib.sha256()
+    total = 0
+    while True:
+        data = conn.recv(CHUNK)
+        if not data:
+            return h.hexdigest(), total
+        h.update(data)
+        total += len(data)
+
+
+def serve(port, handler):
+    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    srv.bind(("::", port))
+    srv.listen(4096)
+    print("listening on %d" % port, flush=True)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+
+def echo(conn):
+    try:
+        while True:
+            data = conn.recv(CHUNK)
+            if not data:
+                break
+            conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def sha_server(nbytes):
+    def handle(conn):
+        try:
+            digest, _ = recv_all(conn)
+            conn.sendall((digest + "\n").encode())
+            for block in pattern(nbytes):
+                conn.sendall(block)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+    return handle
+
+
+def fail(why):
+    print("FAIL: " + why, flush=True)
+    sys.exit(1)
+
+
+def connect(host, port, timeout=60):
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def sha_client(host, port, nbytes):
+    want = hashlib.sha256()
+    for block in pattern(nbytes):
+        want.update(block)
+    conn = connect(host, port)
+    for block in pattern(nbytes):
+        conn.sendall(block)
+    conn.shutdown(socket.SHUT_WR)
+    line = b""
+    while not line.endswith(b"\n"):
+        c = conn.recv(1)
+        if not c:
+            fail("connection closed before the server's sha line")
+        line += c
+    if line.decode().strip() != want.hexdigest():
+        fail("server received different bytes: %s != %s" % (line.strip(), want.hexdigest()))
+    digest, total = recv_all(conn)
+    conn.close()
+    if total != nbytes or digest != want.hexdigest():
+        fail("received %d bytes with sha %s, want %d bytes with %s" %
+             (total, digest, nbytes, want.hexdigest()))
+    print("OK %s %s" % (want.hexdigest(), digest), flush=True)
+
+
+def round_trip(conn, payload):
+    conn.sendall(payload)
+    conn.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        data = conn.recv(CHUNK)
+        if not data:
+            break
+        got += data
+    conn.close()
+    return got
+
+
+def many(host, port, count, concurrent):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if not concurrent:
+        for i in range(count):
+            payload = b"ping %d" % i
+            if round_trip(connect(host, port), payload) != payload:
+                fail("round trip %d came back different" % i)
+        print("OK %d" % count, flush=True)
+        return
+    conns = [connect(host, port) for _ in range(count)]  # all open at once
+    for i, c in enumerate(conns):
+        c.sendall(b"ping %d" % i)
+    for i, c in enumerate(conns):
+        c.shutdown(socket.SHUT_WR)
+    for i, c in enumerate(conns):
+        got = b""
+        while True:
+            data = c.recv(CHUNK)
+            if not data:
+                break
+            got += data
+        c.close()
+        if got != b"ping %d" % i:
+            fail("connection %d came back %r" % (i, got))
+    print("OK %d" % count, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--bytes", type=int, default=0)
+    ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--concurrent", action="store_true")
+    ap.add_argument("--text", default="")
+    a = ap.parse_args()
+    try:
+        if a.mode == "echo-server":
+            serve(a.port, echo)
+        elif a.mode == "sha-server":
+            serve(a.port, sha_server(a.bytes))
+        elif a.mode == "sha-client":
+            sha_client(a.host, a.port, a.bytes)
+        elif a.mode == "many":
+            many(a.host, a.port, a.count, a.concurrent)
+        elif a.mode == "send":
+            got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
+            if got != a.text.encode():
+                fail("echo came back %r" % got)
+            print("OK", flush=True)
+        else:
+            fail("unknown mode " + a.mode)
+    except OSError as e:
+        fail("%s: %s" % (type(e).__name__, e))
+
+
+if __name__ == "__main__":
+    main()
