@@ -16,7 +16,6 @@ using hbone::HboneEventType;
 
 TunnelConnection::TunnelConnection(WorkerContext& ctx, int fd, bool connecting, bool client)
     : ctx_(ctx), fd_(fd), connecting_(connecting), client_(client) {
-  ctx_.stats.inc(ctx_.stats.connections_active);
   interest_ = static_cast<uint32_t>(connecting ? EPOLLOUT : EPOLLIN);
   (void)ctx_.loop.add(fd_, interest_, this);
 }
@@ -210,7 +209,6 @@ void TunnelConnection::close(const std::string& why) {
   } else {
     ::close(fd_);
   }
-  ctx_.stats.inc(ctx_.stats.connections_active, -1);
   ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
 }
 

@@ -1,6 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // ferry-agent: wires the parts chosen by the flags together and runs until SIGTERM/SIGINT.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <iostream>
@@ -31,6 +32,12 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A proxy holds two descriptors per connection: take the whole hard limit.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   auto parts = buildParts(*config);
   if (!parts.ok()) {

@@ -86,11 +86,17 @@ Destination WorkloadState::resolve(const std::string& ip, uint16_t port, std::mt
   } else if (!svc->port->target_port_name.empty()) {
     return d;
   }
-  std::vector<const model::Endpoint*> ready;
+  // A VIP of one family is served by endpoints of that family (EndpointSlices are per
+  // family); the other family is only a fallback for a single-stack backend.
+  const bool want_v6 = ip.find(':') != std::string::npos;
+  std::vector<const model::Endpoint*> ready, other_family;
   for (const model::Endpoint& e : svc->endpoints->endpoints) {
     if (e.ready) {
-      ready.push_back(&e);
+      ((e.ip.find(':') != std::string::npos) == want_v6 ? ready : other_family).push_back(&e);
     }
+  }
+  if (ready.empty()) {
+    ready = other_family;
   }
   if (ready.empty()) {
     return d;

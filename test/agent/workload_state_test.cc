@@ -31,6 +31,7 @@ model::NodeSnapshot snapshot() {
   eps.endpoints.push_back({"10.244.2.12", "u2", "node2", "", true});
   eps.endpoints.push_back({"10.244.2.13", "u3", "node2", "", true});
   eps.endpoints.push_back({"10.244.2.19", "", "node2", "", false});  // not ready
+  eps.endpoints.push_back({"fd00:244::2:12", "u2", "node2", "", true});
   s.endpoints.push_back(eps);
   return s;
 }
@@ -50,6 +51,8 @@ TEST_CASE("VIP resolves to a ready endpoint with the target port", "[agent]") {
   CHECK(seen == std::set<std::string>{"10.244.2.12", "10.244.2.13"});
   Destination named = state.resolve("fd00:96:0::a", 81, rng);  // non-canonical IPv6 input
   CHECK(named.port == 9090);
+  CHECK(named.ip == "fd00:244::2:12");  // the VIP's family
+  CHECK(named.workload->uid == "u2");
 }
 
 TEST_CASE("pod IPs resolve directly, unknown IPs pass through, bad VIP ports refuse", "[agent]") {

@@ -186,10 +186,20 @@ absl::Status Mesh::startAgent(int n) {
   return waitReady(n);
 }
 
-absl::Status Mesh::restartAgent(int n) {
+absl::Status Mesh::stopAgent(int n) {
   agents_[n - 1]->signal(SIGTERM);
-  if (auto rc = agents_[n - 1]->wait(absl::Seconds(15)); !rc.ok()) {
+  auto rc = agents_[n - 1]->wait(absl::Seconds(15));
+  if (!rc.ok()) {
     return rc.status();
+  }
+  return *rc == 0 ? absl::OkStatus()
+                  : absl::InternalError(
+                        absl::StrCat("agent exited ", *rc, ":\n", agents_[n - 1]->log()));
+}
+
+absl::Status Mesh::restartAgent(int n) {
+  if (auto s = stopAgent(n); !s.ok()) {
+    return s;
   }
   return startAgent(n);
 }

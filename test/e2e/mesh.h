@@ -50,7 +50,10 @@ class Mesh {
   harness::Process& agent(int node) { return *agents_.at(node - 1); }
   std::string agentLog(int node) const { return agents_.at(node - 1)->log(); }
   const std::string& enrollSocket(int node) const { return sockets_.at(node - 1); }
-  // Restarts a node's agent (same flags); it replays its journal.
+  // Stops (SIGTERM, drain) and starts a node's agent with the same flags; a started agent
+  // replays its journal.
+  absl::Status stopAgent(int node);
+  absl::Status startAgent(int node);
   absl::Status restartAgent(int node);
 
   static std::string uidOf(const harness::Pod& pod) { return "uid-" + pod.name; }
@@ -72,7 +75,6 @@ class Mesh {
 
  private:
   Mesh() = default;
-  absl::Status startAgent(int node);
   absl::Status waitReady(int node);
   absl::Status waitStateVersion(int64_t at_least);
 
