@@ -28,7 +28,85 @@ in_pod n1p1 python3 -m http.server 8080 --bind 0.0.0.0 --directory "$scratch/www
 for _ in $(seq 50); do in_pod n1p1 curl -s -o /dev/null http://10.244.1.11:8080/ && break; sleep 0.1; done
 
 # --- agent section (ferry-agent on each node: capture, mTLS, policy) -----------------------
-# Until the agent lands, pods talk in the clear; this section starts the agents once they exist.
+say "Certificates: a demo CA and one SPIFFE SVID per pod (spiffe://cluster.local/ns/default/sa/sa-<pod>)"
+pki=$scratch/pki
+mkdir -p "$pki" "$scratch/manifests"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj "/O=ferry-demo/CN=demo root" -keyout "$pki/ca.key" -out "$pki/bundle.pem" \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+  2>/dev/null
+for node in 1 2; do
+  certs=$scratch/certs-node$node
+  mkdir -p "$certs"
+  cp "$pki/bundle.pem" "$certs/"
+  for p in 1 2; do
+    pod=n${node}p$p
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=ferry-demo" \
+      -keyout "$certs/default.sa-$pod.key" -out "$pki/$pod.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName=critical,URI:spiffe://cluster.local/ns/default/sa/sa-$pod" \
+      "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=serverAuth,clientAuth" >"$pki/$pod.ext"
+    openssl x509 -req -in "$pki/$pod.csr" -CA "$pki/bundle.pem" -CAkey "$pki/ca.key" \
+      -CAcreateserial -days 1 -extfile "$pki/$pod.ext" -out "$certs/default.sa-$pod.crt" 2>/dev/null
+    printf '%s\n' "apiVersion: v1" "kind: Pod" \
+      "metadata: {name: $pod, namespace: default, uid: uid-$pod, labels: {app: $pod}}" \
+      "spec: {nodeName: node$node, serviceAccountName: sa-$pod}" \
+      "status: {podIPs: [{ip: 10.244.$node.1$p}, {ip: \"fd00:244::$node:1$p\"}]}" \
+      >"$scratch/manifests/pod-$pod.yaml"
+  done
+done
+
+say "Policy: only n2p1's identity may reach n1p1"
+printf '%s\n' "apiVersion: security.ferry.dev/v1alpha1" "kind: AuthorizationPolicy" \
+  "metadata: {name: n1p1-from-n2p1, namespace: default}" "spec:" \
+  "  selector: {matchLabels: {app: n1p1}}" "  action: ALLOW" "  rules:" "  - from:" \
+  "    - source: {principals: [\"cluster.local/ns/default/sa/sa-n2p1\"]}" \
+  | tee "$scratch/manifests/allow-n2p1.yaml"
+
+say "ferry-agent on node1 and node2 (eBPF capture, in-pod listeners 15001/15006/15008, HBONE mTLS)"
+agent_pids=()
+for node in 1 2; do
+  (
+    # The agent runs in the node's agent cgroup, outside the pods' subtree it captures.
+    echo "$BASHPID" >"/sys/fs/cgroup/unified/ferry-$id/agent$node/cgroup.procs"
+    exec build/agent/ferry-agent --node="node$node" --certs="$scratch/certs-node$node" \
+      --manifests="$scratch/manifests" --capture=bpf \
+      --cgroup="/sys/fs/cgroup/unified/ferry-$id/node$node" \
+      --bpffs="/sys/fs/bpf/ferry-$id-node$node" --enroll-socket="$scratch/node$node-agent.sock" \
+      --state-file="$scratch/node$node-pods.json" --admin-port=$((15000 + node * 100))
+  ) >"$scratch/agent-node$node.log" 2>&1 &
+  agent_pids+=($!)
+done
+stop_agents() { kill -TERM "${agent_pids[@]}" 2>/dev/null || true; wait "${agent_pids[@]}" 2>/dev/null || true; }
+trap 'stop_agents; cleanup' EXIT
+for node in 1 2; do
+  for _ in $(seq 100); do
+    curl -s "http://127.0.0.1:$((15000 + node * 100))/ready" >/dev/null && break
+    sleep 0.1
+  done
+done
+# Enrollment, as ferry-cni does it: one JSON line over the node agent's Unix socket.
+enroll() {
+  local pod=$1 node=${1:1:1} idx=${1:3:1}
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
+print(sys.argv[3], "->", s.recv(4096).decode().strip())' "$scratch/node$node-agent.sock" \
+    "{\"op\":\"add\",\"pod\":{\"uid\":\"uid-$pod\",\"name\":\"$pod\",\"namespace\":\"default\",\"service_account\":\"sa-$pod\",\"netns\":\"/run/netns/ferry-$id-$pod\",\"ips\":[\"10.244.$node.1$idx\",\"fd00:244::$node:1$idx\"]}}" \
+    "$pod"
+}
+for pod in n1p1 n1p2 n2p1 n2p2; do enroll "$pod"; done
+
+say "Policy at work: node1's agent sees each caller's mTLS identity"
+echo "n2p2 -> n1p1:"
+in_pod n2p2 curl -sS --max-time 5 http://10.244.1.11:8080/ || echo "  refused (sa-n2p2 is not allowed)"
+echo "n2p1 -> n1p1:"
+in_pod n2p1 curl -sS --max-time 5 http://10.244.1.11:8080/ || true
+stats() { curl -s "http://127.0.0.1:$1/stats" | python3 -c 'import json, sys
+d = json.load(sys.stdin); print("  " + ", ".join("%s=%s" % (k, d[k]) for k in sys.argv[1:]))' "${@:2}"; }
+echo "node2 agent (sender):"
+stats 15200 outbound_hbone tls_handshakes_client pool_streams_reused
+echo "node1 agent (receiver):"
+stats 15100 inbound_hbone_streams tls_handshakes_server policy_denied
 # ------------------------------------------------------------------------------------------
 
 say "n2p1 (node2) -> n1p1: curl http://10.244.1.11:8080/"
