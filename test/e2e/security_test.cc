@@ -99,7 +99,7 @@ struct H2Case {
   std::string key;
 };
 
-TEST_CASE("inbound HBONE refuses bad peers and foreign :authority; accepts a real h2 client",
+TEST_CASE("inbound HBONE refuses bad peers and foreign :authority and accepts a real h2 client",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   auto mesh = Mesh::start();
