@@ -112,7 +112,7 @@ stats 15100 inbound_hbone_streams tls_handshakes_server policy_denied
 say "n2p1 (node2) -> n1p1: curl http://10.244.1.11:8080/"
 tcpdump_log=$scratch/capture.txt
 # Capture on the bridge, in the cluster's private switch namespace.
-ip netns exec "ferry-$id-sw" timeout 5 tcpdump -l -i "ferry${id}br" -A -s 0 tcp \
+ip netns exec "ferry-$id-sw" timeout 5 tcpdump -l -i any -A -s 0 tcp \
   >"$tcpdump_log" 2>/dev/null &
 tcpdump_pid=$!
 sleep 1
