@@ -37,7 +37,7 @@
 
 // ferry_in_lsn holds two slots per pod: an IPv4 and an IPv6 inbound listener (a dual-stack
 // listener fills both).
-#define FERRY_LISTENER_SLOT(pod_index, is_v6) ((pod_index) * 2 + ((is_v6) ? 1 : 0))
+#define FERRY_LISTENER_SLOT(pod_index, is_v6) ((pod_index)*2 + ((is_v6) ? 1 : 0))
 
 // ---- ferry_pods: enrolled pod network-namespace cookie (__u64) -> pod config ----------------
 
@@ -115,9 +115,9 @@ struct ferry_conn_key {
 // sockops moves it at TCP_CONNECT_CB to ferry_conns under the app socket's ferry_conn_key, so
 // the agent finds it from its accepted socket with the two ends swapped.
 struct ferry_orig_dst {
-  __u8 addr[16];  // IPv4-mapped for IPv4
-  __u16 port;     // host order
-  __u16 family;   // FERRY_AF_INET or FERRY_AF_INET6: the family the app used
+  __u8 addr[16];    // IPv4-mapped for IPv4
+  __u16 port;       // host order
+  __u16 family;     // FERRY_AF_INET or FERRY_AF_INET6: the family the app used
   __u32 pod_index;  // the source pod
 };
 

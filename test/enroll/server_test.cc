@@ -103,7 +103,8 @@ TEST_CASE("server answers malformed lines and pipelined requests", "[enroll]") {
   CHECK((*server)->requestsServed() == 2);
 }
 
-TEST_CASE("a second server on a live socket is refused and a stale socket is replaced", "[enroll]") {
+TEST_CASE("a second server on a live socket is refused and a stale socket is replaced",
+          "[enroll]") {
   TempDir dir;
   MapHandler handler;
   const std::string path = dir.file("agent.sock");
