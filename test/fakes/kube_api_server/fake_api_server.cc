@@ -1,0 +1,350 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "fakes/kube_api_server/fake_api_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "fakes/kube_api_server/http_wire.h"
+
+namespace ferry::fakes {
+namespace {
+
+using nlohmann::json;
+
+const std::vector<const kube::Resource*>& knownResources() {
+  static const std::vector<const kube::Resource*> all = {&kube::kPods,
+                                                         &kube::kNamespaces,
+                                                         &kube::kServiceAccounts,
+                                                         &kube::kServices,
+                                                         &kube::kEndpointSlices,
+                                                         &kube::kAuthorizationPolicies,
+                                                         &kube::kPeerAuthentications,
+                                                         &kube::kHttpRoutes};
+  return all;
+}
+
+std::string meta(const json& obj, const char* field) {
+  if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
+      obj["metadata"][field].is_string()) {
+    return obj["metadata"][field].get<std::string>();
+  }
+  return "";
+}
+
+int httpCodeOf(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kAlreadyExists:
+      return 409;
+    case absl::StatusCode::kFailedPrecondition:
+      return 409;
+    default:
+      return 500;
+  }
+}
+
+const char* reasonOf(int code) {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "AlreadyExists";
+    case 410:
+      return "Expired";
+    default:
+      return "InternalError";
+  }
+}
+
+// Where a request path points: a resource, a namespace filter and maybe an object name.
+struct Target {
+  const kube::Resource* resource = nullptr;
+  std::string ns;
+  std::string name;
+};
+
+std::optional<Target> parseTarget(const std::string& path) {
+  for (const kube::Resource* r : knownResources()) {
+    const std::string prefix = r->prefix() + "/";
+    if (path.compare(0, prefix.size(), prefix) != 0) {
+      continue;
+    }
+    std::vector<std::string> rest = absl::StrSplit(path.substr(prefix.size()), '/');
+    Target t;
+    t.resource = r;
+    if (rest.size() >= 3 && rest[0] == "namespaces" && r->namespaced && rest[2] == r->plural &&
+        rest.size() <= 4) {
+      t.ns = rest[1];
+      t.name = rest.size() == 4 ? rest[3] : "";
+      return t;
+    }
+    if (rest[0] == r->plural && rest.size() <= 2) {
+      if (rest.size() == 2 && r->namespaced) {
+        continue;  // namespaced objects are only addressable inside their namespace
+      }
+      t.name = rest.size() == 2 ? rest[1] : "";
+      return t;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::start(FakeApiServerOptions options) {
+  std::unique_ptr<FakeApiServer> server(new FakeApiServer(std::move(options)));
+  if (auto s = server->listen(); !s.ok()) {
+    return s;
+  }
+  server->accept_thread_ = std::thread([s = server.get()] { s->acceptLoop(); });
+  return server;
+}
+
+FakeApiServer::~FakeApiServer() {
+  stopping_.store(true);
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : connections_) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    cv_.notify_all();
+  }
+  if (accept_thread_.joinable()) {
+    accept_thread_.join();
+  }
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads.swap(connection_threads_);
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  ::close(listen_fd_);
+}
+
+absl::Status FakeApiServer::listen() {
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listen_fd_, 128) != 0 ||
+      ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return absl::InternalError(absl::StrCat("bind/listen on 127.0.0.1:0: ", std::strerror(errno)));
+  }
+  port_ = ntohs(addr.sin_port);
+  return absl::OkStatus();
+}
+
+std::string FakeApiServer::url() const {
+  return absl::StrCat("http://127.0.0.1:", port_);
+}
+
+kube::KubeConfig FakeApiServer::clientConfig() const {
+  kube::KubeConfig cfg;
+  cfg.server = url();
+  cfg.token = options_.required_token;
+  return cfg;
+}
+
+void FakeApiServer::acceptLoop() {
+  while (!stopping_.load()) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_.load()) {
+      ::close(fd);
+      return;
+    }
+    connections_.insert(fd);
+    connection_threads_.emplace_back([this, fd] { serveConnection(fd); });
+  }
+}
+
+void FakeApiServer::serveConnection(int fd) {
+  std::string buffer;
+  Request req;
+  while (!stopping_.load() && wire::readRequest(fd, buffer, req)) {
+    bool streamed = false;
+    Response resp = handle(req, fd, &streamed);
+    if (streamed) {
+      break;  // a watch owns the connection until it ends
+    }
+    if (!wire::writeResponse(fd, resp.status, resp.body.dump(), req.keep_alive) ||
+        !req.keep_alive) {
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  connections_.erase(fd);
+  ::close(fd);
+}
+
+FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* streamed) {
+  auto fail = [](int code, const std::string& message) {
+    return Response{code, wire::statusObject(code, reasonOf(code), message)};
+  };
+  if (!options_.required_token.empty()) {
+    auto auth = req.headers.find("authorization");
+    if (auth == req.headers.end() || auth->second != "Bearer " + options_.required_token) {
+      return fail(401, "Unauthorized");
+    }
+  }
+  std::optional<Target> target = parseTarget(req.path);
+  if (!target) {
+    return fail(404,
+                absl::StrCat("the server could not find the requested resource (", req.path, ")"));
+  }
+  const kube::Resource& r = *target->resource;
+  if (req.method == "GET" && target->name.empty()) {
+    auto w = req.query.find("watch");
+    if (w != req.query.end() && (w->second == "1" || w->second == "true")) {
+      *streamed = true;
+      serveWatch(fd, r, target->ns, req);
+      return {};
+    }
+    return handleList(r, target->ns, req);
+  }
+  if (req.method == "GET") {
+    auto obj = get(r, target->ns, target->name);
+    if (!obj) {
+      return fail(404, absl::StrCat(r.plural, " \"", target->name, "\" not found"));
+    }
+    return {200, *obj};
+  }
+  if (req.method == "DELETE" && !target->name.empty()) {
+    auto before = get(r, target->ns, target->name);
+    absl::Status s = remove(r, target->ns, target->name);
+    if (!s.ok()) {
+      return fail(httpCodeOf(s), std::string(s.message()));
+    }
+    return {200, *before};
+  }
+  if ((req.method == "POST" && target->name.empty()) ||
+      (req.method == "PUT" && !target->name.empty())) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      return fail(400, "the request body is not a JSON object");
+    }
+    body.emplace("apiVersion", r.apiVersion());
+    body.emplace("kind", r.kind);
+    if (r.namespaced && !target->ns.empty()) {
+      if (!body.contains("metadata") || !body["metadata"].is_object()) {
+        body["metadata"] = json::object();
+      }
+      const std::string ns = meta(body, "namespace");
+      if (!ns.empty() && ns != target->ns) {
+        return fail(400,
+                    "the namespace of the provided object does not match the namespace "
+                    "sent on the request");
+      }
+      body["metadata"]["namespace"] = target->ns;
+    }
+    if (req.method == "PUT" && meta(body, "name") != target->name) {
+      return fail(400, "the name of the object does not match the name on the URL");
+    }
+    auto stored = req.method == "POST" ? create(std::move(body)) : update(std::move(body));
+    if (!stored.ok()) {
+      return fail(httpCodeOf(stored.status()), std::string(stored.status().message()));
+    }
+    return {req.method == "POST" ? 201 : 200, *stored};
+  }
+  return fail(405, absl::StrCat(req.method, " is not supported on ", req.path));
+}
+
+FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const std::string& ns,
+                                                  const Request& req) {
+  int64_t limit = 0;
+  if (auto l = req.query.find("limit"); l != req.query.end()) {
+    absl::SimpleAtoi(l->second, &limit);
+  }
+  const std::string collection = r.collectionPath();
+  std::lock_guard<std::mutex> lock(mu_);
+  ++list_requests_[collection];
+  uint64_t list_rv = rv_;
+  size_t start = 0;
+  std::string snapshot_key;
+  if (auto c = req.query.find("continue"); c != req.query.end() && !c->second.empty()) {
+    std::string decoded;
+    json token;
+    if (absl::Base64Unescape(c->second, &decoded)) {
+      token = json::parse(decoded, nullptr, false);
+    }
+    if (!token.is_object() || !token.contains("rv") || !token.contains("start")) {
+      return {400, wire::statusObject(400, "BadRequest", "invalid continue token")};
+    }
+    list_rv = token["rv"].get<uint64_t>();
+    start = token["start"].get<size_t>();
+    snapshot_key = absl::StrCat(collection, "|", ns, "|", list_rv);
+    if (list_rv < compacted_rv_ || !list_snapshots_.count(snapshot_key)) {
+      return {410, wire::statusObject(
+                       410, "Expired",
+                       "The provided continue parameter is too old to display a consistent list "
+                       "result. You can start a new list without the continue parameter.")};
+    }
+  } else {
+    snapshot_key = absl::StrCat(collection, "|", ns, "|", list_rv);
+    std::vector<json>& snap = list_snapshots_[snapshot_key];
+    snap.clear();
+    for (const auto& [key, obj] : objects_[collection]) {
+      if (ns.empty() || meta(obj, "namespace") == ns) {
+        snap.push_back(obj);
+      }
+    }
+  }
+  const std::vector<json>& snap = list_snapshots_[snapshot_key];
+  size_t end = snap.size();
+  if (limit > 0) {
+    end = std::min(snap.size(), start + static_cast<size_t>(limit));
+  }
+  json items = json::array();
+  for (size_t i = start; i < end; ++i) {
+    json item = snap[i];
+    item.erase("kind");  // as the real server: list items do not repeat kind/apiVersion
+    item.erase("apiVersion");
+    items.push_back(std::move(item));
+  }
+  json metadata = {{"resourceVersion", std::to_string(list_rv)}};
+  if (end < snap.size()) {
+    metadata["continue"] = absl::Base64Escape(json{{"rv", list_rv}, {"start", end}}.dump());
+    metadata["remainingItemCount"] = snap.size() - end;
+  } else {
+    list_snapshots_.erase(snapshot_key);
+  }
+  return {200, json{{"kind", r.kind + "List"},
+                    {"apiVersion", r.apiVersion()},
+                    {"metadata", metadata},
+                    {"items", std::move(items)}}};
+}
+
+}  // namespace ferry::fakes

@@ -1,0 +1,130 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// An in-process fake of the Kubernetes API server for tests and benchmarks. It speaks the real
+// wire format over HTTP/1.1 on 127.0.0.1 (port 0): paginated lists carrying the list's
+// resourceVersion and continue tokens, chunked watch streams of newline-separated JSON events
+// (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR), one cluster-wide increasing resourceVersion, 410 Gone
+// for versions older than the last compaction, and create/update/delete of JSON objects. Faults
+// are injected by calling methods: drop every watch connection, compact history, answer the
+// next watches with 410.
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kube/config.h"
+#include "kube/resource.h"
+
+namespace ferry::fakes {
+
+struct FakeApiServerOptions {
+  // How a watch from a compacted resourceVersion fails: the API server normally answers 200 and
+  // an ERROR event with code 410; some paths (and older servers) answer HTTP 410 instead.
+  bool gone_as_http_status = false;
+  // Periodic bookmarks on watches that asked for them; zero: only on sendBookmarks().
+  std::chrono::milliseconds bookmark_interval{0};
+  // When set, requests must carry "Authorization: Bearer <token>" or get 401.
+  std::string required_token;
+};
+
+class FakeApiServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<FakeApiServer>> start(FakeApiServerOptions options = {});
+  ~FakeApiServer();
+  FakeApiServer(const FakeApiServer&) = delete;
+  FakeApiServer& operator=(const FakeApiServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::string url() const;
+  // A client configuration pointing at this server (plain HTTP, the required token if any).
+  kube::KubeConfig clientConfig() const;
+
+  // The object API, the same operations the HTTP API offers. Objects carry apiVersion, kind
+  // and metadata.name (+ metadata.namespace for namespaced kinds).
+  absl::StatusOr<nlohmann::json> create(nlohmann::json object);
+  // Replaces; a metadata.resourceVersion in `object` must match the stored one (409 if not).
+  absl::StatusOr<nlohmann::json> update(nlohmann::json object);
+  // Create or replace, ignoring resourceVersion.
+  absl::StatusOr<nlohmann::json> apply(nlohmann::json object);
+  absl::Status remove(const kube::Resource& resource, const std::string& ns,
+                      const std::string& name);
+  std::optional<nlohmann::json> get(const kube::Resource& resource, const std::string& ns,
+                                    const std::string& name) const;
+  uint64_t resourceVersion() const;
+
+  // Faults.
+  void dropWatches();               // closes every open watch mid-stream (no final chunk)
+  void compact();                   // history up to now is gone: older versions get 410
+  void failNextWatches(int count);  // the next `count` watch requests get 410
+  void sendBookmarks();             // a BOOKMARK at the current version on every open watch
+
+  // What clients did, for assertions.
+  uint64_t listRequests(const kube::Resource& resource) const;
+  uint64_t watchRequests(const kube::Resource& resource) const;
+  size_t openWatches() const;
+  // Waits until at least `count` watches are open; false on timeout.
+  bool waitForOpenWatches(size_t count, std::chrono::milliseconds timeout) const;
+
+  // Internal types, public so the HTTP layer in the .cc can name them.
+  struct Event {
+    uint64_t rv;
+    std::string collection;
+    std::string ns;
+    std::string type;
+    nlohmann::json object;
+  };
+  struct Request;
+  struct Response;
+
+ private:
+  explicit FakeApiServer(FakeApiServerOptions options) : options_(std::move(options)) {}
+  absl::Status listen();
+  void acceptLoop();
+  void serveConnection(int fd);
+  Response handle(const Request& req, int fd, bool* streamed);
+  Response handleList(const kube::Resource& r, const std::string& ns, const Request& req);
+  void serveWatch(int fd, const kube::Resource& r, const std::string& ns, const Request& req);
+  absl::StatusOr<nlohmann::json> store(nlohmann::json object, const std::string& mode);
+  const kube::Resource* resourceForObject(const nlohmann::json& object, std::string* error) const;
+
+  const FakeApiServerOptions options_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread accept_thread_;
+  std::atomic<bool> stopping_{false};
+
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  uint64_t rv_ = 1000;
+  uint64_t compacted_rv_ = 0;
+  uint64_t uid_counter_ = 0;
+  // collection path -> "ns/name" -> object
+  std::map<std::string, std::map<std::string, nlohmann::json>> objects_;
+  std::deque<Event> history_;
+  // Paginated lists serve every page from the snapshot taken for the first one, as etcd does.
+  std::map<std::string, std::vector<nlohmann::json>> list_snapshots_;
+  uint64_t drop_epoch_ = 0;
+  uint64_t bookmark_epoch_ = 0;
+  int fail_next_watches_ = 0;
+  size_t open_watches_ = 0;
+  std::map<std::string, uint64_t> list_requests_, watch_requests_;
+  std::set<int> connections_;
+  std::vector<std::thread> connection_threads_;
+};
+
+}  // namespace ferry::fakes

@@ -1,0 +1,42 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The HTTP/1.1 framing the fake API server needs: read one request from a socket, write a
+// response with Content-Length, or a chunked stream one chunk at a time.
+
+#include <map>
+#include <string>
+
+#include "fakes/kube_api_server/fake_api_server.h"
+
+namespace ferry::fakes {
+
+struct FakeApiServer::Request {
+  std::string method;
+  std::string path;                            // without the query
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  bool keep_alive = true;
+};
+
+struct FakeApiServer::Response {
+  int status = 200;
+  nlohmann::json body;
+};
+
+namespace wire {
+
+// Reads the next request; false when the peer closed or sent garbage.
+bool readRequest(int fd, std::string& buffer, FakeApiServer::Request& req);
+bool writeAll(int fd, const std::string& data);
+bool writeResponse(int fd, int status, const std::string& body, bool keep_alive);
+bool writeChunkedHeader(int fd);
+bool writeChunk(int fd, const std::string& data);
+bool writeLastChunk(int fd);
+// A v1 Status object as the API server returns for failures.
+nlohmann::json statusObject(int code, const std::string& reason, const std::string& message);
+const char* reasonPhrase(int status);
+
+}  // namespace wire
+}  // namespace ferry::fakes

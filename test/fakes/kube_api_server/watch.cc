@@ -1,0 +1,162 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// The fake API server's watch: a chunked stream of newline-separated JSON events.
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "fakes/kube_api_server/fake_api_server.h"
+#include "fakes/kube_api_server/http_wire.h"
+
+namespace ferry::fakes {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+std::string eventLine(const std::string& type, const json& object) {
+  return json{{"type", type}, {"object", object}}.dump() + "\n";
+}
+
+bool truthy(const std::map<std::string, std::string>& q, const char* key) {
+  auto it = q.find(key);
+  return it != q.end() && (it->second == "true" || it->second == "1");
+}
+
+}  // namespace
+
+void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::string& ns,
+                               const Request& req) {
+  const std::string collection = r.collectionPath();
+  const bool bookmarks = truthy(req.query, "allowWatchBookmarks");
+  Clock::time_point deadline = Clock::time_point::max();
+  if (auto t = req.query.find("timeoutSeconds"); t != req.query.end()) {
+    int seconds = 0;
+    if (absl::SimpleAtoi(t->second, &seconds) && seconds > 0) {
+      deadline = Clock::now() + std::chrono::seconds(seconds);
+    }
+  }
+  auto gone = [&](const std::string& message) {
+    const json status = wire::statusObject(410, "Expired", message);
+    if (options_.gone_as_http_status) {
+      wire::writeResponse(fd, 410, status.dump(), false);
+      return;
+    }
+    if (wire::writeChunkedHeader(fd) && wire::writeChunk(fd, eventLine("ERROR", status))) {
+      wire::writeLastChunk(fd);
+    }
+  };
+
+  std::unique_lock<std::mutex> lock(mu_);
+  ++watch_requests_[collection];
+  if (fail_next_watches_ > 0) {
+    --fail_next_watches_;
+    lock.unlock();
+    gone("too old resource version (injected fault)");
+    return;
+  }
+  uint64_t cursor = 0;
+  std::vector<std::string> pending;
+  const auto rv_param = req.query.find("resourceVersion");
+  if (rv_param == req.query.end() || rv_param->second.empty() || rv_param->second == "0") {
+    // No version: the current state as synthetic ADDED events, then changes.
+    cursor = rv_;
+    for (const auto& [key, obj] : objects_[collection]) {
+      if (ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0) {
+        pending.push_back(eventLine("ADDED", obj));
+      }
+    }
+  } else if (!absl::SimpleAtoi(rv_param->second, &cursor)) {
+    lock.unlock();
+    wire::writeResponse(
+        fd, 400,
+        wire::statusObject(400, "BadRequest",
+                           absl::StrCat("invalid resourceVersion \"", rv_param->second, "\""))
+            .dump(),
+        false);
+    return;
+  } else if (cursor < compacted_rv_) {
+    const std::string message =
+        absl::StrCat("too old resource version: ", cursor, " (", compacted_rv_, ")");
+    lock.unlock();
+    gone(message);
+    return;
+  }
+  const uint64_t drop_epoch = drop_epoch_;
+  uint64_t bookmark_epoch = bookmark_epoch_;
+  ++open_watches_;
+  cv_.notify_all();
+
+  bool ok = true;
+  bool abrupt = false;
+  bool expired = false;
+  Clock::time_point last_bookmark = Clock::now();
+  lock.unlock();
+  ok = wire::writeChunkedHeader(fd);
+  lock.lock();
+  while (ok) {
+    if (stopping_.load() || drop_epoch_ != drop_epoch) {
+      abrupt = true;
+      break;
+    }
+    if (cursor < compacted_rv_) {
+      expired = true;  // this watcher lagged behind a compaction
+      break;
+    }
+    auto it = std::upper_bound(history_.begin(), history_.end(), cursor,
+                               [](uint64_t v, const Event& e) { return v < e.rv; });
+    for (; it != history_.end(); ++it) {
+      if (it->collection == collection && (ns.empty() || it->ns == ns)) {
+        pending.push_back(eventLine(it->type, it->object));
+      }
+    }
+    cursor = std::max(cursor, rv_);
+    const bool periodic = options_.bookmark_interval.count() > 0 &&
+                          Clock::now() - last_bookmark >= options_.bookmark_interval;
+    if (bookmarks && (bookmark_epoch != bookmark_epoch_ || periodic)) {
+      bookmark_epoch = bookmark_epoch_;
+      last_bookmark = Clock::now();
+      pending.push_back(
+          eventLine("BOOKMARK", json{{"kind", r.kind},
+                                     {"apiVersion", r.apiVersion()},
+                                     {"metadata", {{"resourceVersion", std::to_string(cursor)}}}}));
+    }
+    if (!pending.empty()) {
+      std::vector<std::string> out;
+      out.swap(pending);
+      lock.unlock();
+      for (const auto& line : out) {
+        ok = ok && wire::writeChunk(fd, line);
+      }
+      lock.lock();
+      continue;
+    }
+    if (Clock::now() >= deadline) {
+      break;
+    }
+    Clock::time_point wake = deadline;
+    if (bookmarks && options_.bookmark_interval.count() > 0) {
+      wake = std::min(wake, last_bookmark + options_.bookmark_interval);
+    }
+    cv_.wait_until(lock, wake);
+  }
+  --open_watches_;
+  cv_.notify_all();
+  lock.unlock();
+  if (abrupt) {
+    ::shutdown(fd, SHUT_RDWR);  // the client sees a truncated chunked body
+    return;
+  }
+  if (ok && expired) {
+    ok = wire::writeChunk(
+        fd, eventLine("ERROR", wire::statusObject(410, "Expired",
+                                                  "The resourceVersion for the provided watch "
+                                                  "is too old.")));
+  }
+  if (ok) {
+    wire::writeLastChunk(fd);
+  }
+}
+
+}  // namespace ferry::fakes
