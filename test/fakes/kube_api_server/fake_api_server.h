@@ -71,7 +71,9 @@ class FakeApiServer {
   void dropWatches();               // closes every open watch mid-stream (no final chunk)
   void compact();                   // history up to now is gone: older versions get 410
   void failNextWatches(int count);  // the next `count` watch requests get 410
-  void sendBookmarks();             // a BOOKMARK at the current version on every open watch
+  // The next `count` watches of one resource get 410 (deterministic with many informers).
+  void failNextWatches(const kube::Resource& resource, int count);
+  void sendBookmarks();  // a BOOKMARK at the current version on every open watch
 
   // What clients did, for assertions.
   uint64_t listRequests(const kube::Resource& resource) const;
@@ -121,6 +123,7 @@ class FakeApiServer {
   uint64_t drop_epoch_ = 0;
   uint64_t bookmark_epoch_ = 0;
   int fail_next_watches_ = 0;
+  std::map<std::string, int> fail_next_watches_of_;  // collection path -> count
   size_t open_watches_ = 0;
   std::map<std::string, uint64_t> list_requests_, watch_requests_;
   std::set<int> connections_;

@@ -169,6 +169,11 @@ void FakeApiServer::failNextWatches(int count) {
   fail_next_watches_ = count;
 }
 
+void FakeApiServer::failNextWatches(const kube::Resource& resource, int count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_next_watches_of_[resource.collectionPath()] = count;
+}
+
 void FakeApiServer::sendBookmarks() {
   std::lock_guard<std::mutex> lock(mu_);
   ++bookmark_epoch_;

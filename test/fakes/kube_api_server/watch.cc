@@ -50,8 +50,9 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
 
   std::unique_lock<std::mutex> lock(mu_);
   ++watch_requests_[collection];
-  if (fail_next_watches_ > 0) {
-    --fail_next_watches_;
+  int& fail_this = fail_next_watches_of_[collection];
+  if (fail_next_watches_ > 0 || fail_this > 0) {
+    --(fail_this > 0 ? fail_this : fail_next_watches_);
     lock.unlock();
     gone("too old resource version (injected fault)");
     return;

@@ -1,0 +1,57 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// ferry-controller's configuration: one struct, a named default per field, parsed from flags
+// and validated once at start-up.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ferry::controller {
+
+inline constexpr char kDefaultListen[] = "0.0.0.0:15012";
+inline constexpr char kDefaultTrustDomain[] = "cluster.local";
+inline constexpr char kDefaultRootNamespace[] = "ferry-system";
+inline constexpr int kDefaultPageSize = 500;
+inline constexpr int kDefaultWatchTimeoutSeconds = 300;
+inline constexpr int kDefaultReloadDebounceMs = 100;
+inline constexpr int kDefaultCertLifetimeHours = 24;
+inline constexpr char kDefaultCaDir[] = "/var/lib/ferry/ca";
+
+struct ControllerConfig {
+  enum class Mode { kInCluster, kKubeconfig, kStandalone };
+
+  // Source: exactly one of --manifests, --kubeconfig, --in-cluster (the default when none).
+  std::string manifests_dir;
+  std::string kubeconfig;
+  std::string kube_context;
+  bool in_cluster = false;
+
+  std::string listen = kDefaultListen;  // agents: gRPC over mTLS (snapshots + CSRs)
+  std::string trust_domain = kDefaultTrustDomain;
+  std::string root_namespace = kDefaultRootNamespace;
+  int page_size = kDefaultPageSize;
+  int watch_timeout_seconds = kDefaultWatchTimeoutSeconds;
+  int reload_debounce_ms = kDefaultReloadDebounceMs;
+
+  // Certificate authority: a root from files, or generated on first start and kept in ca_dir.
+  std::string ca_cert_file;
+  std::string ca_key_file;
+  std::string ca_dir = kDefaultCaDir;
+  int cert_lifetime_hours = kDefaultCertLifetimeHours;
+  // Standalone bootstrap: agents present this token on their first connection.
+  std::string bootstrap_token_file;
+
+  Mode mode() const;
+  absl::Status validate() const;
+};
+
+// Parses `--flag=value` / `--flag value` (argv[0] skipped). Unknown flags are errors naming
+// the flag. Does not validate.
+absl::StatusOr<ControllerConfig> parseFlags(const std::vector<std::string>& args);
+std::string usage();
+
+}  // namespace ferry::controller

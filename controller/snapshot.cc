@@ -1,0 +1,165 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Scoping the store to one node: what the agent there needs and nothing else.
+//
+// - Workloads: every pod scheduled on the node (mesh_enabled says whether Ferry captures it),
+//   plus the remote mesh pods behind the services in the view (the agent needs their identity
+//   to verify the peer it connects to).
+// - Services, endpoints and routes: only when the node runs at least one mesh pod (otherwise
+//   nothing there can call through the mesh); then every service of a mesh namespace, since
+//   any local pod may call any of them, and the HTTPRoutes attached to those services.
+// - AuthorizationPolicies and PeerAuthentications: those that select a local mesh pod (same
+//   namespace or the root namespace, and the selector matches its labels).
+#include <mutex>
+
+#include "controller/store.h"
+
+namespace ferry::controller {
+namespace {
+
+bool selects(const std::optional<model::Labels>& selector, const model::Labels& labels) {
+  if (!selector) {
+    return true;
+  }
+  for (const auto& [k, v] : *selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <typename Policy>
+bool selectsAny(const Policy& p, bool root, const std::vector<model::Workload>& local) {
+  for (const auto& w : local) {
+    if (w.mesh_enabled && (root || p.key.ns == w.key.ns) && selects(p.selector, w.labels)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+model::ServiceEndpoints StateStore::endpointsLocked(const model::Service& svc) const {
+  auto slices = slices_by_service_.find(svc.key);
+  if (slices != slices_by_service_.end()) {
+    std::vector<const k8s::EndpointSlice*> list;
+    for (const auto& key : slices->second) {
+      auto it = objects_.find(k8s::ObjectRef{k8s::Kind::kEndpointSlice, key});
+      if (it != objects_.end()) {
+        list.push_back(&std::get<k8s::EndpointSlice>(it->second));
+      }
+    }
+    model::ServiceEndpoints eps = k8s::mergeEndpointSlices(svc.key, list);
+    for (auto& e : eps.endpoints) {
+      if (e.workload_uid.empty()) {
+        if (auto p = pod_by_ip_.find(e.ip); p != pod_by_ip_.end()) {
+          auto pod = objects_.find(k8s::ObjectRef{k8s::Kind::kPod, p->second});
+          e.workload_uid = std::get<model::Workload>(pod->second).uid;
+        }
+      }
+    }
+    return eps;
+  }
+  model::ServiceEndpoints eps;
+  eps.service = svc.key;
+  if (!options_.endpoints_from_selectors || svc.selector.empty()) {
+    return eps;
+  }
+  // Standalone: act as the endpoints controller.
+  const k8s::ObjectRef first{k8s::Kind::kPod, {svc.key.ns, ""}};
+  for (auto it = objects_.lower_bound(first);
+       it != objects_.end() && it->first.kind == k8s::Kind::kPod && it->first.key.ns == svc.key.ns;
+       ++it) {
+    const auto& w = std::get<model::Workload>(it->second);
+    if (!selects(svc.selector, w.labels)) {
+      continue;
+    }
+    for (const auto& ip : w.ips) {
+      eps.endpoints.push_back(model::Endpoint{ip, w.uid, w.node, w.zone, true});
+    }
+  }
+  return eps;
+}
+
+model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
+  std::shared_lock lock(mu_);
+  model::NodeSnapshot snap;
+  snap.version = version_;
+  snap.node = node;
+  snap.trust_domain = options_.trust_domain;
+  snap.trust_bundle_pem = trust_bundle_pem_;
+  std::set<model::ObjectKey> in_view;
+  bool any_mesh = false;
+  if (auto pods = pods_by_node_.find(node); pods != pods_by_node_.end() && !node.empty()) {
+    for (const auto& key : pods->second) {
+      auto it = objects_.find(k8s::ObjectRef{k8s::Kind::kPod, key});
+      model::Workload w = std::get<model::Workload>(it->second);
+      w.mesh_enabled = meshMemberLocked(w);
+      any_mesh = any_mesh || w.mesh_enabled;
+      in_view.insert(key);
+      snap.workloads.push_back(std::move(w));
+    }
+  }
+  const std::vector<model::Workload> local = snap.workloads;
+  for (const auto& [ref, obj] : objects_) {
+    if (ref.kind == k8s::Kind::kAuthorizationPolicy) {
+      const auto& p = std::get<model::AuthorizationPolicy>(obj);
+      if (selectsAny(p, p.root_namespace, local)) {
+        snap.policies.push_back(p);
+      }
+    } else if (ref.kind == k8s::Kind::kPeerAuthentication) {
+      const auto& p = std::get<model::PeerAuthentication>(obj);
+      if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
+        snap.peer_authentications.push_back(p);
+      }
+    }
+  }
+  if (!any_mesh) {
+    return snap;
+  }
+  std::set<model::ObjectKey> services;
+  for (const auto& [ref, obj] : objects_) {
+    if (ref.kind != k8s::Kind::kService) {
+      continue;
+    }
+    auto ns = objects_.find(k8s::ObjectRef{k8s::Kind::kNamespace, {"", ref.key.ns}});
+    if (ns == objects_.end() || !std::get<model::Namespace>(ns->second).mesh_enabled) {
+      continue;
+    }
+    const auto& svc = std::get<model::Service>(obj);
+    services.insert(svc.key);
+    snap.services.push_back(svc);
+    model::ServiceEndpoints eps = endpointsLocked(svc);
+    for (const auto& e : eps.endpoints) {
+      auto uid = pod_by_uid_.find(e.workload_uid);
+      if (uid == pod_by_uid_.end() || in_view.count(uid->second)) {
+        continue;
+      }
+      auto pod = objects_.find(k8s::ObjectRef{k8s::Kind::kPod, uid->second});
+      model::Workload w = std::get<model::Workload>(pod->second);
+      w.mesh_enabled = meshMemberLocked(w);
+      if (w.mesh_enabled) {
+        in_view.insert(w.key);
+        snap.workloads.push_back(std::move(w));
+      }
+    }
+    snap.endpoints.push_back(std::move(eps));
+  }
+  for (const auto& [ref, obj] : objects_) {
+    if (ref.kind != k8s::Kind::kHttpRoute) {
+      continue;
+    }
+    const auto& route = std::get<model::HttpRoute>(obj);
+    for (const auto& parent : route.parent_services) {
+      if (services.count(parent)) {
+        snap.routes.push_back(route);
+        break;
+      }
+    }
+  }
+  return snap;
+}
+
+}  // namespace ferry::controller

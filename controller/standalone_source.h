@@ -1,0 +1,61 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Standalone mode: the cluster is a folder of Kubernetes manifests (the same YAML an operator
+// would kubectl-apply). The folder is loaded at start and again whenever a file in it changes
+// (inotify, debounced so an editor's save-rename-chmod dance is one reload). Each reload
+// replaces the store's content; a refused object keeps its last good version.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "controller/source.h"
+#include "controller/store.h"
+#include "k8s/object.h"
+
+namespace ferry::controller {
+
+struct StandaloneOptions {
+  k8s::DecodeOptions decode;
+  // Quiet time after the last file event before reloading.
+  std::chrono::milliseconds debounce{100};
+};
+
+class StandaloneSource : public Source {
+ public:
+  StandaloneSource(std::filesystem::path dir, StateStore& store, StandaloneOptions options = {});
+  ~StandaloneSource() override;
+
+  absl::Status start() override;
+  bool waitForSync(std::chrono::milliseconds timeout) override;
+  void stop() override;
+  std::string describe() const override;
+
+  // Completed reloads, the initial load included.
+  uint64_t reloads() const { return reloads_.load(); }
+  // Waits until more than `seen` reloads completed; false on timeout.
+  bool waitForReload(uint64_t seen, std::chrono::milliseconds timeout);
+
+ private:
+  void reload();
+  void watchLoop();
+  absl::Status addWatches(const std::filesystem::path& dir);
+
+  const std::filesystem::path dir_;
+  StateStore& store_;
+  const StandaloneOptions options_;
+  int inotify_fd_ = -1;
+  int wake_fd_ = -1;
+  std::map<int, std::filesystem::path> watch_dirs_;
+  std::thread thread_;
+  std::atomic<uint64_t> reloads_{0};
+  std::mutex mu_;
+  std::condition_variable reloaded_;
+};
+
+}  // namespace ferry::controller

@@ -1,0 +1,104 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Helpers for tests that watch node views change: a canonical text of a snapshot's content
+// (version excluded) and a bounded wait for a condition on the store.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "controller/store.h"
+
+namespace ferry::controller::testing {
+
+inline std::string labelsText(const model::Labels& l) {
+  return absl::StrJoin(l, ",", absl::PairFormatter("="));
+}
+
+// Everything an agent would act on, minus the version stamp.
+inline std::string digest(const model::NodeSnapshot& s) {
+  std::string out;
+  for (const auto& w : s.workloads) {
+    absl::StrAppend(&out, "W ", w.key.str(), " uid=", w.uid, " node=", w.node,
+                    " sa=", w.service_account, " mesh=", w.mesh_enabled,
+                    " ips=", absl::StrJoin(w.ips, ","), " labels=", labelsText(w.labels), "\n");
+  }
+  for (const auto& svc : s.services) {
+    absl::StrAppend(&out, "S ", svc.key.str(), " vips=", absl::StrJoin(svc.vips, ","),
+                    " ports=", svc.ports.size(), " selector=", labelsText(svc.selector), "\n");
+  }
+  for (const auto& eps : s.endpoints) {
+    absl::StrAppend(&out, "E ", eps.service.str());
+    for (const auto& e : eps.endpoints) {
+      absl::StrAppend(&out, " ", e.ip, "/", e.workload_uid, "/", e.node, "/", e.ready);
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  for (const auto& p : s.policies) {
+    absl::StrAppend(&out, "P ", p.key.str(), " action=", static_cast<int>(p.action),
+                    " selector=", p.selector ? labelsText(*p.selector) : "*",
+                    " rules=", p.rules.size(), "\n");
+  }
+  for (const auto& p : s.peer_authentications) {
+    absl::StrAppend(&out, "A ", p.key.str(), " mode=", static_cast<int>(p.mode),
+                    " selector=", p.selector ? labelsText(*p.selector) : "*", "\n");
+  }
+  for (const auto& r : s.routes) {
+    absl::StrAppend(&out, "R ", r.key.str(), " rules=", r.rules.size());
+    for (const auto& rule : r.rules) {
+      for (const auto& b : rule.backends) {
+        absl::StrAppend(&out, " ", b.service.str(), ":", b.port, "w", b.weight);
+      }
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  absl::StrAppend(&out, "T ", s.trust_domain, " ", s.trust_bundle_pem.size(), "\n");
+  return out;
+}
+
+inline std::map<std::string, std::string> digests(const StateStore& store,
+                                                  const std::vector<std::string>& nodes) {
+  std::map<std::string, std::string> out;
+  for (const auto& n : nodes) {
+    out[n] = digest(store.snapshotFor(n));
+  }
+  return out;
+}
+
+// Polls (bounded: 10 s) until `done` holds.
+inline bool waitUntil(const std::function<bool()>& done) {
+  for (int i = 0; i < 5000; ++i) {
+    if (done()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+inline bool hasWorkload(const model::NodeSnapshot& s, const std::string& ns,
+                        const std::string& name) {
+  for (const auto& w : s.workloads) {
+    if (w.key.ns == ns && w.key.name == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+template <typename T>
+bool hasKey(const std::vector<T>& items, const std::string& ns, const std::string& name) {
+  for (const auto& i : items) {
+    if (i.key.ns == ns && i.key.name == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace ferry::controller::testing

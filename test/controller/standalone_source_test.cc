@@ -1,0 +1,216 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Standalone mode: a folder of manifests, reloaded when a file changes.
+#include "controller/standalone_source.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "controller/view_testing.h"
+
+namespace ferry::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using controller::testing::hasKey;
+using controller::testing::hasWorkload;
+using controller::testing::waitUntil;
+using std::chrono::seconds;
+
+constexpr char kWorkloads[] = R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+  labels:
+    ferry.dev/mesh: enabled
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: demo
+  uid: uid-web
+  labels: {app: web}
+spec:
+  nodeName: node1
+  serviceAccountName: web
+  containers: [{name: app, image: web}]
+status:
+  podIP: 10.244.1.10
+  podIPs: [{ip: 10.244.1.10}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+  namespace: demo
+  uid: uid-client
+  labels: {app: client}
+spec:
+  nodeName: node2
+  serviceAccountName: client
+  containers: [{name: app, image: client}]
+status:
+  podIP: 10.244.2.10
+  podIPs: [{ip: 10.244.2.10}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+)";
+
+StoreOptions standaloneOptions() {
+  StoreOptions o;
+  o.endpoints_from_selectors = true;
+  return o;
+}
+
+std::string policy(const std::string& name, const std::string& app, const std::string& action) {
+  return "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata:\n"
+         "  name: " +
+         name +
+         "\n  namespace: demo\nspec:\n  selector:\n    matchLabels:\n"
+         "      app: " +
+         app + "\n  action: " + action +
+         "\n  rules:\n  - to:\n"
+         "    - operation:\n        methods: [GET]\n";
+}
+
+struct Folder {
+  fs::path path;
+  Folder() {
+    char tmpl[] = "/tmp/ferry-standalone-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~Folder() { fs::remove_all(path); }
+  // Written to a temporary name and renamed into place, as editors and kubectl cp do.
+  void write(const std::string& name, const std::string& text) const {
+    fs::create_directories((path / name).parent_path());
+    const fs::path tmp = path / (".tmp-" + fs::path(name).filename().string());
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, path / name);
+  }
+};
+
+struct Fixture {
+  Folder folder;
+  StateStore store{standaloneOptions()};
+  std::unique_ptr<StandaloneSource> source;
+
+  void start() {
+    StandaloneOptions options;
+    options.debounce = std::chrono::milliseconds(20);
+    source = std::make_unique<StandaloneSource>(folder.path, store, options);
+    REQUIRE(source->start().ok());
+    REQUIRE(source->waitForSync(seconds(10)));
+  }
+  // Applies a file change and waits for the reload it causes.
+  void change(const std::function<void()>& edit) {
+    const uint64_t seen = source->reloads();
+    edit();
+    REQUIRE(source->waitForReload(seen, seconds(10)));
+  }
+};
+
+TEST_CASE("standalone: the folder is loaded into node views, endpoints from selectors") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.folder.write("policies/web.yaml", policy("web-allow", "web", "ALLOW"));
+  f.start();
+  auto n1 = f.store.snapshotFor("node1");
+  CHECK(hasWorkload(n1, "demo", "web"));
+  CHECK(hasKey(n1.policies, "demo", "web-allow"));
+  auto n2 = f.store.snapshotFor("node2");
+  CHECK(n2.policies.empty());
+  REQUIRE(n2.endpoints.size() == 1);
+  REQUIRE(n2.endpoints[0].endpoints.size() == 1);
+  CHECK(n2.endpoints[0].endpoints[0].ip == "10.244.1.10");
+  CHECK(n2.endpoints[0].endpoints[0].workload_uid == "uid-web");
+  CHECK(hasWorkload(n2, "demo", "web"));  // the remote endpoint's identity
+  CHECK(f.store.stats().rejected.load() == 0);
+}
+
+TEST_CASE("standalone: edits, new files, new folders and deletions are reloaded") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.folder.write("web.yaml", policy("p", "web", "ALLOW"));
+  f.start();
+  REQUIRE(hasKey(f.store.snapshotFor("node1").policies, "demo", "p"));
+
+  f.change([&] { f.folder.write("web.yaml", policy("p", "client", "ALLOW")); });
+  CHECK(waitUntil([&] { return hasKey(f.store.snapshotFor("node2").policies, "demo", "p"); }));
+  CHECK_FALSE(hasKey(f.store.snapshotFor("node1").policies, "demo", "p"));
+
+  f.change([&] { f.folder.write("more/deeper/deny.yaml", policy("d", "web", "DENY")); });
+  CHECK(waitUntil([&] { return hasKey(f.store.snapshotFor("node1").policies, "demo", "d"); }));
+
+  // A file added to the new folder afterwards is seen too (the folder got its own watch).
+  f.change([&] { f.folder.write("more/deeper/audit.yaml", policy("a", "web", "AUDIT")); });
+  CHECK(waitUntil([&] { return hasKey(f.store.snapshotFor("node1").policies, "demo", "a"); }));
+
+  f.change([&] { fs::remove(f.folder.path / "web.yaml"); });
+  CHECK(waitUntil([&] { return f.store.count(k8s::Kind::kAuthorizationPolicy) == 2; }));
+  CHECK(f.store.stats().rejected.load() == 0);
+}
+
+TEST_CASE("standalone: a malformed object is refused while the others apply") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.folder.write("policies.yaml",
+                 policy("good", "web", "ALLOW") + "---\n" + policy("bad", "web", "PERHAPS"));
+  f.start();
+  auto n1 = f.store.snapshotFor("node1");
+  CHECK(hasKey(n1.policies, "demo", "good"));
+  CHECK_FALSE(hasKey(n1.policies, "demo", "bad"));
+  CHECK(f.store.stats().rejected.load() == 1);
+  REQUIRE_FALSE(f.store.recentRejections().empty());
+  CHECK(f.store.recentRejections().back().find("policies.yaml") != std::string::npos);
+
+  // Breaking the good one keeps its last good version; fixing the bad one applies it.
+  f.change([&] {
+    f.folder.write("policies.yaml",
+                   policy("good", "web", "NEVER") + "---\n" + policy("bad", "web", "DENY"));
+  });
+  REQUIRE(waitUntil([&] { return hasKey(f.store.snapshotFor("node1").policies, "demo", "bad"); }));
+  for (const auto& p : f.store.snapshotFor("node1").policies) {
+    if (p.key.name == "good") {
+      CHECK(p.action == model::PolicyAction::kAllow);
+    }
+  }
+  CHECK(f.store.stats().rejected.load() == 2);
+}
+
+TEST_CASE("standalone: a missing folder is a clear start-up error") {
+  StateStore store;
+  StandaloneSource source("/nonexistent/ferry-manifests", store);
+  auto s = source.start();
+  CHECK(s.code() == absl::StatusCode::kNotFound);
+  CHECK(std::string(s.message()).find("/nonexistent/ferry-manifests") != std::string::npos);
+}
+
+TEST_CASE("standalone: the repository's demo manifests in policies/ load without refusals") {
+  StateStore store{standaloneOptions()};
+  StandaloneSource source(fs::path(FERRY_SOURCE_DIR) / "policies", store);
+  REQUIRE(source.start().ok());
+  CHECK(store.stats().rejected.load() == 0);
+  CHECK(store.count(k8s::Kind::kPod) >= 2);
+  CHECK(store.count(k8s::Kind::kAuthorizationPolicy) >= 1);
+  bool any_policy = false;
+  for (const auto& node : {"node1", "node2"}) {
+    auto s = store.snapshotFor(node);
+    CHECK_FALSE(s.workloads.empty());
+    CHECK_FALSE(s.services.empty());
+    any_policy = any_policy || !s.policies.empty();
+  }
+  CHECK(any_policy);
+  source.stop();
+}
+
+}  // namespace
+}  // namespace ferry::controller
