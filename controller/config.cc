@@ -65,7 +65,19 @@ const std::map<std::string, Flag>& flags() {
        {integer(&ControllerConfig::cert_lifetime_hours, "cert-lifetime-hours"),
         "workload certificate lifetime"}},
       {"bootstrap-token-file",
-       {str(&ControllerConfig::bootstrap_token_file), "standalone: agents' bootstrap token"}},
+       {str(&ControllerConfig::bootstrap_token_file),
+        "agents' bootstrap tokens, lines \"<token> [node]\" (required in standalone mode)"}},
+      {"rotation-overlap-hours",
+       {integer(&ControllerConfig::rotation_overlap_hours, "rotation-overlap-hours"),
+        "how long a replaced root stays trusted after a rotation (SIGHUP rotates)"}},
+      {"trust-bundle-file",
+       {str(&ControllerConfig::trust_bundle_file),
+        "write the trust bundle here at start and after each rotation (agents' --controller-ca)"}},
+      {"agent-service-account",
+       {str(&ControllerConfig::agent_service_account),
+        "Kubernetes: agents' service account in --root-namespace (TokenReview)"}},
+      {"token-audience",
+       {str(&ControllerConfig::token_audience), "Kubernetes: audience of agents' tokens"}},
   };
   return table;
 }
@@ -116,6 +128,15 @@ absl::Status ControllerConfig::validate() const {
   }
   if (cert_lifetime_hours < 1 || cert_lifetime_hours > 24 * 90) {
     return absl::InvalidArgumentError("--cert-lifetime-hours must be in 1..2160");
+  }
+  if (rotation_overlap_hours < cert_lifetime_hours) {
+    return absl::InvalidArgumentError(
+        "--rotation-overlap-hours must be at least --cert-lifetime-hours, so certificates the "
+        "old root signed expire before it leaves the trust bundle");
+  }
+  if (mode() == Mode::kStandalone && bootstrap_token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--manifests (standalone) needs --bootstrap-token-file: agents prove their node with it");
   }
   return absl::OkStatus();
 }

@@ -20,6 +20,9 @@ inline constexpr int kDefaultWatchTimeoutSeconds = 300;
 inline constexpr int kDefaultReloadDebounceMs = 100;
 inline constexpr int kDefaultCertLifetimeHours = 24;
 inline constexpr char kDefaultCaDir[] = "/var/lib/ferry/ca";
+inline constexpr int kDefaultRotationOverlapHours = 48;
+inline constexpr char kDefaultAgentServiceAccount[] = "ferry-agent";
+inline constexpr char kDefaultTokenAudience[] = "ferry-controller";
 
 struct ControllerConfig {
   enum class Mode { kInCluster, kKubeconfig, kStandalone };
@@ -42,8 +45,17 @@ struct ControllerConfig {
   std::string ca_key_file;
   std::string ca_dir = kDefaultCaDir;
   int cert_lifetime_hours = kDefaultCertLifetimeHours;
-  // Standalone bootstrap: agents present this token on their first connection.
+  // After a rotation (SIGHUP) the old root stays trusted this long.
+  int rotation_overlap_hours = kDefaultRotationOverlapHours;
+  // Where the current trust bundle is written (at start and after each rotation) for agents'
+  // --controller-ca; "" = not written.
+  std::string trust_bundle_file;
+  // Standalone bootstrap: agents present this token on their first connection. Required in
+  // standalone mode; in Kubernetes it replaces TokenReview when given.
   std::string bootstrap_token_file;
+  // Kubernetes bootstrap: agents' service account (in root_namespace) and token audience.
+  std::string agent_service_account = kDefaultAgentServiceAccount;
+  std::string token_audience = kDefaultTokenAudience;
 
   Mode mode() const;
   absl::Status validate() const;

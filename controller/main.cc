@@ -1,12 +1,16 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // ferry-controller: wires the parts together. Configuration is parsed and validated once;
 // the source (Kubernetes or a manifest folder) feeds the state store, which the agent-facing
-// parts read through NodeViewProvider.
+// parts (CA + distribution on --listen) read through NodeViewProvider.
+//
+// Signals: SIGHUP rotates the root CA (see AgentServer::rotateRoot), SIGINT/SIGTERM stop.
 #include <signal.h>
+#include <time.h>
 
 #include <iostream>
 #include <memory>
 
+#include "controller/agent_server.h"
 #include "controller/config.h"
 #include "controller/kube_source.h"
 #include "controller/standalone_source.h"
@@ -69,6 +73,7 @@ int run(const ControllerConfig& config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (auto s = source->start(); !s.ok()) {
@@ -82,13 +87,37 @@ int run(const ControllerConfig& config) {
               << "\n";
   }
   logSummary(store, *source);
-  // The agent-facing server (CA + distribution on config.listen) attaches to `store` here.
-  std::cerr << "ferry-controller: agent-facing server on " << config.listen
-            << " is not built into this binary yet; serving the state store only\n";
+  auto agents = AgentServer::start(config, store, client.get());
+  if (!agents.ok()) {
+    std::cerr << "ferry-controller: " << agents.status().message() << "\n";
+    source->stop();
+    return 1;
+  }
+  std::cerr << "ferry-controller: serving agents on port " << (*agents)->port() << " (trust domain "
+            << config.trust_domain << ")\n";
 
+  // A retiring root leaves the bundle when its overlap window closes: look once a minute.
+  const timespec tick{60, 0};
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (true) {
+    sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig < 0) {
+      (*agents)->refreshTrustBundle();
+      continue;
+    }
+    if (sig != SIGHUP) {
+      break;
+    }
+    if (auto s = (*agents)->rotateRoot(); !s.ok()) {
+      std::cerr << "ferry-controller: root rotation failed, keeping the current root: "
+                << s.message() << "\n";
+    } else {
+      std::cerr << "ferry-controller: root rotated; the previous root stays trusted for "
+                << config.rotation_overlap_hours << "h\n";
+    }
+  }
   std::cerr << "ferry-controller: signal " << sig << ", stopping\n";
+  agents->reset();
   source->stop();
   logSummary(store, *source);
   return 0;

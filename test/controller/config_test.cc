@@ -23,7 +23,8 @@ TEST_CASE("defaults are valid and mean in-cluster") {
 
 TEST_CASE("flags fill the config in both spellings") {
   auto c = parseFlags({"ferry-controller", "--manifests", "/etc/ferry", "--listen=127.0.0.1:0",
-                       "--trust-domain", "example.org", "--page-size=50"});
+                       "--trust-domain", "example.org", "--page-size=50", "--bootstrap-token-file",
+                       "/etc/ferry-token", "--trust-bundle-file=/b.pem"});
   REQUIRE(c.ok());
   CHECK(c->validate().ok());
   CHECK(c->mode() == ControllerConfig::Mode::kStandalone);
@@ -31,6 +32,8 @@ TEST_CASE("flags fill the config in both spellings") {
   CHECK(c->listen == "127.0.0.1:0");
   CHECK(c->trust_domain == "example.org");
   CHECK(c->page_size == 50);
+  CHECK(c->bootstrap_token_file == "/etc/ferry-token");
+  CHECK(c->trust_bundle_file == "/b.pem");
   auto k = parseFlags({"ferry-controller", "--kubeconfig", "/k", "--context", "dev"});
   REQUIRE(k.ok());
   CHECK(k->mode() == ControllerConfig::Mode::kKubeconfig);
@@ -55,6 +58,9 @@ TEST_CASE("bad flags and values are refused with a reason") {
       {{"--ca-cert", "/c.pem"}, "go together"},
       {{"--cert-lifetime-hours", "0"}, "1..2160"},
       {{"--watch-timeout-seconds", "1"}, "at least 10"},
+      {{"--manifests", "/a"}, "needs --bootstrap-token-file"},
+      {{"--rotation-overlap-hours", "2"}, "at least --cert-lifetime-hours"},
+      {{"--rotation-overlap-hours", "soon"}, "not a number"},
       {{"stray"}, "unexpected argument"},
   };
   for (const auto& row : rows) {
