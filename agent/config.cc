@@ -36,9 +36,23 @@ absl::Status Config::validate() const {
     return absl::InvalidArgumentError(
         "--capture=bpf needs --cgroup (the node's pod cgroup subtree) and --bpffs (pin folder)");
   }
-  if (certs_dir.empty()) {
+  if (!controller.empty()) {
+    if (!certs_dir.empty() || !manifests_dir.empty()) {
+      return absl::InvalidArgumentError(
+          "--controller replaces --certs and --manifests: give either the controller or both "
+          "folders");
+    }
+    if (controller.rfind(':') == std::string::npos) {
+      return absl::InvalidArgumentError("--controller must be HOST:PORT, got \"" + controller +
+                                        "\"");
+    }
+    if (bootstrap_token_file.empty() || controller_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "--controller needs --bootstrap-token-file and --controller-ca (roots, PEM)");
+    }
+  } else if (certs_dir.empty()) {
     return absl::InvalidArgumentError(
-        "--certs is required (folder of <ns>.<sa>.crt/.key and bundle.pem)");
+        "--certs is required (folder of <ns>.<sa>.crt/.key and bundle.pem), or --controller");
   }
   if (max_buffer_bytes < 16 * 1024 || max_buffer_bytes > 64 * 1024 * 1024) {
     return absl::InvalidArgumentError("--max-buffer-bytes must be between 16 KiB and 64 MiB");
@@ -89,6 +103,12 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       c.manifests_dir = value;
     } else if (name == "certs") {
       c.certs_dir = value;
+    } else if (name == "controller") {
+      c.controller = value;
+    } else if (name == "bootstrap-token-file") {
+      c.bootstrap_token_file = value;
+    } else if (name == "controller-ca") {
+      c.controller_ca = value;
     } else if (name == "trust-domain") {
       c.trust_domain = value;
     } else if (name == "admin-address") {
@@ -131,10 +151,14 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
 }
 
 std::string usage() {
-  return R"(usage: ferry-agent --node=NAME --certs=DIR [flags]
+  return R"(usage: ferry-agent --node=NAME (--certs=DIR [--manifests=DIR] | --controller=HOST:PORT
+                   --bootstrap-token-file=PATH --controller-ca=PATH) [flags]
   --node=NAME                   node this agent serves (required)
-  --certs=DIR                   <ns>.<sa>.crt/.key and bundle.pem (required)
+  --certs=DIR                   <ns>.<sa>.crt/.key and bundle.pem
   --manifests=DIR               workloads, services and policies as Kubernetes manifests
+  --controller=HOST:PORT        state and workload certificates from ferry-controller
+  --bootstrap-token-file=PATH   the node's bootstrap token (first connection to the controller)
+  --controller-ca=PATH          roots that authenticate the controller (its --trust-bundle-file)
   --trust-domain=TD             SPIFFE trust domain (cluster.local)
   --workers=N                   worker threads, 0 = one per core (0)
   --enroll-socket=PATH          enrollment socket (/run/ferry/agent.sock)

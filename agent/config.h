@@ -29,6 +29,10 @@ struct Config {
   std::string state_file;     // "": /run/ferry/<node>/pods.json
   std::string manifests_dir;  // workloads, services, policies (standalone mode)
   std::string certs_dir;      // <ns>.<sa>.crt/.key + bundle.pem
+  // Or both from ferry-controller (instead of manifests_dir and certs_dir).
+  std::string controller;            // host:port
+  std::string bootstrap_token_file;  // the node's first credential
+  std::string controller_ca;         // roots that authenticate the controller (PEM)
   std::string trust_domain = kDefaultTrustDomain;
   std::string admin_address = "127.0.0.1";
   uint16_t admin_port = kDefaultAdminPort;  // 0: pick a free port (tests), logged at start

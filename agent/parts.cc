@@ -3,7 +3,9 @@
 
 #include "agent/bpf_capture.h"
 #include "agent/certificates.h"
+#include "agent/controlplane_state.h"
 #include "agent/manifest_state.h"
+#include "agent/workload_certs.h"
 
 namespace ferry::agent {
 
@@ -20,6 +22,26 @@ LogLevel parseLogLevel(const std::string& name) {
   return LogLevel::kInfo;
 }
 
+namespace {
+
+// State and certificates from ferry-controller, sharing one link.
+absl::Status controllerParts(const Config& config, AgentParts& parts) {
+  auto client = controllerClientConfig(config.controller, config.node_name, config.trust_domain,
+                                       config.bootstrap_token_file, config.controller_ca);
+  if (!client.ok()) {
+    return client.status();
+  }
+  auto link = std::make_shared<ControllerLink>(*std::move(client));
+  static const controlplane::SystemClock kClock;
+  auto certs = std::make_unique<ControllerCertificateStore>(link, kClock);
+  certs->startRefreshing(absl::Seconds(1));
+  parts.certs = std::move(certs);
+  parts.state = std::make_unique<ControllerStateSource>(link, absl::Seconds(30));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<AgentParts> buildParts(const Config& config) {
   AgentParts parts;
   if (config.capture == "bpf") {
@@ -32,7 +54,11 @@ absl::StatusOr<AgentParts> buildParts(const Config& config) {
     LOG_WARN("--capture=none: outbound connections are not captured");
     parts.capture = std::make_unique<NoCapture>();
   }
-  if (!config.manifests_dir.empty()) {
+  if (!config.controller.empty()) {
+    if (auto s = controllerParts(config, parts); !s.ok()) {
+      return s;
+    }
+  } else if (!config.manifests_dir.empty()) {
     parts.state = std::make_unique<ManifestStateSource>(config.manifests_dir, config.node_name,
                                                         config.trust_domain);
   } else {
@@ -42,7 +68,9 @@ absl::StatusOr<AgentParts> buildParts(const Config& config) {
     empty.trust_domain = config.trust_domain;
     parts.state = std::make_unique<StaticStateSource>(empty);
   }
-  parts.certs = std::make_unique<FileCertificateStore>(config.certs_dir, config.trust_domain);
+  if (!parts.certs) {
+    parts.certs = std::make_unique<FileCertificateStore>(config.certs_dir, config.trust_domain);
+  }
   return parts;
 }
 

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "kube/client.h"
 #include "tls/x509.h"
 
@@ -88,6 +89,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::start(const Controller
   distribution::ServerConfig server_config;
   server_config.listen_address = config.listen;
   server_config.controller_namespace = config.root_namespace;
+  server_config.first_version = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
   auto server =
       distribution::DistributionServer::start(server_config, *out->ca_, view, *out->bootstrap_);
   if (!server.ok()) {

@@ -76,7 +76,8 @@ class DistributionService final : public v1::Distribution::Service {
         view_(view),
         bootstrap_(bootstrap),
         authz_(ca, view),
-        epoch_(randomEpoch()) {
+        epoch_(randomEpoch()),
+        version_(config.first_version) {
     std::weak_ptr<WakeSignal> weak = signal_;
     view_.subscribe([weak](uint64_t) {
       if (auto s = weak.lock()) {

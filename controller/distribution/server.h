@@ -36,6 +36,9 @@ struct ServerConfig {
   absl::Duration node_cert_lifetime = absl::Hours(24);
   // How often an idle Watch stream looks for cancellation (it wakes at once on changes).
   absl::Duration idle_poll = absl::Milliseconds(200);
+  // The version before the first one sent. ferry-controller starts from the wall clock (in
+  // microseconds) so the versions an agent sees keep increasing across controller restarts.
+  uint64_t first_version = 0;
 };
 
 class DistributionService;

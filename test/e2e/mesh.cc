@@ -26,6 +26,9 @@ std::string agentBinary() {
 std::string meshAppsScript() {
   return FERRY_SOURCE_DIR "/test/e2e/mesh_apps.py";
 }
+std::string controllerBinary() {
+  return FERRY_CONTROLLER_BIN;
+}
 std::string h2ClientScript() {
   return FERRY_SOURCE_DIR "/test/hbone/h2_connect_client.py";
 }
@@ -135,6 +138,11 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::start(const MeshOptions& options) {
                          kWebVip,
                          "\n  selector:\n    app: n2p1\n  ports:\n  - name: http\n    port: 80\n"
                          "    targetPort: 8080\n"));
+  if (options.controller) {
+    if (auto s = mesh->startController(); !s.ok()) {
+      return s;
+    }
+  }
   for (int n = 1; n <= options.nodes; ++n) {
     mesh->agents_.emplace_back();
     if (auto s = mesh->startAgent(n); !s.ok()) {
@@ -160,23 +168,32 @@ Mesh::~Mesh() {
     }
   }
   agents_.clear();
+  if (controller_) {
+    controller_->signal(SIGTERM);
+    (void)controller_->wait(absl::Seconds(10));
+  }
 }
 
 absl::Status Mesh::startAgent(int n) {
   const harness::Node& node = cluster_->node(n);
-  std::vector<std::string> argv = {
-      agentBinary(),
-      "--node=" + node.name,
-      "--certs=" + certs_[n - 1],
-      "--manifests=" + manifests_,
-      "--capture=bpf",
-      "--cgroup=" + node.cgroup_path,
-      "--bpffs=" + node.bpffs_dir,
-      "--enroll-socket=" + sockets_[n - 1],
-      absl::StrCat("--state-file=", cluster_->scratchDir(), "/", node.name, "-pods.json"),
-      absl::StrCat("--admin-port=", admin_ports_[n - 1]),
-      absl::StrCat("--workers=", options_.workers),
-  };
+  std::vector<std::string> argv = {agentBinary(), "--node=" + node.name};
+  if (options_.controller) {
+    argv.insert(argv.end(),
+                {absl::StrCat("--controller=127.0.0.1:", controller_port_),
+                 "--bootstrap-token-file=" + token_path_, "--controller-ca=" + bundle_path_});
+  } else {
+    argv.insert(argv.end(), {"--certs=" + certs_[n - 1], "--manifests=" + manifests_});
+  }
+  argv.insert(argv.end(), {
+                              "--capture=bpf",
+                              "--cgroup=" + node.cgroup_path,
+                              "--bpffs=" + node.bpffs_dir,
+                              "--enroll-socket=" + sockets_[n - 1],
+                              absl::StrCat("--state-file=", cluster_->scratchDir(), "/", node.name,
+                                           "-pods.json"),
+                              absl::StrCat("--admin-port=", admin_ports_[n - 1]),
+                              absl::StrCat("--workers=", options_.workers),
+                          });
   argv.insert(argv.end(), options_.extra_agent_flags.begin(), options_.extra_agent_flags.end());
   auto proc = cluster_->spawnAgent(node, argv);
   if (!proc.ok()) {
@@ -271,6 +288,13 @@ absl::Status Mesh::waitStateVersion(int64_t at_least) {
 }
 
 absl::Status Mesh::applyManifest(const std::string& file_name, const std::string& yaml) {
+  if (options_.controller) {
+    std::vector<int> all;
+    for (int n = 1; n <= options_.nodes; ++n) {
+      all.push_back(n);
+    }
+    return applyManifestOn(file_name, yaml, all).status();
+  }
   // Written whole and renamed, so an agent never reads half a file.
   std::string tmp = manifests_ + "/." + file_name + ".tmp";
   writeFile(tmp, yaml);
@@ -324,6 +348,122 @@ absl::Status Mesh::startServer(const harness::Pod& pod, const std::vector<std::s
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return absl::DeadlineExceededError(absl::StrCat(argv[0], " never listened: ", p.log()));
+}
+
+absl::Status Mesh::startController() {
+  const std::string scratch = cluster_->scratchDir();
+  if (controller_port_ == 0) {
+    controller_port_ = freeLoopbackPort();
+    bundle_path_ = scratch + "/controller-bundle.pem";
+    token_path_ = scratch + "/bootstrap-token";
+    ca_dir_ = scratch + "/controller-ca";
+    writeFile(token_path_, "e2e-bootstrap-token-0123456789abcdef\n");
+    writeFile(manifests_ + "/namespace-default.yaml",
+              "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n  labels:\n"
+              "    ferry.dev/mesh: enabled\n");
+  }
+  std::vector<std::string> argv = {controllerBinary(),
+                                   "--manifests=" + manifests_,
+                                   "--bootstrap-token-file=" + token_path_,
+                                   "--ca-dir=" + ca_dir_,
+                                   "--trust-bundle-file=" + bundle_path_,
+                                   "--reload-debounce-ms=20",
+                                   absl::StrCat("--listen=127.0.0.1:", controller_port_)};
+  argv.insert(argv.end(), options_.extra_controller_flags.begin(),
+              options_.extra_controller_flags.end());
+  auto proc = cluster_->spawnAgent(cluster_->node(1), argv);
+  if (!proc.ok()) {
+    return proc.status();
+  }
+  controller_ = *std::move(proc);
+  // Bounded: the controller logs "serving agents" once its port is open.
+  for (int i = 0; i < 500; ++i) {
+    if (controller_->log().find("serving agents on port") != std::string::npos) {
+      return absl::OkStatus();
+    }
+    if (!controller_->running()) {
+      return absl::InternalError("ferry-controller exited:\n" + controller_->log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError("ferry-controller never served:\n" + controller_->log());
+}
+
+bool Mesh::waitAgentLog(int node, const std::string& text) const {
+  for (int i = 0; i < 1500; ++i) {
+    if (agentLog(node).find(text) != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+absl::Status Mesh::stopController() {
+  controller_->signal(SIGTERM);
+  auto rc = controller_->wait(absl::Seconds(15));
+  if (!rc.ok()) {
+    return rc.status();
+  }
+  return *rc == 0 ? absl::OkStatus()
+                  : absl::InternalError(
+                        absl::StrCat("ferry-controller exited ", *rc, ":\n", controller_->log()));
+}
+
+absl::Status Mesh::rotateRoot() {
+  auto count = [](const std::string& text, const std::string& what) {
+    int n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  constexpr char kRootChanged[] = "signing root changed";
+  std::vector<int> before;
+  for (int n = 1; n <= options_.nodes; ++n) {
+    before.push_back(count(agentLog(n), kRootChanged));
+  }
+  controller_->signal(SIGHUP);
+  for (int i = 0; i < 1000; ++i) {
+    bool all = true;
+    for (int n = 1; n <= options_.nodes; ++n) {
+      const std::string log = agentLog(n);
+      // The root change, then a certificate issued after it.
+      auto at = log.rfind(kRootChanged);
+      all = all && count(log, kRootChanged) > before[n - 1] &&
+            log.find("certificates: issued", at) != std::string::npos;
+    }
+    if (all) {
+      return absl::OkStatus();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError("agents did not take the rotated root:\n" + controllerLog());
+}
+
+absl::StatusOr<absl::Duration> Mesh::applyManifestOn(const std::string& file_name,
+                                                     const std::string& yaml,
+                                                     const std::vector<int>& nodes) {
+  std::map<int, int64_t> before;
+  for (int n : nodes) {
+    before[n] = stat(n, "state_version");
+  }
+  std::string tmp = manifests_ + "/." + file_name + ".tmp";
+  writeFile(tmp, yaml);
+  const absl::Time start = absl::Now();
+  fs::rename(tmp, manifests_ + "/" + file_name);
+  // Bounded by 60 s: an agent that lost the controller reconnects after its backoff.
+  while (absl::Now() - start < absl::Seconds(60)) {
+    bool all = true;
+    for (int n : nodes) {
+      all = all && stat(n, "state_version") > before[n];
+    }
+    if (all) {
+      return absl::Now() - start;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return absl::DeadlineExceededError("agents did not apply " + file_name);
 }
 
 }  // namespace ferry::e2e

@@ -25,6 +25,11 @@ struct MeshOptions {
   int pods_per_node = 2;
   int workers = 2;
   std::vector<std::string> extra_agent_flags;
+  // Agents get state and workload certificates from a ferry-controller process (standalone
+  // mode on the manifests folder, plus a Namespace "default" in the mesh) instead of from the
+  // folder and fake-CA files.
+  bool controller = false;
+  std::vector<std::string> extra_controller_flags;
 };
 
 class Mesh {
@@ -42,6 +47,22 @@ class Mesh {
   absl::Status applyManifest(const std::string& file_name, const std::string& yaml);
   absl::Status removeManifest(const std::string& file_name);
 
+  // Controller mode: the ferry-controller process, stopped and started with the same flags and
+  // CA folder (the root is kept there).
+  absl::Status startController();
+  absl::Status stopController();
+  bool controllerRunning() const { return controller_ && controller_->running(); }
+  std::string controllerLog() const { return controller_ ? controller_->log() : ""; }
+  const std::string& trustBundlePath() const { return bundle_path_; }
+  // SIGHUP to the controller (root rotation); waits until every agent has the new bundle and
+  // re-issued its workload certificates from the new root.
+  absl::Status rotateRoot();
+  // Writes a manifest and returns how long it took until the agents on `nodes` applied a new
+  // state version (measured, for reports; tests do not assert it).
+  absl::StatusOr<absl::Duration> applyManifestOn(const std::string& file_name,
+                                                 const std::string& yaml,
+                                                 const std::vector<int>& nodes);
+
   // The agent's counters (admin /stats) on a node.
   absl::StatusOr<std::map<std::string, int64_t>> stats(int node);
   int64_t stat(int node, const std::string& name);
@@ -49,6 +70,8 @@ class Mesh {
   int agentFds(int node) const;
   harness::Process& agent(int node) { return *agents_.at(node - 1); }
   std::string agentLog(int node) const { return agents_.at(node - 1)->log(); }
+  // Bounded wait (30 s) for `text` in a node's agent log.
+  bool waitAgentLog(int node, const std::string& text) const;
   const std::string& enrollSocket(int node) const { return sockets_.at(node - 1); }
   // Stops (SIGTERM, drain) and starts a node's agent with the same flags; a started agent
   // replays its journal.
@@ -89,10 +112,15 @@ class Mesh {
   std::vector<std::unique_ptr<harness::Process>> agents_;
   std::vector<std::unique_ptr<harness::Process>> apps_;
   int64_t manifest_version_ = 1;
+  // Controller mode.
+  std::unique_ptr<harness::Process> controller_;
+  uint16_t controller_port_ = 0;
+  std::string bundle_path_, token_path_, ca_dir_;
 };
 
 // Paths baked in at build time.
 std::string agentBinary();
+std::string controllerBinary();
 std::string meshAppsScript();
 std::string h2ClientScript();
 

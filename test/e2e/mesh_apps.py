@@ -15,10 +15,12 @@ Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
 import hashlib
+import os
 import resource
 import socket
 import sys
 import threading
+import time
 
 CHUNK = 1 << 16
 
@@ -158,6 +160,37 @@ def many(host, port, count, concurrent):
     print("OK %d" % count, flush=True)
 
 
+def recv_exact(conn, n):
+    got = b""
+    while len(got) < n:
+        data = conn.recv(n - len(got))
+        if not data:
+            fail("connection closed after %d of %d bytes" % (len(got), n))
+        got += data
+    return got
+
+
+def hold(host, port, release_file):
+    """One connection kept open: a round trip, then another once release_file exists."""
+    conn = connect(host, port, timeout=10)
+    conn.sendall(b"first")
+    if recv_exact(conn, 5) != b"first":
+        fail("first echo differs")
+    print("HELD", flush=True)
+    for _ in range(2400):  # bounded: 120 s
+        if os.path.exists(release_file):
+            break
+        time.sleep(0.05)
+    else:
+        fail("never released")
+    conn.settimeout(10)
+    conn.sendall(b"second")
+    if recv_exact(conn, 6) != b"second":
+        fail("second echo differs")
+    conn.close()
+    print("OK", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -177,6 +210,8 @@ def main():
             sha_client(a.host, a.port, a.bytes)
         elif a.mode == "many":
             many(a.host, a.port, a.count, a.concurrent)
+        elif a.mode == "hold":
+            hold(a.host, a.port, a.text)
         elif a.mode == "send":
             got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
             if got != a.text.encode():
