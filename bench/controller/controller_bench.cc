@@ -3,7 +3,9 @@
 // 1,000 AuthorizationPolicies on the fake API server, which runs in a child process so the
 // controller's memory is measured alone. Reports the initial sync time, the controller's RSS,
 // and p50/p99 of the time from a policy update (PUT to the API server) to its appearance in
-// the node view of the node running the selected pod.
+// the node view of the node running the selected pod. Then it serves that store to a real
+// agent client (controlplane::ControlPlaneClient over mTLS, as ferry-agent uses it) and reports
+// the time from a policy update to the agent holding it.
 //
 //   ferry-controller-bench [--pods N] [--services N] [--policies N] [--updates N]
 #include <sys/wait.h>
@@ -12,16 +14,20 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "controller/agent_server.h"
 #include "controller/kube_source.h"
 #include "controller/store.h"
+#include "controlplane/client.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/objects.h"
+#include "tls/x509.h"
 
 namespace ferry::bench {
 namespace {
@@ -148,6 +154,111 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
+struct AgentFigures {
+  double first_snapshot_ms = 0;
+  size_t first_snapshot_items = 0;
+  std::vector<double> latencies;
+  long rss_kb = 0;
+};
+
+// The store served as ferry-controller serves it, to one agent client on the node that runs
+// the pod of policy 0; updates go to policies selecting pods of that node.
+absl::StatusOr<AgentFigures> measureAgent(const Scale& s, controller::StateStore& store,
+                                          kube::Client& client) {
+  AgentFigures out;
+  const auto nodeOfPolicy = [&](int p) { return nodeOfPod(appOfPolicy(p, s) * podsPerApp(s), s); };
+  const std::string node = nodeOfPolicy(0);
+  std::vector<int> mine;
+  for (int p = 0; p < s.policies; ++p) {
+    if (nodeOfPolicy(p) == node) {
+      mine.push_back(p);
+    }
+  }
+  char tmpl[] = "/tmp/ferry-controller-bench-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  static constexpr char kToken[] = "bench-bootstrap-token-0123456789";
+  std::ofstream(dir + "/tokens") << kToken << "\n";
+  controller::ControllerConfig config;
+  config.listen = "127.0.0.1:0";
+  config.ca_dir = dir + "/ca";
+  config.bootstrap_token_file = dir + "/tokens";
+  config.trust_bundle_file = dir + "/bundle.pem";
+  auto server = controller::AgentServer::start(config, store, nullptr);
+  if (!server.ok()) {
+    return server.status();
+  }
+  controlplane::ClientConfig agent;
+  agent.address = "127.0.0.1:" + std::to_string((*server)->port());
+  agent.node = node;
+  agent.ca_bundle_pem = *tls::readPemFile(config.trust_bundle_file);
+  agent.bootstrap_token = []() -> absl::StatusOr<std::string> { return std::string(kToken); };
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string want_name, want_principal;
+  bool first = false, seen = true;
+  Clock::time_point seen_at;
+  const auto connect_start = Clock::now();
+  auto cp = controlplane::ControlPlaneClient::start(agent, [&](const model::NodeSnapshot& snap) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!first) {
+      first = true;
+      out.first_snapshot_ms =
+          std::chrono::duration<double, std::milli>(Clock::now() - connect_start).count();
+      out.first_snapshot_items = snap.workloads.size() + snap.services.size() +
+                                 snap.endpoints.size() + snap.policies.size();
+      cv.notify_all();
+    }
+    if (seen) {
+      return;
+    }
+    for (const auto& p : snap.policies) {
+      if (p.key.name == want_name && !p.rules.empty() && !p.rules[0].from.empty() &&
+          !p.rules[0].from[0].principals.empty() &&
+          p.rules[0].from[0].principals[0] == want_principal) {
+        seen = true;
+        seen_at = Clock::now();
+        cv.notify_all();
+        return;
+      }
+    }
+  });
+  if (!cp.ok()) {
+    return cp.status();
+  }
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(60), [&] { return first; })) {
+      return absl::DeadlineExceededError("agent: no first snapshot: " + (*cp)->lastError());
+    }
+  }
+  out.rss_kb = statusKb("VmRSS:");
+  for (int i = 0; i < s.updates; ++i) {
+    const int p = mine[static_cast<size_t>(i) % mine.size()];
+    const std::string marker = "agent-update-" + std::to_string(i);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      want_name = "policy-" + std::to_string(p);
+      want_principal = "cluster.local/ns/bench/sa/" + marker;
+      seen = false;
+    }
+    const auto t0 = Clock::now();
+    auto r = client.update(kube::kAuthorizationPolicies, policyJson(p, s, marker));
+    if (!r.ok()) {
+      return r.status();
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen; })) {
+      return absl::DeadlineExceededError(absl::StrCat("update ", i, " never reached the agent"));
+    }
+    out.latencies.push_back(std::chrono::duration<double, std::milli>(seen_at - t0).count());
+  }
+  cp->reset();
+  server->reset();
+  std::filesystem::remove_all(dir);
+  return out;
+}
+
 int run(const Scale& s) {
   pid_t child = 0;
   const auto populate_start = Clock::now();
@@ -236,6 +347,11 @@ int run(const Scale& s) {
     }
     latencies.push_back(std::chrono::duration<double, std::milli>(seen_at - t0).count());
   }
+  auto agent = measureAgent(s, store, client);
+  if (!agent.ok()) {
+    std::cerr << agent.status() << "\n";
+    return 1;
+  }
   source.stop();
 
   std::printf("controller scale benchmark (fake API server in a child process)\n");
@@ -254,6 +370,14 @@ int run(const Scale& s) {
   std::printf("  policy update -> node view, n=%zu  p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
               latencies.size(), percentile(latencies, 0.5), percentile(latencies, 0.99),
               percentile(latencies, 1.0));
+  std::printf("  agent connect -> first snapshot    %8.0f ms, %zu items (%s)\n",
+              agent->first_snapshot_ms, agent->first_snapshot_items,
+              "workloads+services+"
+              "endpoints+policies");
+  std::printf("  RSS with the agent server + client %8.1f MiB\n", agent->rss_kb / 1024.0);
+  std::printf("  policy update -> agent client, n=%zu p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+              agent->latencies.size(), percentile(agent->latencies, 0.5),
+              percentile(agent->latencies, 0.99), percentile(agent->latencies, 1.0));
   std::printf("  refused objects                    %8lu\n",
               static_cast<unsigned long>(store.stats().rejected.load()));
   kill(child, SIGTERM);

@@ -17,6 +17,12 @@ TEST_CASE("flags parse into the config with defaults", "[agent]") {
   CHECK(c->stateFile() == "/run/ferry/node1/pods.json");
   CHECK(c->enroll_socket == "/run/ferry/agent.sock");
   CHECK(c->max_buffer_bytes == kDefaultMaxBufferBytes);
+  auto k = parseFlags({"--node=node1", "--capture=none", "--controller=ctl:15012",
+                       "--bootstrap-token-file=/t", "--controller-ca=/r"});
+  REQUIRE(k.ok());
+  CHECK(k->controller == "ctl:15012");
+  CHECK(k->bootstrap_token_file == "/t");
+  CHECK(k->controller_ca == "/r");
 }
 
 TEST_CASE("bad flags are refused with a reason", "[agent]") {
@@ -32,6 +38,13 @@ TEST_CASE("bad flags are refused with a reason", "[agent]") {
            {{"--node=n", "--certs=/c", "--capture=none", "--workers=x"}, "not a number"},
            {{"--node=n", "--certs=/c", "--capture=none", "--bogus=1"}, "unknown flag --bogus"},
            {{"node=n"}, "expected --name=value"},
+           {{"--node=n", "--capture=none", "--controller=c:15012"}, "--bootstrap-token-file"},
+           {{"--node=n", "--capture=none", "--controller=c", "--bootstrap-token-file=/t",
+             "--controller-ca=/r"},
+            "HOST:PORT"},
+           {{"--node=n", "--capture=none", "--controller=c:1", "--certs=/c",
+             "--bootstrap-token-file=/t", "--controller-ca=/r"},
+            "replaces --certs"},
            {{"--node=n", "--certs=/c", "--capture=none", "--max-buffer-bytes=10"},
             "between 16 KiB"},
        }) {

@@ -9,8 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "controller/standalone_source.h"
-#include "controller/store.h"
+#include "controller/running_controller.h"
 #include "controller/view_testing.h"
 #include "controlplane/client.h"
 #include "status_testing.h"
@@ -46,41 +45,12 @@ int countCerts(const std::string& pem) {
   return n;
 }
 
-struct Fixture {
-  fs::path dir;
-  ControllerConfig config;
-  StateStore store{StoreOptions{.endpoints_from_selectors = true}};
-  std::unique_ptr<StandaloneSource> source;
-  std::unique_ptr<AgentServer> server;
-
-  Fixture() {
-    char tmpl[] = "/tmp/ferry-agent-server-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    fs::create_directories(dir / "manifests");
-    std::ofstream(dir / "manifests" / "workloads.yaml") << kManifests;
-    std::ofstream(dir / "tokens") << kToken << " node1\n";
-    config.manifests_dir = dir / "manifests";
-    config.bootstrap_token_file = dir / "tokens";
-    config.ca_dir = dir / "ca";
-    config.trust_bundle_file = dir / "bundle.pem";
-    config.listen = "127.0.0.1:0";
-    REQUIRE_OK(config.validate());
-    source = std::make_unique<StandaloneSource>(config.manifests_dir, store, StandaloneOptions{});
-    REQUIRE_OK(source->start());
-    REQUIRE(source->waitForSync(std::chrono::seconds(10)));
-    auto started = AgentServer::start(config, store, nullptr);
-    REQUIRE_OK(started);
-    server = *std::move(started);
-  }
-  ~Fixture() {
-    server.reset();
-    source->stop();
-    fs::remove_all(dir);
-  }
+struct Fixture : testing::RunningController {
+  Fixture() : RunningController(kManifests, std::string(kToken) + " node1\n") {}
 
   controlplane::ClientConfig client(const std::string& node) const {
     controlplane::ClientConfig c;
-    c.address = "127.0.0.1:" + std::to_string(server->port());
+    c.address = address();
     c.node = node;
     c.ca_bundle_pem = *tls::readPemFile(config.trust_bundle_file);
     c.bootstrap_token = []() -> absl::StatusOr<std::string> { return std::string(kToken); };
