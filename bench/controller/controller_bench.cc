@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
 
@@ -154,6 +155,30 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
+// Arms the probe (`arm` runs under `mu` and sets what to look for), PUTs policy `p` with
+// `marker`, and waits until the probe saw it: the milliseconds in between.
+absl::StatusOr<double> timeUpdate(kube::Client& client, const Scale& s, int p,
+                                  const std::string& marker, std::mutex& mu,
+                                  std::condition_variable& cv, bool& seen,
+                                  const Clock::time_point& seen_at,
+                                  const std::function<void()>& arm) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    arm();
+    seen = false;
+  }
+  const auto t0 = Clock::now();
+  auto r = client.update(kube::kAuthorizationPolicies, policyJson(p, s, marker));
+  if (!r.ok()) {
+    return r.status();
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  if (!cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen; })) {
+    return absl::DeadlineExceededError(marker + " was never seen");
+  }
+  return std::chrono::duration<double, std::milli>(seen_at - t0).count();
+}
+
 struct AgentFigures {
   double first_snapshot_ms = 0;
   size_t first_snapshot_items = 0;
@@ -236,22 +261,14 @@ absl::StatusOr<AgentFigures> measureAgent(const Scale& s, controller::StateStore
   for (int i = 0; i < s.updates; ++i) {
     const int p = mine[static_cast<size_t>(i) % mine.size()];
     const std::string marker = "agent-update-" + std::to_string(i);
-    {
-      std::lock_guard<std::mutex> lock(mu);
+    auto ms = timeUpdate(client, s, p, marker, mu, cv, seen, seen_at, [&] {
       want_name = "policy-" + std::to_string(p);
       want_principal = "cluster.local/ns/bench/sa/" + marker;
-      seen = false;
+    });
+    if (!ms.ok()) {
+      return ms.status();
     }
-    const auto t0 = Clock::now();
-    auto r = client.update(kube::kAuthorizationPolicies, policyJson(p, s, marker));
-    if (!r.ok()) {
-      return r.status();
-    }
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen; })) {
-      return absl::DeadlineExceededError(absl::StrCat("update ", i, " never reached the agent"));
-    }
-    out.latencies.push_back(std::chrono::duration<double, std::milli>(seen_at - t0).count());
+    out.latencies.push_back(*ms);
   }
   cp->reset();
   server->reset();
@@ -326,26 +343,17 @@ int run(const Scale& s) {
     const int p = (i * 7) % s.policies;
     const int app = appOfPolicy(p, s);
     const std::string marker = "update-" + std::to_string(i);
-    {
-      std::lock_guard<std::mutex> lock(mu);
+    auto ms = timeUpdate(client, s, p, marker, mu, cv, seen, seen_at, [&] {
       want_node = nodeOfPod(app * podsPerApp(s), s);
       want_ns = nsOf(app, s);
       want_name = "policy-" + std::to_string(p);
       want_principal = "cluster.local/ns/bench/sa/" + marker;
-      seen = false;
-    }
-    const auto t0 = Clock::now();
-    auto r = client.update(kube::kAuthorizationPolicies, policyJson(p, s, marker));
-    if (!r.ok()) {
-      std::cerr << "update: " << r.status().message() << "\n";
+    });
+    if (!ms.ok()) {
+      std::cerr << "update: " << ms.status().message() << "\n";
       return 1;
     }
-    std::unique_lock<std::mutex> lock(mu);
-    if (!cv.wait_for(lock, std::chrono::seconds(30), [&] { return seen; })) {
-      std::cerr << "update " << i << " never reached the node view\n";
-      return 1;
-    }
-    latencies.push_back(std::chrono::duration<double, std::milli>(seen_at - t0).count());
+    latencies.push_back(*ms);
   }
   auto agent = measureAgent(s, store, client);
   if (!agent.ok()) {
