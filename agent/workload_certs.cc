@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/workload_certs.h"
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "agent/log.h"
 #include "tls/spiffe.h"
@@ -208,11 +210,27 @@ void ControllerCertificateStore::refresh() {
   }
   std::lock_guard lock(mu_);
   applyBundleLocked(snap->trust_bundle_pem);
+  std::set<std::string> local;
   for (const model::Workload& w : snap->workloads) {
     if (w.node == link_->node() && w.mesh_enabled) {
       identityLocked(w.key.ns, w.service_account);
+      local.insert(absl::StrCat(w.key.ns, ".", w.service_account));
     }
   }
+  // An identity whose last local pod left is forgotten: no renewals for it, and no new
+  // connection gets it (connections in flight keep their context).
+  auto contexts = std::make_shared<Map>(*contexts_.load());
+  for (auto it = identities_.begin(); it != identities_.end();) {
+    if (local.count(it->first) > 0) {
+      ++it;
+      continue;
+    }
+    LOG_INFO("certificates: no local pod of ", it->second.ns, "/", it->second.service_account,
+             " any more; dropping its certificate");
+    contexts->erase(it->first);
+    it = identities_.erase(it);
+  }
+  contexts_.store(std::move(contexts));
   for (auto& [key, id] : identities_) {
     (void)renewLocked(id);  // failures are logged and retried with backoff
   }

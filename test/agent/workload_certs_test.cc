@@ -92,6 +92,27 @@ TEST_CASE("workload certs: identities of local pods only, issued ahead of first 
         std::string::npos);
 }
 
+TEST_CASE("workload certs: an identity whose last local pod left is dropped") {
+  Fixture f;
+  ControllerCertificateStore certs(f.link, f.clock);
+  certs.refresh();
+  REQUIRE_OK(certs.contextFor("demo", "web"));
+  const uint64_t version = f.link->snapshot()->version;
+  // The web pod moves to node2.
+  std::string moved = kManifests;
+  moved.replace(moved.find("nodeName: node1"), 15, "nodeName: node2");
+  const uint64_t reloads = f.source->reloads();
+  std::ofstream(f.dir / "manifests" / "all.yaml.tmp") << moved;
+  std::filesystem::rename(f.dir / "manifests" / "all.yaml.tmp", f.dir / "manifests" / "all.yaml");
+  REQUIRE(f.source->waitForReload(reloads, std::chrono::seconds(10)));
+  REQUIRE(eventually([&] { return f.link->snapshot()->version > version; }));
+  certs.refresh();
+  auto web = certs.contextFor("demo", "web");
+  REQUIRE_FALSE(web.ok());
+  CHECK(std::string(web.status().message()).find("no mesh pod of demo/web on node node1") !=
+        std::string::npos);
+}
+
 TEST_CASE("workload certs: renewed at half-life, not before") {
   Fixture f;
   ControllerCertificateStore certs(f.link, f.clock);
