@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "controller/ha/ca_secret.h"
 #include "kube/client.h"
 #include "tls/x509.h"
 
@@ -12,13 +13,20 @@ namespace ferry::controller {
 namespace {
 
 absl::StatusOr<std::unique_ptr<ca::CertificateAuthority>> makeAuthority(
-    const ControllerConfig& config) {
+    const ControllerConfig& config, const kube::Client* kube) {
   ca::CaConfig ca_config;
   ca_config.trust_domain = config.trust_domain;
   ca_config.workload_cert_lifetime = absl::Hours(config.cert_lifetime_hours);
   ca_config.rotation_overlap = absl::Hours(config.rotation_overlap_hours);
   if (auto s = ca_config.validate(); !s.ok()) {
     return s;
+  }
+  if (!config.ca_secret.empty()) {
+    if (kube == nullptr) {
+      return absl::InvalidArgumentError("--ca-secret needs the Kubernetes API");
+    }
+    return caFromSecret(*kube, config.ownNamespace(), config.ca_secret, config.ca_secret_generate,
+                        ca_config, absl::Now());
   }
   if (config.ca_cert_file.empty()) {
     auto made = ca::CertificateAuthority::loadOrCreate(config.ca_dir, ca_config, absl::Now());
@@ -53,7 +61,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::start(const Controller
                                                                 const kube::Client* kube) {
   std::unique_ptr<AgentServer> out(new AgentServer());
   out->config_ = config;
-  auto authority = makeAuthority(config);
+  out->kube_ = kube;
+  auto authority = makeAuthority(config, kube);
   if (!authority.ok()) {
     return authority.status();
   }
@@ -124,7 +133,9 @@ absl::Status AgentServer::writeTrustBundle(const std::string& pem) const {
 absl::Status AgentServer::rotateRoot() {
   const absl::Time now = absl::Now();
   absl::Status s;
-  if (config_.ca_cert_file.empty()) {
+  if (!config_.ca_secret.empty()) {
+    s = syncRootFromSecret(now);
+  } else if (config_.ca_cert_file.empty()) {
     s = ca_->rotate(now);
   } else {
     auto cert = tls::readPemFile(config_.ca_cert_file);
@@ -141,6 +152,24 @@ absl::Status AgentServer::rotateRoot() {
   }
   refreshTrustBundle();
   return absl::OkStatus();
+}
+
+absl::Status AgentServer::syncRootFromSecret(absl::Time now) {
+  // Every replica reads the same Secret, so they all move to the operator's new root; nothing
+  // is generated here (two replicas would generate two different roots).
+  auto secret = kube_->get(kube::kSecrets, config_.ownNamespace(), config_.ca_secret);
+  if (!secret.ok()) {
+    return absl::UnavailableError(absl::StrCat("rotation: cannot read Secret ", config_.ca_secret,
+                                               ": ", secret.status().message()));
+  }
+  auto root = rootPemFromSecret(*secret, config_.ownNamespace(), config_.ca_secret);
+  if (!root.ok()) {
+    return root.status();
+  }
+  if (root->cert_pem == ca_->activeRootPem()) {
+    return absl::OkStatus();
+  }
+  return ca_->rotateTo(root->cert_pem, root->key_pem, now);
 }
 
 void AgentServer::refreshTrustBundle() {

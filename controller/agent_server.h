@@ -35,8 +35,9 @@ class AgentServer {
   distribution::DistributionServer& distribution() { return *server_; }
   ca::CertificateAuthority& authority() { return *ca_; }
 
-  // Root rotation (SIGHUP): with --ca-cert/--ca-key the files are re-read and become the new
-  // root when they changed; otherwise a new root is generated (and kept in --ca-dir). The old
+  // Root rotation (SIGHUP): with --ca-cert/--ca-key the files, with --ca-secret the Secret, are
+  // re-read and become the new root when they changed (the Secret is also re-read every
+  // --resync-seconds); otherwise a new root is generated (and kept in --ca-dir). The old
   // root stays in the trust bundle for the overlap window. Agents get the new bundle at once.
   absl::Status rotateRoot();
   // Pushes the bundle again when a retiring root's window closed (called periodically).
@@ -45,8 +46,10 @@ class AgentServer {
  private:
   AgentServer() = default;
   absl::Status writeTrustBundle(const std::string& pem) const;
+  absl::Status syncRootFromSecret(absl::Time now);
 
   ControllerConfig config_;
+  const kube::Client* kube_ = nullptr;
   std::unique_ptr<ca::CertificateAuthority> ca_;
   std::unique_ptr<distribution::TokenReviewer> reviewer_;
   std::unique_ptr<distribution::BootstrapAuthenticator> bootstrap_;

@@ -28,6 +28,23 @@ Setter integer(int ControllerConfig::*field, const char* name) {
   };
 }
 
+Setter duration(absl::Duration ControllerConfig::*field, const char* name) {
+  return [field, name](ControllerConfig& c, const std::string& v) {
+    if (!absl::ParseDuration(v, &(c.*field))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": \"", v, "\" is not a duration (like 15s or 2m)"));
+    }
+    return absl::OkStatus();
+  };
+}
+
+Setter flagOn(bool ControllerConfig::*field) {
+  return [field](ControllerConfig& c, const std::string&) {
+    c.*field = true;
+    return absl::OkStatus();
+  };
+}
+
 struct Flag {
   Setter set;
   const char* help;
@@ -42,11 +59,8 @@ const std::map<std::string, Flag>& flags() {
       {"kubeconfig", {str(&ControllerConfig::kubeconfig), "a kubeconfig file"}},
       {"context", {str(&ControllerConfig::kube_context), "kubeconfig context (default: current)"}},
       {"in-cluster",
-       {[](ControllerConfig& c, const std::string&) {
-          c.in_cluster = true;
-          return absl::OkStatus();
-        },
-        "use the pod's service account (the default)", true}},
+       {flagOn(&ControllerConfig::in_cluster), "use the pod's service account (the default)",
+        true}},
       {"listen", {str(&ControllerConfig::listen), "agent-facing gRPC address (host:port)"}},
       {"trust-domain", {str(&ControllerConfig::trust_domain), "SPIFFE trust domain"}},
       {"root-namespace",
@@ -78,6 +92,38 @@ const std::map<std::string, Flag>& flags() {
         "Kubernetes: agents' service account in --root-namespace (TokenReview)"}},
       {"token-audience",
        {str(&ControllerConfig::token_audience), "Kubernetes: audience of agents' tokens"}},
+      {"namespace",
+       {str(&ControllerConfig::own_namespace),
+        "Kubernetes: the controller's namespace (Lease, CA Secret, ConfigMap; default "
+        "--root-namespace)"}},
+      {"pod-name",
+       {str(&ControllerConfig::pod_name), "this replica's name for leader election (host name)"}},
+      {"ca-secret",
+       {str(&ControllerConfig::ca_secret),
+        "Kubernetes: CA root in this kubernetes.io/tls Secret (re-read to rotate)"}},
+      {"ca-secret-generate",
+       {flagOn(&ControllerConfig::ca_secret_generate),
+        "make the --ca-secret root once when the Secret does not exist", true}},
+      {"trust-bundle-configmap",
+       {str(&ControllerConfig::trust_bundle_configmap),
+        "Kubernetes: the leader publishes the trust bundle here (key root-cert.pem)"}},
+      {"leader-elect",
+       {flagOn(&ControllerConfig::leader_elect), "Kubernetes: Lease leader election", true}},
+      {"lease-name", {str(&ControllerConfig::lease_name), "leader-election Lease name"}},
+      {"lease-duration",
+       {duration(&ControllerConfig::lease_duration, "lease-duration"),
+        "a silent leader's lease expires after this"}},
+      {"renew-deadline",
+       {duration(&ControllerConfig::renew_deadline, "renew-deadline"),
+        "a leader that cannot renew this long steps down"}},
+      {"retry-period",
+       {duration(&ControllerConfig::retry_period, "retry-period"), "leader-election round"}},
+      {"metrics-port",
+       {integer(&ControllerConfig::metrics_port, "metrics-port"),
+        "Prometheus metrics port (0 = off)"}},
+      {"resync-seconds",
+       {integer(&ControllerConfig::resync_seconds, "resync-seconds"),
+        "re-read the CA Secret and re-publish the bundle this often"}},
   };
   return table;
 }
@@ -125,6 +171,24 @@ absl::Status ControllerConfig::validate() const {
   }
   if (ca_cert_file.empty() != ca_key_file.empty()) {
     return absl::InvalidArgumentError("--ca-cert and --ca-key go together");
+  }
+  if (mode() == Mode::kStandalone &&
+      (!ca_secret.empty() || leader_elect || !trust_bundle_configmap.empty())) {
+    return absl::InvalidArgumentError(
+        "--ca-secret, --leader-elect and --trust-bundle-configmap need Kubernetes (not "
+        "--manifests)");
+  }
+  if (!ca_secret.empty() && !ca_cert_file.empty()) {
+    return absl::InvalidArgumentError("choose one CA root: --ca-secret or --ca-cert/--ca-key");
+  }
+  if (ca_secret_generate && ca_secret.empty()) {
+    return absl::InvalidArgumentError("--ca-secret-generate needs --ca-secret");
+  }
+  if (metrics_port < 0 || metrics_port > 65535) {
+    return absl::InvalidArgumentError("--metrics-port must be in 0..65535");
+  }
+  if (resync_seconds < 1) {
+    return absl::InvalidArgumentError("--resync-seconds must be at least 1");
   }
   if (cert_lifetime_hours < 1 || cert_lifetime_hours > 24 * 90) {
     return absl::InvalidArgumentError("--cert-lifetime-hours must be in 1..2160");

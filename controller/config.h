@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace ferry::controller {
 
@@ -57,6 +58,30 @@ struct ControllerConfig {
   std::string agent_service_account = kDefaultAgentServiceAccount;
   std::string token_audience = kDefaultTokenAudience;
 
+  // Kubernetes modes. The controller's own namespace (Lease, CA Secret, bundle ConfigMap;
+  // "" = root_namespace) and its replica name (leader identity; "" = the host name).
+  std::string own_namespace;
+  std::string pod_name;
+  // CA root kept in Secret ca_secret (kubernetes.io/tls) in own_namespace; made once when
+  // missing if ca_secret_generate. Rotation: write a new root into the Secret.
+  std::string ca_secret;
+  bool ca_secret_generate = false;
+  // The leader publishes the trust bundle in this ConfigMap (key root-cert.pem); "" = not.
+  std::string trust_bundle_configmap;
+  // Lease leader election among replicas (only the leader writes the ConfigMap).
+  bool leader_elect = false;
+  std::string lease_name = "ferry-controller-leader";
+  absl::Duration lease_duration = absl::Seconds(15);
+  absl::Duration renew_deadline = absl::Seconds(10);
+  absl::Duration retry_period = absl::Seconds(2);
+  // Prometheus metrics (ferry_controller_*) on 0.0.0.0:<port>; 0 = off.
+  int metrics_port = 0;
+  // How often the CA Secret is re-read and the bundle re-published (seconds).
+  int resync_seconds = 60;
+
+  std::string ownNamespace() const {
+    return own_namespace.empty() ? root_namespace : own_namespace;
+  }
   Mode mode() const;
   absl::Status validate() const;
 };

@@ -10,12 +10,17 @@
 #include <iostream>
 #include <memory>
 
+#include <unistd.h>
+
 #include "controller/agent_server.h"
 #include "controller/config.h"
+#include "controller/ha/ca_secret.h"
+#include "controller/ha/leader_election.h"
 #include "controller/kube_source.h"
 #include "controller/standalone_source.h"
 #include "controller/store.h"
 #include "kube/config.h"
+#include "metrics/exporter.h"
 
 namespace ferry::controller {
 namespace {
@@ -36,6 +41,55 @@ void logSummary(const StateStore& store, const Source& source) {
             << store.count(k8s::Kind::kPeerAuthentication) << " peer authentications, "
             << store.count(k8s::Kind::kHttpRoute) << " routes; " << store.stats().rejected.load()
             << " objects refused\n";
+}
+
+std::string hostName() {
+  char name[256] = {};
+  return gethostname(name, sizeof(name) - 1) == 0 ? std::string(name) : std::string("unknown");
+}
+
+// Prometheus: ferry_controller_* read from the store and the agent server at scrape time.
+absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const ControllerConfig& config,
+                                                                const StateStore& store,
+                                                                AgentServer& agents,
+                                                                const LeaderElector* elector) {
+  auto exporter = metrics::Exporter::start(absl::StrCat("0.0.0.0:", config.metrics_port));
+  if (!exporter.ok()) {
+    return absl::Status(
+        exporter.status().code(),
+        absl::StrCat("--metrics-port ", config.metrics_port, ": ", exporter.status().message()));
+  }
+  (*exporter)->addSource([&store, &agents, elector] {
+    std::vector<metrics::Sample> out;
+    auto gauge = [&](std::string name, std::string help, double v,
+                     std::vector<std::pair<std::string, std::string>> labels = {}) {
+      out.push_back({std::move(name), std::move(help), false, std::move(labels), v});
+    };
+    auto counter = [&](std::string name, std::string help, double v) {
+      out.push_back({std::move(name), std::move(help), true, {}, v});
+    };
+    gauge("ferry_controller_config_version", "version of the state store",
+          static_cast<double>(store.version()));
+    for (k8s::Kind kind :
+         {k8s::Kind::kNamespace, k8s::Kind::kServiceAccount, k8s::Kind::kPod, k8s::Kind::kService,
+          k8s::Kind::kEndpointSlice, k8s::Kind::kAuthorizationPolicy,
+          k8s::Kind::kPeerAuthentication, k8s::Kind::kHttpRoute}) {
+      gauge("ferry_controller_objects", "objects in the state store by kind",
+            static_cast<double>(store.count(kind)), {{"kind", std::string(k8s::kindName(kind))}});
+    }
+    counter("ferry_controller_objects_refused_total", "objects refused at admission",
+            static_cast<double>(store.stats().rejected.load()));
+    counter("ferry_controller_snapshots_sent_total", "full snapshots sent to agents",
+            static_cast<double>(agents.distribution().fullSnapshotsSent()));
+    counter("ferry_controller_deltas_sent_total", "deltas sent to agents",
+            static_cast<double>(agents.distribution().deltasSent()));
+    counter("ferry_controller_resumes_total", "agent streams resumed from their version",
+            static_cast<double>(agents.distribution().resumes()));
+    gauge("ferry_controller_leader", "1 when this replica holds the leader Lease",
+          elector == nullptr || elector->leading() ? 1 : 0);
+    return out;
+  });
+  return exporter;
 }
 
 int run(const ControllerConfig& config) {
@@ -96,13 +150,70 @@ int run(const ControllerConfig& config) {
   std::cerr << "ferry-controller: serving agents on port " << (*agents)->port() << " (trust domain "
             << config.trust_domain << ")\n";
 
-  // A retiring root leaves the bundle when its overlap window closes: look once a minute.
-  const timespec tick{60, 0};
+  // Replicas all serve agents; only the leader writes the trust-bundle ConfigMap.
+  // Declared before the elector so the elector (and its thread) is destroyed first.
+  const LeaderElector* leader = nullptr;
+  auto publishBundle = [&] {
+    if (config.trust_bundle_configmap.empty() || (leader && !leader->leading())) {
+      return;
+    }
+    const std::string bundle = (*agents)->authority().trustBundlePem(absl::Now());
+    if (auto s = publishTrustBundle(*client, config.ownNamespace(), config.trust_bundle_configmap,
+                                    bundle);
+        !s.ok()) {
+      std::cerr << "ferry-controller: cannot publish the trust bundle to ConfigMap "
+                << config.trust_bundle_configmap << ": " << s.message() << "\n";
+    }
+  };
+  std::unique_ptr<LeaderElector> elector;
+  if (config.leader_elect) {
+    LeaderElectionConfig election{
+        .lease_namespace = config.ownNamespace(),
+        .lease_name = config.lease_name,
+        .identity = config.pod_name.empty() ? hostName() : config.pod_name,
+        .lease_duration = config.lease_duration,
+        .renew_deadline = config.renew_deadline,
+        .retry_period = config.retry_period};
+    if (auto s = election.validate(); !s.ok()) {
+      std::cerr << "ferry-controller: " << s.message() << "\n";
+      return 2;
+    }
+    elector = std::make_unique<LeaderElector>(*client, election);
+    leader = elector.get();
+    elector->start([&, identity = election.identity](bool leading) {
+      std::cerr << "ferry-controller: " << identity << (leading ? " leads" : " no longer leads")
+                << " (Lease " << config.ownNamespace() << "/" << config.lease_name << ")\n";
+      if (leading) {
+        publishBundle();
+      }
+    });
+  } else {
+    publishBundle();
+  }
+  std::unique_ptr<metrics::Exporter> exporter;
+  if (config.metrics_port > 0) {
+    auto started = startMetrics(config, store, **agents, elector.get());
+    if (!started.ok()) {
+      std::cerr << "ferry-controller: " << started.status().message() << "\n";
+      return 1;
+    }
+    exporter = *std::move(started);
+  }
+
+  // A retiring root leaves the bundle when its overlap window closes, and a new root written
+  // into the CA Secret is picked up: look every --resync-seconds.
+  const timespec tick{config.resync_seconds, 0};
   int sig = 0;
   while (true) {
     sig = sigtimedwait(&signals, nullptr, &tick);
     if (sig < 0) {
+      if (!config.ca_secret.empty()) {
+        if (auto s = (*agents)->rotateRoot(); !s.ok()) {
+          std::cerr << "ferry-controller: CA Secret: " << s.message() << "\n";
+        }
+      }
       (*agents)->refreshTrustBundle();
+      publishBundle();
       continue;
     }
     if (sig != SIGHUP) {
@@ -114,9 +225,14 @@ int run(const ControllerConfig& config) {
     } else {
       std::cerr << "ferry-controller: root rotated; the previous root stays trusted for "
                 << config.rotation_overlap_hours << "h\n";
+      publishBundle();
     }
   }
   std::cerr << "ferry-controller: signal " << sig << ", stopping\n";
+  if (elector) {
+    elector->stop();  // hands the Lease over at once
+  }
+  exporter.reset();
   agents->reset();
   source->stop();
   logSummary(store, *source);

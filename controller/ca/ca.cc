@@ -119,6 +119,19 @@ absl::StatusOr<CertificateAuthority::Root> CertificateAuthority::generateRoot(
   return Root{std::move(*cert), std::move(*key), *pem, absl::InfiniteFuture()};
 }
 
+absl::StatusOr<CertificateAuthority::RootPem> CertificateAuthority::generateRootPem(
+    const CaConfig& config, absl::Time now) {
+  auto root = generateRoot(config, now);
+  if (!root.ok()) {
+    return root.status();
+  }
+  auto key_pem = tls::keyToPem(root->key.get());
+  if (!key_pem.ok()) {
+    return key_pem.status();
+  }
+  return RootPem{root->cert_pem, *key_pem};
+}
+
 absl::StatusOr<std::unique_ptr<CertificateAuthority>> CertificateAuthority::fromPem(
     const std::string& cert_pem, const std::string& key_pem, const CaConfig& config,
     absl::Time now) {

@@ -61,6 +61,14 @@ class CertificateAuthority {
   absl::Status rotateTo(const std::string& cert_pem, const std::string& key_pem, absl::Time now);
 
   std::string activeRootPem() const;
+
+  // A new root as PEM, for a caller that keeps it elsewhere (a Kubernetes Secret) and then
+  // loads it with fromPem.
+  struct RootPem {
+    std::string cert_pem;
+    std::string key_pem;
+  };
+  static absl::StatusOr<RootPem> generateRootPem(const CaConfig& config, absl::Time now);
   const CaConfig& config() const { return config_; }
 
  private:

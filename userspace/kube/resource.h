@@ -44,5 +44,23 @@ inline const Resource kPeerAuthentications{"security.ferry.dev", "v1alpha1", "pe
                                            "PeerAuthentication", true};
 inline const Resource kHttpRoutes{"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute",
                                   true};
+// Written by the controller itself: the leader-election Lease, the CA Secret and the ConfigMap
+// that publishes the trust bundle.
+inline const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
+inline const Resource kSecrets{"", "v1", "secrets", "Secret", true};
+inline const Resource kConfigMaps{"", "v1", "configmaps", "ConfigMap", true};
+
+// Every kind above, for code that handles all of them (the fake API server).
+inline const Resource* const kKnownResources[] = {&kPods,
+                                                  &kNamespaces,
+                                                  &kServiceAccounts,
+                                                  &kServices,
+                                                  &kEndpointSlices,
+                                                  &kAuthorizationPolicies,
+                                                  &kPeerAuthentications,
+                                                  &kHttpRoutes,
+                                                  &kLeases,
+                                                  &kSecrets,
+                                                  &kConfigMaps};
 
 }  // namespace ferry::kube

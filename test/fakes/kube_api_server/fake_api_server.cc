@@ -21,18 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-const std::vector<const kube::Resource*>& knownResources() {
-  static const std::vector<const kube::Resource*> all = {&kube::kPods,
-                                                         &kube::kNamespaces,
-                                                         &kube::kServiceAccounts,
-                                                         &kube::kServices,
-                                                         &kube::kEndpointSlices,
-                                                         &kube::kAuthorizationPolicies,
-                                                         &kube::kPeerAuthentications,
-                                                         &kube::kHttpRoutes};
-  return all;
-}
-
 std::string meta(const json& obj, const char* field) {
   if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
       obj["metadata"][field].is_string()) {
@@ -83,7 +71,7 @@ struct Target {
 };
 
 std::optional<Target> parseTarget(const std::string& path) {
-  for (const kube::Resource* r : knownResources()) {
+  for (const kube::Resource* r : kube::kKnownResources) {
     const std::string prefix = r->prefix() + "/";
     if (path.compare(0, prefix.size(), prefix) != 0) {
       continue;

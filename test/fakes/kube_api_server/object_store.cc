@@ -19,15 +19,6 @@ std::string meta(const json& obj, const char* field) {
   return "";
 }
 
-const kube::Resource* const kAll[] = {&kube::kPods,
-                                      &kube::kNamespaces,
-                                      &kube::kServiceAccounts,
-                                      &kube::kServices,
-                                      &kube::kEndpointSlices,
-                                      &kube::kAuthorizationPolicies,
-                                      &kube::kPeerAuthentications,
-                                      &kube::kHttpRoutes};
-
 }  // namespace
 
 const kube::Resource* FakeApiServer::resourceForObject(const json& object,
@@ -39,7 +30,7 @@ const kube::Resource* FakeApiServer::resourceForObject(const json& object,
   }
   const std::string api_version = object["apiVersion"].get<std::string>();
   const std::string kind = object["kind"].get<std::string>();
-  for (const kube::Resource* r : kAll) {
+  for (const kube::Resource* r : kube::kKnownResources) {
     if (r->apiVersion() == api_version && r->kind == kind) {
       return r;
     }
