@@ -22,6 +22,7 @@ import { crValidator, printerColumnProblems, structuralProblems } from "./lib/cr
 import { schemaErrors } from "./lib/kinds.mjs";
 import { semanticErrors } from "./lib/semantic.mjs";
 import { contractErrors } from "./lib/contract.mjs";
+import { flagErrors } from "./lib/flags.mjs";
 import { dockerfileErrors } from "./lib/dockerfile.mjs";
 
 let passed = 0;
@@ -155,7 +156,16 @@ async function modeRender(renderer, chartDir, namespace, args) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ferry-chart-")), "rendered.yaml");
   fs.writeFileSync(out, r.stdout);
   console.log(`      (rendered manifests: ${out})`);
-  await modeRendered(out, namespace, args.includes("--contract"));
+  await modeRendered(out, namespace, args.includes("--contract"), binariesOf(args));
+}
+
+// --binaries ferry-agent=PATH,ferry-controller=PATH
+function binariesOf(args) {
+  const i = args.indexOf("--binaries");
+  if (i < 0) {
+    return null;
+  }
+  return Object.fromEntries(args[i + 1].split(",").map((kv) => kv.split("=")));
 }
 
 async function modeRenderFails(renderer, chartDir, expected, args) {
@@ -172,7 +182,7 @@ async function modeRenderFails(renderer, chartDir, expected, args) {
   }
 }
 
-async function modeRendered(file, namespace, contract) {
+async function modeRendered(file, namespace, contract, binaries = null) {
   const objects = readDocs(file);
   if (objects.length === 0) {
     report(file, ["nothing was rendered"]);
@@ -183,6 +193,9 @@ async function modeRendered(file, namespace, contract) {
   report("cross-object rules", semanticErrors(objects, namespace));
   if (contract) {
     report("Ferry chart contract (issue 9)", contractErrors(objects));
+  }
+  if (binaries) {
+    report("flags the chart passes exist in the binaries", flagErrors(objects, binaries));
   }
 }
 
