@@ -36,6 +36,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" .Values.trustDomain) -}}
 {{- fail (printf "trustDomain must be a lower-case DNS name (got %q)" .Values.trustDomain) -}}
 {{- end -}}
+{{- if or (empty .Values.cluster.podCIDRs) (empty .Values.cluster.serviceCIDRs) -}}
+{{- fail "cluster.podCIDRs and cluster.serviceCIDRs must list the cluster's pod and Service ranges" -}}
+{{- end -}}
 {{- if lt (int .Values.controller.replicas) 1 -}}
 {{- fail "controller.replicas must be at least 1" -}}
 {{- end -}}
