@@ -66,6 +66,15 @@ absl::Status Agent::init() {
   if (auto s = rememberHostNetns(); !s.ok()) {
     return s;
   }
+  TelemetryConfig telemetry_config{
+      .metrics_address = config_.metrics_address,
+      .access_log = {.enabled = config_.access_log, .sample_rate = config_.access_log_sample}};
+  auto telemetry = Telemetry::create(telemetry_config, parts_.access_log_sink);
+  if (!telemetry.ok()) {
+    return telemetry.status();
+  }
+  telemetry_ = *std::move(telemetry);
+  shared_.telemetry = telemetry_.get();
   std::string node = config_.node_name;
   std::string trust_domain = config_.trust_domain;
   auto s = parts_.state->start([this, node, trust_domain](model::NodeSnapshot snap) {

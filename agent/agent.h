@@ -17,6 +17,7 @@
 #include "agent/config.h"
 #include "agent/pod_registry.h"
 #include "agent/state_source.h"
+#include "agent/telemetry.h"
 #include "agent/worker_context.h"
 #include "agent/workers.h"
 #include "enroll/server.h"
@@ -27,7 +28,8 @@ struct AgentParts {
   std::unique_ptr<Capture> capture;
   std::unique_ptr<StateSource> state;
   std::unique_ptr<CertificateStore> certs;
-  std::unique_ptr<Authorizer> authorizer;  // null: the built-in L4 evaluator
+  std::unique_ptr<Authorizer> authorizer;            // null: the built-in L4 evaluator
+  std::shared_ptr<accesslog::Sink> access_log_sink;  // null: stdout
 };
 
 class Agent {
@@ -44,6 +46,8 @@ class Agent {
   std::map<std::string, int64_t> stats() const;
   size_t enrolledPods() const { return registry_->size(); }
   uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
+  int metricsPort() const { return telemetry_ ? telemetry_->metricsPort() : 0; }
+  Telemetry& telemetry() { return *telemetry_; }
   const Config& config() const { return config_; }
 
  private:
@@ -57,6 +61,7 @@ class Agent {
   WorkloadStateHolder workloads_;
   LocalPodsHolder pods_;
   Shared shared_;
+  std::unique_ptr<Telemetry> telemetry_;
   std::unique_ptr<Workers> workers_;
   std::vector<std::unique_ptr<WorkerContext>> contexts_;
   std::unique_ptr<PodRegistry> registry_;

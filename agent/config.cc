@@ -63,6 +63,9 @@ absl::Status Config::validate() const {
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error") {
     return absl::InvalidArgumentError("--log-level must be debug, info, warn or error");
   }
+  if (!(access_log_sample >= 0.0 && access_log_sample <= 1.0)) {
+    return absl::InvalidArgumentError("--access-log-sample must be between 0 and 1");
+  }
   return absl::OkStatus();
 }
 
@@ -137,6 +140,25 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       s = parseNumber<uint32_t>(name, value, 1, 3600000, c.pool_idle_timeout_ms);
     } else if (name == "log-level") {
       c.log_level = value;
+    } else if (name == "metrics-address") {
+      c.metrics_address = value == "off" ? "" : value;
+    } else if (name == "metrics-port") {
+      uint16_t port = 0;
+      s = parseNumber<uint16_t>(name, value, 0, 65535, port);
+      c.metrics_address = "0.0.0.0:" + std::to_string(port);
+    } else if (name == "readiness-address") {
+      c.readiness_address = value;
+    } else if (name == "readiness-port") {
+      s = parseNumber<uint16_t>(name, value, 0, 65535, c.readiness_port);
+    } else if (name == "access-log") {
+      if (value != "on" && value != "off") {
+        return absl::InvalidArgumentError("--access-log must be on or off, got \"" + value + "\"");
+      }
+      c.access_log = value == "on";
+    } else if (name == "access-log-sample") {
+      if (!absl::SimpleAtod(value, &c.access_log_sample)) {
+        return absl::InvalidArgumentError("--access-log-sample: \"" + value + "\" is not a number");
+      }
     } else {
       return absl::InvalidArgumentError("unknown flag --" + name + "\n" + usage());
     }
@@ -172,7 +194,11 @@ std::string usage() {
   --max-buffer-bytes=N          per-direction buffer bound per connection (262144)
   --max-streams-per-connection=N   HBONE streams per pooled connection (100)
   --connect-timeout-ms=N --pool-idle-timeout-ms=N
-  --log-level=debug|info|warn|error)";
+  --log-level=debug|info|warn|error
+  --metrics-address=IP:PORT     Prometheus endpoint (0.0.0.0:15020; "off" = none; port 0 = any)
+  --metrics-port=N              same as --metrics-address=0.0.0.0:N
+  --readiness-address=IP --readiness-port=N   /healthz/ready (0.0.0.0:15021; port 0 = any)
+  --access-log=on|off --access-log-sample=F   JSON access log to stdout, share written (on, 1))";
 }
 
 }  // namespace ferry::agent

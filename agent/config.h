@@ -15,6 +15,8 @@ inline constexpr uint16_t kDefaultAdminPort = 15000;
 inline constexpr uint16_t kOutboundPort = 15001;
 inline constexpr uint16_t kInboundPlainPort = 15006;
 inline constexpr uint16_t kHbonePort = 15008;
+inline constexpr char kDefaultMetricsAddress[] = "0.0.0.0:15020";
+inline constexpr uint16_t kDefaultReadinessPort = 15021;
 inline constexpr char kDefaultEnrollSocket[] = "/run/ferry/agent.sock";
 inline constexpr char kDefaultTrustDomain[] = "cluster.local";
 inline constexpr size_t kDefaultMaxBufferBytes = 256 * 1024;
@@ -49,6 +51,12 @@ struct Config {
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
   uint32_t pool_idle_timeout_ms = kDefaultPoolIdleTimeoutMs;
   std::string log_level = "info";
+  // Telemetry (agent/telemetry.h): "" turns the metrics endpoint off; port 0 picks one (tests).
+  std::string metrics_address = kDefaultMetricsAddress;
+  std::string readiness_address = "0.0.0.0";
+  uint16_t readiness_port = kDefaultReadinessPort;  // 0: pick a free port (tests)
+  bool access_log = true;
+  double access_log_sample = 1.0;  // share of access-log lines written, 0..1
 
   std::string stateFile() const;
   int workerCount() const;  // resolves 0 to the core count

@@ -205,25 +205,29 @@ Decision L4Authorizer::authorize(const model::NodeSnapshot& snapshot,
                                  const ConnectionAttributes& attrs) const {
   bool any_allow = false;
   const model::AuthorizationPolicy* allowed_by = nullptr;
+  int allowed_rule = -1;
   for (const model::AuthorizationPolicy& p : snapshot.policies) {
     if (!applies(p, destination, root_namespace_) || p.action == model::PolicyAction::kAudit) {
       continue;
     }
     if (p.action == model::PolicyAction::kDeny) {
-      for (const model::Rule& r : p.rules) {
-        std::optional<bool> m = ruleMatches(r, attrs);
+      for (size_t i = 0; i < p.rules.size(); ++i) {
+        std::optional<bool> m = ruleMatches(p.rules[i], attrs);
         if (!m || *m) {
-          return {false, "denied by DENY policy " + p.key.str() +
-                             (m ? "" : " (rule needs HTTP attributes: denied at L4)")};
+          return {false,
+                  "denied by DENY policy " + p.key.str() +
+                      (m ? "" : " (rule needs HTTP attributes: denied at L4)"),
+                  p.key.str(), static_cast<int>(i)};
         }
       }
       continue;
     }
     any_allow = true;
-    for (const model::Rule& r : p.rules) {
-      std::optional<bool> m = ruleMatches(r, attrs);
+    for (size_t i = 0; i < p.rules.size(); ++i) {
+      std::optional<bool> m = ruleMatches(p.rules[i], attrs);
       if (m && *m && allowed_by == nullptr) {
         allowed_by = &p;
+        allowed_rule = static_cast<int>(i);
       }
     }
   }
@@ -231,7 +235,7 @@ Decision L4Authorizer::authorize(const model::NodeSnapshot& snapshot,
     return {true, "no ALLOW policy selects the workload"};
   }
   if (allowed_by != nullptr) {
-    return {true, "allowed by " + allowed_by->key.str()};
+    return {true, "allowed by " + allowed_by->key.str(), allowed_by->key.str(), allowed_rule};
   }
   return {false, "no ALLOW policy matched"};
 }

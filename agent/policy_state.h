@@ -33,6 +33,8 @@ struct ConnectionAttributes {
 struct Decision {
   bool allowed = true;
   std::string reason;  // the policy that decided, for logs
+  std::string policy;  // "ns/name" of the deciding policy; empty when none decided
+  int rule = -1;       // index of the deciding rule in it
 };
 
 class Authorizer {

@@ -23,6 +23,7 @@ namespace ferry::agent {
 class CertificateStore;
 class PodListener;
 class HbonePool;
+class Telemetry;
 
 struct Shared {
   const Config* config = nullptr;
@@ -31,6 +32,7 @@ struct Shared {
   Capture* capture = nullptr;
   LocalPodsHolder* pods = nullptr;
   CertificateStore* certs = nullptr;
+  Telemetry* telemetry = nullptr;  // metrics and access log (agent/telemetry.h); never null
 };
 
 struct WorkerContext {

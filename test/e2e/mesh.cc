@@ -131,6 +131,8 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::start(const MeshOptions& options) {
     mesh->certs_.push_back(certs);
     mesh->sockets_.push_back(absl::StrCat(scratch, "/", node.name, "-agent.sock"));
     mesh->admin_ports_.push_back(freeLoopbackPort());
+    mesh->metrics_ports_.push_back(freeLoopbackPort());
+    mesh->readiness_ports_.push_back(freeLoopbackPort());
   }
   writeFile(mesh->manifests_ + "/service-web.yaml",
             absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: "
@@ -192,6 +194,9 @@ absl::Status Mesh::startAgent(int n) {
                               absl::StrCat("--state-file=", cluster_->scratchDir(), "/", node.name,
                                            "-pods.json"),
                               absl::StrCat("--admin-port=", admin_ports_[n - 1]),
+                              absl::StrCat("--metrics-address=127.0.0.1:", metrics_ports_[n - 1]),
+                              "--readiness-address=127.0.0.1",
+                              absl::StrCat("--readiness-port=", readiness_ports_[n - 1]),
                               absl::StrCat("--workers=", options_.workers),
                           });
   argv.insert(argv.end(), options_.extra_agent_flags.begin(), options_.extra_agent_flags.end());

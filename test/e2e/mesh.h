@@ -66,6 +66,10 @@ class Mesh {
   // The agent's counters (admin /stats) on a node.
   absl::StatusOr<std::map<std::string, int64_t>> stats(int node);
   int64_t stat(int node, const std::string& name);
+  // Loopback ports of a node's agent: admin (15000), metrics (15020), readiness (15021).
+  uint16_t adminPort(int node) const { return admin_ports_.at(node - 1); }
+  uint16_t metricsPort(int node) const { return metrics_ports_.at(node - 1); }
+  uint16_t readinessPort(int node) const { return readiness_ports_.at(node - 1); }
   // Open descriptors of the node's agent process.
   int agentFds(int node) const;
   harness::Process& agent(int node) { return *agents_.at(node - 1); }
@@ -109,6 +113,8 @@ class Mesh {
   std::vector<std::string> certs_;
   std::vector<std::string> sockets_;
   std::vector<uint16_t> admin_ports_;
+  std::vector<uint16_t> metrics_ports_;
+  std::vector<uint16_t> readiness_ports_;
   std::vector<std::unique_ptr<harness::Process>> agents_;
   std::vector<std::unique_ptr<harness::Process>> apps_;
   int64_t manifest_version_ = 1;

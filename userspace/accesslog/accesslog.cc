@@ -61,6 +61,11 @@ std::string toJson(const Entry& e) {
       {"policy_name", stringOrNull(e.policy_name)},
       {"trace_id", stringOrNull(e.trace_id)},
       {"span_id", stringOrNull(e.span_id)},
+      {"parent_span_id", stringOrNull(e.parent_span_id)},
+      {"policy_rule", stringOrNull(e.policy_rule)},
+      {"method", stringOrNull(e.method)},
+      {"path", stringOrNull(e.path)},
+      {"authority", stringOrNull(e.authority)},
       {"response_flags", stringOrNull(e.response_flags)},
   };
   // error_handler_t::replace: a peer-supplied name with invalid UTF-8 must not throw on the

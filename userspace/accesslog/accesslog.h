@@ -45,9 +45,12 @@ struct Entry {
   absl::Duration duration;
   std::optional<int> response_code;  // requests only
   PolicyDecision policy_decision = PolicyDecision::kNone;
-  std::string policy_name;        // "ns/name" of the deciding policy, if any
-  std::string trace_id, span_id;  // hex, from the request's traceparent
-  std::string response_flags;     // Envoy-style ("UF", "DC"); empty: none
+  std::string policy_name;              // "ns/name" of the deciding policy, if any
+  std::string trace_id, span_id;        // hex, from the request's traceparent
+  std::string parent_span_id;           // the caller's span; empty when this hop started the trace
+  std::string policy_rule;              // index of the deciding rule in policy_name; empty: none
+  std::string method, path, authority;  // requests only
+  std::string response_flags;           // Envoy-style ("UF", "DC"); empty: none
 };
 
 // The JSON object for one entry, without a trailing newline. Values the peer controls (names,

@@ -1,0 +1,273 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/telemetry.h"
+
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+
+namespace ferry::agent {
+namespace {
+
+// Policies come from configuration, so their count is bounded by it; the cap only guards against
+// a runaway config (thousands of policies) turning into thousands of series.
+constexpr size_t kMaxDecisionSeries = 1000;
+
+const char* actionName(PolicyOutcome::Action a) {
+  switch (a) {
+    case PolicyOutcome::Action::kAllow:
+      return "ALLOW";
+    case PolicyOutcome::Action::kDeny:
+      return "DENY";
+    case PolicyOutcome::Action::kAudit:
+      return "AUDIT";
+    case PolicyOutcome::Action::kNone:
+      break;
+  }
+  return "none";
+}
+
+metrics::PeerLabels peerLabels(const TelemetryPeer& p) {
+  return {.workload = p.workload,
+          .workload_namespace = p.ns,
+          .principal = p.principal,
+          .app = p.app,
+          .version = p.version};
+}
+
+metrics::ConnectionLabels connectionLabels(const ConnectionInfo& info, const std::string& protocol,
+                                           const std::string& flags) {
+  metrics::ConnectionLabels l;
+  l.reporter = info.reporter == TelemetryReporter::kSource ? metrics::Reporter::kSource
+                                                           : metrics::Reporter::kDestination;
+  l.source = peerLabels(info.source);
+  l.destination = peerLabels(info.destination);
+  l.destination_service = info.destination_service;
+  // "name.ns.svc.<domain>": Istio's destination_service_name / _namespace.
+  size_t dot1 = info.destination_service.find('.');
+  if (dot1 != std::string::npos) {
+    l.destination_service_name = info.destination_service.substr(0, dot1);
+    size_t dot2 = info.destination_service.find('.', dot1 + 1);
+    l.destination_service_namespace = info.destination_service.substr(
+        dot1 + 1, dot2 == std::string::npos ? std::string::npos : dot2 - dot1 - 1);
+  }
+  l.request_protocol = protocol;
+  l.mutual_tls = info.mtls;
+  l.response_flags = flags.empty() ? "-" : flags;
+  return l;
+}
+
+accesslog::Peer logPeer(const TelemetryPeer& p) {
+  return {.workload = p.workload, .ns = p.ns, .principal = p.principal, .address = p.address};
+}
+
+accesslog::Entry logEntry(const ConnectionInfo& info, accesslog::Kind kind) {
+  accesslog::Entry e;
+  e.timestamp = absl::Now();
+  e.kind = kind;
+  e.reporter = info.reporter == TelemetryReporter::kSource ? accesslog::Reporter::kSource
+                                                           : accesslog::Reporter::kDestination;
+  e.source = logPeer(info.source);
+  e.destination = logPeer(info.destination);
+  e.destination_service = info.destination_service;
+  if (info.policy.action != PolicyOutcome::Action::kNone || !info.policy.allowed) {
+    e.policy_decision =
+        info.policy.allowed ? accesslog::PolicyDecision::kAllow : accesslog::PolicyDecision::kDeny;
+  }
+  e.policy_name = info.policy.policy;
+  if (info.policy.rule >= 0) {
+    e.policy_rule = std::to_string(info.policy.rule);
+  }
+  return e;
+}
+
+}  // namespace
+
+// Counts policy decisions by (policy, action, decision); read at scrape time.
+class Telemetry::Decisions {
+ public:
+  void add(const PolicyOutcome& p) {
+    Key key{p.policy.empty() ? "none" : p.policy, actionName(p.action),
+            p.allowed ? "allow" : "deny"};
+    absl::MutexLock lock(&mu_);
+    auto it = counts_.find(key);
+    if (it == counts_.end() && counts_.size() >= kMaxDecisionSeries) {
+      key = {"overflow", "overflow", std::get<2>(key)};
+      it = counts_.find(key);
+    }
+    if (it == counts_.end()) {
+      counts_.emplace(key, 1);
+    } else {
+      ++it->second;
+    }
+  }
+
+  std::vector<metrics::Sample> samples() const {
+    std::vector<metrics::Sample> out;
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, n] : counts_) {
+      out.push_back({.name = "ferry_policy_decisions_total",
+                     .help = "Authorization decisions by deciding policy, its action and outcome",
+                     .counter = true,
+                     .labels = {{"policy", std::get<0>(key)},
+                                {"action", std::get<1>(key)},
+                                {"decision", std::get<2>(key)}},
+                     .value = static_cast<double>(n)});
+    }
+    return out;
+  }
+
+ private:
+  using Key = std::tuple<std::string, std::string, std::string>;
+  mutable absl::Mutex mu_;
+  std::map<Key, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
+    const TelemetryConfig& config, std::shared_ptr<accesslog::Sink> sink) {
+  std::unique_ptr<Telemetry> t(new Telemetry());
+  auto log = accesslog::Logger::create(config.access_log, std::move(sink));
+  if (!log.ok()) {
+    return log.status();
+  }
+  t->access_log_ = *std::move(log);
+  t->decisions_ = std::make_unique<Decisions>();
+  if (!config.metrics_address.empty()) {
+    auto exporter = metrics::Exporter::start(config.metrics_address, config.limits);
+    if (!exporter.ok()) {
+      return exporter.status();
+    }
+    t->exporter_ = *std::move(exporter);
+    Decisions* decisions = t->decisions_.get();
+    t->exporter_->addSource([decisions] { return decisions->samples(); });
+    accesslog::Logger* logger = t->access_log_.get();
+    t->exporter_->addSource([logger] {
+      return std::vector<metrics::Sample>{
+          {.name = "ferry_access_log_lines_total",
+           .help = "Access-log lines written or sampled out",
+           .labels = {{"outcome", "written"}},
+           .value = static_cast<double>(logger->written())},
+          {.name = "ferry_access_log_lines_total",
+           .help = "Access-log lines written or sampled out",
+           .labels = {{"outcome", "sampled_out"}},
+           .value = static_cast<double>(logger->sampledOut())},
+      };
+    });
+  }
+  return t;
+}
+
+Telemetry::~Telemetry() = default;
+
+void Telemetry::addSource(metrics::SampleSource source) {
+  if (exporter_) {
+    exporter_->addSource(std::move(source));
+  }
+}
+
+int Telemetry::metricsPort() const {
+  return exporter_ ? exporter_->port() : 0;
+}
+
+void Telemetry::recordDecision(const PolicyOutcome& policy) {
+  decisions_->add(policy);
+}
+
+ConnectionTelemetry Telemetry::openConnection(const ConnectionInfo& info) {
+  recordDecision(info.policy);
+  ConnectionTelemetry conn;
+  conn.telemetry_ = this;
+  conn.info_ = info;
+  conn.started_ = std::chrono::steady_clock::now();
+  conn.start_time_ = absl::Now();
+  if (exporter_) {
+    conn.counters_ = exporter_->istio().openConnection(connectionLabels(info, "tcp", ""));
+  }
+  return conn;
+}
+
+void Telemetry::connectionDenied(const ConnectionInfo& info) {
+  recordDecision(info.policy);
+  accesslog::Entry e = logEntry(info, accesslog::Kind::kConnection);
+  e.response_flags = "DENY";
+  access_log_->log(e);
+}
+
+void Telemetry::recordRequest(const HttpRequestInfo& r) {
+  recordDecision(r.connection.policy);
+  if (exporter_) {
+    metrics::RequestOutcome outcome{.response_code = r.response_code,
+                                    .grpc_status = r.grpc_status,
+                                    .duration_ms = absl::ToDoubleMilliseconds(r.duration),
+                                    .request_bytes = r.request_bytes,
+                                    .response_bytes = r.response_bytes};
+    exporter_->istio().recordRequest(
+        connectionLabels(r.connection, r.protocol, r.connection.policy.allowed ? "" : "DENY"),
+        outcome);
+  }
+  accesslog::Entry e = logEntry(r.connection, accesslog::Kind::kRequest);
+  e.timestamp = absl::Now() - r.duration;
+  e.bytes_received = r.request_bytes;
+  e.bytes_sent = r.response_bytes;
+  e.duration = r.duration;
+  e.response_code = r.response_code;
+  e.trace_id = r.trace_id;
+  e.span_id = r.span_id;
+  e.parent_span_id = r.parent_span_id;
+  e.method = r.method;
+  e.path = r.path;
+  e.authority = r.authority;
+  if (!r.connection.policy.allowed) {
+    e.response_flags = "DENY";
+  }
+  access_log_->log(e);
+}
+
+void Telemetry::logConnection(const ConnectionTelemetry& conn, const ConnectionEnd& end) {
+  accesslog::Entry e = logEntry(conn.info_, accesslog::Kind::kConnection);
+  e.timestamp = conn.start_time_;
+  e.bytes_received = end.bytes_from_source;
+  e.bytes_sent = end.bytes_to_source;
+  e.duration = absl::FromChrono(std::chrono::steady_clock::now() - conn.started_);
+  if (end.connect_failed) {
+    e.response_flags = "UF";
+  } else if (end.reset) {
+    e.response_flags = "RST";
+  }
+  access_log_->log(e);
+}
+
+ConnectionTelemetry& ConnectionTelemetry::operator=(ConnectionTelemetry&& other) noexcept {
+  if (this != &other) {
+    close({.reset = true});
+    telemetry_ = std::exchange(other.telemetry_, nullptr);
+    info_ = std::move(other.info_);
+    counters_ = other.counters_;
+    started_ = other.started_;
+    start_time_ = other.start_time_;
+  }
+  return *this;
+}
+
+void ConnectionTelemetry::close(const ConnectionEnd& end) {
+  if (telemetry_ == nullptr) {
+    return;
+  }
+  if (counters_.closed != nullptr) {
+    // Istio's names are from the destination's view of the response: "sent" flows back to
+    // the source, "received" came from it.
+    counters_.addSent(end.bytes_to_source);
+    counters_.addReceived(end.bytes_from_source);
+    counters_.close();
+  }
+  telemetry_->logConnection(*this, end);
+  telemetry_ = nullptr;
+}
+
+ConnectionTelemetry::~ConnectionTelemetry() {
+  // A connection dropped without close() (teardown) still balances opened with closed.
+  close({.reset = true});
+}
+
+}  // namespace ferry::agent

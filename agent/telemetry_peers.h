@@ -1,0 +1,30 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Builds telemetry records (agent/telemetry.h) from what the proxy paths already hold: the
+// workload state, enrolled pods, policy decisions. Kept apart from the proxy code so each path
+// reports with one line.
+
+#include <memory>
+#include <string>
+
+#include "agent/local_pods.h"
+#include "agent/policy_state.h"
+#include "agent/telemetry.h"
+#include "agent/workload_state.h"
+
+namespace ferry::agent {
+
+// `principal` in the agent's "<td>/ns/<ns>/sa/<sa>" form (empty: none); `w` may be null.
+TelemetryPeer workloadPeer(const model::Workload* w, const std::string& principal,
+                           const std::string& address);
+// A local pod, by its workload record when the state has one.
+TelemetryPeer localPodPeer(const WorkloadState& state, const LocalPod& pod,
+                           const std::string& principal, const std::string& address);
+PolicyOutcome policyOutcome(const Decision& d);
+// "spiffe://" + principal, or "" for an empty one.
+std::string spiffeUri(const std::string& principal);
+// The service's FQDN, or "" when the connection was to a pod address.
+std::string serviceHost(const model::Service* service);
+
+}  // namespace ferry::agent
