@@ -9,10 +9,63 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace ferry::agent {
+namespace {
+
+const char* reasonPhrase(int code) {
+  switch (code) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+std::optional<AdminServer::Request> parseRequestLine(const std::string& request) {
+  size_t sp1 = request.find(' ');
+  size_t sp2 = sp1 == std::string::npos ? sp1 : request.find(' ', sp1 + 1);
+  size_t eol = request.find("\r\n");
+  if (sp2 == std::string::npos || eol == std::string::npos || sp2 > eol) {
+    return std::nullopt;
+  }
+  AdminServer::Request r;
+  r.method = request.substr(0, sp1);
+  std::string target = request.substr(sp1 + 1, sp2 - sp1 - 1);
+  size_t q = target.find('?');
+  r.path = target.substr(0, q);
+  if (q != std::string::npos) {
+    for (absl::string_view part : absl::StrSplit(target.substr(q + 1), '&', absl::SkipEmpty())) {
+      size_t eq = part.find('=');
+      r.query[std::string(part.substr(0, eq))] =
+          eq == absl::string_view::npos ? "" : std::string(part.substr(eq + 1));
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+AdminServer::Route AdminServer::getOnly(std::function<Response()> fn) {
+  return [fn = std::move(fn)](const Request& r) {
+    if (r.method != "GET" && r.method != "HEAD") {
+      return Response{405, "text/plain", "use GET\n"};
+    }
+    return fn();
+  };
+}
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(
     const std::string& address, uint16_t port, std::map<std::string, Route> routes) {
@@ -86,19 +139,17 @@ void AdminServer::serve(int client) {
     request.append(buf, static_cast<size_t>(n));
   }
   Response resp;
-  size_t sp1 = request.find(' ');
-  size_t sp2 = sp1 == std::string::npos ? sp1 : request.find(' ', sp1 + 1);
-  if (request.compare(0, 4, "GET ") != 0 || sp2 == std::string::npos) {
+  auto request_line = parseRequestLine(request);
+  if (!request_line) {
     resp = {400, "text/plain", "bad request\n"};
   } else {
-    std::string path = request.substr(sp1 + 1, sp2 - sp1 - 1);
-    auto it = routes_.find(path);
-    resp = it == routes_.end() ? Response{404, "text/plain", "not found\n"} : it->second();
+    auto it = routes_.find(request_line->path);
+    resp = it == routes_.end() ? Response{404, "text/plain", "not found\n"}
+                               : it->second(*request_line);
   }
-  std::string out = absl::StrCat("HTTP/1.0 ", resp.code, resp.code == 200 ? " OK" : " Error",
-                                 "\r\nContent-Type: ", resp.content_type,
-                                 "\r\nContent-Length: ", resp.body.size(),
-                                 "\r\nConnection: close\r\n\r\n", resp.body);
+  std::string out = absl::StrCat(
+      "HTTP/1.0 ", resp.code, " ", reasonPhrase(resp.code), "\r\nContent-Type: ", resp.content_type,
+      "\r\nContent-Length: ", resp.body.size(), "\r\nConnection: close\r\n\r\n", resp.body);
   size_t sent = 0;
   while (sent < out.size()) {
     ssize_t n = ::send(client, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);

@@ -1,8 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// The admin endpoint (127.0.0.1:15000 by default): a tiny HTTP/1.0 server on its own thread for
-// operators and tests. GET /stats (counters as JSON), /pods, /ready. Never on the data path.
+// A tiny HTTP/1.0 server on its own thread for operators, probes and tests, never on the data
+// path. The agent runs two: the admin API (127.0.0.1:15000: /stats, /config_dump, /logging,
+// /pods, /ready) and the readiness probe (:15021/healthz/ready). One request per connection,
+// served in turn: admin traffic is rare and tiny.
 
 #include <atomic>
 #include <functional>
@@ -17,13 +19,19 @@ namespace ferry::agent {
 
 class AdminServer {
  public:
-  // path -> handler returning (status code, content type, body).
+  struct Request {
+    std::string method;                        // "GET", "POST"
+    std::string path;                          // without the query
+    std::map<std::string, std::string> query;  // "?a=1&b" -> {a: 1, b: ""}, not %-decoded
+  };
   struct Response {
     int code = 200;
     std::string content_type = "application/json";
     std::string body;
   };
-  using Route = std::function<Response()>;
+  // path -> handler. A handler that takes no Request answers GET and HEAD only.
+  using Route = std::function<Response(const Request&)>;
+  static Route getOnly(std::function<Response()> fn);
 
   static absl::StatusOr<std::unique_ptr<AdminServer>> start(const std::string& address,
                                                             uint16_t port,

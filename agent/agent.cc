@@ -86,7 +86,9 @@ absl::Status Agent::init() {
     }
     LOG_INFO("state: version ", snap.version, ": ", snap.workloads.size(), " workloads, ",
              snap.services.size(), " services, ", snap.policies.size(), " policies");
+    int64_t version = snap.version;
     workloads_.set(std::make_shared<const WorkloadState>(std::move(snap)));
+    onStateApplied(version);
   });
   if (!s.ok()) {
     return s;
@@ -112,15 +114,9 @@ absl::Status Agent::init() {
     return enroll.status();
   }
   enroll_server_ = *std::move(enroll);
-  std::map<std::string, AdminServer::Route> routes;
-  routes["/stats"] = [this] { return AdminServer::Response{200, "application/json", statsJson()}; };
-  routes["/pods"] = [this] { return AdminServer::Response{200, "application/json", podsJson()}; };
-  routes["/ready"] = [] { return AdminServer::Response{200, "text/plain", "ready\n"}; };
-  auto admin = AdminServer::start(config_.admin_address, config_.admin_port, std::move(routes));
-  if (!admin.ok()) {
-    return admin.status();
+  if (auto admin = startAdmin(); !admin.ok()) {
+    return admin;
   }
-  admin_ = *std::move(admin);
   LOG_INFO("ferry-agent for node ", config_.node_name, ": ", workers_->size(),
            " workers, enrollment on ", config_.enroll_socket, ", admin on ", config_.admin_address,
            ":", admin_->port());
@@ -136,6 +132,10 @@ void Agent::drain(std::chrono::milliseconds grace) {
     return;
   }
   drained_ = true;
+  {
+    std::lock_guard lock(metrics_mu_);
+    draining_.store(true, std::memory_order_release);
+  }
   enroll_server_.reset();
   if (registry_) {
     registry_->stopAll();
@@ -145,12 +145,14 @@ void Agent::drain(std::chrono::milliseconds grace) {
          stats()["connections_active"] > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // The admin threads read workers' stats: stop them before the workers go.
+  admin_.reset();
+  readiness_.reset();
   if (workers_) {
     workers_->stop();
   }
   contexts_.clear();
   workers_.reset();
-  admin_.reset();
 }
 
 std::map<std::string, int64_t> Agent::stats() const {

@@ -4,9 +4,11 @@
 // The node agent, assembled: workers, enrolled pods, state, certificates, capture, admin.
 // main.cc builds the parts from the Config and hands them over; tests hand over fakes.
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,15 @@ class Agent {
   uint16_t adminPort() const { return admin_ ? admin_->port() : 0; }
   int metricsPort() const { return telemetry_ ? telemetry_->metricsPort() : 0; }
   Telemetry& telemetry() { return *telemetry_; }
+  uint16_t readinessPort() const { return readiness_ ? readiness_->port() : 0; }
+
+  // Ready once the capture is attached, the first configuration is applied and every enrolled
+  // pod has a certificate; `waiting` says what is missing.
+  struct Readiness {
+    bool ready = false;
+    std::vector<std::string> waiting;
+  };
+  Readiness readiness() const;
   const Config& config() const { return config_; }
 
  private:
@@ -55,6 +66,11 @@ class Agent {
   absl::Status init();
   std::string statsJson() const;
   std::string podsJson() const;
+  // agent_admin.cc: admin routes, readiness server, /config_dump, metric sources.
+  absl::Status startAdmin();
+  std::string configDumpJson() const;
+  void addMetricSources();
+  void onStateApplied(int64_t version);
 
   Config config_;
   AgentParts parts_;
@@ -67,6 +83,11 @@ class Agent {
   std::unique_ptr<PodRegistry> registry_;
   std::unique_ptr<enroll::Server> enroll_server_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<AdminServer> readiness_;
+  std::atomic<bool> config_applied_{false};
+  std::atomic<bool> draining_{false};
+  std::mutex metrics_mu_;  // metric sources vs drain()
+  std::atomic<int64_t> config_applied_unix_ms_{0};
   bool drained_ = false;
 };
 

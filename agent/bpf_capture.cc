@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/log.h"
+#include "bpf/abi.h"
 
 namespace ferry::agent {
 
@@ -70,6 +71,29 @@ absl::StatusOr<SocketAddress> BpfCapture::originalDestination(int accepted_fd,
   }
   socklen_t len = od->address.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   return SocketAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&od->address), len);
+}
+
+std::map<std::string, uint64_t> BpfCapture::kernelCounters() const {
+  std::map<std::string, uint64_t> out;
+  auto counters = capture_->counters();
+  if (!counters.ok()) {
+    return out;
+  }
+  for (uint32_t i = 0; i < FERRY_CTR_COUNT; ++i) {
+    out[bpf::abi::counterName(i)] = counters->values[i];
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> BpfCapture::kernelGauges() const {
+  std::map<std::string, uint64_t> out;
+  if (auto n = capture_->splicedSocketCount(); n.ok()) {
+    out["spliced_sockets"] = *n;
+  }
+  if (auto n = capture_->originalDestinationCount(); n.ok()) {
+    out["original_destinations"] = *n;
+  }
+  return out;
 }
 
 }  // namespace ferry::agent

@@ -22,6 +22,9 @@ class BpfCapture : public Capture {
   void removePod(const enroll::PodInfo& pod) override;
   absl::StatusOr<SocketAddress> originalDestination(int accepted_fd,
                                                     const enroll::PodInfo& pod) override;
+  bool attached() const override { return !capture_->kernelObjectIds().links.empty(); }
+  std::map<std::string, uint64_t> kernelCounters() const override;
+  std::map<std::string, uint64_t> kernelGauges() const override;
   bpf::Capture& loader() { return *capture_; }
 
  private:

@@ -5,6 +5,8 @@
 // listeners, for sk_lookup steering), and recover the original destination of a captured
 // outbound connection. The eBPF implementation lives in bpf_capture.*; tests substitute fakes.
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -25,6 +27,12 @@ class Capture {
   // Original destination of a connection accepted on a pod's 15001 listener.
   virtual absl::StatusOr<SocketAddress> originalDestination(int accepted_fd,
                                                             const enroll::PodInfo& pod) = 0;
+  // For readiness: the kernel programs are attached (a capture that needs none: true).
+  virtual bool attached() const { return true; }
+  // For metrics, read at scrape time: kernel counters by name, and gauges (sockets in the
+  // splice map, ...). Empty without eBPF.
+  virtual std::map<std::string, uint64_t> kernelCounters() const { return {}; }
+  virtual std::map<std::string, uint64_t> kernelGauges() const { return {}; }
 };
 
 // No capture: pods are served on 15006/15008 only; 15001 has no original destinations.

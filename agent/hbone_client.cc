@@ -8,6 +8,7 @@
 #include "agent/hbone_tunnel.h"
 #include "agent/log.h"
 #include "agent/outbound.h"
+#include "agent/telemetry_peers.h"
 #include "hbone/client.h"
 
 namespace ferry::agent {
@@ -187,6 +188,10 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   auto* bridge = new StreamBridge(ctx, conn, *stream, downstream_fd, /*fd_connecting=*/false,
                                   /*client=*/true);
   conn->attach(*stream, bridge);
+  auto state = ctx.shared.workloads->current();
+  bridge->setTelemetry(ctx.shared.telemetry->openConnection(
+      outboundReport(*state, *source, principalOf(state->trustDomain(), identity), source_ip, dest,
+                     /*mtls=*/true, nullptr)));
   bridge->start();
   conn->flush();
 }

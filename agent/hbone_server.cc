@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "agent/certificates.h"
 #include "agent/hbone_tunnel.h"
@@ -14,6 +15,7 @@
 #include "agent/listeners.h"
 #include "agent/log.h"
 #include "agent/outbound.h"
+#include "agent/telemetry_peers.h"
 #include "hbone/server.h"
 
 namespace ferry::agent {
@@ -48,8 +50,8 @@ class InboundConnection : public TunnelConnection {
     // callbacks, because the answer (respond) must not be sent from inside them.
     auto pending = std::move(pending_);
     pending_.clear();
-    for (const auto& [id, app] : pending) {
-      startApp(id, app);
+    for (const auto& [id, app, report] : pending) {
+      startApp(id, app, report);
     }
   }
 
@@ -83,17 +85,20 @@ class InboundConnection : public TunnelConnection {
     attrs.destination_ip = app.ip();
     attrs.destination_port = app.port();
     Decision d = ctx_.shared.authorizer->authorize(state->snapshot(), *w, attrs);
+    ConnectionInfo report =
+        inboundReport(*state, *pod_, attrs.principal, /*mtls=*/true, peer_ip_, peer_ip_, app, d);
     if (!d.allowed) {
+      ctx_.shared.telemetry->connectionDenied(report);
       ctx_.stats.inc(ctx_.stats.policy_denied);
       LOG_INFO("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
                ": denied: ", d.reason);
       return 403;
     }
-    pending_.emplace_back(r.id, app);
+    pending_.emplace_back(r.id, app, std::move(report));
     return hbone::kDeferDecision;
   }
 
-  void startApp(hbone::StreamId id, const SocketAddress& app) {
+  void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
     auto fd = connectToApp(ctx_, *pod_, app);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
@@ -103,7 +108,7 @@ class InboundConnection : public TunnelConnection {
     auto* bridge = new StreamBridge(ctx_, this, id, *fd, /*fd_connecting=*/true,
                                     /*client=*/false);
     attach(id, bridge);
-    bridge->setOnConnected([this, id, bridge](bool ok) {
+    bridge->setOnConnected([this, id, bridge, report](bool ok) {
       if (closed()) {
         return;
       }
@@ -113,6 +118,7 @@ class InboundConnection : public TunnelConnection {
         bridge->abort();
       } else {
         bridge->setOpened();
+        bridge->setTelemetry(ctx_.shared.telemetry->openConnection(report));
         (void)server_->respond(id, 200);
       }
       flush();
@@ -123,7 +129,7 @@ class InboundConnection : public TunnelConnection {
   std::shared_ptr<const LocalPod> pod_;
   std::string peer_ip_;
   hbone::HboneServer* server_ = nullptr;
-  std::vector<std::pair<hbone::StreamId, SocketAddress>> pending_;
+  std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
 };
 
 }  // namespace

@@ -445,6 +445,11 @@ void StreamBridge::finish(bool reset) {
                  static_cast<int64_t>(bytes_up_));
   ctx_.stats.inc(client_ ? ctx_.stats.bytes_sent_downstream : ctx_.stats.bytes_sent_upstream,
                  static_cast<int64_t>(bytes_down_));
+  // bytes_up_ left the local socket: the source's bytes on the client side, the app's answer
+  // on the server side.
+  telemetry_.close({.bytes_from_source = client_ ? bytes_up_ : bytes_down_,
+                    .bytes_to_source = client_ ? bytes_down_ : bytes_up_,
+                    .reset = reset});
   ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
 }
 

@@ -21,6 +21,7 @@
 
 #include "agent/buffer.h"
 #include "agent/event_loop.h"
+#include "agent/telemetry.h"
 #include "agent/worker_context.h"
 #include "hbone/connection.h"
 
@@ -83,6 +84,8 @@ class StreamBridge : public EventHandler, public Deferred {
   void start();  // registers the socket with the loop
   void setOnConnected(std::function<void(bool ok)> fn) { on_connected_ = std::move(fn); }
   void setOpened() { opened_ = true; }
+  // Closed with this stream's byte counts when the bridge finishes.
+  void setTelemetry(ConnectionTelemetry t) { telemetry_ = std::move(t); }
 
   void onEvents(uint32_t events) override;  // the plain socket
   void onResponse(int status);              // client: the server's answer
@@ -116,6 +119,7 @@ class StreamBridge : public EventHandler, public Deferred {
   uint64_t bytes_down_ = 0;
   EventLoop::TimerId connect_timer_ = 0;
   std::function<void(bool)> on_connected_;
+  ConnectionTelemetry telemetry_;
 };
 
 }  // namespace ferry::agent

@@ -9,6 +9,7 @@
 #include "agent/listeners.h"
 #include "agent/log.h"
 #include "agent/tcp_relay.h"
+#include "agent/telemetry_peers.h"
 
 namespace ferry::agent {
 
@@ -28,17 +29,26 @@ absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod,
 }
 
 void relayCounted(WorkerContext& ctx, int downstream, int upstream,
-                  std::atomic<int64_t>* connect_failures) {
+                  std::atomic<int64_t>* connect_failures,
+                  std::vector<ConnectionTelemetry> telemetry) {
   ctx.stats.inc(ctx.stats.connections_active);
   Stats* stats = &ctx.stats;
+  // std::function needs a copyable callable: the move-only reports ride in a shared_ptr.
+  auto reports = std::make_shared<std::vector<ConnectionTelemetry>>(std::move(telemetry));
   TcpRelay::start(ctx.loop, downstream, upstream, /*b_connecting=*/true,
                   ctx.shared.config->max_buffer_bytes, ctx.shared.config->connect_timeout_ms,
-                  [stats, connect_failures](const RelayResult& r) {
+                  [stats, connect_failures, reports](const RelayResult& r) {
                     stats->inc(stats->connections_active, -1);
                     stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
                     stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
                     if (r.connect_failed && connect_failures != nullptr) {
                       stats->inc(*connect_failures);
+                    }
+                    for (ConnectionTelemetry& t : *reports) {
+                      t.close({.bytes_from_source = r.bytes_a_to_b,
+                               .bytes_to_source = r.bytes_b_to_a,
+                               .connect_failed = r.connect_failed,
+                               .reset = r.reset});
                     }
                   });
 }
@@ -76,7 +86,10 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   attrs.destination_ip = dst.ip();
   attrs.destination_port = dst.port();
   Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *workload, attrs);
+  ConnectionInfo report =
+      inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d);
   if (!d.allowed) {
+    ctx.shared.telemetry->connectionDenied(report);
     ctx.stats.inc(ctx.stats.policy_denied);
     LOG_INFO("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(), ": denied (plaintext, ",
              d.reason, ")");
@@ -89,7 +102,9 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
     closeWithReset(fd);
     return;
   }
-  relayCounted(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed);
+  std::vector<ConnectionTelemetry> reports;
+  reports.push_back(ctx.shared.telemetry->openConnection(report));
+  relayCounted(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed, std::move(reports));
 }
 
 }  // namespace ferry::agent

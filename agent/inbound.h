@@ -4,8 +4,11 @@
 // The inbound side shared by plaintext (15006), HBONE (15008) and same-node delivery: open the
 // connection to the app inside its pod's namespace.
 
+#include <vector>
+
 #include "agent/local_pods.h"
 #include "agent/sockets.h"
+#include "agent/telemetry.h"
 #include "agent/worker_context.h"
 
 namespace ferry::agent {
@@ -15,8 +18,10 @@ namespace ferry::agent {
 absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod, const SocketAddress& app);
 
 // Relays between two sockets (upstream still connecting) with the connection counted in stats.
-// `connect_failures` (may be null) counts an upstream that never connected.
+// `connect_failures` (may be null) counts an upstream that never connected. `telemetry`: the
+// connection's reports (one per reporter), closed with the relay's byte counts.
 void relayCounted(WorkerContext& ctx, int downstream, int upstream,
-                  std::atomic<int64_t>* connect_failures);
+                  std::atomic<int64_t>* connect_failures,
+                  std::vector<ConnectionTelemetry> telemetry = {});
 
 }  // namespace ferry::agent

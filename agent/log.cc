@@ -10,6 +10,8 @@
 namespace ferry::agent {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+}  // namespace
+
 const char* levelName(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug:
@@ -23,7 +25,10 @@ const char* levelName(LogLevel level) {
   }
   return "?";
 }
-}  // namespace
+
+LogLevel logLevel() {
+  return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed));
+}
 
 void setLogLevel(LogLevel level) {
   g_level.store(static_cast<int>(level));

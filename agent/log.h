@@ -14,6 +14,8 @@ namespace ferry::agent {
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 
 void setLogLevel(LogLevel level);
+LogLevel logLevel();
+const char* levelName(LogLevel level);
 bool logEnabled(LogLevel level);
 void logLine(LogLevel level, const std::string& message);
 

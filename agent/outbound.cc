@@ -7,6 +7,7 @@
 #include "agent/inbound.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
+#include "agent/telemetry_peers.h"
 
 namespace ferry::agent {
 
@@ -16,7 +17,8 @@ std::string principalOf(const std::string& trust_domain, const PodIdentity& id) 
 
 namespace {
 
-void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress& to, int fd) {
+void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress& to, int fd,
+                 const ConnectionInfo& report) {
   ctx.stats.inc(ctx.stats.outbound_passthrough);
   auto up = tcpSocketIn(source.netns, to.family(), ctx.shared.config->socket_mark);
   if (!up.ok()) {
@@ -30,7 +32,9 @@ void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress
     closeWithReset(fd);
     return;
   }
-  relayCounted(ctx, fd, *up, &ctx.stats.outbound_failed);
+  std::vector<ConnectionTelemetry> reports;
+  reports.push_back(ctx.shared.telemetry->openConnection(report));
+  relayCounted(ctx, fd, *up, &ctx.stats.outbound_failed, std::move(reports));
 }
 
 }  // namespace
@@ -66,22 +70,31 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
     closeWithReset(fd);
     return;
   }
+  PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
+  std::string source_principal = principalOf(state->trustDomain(), identity);
   if (dest.workload == nullptr) {
-    passthrough(ctx, *pod, *to, fd);
+    passthrough(ctx, *pod, *to, fd,
+                outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
     return;
   }
-  PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
   auto pods = ctx.shared.pods->current();
   if (const LocalPod* local = pods->findByIp(dest.ip)) {
     ctx.stats.inc(ctx.stats.outbound_same_node);
     ConnectionAttributes attrs;
-    attrs.principal = principalOf(state->trustDomain(), identity);
+    attrs.principal = source_principal;
     attrs.source_namespace = identity.ns;
     attrs.source_ip = source_ip;
     attrs.destination_ip = dest.ip;
     attrs.destination_port = dest.port;
     Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *dest.workload, attrs);
+    // Same node: this agent is both ends, so it reports as source and as destination, as two
+    // agents would. The identity was checked locally: counted as mutual TLS.
+    ConnectionInfo as_source =
+        outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
+    ConnectionInfo as_destination = as_source;
+    as_destination.reporter = TelemetryReporter::kDestination;
     if (!d.allowed) {
+      ctx.shared.telemetry->connectionDenied(as_destination);
       ctx.stats.inc(ctx.stats.policy_denied);
       LOG_INFO("outbound ", pod->info.name, " -> ", to->str(), " (same node): denied: ", d.reason);
       closeWithReset(fd);
@@ -93,12 +106,16 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
       closeWithReset(fd);
       return;
     }
-    relayCounted(ctx, fd, *app, &ctx.stats.outbound_failed);
+    std::vector<ConnectionTelemetry> reports;
+    reports.push_back(ctx.shared.telemetry->openConnection(as_source));
+    reports.push_back(ctx.shared.telemetry->openConnection(as_destination));
+    relayCounted(ctx, fd, *app, &ctx.stats.outbound_failed, std::move(reports));
     return;
   }
   if (dest.workload->node == state->node() || !dest.workload->mesh_enabled) {
     // On this node but not enrolled here, or opted out: it has no HBONE listener.
-    passthrough(ctx, *pod, *to, fd);
+    passthrough(ctx, *pod, *to, fd,
+                outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
     return;
   }
   ctx.stats.inc(ctx.stats.outbound_hbone);

@@ -170,12 +170,16 @@ int Telemetry::metricsPort() const {
   return exporter_ ? exporter_->port() : 0;
 }
 
-void Telemetry::recordDecision(const PolicyOutcome& policy) {
-  decisions_->add(policy);
+void Telemetry::recordDecision(const ConnectionInfo& info) {
+  // Policy is decided at the destination; a source-side report of the same connection (same
+  // node) must not count it twice.
+  if (info.reporter == TelemetryReporter::kDestination) {
+    decisions_->add(info.policy);
+  }
 }
 
 ConnectionTelemetry Telemetry::openConnection(const ConnectionInfo& info) {
-  recordDecision(info.policy);
+  recordDecision(info);
   ConnectionTelemetry conn;
   conn.telemetry_ = this;
   conn.info_ = info;
@@ -188,14 +192,14 @@ ConnectionTelemetry Telemetry::openConnection(const ConnectionInfo& info) {
 }
 
 void Telemetry::connectionDenied(const ConnectionInfo& info) {
-  recordDecision(info.policy);
+  recordDecision(info);
   accesslog::Entry e = logEntry(info, accesslog::Kind::kConnection);
   e.response_flags = "DENY";
   access_log_->log(e);
 }
 
 void Telemetry::recordRequest(const HttpRequestInfo& r) {
-  recordDecision(r.connection.policy);
+  recordDecision(r.connection);
   if (exporter_) {
     metrics::RequestOutcome outcome{.response_code = r.response_code,
                                     .grpc_status = r.grpc_status,

@@ -8,6 +8,9 @@
 // Thread-safety: every call may come from any worker thread at once. A ConnectionTelemetry
 // belongs to the worker that opened it.
 //
+// Policy decisions (ferry_policy_decisions_total) are counted from destination-side reports
+// only, where policy is enforced.
+//
 // Denied connections and requests are reported too (with policy.allowed = false): they count
 // as policy decisions and get an access-log line, but a denied TCP connection never opens
 // istio_tcp_connections_opened_total, because no byte of it reached the destination.
@@ -135,7 +138,7 @@ class Telemetry {
  private:
   friend class ConnectionTelemetry;
   Telemetry() = default;
-  void recordDecision(const PolicyOutcome& policy);
+  void recordDecision(const ConnectionInfo& info);
   void logConnection(const ConnectionTelemetry& conn, const ConnectionEnd& end);
 
   std::unique_ptr<metrics::Exporter> exporter_;

@@ -10,6 +10,7 @@
 
 #include "agent/local_pods.h"
 #include "agent/policy_state.h"
+#include "agent/sockets.h"
 #include "agent/telemetry.h"
 #include "agent/workload_state.h"
 
@@ -26,5 +27,17 @@ PolicyOutcome policyOutcome(const Decision& d);
 std::string spiffeUri(const std::string& principal);
 // The service's FQDN, or "" when the connection was to a pod address.
 std::string serviceHost(const model::Service* service);
+// The FQDN of a service whose endpoints include the workload, or "" (inbound, where the VIP the
+// client dialled is not known: the same answer the source side gives for a single service).
+std::string serviceOfWorkload(const WorkloadState& state, const std::string& workload_uid);
+
+// Reports for each proxy path. `d` null: no policy was evaluated (passthrough).
+ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
+                             const std::string& peer_principal, bool mtls,
+                             const std::string& source_ip, const std::string& source_address,
+                             const SocketAddress& destination, const Decision& d);
+ConnectionInfo outboundReport(const WorkloadState& state, const LocalPod& pod,
+                              const std::string& source_principal, const std::string& source_ip,
+                              const Destination& destination, bool mtls, const Decision* d);
 
 }  // namespace ferry::agent

@@ -1,0 +1,153 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Ferry's own metrics (ferry_*), read at scrape time from what the agent already keeps: worker
+// Stats, the eBPF maps, enrolled pods' certificates and the applied configuration. Every label
+// value comes from a fixed list or from configuration (identities of local pods), so series
+// stay bounded whatever the traffic.
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "agent/agent.h"
+
+namespace ferry::agent {
+namespace {
+
+using metrics::Sample;
+
+Sample counter(std::string name, std::string help, double value,
+               std::vector<std::pair<std::string, std::string>> labels = {}) {
+  return {.name = std::move(name),
+          .help = std::move(help),
+          .counter = true,
+          .labels = std::move(labels),
+          .value = value};
+}
+
+Sample gauge(std::string name, std::string help, double value,
+             std::vector<std::pair<std::string, std::string>> labels = {}) {
+  Sample s = counter(std::move(name), std::move(help), value, std::move(labels));
+  s.counter = false;
+  return s;
+}
+
+// Stats counter -> (metric family, label value). Families group what an operator sums.
+struct StatMapping {
+  const char* stat;
+  const char* family;
+  const char* label;
+};
+
+constexpr StatMapping kStatMetrics[] = {
+    {"outbound_accepted", "ferry_connections_total", "outbound"},
+    {"inbound_plain_accepted", "ferry_connections_total", "inbound_plain"},
+    {"inbound_hbone_streams", "ferry_connections_total", "inbound_hbone"},
+    {"outbound_passthrough", "ferry_outbound_routes_total", "passthrough"},
+    {"outbound_same_node", "ferry_outbound_routes_total", "same_node"},
+    {"outbound_hbone", "ferry_outbound_routes_total", "hbone"},
+    {"outbound_no_original_dst", "ferry_errors_total", "no_original_destination"},
+    {"outbound_no_endpoint", "ferry_errors_total", "no_endpoint"},
+    {"outbound_failed", "ferry_errors_total", "upstream_failed"},
+    {"inbound_plain_refused_strict", "ferry_errors_total", "plaintext_refused_strict"},
+    {"inbound_hbone_bad_authority", "ferry_errors_total", "bad_authority"},
+    {"inbound_app_connect_failed", "ferry_errors_total", "app_connect_failed"},
+    {"tls_handshake_failures", "ferry_errors_total", "tls_handshake_failed"},
+    {"tls_peer_rejected", "ferry_errors_total", "tls_peer_rejected"},
+    {"policy_denied", "ferry_errors_total", "policy_denied"},
+    {"tls_handshakes_client", "ferry_tls_handshakes_total", "client"},
+    {"tls_handshakes_server", "ferry_tls_handshakes_total", "server"},
+    {"pool_connections_opened", "ferry_pool_connections_opened_total", nullptr},
+    {"pool_streams_reused", "ferry_pool_streams_reused_total", nullptr},
+    {"bytes_sent_upstream", "ferry_proxied_bytes_total", "upstream"},
+    {"bytes_sent_downstream", "ferry_proxied_bytes_total", "downstream"},
+};
+
+const char* labelNameOf(const std::string& family) {
+  if (family == "ferry_errors_total") {
+    return "reason";
+  }
+  if (family == "ferry_tls_handshakes_total") {
+    return "side";
+  }
+  if (family == "ferry_proxied_bytes_total") {
+    return "direction";
+  }
+  if (family == "ferry_outbound_routes_total") {
+    return "route";
+  }
+  return "listener";
+}
+
+}  // namespace
+
+void Agent::addMetricSources() {
+  // Sources run on the exporter's thread: each holds metrics_mu_ and stops once the agent
+  // drains, so none reads workers or pods being torn down.
+  auto guarded = [this](metrics::SampleSource source) {
+    return [this, source = std::move(source)] {
+      std::lock_guard lock(metrics_mu_);
+      return draining_.load() ? std::vector<Sample>{} : source();
+    };
+  };
+  telemetry_->addSource(guarded([this] {
+    std::vector<Sample> out;
+    std::map<std::string, int64_t> s = stats();
+    for (const StatMapping& m : kStatMetrics) {
+      std::vector<std::pair<std::string, std::string>> labels;
+      if (m.label != nullptr) {
+        labels.emplace_back(labelNameOf(m.family), m.label);
+      }
+      out.push_back(counter(m.family, "Agent data-path events (see agent/stats.h)",
+                            static_cast<double>(s[m.stat]), std::move(labels)));
+    }
+    out.push_back(gauge("ferry_connections_active", "Proxied connections in flight",
+                        static_cast<double>(s["connections_active"])));
+    out.push_back(gauge("ferry_enrolled_pods", "Pods enrolled on this node",
+                        static_cast<double>(registry_ ? registry_->size() : 0)));
+    return out;
+  }));
+  telemetry_->addSource(guarded([this] {
+    std::vector<Sample> out;
+    for (const auto& [name, value] : parts_.capture->kernelCounters()) {
+      out.push_back(counter("ferry_bpf_events_total",
+                            "Counters of the eBPF programs, read from their per-CPU map",
+                            static_cast<double>(value), {{"event", name}}));
+    }
+    for (const auto& [name, value] : parts_.capture->kernelGauges()) {
+      out.push_back(
+          gauge("ferry_bpf_" + name, "Entries in the eBPF maps", static_cast<double>(value)));
+    }
+    out.push_back(gauge("ferry_bpf_attached", "1 when the eBPF capture is attached",
+                        parts_.capture->attached() ? 1 : 0));
+    return out;
+  }));
+  telemetry_->addSource(guarded([this] {
+    std::vector<Sample> out;
+    auto state = workloads_.current();
+    out.push_back(gauge("ferry_config_version", "Version of the applied configuration snapshot",
+                        static_cast<double>(state->snapshot().version)));
+    int64_t applied_ms = config_applied_unix_ms_.load(std::memory_order_relaxed);
+    if (applied_ms != 0) {
+      out.push_back(gauge("ferry_config_age_seconds",
+                          "Seconds since the configuration was last applied",
+                          absl::ToDoubleSeconds(absl::Now() - absl::FromUnixMillis(applied_ms))));
+    }
+    // One series per identity of an enrolled pod: bounded by the pods on this node.
+    std::map<std::string, double> expiry;
+    for (const auto& [uid, pod] : pods_.current()->by_uid) {
+      PodIdentity id = identityOf(*pod, state->workloadByUid(uid));
+      auto ctx = parts_.certs->contextFor(id.ns, id.service_account);
+      if (ctx.ok()) {
+        expiry[(*ctx)->identity().uri()] =
+            absl::ToDoubleSeconds((*ctx)->notAfter() - absl::UnixEpoch());
+      }
+    }
+    for (const auto& [identity, seconds] : expiry) {
+      out.push_back(gauge("ferry_certificate_expiration_timestamp_seconds",
+                          "When the workload certificate of an identity expires (Unix time)",
+                          seconds, {{"identity", identity}}));
+    }
+    out.push_back(gauge("ferry_ready", "1 when the agent is ready (see /healthz/ready)",
+                        readiness().ready ? 1 : 0));
+    return out;
+  }));
+}
+
+}  // namespace ferry::agent
