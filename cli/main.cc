@@ -1,5 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
-// ferryctl: the operator's view of a Ferry mesh, read from a folder of manifests.
+// ferryctl: the operator's view of a Ferry mesh, read from a folder of manifests or from a
+// running agent's admin API.
 // Exit codes: 0 success (for `check`, whatever the decision), 1 error, 2 usage.
 
 #include <charconv>
@@ -10,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/admin.h"
 #include "cli/check.h"
 #include "cli/inventory.h"
 #include "cli/listing.h"
@@ -21,12 +23,16 @@ constexpr int kError = 1;
 constexpr int kUsage = 2;
 
 constexpr std::string_view kUsageText = R"(usage:
-  ferryctl check <source> <destination> [METHOD PATH] --manifests DIR [-o table|json]
-                 [--port N] [--host HOST] [--header NAME:VALUE]... [--trust-domain TD]
-  ferryctl workloads --manifests DIR [-o table|json]
-  ferryctl services  --manifests DIR [-o table|json]
-  ferryctl policies  --manifests DIR [-o table|json]
+  ferryctl status [--admin IP:PORT] [-o table|json]
+  ferryctl certs  [--admin IP:PORT] [-o table|json]
+  ferryctl check <source> <destination> [METHOD PATH] [--manifests DIR | --admin IP:PORT]
+                 [-o table|json] [--port N] [--host HOST] [--header NAME:VALUE]...
+                 [--trust-domain TD]
+  ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
+  ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
+  ferryctl policies  [--manifests DIR | --admin IP:PORT] [-o table|json]
 
+Without --manifests, state comes from the agent's admin API (--admin, default 127.0.0.1:15000).
 <source> and <destination> name pods as namespace/name. Without METHOD PATH, check decides a
 TCP connection (L4). The port defaults to the target port of the Service selecting the pod.
 )";
@@ -39,6 +45,7 @@ struct Options {
   std::string command;
   std::vector<std::string> positional;
   std::optional<std::string> manifests;
+  std::optional<std::string> admin;
   bool json = false;
   CheckArgs check;
 };
@@ -50,7 +57,9 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   }
   o.command = args[0];
   bool check = o.command == "check";
-  if (!check && o.command != "workloads" && o.command != "services" && o.command != "policies") {
+  bool agent_only = o.command == "status" || o.command == "certs";
+  if (!check && !agent_only && o.command != "workloads" && o.command != "services" &&
+      o.command != "policies") {
     return UsageError{"unknown command '" + o.command + "'"};
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -72,8 +81,12 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
     auto needsValue = [&](std::string_view flag) {
       return UsageError{std::string(flag) + " needs a value"};
     };
-    if (arg == "--manifests") {
+    if (arg == "--manifests" && !agent_only) {
       if (!(o.manifests = value(arg))) {
+        return needsValue(arg);
+      }
+    } else if (arg == "--admin") {
+      if (!(o.admin = value(arg))) {
         return needsValue(arg);
       }
     } else if (arg == "-o" || arg == "--output") {
@@ -122,8 +135,8 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
       o.positional.emplace_back(arg);
     }
   }
-  if (!o.manifests) {
-    return UsageError{"--manifests DIR is required"};
+  if (o.manifests && o.admin) {
+    return UsageError{"--manifests and --admin are two sources: give one"};
   }
   if (!check) {
     if (!o.positional.empty()) {
@@ -159,7 +172,31 @@ int run(int argc, char** argv) {
     std::cerr << "ferryctl: " << err->message << "\n\n" << kUsageText;
     return kUsage;
   }
-  auto inv = loadInventory(*o.manifests);
+  const std::string admin = o.admin.value_or(kDefaultAdmin);
+  if (o.command == "status" || o.command == "certs") {
+    auto dump = adminGet(admin, "/config_dump");
+    auto stats = dump.ok() ? adminGet(admin, "/stats") : dump;
+    if (!stats.ok()) {
+      std::cerr << "ferryctl: " << stats.status().message() << "\n";
+      return kError;
+    }
+    if (o.command == "status") {
+      nlohmann::json status = statusJson(*dump, *stats);
+      std::cout << (o.json ? status.dump(2) + "\n" : statusTable(status));
+    } else {
+      nlohmann::json certs = certsJson(*dump);
+      std::cout << (o.json ? certs.dump(2) + "\n" : certsTable(certs));
+    }
+    return 0;
+  }
+  absl::StatusOr<Inventory> inv;
+  if (o.manifests) {
+    inv = loadInventory(*o.manifests);
+  } else if (auto dump = adminGet(admin, "/config_dump"); dump.ok()) {
+    inv = inventoryFromConfigDump(*dump);
+  } else {
+    inv = dump.status();
+  }
   if (!inv.ok()) {
     std::cerr << "ferryctl: " << inv.status().message() << "\n";
     return kError;

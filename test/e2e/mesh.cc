@@ -33,8 +33,6 @@ std::string h2ClientScript() {
   return FERRY_SOURCE_DIR "/test/hbone/h2_connect_client.py";
 }
 
-namespace {
-
 uint16_t freeLoopbackPort() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -46,6 +44,8 @@ uint16_t freeLoopbackPort() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
+
+namespace {
 
 absl::StatusOr<std::string> httpGet(uint16_t port, const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -124,6 +124,9 @@ class Mesh {
   std::string bundle_path_, token_path_, ca_dir_;
 };
 
+// A loopback TCP port free right now (for an agent's or a helper server's listener).
+uint16_t freeLoopbackPort();
+
 // Paths baked in at build time.
 std::string agentBinary();
 std::string controllerBinary();
