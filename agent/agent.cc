@@ -10,6 +10,7 @@
 #include "agent/hbone_pool.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
+#include "agent/revocation.h"
 
 namespace ferry::agent {
 

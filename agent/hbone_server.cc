@@ -7,14 +7,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <tuple>
 
 #include "agent/certificates.h"
 #include "agent/hbone_tunnel.h"
+#include "agent/http_inbound.h"
 #include "agent/inbound.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
 #include "agent/outbound.h"
+#include "agent/revocation.h"
 #include "agent/telemetry_peers.h"
 #include "hbone/server.h"
 
@@ -32,6 +35,11 @@ class InboundConnection : public TunnelConnection {
       : TunnelConnection(ctx, fd, /*connecting=*/false, /*client=*/false),
         pod_(std::move(pod)),
         peer_ip_(std::move(peer_ip)) {}
+  ~InboundConnection() override {
+    for (const auto& [stream, id] : revocable_) {
+      Revocations::of(ctx_).remove(id);
+    }
+  }
 
   absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
     auto server = hbone::HboneServer::create(
@@ -69,21 +77,15 @@ class InboundConnection : public TunnelConnection {
       return 400;
     }
     auto state = ctx_.shared.workloads->current();
-    const model::Workload* w = state->workloadByUid(pod_->info.uid);
     model::Workload fallback;
-    if (w == nullptr) {
-      fallback.uid = pod_->info.uid;
-      fallback.key = {pod_->info.ns, pod_->info.name};
-      fallback.service_account = pod_->info.service_account;
-      fallback.ips = pod_->info.ips;
-      w = &fallback;
-    }
+    const model::Workload* w = &workloadOf(*state, *pod_, fallback);
     ConnectionAttributes attrs;
     attrs.principal = r.peer.trust_domain + "/ns/" + r.peer.ns + "/sa/" + r.peer.service_account;
     attrs.source_namespace = r.peer.ns;
     attrs.source_ip = peer_ip_;
     attrs.destination_ip = app.ip();
     attrs.destination_port = app.port();
+    attrs.http = isHttpPort(state->snapshot(), *w, app.port());
     Decision d = ctx_.shared.authorizer->authorize(state->snapshot(), *w, attrs);
     ConnectionInfo report =
         inboundReport(*state, *pod_, attrs.principal, /*mtls=*/true, peer_ip_, peer_ip_, app, d);
@@ -94,12 +96,44 @@ class InboundConnection : public TunnelConnection {
                ": denied: ", d.reason);
       return 403;
     }
+    if (attrs.http) {
+      http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port()};
+    }
     pending_.emplace_back(r.id, app, std::move(report));
+    watchPolicy(r.id, *w, std::move(attrs));
     return hbone::kDeferDecision;
   }
 
+  // A later policy that denies the stream resets it (revocation.h). Entries of finished streams
+  // are dropped as new streams come, so a long-lived pooled connection keeps few.
+  void watchPolicy(hbone::StreamId stream, const model::Workload& w, ConnectionAttributes attrs) {
+    Revocations& revocations = Revocations::of(ctx_);
+    if (revocable_.size() > 2 * bridges_.size() + 16) {
+      std::erase_if(revocable_, [&](const auto& entry) {
+        bool gone = !bridges_.contains(entry.first);
+        if (gone) {
+          revocations.remove(entry.second);
+        }
+        return gone;
+      });
+    }
+    revocable_[stream] = revocations.add(w, std::move(attrs), [this, stream] {
+      revocable_.erase(stream);
+      if (closed()) {
+        return;
+      }
+      conn().reset(stream);
+      if (auto it = bridges_.find(stream); it != bridges_.end()) {
+        it->second->abort();
+      }
+      flush();
+    });
+  }
+
   void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
-    auto fd = connectToApp(ctx_, *pod_, app);
+    auto l7 = http_streams_.extract(id);
+    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()))
+                 : connectToApp(ctx_, *pod_, app);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
       (void)server_->respond(id, 503);
@@ -130,6 +164,8 @@ class InboundConnection : public TunnelConnection {
   std::string peer_ip_;
   hbone::HboneServer* server_ = nullptr;
   std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
+  std::map<hbone::StreamId, InboundPeer> http_streams_;  // accepted streams on HTTP ports
+  std::map<hbone::StreamId, Revocations::Id> revocable_;
 };
 
 }  // namespace

@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/http_inbound.h"
 #include "agent/inbound.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
+#include "agent/revocation.h"
 #include "agent/tcp_relay.h"
 #include "agent/telemetry_peers.h"
 
@@ -28,29 +30,49 @@ absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod,
   return *fd;
 }
 
+const model::Workload& workloadOf(const WorkloadState& state, const LocalPod& pod,
+                                  model::Workload& fallback) {
+  if (const model::Workload* w = state.workloadByUid(pod.info.uid)) {
+    return *w;
+  }
+  fallback.uid = pod.info.uid;
+  fallback.key = {pod.info.ns, pod.info.name};
+  fallback.service_account = pod.info.service_account;
+  fallback.ips = pod.info.ips;
+  return fallback;
+}
+
 void relayCounted(WorkerContext& ctx, int downstream, int upstream,
                   std::atomic<int64_t>* connect_failures,
-                  std::vector<ConnectionTelemetry> telemetry) {
+                  std::vector<ConnectionTelemetry> telemetry, std::function<void()> on_done,
+                  TcpRelay** relay) {
   ctx.stats.inc(ctx.stats.connections_active);
   Stats* stats = &ctx.stats;
   // std::function needs a copyable callable: the move-only reports ride in a shared_ptr.
   auto reports = std::make_shared<std::vector<ConnectionTelemetry>>(std::move(telemetry));
-  TcpRelay::start(ctx.loop, downstream, upstream, /*b_connecting=*/true,
-                  ctx.shared.config->max_buffer_bytes, ctx.shared.config->connect_timeout_ms,
-                  [stats, connect_failures, reports](const RelayResult& r) {
-                    stats->inc(stats->connections_active, -1);
-                    stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
-                    stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
-                    if (r.connect_failed && connect_failures != nullptr) {
-                      stats->inc(*connect_failures);
-                    }
-                    for (ConnectionTelemetry& t : *reports) {
-                      t.close({.bytes_from_source = r.bytes_a_to_b,
-                               .bytes_to_source = r.bytes_b_to_a,
-                               .connect_failed = r.connect_failed,
-                               .reset = r.reset});
-                    }
-                  });
+  TcpRelay* started = TcpRelay::start(
+      ctx.loop, downstream, upstream, /*b_connecting=*/true, ctx.shared.config->max_buffer_bytes,
+      ctx.shared.config->connect_timeout_ms,
+      [stats, connect_failures, reports, on_done = std::move(on_done)](const RelayResult& r) {
+        stats->inc(stats->connections_active, -1);
+        stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
+        stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
+        if (r.connect_failed && connect_failures != nullptr) {
+          stats->inc(*connect_failures);
+        }
+        for (ConnectionTelemetry& t : *reports) {
+          t.close({.bytes_from_source = r.bytes_a_to_b,
+                   .bytes_to_source = r.bytes_b_to_a,
+                   .connect_failed = r.connect_failed,
+                   .reset = r.reset});
+        }
+        if (on_done) {
+          on_done();
+        }
+      });
+  if (relay != nullptr) {
+    *relay = started;
+  }
 }
 
 void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
@@ -65,15 +87,8 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   SocketAddress dst = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
   SocketAddress src = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
   auto state = ctx.shared.workloads->current();
-  const model::Workload* workload = state->workloadByUid(pod->info.uid);
   model::Workload fallback;
-  if (workload == nullptr) {
-    fallback.uid = pod->info.uid;
-    fallback.key = {pod->info.ns, pod->info.name};
-    fallback.service_account = pod->info.service_account;
-    fallback.ips = pod->info.ips;
-    workload = &fallback;
-  }
+  const model::Workload* workload = &workloadOf(*state, *pod, fallback);
   if (mtlsModeFor(state->snapshot(), *workload, dst.port()) == model::MtlsMode::kStrict) {
     ctx.stats.inc(ctx.stats.inbound_plain_refused_strict);
     LOG_INFO("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
@@ -85,6 +100,7 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   attrs.source_ip = src.ip();
   attrs.destination_ip = dst.ip();
   attrs.destination_port = dst.port();
+  attrs.http = isHttpPort(state->snapshot(), *workload, dst.port());
   Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *workload, attrs);
   ConnectionInfo report =
       inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d);
@@ -102,9 +118,14 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
     closeWithReset(fd);
     return;
   }
+  if (attrs.http) {
+    startHttpInbound(ctx, fd, *app, pod, InboundPeer{"", src.ip(), dst.ip(), dst.port()});
+    return;
+  }
   std::vector<ConnectionTelemetry> reports;
   reports.push_back(ctx.shared.telemetry->openConnection(report));
-  relayCounted(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed, std::move(reports));
+  relayRevocable(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed, *workload, std::move(attrs),
+                 std::move(reports));
 }
 
 }  // namespace ferry::agent

@@ -8,6 +8,7 @@
 
 #include "agent/local_pods.h"
 #include "agent/sockets.h"
+#include "agent/tcp_relay.h"
 #include "agent/telemetry.h"
 #include "agent/worker_context.h"
 
@@ -17,11 +18,18 @@ namespace ferry::agent {
 // address and the port the client asked for).
 absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod, const SocketAddress& app);
 
+// The destination workload for `pod`: the state's (by uid), else one built from what the CNI
+// told us at enrolment (stored in `fallback`).
+const model::Workload& workloadOf(const WorkloadState& state, const LocalPod& pod,
+                                  model::Workload& fallback);
+
 // Relays between two sockets (upstream still connecting) with the connection counted in stats.
 // `connect_failures` (may be null) counts an upstream that never connected. `telemetry`: the
-// connection's reports (one per reporter), closed with the relay's byte counts.
+// connection's reports (one per reporter), closed with the relay's byte counts. `on_done` (may be
+// empty) runs when the relay has finished; `relay` (may be null) receives the relay.
 void relayCounted(WorkerContext& ctx, int downstream, int upstream,
                   std::atomic<int64_t>* connect_failures,
-                  std::vector<ConnectionTelemetry> telemetry = {});
+                  std::vector<ConnectionTelemetry> telemetry = {},
+                  std::function<void()> on_done = {}, TcpRelay** relay = nullptr);
 
 }  // namespace ferry::agent

@@ -4,9 +4,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/http_inbound.h"
 #include "agent/inbound.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
+#include "agent/revocation.h"
 #include "agent/telemetry_peers.h"
 
 namespace ferry::agent {
@@ -86,6 +88,7 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
     attrs.source_ip = source_ip;
     attrs.destination_ip = dest.ip;
     attrs.destination_port = dest.port;
+    attrs.http = isHttpPort(state->snapshot(), *dest.workload, dest.port);
     Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *dest.workload, attrs);
     // Same node: this agent is both ends, so it reports as source and as destination, as two
     // agents would. The identity was checked locally: counted as mutual TLS.
@@ -106,10 +109,16 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
       closeWithReset(fd);
       return;
     }
+    if (attrs.http) {  // same node skips encryption, not L7 policy
+      startHttpInbound(ctx, fd, *app, pods->by_ip.at(dest.ip),
+                       InboundPeer{"spiffe://" + attrs.principal, source_ip, dest.ip, dest.port});
+      return;
+    }
     std::vector<ConnectionTelemetry> reports;
     reports.push_back(ctx.shared.telemetry->openConnection(as_source));
     reports.push_back(ctx.shared.telemetry->openConnection(as_destination));
-    relayCounted(ctx, fd, *app, &ctx.stats.outbound_failed, std::move(reports));
+    relayRevocable(ctx, fd, *app, &ctx.stats.outbound_failed, *dest.workload, std::move(attrs),
+                   std::move(reports));
     return;
   }
   if (dest.workload->node == state->node() || !dest.workload->mesh_enabled) {

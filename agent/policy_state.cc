@@ -213,6 +213,9 @@ Decision L4Authorizer::authorize(const model::NodeSnapshot& snapshot,
     if (p.action == model::PolicyAction::kDeny) {
       for (size_t i = 0; i < p.rules.size(); ++i) {
         std::optional<bool> m = ruleMatches(p.rules[i], attrs);
+        if (!m && attrs.http) {
+          continue;
+        }
         if (!m || *m) {
           return {false,
                   "denied by DENY policy " + p.key.str() +
@@ -225,7 +228,7 @@ Decision L4Authorizer::authorize(const model::NodeSnapshot& snapshot,
     any_allow = true;
     for (size_t i = 0; i < p.rules.size(); ++i) {
       std::optional<bool> m = ruleMatches(p.rules[i], attrs);
-      if (m && *m && allowed_by == nullptr) {
+      if ((m ? *m : attrs.http) && allowed_by == nullptr) {
         allowed_by = &p;
         allowed_rule = static_cast<int>(i);
       }

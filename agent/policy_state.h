@@ -28,6 +28,10 @@ struct ConnectionAttributes {
   std::string source_ip;
   std::string destination_ip;
   uint16_t destination_port = 0;
+  // The port carries HTTP and every request on it is authorized again (l7_authorizer.h): a rule
+  // needing HTTP attributes neither refuses nor admits the connection here, it decides per
+  // request.
+  bool http = false;
 };
 
 struct Decision {

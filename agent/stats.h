@@ -27,6 +27,10 @@ namespace ferry::agent {
   X(inbound_hbone_bad_authority)  /* :authority not a local pod address */               \
   X(inbound_app_connect_failed)   /* the app refused or timed out */                     \
   X(policy_denied)                /* refused by authorization policy */                  \
+  X(http_requests_allowed)        /* L7: requests allowed on inbound HTTP ports */       \
+  X(http_requests_denied)         /* L7: requests answered 403 by policy */              \
+  X(http_connections)             /* inbound connections run through an HTTP filter */   \
+  X(policy_revoked)               /* open connections closed after a policy change */    \
   X(tls_handshakes_client)        /* completed outbound TLS handshakes */                \
   X(tls_handshakes_server)        /* completed inbound TLS handshakes */                 \
   X(tls_handshake_failures)       /* either side, any reason */                          \

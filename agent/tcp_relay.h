@@ -34,6 +34,7 @@ class TcpRelay : public Deferred {
                          uint32_t connect_timeout_ms, DoneCallback done);
 
   ~TcpRelay() override;
+  void abort() { finish(true); }  // resets both sides (a policy change revoked the connection)
 
  private:
   struct Side : public EventHandler {

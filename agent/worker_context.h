@@ -24,6 +24,7 @@ class CertificateStore;
 class PodListener;
 class HbonePool;
 class Telemetry;
+class Revocations;
 
 struct Shared {
   const Config* config = nullptr;
@@ -46,6 +47,7 @@ struct WorkerContext {
   std::mt19937 rng;
   std::map<std::string, std::vector<std::unique_ptr<PodListener>>> listeners;  // by pod uid
   std::unique_ptr<HbonePool> pool;
+  std::unique_ptr<Revocations> revocations;  // created on first use (revocation.h)
 };
 
 }  // namespace ferry::agent

@@ -45,6 +45,12 @@ ConnectionAttributes attrs(std::string principal, std::string ns, uint16_t port)
   return a;
 }
 
+ConnectionAttributes httpAttrs(std::string principal, std::string ns, uint16_t port) {
+  ConnectionAttributes a = attrs(std::move(principal), std::move(ns), port);
+  a.http = true;
+  return a;
+}
+
 TEST_CASE("L4 authorization follows Istio's order", "[agent]") {
   const std::string web = "cluster.local/ns/prod/sa/web";
   const std::string evil = "cluster.local/ns/other/sa/evil";
@@ -58,6 +64,8 @@ TEST_CASE("L4 authorization follows Istio's order", "[agent]") {
   ns_other.from.push_back(model::Source{});
   ns_other.from[0].namespaces = {"other"};
   model::Rule wildcard = fromPrincipal("cluster.local/ns/prod/*");
+  model::Rule web_get = fromPrincipal(web);
+  web_get.to = get_only.to;
 
   struct Row {
     const char* description;
@@ -115,6 +123,26 @@ TEST_CASE("L4 authorization follows Istio's order", "[agent]") {
       {"policy for other labels does not apply",
        {policy("a", PolicyAction::kAllow, fromPrincipal(web), model::Labels{{"app", "x"}})},
        attrs(evil, "other", 80),
+       true},
+      {"HTTP port: an L7 ALLOW rule leaves the connection to per-request checks",
+       {policy("a", PolicyAction::kAllow, get_only)},
+       httpAttrs(web, "prod", 80),
+       true},
+      {"HTTP port: an L7 DENY rule leaves the connection to per-request checks",
+       {policy("d", PolicyAction::kDeny, get_only)},
+       httpAttrs(web, "prod", 80),
+       true},
+      {"HTTP port: a DENY decidable at L4 still refuses",
+       {policy("d", PolicyAction::kDeny, fromPrincipal(web))},
+       httpAttrs(web, "prod", 80),
+       false},
+      {"HTTP port: an ALLOW rule whose L4 part fails does not admit",
+       {policy("a", PolicyAction::kAllow, web_get)},
+       httpAttrs(evil, "other", 80),
+       false},
+      {"HTTP port: an ALLOW rule whose L4 part matches admits",
+       {policy("a", PolicyAction::kAllow, web_get)},
+       httpAttrs(web, "prod", 80),
        true},
       {"AUDIT does not decide",
        {policy("x", PolicyAction::kAudit, fromPrincipal(web))},

@@ -138,7 +138,7 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::start(const MeshOptions& options) {
             absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: "
                          "default\nspec:\n  clusterIP: ",
                          kWebVip,
-                         "\n  selector:\n    app: n2p1\n  ports:\n  - name: http\n    port: 80\n"
+                         "\n  selector:\n    app: n2p1\n  ports:\n  - name: tcp-web\n    port: 80\n"
                          "    targetPort: 8080\n"));
   if (options.controller) {
     if (auto s = mesh->startController(); !s.ok()) {

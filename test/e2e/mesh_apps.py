@@ -191,6 +191,63 @@ def hold(host, port, release_file):
     print("OK", flush=True)
 
 
+def http_server(port):
+    """HTTP/1.1 with keep-alive; answers every GET with 200 and the path it received."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = ("path=%s" % self.path).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    Server(("::", port), Handler).serve_forever()
+
+
+def http_get(host, port, paths):
+    """GETs each path in turn on one keep-alive connection; prints one line per request:
+    '<status> <local port of the connection> <body>'."""
+    import http.client
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    for p in paths:
+        conn.request("GET", p)
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+        print("%d %d %s" % (r.status, conn.sock.getsockname()[1], body), flush=True)
+
+
+def hold_until_closed(host, port, seconds):
+    """Opens one connection, proves it with an echo, then waits for the far side to end it:
+    prints OPEN, then CLOSED (EOF or reset) or STILL OPEN after `seconds`."""
+    c = connect(host, port, timeout=10)
+    c.sendall(b"ping")
+    if c.recv(4) != b"ping":
+        fail("no echo")
+    print("OPEN", flush=True)
+    c.settimeout(seconds)
+    try:
+        data = c.recv(CHUNK)
+        print("CLOSED" if not data else "UNEXPECTED %r" % data, flush=True)
+    except socket.timeout:
+        print("STILL OPEN", flush=True)
+    except ConnectionResetError:
+        print("CLOSED", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -212,6 +269,12 @@ def main():
             many(a.host, a.port, a.count, a.concurrent)
         elif a.mode == "hold":
             hold(a.host, a.port, a.text)
+        elif a.mode == "hold-until-closed":
+            hold_until_closed(a.host, a.port, a.count)
+        elif a.mode == "http-server":
+            http_server(a.port)
+        elif a.mode == "http-get":
+            http_get(a.host, a.port, a.text.split(" "))
         elif a.mode == "send":
             got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
             if got != a.text.encode():

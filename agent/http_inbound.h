@@ -1,0 +1,55 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Inbound connections on HTTP ports: the client's bytes go through userspace/http's sans-IO
+// filters (Http1Filter, or Http2Filter when the connection opens with the h2c preface) on their
+// way to the app, so every request is authorized (l7_authorizer.h) and only its normalized form
+// reaches the app. Plaintext inbound hands over the client socket itself; HBONE hands over one
+// end of a socketpair whose other end its StreamBridge feeds (the tunnel code stays unaware of
+// HTTP).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "agent/l7_authorizer.h"
+#include "agent/local_pods.h"
+#include "agent/sockets.h"
+#include "agent/worker_context.h"
+#include "http/http1_filter.h"
+
+namespace ferry::agent {
+
+// What is known about one finished HTTP request on an inbound connection: the unit the access
+// log and istio_requests_total report.
+struct HttpRequestFacts {
+  std::string source_principal;  // empty for plaintext peers
+  std::string source_ip;
+  std::string destination_pod;  // namespace/name
+  std::string destination_ip;
+  uint16_t destination_port = 0;
+  std::string protocol;  // "HTTP/1.1" or "HTTP/2"
+  std::string method;
+  std::string path;  // normalized: the path that was matched and forwarded
+  std::string authority;
+  uint16_t response_code = 0;
+  bool allowed = false;
+  bool local_reply = false;  // answered by the agent (403, 400...), not the app
+  std::string policy;        // what decided, "ns/name" and rule index
+  std::string rule;
+  std::string traceparent;  // as received, empty when absent
+};
+
+// Starts relaying `downstream` (the client side, connected) and `upstream` (the app, a connect
+// in progress) through an HTTP filter on the worker's loop. Takes both descriptors.
+void startHttpInbound(WorkerContext& ctx, int downstream, int upstream,
+                      std::shared_ptr<const LocalPod> pod, InboundPeer peer);
+
+// For HBONE: connects to `app` in `pod` through the HTTP filter and returns the socket the
+// stream bridge should use in place of the app's (already connected).
+absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
+                                     const SocketAddress& app, InboundPeer peer);
+
+}  // namespace ferry::agent

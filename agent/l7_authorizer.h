@@ -1,0 +1,41 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// L7 (HTTP) authorization on the destination's agent: which inbound ports carry HTTP, and the
+// per-request authorizer the HTTP filters call, backed by userspace/policy.
+//
+// Every request is evaluated against the WorkloadState current when it arrives, so a policy
+// change reaches the next request on an open connection. Each worker thread compiles a snapshot
+// once per state version and caches the per-workload rule sets (no locks on the request path).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "agent/local_pods.h"
+#include "agent/worker_context.h"
+#include "http/request_view.h"
+#include "model/model.h"
+
+namespace ferry::agent {
+
+// Istio's protocol selection: a Service port selecting `workload` whose target is `port` and
+// whose `appProtocol` is http, http2, grpc, grpc-web, h2c (or kubernetes.io/h2c, ws, wss), or
+// whose name is one of those or starts with "<one of those>-". Ports no Service names stay L4.
+bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& workload,
+                uint16_t port);
+
+// The verified facts of one inbound connection that every request on it shares.
+struct InboundPeer {
+  std::string principal;  // SPIFFE ID "spiffe://td/ns/x/sa/y"; empty for plaintext
+  std::string source_ip;
+  std::string destination_ip;
+  uint16_t destination_port = 0;
+};
+
+// The authorizer for requests on one inbound connection to `pod`. It counts decisions in the
+// worker's stats (http_requests_allowed / http_requests_denied).
+http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
+                                  InboundPeer peer);
+
+}  // namespace ferry::agent
