@@ -5,6 +5,7 @@
 #include "controller/kube_source.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 
 #include "controller/view_testing.h"
 #include "fakes/kube_api_server/fake_api_server.h"
@@ -396,6 +397,54 @@ TEST_CASE("a malformed object is refused with a reason while the others apply") 
   REQUIRE(waitUntil([&] { return c.store.stats().rejected.load() >= rejected + 4; }));
   CHECK(hasKey(c.view("node1").policies, "mesh", "good"));
   CHECK(c.store.count(k8s::Kind::kAuthorizationPolicy) == 1);
+}
+
+TEST_CASE("admission: unknown field, bad value and wrong type are each refused, naming the field") {
+  struct Row {
+    const char* description;
+    std::function<void(json&)> spoil;
+    const char* reason_mentions;
+  };
+  std::vector<Row> rows = {
+      {"unknown field in an operation",
+       [](json& p) { p["spec"]["rules"][0]["to"][0]["operation"]["pathz"] = {"/x"}; }, "pathz"},
+      {"unknown field in spec", [](json& p) { p["spec"]["actionz"] = "DENY"; }, "actionz"},
+      {"bad action value", [](json& p) { p["spec"]["action"] = "MAYBE"; }, "action"},
+      {"bad ipBlock value",
+       [](json& p) { p["spec"]["rules"][0]["from"][0]["source"]["ipBlocks"] = {"10.0.0.0/99"}; },
+       "ipBlocks"},
+      {"bad port value",
+       [](json& p) { p["spec"]["rules"][0]["to"][0]["operation"]["ports"] = {"http"}; }, "ports"},
+      {"wrong type: paths as a string",
+       [](json& p) { p["spec"]["rules"][0]["to"][0]["operation"]["paths"] = "/admin"; }, "paths"},
+      {"wrong type: rules as an object",
+       [](json& p) {
+         p["spec"]["rules"] = {{"from", 1}};
+       },
+       "rules"},
+      {"wrong type: principals as a number",
+       [](json& p) { p["spec"]["rules"][0]["from"][0]["source"]["principals"] = 7; }, "principals"},
+  };
+  Cluster c;
+  int n = 0;
+  for (const Row& row : rows) {
+    INFO(row.description);
+    std::string name = "bad-" + std::to_string(n);
+    std::string good = "good-" + std::to_string(n++);
+    json bad = authorizationPolicyJson("mesh", name, {{"app", "a"}});
+    row.spoil(bad);
+    const uint64_t rejected = c.store.stats().rejected.load();
+    c.apply(bad);
+    c.apply(authorizationPolicyJson("mesh", good, {{"app", "a"}}));
+    REQUIRE(waitUntil([&] { return hasKey(c.view("node1").policies, "mesh", good); }));
+    CHECK_FALSE(hasKey(c.view("node1").policies, "mesh", name));
+    CHECK(c.store.stats().rejected.load() == rejected + 1);
+    auto reasons = c.store.recentRejections();
+    REQUIRE_FALSE(reasons.empty());
+    INFO(reasons.back());
+    CHECK(reasons.back().find("mesh/" + name) != std::string::npos);
+    CHECK(reasons.back().find(row.reason_mentions) != std::string::npos);
+  }
 }
 
 }  // namespace
