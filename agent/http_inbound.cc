@@ -101,7 +101,9 @@ class HttpInbound : public Deferred {
     return !connecting_ && !down_.read_eof && roomToRead() &&
            (h1_ == nullptr || h1_->wantsDownstreamData());
   }
-  bool wantsUp() const { return !connecting_ && !up_.read_eof && roomToRead(); }
+  // The app is not read before the client's first bytes chose the protocol: an h2c server sends
+  // its SETTINGS at once, which must not be taken for an HTTP/1 response.
+  bool wantsUp() const { return !connecting_ && protocolKnown() && !up_.read_eof && roomToRead(); }
 
   void pump() {
     for (int round = 0; round < 4 && !done_; ++round) {
@@ -185,9 +187,6 @@ class HttpInbound : public Deferred {
         h1_ ? h1_->onDownstreamData(data, out) : h2_->onDownstreamData(data, out);
       }
     } else {
-      if (!protocolKnown()) {
-        choose(false, out);  // the app spoke first: not h2c prior knowledge
-      }
       h1_ ? h1_->onUpstreamData(data, out) : h2_->onUpstreamData(data, out);
     }
     apply(out);
