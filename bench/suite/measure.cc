@@ -1,0 +1,176 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// The suite's measurements and their interleaving. Each writes rows to raw.csv; a failed run
+// is noted (meta.txt) and leaves its rows out, so the report shows the gap.
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "suite/peers.h"
+#include "suite/procfs.h"
+#include "suite/suite.h"
+
+namespace ferry::bench {
+
+void Suite::measureLatency(int round, const Case& c) {
+  auto out = loadgen(c.client,
+                     {"run", "--target=" + c.http_target, absl::StrCat("--rate=", options_.rate),
+                      absl::StrCat("--connections=", options_.latency_connections),
+                      absl::StrCat("--seconds=", options_.latency_seconds)},
+                     options_.latency_seconds);
+  auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
+  if (!out.ok() || j.is_discarded()) {
+    ++failures_;
+    note(absl::StrCat("round ", round, " ", c.id,
+                      " latency failed: ", out.ok() ? *out : std::string(out.status().message())));
+    return;
+  }
+  for (const char* p : {"p50", "p90", "p99", "p999"}) {
+    row(round, c, absl::StrCat("lat_", p, "_us"), j[absl::StrCat(p, "_us")].get<double>());
+  }
+  row(round, c, "lat_rps", j["rps"].get<double>());
+  row(round, c, "lat_errors",
+      static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));
+}
+
+void Suite::measureThroughput(int round, const Case& c, int streams) {
+  if (c.iperf_host.empty()) {
+    return;
+  }
+  const int seconds = std::max(1, static_cast<int>(std::lround(options_.load_seconds)));
+  auto out = mesh_->run(c.client,
+                        {"/usr/bin/iperf3", "-c", c.iperf_host, "-p", std::to_string(c.iperf_port),
+                         "-t", std::to_string(seconds), "-P", std::to_string(streams), "-J"},
+                        absl::Seconds(seconds + 60));
+  absl::StatusOr<double> bps = out.ok() ? iperfBitsPerSecond(*out) : out.status();
+  if (!bps.ok()) {
+    ++failures_;
+    note(absl::StrCat("round ", round, " ", c.id, " iperf3 -P ", streams,
+                      " failed: ", bps.status().message()));
+    return;
+  }
+  row(round, c, absl::StrCat("tput", streams, "_gbps"), *bps / 1e9);
+}
+
+void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
+  const int concurrency =
+      new_connections ? options_.new_connection_concurrency : options_.saturation_connections;
+  std::vector<std::string> args = {"run", "--target=" + c.http_target, "--rate=0",
+                                   absl::StrCat("--connections=", concurrency),
+                                   absl::StrCat("--seconds=", options_.load_seconds)};
+  if (new_connections) {
+    args.push_back("--new-connections");
+  }
+  auto before = cpuSeconds(c.proxies);
+  auto out = loadgen(c.client, args, options_.load_seconds);
+  auto after = cpuSeconds(c.proxies);
+  auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
+  const std::string what = new_connections ? "new connections" : "saturation";
+  if (!out.ok() || j.is_discarded() || !before.ok() || !after.ok()) {
+    ++failures_;
+    note(absl::StrCat("round ", round, " ", c.id, " ", what,
+                      " failed: ", out.ok() ? *out : std::string(out.status().message())));
+    return;
+  }
+  const double completed = j["completed"].get<double>();
+  const std::string prefix = new_connections ? "conn" : "sat";
+  row(round, c, prefix + "_rps", j["rps"].get<double>());
+  row(round, c, prefix + "_errors",
+      static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));
+  if (!c.proxies.empty() && completed > 0) {
+    row(round, c, prefix + "_cpu_us_per_req", (*after - *before) * 1e6 / completed);
+  }
+}
+
+void Suite::measureMemory(const Case& c) {
+  if (c.hold_target.empty() || c.proxies.empty()) {
+    return;
+  }
+  auto rssMean = [&]() -> absl::StatusOr<double> {
+    double sum = 0;
+    for (pid_t pid : c.proxies) {
+      auto b = rssBytes(pid);
+      if (!b.ok()) {
+        return b.status();
+      }
+      sum += static_cast<double>(*b);
+    }
+    return sum / static_cast<double>(c.proxies.size());
+  };
+  // Ferry's agents hold both legs of each connection too, but as one process per node with
+  // room for 10,000; a peer's client process stops at kPeerHeldConnections (descriptor limit).
+  const bool peer = c.id == "stunnel" || c.id == "haproxy";
+  const int count =
+      peer ? std::min(options_.idle_connections, kPeerHeldConnections) : options_.idle_connections;
+  auto idle = rssMean();
+  auto holder =
+      mesh_->cluster().spawn(c.client, {options_.loadgen, "hold", "--target=" + c.hold_target,
+                                        absl::StrCat("--connections=", count)});
+  bool held = false;
+  const int polls = 600 + count / 10;  // 60 s + 10 ms per connection
+  for (int i = 0; holder.ok() && i < polls && !held; ++i) {
+    held = (*holder)->log().find("held ") != std::string::npos;
+    if (!held && !(*holder)->running()) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!idle.ok() || !held) {
+    ++failures_;
+    note(absl::StrCat(c.id, " memory: could not hold ", count, " connections: ",
+                      holder.ok() ? (*holder)->log() : std::string(holder.status().message()),
+                      idle.ok() ? "" : idle.status().message()));
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let buffers settle
+  auto loaded = rssMean();
+  holder->reset();  // closes the connections
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  if (!loaded.ok()) {
+    ++failures_;
+    note(absl::StrCat(c.id, " memory: ", loaded.status().message()));
+    return;
+  }
+  row(0, c, "rss_idle_mib", *idle / (1024 * 1024));
+  row(0, c, "rss_held_mib", *loaded / (1024 * 1024));
+  row(0, c, "rss_held_connections", count);
+  row(0, c, "rss_bytes_per_conn", (*loaded - *idle) / count);
+}
+
+absl::Status Suite::run() {
+  // Memory first, while every proxy is fresh: "idle" means after start-up and one check.
+  for (const Case& c : cases_) {
+    measureMemory(c);
+  }
+  for (int round = 1; round <= options_.rounds; ++round) {
+    // Each metric runs every case back to back, starting from a different case each round, so
+    // drift in the machine's load spreads over all cases instead of landing on one.
+    std::vector<const Case*> order;
+    for (size_t i = 0; i < cases_.size(); ++i) {
+      order.push_back(&cases_[(i + round - 1) % cases_.size()]);
+    }
+    note(absl::StrCat("round ", round, " of ", options_.rounds, ", load average ", loadAverage()));
+    for (const Case* c : order) {
+      measureLatency(round, *c);
+    }
+    for (int streams : {1, 8}) {
+      for (const Case* c : order) {
+        measureThroughput(round, *c, streams);
+      }
+    }
+    for (bool new_connections : {false, true}) {
+      for (const Case* c : order) {
+        measureSaturation(round, *c, new_connections);
+      }
+    }
+  }
+  note("load average at end: " + loadAverage());
+  if (failures_ > 0) {
+    return absl::InternalError(absl::StrCat(failures_, " measurements failed (see meta.txt)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ferry::bench

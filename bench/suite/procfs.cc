@@ -1,0 +1,134 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "suite/procfs.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace ferry::bench {
+namespace {
+
+absl::StatusOr<std::string> readFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError("cannot read " + path);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::StatusOr<long long> cpuTicksFromStat(const std::string& stat) {
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) {
+    return absl::InvalidArgumentError("not a /proc/<pid>/stat line");
+  }
+  // After ')': state(3) ppid(4) ... utime(14) stime(15), so utime is the 12th field here.
+  std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 1), ' ', absl::SkipEmpty());
+  long long utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
+    return absl::InvalidArgumentError("short /proc/<pid>/stat line");
+  }
+  return utime + stime;
+}
+
+absl::StatusOr<long long> rssKibFromStatus(const std::string& status) {
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&line, "VmRSS:")) {
+      line = absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB");
+      long long kib = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &kib)) {
+        return kib;
+      }
+    }
+  }
+  return absl::InvalidArgumentError("no VmRSS line");
+}
+
+absl::StatusOr<double> iperfBitsPerSecond(const std::string& json) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError("iperf3 output is not JSON");
+  }
+  if (j.contains("error")) {
+    return absl::UnavailableError("iperf3: " + j["error"].get<std::string>());
+  }
+  const auto& bps = j["end"]["sum_received"]["bits_per_second"];
+  if (!bps.is_number()) {
+    return absl::InvalidArgumentError("iperf3 JSON without end.sum_received.bits_per_second");
+  }
+  return bps.get<double>();
+}
+
+absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids) {
+  long long ticks = 0;
+  for (pid_t pid : pids) {
+    auto text = readFile(absl::StrCat("/proc/", pid, "/stat"));
+    if (!text.ok()) {
+      return text.status();
+    }
+    auto t = cpuTicksFromStat(*text);
+    if (!t.ok()) {
+      return t.status();
+    }
+    ticks += *t;
+  }
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+absl::StatusOr<long long> rssBytes(pid_t pid) {
+  auto text = readFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!text.ok()) {
+    return text.status();
+  }
+  auto kib = rssKibFromStatus(*text);
+  if (!kib.ok()) {
+    return kib.status();
+  }
+  return *kib * 1024;
+}
+
+std::string machineDescription() {
+  std::string model = "unknown CPU";
+  if (auto cpu = readFile("/proc/cpuinfo"); cpu.ok()) {
+    for (absl::string_view line : absl::StrSplit(*cpu, '\n')) {
+      if (absl::ConsumePrefix(&line, "model name")) {
+        model = std::string(
+            absl::StripAsciiWhitespace(absl::StripPrefix(absl::StripAsciiWhitespace(line), ":")));
+        break;
+      }
+    }
+  }
+  utsname u{};
+  ::uname(&u);
+  long long mem_kib = 0;
+  if (auto mi = readFile("/proc/meminfo"); mi.ok()) {
+    std::istringstream in(*mi);
+    std::string key;
+    in >> key >> mem_kib;
+  }
+  return absl::StrCat(model, ", ", std::thread::hardware_concurrency(), " cores, ",
+                      mem_kib / 1024 / 1024, " GiB, Linux ", u.release);
+}
+
+std::string loadAverage() {
+  auto text = readFile("/proc/loadavg");
+  if (!text.ok()) {
+    return "unknown";
+  }
+  std::vector<std::string> f = absl::StrSplit(*text, ' ');
+  return f.size() >= 3 ? absl::StrCat(f[0], " ", f[1], " ", f[2]) : "unknown";
+}
+
+}  // namespace ferry::bench

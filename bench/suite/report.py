@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+# Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+"""Turns the suite's raw.csv into summary.csv, table.md and PNG plots (gnuplot).
+
+usage: report.py DIR    (DIR holds raw.csv and meta.txt from ferry-bench-suite)
+"""
+import csv
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+CASES = [
+    ("no_mesh", "no mesh"),
+    ("ferry_l4", "Ferry L4"),
+    ("ferry_l7", "Ferry L7"),
+    ("ferry_same_node", "Ferry same node"),
+    ("stunnel", "stunnel pair"),
+    ("haproxy", "HAProxy pair"),
+]
+# metric, label, higher is better
+METRICS = [
+    ("lat_p50_us", "latency p50 (us) at 1,000 req/s", False),
+    ("lat_p90_us", "latency p90 (us)", False),
+    ("lat_p99_us", "latency p99 (us)", False),
+    ("lat_p999_us", "latency p99.9 (us)", False),
+    ("tput1_gbps", "throughput, 1 stream (Gbit/s)", True),
+    ("tput8_gbps", "throughput, 8 streams (Gbit/s)", True),
+    ("sat_rps", "saturation (req/s)", True),
+    ("sat_cpu_us_per_req", "proxy CPU per request (us)", False),
+    ("conn_rps", "new connections/s", True),
+    ("conn_cpu_us_per_req", "proxy CPU per new connection (us)", False),
+    ("rss_idle_mib", "RSS idle per proxy process (MiB)", False),
+    ("rss_bytes_per_conn", "RSS per idle connection per proxy (bytes)", False),
+]
+
+
+def load(path):
+    values = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            v = float(r["value"])
+            values.setdefault((r["case"], r["metric"]), []).append(v)
+    return values
+
+
+def fmt(v):
+    if v is None or math.isnan(v):
+        return "n/a"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def main():
+    out = sys.argv[1]
+    raw = load(os.path.join(out, "raw.csv"))
+    med = {k: statistics.median(v) for k, v in raw.items()}
+    cases = [c for c in CASES if any(k[0] == c[0] for k in med)]
+
+    with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["case", "metric", "median", "min", "max", "runs"])
+        for (case, metric), v in sorted(raw.items()):
+            w.writerow([case, metric, statistics.median(v), min(v), max(v), len(v)])
+
+    def m(case, metric):
+        return med.get((case, metric))
+
+    lines = []
+    meta = open(os.path.join(out, "meta.txt")).read() if os.path.exists(
+        os.path.join(out, "meta.txt")) else ""
+    lines.append("# Ferry benchmark results\n")
+    lines.append("```\n" + meta.strip() + "\n```\n")
+    lines.append("Medians over rounds. CPU is the proxies' own (both agents for Ferry, both "
+                 "processes for a pair), from /proc/<pid>/stat.\n")
+    lines.append("## Absolute\n")
+    lines.append("| metric | " + " | ".join(l for _, l in cases) + " |")
+    lines.append("|---|" + "---:|" * len(cases))
+    for metric, label, _ in METRICS:
+        lines.append(f"| {label} | " + " | ".join(fmt(m(c, metric)) for c, _ in cases) + " |")
+
+    lines.append("\n## Ratios against no mesh (case / no mesh)\n")
+    others = [c for c in cases if c[0] != "no_mesh"]
+    lines.append("| metric | " + " | ".join(l for _, l in others) + " |")
+    lines.append("|---|" + "---:|" * len(others))
+    for metric, label, _ in METRICS:
+        if m("no_mesh", metric) is None:
+            continue
+        lines.append(f"| {label} | " + " | ".join(
+            fmt(ratio(m(c, metric), m("no_mesh", metric))) for c, _ in others) + " |")
+
+    lines.append("\n## Ferry against each peer (Ferry / peer; latency as added over no mesh)\n")
+    pairs = [("ferry_l4", "stunnel"), ("ferry_l4", "haproxy"), ("ferry_l7", "haproxy")]
+    lines.append("| metric | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
+    lines.append("|---|" + "---:|" * len(pairs))
+    for metric, label, _ in METRICS:
+        cells = []
+        for a, b in pairs:
+            va, vb = m(a, metric), m(b, metric)
+            if metric.startswith("lat_") and m("no_mesh", metric) is not None and va and vb:
+                va, vb = va - m("no_mesh", metric), vb - m("no_mesh", metric)
+                label_cell = fmt(ratio(va, vb))
+            else:
+                label_cell = fmt(ratio(va, vb))
+            cells.append(label_cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    lines.append("\n## Targets (issue 10; goals, not assertions)\n")
+    lines.append("| target | measured | met |")
+    lines.append("|---|---:|:---:|")
+
+    def target(text, value, ok):
+        shown = fmt(value)
+        lines.append(f"| {text} | {shown} | {'n/a' if value is None else ('yes' if ok(value) else 'no')} |")
+
+    def added(case, metric):
+        if m(case, metric) is None or m("no_mesh", metric) is None:
+            return None
+        return m(case, metric) - m("no_mesh", metric)
+
+    target("added p99, Ferry L4 / HAProxy pair <= 0.5",
+           ratio(added("ferry_l4", "lat_p99_us"), added("haproxy", "lat_p99_us")), lambda v: v <= 0.5)
+    target("added p99, Ferry L7 / HAProxy pair <= 0.5",
+           ratio(added("ferry_l7", "lat_p99_us"), added("haproxy", "lat_p99_us")), lambda v: v <= 0.5)
+    target("1-stream throughput, Ferry L4 / stunnel pair >= 2",
+           ratio(m("ferry_l4", "tput1_gbps"), m("stunnel", "tput1_gbps")), lambda v: v >= 2)
+    target("1-stream throughput, Ferry L4 / no mesh >= 0.6",
+           ratio(m("ferry_l4", "tput1_gbps"), m("no_mesh", "tput1_gbps")), lambda v: v >= 0.6)
+    target("agent CPU per request, L4 (us, both agents) <= 30",
+           m("ferry_l4", "sat_cpu_us_per_req"), lambda v: v <= 30)
+    target("agent CPU per request, L7 policy (us, both agents) <= 45",
+           m("ferry_l7", "sat_cpu_us_per_req"), lambda v: v <= 45)
+    target("agent RSS idle (MiB) <= 12", m("ferry_l4", "rss_idle_mib"), lambda v: v <= 12)
+    target("agent RSS per idle connection (bytes) <= 4096",
+           m("ferry_l4", "rss_bytes_per_conn"), lambda v: v <= 4096)
+    target("same-node p50 round trip / no mesh p50 <= 1",
+           ratio(m("ferry_same_node", "lat_p50_us"), m("no_mesh", "lat_p50_us")), lambda v: v <= 1)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+    # Plots: data files, then one gnuplot script.
+    with open(os.path.join(out, "latency.dat"), "w") as f:
+        f.write("case p50 p90 p99 p999\n")
+        for c, l in cases:
+            vals = [m(c, f"lat_{p}_us") for p in ("p50", "p90", "p99", "p999")]
+            f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
+    with open(os.path.join(out, "throughput.dat"), "w") as f:
+        f.write("case one eight\n")
+        for c, l in cases:
+            vals = [m(c, "tput1_gbps"), m(c, "tput8_gbps")]
+            f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
+    with open(os.path.join(out, "cpu.dat"), "w") as f:
+        f.write("case sat conn\n")
+        for c, l in cases:
+            vals = [m(c, "sat_cpu_us_per_req"), m(c, "conn_cpu_us_per_req")]
+            f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
+    script = f"""
+set terminal pngcairo size 1000,560 noenhanced
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set key top left
+set grid ytics
+set xtics rotate by -20
+set output '{out}/latency.png'
+set title 'Latency at 1,000 req/s, 1 KB HTTP/1.1, 4 connections (open loop)'
+set ylabel 'microseconds (log scale)'
+set logscale y
+plot '{out}/latency.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p90', '' using 4 title 'p99', '' using 5 title 'p99.9'
+unset logscale y
+set output '{out}/throughput.png'
+set title 'iperf3 throughput'
+set ylabel 'Gbit/s'
+plot '{out}/throughput.dat' using 2:xtic(1) title '1 stream', '' using 3 title '8 streams'
+set output '{out}/cpu.png'
+set title 'Proxy CPU per request at saturation (both sides)'
+set ylabel 'CPU microseconds'
+plot '{out}/cpu.dat' using 2:xtic(1) title 'keep-alive request', '' using 3 title 'new connection + request'
+"""
+    if not cases:
+        sys.exit("report.py: raw.csv has no rows: nothing to plot (see meta.txt)")
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The benchmark suite: a two-node local cluster with Ferry agents (test/e2e's Mesh), origin
+// servers, a stunnel pair and an HAProxy pair, then every measurement for every case,
+// interleaved round by round, written as rows of raw.csv (see bench/README.md).
+
+#include <sys/types.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "e2e/mesh.h"
+#include "harness/process.h"
+
+namespace ferry::bench {
+
+// meta.txt says this when the agent refuses the L7 case's allowed requests (no HTTP policy).
+inline constexpr char kL7Unavailable[] = "ferry_l7 unavailable";
+
+struct SuiteOptions {
+  std::string out_dir;
+  std::string loadgen;  // the ferry-loadgen binary
+  std::string mode = "quick";
+  int rounds = 1;
+  double latency_seconds = 4;  // each fixed-rate latency run
+  double load_seconds = 2;     // each saturation, new-connection and iperf3 run
+  int idle_connections = 2000;
+  double rate = 1000;  // requests/s of the latency runs
+  int latency_connections = 4;
+  int saturation_connections = 16;
+  int new_connection_concurrency = 8;
+  std::vector<std::string> only_cases;  // empty: all
+};
+
+struct Case {
+  std::string id;
+  std::string label;
+  harness::Pod client;
+  std::string http_target;  // ip:port/path as ferry-loadgen takes it
+  std::string iperf_host;   // empty: no throughput rows for this case
+  uint16_t iperf_port = 0;
+  std::string hold_target;     // empty: no memory rows for this case
+  std::vector<pid_t> proxies;  // whose CPU and memory count
+};
+
+class Suite {
+ public:
+  explicit Suite(SuiteOptions options) : options_(std::move(options)) {}
+  ~Suite();
+  absl::Status setUp();
+  absl::Status run();
+
+ private:
+  absl::Status startServers();
+  absl::Status startPeers();
+  absl::Status applyL7Policy();
+  absl::Status checkCases();
+  absl::Status checkCase(const Case& c);
+  absl::StatusOr<std::unique_ptr<harness::Process>> spawnListening(
+      const harness::Pod& pod, const std::vector<std::string>& argv, uint16_t port,
+      const std::string& address = "");
+  absl::StatusOr<std::string> loadgen(const harness::Pod& pod, std::vector<std::string> args,
+                                      double seconds);
+
+  void measureLatency(int round, const Case& c);
+  void measureThroughput(int round, const Case& c, int streams);
+  void measureSaturation(int round, const Case& c, bool new_connections);
+  void measureMemory(const Case& c);
+
+  void row(int round, const Case& c, const std::string& metric, double value);
+  void note(const std::string& line);
+
+  SuiteOptions options_;
+  std::unique_ptr<e2e::Mesh> mesh_;
+  std::vector<std::unique_ptr<harness::Process>> processes_;
+  std::vector<Case> cases_;
+  std::ofstream csv_;
+  std::ofstream meta_;
+  int failures_ = 0;
+};
+
+}  // namespace ferry::bench

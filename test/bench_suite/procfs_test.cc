@@ -1,0 +1,56 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "suite/procfs.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "status_testing.h"
+
+namespace ferry::bench {
+namespace {
+
+TEST_CASE("cpuTicksFromStat reads utime and stime after the last parenthesis", "[bench]") {
+  // A command name with a space and a ')' must not shift the fields.
+  const std::string stat =
+      "4242 (ferry agent) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1234 56 0 0 20 0 3 0 100 "
+      "1000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+  auto ticks = cpuTicksFromStat(stat);
+  REQUIRE_OK(ticks);
+  CHECK(*ticks == 1234 + 56);
+  CHECK_FALSE(cpuTicksFromStat("no parenthesis here").ok());
+  CHECK_FALSE(cpuTicksFromStat("1 (x) S 1 2").ok());
+}
+
+TEST_CASE("rssKibFromStatus finds VmRSS", "[bench]") {
+  auto kib = rssKibFromStatus("Name:\tferry-agent\nVmPeak:\t  90000 kB\nVmRSS:\t    8412 kB\n");
+  REQUIRE_OK(kib);
+  CHECK(*kib == 8412);
+  CHECK_FALSE(rssKibFromStatus("Name:\tkthreadd\n").ok());  // kernel threads have none
+}
+
+TEST_CASE("iperfBitsPerSecond reads the receiver's sum and reports iperf3 errors", "[bench]") {
+  auto bps = iperfBitsPerSecond(R"({"start":{},"end":{"sum_sent":{"bits_per_second":2e9},)"
+                                R"("sum_received":{"bits_per_second":1.5e9}}})");
+  REQUIRE_OK(bps);
+  CHECK(*bps == 1.5e9);
+  auto err = iperfBitsPerSecond(R"({"start":{},"end":{},"error":"unable to connect"})");
+  REQUIRE_FALSE(err.ok());
+  CHECK(err.status().message().find("unable to connect") != std::string::npos);
+  CHECK_FALSE(iperfBitsPerSecond("Connecting to host").ok());
+  CHECK_FALSE(iperfBitsPerSecond(R"({"end":{}})").ok());
+}
+
+TEST_CASE("the live readers work on this process", "[bench]") {
+  auto rss = rssBytes(::getpid());
+  REQUIRE_OK(rss);
+  CHECK(*rss > 0);
+  auto cpu = cpuSeconds({::getpid()});
+  REQUIRE_OK(cpu);
+  CHECK(*cpu >= 0);
+  CHECK_FALSE(cpuSeconds({0x7ffffff0}).ok());  // no such pid
+  CHECK_FALSE(machineDescription().empty());
+}
+
+}  // namespace
+}  // namespace ferry::bench

@@ -1,0 +1,111 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Runs the benchmark suite end to end (bench/run.sh --tiny: quick mode with tiny durations) and
+// checks its output is complete and sane. Not a timing assertion: any positive, finite value
+// passes; what fails is a case or a measurement missing, zero, or not a number.
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "harness/process.h"
+#include "privileged.h"
+#include "status_testing.h"
+
+namespace ferry::bench {
+namespace {
+namespace fs = std::filesystem;
+
+std::map<std::string, std::map<std::string, double>> readSummary(const std::string& path) {
+  std::map<std::string, std::map<std::string, double>> out;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string c, metric, median;
+    std::getline(ss, c, ',');
+    std::getline(ss, metric, ',');
+    std::getline(ss, median, ',');
+    out[c][metric] = std::stod(median);
+  }
+  return out;
+}
+
+TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileged][bench]") {
+  FERRY_REQUIRE_ROOT();
+  const std::string out = fs::temp_directory_path() / ("ferry-bench-" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  auto r = harness::runProcess({},
+                               {FERRY_SOURCE_DIR "/bench/run.sh", "--tiny", "--no-build", "--build",
+                                FERRY_BINARY_DIR, "--out", out},
+                               absl::Seconds(300));
+  REQUIRE_OK(r);
+  INFO("stdout:\n" << r->out << "\nstderr:\n" << r->err);
+  REQUIRE(r->exit_code == 0);
+  auto summary = readSummary(out + "/summary.csv");
+  std::stringstream meta;
+  meta << std::ifstream(out + "/meta.txt").rdbuf();
+  // Until the agent enforces HTTP policy (issue 6) the L7 case is reported unavailable; the
+  // suite then still must have proved the gap (allowed requests refused), and says so.
+  const bool l7_missing = meta.str().find("ferry_l7 unavailable") != std::string::npos;
+  if (l7_missing) {
+    WARN("ferry_l7 not measured: " << meta.str());
+  }
+
+  const std::vector<std::string> http = {"lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us",
+                                         "lat_rps",    "sat_rps",    "conn_rps"};
+  const std::vector<std::string> iperf = {"tput1_gbps", "tput8_gbps"};
+  const std::vector<std::string> cpu = {"sat_cpu_us_per_req", "conn_cpu_us_per_req"};
+  const std::vector<std::string> memory = {"rss_idle_mib", "rss_held_mib"};
+  struct Expect {
+    std::string id;
+    bool has_iperf, has_proxy, has_memory;
+  };
+  for (const Expect& e : std::vector<Expect>{{"no_mesh", true, false, false},
+                                             {"ferry_l4", true, true, true},
+                                             {"ferry_l7", false, true, false},
+                                             {"ferry_same_node", true, true, false},
+                                             {"stunnel", true, true, true},
+                                             {"haproxy", true, true, true}}) {
+    if (e.id == "ferry_l7" && l7_missing) {
+      CHECK(summary.count("ferry_l7") == 0);
+      continue;
+    }
+    std::vector<std::string> want = http;
+    if (e.has_iperf) {
+      want.insert(want.end(), iperf.begin(), iperf.end());
+    }
+    if (e.has_proxy) {
+      want.insert(want.end(), cpu.begin(), cpu.end());
+    }
+    if (e.has_memory) {
+      want.insert(want.end(), memory.begin(), memory.end());
+    }
+    for (const std::string& metric : want) {
+      INFO(e.id << " " << metric);
+      REQUIRE(summary[e.id].count(metric) == 1);
+      const double v = summary[e.id][metric];
+      CHECK(std::isfinite(v));
+      CHECK(v > 0);
+    }
+    // Errors are counted, not hidden: the latency runs at a fixed rate must have none.
+    INFO(e.id << " lat_errors");
+    REQUIRE(summary[e.id].count("lat_errors") == 1);
+    CHECK(summary[e.id]["lat_errors"] == 0);
+  }
+  for (const char* file : {"raw.csv", "summary.csv", "table.md", "meta.txt", "latency.png",
+                           "throughput.png", "cpu.png"}) {
+    INFO(file);
+    CHECK(fs::file_size(out + "/" + file) > 0);
+  }
+  fs::remove_all(out);
+}
+
+}  // namespace
+}  // namespace ferry::bench
