@@ -3,7 +3,7 @@
 # The benchmark suite, one command (root: it builds a local cluster). See bench/README.md.
 #
 #   sudo bench/run.sh --quick            # about 2 minutes; results in build/bench-results/
-#   sudo bench/run.sh --full             # about 15 minutes; results in bench/results/<date>/
+#   sudo bench/run.sh --full             # about 12 minutes; results in bench/results/<date>/
 #   options: --build DIR (default ./build)  --out DIR  --no-build  --tiny (seconds; for tests)
 #   anything else goes to ferry-bench-suite (e.g. --rounds=5 --cases=no_mesh,ferry_l4)
 set -euo pipefail

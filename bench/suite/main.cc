@@ -55,8 +55,8 @@ int main(int argc, char** argv) {
   o.mode = flags.count("mode") ? flags["mode"] : "quick";
   if (o.mode == "full") {
     o.rounds = 3;
-    o.latency_seconds = 15;
-    o.load_seconds = 6;
+    o.latency_seconds = 10;
+    o.load_seconds = 5;
     o.idle_connections = 10000;
   } else if (o.mode == "tiny") {
     o.rounds = 1;

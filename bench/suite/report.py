@@ -150,17 +150,17 @@ def main():
 
     # Plots: data files, then one gnuplot script.
     with open(os.path.join(out, "latency.dat"), "w") as f:
-        f.write("case p50 p90 p99 p999\n")
+        f.write("# case p50 p90 p99 p999\n")
         for c, l in cases:
             vals = [m(c, f"lat_{p}_us") for p in ("p50", "p90", "p99", "p999")]
             f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
     with open(os.path.join(out, "throughput.dat"), "w") as f:
-        f.write("case one eight\n")
+        f.write("# case one eight\n")
         for c, l in cases:
             vals = [m(c, "tput1_gbps"), m(c, "tput8_gbps")]
             f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
     with open(os.path.join(out, "cpu.dat"), "w") as f:
-        f.write("case sat conn\n")
+        f.write("# case sat conn\n")
         for c, l in cases:
             vals = [m(c, "sat_cpu_us_per_req"), m(c, "conn_cpu_us_per_req")]
             f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
@@ -169,7 +169,7 @@ set terminal pngcairo size 1000,560 noenhanced
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
-set key top left
+set key top right
 set grid ytics
 set xtics rotate by -20
 set output '{out}/latency.png'
