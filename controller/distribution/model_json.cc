@@ -76,7 +76,8 @@ void from_json(const nlohmann::json& j, HttpRouteMatch& v) {
 }
 
 void to_json(nlohmann::json& j, const HttpRouteRule& v) {
-  j = nlohmann::json{{"matches", v.matches}, {"backends", v.backends}};
+  j = nlohmann::json{
+      {"matches", v.matches}, {"backends", v.backends}, {"mirror_percent", v.mirror_percent}};
   putOptional(j, "request_header_modifier", v.request_header_modifier);
   putOptional(j, "request_timeout_ms", v.request_timeout_ms);
   putOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
@@ -93,13 +94,15 @@ void from_json(const nlohmann::json& j, HttpRouteRule& v) {
   getOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
   getOptional(j, "retry", v.retry);
   getOptional(j, "mirror", v.mirror);
+  getOr(j, "mirror_percent", v.mirror_percent);
 }
 
 void to_json(nlohmann::json& j, const HttpRoute& v) {
   j = nlohmann::json{{"key", v.key},
                      {"parent_services", v.parent_services},
                      {"parent_ports", v.parent_ports},
-                     {"rules", v.rules}};
+                     {"rules", v.rules},
+                     {"annotations", v.annotations}};
 }
 
 void from_json(const nlohmann::json& j, HttpRoute& v) {
@@ -108,6 +111,7 @@ void from_json(const nlohmann::json& j, HttpRoute& v) {
   getOr(j, "parent_services", v.parent_services);
   getOr(j, "parent_ports", v.parent_ports);
   getOr(j, "rules", v.rules);
+  getOr(j, "annotations", v.annotations);
 }
 
 }  // namespace ferry::model

@@ -43,12 +43,14 @@ model::NodeSnapshot baseSnapshot() {
   route.parent_services = {{"default", "web"}};
   model::HttpRouteRule rr;
   rr.request_timeout_ms = 500;
+  rr.mirror_percent = 25;
   model::HttpRouteMatch match;
   match.path = model::HttpPathMatch{model::HttpPathMatch::Type::kExact, "/x"};
   rr.matches.push_back(match);
   rr.backends = {model::BackendRef{{"default", "web"}, 80, 90},
                  model::BackendRef{{"default", "web-v2"}, 80, 10}};
   route.rules = {rr};
+  route.annotations["fault.ferry.dev/abort-status"] = "503";
   s.routes = {route};
   return s;
 }
@@ -69,6 +71,8 @@ TEST_CASE("model JSON round-trips every resource kind, optionals included", "[di
   CHECK_FALSE(back->routes[0].rules[0].retry.has_value());
   CHECK(back->routes[0].rules[0].matches[0].path->type == model::HttpPathMatch::Type::kExact);
   CHECK(back->routes[0].rules[0].backends[1].weight == 10u);
+  CHECK(back->routes[0].rules[0].mirror_percent == 25u);
+  CHECK(back->routes[0].annotations.at("fault.ferry.dev/abort-status") == "503");
   CHECK(indexSnapshot(*back) == indexed);
 }
 

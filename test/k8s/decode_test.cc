@@ -229,7 +229,7 @@ TEST_CASE("HTTPRoute: defaults, Gateway parents ignored, mirror and header modif
   auto route = decodeAs<model::HttpRoute>(R"(
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {name: r, namespace: demo}
+metadata: {name: r, namespace: demo, annotations: {fault.ferry.dev/delay-ms: "100"}}
 spec:
   parentRefs:
   - {name: public-gw}
@@ -248,6 +248,7 @@ spec:
   REQUIRE(route.parent_services.size() == 1);
   CHECK(route.parent_services[0] == model::ObjectKey{"other", "web"});
   CHECK(route.parent_ports[0] == 0);
+  CHECK(route.annotations == model::Labels{{"fault.ferry.dev/delay-ms", "100"}});
   const auto& rule = route.rules[0];
   REQUIRE(rule.matches.size() == 1);
   REQUIRE(rule.matches[0].path.has_value());

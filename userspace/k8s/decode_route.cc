@@ -299,6 +299,7 @@ model::HttpRouteRule decodeRule(const Field& f, const Meta& meta) {
 model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta) {
   model::HttpRoute route;
   route.key = meta.key;
+  route.annotations = meta.annotations;
   Field spec = root["spec"];
   if (!spec.present()) {
     spec.fail("required field is missing");

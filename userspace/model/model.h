@@ -174,6 +174,7 @@ struct HttpRoute {
   std::vector<ObjectKey> parent_services;  // parentRefs of kind Service
   std::vector<uint16_t> parent_ports;      // parentRef.port, 0 = all
   std::vector<HttpRouteRule> rules;
+  Labels annotations;  // metadata.annotations (fault.ferry.dev/* fault injection)
 };
 
 // Everything one agent needs, versioned. The controller sends a full snapshot, then deltas.

@@ -1,0 +1,242 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "routing/route_table.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include "absl/random/distributions.h"
+#include "absl/strings/str_cat.h"
+
+namespace ferry::routing {
+
+const BackendTarget* CompiledRule::pickBackend(absl::BitGenRef rng) const {
+  if (total_weight_ == 0) {
+    return nullptr;
+  }
+  if (backends_.size() == 1) {
+    return &backends_[0];
+  }
+  uint64_t ticket = absl::Uniform<uint64_t>(rng, 0, total_weight_);
+  for (const BackendTarget& b : backends_) {
+    if (ticket < b.weight) {
+      return &b;
+    }
+    ticket -= b.weight;
+  }
+  return nullptr;  // unreachable: tickets are below the sum of the weights
+}
+
+void CompiledRule::applyHeaderModifier(http::HeaderEdits& edits) const {
+  if (!header_modifier_) {
+    return;
+  }
+  for (const auto& [name, value] : header_modifier_->set) {
+    edits.set(name, value);
+  }
+  for (const auto& [name, value] : header_modifier_->add) {
+    edits.add(name, value);
+  }
+  for (const std::string& name : header_modifier_->remove) {
+    edits.remove(name);
+  }
+}
+
+FaultAction CompiledRule::fault(absl::BitGenRef rng) const {
+  return fault_ ? fault_->roll(rng) : FaultAction{};
+}
+
+bool CompiledRule::shouldMirror(absl::BitGenRef rng) const {
+  if (!mirror_ || mirror_percent_ == 0) {
+    return false;
+  }
+  return mirror_percent_ >= 100 || absl::Uniform<uint32_t>(rng, 0, 100) < mirror_percent_;
+}
+
+// Turns model routes into CompiledRules and precedence-sorted entries.
+class RouteTableBuilder {
+ public:
+  explicit RouteTableBuilder(RouteTable& table) : table_(table) {}
+
+  absl::Status add(const model::HttpRoute& route) {
+    if (route.parent_services.empty()) {
+      return absl::OkStatus();  // attached to Gateways only: another implementation's route
+    }
+    if (route.parent_ports.size() != route.parent_services.size()) {
+      return absl::InvalidArgumentError("parent_ports and parent_services differ in length");
+    }
+    std::optional<FaultConfig> fault;
+    auto parsed = parseFaultAnnotations(route.annotations);
+    if (!parsed.ok()) {
+      return parsed.status();
+    }
+    fault = *parsed;
+    std::vector<std::unique_ptr<CompiledRule>> rules;
+    std::vector<Pending> pending;
+    for (size_t r = 0; r < route.rules.size(); ++r) {
+      auto rule = compileRule(route, r, fault);
+      if (!rule.ok()) {
+        return rule.status();
+      }
+      const model::HttpRouteRule& model_rule = route.rules[r];
+      // A rule without matches matches every request: the Gateway API default is
+      // PathPrefix "/".
+      std::vector<model::HttpRouteMatch> matches = model_rule.matches;
+      if (matches.empty()) {
+        matches.emplace_back();
+      }
+      for (size_t m = 0; m < matches.size(); ++m) {
+        auto compiled = CompiledMatch::compile(matches[m]);
+        if (!compiled.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("rule ", r, " match ", m, ": ", compiled.status().message()));
+        }
+        pending.push_back(Pending{.match = *std::move(compiled),
+                                  .rule = rule->get(),
+                                  .route_name = route.key.str(),
+                                  .rule_index = r,
+                                  .match_index = m});
+      }
+      rules.push_back(*std::move(rule));
+    }
+    for (size_t p = 0; p < route.parent_services.size(); ++p) {
+      for (const Pending& entry : pending) {
+        entries_[route.parent_services[p]].push_back(
+            {.port = route.parent_ports[p], .pending = entry});
+      }
+    }
+    for (auto& rule : rules) {
+      table_.rules_.push_back(std::move(rule));
+    }
+    ++table_.route_count_;
+    return absl::OkStatus();
+  }
+
+  void finish() {
+    for (auto& [service, list] : entries_) {
+      std::stable_sort(list.begin(), list.end(), [](const Attached& a, const Attached& b) {
+        return precedes(a.pending, b.pending);
+      });
+      auto& out = table_.by_service_[service];
+      out.reserve(list.size());
+      for (Attached& a : list) {
+        out.push_back(RouteTable::Entry{
+            .port = a.port, .match = std::move(a.pending.match), .rule = a.pending.rule});
+      }
+    }
+  }
+
+ private:
+  struct Pending {
+    CompiledMatch match;
+    const CompiledRule* rule;
+    std::string route_name;
+    size_t rule_index, match_index;
+  };
+  struct Attached {
+    uint16_t port;
+    Pending pending;
+  };
+
+  // Gateway API HTTPRouteRule precedence; ties go to the alphabetically first route (the
+  // model carries no creation time), then rule order, then match order.
+  static bool precedes(const Pending& a, const Pending& b) {
+    const CompiledMatch& x = a.match;
+    const CompiledMatch& y = b.match;
+    auto key = [](const CompiledMatch& m) {
+      // Only prefixes and exact paths order by length; regex lengths mean nothing.
+      size_t length = m.pathRank() == CompiledMatch::PathRank::kRegex ? 0 : m.pathLength();
+      return std::make_tuple(static_cast<int>(m.pathRank()), length, m.hasMethod(), m.headerCount(),
+                             m.queryCount());
+    };
+    auto kx = key(x);
+    auto ky = key(y);
+    if (kx != ky) {
+      return kx > ky;
+    }
+    return std::tie(a.route_name, a.rule_index, a.match_index) <
+           std::tie(b.route_name, b.rule_index, b.match_index);
+  }
+
+  static absl::StatusOr<std::unique_ptr<CompiledRule>> compileRule(
+      const model::HttpRoute& route, size_t index, const std::optional<FaultConfig>& fault) {
+    const model::HttpRouteRule& in = route.rules[index];
+    std::unique_ptr<CompiledRule> rule(new CompiledRule());
+    rule->route_name_ = route.key.str();
+    rule->rule_index_ = index;
+    for (const model::BackendRef& b : in.backends) {
+      rule->backends_.push_back(
+          BackendTarget{.service = b.service, .port = b.port, .weight = b.weight});
+      rule->total_weight_ += b.weight;
+    }
+    rule->header_modifier_ = in.request_header_modifier;
+    if (in.request_timeout_ms && *in.request_timeout_ms > 0) {
+      rule->request_timeout_ = absl::Milliseconds(*in.request_timeout_ms);
+    }
+    if (in.backend_request_timeout_ms && *in.backend_request_timeout_ms > 0) {
+      rule->backend_timeout_ = absl::Milliseconds(*in.backend_request_timeout_ms);
+    }
+    if (rule->request_timeout_ && rule->backend_timeout_ &&
+        *rule->backend_timeout_ > *rule->request_timeout_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rule ", index, ": timeouts.backendRequest (", *in.backend_request_timeout_ms,
+          "ms) is longer than timeouts.request (", *in.request_timeout_ms, "ms)"));
+    }
+    if (in.retry) {
+      rule->retry_.attempts = in.retry->attempts;
+      rule->retry_.status_codes = in.retry->codes;
+      rule->retry_.base_backoff = absl::Milliseconds(in.retry->backoff_ms);
+      // Envoy's default cap: ten times the base interval.
+      rule->retry_.max_backoff = rule->retry_.base_backoff * 10;
+    }
+    rule->fault_ = fault;
+    if (in.mirror) {
+      rule->mirror_ =
+          BackendTarget{.service = in.mirror->service, .port = in.mirror->port, .weight = 1};
+      rule->mirror_percent_ = std::min<uint32_t>(in.mirror_percent, 100);
+    }
+    return rule;
+  }
+
+  RouteTable& table_;
+  std::map<model::ObjectKey, std::vector<Attached>> entries_;
+};
+
+std::shared_ptr<const RouteTable> RouteTable::build(const model::NodeSnapshot& view,
+                                                    std::vector<std::string>* errors) {
+  std::shared_ptr<RouteTable> table(new RouteTable());
+  RouteTableBuilder builder(*table);
+  for (const model::HttpRoute& route : view.routes) {
+    absl::Status status = builder.add(route);
+    if (!status.ok() && errors != nullptr) {
+      errors->push_back(
+          absl::StrCat("HTTPRoute ", route.key.str(), " skipped: ", status.message()));
+    }
+  }
+  builder.finish();
+  return table;
+}
+
+bool RouteTable::hasRoutes(const model::ObjectKey& service, uint16_t port) const {
+  auto it = by_service_.find(service);
+  if (it == by_service_.end()) {
+    return false;
+  }
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [port](const Entry& e) { return e.port == 0 || e.port == port; });
+}
+
+const CompiledRule* RouteTable::match(const model::ObjectKey& service, uint16_t port,
+                                      const http::RequestView& request) const {
+  auto it = by_service_.find(service);
+  if (it == by_service_.end()) {
+    return nullptr;
+  }
+  for (const Entry& e : it->second) {
+    if ((e.port == 0 || e.port == port) && e.match.matches(request)) {
+      return e.rule;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace ferry::routing

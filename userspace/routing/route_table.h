@@ -1,0 +1,99 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/random/bit_gen_ref.h"
+#include "absl/time/time.h"
+#include "http/request_view.h"
+#include "model/model.h"
+#include "routing/fault.h"
+#include "routing/retry.h"
+#include "routing/route_match.h"
+
+// The compiled, immutable route table: one per snapshot, swapped as a shared_ptr. A worker that
+// holds a CompiledRule* keeps the table alive with the shared_ptr it matched against, so a
+// route change never pulls a rule from under an in-flight request.
+namespace ferry::routing {
+
+struct BackendTarget {
+  model::ObjectKey service;  // the backend Service
+  uint16_t port = 0;         // service port; 0 = the port the request came to
+  uint32_t weight = 1;
+};
+
+// One rule of one HTTPRoute, compiled (regexes built once).
+class CompiledRule {
+ public:
+  const std::string& routeName() const { return route_name_; }  // "ns/name" (metric label)
+  size_t ruleIndex() const { return rule_index_; }
+  // Weighted choice among backendRefs (weights 90/10 -> 90%/10%). nullptr when every weight is 0
+  // or there is no backend (Gateway API: answer 500).
+  const BackendTarget* pickBackend(absl::BitGenRef rng) const;
+  const std::vector<BackendTarget>& backends() const { return backends_; }
+  // RequestHeaderModifier, applied to the forwarded request.
+  void applyHeaderModifier(http::HeaderEdits& edits) const;
+  std::optional<absl::Duration> requestTimeout() const { return request_timeout_; }
+  std::optional<absl::Duration> backendRequestTimeout() const { return backend_timeout_; }
+  const RetryPolicy& retry() const { return retry_; }
+  // Fault injection for this request (annotations on the HTTPRoute, see README.md).
+  FaultAction fault(absl::BitGenRef rng) const;
+  const std::optional<FaultConfig>& faultConfig() const { return fault_; }
+  const BackendTarget* mirror() const { return mirror_ ? &*mirror_ : nullptr; }
+  // Whether this request is mirrored (RequestMirror percent); false when there is no mirror.
+  bool shouldMirror(absl::BitGenRef rng) const;
+
+ private:
+  friend class RouteTableBuilder;
+  CompiledRule() = default;
+
+  std::string route_name_;
+  size_t rule_index_ = 0;
+  std::vector<BackendTarget> backends_;
+  uint64_t total_weight_ = 0;
+  std::optional<model::HttpHeaderModifier> header_modifier_;
+  std::optional<absl::Duration> request_timeout_, backend_timeout_;
+  RetryPolicy retry_;
+  std::optional<FaultConfig> fault_;
+  std::optional<BackendTarget> mirror_;
+  uint32_t mirror_percent_ = 100;
+};
+
+class RouteTable {
+ public:
+  // Compiles every HTTPRoute in the view whose parentRef is a Service. Bad routes are skipped
+  // with a reason in `errors` (one bad route never stops the others).
+  static std::shared_ptr<const RouteTable> build(const model::NodeSnapshot& view,
+                                                 std::vector<std::string>* errors = nullptr);
+  // True when an HTTPRoute is attached to service:port: the outbound agent then parses HTTP.
+  bool hasRoutes(const model::ObjectKey& service, uint16_t port) const;
+  // The matching rule by Gateway API precedence, or nullptr (answer 404, route not found).
+  const CompiledRule* match(const model::ObjectKey& service, uint16_t port,
+                            const http::RequestView& request) const;
+
+  size_t ruleCount() const { return rules_.size(); }
+  size_t routeCount() const { return route_count_; }
+
+ private:
+  friend class RouteTableBuilder;
+  RouteTable() = default;
+
+  // One HTTPRouteMatch of one rule, attached to one parent port (0 = every port).
+  struct Entry {
+    uint16_t port = 0;
+    CompiledMatch match;
+    const CompiledRule* rule = nullptr;
+  };
+
+  std::vector<std::unique_ptr<CompiledRule>> rules_;
+  // Per parent Service, entries in precedence order: the first that matches wins.
+  std::map<model::ObjectKey, std::vector<Entry>> by_service_;
+  size_t route_count_ = 0;
+};
+
+}  // namespace ferry::routing
