@@ -11,6 +11,8 @@
 #include "agent/listeners.h"
 #include "agent/log.h"
 #include "agent/revocation.h"
+#include "agent/route_state.h"
+#include "agent/upstream_pool.h"
 
 namespace ferry::agent {
 
@@ -61,6 +63,11 @@ Agent::Agent(Config config, AgentParts parts)
   shared_.capture = parts_.capture.get();
   shared_.pods = &pods_;
   shared_.certs = parts_.certs.get();
+  routing_ = std::make_unique<RoutingState>(
+      config_.outlier_base_ejection_ms == 0
+          ? std::nullopt
+          : std::optional(absl::Milliseconds(config_.outlier_base_ejection_ms)));
+  shared_.routing = routing_.get();
 }
 
 absl::Status Agent::init() {
@@ -88,7 +95,9 @@ absl::Status Agent::init() {
     LOG_INFO("state: version ", snap.version, ": ", snap.workloads.size(), " workloads, ",
              snap.services.size(), " services, ", snap.policies.size(), " policies");
     int64_t version = snap.version;
-    workloads_.set(std::make_shared<const WorkloadState>(std::move(snap)));
+    auto state = std::make_shared<const WorkloadState>(std::move(snap));
+    routing_->update(*state);  // before the state is published: a worker seeing it finds its routes
+    workloads_.set(std::move(state));
     onStateApplied(version);
   });
   if (!s.ok()) {

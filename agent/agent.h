@@ -18,6 +18,7 @@
 #include "agent/certificates.h"
 #include "agent/config.h"
 #include "agent/pod_registry.h"
+#include "agent/route_state.h"
 #include "agent/state_source.h"
 #include "agent/telemetry.h"
 #include "agent/worker_context.h"
@@ -77,6 +78,7 @@ class Agent {
   WorkloadStateHolder workloads_;
   LocalPodsHolder pods_;
   Shared shared_;
+  std::unique_ptr<RoutingState> routing_;
   std::unique_ptr<Telemetry> telemetry_;
   std::unique_ptr<Workers> workers_;
   std::vector<std::unique_ptr<WorkerContext>> contexts_;

@@ -118,6 +118,7 @@ void Agent::addMetricSources() {
                         parts_.capture->attached() ? 1 : 0));
     return out;
   }));
+  telemetry_->addSource(guarded([this] { return routeSamples(*routing_); }));
   telemetry_->addSource(guarded([this] {
     std::vector<Sample> out;
     auto state = workloads_.current();

@@ -138,6 +138,8 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       s = parseNumber<uint32_t>(name, value, 1, 600000, c.connect_timeout_ms);
     } else if (name == "pool-idle-timeout-ms") {
       s = parseNumber<uint32_t>(name, value, 1, 3600000, c.pool_idle_timeout_ms);
+    } else if (name == "outlier-base-ejection-ms") {
+      s = parseNumber<uint32_t>(name, value, 0, 3600000, c.outlier_base_ejection_ms);
     } else if (name == "log-level") {
       c.log_level = value;
     } else if (name == "metrics-address") {
@@ -194,6 +196,7 @@ std::string usage() {
   --max-buffer-bytes=N          per-direction buffer bound per connection (262144)
   --max-streams-per-connection=N   HBONE streams per pooled connection (100)
   --connect-timeout-ms=N --pool-idle-timeout-ms=N
+  --outlier-base-ejection-ms=N  routed services: base ejection interval (0 = 30 s default)
   --log-level=debug|info|warn|error
   --metrics-address=IP:PORT     Prometheus endpoint (0.0.0.0:15020; "off" = none; port 0 = any)
   --metrics-port=N              same as --metrics-address=0.0.0.0:N

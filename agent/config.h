@@ -50,6 +50,7 @@ struct Config {
   uint32_t max_streams_per_connection = kDefaultMaxStreamsPerConnection;
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
   uint32_t pool_idle_timeout_ms = kDefaultPoolIdleTimeoutMs;
+  uint32_t outlier_base_ejection_ms = 0;  // routed services: ejection base interval (0: library's)
   std::string log_level = "info";
   // Telemetry (agent/telemetry.h): "" turns the metrics endpoint off; port 0 picks one (tests).
   std::string metrics_address = kDefaultMetricsAddress;

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include "agent/http_inbound.h"
+#include "agent/http_outbound.h"
 #include "agent/inbound.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
 #include "agent/revocation.h"
+#include "agent/route_state.h"
 #include "agent/telemetry_peers.h"
 
 namespace ferry::agent {
@@ -58,6 +60,15 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
     source_ip = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len).ip();
   }
   auto state = ctx.shared.workloads->current();
+  if (ctx.shared.routing != nullptr) {
+    auto vip = state->serviceByVip(original->ip(), original->port());
+    if (vip && ctx.shared.routing->hasRoutes(vip->service->key, original->port())) {
+      // An HTTPRoute is attached: this hop parses HTTP and routes each request, even when the
+      // parent Service itself has no endpoints (GAMMA "frontend" services).
+      startHttpOutbound(ctx, pod, *original, source_ip, fd);
+      return;
+    }
+  }
   Destination dest = state->resolve(original->ip(), original->port(), ctx.rng);
   if (dest.ip.empty()) {
     ctx.stats.inc(ctx.stats.outbound_no_endpoint);
@@ -66,6 +77,13 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
     closeWithReset(fd);
     return;
   }
+  forwardToDestination(ctx, pod, *state, dest, source_ip, fd);
+}
+
+void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod,
+                          const WorkloadState& state_ref, const Destination& dest,
+                          const std::string& source_ip, int fd) {
+  const WorkloadState* state = &state_ref;
   auto to = SocketAddress::parse(dest.ip, dest.port);
   if (!to.ok()) {
     ctx.stats.inc(ctx.stats.outbound_failed);

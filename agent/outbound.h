@@ -22,6 +22,12 @@ namespace ferry::agent {
 // Identity of a local pod as a principal ("<td>/ns/<ns>/sa/<sa>").
 std::string principalOf(const std::string& trust_domain, const PodIdentity& id);
 
+// Connects `fd` (a captured connection, or one end of an HTTP outbound's upstream socketpair)
+// to one resolved destination: passthrough, same node, or HBONE. Takes `fd`.
+void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
+                          const WorkloadState& state, const Destination& destination,
+                          const std::string& source_ip, int fd);
+
 // Starts the tunnel for a captured connection to a remote mesh pod (hbone_client.cc).
 void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
                         const PodIdentity& identity, const Destination& destination,

@@ -25,6 +25,8 @@ class PodListener;
 class HbonePool;
 class Telemetry;
 class Revocations;
+class UpstreamPool;
+class RoutingState;
 
 struct Shared {
   const Config* config = nullptr;
@@ -33,7 +35,8 @@ struct Shared {
   Capture* capture = nullptr;
   LocalPodsHolder* pods = nullptr;
   CertificateStore* certs = nullptr;
-  Telemetry* telemetry = nullptr;  // metrics and access log (agent/telemetry.h); never null
+  Telemetry* telemetry = nullptr;   // metrics and access log (agent/telemetry.h); never null
+  RoutingState* routing = nullptr;  // HTTPRoutes and backend clusters (route_state.h); may be null
 };
 
 struct WorkerContext {
@@ -48,6 +51,7 @@ struct WorkerContext {
   std::map<std::string, std::vector<std::unique_ptr<PodListener>>> listeners;  // by pod uid
   std::unique_ptr<HbonePool> pool;
   std::unique_ptr<Revocations> revocations;  // created on first use (revocation.h)
+  std::unique_ptr<UpstreamPool> upstreams;   // created on first use (upstream_pool.h)
 };
 
 }  // namespace ferry::agent

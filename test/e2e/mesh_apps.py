@@ -11,6 +11,14 @@
                                     C echo round trips, all connections open at once or in turn;
                                     prints "OK <C>"
   send          --host H --port P --text T   send T, half-close, expect it echoed
+  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N
+                                    HTTP/1.1 keep-alive backend: GET/POST answer 200 "NAME"
+                                    (fail50: every other request 503; hang: never answers;
+                                    status:N always N); GET /__stats (not counted) answers
+                                    {"GET": n, "POST": m} with what it received
+  http-load     --host H --port P --count C --connections K [--method M]
+                                    C requests over K keep-alive connections in parallel;
+                                    prints JSON {"status": {...}, "body": {...}, "ms": [...]}
 Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
@@ -230,6 +238,112 @@ def http_get(host, port, paths):
         print("%d %d %s" % (r.status, conn.sock.getsockname()[1], body), flush=True)
 
 
+def http_app(port, name, behavior):
+    import http.server
+    import json
+    lock = threading.Lock()
+    counts = {"GET": 0, "POST": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # head and body are separate writes
+
+        def answer(self, status, body):
+            body = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def handle_any(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            if self.path == "/__stats":
+                with lock:
+                    self.answer(200, json.dumps(counts))
+                return
+            with lock:
+                counts[self.command] = counts.get(self.command, 0) + 1
+                n = sum(counts.values())
+            if behavior == "hang":
+                time.sleep(3600)
+            elif behavior == "fail50" and n % 2 == 1:
+                self.answer(503, "fail " + name)
+            elif behavior.startswith("status:"):
+                self.answer(int(behavior[7:]), "status " + name)
+            else:
+                self.answer(200, name)
+
+        def do_GET(self):
+            self.handle_any()
+
+        def do_POST(self):
+            self.handle_any()
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+        daemon_threads = True
+        request_queue_size = 1024
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    srv = Server(("::", port), Handler)
+    print("listening on %d" % port, flush=True)
+    srv.serve_forever()
+
+
+def http_load(host, port, count, connections, method):
+    import http.client
+    import json
+    lock = threading.Lock()
+    result = {"status": {}, "body": {}, "ms": [], "errors": []}
+    todo = [count]
+
+    def worker():
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        while True:
+            with lock:
+                if todo[0] == 0:
+                    break
+                todo[0] -= 1
+            start = time.monotonic()
+            try:
+                conn.request(method, "/", body=b"x" * 16 if method == "POST" else None)
+                r = conn.getresponse()
+                body = r.read().decode(errors="replace")
+                status = str(r.status)
+                if r.getheader("connection", "").lower() == "close":
+                    conn.close()
+            except (OSError, http.client.HTTPException) as e:
+                conn.close()
+                status, body = "error", ""
+                with lock:
+                    result["errors"].append("%s: %s" % (type(e).__name__, e))
+            ms = (time.monotonic() - start) * 1000
+            with lock:
+                result["status"][status] = result["status"].get(status, 0) + 1
+                result["body"][body] = result["body"].get(body, 0) + 1
+                if len(result["ms"]) < 100:
+                    result["ms"].append(round(ms, 1))
+        conn.close()
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result["elapsed_s"] = round(time.monotonic() - start, 2)
+    result["errors"] = result["errors"][:5]
+    print(json.dumps(result), flush=True)
+
+
 def hold_until_closed(host, port, seconds):
     """Opens one connection, proves it with an echo, then waits for the far side to end it:
     prints OPEN, then CLOSED (EOF or reset) or STILL OPEN after `seconds`."""
@@ -257,6 +371,10 @@ def main():
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--concurrent", action="store_true")
     ap.add_argument("--text", default="")
+    ap.add_argument("--name", default="")
+    ap.add_argument("--behavior", default="ok")
+    ap.add_argument("--connections", type=int, default=1)
+    ap.add_argument("--method", default="GET")
     a = ap.parse_args()
     try:
         if a.mode == "echo-server":
@@ -273,6 +391,10 @@ def main():
             hold_until_closed(a.host, a.port, a.count)
         elif a.mode == "http-server":
             http_server(a.port)
+        elif a.mode == "http-app":
+            http_app(a.port, a.name, a.behavior)
+        elif a.mode == "http-load":
+            http_load(a.host, a.port, a.count, a.connections, a.method)
         elif a.mode == "http-get":
             http_get(a.host, a.port, a.text.split(" "))
         elif a.mode == "send":

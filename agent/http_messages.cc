@@ -1,0 +1,124 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/http_messages.h"
+
+#include "http/chars.h"
+
+namespace ferry::agent {
+namespace {
+
+bool fieldValueOk(std::string_view v) {
+  for (char c : v) {
+    if (!http::chars::is(c, http::chars::kFieldVchar) && c != ' ' && c != '\t') {
+      return false;
+    }
+  }
+  return true;
+}
+
+void appendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+}  // namespace
+
+bool hopByHopField(std::string_view name) {
+  using http::chars::equalsIgnoreCase;
+  for (std::string_view h :
+       {"connection", "keep-alive", "proxy-connection", "expect", "upgrade", "te"}) {
+    if (equalsIgnoreCase(name, h)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string forwardedRequestHead(const http::MessageHead& head, std::string_view target,
+                                 const http::HeaderEdits& edits) {
+  using http::chars::equalsIgnoreCase;
+  std::string out;
+  out.reserve(256);
+  out.append(head.method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  bool has_host = false;
+  for (const http::Header& h : head.headers) {
+    if (hopByHopField(h.name) || (!edits.empty() && edits.removes(h.name))) {
+      continue;
+    }
+    has_host |= equalsIgnoreCase(h.name, "host");
+    appendField(out, h.name, h.value);
+  }
+  for (const auto& [name, value] : edits.additions()) {
+    // A route must not be able to change framing or break the head.
+    if (!http::chars::isToken(name) || !fieldValueOk(value) || hopByHopField(name) ||
+        equalsIgnoreCase(name, "content-length") || equalsIgnoreCase(name, "transfer-encoding") ||
+        equalsIgnoreCase(name, "host")) {
+      continue;
+    }
+    appendField(out, name, value);
+  }
+  if (!has_host && head.version_minor == 0) {
+    appendField(out, "host", "unknown");  // HTTP/1.1 requires one; an HTTP/1.0 client may omit it
+  }
+  out.append("\r\n");
+  return out;
+}
+
+std::string forwardedResponseHead(const http::MessageHead& head, bool close) {
+  std::string out;
+  out.reserve(256);
+  out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
+  out.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason).append("\r\n");
+  for (const http::Header& h : head.headers) {
+    if (!hopByHopField(h.name)) {
+      appendField(out, h.name, h.value);
+    }
+  }
+  if (close) {
+    out.append("connection: close\r\n");
+  }
+  out.append("\r\n");
+  return out;
+}
+
+std::string localReply(int status, std::string_view body, bool close) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+  out.append(reasonPhrase(status)).append("\r\n");
+  appendField(out, "content-length", std::to_string(body.size()));
+  appendField(out, "content-type", "text/plain");
+  appendField(out, "server", "ferry");
+  if (close) {
+    out.append("connection: close\r\n");
+  }
+  out.append("\r\n").append(body);
+  return out;
+}
+
+std::string_view reasonPhrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 408:
+      return "Request Timeout";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,269 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Traffic management through the mesh (issue 8): the client's agent (node 1) terminates HTTP
+// for Services with an HTTPRoute and routes every request; backends are Python HTTP servers in
+// pods on both nodes (mesh_apps.py http-app). Figures (split, success rate, 504 timing) are
+// printed for the report; assertions are on counts, never on time.
+#include <catch2/catch.hpp>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "e2e/mesh.h"
+#include "e2e/observe.h"
+#include "privileged.h"
+#include "status_testing.h"
+
+namespace ferry::e2e {
+namespace {
+
+std::string service(const std::string& name, const std::string& vip, int target_port,
+                    const std::string& selector_app) {
+  std::string out =
+      absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: ", name,
+                   "\n  namespace: default\nspec:\n  clusterIP: ", vip,
+                   "\n  ports:\n  - name: http\n    port: 80\n    targetPort: ", target_port, "\n");
+  if (!selector_app.empty()) {
+    absl::StrAppend(&out, "  selector:\n    app: ", selector_app, "\n");
+  }
+  return out;
+}
+
+// front -> v1 (n2p1) / v2 (n1p2) by weight; flaky, slow and pool route to themselves.
+std::string services(const Mesh& m) {
+  return absl::StrCat(service("front", "10.96.0.30", 8080, "n2p1"), "---\n",
+                      service("v1", "10.96.0.31", 8080, "n2p1"), "---\n",
+                      service("v2", "10.96.0.32", 8080, "n1p2"), "---\n",
+                      service("flaky", "10.96.0.33", 8081, "n2p1"), "---\n",
+                      service("slow", "10.96.0.34", 8082, "n2p1"), "---\n",
+                      service("pool", "10.96.0.35", 8083, ""), "---\n",
+                      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+                      "  name: pool-1\n  namespace: default\n  labels:\n"
+                      "    kubernetes.io/service-name: pool\naddressType: IPv4\nendpoints:\n",
+                      absl::StrCat("- addresses: [\"", m.pod(1, 2).ipv4,
+                                   "\"]\n  targetRef: {kind: Pod, uid: uid-n1p2}\n"),
+                      absl::StrCat("- addresses: [\"", m.pod(2, 1).ipv4,
+                                   "\"]\n  targetRef: {kind: Pod, uid: uid-n2p1}\n"),
+                      absl::StrCat("- addresses: [\"", m.pod(2, 2).ipv4,
+                                   "\"]\n  targetRef: {kind: Pod, uid: uid-n2p2}\n"),
+                      "ports:\n- name: http\n  port: 8083\n");
+}
+
+std::string route(const std::string& name, const std::string& parent, const std::string& rule) {
+  return absl::StrCat(
+      "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n"
+      "  name: ",
+      name, "\n  namespace: default\nspec:\n  parentRefs:\n  - {group: \"\", kind: ",
+      "Service, name: ", parent, ", port: 80}\n  rules:\n", rule);
+}
+
+std::string splitRoute(int w1, int w2) {
+  return route("split", "front",
+               absl::StrCat("  - backendRefs:\n    - {name: v1, port: 80, weight: ", w1,
+                            "}\n    - {name: v2, port: 80, weight: ", w2, "}\n"));
+}
+
+// Backends: n2p1 answers "n2p1" on 8080, fails every other request on 8081, hangs on 8082;
+// n1p2 answers "n1p2" on 8080; on 8083 (pool) n1p2 and n2p1 answer 200, n2p2 always 503.
+// With every backend running, the services applied, and `route_yaml` as route.yaml.
+std::unique_ptr<Mesh> startRoutedMesh(const std::string& route_yaml,
+                                      std::vector<std::string> flags = {}) {
+  MeshOptions options;
+  options.extra_agent_flags = std::move(flags);
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  auto app = [&](int node, int pod, uint16_t port, const std::string& behavior) {
+    REQUIRE_OK(m.startApp(m.pod(node, pod),
+                          {"http-app", absl::StrCat("--port=", port),
+                           "--name=" + m.pod(node, pod).name, "--behavior=" + behavior},
+                          port));
+  };
+  app(2, 1, 8080, "ok");
+  app(2, 1, 8081, "fail50");
+  app(2, 1, 8082, "hang");
+  app(2, 1, 8083, "ok");
+  app(1, 2, 8080, "ok");
+  app(1, 2, 8083, "ok");
+  app(2, 2, 8083, "status:503");
+  REQUIRE_OK(m.applyManifest("services.yaml", services(m)));
+  REQUIRE_OK(m.applyManifest("route.yaml", route_yaml));
+  return std::move(*mesh);
+}
+
+nlohmann::json load(Mesh& m, const std::string& vip, int count, int connections,
+                    const std::string& method = "GET") {
+  auto out = m.run(m.pod(1, 1),
+                   {"/usr/bin/python3", meshAppsScript(), "http-load", "--host=" + vip, "--port=80",
+                    absl::StrCat("--count=", count), absl::StrCat("--connections=", connections),
+                    "--method=" + method},
+                   absl::Seconds(300));
+  REQUIRE_OK(out);
+  return nlohmann::json::parse(*out);
+}
+
+int64_t statusCount(const nlohmann::json& r, const std::string& status) {
+  return r["status"].contains(status) ? r["status"][status].get<int64_t>() : 0;
+}
+
+// What a backend received (its /__stats, read from inside its pod, not through the mesh).
+nlohmann::json backendStats(Mesh& m, int node, int pod, uint16_t port) {
+  auto out =
+      m.run(m.pod(node, pod), {"/usr/bin/python3", meshAppsScript(), "http-get", "--host=127.0.0.1",
+                               absl::StrCat("--port=", port), "--text=/__stats"});
+  REQUIRE_OK(out);
+  std::vector<std::string> f = absl::StrSplit(*out, absl::MaxSplits(' ', 2));
+  REQUIRE(f.size() == 3);
+  return nlohmann::json::parse(f[2]);
+}
+
+// The value of `metric`{route="<route>"} on node 1's metrics page (-1 when absent).
+double routeMetric(Mesh& m, const std::string& metric, const std::string& route_name,
+                   double at_least = 0) {
+  std::string page = scrapeUntil(m.metricsPort(1), metric,
+                                 {{"route", route_name}, {"namespace", "default"}}, at_least);
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (absl::StartsWith(line, metric + "{") &&
+        line.find("route=\"" + route_name + "\"") != absl::string_view::npos) {
+      return std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+    }
+  }
+  return -1;
+}
+
+TEST_CASE("routing e2e: weights 90/10 over 10000 requests split within 2 points",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(splitRoute(90, 10));
+  Mesh& m = *mesh;
+  nlohmann::json r = load(m, "10.96.0.30", 10000, 8);
+  INFO(r.dump());
+  REQUIRE(statusCount(r, "200") == 10000);
+  const double v1 = r["body"].value("n2p1", 0);
+  const double v2 = r["body"].value("n1p2", 0);
+  const double share = 100.0 * v1 / (v1 + v2);
+  std::cout << "routing e2e: 90/10 split observed " << share << "% / " << 100 - share << "% over "
+            << v1 + v2 << " requests in " << r["elapsed_s"] << " s\n";
+  CHECK(v1 + v2 == 10000);
+  CHECK(share >= 88.0);
+  CHECK(share <= 92.0);
+  CHECK(routeMetric(m, "ferry_route_requests_total", "split", 10000) >= 10000);
+}
+
+TEST_CASE(
+    "routing e2e: 2 retries turn a 50% failing backend into 99% success and POST is sent once",
+    "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(route("flaky", "flaky",
+                                    "  - backendRefs:\n    - {name: flaky, port: 80}\n"
+                                    "    retry: {attempts: 2, codes: [503], backoff: 5ms}\n"));
+  Mesh& m = *mesh;
+  // The backend fails exactly every other request it receives. One connection, so the tries of
+  // one request are not interleaved with another's: with independent 50% failures, 2 retries
+  // could only reach 87.5%.
+  nlohmann::json r = load(m, "10.96.0.33", 1000, 1);
+  INFO(r.dump());
+  const int64_t ok = statusCount(r, "200");
+  std::cout << "routing e2e: 50% failing backend, 2 retries: " << ok << "/1000 succeeded\n";
+  CHECK(ok >= 990);
+  nlohmann::json seen = backendStats(m, 2, 1, 8081);
+  const int64_t backend_gets = seen.value("GET", 0);
+  const double retries = routeMetric(m, "ferry_route_retries_total", "flaky",
+                                     static_cast<double>(backend_gets - 1000));
+  std::cout << "routing e2e: backend saw " << backend_gets << " GETs, ferry_route_retries_total "
+            << retries << "\n";
+  CHECK(retries == static_cast<double>(backend_gets - 1000));
+  CHECK(backend_gets > 1000);
+
+  // POST is not idempotent: the backend sees each once, half of them fail.
+  nlohmann::json p = load(m, "10.96.0.33", 100, 1, "POST");
+  INFO(p.dump());
+  nlohmann::json after = backendStats(m, 2, 1, 8081);
+  CHECK(after.value("POST", 0) == 100);
+  CHECK(statusCount(p, "200") + statusCount(p, "503") == 100);
+  CHECK(statusCount(p, "503") > 0);
+}
+
+TEST_CASE("routing e2e: a hanging backend gets 504 at the request timeout", "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(route("slow", "slow",
+                                    "  - backendRefs:\n    - {name: slow, port: 80}\n"
+                                    "    timeouts: {request: 300ms}\n"));
+  Mesh& m = *mesh;
+  nlohmann::json r = load(m, "10.96.0.34", 5, 1);
+  INFO(r.dump());
+  CHECK(statusCount(r, "504") == 5);
+  std::cout << "routing e2e: 504 after (ms, timeout 300 ms): " << r["ms"].dump() << "\n";
+  CHECK(routeMetric(m, "ferry_route_timeouts_total", "slow", 5) == 5);
+}
+
+TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after the interval",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh =
+      startRoutedMesh(route("pool", "pool", "  - backendRefs:\n    - {name: pool, port: 80}\n"),
+                      {"--outlier-base-ejection-ms=3000"});
+  Mesh& m = *mesh;
+  // One connection, one request at a time: every failure lands before the next pick.
+  nlohmann::json first = load(m, "10.96.0.35", 300, 1);
+  INFO(first.dump());
+  const int64_t bad_first = backendStats(m, 2, 2, 8083).value("GET", 0);
+  std::cout << "routing e2e: 503 endpoint got " << bad_first << " of 300 requests\n";
+  // 5 consecutive 503s eject it (again after each 3 s interval while the run lasts); without
+  // ejection it would get about 100.
+  std::cout << "routing e2e: (300 requests took " << first["elapsed_s"] << " s)\n";
+  CHECK(bad_first >= 5);
+  CHECK(bad_first <= 20);
+  CHECK(statusCount(first, "200") == 300 - bad_first);
+  CHECK(routeMetric(m, "ferry_route_ejections_total", "pool", 1) >= 1);
+  // After the interval it is picked again (and ejected again, for longer).
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  nlohmann::json second = load(m, "10.96.0.35", 100, 1);
+  INFO(second.dump());
+  const int64_t bad_second = backendStats(m, 2, 2, 8083).value("GET", 0) - bad_first;
+  std::cout << "routing e2e: after the interval the 503 endpoint got " << bad_second
+            << " of 100 requests\n";
+  CHECK(bad_second >= 1);
+  CHECK(bad_second <= 10);
+}
+
+TEST_CASE("routing e2e: route changes while requests are in flight fail none of them",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(splitRoute(100, 0));
+  Mesh& m = *mesh;
+  nlohmann::json r;
+  std::thread client([&] {
+    auto out = m.run(m.pod(1, 1),
+                     {"/usr/bin/python3", meshAppsScript(), "http-load", "--host=10.96.0.30",
+                      "--port=80", "--count=3000", "--connections=4"},
+                     absl::Seconds(300));
+    if (out.ok()) {
+      r = nlohmann::json::parse(*out);
+    } else {
+      r = {{"error", out.status().ToString()}};
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int changes = 0;
+  for (auto [w1, w2] : {std::pair{0, 100}, std::pair{50, 50}, std::pair{100, 0}, std::pair{0, 1}}) {
+    CHECK_OK(m.applyManifest("route.yaml", splitRoute(w1, w2)));
+    ++changes;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  client.join();
+  INFO(r.dump());
+  std::cout << "routing e2e: " << changes << " route changes during 3000 requests: " << r["status"]
+            << " in " << r["elapsed_s"] << " s\n";
+  CHECK(statusCount(r, "200") == 3000);
+  // Both backends served: the changes took effect while the client ran.
+  CHECK(r["body"].value("n2p1", 0) > 0);
+  CHECK(r["body"].value("n1p2", 0) > 0);
+}
+
+}  // namespace
+}  // namespace ferry::e2e
