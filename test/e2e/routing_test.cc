@@ -201,6 +201,28 @@ TEST_CASE("routing e2e: a hanging backend gets 504 at the request timeout", "[pr
   CHECK(routeMetric(m, "ferry_route_timeouts_total", "slow", 5) == 5);
 }
 
+TEST_CASE("routing e2e: fault injection answers the annotated status without forwarding",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  std::string faulty = route("faulty", "front", "  - backendRefs:\n    - {name: v1, port: 80}\n");
+  faulty.replace(faulty.find("  namespace: default\n"), 21,
+                 "  namespace: default\n  annotations:\n    fault.ferry.dev/abort-status: \"418\"\n"
+                 "    fault.ferry.dev/abort-percent: \"50\"\n");
+  auto mesh = startRoutedMesh(faulty);
+  Mesh& m = *mesh;
+  nlohmann::json r = load(m, "10.96.0.30", 200, 2);
+  INFO(r.dump());
+  const int64_t aborted = statusCount(r, "418");
+  std::cout << "routing e2e: 50% abort fault: " << aborted << " of 200 answered 418\n";
+  CHECK(aborted + statusCount(r, "200") == 200);
+  CHECK(aborted > 0);
+  CHECK(aborted < 200);
+  // Aborted requests never reach the backend.
+  CHECK(backendStats(m, 2, 1, 8080).value("GET", 0) == 200 - aborted);
+  CHECK(routeMetric(m, "ferry_route_faults_injected_total", "faulty",
+                    static_cast<double>(aborted)) == static_cast<double>(aborted));
+}
+
 TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after the interval",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
