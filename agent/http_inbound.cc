@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "agent/http_telemetry.h"
 #include "agent/inbound.h"
 #include "agent/log.h"
 #include "http/http2_filter.h"
@@ -198,7 +199,7 @@ class HttpInbound : public Deferred {
   bool choose(bool h2, http::FilterOutput& out) {
     auto sink = [this](const http::RequestRecord& r) { onRecord(r); };
     if (h2) {
-      auto f = http::Http2Filter::create({}, authorize_);
+      auto f = http::Http2Filter::create({}, authorize_, traceHeaderHook());
       if (!f.ok()) {
         LOG_WARN("inbound HTTP/2 to ", pod_->info.name, ": ", f.status().ToString());
         closing_ = true;
@@ -207,11 +208,10 @@ class HttpInbound : public Deferred {
       h2_ = *std::move(f);
       h2_->setRecordSink(sink);
       h2_->start(out);
-      protocol_ = "HTTP/2";
     } else {
-      h1_ = std::make_unique<http::Http1Filter>(http::Http1FilterConfig{}, authorize_);
+      h1_ = std::make_unique<http::Http1Filter>(http::Http1FilterConfig{}, authorize_,
+                                                traceHeaderHook());
       h1_->setRecordSink(sink);
-      protocol_ = "HTTP/1.1";
     }
     return true;
   }
@@ -267,25 +267,7 @@ class HttpInbound : public Deferred {
     }
   }
 
-  void onRecord(const http::RequestRecord& r) {
-    HttpRequestFacts facts;
-    facts.source_principal = peer_.principal;
-    facts.source_ip = peer_.source_ip;
-    facts.destination_pod = pod_->info.ns + "/" + pod_->info.name;
-    facts.destination_ip = peer_.destination_ip;
-    facts.destination_port = peer_.destination_port;
-    facts.protocol = protocol_;
-    facts.method = r.method;
-    facts.path = r.path;
-    facts.authority = r.authority;
-    facts.response_code = r.status;
-    facts.allowed = r.allowed;
-    facts.local_reply = r.local_reply;
-    facts.policy = r.policy;
-    facts.rule = r.rule;
-    // The telemetry seam (obs) takes `facts` here once it exists.
-    (void)facts;
-  }
+  void onRecord(const http::RequestRecord& r) { reportHttpRequest(ctx_, *pod_, peer_, r); }
 
   void finish(bool reset) {
     if (done_) {
@@ -312,7 +294,6 @@ class HttpInbound : public Deferred {
   Side down_;
   Side up_;
   std::string sniff_;
-  std::string protocol_;
   std::unique_ptr<http::Http1Filter> h1_;
   std::unique_ptr<http::Http2Filter> h2_;
   bool connecting_ = true;

@@ -22,26 +22,6 @@
 
 namespace ferry::agent {
 
-// What is known about one finished HTTP request on an inbound connection: the unit the access
-// log and istio_requests_total report.
-struct HttpRequestFacts {
-  std::string source_principal;  // empty for plaintext peers
-  std::string source_ip;
-  std::string destination_pod;  // namespace/name
-  std::string destination_ip;
-  uint16_t destination_port = 0;
-  std::string protocol;  // "HTTP/1.1" or "HTTP/2"
-  std::string method;
-  std::string path;  // normalized: the path that was matched and forwarded
-  std::string authority;
-  uint16_t response_code = 0;
-  bool allowed = false;
-  bool local_reply = false;  // answered by the agent (403, 400...), not the app
-  std::string policy;        // what decided, "ns/name" and rule index
-  std::string rule;
-  std::string traceparent;  // as received, empty when absent
-};
-
 // Starts relaying `downstream` (the client side, connected) and `upstream` (the app, a connect
 // in progress) through an HTTP filter on the worker's loop. Takes both descriptors.
 void startHttpInbound(WorkerContext& ctx, int downstream, int upstream,

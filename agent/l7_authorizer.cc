@@ -130,6 +130,7 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     policy::Decision d = policiesFor(state, *w).evaluate(request);
     http::AuthzDecision out;
     out.allow = d.allowed;
+    out.reason = d.str();
     if (d.rule.policy != nullptr) {
       out.policy = d.rule.policy->key.str();
       out.rule = std::to_string(d.rule.rule);

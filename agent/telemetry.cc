@@ -199,16 +199,17 @@ void Telemetry::connectionDenied(const ConnectionInfo& info) {
 }
 
 void Telemetry::recordRequest(const HttpRequestInfo& r) {
-  recordDecision(r.connection);
+  if (r.policy_evaluated) {
+    recordDecision(r.connection);
+  }
+  const std::string flags = r.connection.policy.allowed ? r.response_flags : "DENY";
   if (exporter_) {
     metrics::RequestOutcome outcome{.response_code = r.response_code,
                                     .grpc_status = r.grpc_status,
                                     .duration_ms = absl::ToDoubleMilliseconds(r.duration),
                                     .request_bytes = r.request_bytes,
                                     .response_bytes = r.response_bytes};
-    exporter_->istio().recordRequest(
-        connectionLabels(r.connection, r.protocol, r.connection.policy.allowed ? "" : "DENY"),
-        outcome);
+    exporter_->istio().recordRequest(connectionLabels(r.connection, r.protocol, flags), outcome);
   }
   accesslog::Entry e = logEntry(r.connection, accesslog::Kind::kRequest);
   e.timestamp = absl::Now() - r.duration;
@@ -222,9 +223,7 @@ void Telemetry::recordRequest(const HttpRequestInfo& r) {
   e.method = r.method;
   e.path = r.path;
   e.authority = r.authority;
-  if (!r.connection.policy.allowed) {
-    e.response_flags = "DENY";
-  }
+  e.response_flags = flags;
   access_log_->log(e);
 }
 

@@ -82,6 +82,11 @@ struct HttpRequestInfo {
   std::string trace_id;        // 32 hex; empty: no trace
   std::string span_id;         // our span, 16 hex
   std::string parent_span_id;  // the caller's span, 16 hex; empty: we started the trace
+  // False for a request refused before policy ran (malformed): it counts no policy decision.
+  bool policy_evaluated = true;
+  // Envoy's response flags ("DPE" malformed request, "UC" app connection lost); a policy
+  // denial is always "DENY".
+  std::string response_flags;
 };
 
 class Telemetry;

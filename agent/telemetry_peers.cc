@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/telemetry_peers.h"
 
+#include <algorithm>
+
 namespace ferry::agent {
 namespace {
 
@@ -57,16 +59,50 @@ std::string serviceHost(const model::Service* service) {
   return service == nullptr ? "" : service->hostname();
 }
 
-std::string serviceOfWorkload(const WorkloadState& state, const std::string& workload_uid) {
+namespace {
+
+// Whether one of `service`'s ports sends to `port` on its endpoints.
+bool targetsPort(const model::Service& service, const model::ServiceEndpoints& se, uint16_t port) {
+  for (const model::ServicePort& p : service.ports) {
+    uint16_t target = p.target_port != 0 ? p.target_port : p.port;
+    if (!p.target_port_name.empty()) {
+      auto it = se.named_ports.find(p.name);
+      target = it == se.named_ports.end() ? 0 : it->second;
+    }
+    if (target == port) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string serviceOfWorkload(const WorkloadState& state, const std::string& workload_uid,
+                              uint16_t port) {
   const model::NodeSnapshot& snap = state.snapshot();
+  std::string first;
   for (const model::ServiceEndpoints& se : snap.endpoints) {
-    for (const model::Endpoint& e : se.endpoints) {
-      if (e.workload_uid == workload_uid) {
-        return se.service.name + "." + se.service.ns + ".svc.cluster.local";
+    bool member =
+        std::any_of(se.endpoints.begin(), se.endpoints.end(),
+                    [&](const model::Endpoint& e) { return e.workload_uid == workload_uid; });
+    if (!member) {
+      continue;
+    }
+    std::string host = se.service.name + "." + se.service.ns + ".svc.cluster.local";
+    if (port == 0) {
+      return host;
+    }
+    if (first.empty()) {
+      first = host;
+    }
+    for (const model::Service& s : snap.services) {
+      if (s.key == se.service && targetsPort(s, se, port)) {
+        return host;
       }
     }
   }
-  return "";
+  return first;
 }
 
 ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
@@ -81,7 +117,7 @@ ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
   info.destination =
       localPodPeer(state, pod, state.trustDomain() + "/ns/" + id.ns + "/sa/" + id.service_account,
                    destination.str());
-  info.destination_service = serviceOfWorkload(state, pod.info.uid);
+  info.destination_service = serviceOfWorkload(state, pod.info.uid, destination.port());
   info.mtls = mtls;
   info.policy = policyOutcome(d);
   return info;

@@ -29,7 +29,10 @@ std::string spiffeUri(const std::string& principal);
 std::string serviceHost(const model::Service* service);
 // The FQDN of a service whose endpoints include the workload, or "" (inbound, where the VIP the
 // client dialled is not known: the same answer the source side gives for a single service).
-std::string serviceOfWorkload(const WorkloadState& state, const std::string& workload_uid);
+// With `port`, a service that sends to that port on the workload is preferred, so a pod behind
+// several Services is reported under the one its traffic came through.
+std::string serviceOfWorkload(const WorkloadState& state, const std::string& workload_uid,
+                              uint16_t port = 0);
 
 // Reports for each proxy path. `d` null: no policy was evaluated (passthrough).
 ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,

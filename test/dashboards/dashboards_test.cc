@@ -24,17 +24,26 @@ std::string readFile(const std::string& path) {
 }
 
 // Metric names as the exporter's sources spell them: .Name("...") for prometheus-cpp families,
-// `.name = "ferry_..."` for families it builds itself.
+// `.name = "ferry_..."` for families it builds itself; and the agent's scrape-time sources,
+// where every ferry_ family name is a string literal (counter("ferry_..."), a stat mapping).
 std::set<std::string> exporterMetricNames() {
   std::set<std::string> names;
-  for (const char* file :
-       {"/userspace/metrics/istio_metrics.cc", "/userspace/metrics/exporter.cc"}) {
+  auto collect = [&](const char* file, const std::regex& re) {
     const std::string text = readFile(std::string(FERRY_SOURCE_DIR) + file);
-    const std::regex re(R"re((?:\.Name\(|\.name = )"([a-zA-Z_:][a-zA-Z0-9_:]*)")re");
     for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
          ++it) {
       names.insert((*it)[1]);
     }
+  };
+  const std::regex exporter(R"re((?:\.Name\(|\.name = )"([a-zA-Z_:][a-zA-Z0-9_:]*)")re");
+  for (const char* file :
+       {"/userspace/metrics/istio_metrics.cc", "/userspace/metrics/exporter.cc"}) {
+    collect(file, exporter);
+  }
+  // A literal ending in '_' is a prefix ("ferry_bpf_" + map name), not a family.
+  const std::regex agent(R"re("(ferry_[a-z0-9_]*[a-z0-9])")re");
+  for (const char* file : {"/agent/agent_metrics.cc", "/agent/telemetry.cc"}) {
+    collect(file, agent);
   }
   return names;
 }
@@ -106,7 +115,8 @@ TEST_CASE("dashboards: the exporter's metric names are found in its sources", "[
        {"istio_requests_total", "istio_request_duration_milliseconds", "istio_tcp_sent_bytes_total",
         "istio_tcp_received_bytes_total", "istio_tcp_connections_opened_total",
         "istio_tcp_connections_closed_total", "ferry_metrics_label_sets_dropped_total",
-        "ferry_metrics_bad_samples_total"}) {
+        "ferry_metrics_bad_samples_total", "ferry_policy_decisions_total",
+        "ferry_tls_handshakes_total", "ferry_certificate_expiration_timestamp_seconds"}) {
     INFO(expected);
     CHECK(names.contains(expected));
   }
@@ -145,12 +155,19 @@ TEST_CASE("dashboards: ferry-workloads queries only metrics the exporter defines
     }
   }
   // What the dashboard is for: rates, success, latency quantiles, TCP bytes, Ferry internals.
-  for (const char* needed : {"istio_requests_total", "istio_request_duration_milliseconds_bucket",
-                             "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total",
-                             "ferry_metrics_label_sets_dropped_total"}) {
+  for (const char* needed :
+       {"istio_requests_total", "istio_request_duration_milliseconds_bucket",
+        "istio_tcp_sent_bytes_total", "istio_tcp_received_bytes_total",
+        "ferry_metrics_label_sets_dropped_total", "ferry_policy_decisions_total",
+        "ferry_tls_handshakes_total", "ferry_certificate_expiration_timestamp_seconds"}) {
     INFO(needed);
     CHECK(used.contains(needed));
   }
+  // Request rate split by response code.
+  CHECK(std::any_of(exprs_seen.begin(), exprs_seen.end(), [](const std::string& e) {
+    return std::regex_search(
+        e, std::regex(R"(by \([^)]*\bresponse_code\b[^)]*\) \(rate\(istio_requests_total)"));
+  }));
   for (const char* q :
        {"histogram_quantile(0.5,", "histogram_quantile(0.9,", "histogram_quantile(0.99,"}) {
     INFO(q);

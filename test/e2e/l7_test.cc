@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "e2e/manifests.h"
 #include "e2e/mesh.h"
 #include "privileged.h"
 #include "status_testing.h"
@@ -25,42 +26,6 @@ namespace {
 constexpr uint16_t kHttp1Port = 9080;
 constexpr uint16_t kHttp2Port = 9081;
 constexpr uint16_t kTcpPort = 9082;
-
-// "api" selects n2p1: 9080 by port name, 9081 by appProtocol, 9082 stays L4.
-constexpr char kApiService[] = R"(apiVersion: v1
-kind: Service
-metadata:
-  name: api
-  namespace: default
-spec:
-  clusterIP: 10.96.0.20
-  selector:
-    app: n2p1
-  ports:
-  - name: http-api
-    port: 9080
-  - name: h2
-    port: 9081
-    appProtocol: kubernetes.io/h2c
-  - name: tcp-raw
-    port: 9082
-)";
-
-constexpr char kDenyAdmin[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-admin
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: DENY
-  rules:
-  - to:
-    - operation:
-        paths: ["/admin*"]
-)";
 
 constexpr char kDenyPrivateForN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
 kind: AuthorizationPolicy

@@ -19,6 +19,12 @@
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
+  http-server   --port P            HTTP/1.1: GET answers "path=<path>"; POST answers
+                                    "path=<path> traceparent=<received or -> bytes=<body size>"
+  http-get      --host H --port P --text "P1 P2"
+  http-post     --host H --port P --text "P1 P2" --bytes N [--traceparent T]
+                                    requests in turn on one keep-alive connection; one line each:
+                                    "<status> <local port> <body>"
 Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
@@ -213,6 +219,15 @@ def http_server(port):
             self.end_headers()
             self.wfile.write(body)
 
+        def do_POST(self):
+            got = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = ("path=%s traceparent=%s bytes=%d" %
+                    (self.path, self.headers.get("traceparent", "-"), len(got))).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def log_message(self, *args):
             pass
 
@@ -342,6 +357,19 @@ def http_load(host, port, count, connections, method):
     result["elapsed_s"] = round(time.monotonic() - start, 2)
     result["errors"] = result["errors"][:5]
     print(json.dumps(result), flush=True)
+def http_post(host, port, paths, nbytes, traceparent):
+    """POSTs `nbytes` to each path in turn on one keep-alive connection, with `traceparent` when
+    given; prints lines as http_get does."""
+    import http.client
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    headers = {"Content-Type": "application/octet-stream"}
+    if traceparent:
+        headers["traceparent"] = traceparent
+    for p in paths:
+        conn.request("POST", p, body=b"p" * nbytes, headers=headers)
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace")
+        print("%d %d %s" % (r.status, conn.sock.getsockname()[1], body), flush=True)
 
 
 def hold_until_closed(host, port, seconds):
@@ -375,6 +403,7 @@ def main():
     ap.add_argument("--behavior", default="ok")
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--method", default="GET")
+    ap.add_argument("--traceparent", default="")
     a = ap.parse_args()
     try:
         if a.mode == "echo-server":
@@ -397,6 +426,8 @@ def main():
             http_load(a.host, a.port, a.count, a.connections, a.method)
         elif a.mode == "http-get":
             http_get(a.host, a.port, a.text.split(" "))
+        elif a.mode == "http-post":
+            http_post(a.host, a.port, a.text.split(" "), a.bytes, a.traceparent)
         elif a.mode == "send":
             got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
             if got != a.text.encode():

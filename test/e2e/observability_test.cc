@@ -8,38 +8,40 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "e2e/manifests.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
 #include "metrics/scrape.h"
 #include "privileged.h"
 #include "status_testing.h"
+#include "trace/traceparent.h"
 
 namespace ferry::e2e {
 namespace {
 
+using metrics::testing::countSamples;
 using metrics::testing::sampleValue;
 
 constexpr int kConnections = 5;
 // Refuses n1p2's identity at n2p1.
-constexpr char kDenyN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-n1p2
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: DENY
-  rules:
-  - from:
+const std::string kDenyN1p2 = n2p1Policy("deny-n1p2", "DENY", R"(  - from:
     - source:
         principals: ["cluster.local/ns/default/sa/sa-n1p2"]
-)";
-const std::string kText = "thirty-seven bytes of mesh telemetry!";  // echoed back
+)");
 
-std::map<std::string, std::string> webLabels(const std::string& reporter) {
+// sha-client sends kUpBytes; sha-server answers a 65-byte sha line and kUpBytes more. The two
+// directions differ, so a swapped sent/received shows.
+constexpr int kUpBytes = 1000;
+constexpr int kDownBytes = kUpBytes + 65;
+
+// Istio's labels for traffic from n1p1 to n2p1 through `service` (in default).
+std::map<std::string, std::string> meshLabels(const std::string& reporter,
+                                              const std::string& service,
+                                              const std::string& protocol) {
   return {{"reporter", reporter},
           {"source_workload", "n1p1"},
           {"source_workload_namespace", "default"},
@@ -49,11 +51,15 @@ std::map<std::string, std::string> webLabels(const std::string& reporter) {
           {"destination_workload_namespace", "default"},
           {"destination_principal", "spiffe://cluster.local/ns/default/sa/sa-n2p1"},
           {"destination_app", "n2p1"},
-          {"destination_service", "web.default.svc.cluster.local"},
-          {"destination_service_name", "web"},
+          {"destination_service", service + ".default.svc.cluster.local"},
+          {"destination_service_name", service},
           {"destination_service_namespace", "default"},
-          {"request_protocol", "tcp"},
+          {"request_protocol", protocol},
           {"connection_security_policy", "mutual_tls"}};
+}
+
+std::map<std::string, std::string> webLabels(const std::string& reporter) {
+  return meshLabels(reporter, "web", "tcp");
 }
 
 TEST_CASE("after known TCP traffic both agents' metrics show exact counts, bytes and labels",
@@ -62,16 +68,15 @@ TEST_CASE("after known TCP traffic both agents' metrics show exact counts, bytes
   auto mesh = Mesh::start();
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
-  REQUIRE(kText.size() == 37);
-  REQUIRE_OK(m.startApp(m.pod(2, 1), {"echo-server", "--port=8080"}, 8080));
+  REQUIRE_OK(m.startApp(m.pod(2, 1),
+                        {"sha-server", "--port=8080", absl::StrCat("--bytes=", kUpBytes)}, 8080));
   for (int i = 0; i < kConnections; ++i) {
-    auto out =
-        m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "send",
-                            absl::StrCat("--host=", kWebVip), "--port=80", "--text=" + kText});
+    auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "sha-client",
+                                   absl::StrCat("--host=", kWebVip), "--port=80",
+                                   absl::StrCat("--bytes=", kUpBytes)});
     REQUIRE_OK(out);
     REQUIRE_THAT(*out, Catch::Contains("OK"));
   }
-  const double bytes = kConnections * static_cast<double>(kText.size());
   for (auto [node, reporter] : {std::pair{1, "source"}, std::pair{2, "destination"}}) {
     INFO("node" << node << " reporter " << reporter);
     auto labels = webLabels(reporter);
@@ -80,8 +85,10 @@ TEST_CASE("after known TCP traffic both agents' metrics show exact counts, bytes
                                    labels, kConnections);
     CHECK(sampleValue(text, "istio_tcp_connections_opened_total", labels) == kConnections);
     CHECK(sampleValue(text, "istio_tcp_connections_closed_total", labels) == kConnections);
-    CHECK(sampleValue(text, "istio_tcp_received_bytes_total", labels) == bytes);
-    CHECK(sampleValue(text, "istio_tcp_sent_bytes_total", labels) == bytes);
+    // Istio's directions on both reporters: received during the request (from the source),
+    // sent during the response (to it).
+    CHECK(sampleValue(text, "istio_tcp_received_bytes_total", labels) == kConnections * kUpBytes);
+    CHECK(sampleValue(text, "istio_tcp_sent_bytes_total", labels) == kConnections * kDownBytes);
     CHECK(sampleValue(text, "ferry_ready", {}) == 1);
     CHECK(sampleValue(text, "ferry_bpf_attached", {}) == 1);
   }
@@ -108,8 +115,8 @@ TEST_CASE("after known TCP traffic both agents' metrics show exact counts, bytes
     if (j["kind"] == "connection" && j["destination"]["workload"] == "n2p1") {
       ++connections;
       CHECK(j["reporter"] == "destination");
-      CHECK(j["bytes_received"] == kText.size());
-      CHECK(j["bytes_sent"] == kText.size());
+      CHECK(j["bytes_received"] == kUpBytes);
+      CHECK(j["bytes_sent"] == kDownBytes);
       CHECK(j["source"]["principal"] == "spiffe://cluster.local/ns/default/sa/sa-n1p1");
     }
   }
@@ -154,7 +161,150 @@ TEST_CASE("denied connections count as decisions of the deciding policy, not as 
   CHECK(logged == kDenied);
 }
 
-TEST_CASE("a real Prometheus scrapes an agent and PromQL returns the connection count",
+constexpr uint16_t kHttpPort = 9080;
+constexpr char kClientTraceparent[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+constexpr char kClientTraceId[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+constexpr char kClientSpan[] = "00f067aa0ba902b7";
+constexpr char kDeniedBody[] = "RBAC: access denied";
+
+struct HttpRow {
+  int status = 0;
+  std::string body;
+};
+
+// POSTs `body_bytes` to each path in turn on one keep-alive connection from `from` to n2p1's
+// HTTP port, with the client's traceparent.
+std::vector<HttpRow> postAll(Mesh& m, const harness::Pod& from,
+                             const std::vector<std::string>& paths, int body_bytes) {
+  auto out =
+      m.run(from, {"/usr/bin/python3", meshAppsScript(), "http-post", "--host=" + m.pod(2, 1).ipv4,
+                   absl::StrCat("--port=", kHttpPort), absl::StrCat("--bytes=", body_bytes),
+                   "--text=" + absl::StrJoin(paths, " "),
+                   std::string("--traceparent=") + kClientTraceparent});
+  REQUIRE_OK(out);
+  std::vector<HttpRow> rows;
+  for (absl::string_view line : absl::StrSplit(*out, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::MaxSplits(' ', 2));
+    REQUIRE(f.size() == 3);
+    rows.push_back({std::stoi(f[0]), f[2]});
+  }
+  return rows;
+}
+
+// The "api" Service, DENY /admin* at n2p1 (which also refuses every connection to n2p1's
+// non-HTTP ports, Istio's L4 reading of an HTTP-only rule) and the HTTP app behind it.
+void addHttpApp(Mesh& m) {
+  REQUIRE_OK(m.applyManifest("service-api.yaml", kApiService));
+  REQUIRE_OK(m.applyManifest("deny-admin.yaml", kDenyAdmin));
+  REQUIRE_OK(
+      m.startApp(m.pod(2, 1), {"http-server", absl::StrCat("--port=", kHttpPort)}, kHttpPort));
+}
+
+std::map<std::string, std::string> apiLabels(const std::string& code, const std::string& flags) {
+  auto labels = meshLabels("destination", "api", "http");
+  labels["response_code"] = code;
+  labels["response_flags"] = flags;
+  return labels;
+}
+
+TEST_CASE("after known HTTP traffic the destination reports exact requests, sizes and traces",
+          "[privileged][e2e][telemetry]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = Mesh::start();
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  addHttpApp(m);
+  constexpr int kAllowed = 10;
+  constexpr int kDenied = 3;
+  constexpr int kBodyBytes = 100;
+  // Denials in the middle of one keep-alive connection.
+  std::vector<std::string> paths;
+  for (int i = 0; i < kAllowed + kDenied; ++i) {
+    paths.push_back(i >= 5 && i < 5 + kDenied ? absl::StrCat("/admin/", i)
+                                              : absl::StrCat("/orders/", i));
+  }
+  std::vector<HttpRow> rows = postAll(m, m.pod(1, 1), paths, kBodyBytes);
+  REQUIRE(rows.size() == paths.size());
+  double allowed_response_bytes = 0;
+  std::set<std::string> app_spans;  // the span ids the app received as its parent
+  for (size_t i = 0; i < rows.size(); ++i) {
+    INFO("request " << paths[i] << ": " << rows[i].status << " " << rows[i].body);
+    if (absl::StartsWith(paths[i], "/admin")) {
+      CHECK(rows[i].status == 403);
+      CHECK(rows[i].body == kDeniedBody);
+      continue;
+    }
+    REQUIRE(rows[i].status == 200);
+    allowed_response_bytes += static_cast<double>(rows[i].body.size());
+    // "path=/orders/0 traceparent=00-<trace>-<span>-01 bytes=100"
+    std::vector<std::string> f = absl::StrSplit(rows[i].body, ' ');
+    REQUIRE(f.size() == 3);
+    CHECK(f[2] == absl::StrCat("bytes=", kBodyBytes));
+    REQUIRE(f[1].starts_with("traceparent="));
+    auto forwarded = trace::parseTraceparent(std::string_view(f[1]).substr(12));
+    REQUIRE_OK(forwarded);
+    CHECK(forwarded->traceIdHex() == kClientTraceId);  // the caller's trace goes on
+    CHECK(forwarded->spanIdHex() != kClientSpan);      // in a span of Ferry's
+    app_spans.insert(forwarded->spanIdHex());
+  }
+  CHECK(app_spans.size() == kAllowed);
+
+  const uint16_t port = m.metricsPort(2);
+  scrapeUntil(port, "istio_requests_total", apiLabels("200", "-"), kAllowed);
+  std::string text = scrapeUntil(port, "istio_requests_total", apiLabels("403", "DENY"), kDenied);
+  CHECK(sampleValue(text, "istio_requests_total", apiLabels("200", "-")) == kAllowed);
+  CHECK(sampleValue(text, "istio_requests_total", apiLabels("403", "DENY")) == kDenied);
+  CHECK(countSamples(text, "istio_requests_total") == 2);
+  // Body bytes: what the app was sent (nothing of a denied request) and what the client got.
+  CHECK(sampleValue(text, "istio_request_bytes_count", apiLabels("200", "-")) == kAllowed);
+  CHECK(sampleValue(text, "istio_request_bytes_sum", apiLabels("200", "-")) ==
+        kAllowed * kBodyBytes);
+  CHECK(sampleValue(text, "istio_request_bytes_sum", apiLabels("403", "DENY")) == 0);
+  CHECK(sampleValue(text, "istio_response_bytes_sum", apiLabels("200", "-")) ==
+        allowed_response_bytes);
+  CHECK(sampleValue(text, "istio_response_bytes_sum", apiLabels("403", "DENY")) ==
+        kDenied * std::string_view(kDeniedBody).size());
+  CHECK(sampleValue(text, "istio_request_duration_milliseconds_count", apiLabels("200", "-")) ==
+        kAllowed);
+  CHECK(sampleValue(text, "istio_request_duration_milliseconds_count", apiLabels("403", "DENY")) ==
+        kDenied);
+  CHECK(sampleValue(text, "ferry_policy_decisions_total",
+                    {{"policy", "default/deny-admin"}, {"action", "DENY"}, {"decision", "deny"}}) ==
+        kDenied);
+
+  // One access-log line per request, in the client's trace, naming the span the app saw.
+  int allowed_lines = 0, denied_lines = 0;
+  std::set<std::string> logged_spans;
+  for (const auto& j : accessLogLines(m.agentLog(2))) {
+    if (j["kind"] != "request") {
+      continue;
+    }
+    INFO(j.dump());
+    CHECK(j["reporter"] == "destination");
+    CHECK(j["method"] == "POST");
+    CHECK(j["trace_id"] == kClientTraceId);
+    CHECK(j["parent_span_id"] == kClientSpan);
+    CHECK(j["source"]["principal"] == "spiffe://cluster.local/ns/default/sa/sa-n1p1");
+    if (j["response_code"] == 200) {
+      ++allowed_lines;
+      CHECK(j["bytes_received"] == kBodyBytes);
+      logged_spans.insert(j["span_id"].get<std::string>());
+    } else {
+      ++denied_lines;
+      CHECK(j["response_code"] == 403);
+      CHECK(j["policy_name"] == "default/deny-admin");
+      CHECK(j["policy_rule"] == "0");
+      CHECK(j["response_flags"] == "DENY");
+      CHECK(j["bytes_received"] == 0);
+      CHECK(j["span_id"] != kClientSpan);
+    }
+  }
+  CHECK(allowed_lines == kAllowed);
+  CHECK(denied_lines == kDenied);
+  CHECK(logged_spans == app_spans);
+}
+
+TEST_CASE("a real Prometheus scrapes an agent and PromQL returns connection and request counts",
           "[privileged][e2e][telemetry][prometheus]") {
   FERRY_REQUIRE_ROOT();
   auto mesh = Mesh::start();
@@ -166,16 +316,34 @@ TEST_CASE("a real Prometheus scrapes an agent and PromQL returns the connection 
                                    absl::StrCat("--host=", kWebVip), "--port=80", "--text=hi"});
     REQUIRE_OK(out);
   }
+  addHttpApp(m);
+  constexpr int kRequests = 4;
+  std::vector<HttpRow> rows =
+      postAll(m, m.pod(1, 1), {"/a", "/b", "/admin", "/c", "/d", "/admin/x"}, 10);
+  REQUIRE(rows.size() == 6);
   scrapeUntil(m.metricsPort(2), "istio_tcp_connections_closed_total", webLabels("destination"),
               kConnections);
+  scrapeUntil(m.metricsPort(2), "istio_requests_total", apiLabels("403", "DENY"), 2);
   auto prometheus = Prometheus::start(m.cluster().scratchDir(), m.metricsPort(2));
   REQUIRE_OK(prometheus);
-  std::string value = (*prometheus)
-                          ->queryScalar(
-                              "sum(istio_tcp_connections_opened_total{reporter=\"destination\","
-                              "destination_service=\"web.default.svc.cluster.local\"})");
+  std::string connections =
+      (*prometheus)
+          ->queryScalar(
+              "sum(istio_tcp_connections_opened_total{reporter=\"destination\","
+              "destination_service=\"web.default.svc.cluster.local\"})");
+  std::string ok = (*prometheus)
+                       ->queryScalar(
+                           "sum(istio_requests_total{reporter=\"destination\","
+                           "destination_service=\"api.default.svc.cluster.local\","
+                           "response_code=\"200\"})");
+  std::string denied = (*prometheus)
+                           ->queryScalar(
+                               "sum by (response_flags) (istio_requests_total{"
+                               "response_code=\"403\"})");
   INFO("prometheus log: " << (*prometheus)->log());
-  CHECK(value == absl::StrCat(kConnections));
+  CHECK(connections == absl::StrCat(kConnections));
+  CHECK(ok == absl::StrCat(kRequests));
+  CHECK(denied == "2");
 }
 
 }  // namespace

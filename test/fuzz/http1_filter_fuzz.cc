@@ -16,16 +16,12 @@
 using namespace ferry::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) {
+  auto input = splitFilterInput(data, size);
+  if (!input) {
     return 0;
   }
-  const uint8_t control = data[0];
-  std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
-  std::string_view down = rest, up;
-  if (size_t sep = rest.find("\xff\xfe"); sep != std::string_view::npos) {
-    down = rest.substr(0, sep);
-    up = rest.substr(sep + 2);
-  }
+  const uint8_t control = input->control;
+  const std::string_view down = input->down, up = input->up;
   Http1FilterConfig config;
   config.underscores = static_cast<Http1FilterConfig::Underscores>(control % 3);
   config.path.escaped_slashes = static_cast<EscapedSlashes>((control >> 2) % 3);

@@ -280,6 +280,59 @@ TEST_CASE("record sink sees each request with its decision and status", "[http1]
   CHECK(records[1].local_reply);
 }
 
+TEST_CASE("records carry body sizes and duration on the filter clock and traceparents",
+          "[http1][filter]") {
+  std::chrono::steady_clock::time_point t;
+  Http1FilterConfig config;
+  config.now = [&t] { return t; };
+  const std::string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string child = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+  Harness h(config, [&](const RequestView&, HeaderEdits& e) { e.set("traceparent", child); });
+  std::vector<RequestRecord> records;
+  h.filter.setRecordSink([&](const RequestRecord& r) { records.push_back(r); });
+  h.down("POST /up HTTP/1.1\r\nHost: s\r\ntraceparent: " + incoming +
+         "\r\nContent-Length: 5\r\n\r\nhello");
+  t += std::chrono::milliseconds(7);
+  h.up("HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc");
+  h.down(
+      "POST /c HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "4\r\nwxyz\r\n2\r\n12\r\n0\r\n\r\n");
+  t += std::chrono::milliseconds(2);
+  h.up("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  // Denied: its body is dropped, the 403 body is what the client gets.
+  h.down("POST /admin HTTP/1.1\r\nHost: s\r\nContent-Length: 4\r\n\r\nnope");
+  REQUIRE(records.size() == 3);
+  const RequestRecord& up = records[0];
+  CHECK(up.status == 201);
+  CHECK(up.authorized);
+  CHECK(up.request_body_bytes == 5);
+  CHECK(up.response_body_bytes == 3);
+  CHECK(up.duration == std::chrono::milliseconds(7));
+  CHECK(up.traceparent == incoming);
+  CHECK(up.forwarded_traceparent == child);
+  CHECK_FALSE(up.grpc);
+  CHECK(up.grpc_status == -1);
+  const RequestRecord& chunked = records[1];
+  CHECK(chunked.request_body_bytes == 6);  // chunk data only, not the framing
+  CHECK(chunked.response_body_bytes == 3);
+  CHECK(chunked.duration == std::chrono::milliseconds(2));
+  CHECK(chunked.traceparent.empty());
+  const RequestRecord& denied = records[2];
+  CHECK(denied.status == 403);
+  CHECK(denied.authorized);
+  CHECK_FALSE(denied.allowed);
+  CHECK(denied.request_body_bytes == 0);
+  CHECK(denied.response_body_bytes == std::string_view("RBAC: access denied").size());
+  CHECK(denied.forwarded_traceparent.empty());  // never forwarded: the hook did not run
+
+  // A malformed request never reaches the authorizer.
+  h.down("GET /x HTTP/1.1\r\nHost: s\r\nBad Header: 1\r\n\r\n");
+  REQUIRE(records.size() == 4);
+  CHECK(records[3].status == 400);
+  CHECK_FALSE(records[3].authorized);
+  CHECK(records[3].local_reply);
+}
+
 TEST_CASE("backpressure: pipelined requests beyond the limit are held", "[http1][filter]") {
   Http1FilterConfig config;
   config.max_pending_requests = 2;

@@ -2,6 +2,7 @@
 #include "http/http2_filter.h"
 
 #include <catch2/catch.hpp>
+#include <map>
 
 #include "filter_util.h"
 #include "h2_peer.h"
@@ -303,6 +304,67 @@ TEST_CASE("h2: a client that does not speak HTTP/2 is refused", "[http2]") {
   rig.filter->onDownstreamData("GET / HTTP/1.1\r\nHost: x\r\n\r\n", rig.out);
   CHECK(rig.out.close);
   CHECK(rig.app.messages.empty());
+}
+
+TEST_CASE("h2: records carry gRPC status and body sizes and duration and traceparents", "[http2]") {
+  std::chrono::steady_clock::time_point t;
+  Http2FilterConfig config;
+  config.now = [&t] { return t; };
+  const std::string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string child = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+  auto slowApp = [&t](const H2Message& req, H2Peer::Reply& reply) {
+    t += std::chrono::milliseconds(4);  // each request takes the app 4 ms of the fake clock
+    return echoApp(req, reply);
+  };
+  Rig rig(config, slowApp,
+          [&](const RequestView&, HeaderEdits& e) { e.set("traceparent", child); });
+  std::vector<RequestRecord> records;
+  rig.filter->setRecordSink([&](const RequestRecord& r) { records.push_back(r); });
+  auto post = [&](const std::string& path, Fields extra, std::string body) {
+    Fields f = {{":method", "POST"}, {":scheme", "http"}, {":authority", "svc"}, {":path", path}};
+    f.insert(f.end(), extra.begin(), extra.end());
+    return rig.client.request(f, std::move(body));
+  };
+  Fields grpc = {{"content-type", "application/grpc"}, {"te", "trailers"}};
+  Fields traced = {{"traceparent", incoming}};
+  post("/shop.v1.Cart/Get", grpc, std::string("\0\0\0\0\3abc", 8));
+  post("/admin.v1.Admin/DeleteAll", grpc, std::string("\0\0\0\0\0", 5));
+  const int32_t plain = post("/public", traced, "twelve bytes");
+  rig.run();
+  REQUIRE(rig.client.messages[plain].body == "app:/public:12");
+  REQUIRE(records.size() == 3);
+  std::map<std::string, RequestRecord> by_path;
+  for (const RequestRecord& r : records) {
+    by_path[r.path] = r;
+  }
+  const RequestRecord& c = by_path.at("/shop.v1.Cart/Get");
+  CHECK(c.grpc);
+  CHECK(c.grpc_status == 0);  // from the app's trailers
+  CHECK(c.status == 200);
+  CHECK(c.request_body_bytes == 8);
+  CHECK(c.response_body_bytes == 7);
+  // Both allowed streams are open while the app takes 4 ms for each.
+  CHECK(c.duration >= std::chrono::milliseconds(4));
+  CHECK(c.duration <= std::chrono::milliseconds(8));
+  CHECK(c.forwarded_traceparent == child);
+  CHECK(c.traceparent.empty());
+  const RequestRecord& d = by_path.at("/admin.v1.Admin/DeleteAll");
+  CHECK(d.grpc);
+  CHECK(d.grpc_status == 7);  // PERMISSION_DENIED, trailers-only
+  CHECK(d.status == 403);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.authorized);
+  CHECK(d.request_body_bytes == 0);
+  CHECK(d.forwarded_traceparent.empty());
+  CHECK(d.duration == std::chrono::milliseconds(0));  // answered before the app saw anything
+  const RequestRecord& p = by_path.at("/public");
+  CHECK_FALSE(p.grpc);
+  CHECK(p.grpc_status == -1);
+  CHECK(p.request_body_bytes == 12);
+  CHECK(p.response_body_bytes == std::string_view("app:/public:12").size());
+  CHECK(p.traceparent == incoming);
+  CHECK(p.forwarded_traceparent == child);
+  CHECK(rig.app.messages.size() == 2);
 }
 
 }  // namespace

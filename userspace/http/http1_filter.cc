@@ -135,6 +135,7 @@ void Http1Filter::runDownstream(std::string_view& in, FilterOutput& out) {
       case Http1Parser::Event::Type::kBody:
         if (forward_body_) {
           out.to_upstream.append(ev.data);
+          pending_.back().record.request_body_bytes += ev.payload;
         }
         break;
       case Http1Parser::Event::Type::kMessageComplete:
@@ -206,18 +207,23 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
   current_upgrade_ = p.upgrade;
   current_last_ = !head.keep_alive;
   if (record_sink_) {
+    p.started = config_.now();
     p.record.method = std::string(head.method);
     p.record.path = target->path;
     p.record.authority = std::string(head.host);
+    p.record.authorized = true;
     p.record.allowed = decision.allow;
-    p.record.policy = decision.policy;
-    p.record.rule = decision.rule;
+    p.record.policy = std::move(decision.policy);
+    p.record.rule = std::move(decision.rule);
+    p.record.reason = std::move(decision.reason);
+    p.record.grpc = view.grpc;
+    p.record.traceparent = view.headerJoined("traceparent").value_or("");
   }
   if (decision.allow) {
     ++stats_.allowed;
     p.kind = Pending::Kind::kForwarded;
     p.close_after = !head.keep_alive;
-    serializeRequest(view, target->forwarded(), out);
+    p.record.forwarded_traceparent = serializeRequest(view, target->forwarded(), out);
     forward_body_ = true;
     pending_.push_back(std::move(p));
     return;
@@ -237,8 +243,8 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
   flushLocalReplies(out);
 }
 
-void Http1Filter::serializeRequest(const RequestView& view, std::string_view target,
-                                   FilterOutput& out) {
+std::string Http1Filter::serializeRequest(const RequestView& view, std::string_view target,
+                                          FilterOutput& out) {
   edits_.clear();
   if (hook_) {
     hook_(view, edits_);
@@ -253,6 +259,7 @@ void Http1Filter::serializeRequest(const RequestView& view, std::string_view tar
     }
     o.append(h.name).append(": ").append(h.value).append("\r\n");
   }
+  std::string traceparent;
   for (const auto& [name, value] : edits_.additions()) {
     // A hook must not be able to inject framing or break the head.
     if (!chars::isToken(name) || !validFieldValue(value) ||
@@ -261,9 +268,13 @@ void Http1Filter::serializeRequest(const RequestView& view, std::string_view tar
         chars::equalsIgnoreCase(name, "host")) {
       continue;
     }
+    if (chars::equalsIgnoreCase(name, "traceparent")) {
+      traceparent = value;
+    }
     o.append(name).append(": ").append(value).append("\r\n");
   }
   o.append("\r\n");
+  return traceparent;
 }
 
 void Http1Filter::onRequestComplete() {
@@ -294,6 +305,9 @@ void Http1Filter::rejectRequest(uint16_t status, const char* reason, FilterOutpu
   Pending p;
   p.kind = Pending::Kind::kError;
   p.error_status = status;
+  if (record_sink_) {
+    p.started = config_.now();
+  }
   p.close_after = true;
   pending_.push_back(std::move(p));
   flushLocalReplies(out);
@@ -305,9 +319,11 @@ void Http1Filter::flushLocalReplies(FilterOutput& out) {
     if (p.kind == Pending::Kind::kDenied) {
       appendLocalReply(out.to_downstream, 403, kDeniedBody, p.close_after);
       p.record.status = 403;
+      p.record.response_body_bytes = kDeniedBody.size();
     } else {
       appendLocalReply(out.to_downstream, p.error_status, statusText(p.error_status), true);
       p.record.status = p.error_status;
+      p.record.response_body_bytes = std::string_view(statusText(p.error_status)).size();
     }
     p.record.local_reply = true;
     emitRecord(p);
@@ -322,6 +338,7 @@ void Http1Filter::flushLocalReplies(FilterOutput& out) {
 
 void Http1Filter::emitRecord(Pending& p) {
   if (record_sink_) {
+    p.record.duration = config_.now() - p.started;
     record_sink_(p.record);
   }
 }
@@ -381,6 +398,7 @@ void Http1Filter::onUpstreamData(std::string_view data, FilterOutput& out) {
       }
       case Http1Parser::Event::Type::kBody:
         out.to_downstream.append(ev.data);
+        pending_.front().record.response_body_bytes += ev.payload;
         break;
       case Http1Parser::Event::Type::kMessageComplete: {
         resp_active_ = false;
@@ -439,6 +457,7 @@ void Http1Filter::upstreamFailed(const char* reason, FilterOutput& out) {
       pending_.front().kind == Pending::Kind::kForwarded) {
     appendLocalReply(out.to_downstream, 502, statusText(502), true);
     pending_.front().record.status = 502;
+    pending_.front().record.response_body_bytes = std::string_view(statusText(502)).size();
     pending_.front().record.local_reply = true;
     emitRecord(pending_.front());
   }

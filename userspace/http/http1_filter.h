@@ -1,6 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -40,6 +41,10 @@ struct Http1FilterConfig {
   size_t max_pending_requests = 32;
   // Downstream bytes buffered while paused; beyond this wantsDownstreamData() turns false.
   size_t max_held_bytes = 64 * 1024;
+  // Times requests for their records (RequestRecord::duration); tests pass a fake one.
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
 };
 
 struct FilterOutput {
@@ -60,11 +65,26 @@ struct RequestRecord {
   std::string method;
   std::string path;
   std::string authority;
+  bool authorized = false;  // the authorizer was asked (false: refused as malformed first)
   bool allowed = false;
   std::string policy;
   std::string rule;
+  std::string reason;        // the authorizer's explanation (AuthzDecision::reason)
   uint16_t status = 0;       // response status (403 for denials, 0 if none was sent)
   bool local_reply = false;  // answered by the filter, not the app
+  bool grpc = false;         // content-type application/grpc[+...]
+  int grpc_status = -1;      // grpc-status of the response (trailers or trailers-only); -1: none
+  // Body bytes (Istio's request and response sizes): what the app was sent of the request's
+  // body, and what the client was sent of the response's (the app's, or a local reply's).
+  uint64_t request_body_bytes = 0;
+  uint64_t response_body_bytes = 0;
+  // From the complete request head to the end of the response, on the filter's clock.
+  std::chrono::nanoseconds duration{0};
+  // traceparent as received (repeated fields joined with ','); empty when absent.
+  std::string traceparent;
+  // The traceparent the header hook set on the forwarded request; empty when it set none or
+  // the request was not forwarded.
+  std::string forwarded_traceparent;
 };
 
 class Http1Filter {
@@ -106,6 +126,7 @@ class Http1Filter {
     bool close_after = false;
     uint16_t error_status = 0;
     RequestRecord record;  // filled only when a record sink is set
+    std::chrono::steady_clock::time_point started;
   };
 
   bool paused() const;
@@ -115,7 +136,8 @@ class Http1Filter {
   void onRequestComplete();
   void rejectRequest(uint16_t status, const char* reason, FilterOutput& out);
   void flushLocalReplies(FilterOutput& out);
-  void serializeRequest(const RequestView& view, std::string_view target, FilterOutput& out);
+  // Returns the traceparent the hook set, as forwarded ("" when none).
+  std::string serializeRequest(const RequestView& view, std::string_view target, FilterOutput& out);
   void finishResponse(FilterOutput& out);
   void maybeCloseAtEof(FilterOutput& out);
   void upstreamFailed(const char* reason, FilterOutput& out);

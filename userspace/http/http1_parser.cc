@@ -221,7 +221,7 @@ Http1Parser::Event Http1Parser::next(std::string_view& input) {
           return Event{};
         }
         size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, input.size()));
-        Event ev{Event::Type::kBody, input.substr(0, n)};
+        Event ev{Event::Type::kBody, input.substr(0, n), n};
         input.remove_prefix(n);
         remaining_ -= n;
         if (remaining_ == 0) {
@@ -234,7 +234,7 @@ Http1Parser::Event Http1Parser::next(std::string_view& input) {
         if (input.empty()) {
           return Event{};
         }
-        Event ev{Event::Type::kBody, input};
+        Event ev{Event::Type::kBody, input, input.size()};
         input.remove_prefix(input.size());
         return ev;
       }
@@ -596,10 +596,11 @@ bool Http1Parser::trailerLine(std::string_view line) {
 Http1Parser::Event Http1Parser::chunked(std::string_view& input) {
   const uint16_t bad = kind_ == Kind::kRequest ? 400 : 502;
   size_t i = 0;
+  size_t payload = 0;
   const size_t n = input.size();
   auto done = [&](State next) {
     state_ = next;
-    Event ev{Event::Type::kBody, input.substr(0, i)};
+    Event ev{Event::Type::kBody, input.substr(0, i), payload};
     input.remove_prefix(i);
     return ev;
   };
@@ -664,6 +665,7 @@ Http1Parser::Event Http1Parser::chunked(std::string_view& input) {
       case State::kChunkData: {
         size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, n - i));
         i += take;
+        payload += take;
         remaining_ -= take;
         if (remaining_ == 0) {
           state_ = State::kChunkDataCr;

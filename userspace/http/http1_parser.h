@@ -87,6 +87,7 @@ class Http1Parser {
     enum class Type : uint8_t { kNeedMore, kHead, kBody, kMessageComplete, kError };
     Type type = Type::kNeedMore;
     std::string_view data;  // kBody: wire bytes of the body
+    size_t payload = 0;     // kBody: how many of them are content (not chunked framing)
   };
 
   explicit Http1Parser(Kind kind, Http1Limits limits = {});

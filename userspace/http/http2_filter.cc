@@ -46,6 +46,19 @@ const char* grpcStatusFor(uint16_t status) {
   }
 }
 
+// The response's grpc-status: in trailers, or in the headers of a trailers-only response.
+int grpcStatusOf(const Fields& trailers, const Fields& headers) {
+  for (const Fields* fields : {&trailers, &headers}) {
+    for (const auto& [n, v] : *fields) {
+      if (n == "grpc-status" && !v.empty() && v.size() <= 2 &&
+          std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        return std::atoi(v.c_str());
+      }
+    }
+  }
+  return -1;
+}
+
 bool validFieldValue(std::string_view v) {
   for (char c : v) {
     if (!chars::is(c, chars::kFieldVchar) && !chars::isWs(c)) {
@@ -81,6 +94,7 @@ struct Http2Filter::Stream {
   bool to_down_eof = false;
   bool down_deferred = false;
   RequestRecord record;
+  std::chrono::steady_clock::time_point started;
 };
 
 // nghttp2 callbacks. One set serves both sessions; `session == f->down_` tells them apart.
@@ -93,6 +107,7 @@ struct Http2Filter::Callbacks {
         frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       auto s = std::make_unique<Stream>();
       s->down_id = frame->hd.stream_id;
+      s->started = f->config_.now();
       f->streams_[s->down_id] = std::move(s);
     }
     return 0;
@@ -177,6 +192,7 @@ struct Http2Filter::Callbacks {
         return 0;
       }
       s->to_up.append(reinterpret_cast<const char*>(data), len);
+      s->record.request_body_bytes += len;
       if (s->up_deferred) {
         s->up_deferred = false;
         nghttp2_session_resume_data(f->up_, s->up_id);
@@ -189,6 +205,7 @@ struct Http2Filter::Callbacks {
       return 0;
     }
     s->to_down.append(reinterpret_cast<const char*>(data), len);
+    s->record.response_body_bytes += len;
     if (s->down_deferred) {
       s->down_deferred = false;
       nghttp2_session_resume_data(f->down_, s->down_id);
@@ -207,9 +224,7 @@ struct Http2Filter::Callbacks {
       if (s->up_id > 0 && !s->up_closed) {
         nghttp2_submit_rst_stream(f->up_, NGHTTP2_FLAG_NONE, s->up_id, NGHTTP2_CANCEL);
       }
-      if (f->record_sink_) {
-        f->record_sink_(s->record);
-      }
+      f->emitRecord(*s);
       f->eraseStream(stream_id);
       return 0;
     }
@@ -428,6 +443,8 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
   if (auto ct = view.header("content-type")) {
     view.grpc = ct->substr(0, 16) == "application/grpc";
   }
+  s.record.grpc = view.grpc;
+  s.record.traceparent = view.headerJoined("traceparent").value_or("");
   if (s.oversize) {
     ++stats_.rejected;
     localReply(s, 431, view.grpc);
@@ -447,9 +464,11 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
   view.query = target.query;
   s.record.path = target.path;
   AuthzDecision decision = authorize_(view);
+  s.record.authorized = true;
   s.record.allowed = decision.allow;
-  s.record.policy = decision.policy;
-  s.record.rule = decision.rule;
+  s.record.policy = std::move(decision.policy);
+  s.record.rule = std::move(decision.rule);
+  s.record.reason = std::move(decision.reason);
   if (!decision.allow) {
     ++stats_.denied;
     localReply(s, 403, view.grpc);
@@ -496,6 +515,9 @@ void Http2Filter::forwardRequest(Stream& s, const RequestView& view, std::string
         n == "connection" || n == "transfer-encoding" || n == "te") {
       continue;
     }
+    if (n == "traceparent") {
+      s.record.forwarded_traceparent = value;
+    }
     lowered.push_back(std::move(n));
     nva.push_back(nv(lowered.back(), value));
   }
@@ -521,6 +543,7 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
   s.record.local_reply = true;
   const std::string code = std::to_string(status);
   if (grpc) {
+    s.record.grpc_status = std::atoi(grpcStatusFor(status));
     // Trailers-only: one HEADERS frame with END_STREAM carrying the gRPC status.
     const nghttp2_nv nva[] = {
         nv(":status", code),
@@ -532,6 +555,7 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
     return;
   }
   s.to_down = status == 403 ? std::string(kDeniedBody) : std::to_string(status) + " refused";
+  s.record.response_body_bytes = s.to_down.size();
   s.to_down_off = 0;
   s.to_down_eof = true;
   const std::string length = std::to_string(s.to_down.size());
@@ -688,11 +712,20 @@ void Http2Filter::onUpstreamEof(FilterOutput& out) {
   finishAll(out);
 }
 
+void Http2Filter::emitRecord(Stream& s) {
+  if (!record_sink_) {
+    return;
+  }
+  if (s.record.grpc && s.record.grpc_status < 0) {
+    s.record.grpc_status = grpcStatusOf(s.resp_trailers, s.resp);
+  }
+  s.record.duration = config_.now() - s.started;
+  record_sink_(s.record);
+}
+
 void Http2Filter::finishAll(FilterOutput& out) {
-  if (record_sink_) {
-    for (auto& [id, s] : streams_) {
-      record_sink_(s->record);
-    }
+  for (auto& [id, s] : streams_) {
+    emitRecord(*s);
   }
   streams_.clear();
   up_to_down_.clear();

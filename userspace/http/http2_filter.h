@@ -94,6 +94,7 @@ class Http2Filter {
   void terminate(uint32_t code, const char* reason);
   void pump(FilterOutput& out);
   void eraseStream(int32_t down_id);
+  void emitRecord(Stream& s);
   void finishAll(FilterOutput& out);  // records for open streams, then closed
 
   Config config_;

@@ -42,6 +42,7 @@ struct AuthzDecision {
   bool allow = false;
   std::string policy;
   std::string rule;
+  std::string reason;  // for the access log: "denied by ns/name rule 0", ...
 };
 
 using Authorizer = std::function<AuthzDecision(const RequestView&)>;

@@ -78,12 +78,13 @@ IstioMetrics::IstioMetrics(std::shared_ptr<prometheus::Registry> registry, Metri
                       .Register(*registry_)),
       tcp_sent_(prometheus::BuildCounter()
                     .Name("istio_tcp_sent_bytes_total")
-                    .Help("Bytes sent towards the destination during TCP connections")
+                    .Help("Bytes sent during the response of TCP connections (towards the source)")
                     .Register(*registry_)),
-      tcp_received_(prometheus::BuildCounter()
-                        .Name("istio_tcp_received_bytes_total")
-                        .Help("Bytes received from the destination during TCP connections")
-                        .Register(*registry_)),
+      tcp_received_(
+          prometheus::BuildCounter()
+              .Name("istio_tcp_received_bytes_total")
+              .Help("Bytes received during the request of TCP connections (from the source)")
+              .Register(*registry_)),
       requests_(prometheus::BuildCounter()
                     .Name("istio_requests_total")
                     .Help("Requests, by response code")
@@ -94,11 +95,11 @@ IstioMetrics::IstioMetrics(std::shared_ptr<prometheus::Registry> registry, Metri
                     .Register(*registry_)),
       request_bytes_(prometheus::BuildHistogram()
                          .Name("istio_request_bytes")
-                         .Help("Request sizes in bytes (headers and body)")
+                         .Help("HTTP request body sizes in bytes")
                          .Register(*registry_)),
       response_bytes_(prometheus::BuildHistogram()
                           .Name("istio_response_bytes")
-                          .Help("Response sizes in bytes (headers and body)")
+                          .Help("HTTP response body sizes in bytes")
                           .Register(*registry_)),
       dropped_(prometheus::BuildCounter()
                    .Name("ferry_metrics_label_sets_dropped_total")

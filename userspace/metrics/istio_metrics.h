@@ -46,7 +46,7 @@ struct RequestOutcome {
   int response_code = 0;
   int grpc_status = -1;  // -1: not gRPC
   double duration_ms = 0;
-  uint64_t request_bytes = 0;
+  uint64_t request_bytes = 0;  // body only, as Istio's istio_request_bytes
   uint64_t response_bytes = 0;
 };
 
@@ -56,6 +56,8 @@ struct MetricsLimits {
 
 // Counters one TCP connection updates; looked up once when the connection opens.
 struct TcpConnectionMetrics {
+  // Istio's directions: "sent" during the response (to the source), "received" during the
+  // request (from the source), whichever side reports.
   prometheus::Counter* sent = nullptr;
   prometheus::Counter* received = nullptr;
   prometheus::Counter* closed = nullptr;
