@@ -115,6 +115,20 @@ def main():
             cells.append(label_cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
+    # Issue 6: what enforcing HTTP policy costs, both cases through the same two agents in the
+    # same run (ferry_l7's origin pod has an L7 ALLOW policy and an HTTP Service port).
+    lines.append("\n## L7 policy against L4 only (Ferry L7 / Ferry L4, same run)\n")
+    lines.append("| metric | Ferry L4 | Ferry L7 | L7 / L4 |")
+    lines.append("|---|---:|---:|---:|")
+    for metric, label in [("sat_rps", "requests/s at saturation"),
+                          ("sat_cpu_us_per_req", "agent CPU per request (us, both agents)"),
+                          ("lat_p50_us", "latency p50 (us) at 1,000 req/s"),
+                          ("lat_p99_us", "latency p99 (us) at 1,000 req/s"),
+                          ("conn_rps", "new connections/s"),
+                          ("conn_cpu_us_per_req", "agent CPU per new connection (us)")]:
+        a, b = m("ferry_l4", metric), m("ferry_l7", metric)
+        lines.append(f"| {label} | {fmt(a)} | {fmt(b)} | {fmt(ratio(b, a))} |")
+
     lines.append("\n## Targets (issue 10; goals, not assertions)\n")
     lines.append("| target | measured | met |")
     lines.append("|---|---:|:---:|")

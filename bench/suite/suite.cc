@@ -26,8 +26,26 @@ void writeFile(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
 }
 
-// The L7 case's policy: only GETs on /bench/ from n1p1's identity reach n2p3. Needs the agent
-// to read HTTP on the inbound path (issue 6); the HAProxy pair's server enforces the same ACL.
+// The agent reads HTTP only on ports a Service marks as HTTP (appProtocol or an "http-" port
+// name); on any other port an ALLOW rule with HTTP fields can never match, and every request is
+// refused. This Service makes n2p3's origin port an HTTP port.
+constexpr char kL7Service[] = R"(apiVersion: v1
+kind: Service
+metadata:
+  name: bench-l7
+  namespace: default
+spec:
+  clusterIP: 10.96.0.31
+  selector:
+    app: n2p3
+  ports:
+  - name: http-bench
+    port: 8080
+    appProtocol: http
+)";
+
+// The L7 case's policy: only GETs on /bench/ from n1p1's identity reach n2p3; the HAProxy pair's
+// server enforces the same ACL.
 constexpr char kL7Policy[] = R"(apiVersion: security.ferry.dev/v1alpha1
 kind: AuthorizationPolicy
 metadata:
@@ -254,6 +272,9 @@ absl::Status Suite::startPeers() {
 }
 
 absl::Status Suite::applyL7Policy() {
+  if (auto s = mesh_->applyManifest("bench-l7-service.yaml", kL7Service); !s.ok()) {
+    return s;
+  }
   return mesh_->applyManifest("bench-l7-policy.yaml", kL7Policy);
 }
 
@@ -269,13 +290,6 @@ absl::Status Suite::checkCases() {
   std::vector<Case> working;
   for (Case& c : cases_) {
     if (auto s = checkCase(c); !s.ok()) {
-      if (c.id == "ferry_l7" && absl::IsUnavailable(s)) {
-        // An agent without HTTP authorization (issue 6) refuses every request under an L7
-        // ALLOW rule: a known gap, reported as such, not a broken run.
-        note(absl::StrCat(kL7Unavailable,
-                          " (agent does not enforce HTTP policy yet): ", s.message()));
-        continue;
-      }
       ++failures_;
       note(absl::StrCat(c.id, " left out: ", s.message()));
       continue;

@@ -18,9 +18,6 @@
 
 namespace ferry::bench {
 
-// meta.txt says this when the agent refuses the L7 case's allowed requests (no HTTP policy).
-inline constexpr char kL7Unavailable[] = "ferry_l7 unavailable";
-
 struct SuiteOptions {
   std::string out_dir;
   std::string loadgen;  // the ferry-loadgen binary
