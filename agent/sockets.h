@@ -48,7 +48,8 @@ class NetnsHandle {
 // Records the agent's own namespace; call once at start-up before any thread changes namespace.
 absl::Status rememberHostNetns();
 
-// A non-blocking, close-on-exec TCP socket of `family` created inside `netns` (invalid: host).
+// A non-blocking, close-on-exec TCP socket of `family` created inside `netns` (invalid: host),
+// with TCP_NODELAY (listeners pass it on to the sockets they accept).
 absl::StatusOr<int> tcpSocketIn(const NetnsHandle& netns, int family, uint32_t mark);
 
 // A dual-stack ([::], IPV6_V6ONLY off) listener on `port` inside `netns`, with SO_REUSEPORT so
