@@ -28,6 +28,7 @@ model::NodeSnapshot baseSnapshot() {
   svc.key = {"default", "web"};
   svc.vips = {"10.96.0.10"};
   svc.ports = {{"http", 80, 8080, "", "TCP", "http"}};
+  svc.annotations["ferry.dev/max-connections"] = "8";
   s.services = {svc};
   model::AuthorizationPolicy p;
   p.key = {"default", "deny-b"};
@@ -73,6 +74,7 @@ TEST_CASE("model JSON round-trips every resource kind, optionals included", "[di
   CHECK(back->routes[0].rules[0].backends[1].weight == 10u);
   CHECK(back->routes[0].rules[0].mirror_percent == 25u);
   CHECK(back->routes[0].annotations.at("fault.ferry.dev/abort-status") == "503");
+  CHECK(back->services[0].annotations.at("ferry.dev/max-connections") == "8");
   CHECK(indexSnapshot(*back) == indexed);
 }
 

@@ -110,7 +110,7 @@ TEST_CASE("services: named target ports, dual stack and headless", "[k8s]") {
   auto s = decodeAs<model::Service>(R"(
 apiVersion: v1
 kind: Service
-metadata: {name: api, namespace: demo}
+metadata: {name: api, namespace: demo, annotations: {ferry.dev/lb-policy: round-robin}}
 spec:
   clusterIP: 10.96.1.1
   clusterIPs: [10.96.1.1, "fd00:96::1:1"]
@@ -125,6 +125,7 @@ spec:
   CHECK(s.ports[0].app_protocol == "kubernetes.io/h2c");
   CHECK(s.ports[1].target_port == 0);
   CHECK(s.hostname() == "api.demo.svc.cluster.local");
+  CHECK(s.annotations == model::Labels{{"ferry.dev/lb-policy", "round-robin"}});
 
   auto headless = decodeAs<model::Service>(
       "apiVersion: v1\nkind: Service\nmetadata: {name: h, namespace: demo}\n"

@@ -226,6 +226,7 @@ model::Workload decodePod(const Field& root, const Meta& meta) {
 model::Service decodeService(const Field& root, const Meta& meta) {
   model::Service svc;
   svc.key = meta.key;
+  svc.annotations = meta.annotations;
   Field spec = root["spec"];
   if (!spec.present()) {
     return svc;

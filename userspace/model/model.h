@@ -62,6 +62,7 @@ struct Service {
   std::vector<std::string> vips;  // ClusterIPs
   std::vector<ServicePort> ports;
   Labels selector;
+  Labels annotations;  // metadata.annotations (ferry.dev/* load balancing and limits)
   std::string hostname() const { return key.name + "." + key.ns + ".svc.cluster.local"; }
 };
 

@@ -118,6 +118,9 @@ size_t Cluster::ejectedCountLocked(absl::Time now) const {
 }
 
 void Cluster::recordFailureLocked(Endpoint& e, absl::Time now) {
+  if (options_.consecutive_errors == 0) {
+    return;  // outlier detection off
+  }
   ++e.consecutive_errors;
   if (e.consecutive_errors < options_.consecutive_errors || !e.healthy(now)) {
     return;

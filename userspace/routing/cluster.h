@@ -22,13 +22,15 @@ struct ClusterOptions {
   LbPolicy lb = LbPolicy::kLeastRequest;
   std::string local_zone;  // prefer endpoints in this zone when any is healthy there
   // Outlier detection.
-  uint32_t consecutive_errors = 5;                   // 5xx or connect failures in a row -> eject
+  uint32_t consecutive_errors = 5;  // 5xx or connect failures in a row -> eject; 0 = never
   absl::Duration base_ejection = absl::Seconds(30);  // ejected for base * times_ejected
   uint32_t max_ejection_percent = 50;
   // Circuit breaking.
   uint32_t max_connections = 1024;
   uint32_t max_pending_requests = 1024;
   uint32_t max_requests = 1024;
+
+  bool operator==(const ClusterOptions&) const = default;
 };
 
 struct EndpointRef {

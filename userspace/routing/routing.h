@@ -6,9 +6,11 @@
 //   cluster.h      Cluster (P2C/round robin, zone preference, outlier detection, limits)
 //   retry.h        RetryPolicy, RetryBudget, retryable(), backoff()
 //   fault.h        fault injection from fault.ferry.dev/* annotations
+//   service_options.h  ClusterOptions from ferry.dev/* annotations on a Service
 //   stats.h        RouteStats counters
 #include "routing/cluster.h"
 #include "routing/fault.h"
 #include "routing/retry.h"
 #include "routing/route_table.h"
+#include "routing/service_options.h"
 #include "routing/stats.h"
