@@ -14,6 +14,10 @@ namespace {
 constexpr size_t kMaxTlsRecord = 16384;
 constexpr size_t kFrameHeader = 9;
 
+// Decrypted input on its way into nghttp2, which copies what it keeps before returning: one per
+// thread instead of one per connection (16 KiB each).
+thread_local uint8_t t_plaintext[kMaxTlsRecord];
+
 ssize_t dataLength(nghttp2_session*, uint8_t /*frame_type*/, int32_t /*stream_id*/,
                    int32_t session_window, int32_t stream_window, uint32_t remote_max_frame,
                    void* /*user_data*/) {
@@ -116,14 +120,14 @@ absl::Status HboneConnection::onNetworkInput() {
     emit({HboneEventType::kHandshakeDone});
   }
   while (true) {
-    absl::StatusOr<size_t> n = tls_->read(absl::MakeSpan(scratch_));
+    absl::StatusOr<size_t> n = tls_->read(absl::MakeSpan(t_plaintext));
     if (!n.ok()) {
       return fail(n.status());
     }
     if (*n == 0) {
       break;
     }
-    ssize_t rv = nghttp2_session_mem_recv(h2_, scratch_, *n);
+    ssize_t rv = nghttp2_session_mem_recv(h2_, t_plaintext, *n);
     if (rv < 0) {
       // nghttp2 queued a GOAWAY describing the protocol error; let it out before failing.
       (void)produce();
@@ -239,6 +243,7 @@ void HboneConnection::consume(StreamId id, size_t n) {
   }
   n = std::min(n, s->recv.size());
   s->recv.consume(n);
+  s->recv.shrinkIfEmpty();  // an idle stream keeps no buffer
   creditConsumed(*s, n);
   releaseIfDone(*s);
   (void)produce();
@@ -302,6 +307,7 @@ void HboneConnection::reset(StreamId id, uint32_t error_code) {
   }
   discardReceived(*s);
   s->send.clear();
+  s->send.shrinkIfEmpty();
   if (!s->h2_closed) {
     nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, id, error_code);
   }
@@ -321,6 +327,11 @@ size_t HboneConnection::bufferedBytes() const {
   return total;
 }
 
+size_t HboneConnection::heldBytes(StreamId id) const {
+  const Stream* s = find(id);
+  return s == nullptr ? 0 : s->recv.capacity() + s->send.capacity();
+}
+
 void HboneConnection::releaseIdleMemory() {
   tls_->networkIn().shrinkIfEmpty();
   tls_->networkOut().shrinkIfEmpty();
@@ -330,6 +341,7 @@ void HboneConnection::releaseIdleMemory() {
 void HboneConnection::discardReceived(Stream& s) {
   size_t n = s.recv.size();
   s.recv.clear();
+  s.recv.shrinkIfEmpty();
   creditConsumed(s, n);
 }
 
@@ -361,6 +373,7 @@ ssize_t HboneConnection::readData(nghttp2_session*, int32_t stream_id, uint8_t* 
     std::memcpy(buf, s->send.data(), n);
   }
   s->send.consume(n);
+  s->send.shrinkIfEmpty();  // an idle stream keeps no buffer
   if (s->write_blocked && s->send.size() <= self->settings_.stream_send_buffer / 2) {
     s->write_blocked = false;
     self->emit({HboneEventType::kWritable, stream_id});

@@ -124,6 +124,9 @@ class HboneConnection {
   size_t bufferedBytes(StreamId id) const;
   // Everything this connection holds: both directions of every stream plus TLS buffers.
   size_t bufferedBytes() const;
+  // Memory the stream's buffers hold (capacity, not content): 0 once both directions are
+  // drained, so an idle stream costs its bookkeeping only.
+  size_t heldBytes(StreamId id) const;
   bool hasStream(StreamId id) const { return streams_.contains(id); }
 
  protected:
@@ -178,7 +181,6 @@ class HboneConnection {
   bool peer_gone_ = false;
   absl::Status error_;
   tls::ByteBuffer staged_;  // small frames coalesced into one TLS record
-  uint8_t scratch_[16384];
 
  private:
   static ssize_t readData(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
