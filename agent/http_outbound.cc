@@ -8,6 +8,7 @@
 #include <optional>
 #include <string_view>
 
+#include "absl/strings/str_cat.h"
 #include "agent/http_messages.h"
 #include "agent/log.h"
 #include "agent/route_state.h"
@@ -47,7 +48,8 @@ struct Exchange {
   std::shared_ptr<const WorkloadState> state;
   const routing::CompiledRule* rule = nullptr;
   routing::RouteStats* stats = nullptr;
-  BackendCluster* cluster = nullptr;
+  std::shared_ptr<BackendCluster> cluster;  // held: connection slots release into it
+  std::string cluster_id;                   // "ns/name:port", the upstream pool's key prefix
   int local_status = 0;  // answered here once the request is read (404, fault abort...)
   std::string local_body;
   std::string method;
@@ -66,7 +68,9 @@ struct Exchange {
   UpstreamLink* link = nullptr;
   UpstreamConn conn;
   std::optional<routing::Cluster::Pick> pick;
-  bool retry_try = false;  // holds a retry-budget slot
+  routing::ConnectionLimiter::Ticket ticket;  // waiting for a connection slot
+  std::unique_ptr<ConnectionSlot> slot;       // while this try has a connection
+  bool retry_try = false;                     // holds a retry-budget slot
   std::string up_out;
   size_t up_off = 0;
   std::unique_ptr<http::Http1Parser> resp;
@@ -259,11 +263,14 @@ class HttpOutbound : public EventHandler, public Deferred {
       local(500, "no backend with a weight\n");
       return;
     }
-    x_.cluster = x_.view->cluster(backend->service, backend->port != 0 ? backend->port : port_);
+    const uint16_t backend_port = backend->port != 0 ? backend->port : port_;
+    x_.cluster = x_.view->cluster(backend->service, backend_port);
     if (x_.cluster == nullptr) {
       local(503, "no healthy upstream\n");
       return;
     }
+    x_.cluster_id =
+        absl::StrCat(backend->service.ns, "/", backend->service.name, ":", backend_port);
     http::HeaderEdits edits;
     x_.rule->applyHeaderModifier(edits);
     x_.head = forwardedRequestHead(head, target->forwarded(), edits);
@@ -401,20 +408,72 @@ class HttpOutbound : public EventHandler, public Deferred {
       reply(503, overflow ? "upstream overflow (circuit breaker)\n" : "no healthy upstream\n");
       return;
     }
-    Destination dest = destinationOf(x_.pick->endpoint);
-    UpstreamPool& pool = upstreamPool(ctx_);
-    auto conn = pool.take(UpstreamPool::keyOf(*pod_, dest.ip, dest.port));
-    if (!conn) {
-      auto opened = pool.open(pod_, *x_.state, dest, source_ip_);
-      if (!opened.ok()) {
-        LOG_WARN("routed outbound from ", pod_->info.name, ": ", opened.status().ToString());
-        failTry(Outcome::kConnectFailure, std::nullopt, false, 503,
-                "upstream connect error or disconnect/reset before headers\n");
+    // A connection (pooled or new) needs one of the cluster's slots (max_connections, counted
+    // agent-wide).
+    auto admission = x_.cluster->limiter.acquire(grantCallback());
+    switch (admission.admit) {
+      case routing::ConnectionLimiter::Admit::kConnect:
+        x_.slot = std::make_unique<ConnectionSlot>(x_.cluster);
+        connect();
         return;
-      }
-      conn = *std::move(opened);
+      case routing::ConnectionLimiter::Admit::kWait:
+        x_.ticket = std::move(admission.ticket);  // onConnectionGranted() goes on
+        return;
+      case routing::ConnectionLimiter::Admit::kOverflow:
+        count(&routing::RouteStats::overflows);
+        reply(503, "upstream overflow (circuit breaker)\n");
+        return;
     }
-    x_.conn = *std::move(conn);
+  }
+
+  std::string upstreamKey() const {
+    Destination dest = destinationOf(x_.pick->endpoint);
+    return UpstreamPool::keyOf(x_.cluster_id, *pod_, dest.ip, dest.port);
+  }
+
+  // Runs on whichever worker freed the slot: only tells this one's loop.
+  std::function<void()> grantCallback() {
+    EventLoop* loop = &ctx_.loop;
+    return [loop, alive = alive_, this] {
+      loop->post([alive, this] {
+        if (*alive) {
+          onConnectionGranted();
+        }
+      });
+    };
+  }
+
+  void onConnectionGranted() {
+    if (closed_ || x_.ticket == nullptr || !x_.cluster->limiter.claim(x_.ticket)) {
+      return;  // a grant for a request that gave up (the slot went on) or already served
+    }
+    x_.ticket.reset();
+    x_.slot = std::make_unique<ConnectionSlot>(x_.cluster);
+    connect();
+    writeClient();
+  }
+
+  // With a connection slot held: an idle keep-alive connection to the endpoint, else a new one.
+  void connect() {
+    UpstreamPool& pool = upstreamPool(ctx_);
+    const std::string key = upstreamKey();
+    if (auto idle = pool.take(key)) {
+      useConnection(*std::move(idle));
+      return;
+    }
+    Destination dest = destinationOf(x_.pick->endpoint);
+    auto opened = pool.open(key, pod_, *x_.state, dest, source_ip_);
+    if (!opened.ok()) {
+      LOG_WARN("routed outbound from ", pod_->info.name, ": ", opened.status().ToString());
+      failTry(Outcome::kConnectFailure, std::nullopt, false, 503,
+              "upstream connect error or disconnect/reset before headers\n");
+      return;
+    }
+    useConnection(*std::move(opened));
+  }
+
+  void useConnection(UpstreamConn conn) {
+    x_.conn = std::move(conn);
     x_.link = new UpstreamLink;
     x_.link->owner = this;
     x_.up_out = x_.head;
@@ -599,6 +658,11 @@ class HttpOutbound : public EventHandler, public Deferred {
 
   // Ends the current try: outcome to the cluster, connection back to the pool or closed.
   void endTry(Outcome outcome, bool reusable) {
+    if (x_.ticket != nullptr) {
+      x_.cluster->limiter.cancel(x_.ticket);  // still waiting: leave the queue
+      x_.ticket.reset();
+      outcome = Outcome::kSuccess;  // no connection yet: not the endpoint's doing
+    }
     if (x_.try_timer != 0) {
       ctx_.loop.cancelTimer(x_.try_timer);
       x_.try_timer = 0;
@@ -628,6 +692,7 @@ class HttpOutbound : public EventHandler, public Deferred {
       }
       x_.conn = UpstreamConn{};
     }
+    x_.slot.reset();  // to the first waiting request, if any
     x_.resp.reset();
   }
 
@@ -707,6 +772,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     // The client went away (or must be reset): not the endpoint's fault.
     endTry(Outcome::kSuccess, false);
     closed_ = true;
+    *alive_ = false;
     for (EventLoop::TimerId* t : {&x_.overall_timer, &x_.try_timer, &x_.wait_timer}) {
       if (*t != 0) {
         ctx_.loop.cancelTimer(*t);
@@ -741,6 +807,7 @@ class HttpOutbound : public EventHandler, public Deferred {
   bool parsing_ = false;
   bool close_after_ = false;
   bool closed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted grants
   http::Http1Parser req_{http::Http1Parser::Kind::kRequest};
   Exchange x_;
 };

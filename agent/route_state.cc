@@ -7,9 +7,10 @@
 
 namespace ferry::agent {
 
-BackendCluster* RoutingView::cluster(const model::ObjectKey& service, uint16_t port) const {
+std::shared_ptr<BackendCluster> RoutingView::cluster(const model::ObjectKey& service,
+                                                     uint16_t port) const {
   auto it = clusters.find({service, port});
-  return it == clusters.end() ? nullptr : it->second.get();
+  return it == clusters.end() ? nullptr : it->second;
 }
 
 routing::RouteStats* RoutingView::routeStats(const std::string& route) const {
@@ -62,6 +63,24 @@ std::vector<routing::EndpointRef> clusterEndpoints(const model::NodeSnapshot& sn
   return v4.empty() ? v6 : v4;
 }
 
+routing::ClusterOptions serviceClusterOptions(const model::NodeSnapshot& snapshot,
+                                             const model::ObjectKey& service,
+                                             const routing::ClusterOptions& defaults,
+                                             std::vector<std::string>* errors) {
+  for (const model::Service& s : snapshot.services) {
+    if (s.key == service) {
+      routing::ServiceOptions parsed = routing::parseServiceOptions(s.annotations, defaults);
+      if (errors != nullptr) {
+        for (const std::string& e : parsed.errors) {
+          errors->push_back("Service " + service.ns + "/" + service.name + ": " + e);
+        }
+      }
+      return parsed.cluster;
+    }
+  }
+  return defaults;
+}
+
 namespace {
 
 // A backendRef without a port means "the port the request came to": one cluster per port of
@@ -109,20 +128,28 @@ void RoutingState::update(const WorkloadState& state) {
       local_zone = w.zone;
     }
   }
+  routing::ClusterOptions defaults;
+  defaults.local_zone = local_zone;
+  if (base_ejection_override_) {
+    defaults.base_ejection = *base_ejection_override_;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   for (const BackendKey& key : backends) {
     auto endpoints = clusterEndpoints(snap, key.first, key.second);
+    std::vector<std::string> option_errors;
+    routing::ClusterOptions options =
+        serviceClusterOptions(snap, key.first, defaults, &option_errors);
+    logOptionErrors(snap, key.first, option_errors);
     auto it = clusters_.find(key);
-    if (it != clusters_.end()) {
+    if (it != clusters_.end() && it->second->cluster.options() == options) {
       it->second->cluster.update(std::move(endpoints));
     } else {
-      routing::ClusterOptions options;
-      options.local_zone = local_zone;
-      if (base_ejection_override_) {
-        options.base_ejection = *base_ejection_override_;
+      if (it != clusters_.end()) {
+        LOG_INFO("Service ", key.first.ns, "/", key.first.name, ":", key.second,
+                 ": new load balancing or limits, cluster state starts afresh");
       }
-      it = clusters_.emplace(key, std::make_shared<BackendCluster>(std::move(endpoints), options))
-               .first;
+      clusters_[key] = std::make_shared<BackendCluster>(std::move(endpoints), options);
+      it = clusters_.find(key);
     }
     view->clusters.emplace(key, it->second);
   }
@@ -131,6 +158,29 @@ void RoutingState::update(const WorkloadState& state) {
     view->stats.emplace(name, &stats_.get(name));
   }
   view_.store(std::move(view));
+}
+
+// Once per change of a Service's annotations, not on every snapshot.
+void RoutingState::logOptionErrors(const model::NodeSnapshot& snap,
+                                   const model::ObjectKey& service,
+                                   const std::vector<std::string>& errors) {
+  const model::Labels* annotations = nullptr;
+  for (const model::Service& s : snap.services) {
+    if (s.key == service) {
+      annotations = &s.annotations;
+    }
+  }
+  if (annotations == nullptr) {
+    return;
+  }
+  auto [it, fresh] = reported_.try_emplace(service, *annotations);
+  if (!fresh && it->second == *annotations) {
+    return;
+  }
+  it->second = *annotations;
+  for (const std::string& e : errors) {
+    LOG_WARN(e);
+  }
 }
 
 bool RoutingState::hasRoutes(const model::ObjectKey& service, uint16_t port) const {

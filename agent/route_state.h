@@ -28,11 +28,31 @@
 
 namespace ferry::agent {
 
+// Options come from the backend Service's ferry.dev/* annotations (routing/service_options.h);
+// when they change, the Cluster is replaced (its state starts afresh) while requests and
+// connections of the old one finish against it.
 struct BackendCluster {
   BackendCluster(std::vector<routing::EndpointRef> endpoints, routing::ClusterOptions options)
-      : cluster(std::move(endpoints), std::move(options)) {}
+      : cluster(std::move(endpoints), options),
+        limiter(options.max_connections, options.max_pending_requests) {}
   routing::Cluster cluster;
   routing::RetryBudget budget;
+  routing::ConnectionLimiter limiter;  // upstream connections of this agent, all workers
+};
+
+// One of a backend's connection slots (max-connections): held by a request while it has an
+// upstream connection (opening it, writing, reading the response); released when it is done
+// with it, which hands the slot to the first request waiting for one, on whichever worker.
+// Idle keep-alive connections in the workers' pools hold none.
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<BackendCluster> cluster) : cluster_(std::move(cluster)) {}
+  ~ConnectionSlot() { cluster_->limiter.release(); }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+ private:
+  std::shared_ptr<BackendCluster> cluster_;
 };
 
 using BackendKey = std::pair<model::ObjectKey, uint16_t>;  // backend Service, service port
@@ -42,7 +62,7 @@ struct RoutingView {
   std::map<BackendKey, std::shared_ptr<BackendCluster>> clusters;
   std::map<std::string, routing::RouteStats*> stats;  // by route "ns/name" (the registry's)
 
-  BackendCluster* cluster(const model::ObjectKey& service, uint16_t port) const;
+  std::shared_ptr<BackendCluster> cluster(const model::ObjectKey& service, uint16_t port) const;
   routing::RouteStats* routeStats(const std::string& route) const;
 };
 
@@ -63,15 +83,26 @@ class RoutingState {
   std::map<std::string, routing::RouteStatsValues> allStats() const { return stats_.snapshot(); }
 
  private:
+  void logOptionErrors(const model::NodeSnapshot& snap, const model::ObjectKey& service,
+                       const std::vector<std::string>& errors);
+
   std::optional<absl::Duration> base_ejection_override_;
   std::mutex mu_;  // one update at a time
   std::map<BackendKey, std::shared_ptr<BackendCluster>> clusters_;
+  std::map<model::ObjectKey, model::Labels> reported_;  // annotations whose errors were logged
   routing::RouteStatsRegistry stats_;
   std::atomic<std::shared_ptr<const RoutingView>> view_{std::make_shared<const RoutingView>()};
 };
 
 // ferry_route_{requests,retries,timeouts,ejections,overflows,faults}_total{route,namespace}.
 std::vector<metrics::Sample> routeSamples(const RoutingState& routing);
+
+// The options of `service`'s clusters: `defaults` overridden by its ferry.dev/* annotations.
+// Refused annotations are appended to `errors` ("Service ns/name: annotation ...").
+routing::ClusterOptions serviceClusterOptions(const model::NodeSnapshot& snapshot,
+                                             const model::ObjectKey& service,
+                                             const routing::ClusterOptions& defaults,
+                                             std::vector<std::string>* errors = nullptr);
 
 // The endpoints of `service`:`port` as the routing library wants them (target port resolved
 // as WorkloadState::resolve does; IPv4 endpoints, or IPv6 when the service has only those).

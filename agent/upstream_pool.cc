@@ -12,6 +12,7 @@
 
 namespace ferry::agent {
 
+
 // Registered while idle; freed through deleteLater because an event for its fd may still be in
 // the loop's current batch when it is taken or dropped.
 struct UpstreamPool::Idle : public EventHandler, public Deferred {
@@ -36,9 +37,11 @@ UpstreamPool::~UpstreamPool() {
   }
 }
 
-std::string UpstreamPool::keyOf(const LocalPod& source, const std::string& ip, uint16_t port) {
-  return source.info.uid + "|" + ip + "|" + std::to_string(port);
+std::string UpstreamPool::keyOf(const std::string& cluster, const LocalPod& source,
+                                const std::string& ip, uint16_t port) {
+  return cluster + "|" + source.info.uid + "|" + ip + "|" + std::to_string(port);
 }
+
 
 std::optional<UpstreamConn> UpstreamPool::take(const std::string& key) {
   auto it = idle_.find(key);
@@ -94,7 +97,8 @@ void UpstreamPool::drop(Idle* idle) {
   ctx_.loop.deleteLater(std::unique_ptr<Deferred>(idle));
 }
 
-absl::StatusOr<UpstreamConn> UpstreamPool::open(const std::shared_ptr<const LocalPod>& source,
+absl::StatusOr<UpstreamConn> UpstreamPool::open(const std::string& key,
+                                                const std::shared_ptr<const LocalPod>& source,
                                                 const WorkloadState& state,
                                                 const Destination& destination,
                                                 const std::string& source_ip) {
@@ -103,7 +107,7 @@ absl::StatusOr<UpstreamConn> UpstreamPool::open(const std::shared_ptr<const Loca
     return absl::InternalError(std::string("socketpair: ") + std::strerror(errno));
   }
   forwardToDestination(ctx_, source, state, destination, source_ip, pair[1]);
-  return UpstreamConn{.fd = pair[0], .key = keyOf(*source, destination.ip, destination.port)};
+  return UpstreamConn{.fd = pair[0], .key = key};
 }
 
 size_t UpstreamPool::idleCount() const {

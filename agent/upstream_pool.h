@@ -42,15 +42,19 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  static std::string keyOf(const LocalPod& source, const std::string& ip, uint16_t port);
+  // `cluster`: the backend's "ns/name:port" (a pod behind two Services is two keys: each
+  // Service's limits count its own connections).
+  static std::string keyOf(const std::string& cluster, const LocalPod& source,
+                           const std::string& ip, uint16_t port);
 
   // An idle connection for `key`, no longer registered with the loop; nullopt when none.
   std::optional<UpstreamConn> take(const std::string& key);
   // A connection that finished a response cleanly and may carry another (not registered).
   void put(UpstreamConn conn);
-  // A new connection from `source` to `destination` (connecting in the background: a failure
-  // shows as EOF or a reset on the returned fd before any response byte).
-  absl::StatusOr<UpstreamConn> open(const std::shared_ptr<const LocalPod>& source,
+  // A new connection from `source` to `destination` under `key` (connecting in the background:
+  // a failure shows as EOF or a reset on the returned fd before any response byte).
+  absl::StatusOr<UpstreamConn> open(const std::string& key,
+                                    const std::shared_ptr<const LocalPod>& source,
                                     const WorkloadState& state, const Destination& destination,
                                     const std::string& source_ip);
   size_t idleCount() const;

@@ -87,12 +87,12 @@ TEST_CASE("routing state: clusters per backend port and counters survive an upda
   routing::RouteStats* stats = view->routeStats("default/split");
   REQUIRE(stats != nullptr);
   stats->retries += 3;
-  BackendCluster* v1 = view->cluster({"default", "v1"}, 80);
+  BackendCluster* v1 = view->cluster({"default", "v1"}, 80).get();
 
   routing.update(WorkloadState(routedSnapshot(20)));
   auto next = routing.current();
   CHECK(next != view);
-  CHECK(next->cluster({"default", "v1"}, 80) == v1);  // same object: ejections etc. survive
+  CHECK(next->cluster({"default", "v1"}, 80).get() == v1);  // same object: state survives
   CHECK(routing.allStats().at("default/split").retries == 3);
   auto samples = routeSamples(routing);
   bool found = false;
@@ -105,6 +105,64 @@ TEST_CASE("routing state: clusters per backend port and counters survive an upda
     }
   }
   CHECK(found);
+}
+
+model::Service& serviceOf(model::NodeSnapshot& snap, const std::string& name) {
+  for (model::Service& s : snap.services) {
+    if (s.key.name == name) {
+      return s;
+    }
+  }
+  FAIL("no service " << name);
+  return snap.services.front();
+}
+
+TEST_CASE("routing state: a backend Service's annotations set its cluster's options",
+          "[agent][routing]") {
+  RoutingState routing(absl::Milliseconds(700));  // --outlier-base-ejection-ms
+  auto snap = routedSnapshot(10);
+  serviceOf(snap, "v1").annotations = {{"ferry.dev/lb-policy", "round-robin"},
+                                       {"ferry.dev/outlier-consecutive-errors", "2"},
+                                       {"ferry.dev/max-connections", "3"},
+                                       {"ferry.dev/max-pending-requests", "0"},
+                                       {"ferry.dev/max-requests", "zero"}};
+  routing.update(WorkloadState(snap));
+  auto v1 = routing.current()->cluster({"default", "v1"}, 80);
+  REQUIRE(v1 != nullptr);
+  const routing::ClusterOptions& o = v1->cluster.options();
+  CHECK(o.lb == routing::LbPolicy::kRoundRobin);
+  CHECK(o.consecutive_errors == 2);
+  CHECK(o.base_ejection == absl::Milliseconds(700));  // the flag, no annotation
+  CHECK(o.max_requests == 1024);                      // bad value: the default
+  // max-connections 3 with nothing allowed to wait: the fourth connection overflows.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(v1->limiter.acquire(nullptr).admit == routing::ConnectionLimiter::Admit::kConnect);
+  }
+  CHECK(v1->limiter.acquire(nullptr).admit == routing::ConnectionLimiter::Admit::kOverflow);
+  // v2 has no annotations: defaults (and the flag).
+  auto v2 = routing.current()->cluster({"default", "v2"}, 80);
+  REQUIRE(v2 != nullptr);
+  CHECK(v2->cluster.options().lb == routing::LbPolicy::kLeastRequest);
+  CHECK(v2->cluster.options().base_ejection == absl::Milliseconds(700));
+
+  std::vector<std::string> errors;
+  serviceClusterOptions(snap, {"default", "v1"}, {}, &errors);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        "Service default/v1: annotation ferry.dev/max-requests: \"zero\" is not a whole number "
+        "from 1 to 4294967295; keeping the default 1024");
+
+  // Same options: the same cluster. Changed options: a new one; the old stays valid for whoever
+  // still holds it.
+  routing.update(WorkloadState(snap));
+  CHECK(routing.current()->cluster({"default", "v1"}, 80) == v1);
+  serviceOf(snap, "v1").annotations["ferry.dev/outlier-base-ejection-ms"] = "50";
+  routing.update(WorkloadState(snap));
+  auto replaced = routing.current()->cluster({"default", "v1"}, 80);
+  CHECK(replaced != v1);
+  CHECK(replaced->cluster.options().base_ejection == absl::Milliseconds(50));
+  CHECK(v1->limiter.connections() == 3);
+  CHECK(routing.current()->cluster({"default", "v2"}, 80) == v2);
 }
 
 TEST_CASE("cluster endpoints: IPv4 first and target port resolved", "[agent][routing]") {

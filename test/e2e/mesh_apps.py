@@ -11,11 +11,12 @@
                                     C echo round trips, all connections open at once or in turn;
                                     prints "OK <C>"
   send          --host H --port P --text T   send T, half-close, expect it echoed
-  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N
+  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N|sleep:MS
                                     HTTP/1.1 keep-alive backend: GET/POST answer 200 "NAME"
                                     (fail50: every other request 503; hang: never answers;
-                                    status:N always N); GET /__stats (not counted) answers
-                                    {"GET": n, "POST": m} with what it received
+                                    status:N always N; sleep:MS answers after MS ms); GET
+                                    /__stats (not counted) answers {"GET": n, "POST": m,
+                                    "max_active": k}: what it received, most at once
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
@@ -258,6 +259,7 @@ def http_app(port, name, behavior):
     import json
     lock = threading.Lock()
     counts = {"GET": 0, "POST": 0}
+    active = [0, 0]  # in progress now, most at once
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -276,17 +278,29 @@ def http_app(port, name, behavior):
                 self.rfile.read(length)
             if self.path == "/__stats":
                 with lock:
-                    self.answer(200, json.dumps(counts))
+                    self.answer(200, json.dumps(dict(counts, max_active=active[1])))
                 return
             with lock:
                 counts[self.command] = counts.get(self.command, 0) + 1
                 n = sum(counts.values())
+                active[0] += 1
+                active[1] = max(active[1], active[0])
+            try:
+                self.respond(n)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+        def respond(self, n):
             if behavior == "hang":
                 time.sleep(3600)
             elif behavior == "fail50" and n % 2 == 1:
                 self.answer(503, "fail " + name)
             elif behavior.startswith("status:"):
                 self.answer(int(behavior[7:]), "status " + name)
+            elif behavior.startswith("sleep:"):
+                time.sleep(int(behavior[6:]) / 1000)
+                self.answer(200, name)
             else:
                 self.answer(200, name)
 

@@ -23,18 +23,42 @@ namespace ferry::e2e {
 namespace {
 
 std::string service(const std::string& name, const std::string& vip, int target_port,
-                    const std::string& selector_app) {
+                    const std::string& selector_app,
+                    const std::vector<std::pair<std::string, std::string>>& annotations = {}) {
   std::string out =
       absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: ", name,
-                   "\n  namespace: default\nspec:\n  clusterIP: ", vip,
-                   "\n  ports:\n  - name: http\n    port: 80\n    targetPort: ", target_port, "\n");
+                   "\n  namespace: default\n");
+  if (!annotations.empty()) {
+    absl::StrAppend(&out, "  annotations:\n");
+    for (const auto& [key, value] : annotations) {
+      absl::StrAppend(&out, "    ", key, ": \"", value, "\"\n");
+    }
+  }
+  absl::StrAppend(&out, "spec:\n  clusterIP: ", vip,
+                  "\n  ports:\n  - name: http\n    port: 80\n    targetPort: ", target_port, "\n");
   if (!selector_app.empty()) {
     absl::StrAppend(&out, "  selector:\n    app: ", selector_app, "\n");
   }
   return out;
 }
 
-// front -> v1 (n2p1) / v2 (n1p2) by weight; flaky, slow and pool route to themselves.
+// The EndpointSlice of a selector-less Service: `pods` as {node, pod}.
+std::string endpointSlice(const Mesh& m, const std::string& service, int port,
+                          const std::vector<std::pair<int, int>>& pods) {
+  std::string out = absl::StrCat(
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ", service,
+      "-1\n  namespace: default\n  labels:\n    kubernetes.io/service-name: ", service,
+      "\naddressType: IPv4\nendpoints:\n");
+  for (auto [node, pod] : pods) {
+    absl::StrAppend(&out, "- addresses: [\"", m.pod(node, pod).ipv4,
+                    "\"]\n  targetRef: {kind: Pod, uid: uid-n", node, "p", pod, "}\n");
+  }
+  absl::StrAppend(&out, "ports:\n- name: http\n  port: ", port, "\n");
+  return out;
+}
+
+// front -> v1 (n2p1) / v2 (n1p2) by weight; flaky, slow and pool route to themselves; rr
+// (round robin over three pods) and limited (one connection, one waiting request) too.
 std::string services(const Mesh& m) {
   return absl::StrCat(service("front", "10.96.0.30", 8080, "n2p1"), "---\n",
                       service("v1", "10.96.0.31", 8080, "n2p1"), "---\n",
@@ -51,7 +75,12 @@ std::string services(const Mesh& m) {
                                    "\"]\n  targetRef: {kind: Pod, uid: uid-n2p1}\n"),
                       absl::StrCat("- addresses: [\"", m.pod(2, 2).ipv4,
                                    "\"]\n  targetRef: {kind: Pod, uid: uid-n2p2}\n"),
-                      "ports:\n- name: http\n  port: 8083\n");
+                      "ports:\n- name: http\n  port: 8083\n", "---\n",
+                      service("rr", "10.96.0.36", 8084, "", {{"ferry.dev/lb-policy", "round-robin"}}),
+                      "---\n", endpointSlice(m, "rr", 8084, {{1, 2}, {2, 1}, {2, 2}}), "---\n",
+                      service("limited", "10.96.0.37", 8085, "n2p1",
+                              {{"ferry.dev/max-connections", "1"},
+                               {"ferry.dev/max-pending-requests", "1"}}));
 }
 
 std::string route(const std::string& name, const std::string& parent, const std::string& rule) {
@@ -69,7 +98,8 @@ std::string splitRoute(int w1, int w2) {
 }
 
 // Backends: n2p1 answers "n2p1" on 8080, fails every other request on 8081, hangs on 8082;
-// n1p2 answers "n1p2" on 8080; on 8083 (pool) n1p2 and n2p1 answer 200, n2p2 always 503.
+// n1p2 answers "n1p2" on 8080; on 8083 (pool) n1p2 and n2p1 answer 200, n2p2 always 503; on
+// 8084 (rr) n1p2, n2p1 and n2p2 answer their names; n2p1 answers on 8085 (limited) after 2 s.
 // With every backend running, the services applied, and `route_yaml` as route.yaml.
 std::unique_ptr<Mesh> startRoutedMesh(const std::string& route_yaml,
                                       std::vector<std::string> flags = {}) {
@@ -91,6 +121,10 @@ std::unique_ptr<Mesh> startRoutedMesh(const std::string& route_yaml,
   app(1, 2, 8080, "ok");
   app(1, 2, 8083, "ok");
   app(2, 2, 8083, "status:503");
+  app(1, 2, 8084, "ok");
+  app(2, 1, 8084, "ok");
+  app(2, 2, 8084, "ok");
+  app(2, 1, 8085, "sleep:2000");
   REQUIRE_OK(m.applyManifest("services.yaml", services(m)));
   REQUIRE_OK(m.applyManifest("route.yaml", route_yaml));
   return std::move(*mesh);
@@ -255,6 +289,48 @@ TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after t
             << " of 100 requests\n";
   CHECK(bad_second >= 1);
   CHECK(bad_second <= 10);
+}
+
+TEST_CASE("routing e2e: a round-robin Service spreads 300 requests exactly 100 per endpoint",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(route("rr", "rr", "  - backendRefs:\n    - {name: rr, port: 80}\n"));
+  Mesh& m = *mesh;
+  nlohmann::json r = load(m, "10.96.0.36", 300, 3);
+  INFO(r.dump());
+  std::cout << "routing e2e: round robin over 3 endpoints, 300 requests: " << r["body"].dump()
+            << "\n";
+  CHECK(statusCount(r, "200") == 300);
+  CHECK(r["body"].value("n1p2", 0) == 100);
+  CHECK(r["body"].value("n2p1", 0) == 100);
+  CHECK(r["body"].value("n2p2", 0) == 100);
+  CHECK(backendStats(m, 2, 2, 8084).value("GET", 0) == 100);
+}
+
+TEST_CASE("routing e2e: max-connections 1 and max-pending-requests 1 answer the rest 503 at once",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(
+      route("limited", "limited", "  - backendRefs:\n    - {name: limited, port: 80}\n"));
+  Mesh& m = *mesh;
+  // Six at once against a backend that takes 2 s: one gets the only connection, one waits for
+  // it, four overflow. The waiting one goes on once the first is done.
+  nlohmann::json r = load(m, "10.96.0.37", 6, 6);
+  INFO(r.dump());
+  std::cout << "routing e2e: 6 concurrent requests, 1 connection + 1 pending allowed: "
+            << r["status"].dump() << ", ms " << r["ms"].dump() << "\n";
+  CHECK(statusCount(r, "200") == 2);
+  CHECK(statusCount(r, "503") == 4);
+  CHECK(routeMetric(m, "ferry_route_overflows_total", "limited", 4) == 4);
+  nlohmann::json seen = backendStats(m, 2, 1, 8085);
+  CHECK(seen.value("GET", 0) == 2);
+  CHECK(seen.value("max_active", 0) == 1);  // never two requests on the backend at once
+
+  // Within the limits (one at a time) nothing overflows.
+  nlohmann::json serial = load(m, "10.96.0.37", 2, 1);
+  INFO(serial.dump());
+  CHECK(statusCount(serial, "200") == 2);
+  CHECK(routeMetric(m, "ferry_route_overflows_total", "limited", 4) == 4);
 }
 
 TEST_CASE("routing e2e: route changes while requests are in flight fail none of them",

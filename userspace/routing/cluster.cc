@@ -65,7 +65,7 @@ std::optional<Cluster::Pick> Cluster::pick(absl::BitGenRef rng, absl::Time now,
   if (failure != nullptr) {
     *failure = PickFailure::kNone;
   }
-  if (active_ >= options_.max_requests || pending_ >= options_.max_pending_requests) {
+  if (active_ >= options_.max_requests) {
     refuseLocked(failure);
     return std::nullopt;
   }
@@ -160,23 +160,6 @@ void Cluster::done(const Pick& pick, Outcome outcome, absl::Time now) {
 bool Cluster::overflowed() const {
   absl::MutexLock lock(&mu_);
   return overflowed_;
-}
-
-bool Cluster::tryAcquire(uint32_t Cluster::*counter, uint32_t limit) {
-  absl::MutexLock lock(&mu_);
-  if (this->*counter >= limit) {
-    refuseLocked(nullptr);
-    return false;
-  }
-  ++(this->*counter);
-  return true;
-}
-
-void Cluster::release(uint32_t Cluster::*counter) {
-  absl::MutexLock lock(&mu_);
-  if (this->*counter > 0) {
-    --(this->*counter);
-  }
 }
 
 size_t Cluster::healthyCount(absl::Time now) const {

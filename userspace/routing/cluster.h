@@ -25,7 +25,8 @@ struct ClusterOptions {
   uint32_t consecutive_errors = 5;  // 5xx or connect failures in a row -> eject; 0 = never
   absl::Duration base_ejection = absl::Seconds(30);  // ejected for base * times_ejected
   uint32_t max_ejection_percent = 50;
-  // Circuit breaking.
+  // Circuit breaking. pick() enforces max_requests; the connection limits are for the
+  // ConnectionLimiter the caller keeps beside the Cluster (connection_limiter.h).
   uint32_t max_connections = 1024;
   uint32_t max_pending_requests = 1024;
   uint32_t max_requests = 1024;
@@ -68,22 +69,13 @@ class Cluster {
     size_t index = 0;  // opaque to callers
     EndpointRef endpoint;
   };
-  // nullopt when no endpoint is available or the circuit breaker is open (answer 503; the
+  // nullopt when no endpoint is available or max_requests are active (answer 503; the
   // caller reads overflowed() or, race-free across workers, `failure` to tell which, for
   // response_flags UO vs UH). When every endpoint is ejected (possible only after update()
   // shrank the list) the pick ignores ejection rather than fail all traffic (Envoy's panic).
   std::optional<Pick> pick(absl::BitGenRef rng, absl::Time now, PickFailure* failure = nullptr);
   void done(const Pick& pick, Outcome outcome, absl::Time now);
   bool overflowed() const;  // last pick refused by the circuit breaker
-
-  // Connection limit (max_connections): call before opening a new upstream connection; false
-  // means overflow (counted), do not connect. Pair each true with connectionClosed().
-  bool tryOpenConnection() { return tryAcquire(&Cluster::connections_, options_.max_connections); }
-  void connectionClosed() { release(&Cluster::connections_); }
-  // Pending limit (max_pending_requests): a request waiting for a connection. While the queue
-  // is full, pick() refuses new requests too. Pair each true with pendingFinished().
-  bool tryStartPending() { return tryAcquire(&Cluster::pending_, options_.max_pending_requests); }
-  void pendingFinished() { release(&Cluster::pending_); }
 
   size_t healthyCount(absl::Time now) const;
   uint64_t ejectionsTotal() const;
@@ -107,8 +99,6 @@ class Cluster {
   void recordFailureLocked(Endpoint& e, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t ejectedCountLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void refuseLocked(PickFailure* failure) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool tryAcquire(uint32_t Cluster::*counter, uint32_t limit);
-  void release(uint32_t Cluster::*counter);
 
   const ClusterOptions options_;
   mutable absl::Mutex mu_;
@@ -116,8 +106,6 @@ class Cluster {
   std::vector<size_t> candidates_ ABSL_GUARDED_BY(mu_);  // scratch, reused by every pick
   uint64_t rr_next_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t active_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t connections_ ABSL_GUARDED_BY(mu_) = 0;
-  uint32_t pending_ ABSL_GUARDED_BY(mu_) = 0;
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t ejections_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t overflows_ ABSL_GUARDED_BY(mu_) = 0;
