@@ -105,10 +105,10 @@ void Suite::measureMemory(const Case& c) {
   if (c.hold_target.empty() || c.proxies.empty()) {
     return;
   }
-  auto rssMean = [&]() -> absl::StatusOr<double> {
+  auto rssMean = [&](auto read) -> absl::StatusOr<double> {
     double sum = 0;
     for (pid_t pid : c.proxies) {
-      auto b = rssBytes(pid);
+      absl::StatusOr<long long> b = read(pid);
       if (!b.ok()) {
         return b.status();
       }
@@ -121,7 +121,8 @@ void Suite::measureMemory(const Case& c) {
   const bool peer = c.id == "stunnel" || c.id == "haproxy";
   const int count =
       peer ? std::min(options_.idle_connections, kPeerHeldConnections) : options_.idle_connections;
-  auto idle = rssMean();
+  auto idle = rssMean(rssBytes);
+  auto idle_anon = rssMean(rssAnonBytes);
   auto holder =
       mesh_->cluster().spawn(c.client, {options_.loadgen, "hold", "--target=" + c.hold_target,
                                         absl::StrCat("--connections=", count)});
@@ -134,15 +135,16 @@ void Suite::measureMemory(const Case& c) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (!idle.ok() || !held) {
+  if (!idle.ok() || !idle_anon.ok() || !held) {
     ++failures_;
     note(absl::StrCat(c.id, " memory: could not hold ", count, " connections: ",
                       holder.ok() ? (*holder)->log() : std::string(holder.status().message()),
-                      idle.ok() ? "" : idle.status().message()));
+                      idle.ok() ? "" : idle.status().message(),
+                      idle_anon.ok() ? "" : idle_anon.status().message()));
     return;
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let buffers settle
-  auto loaded = rssMean();
+  auto loaded = rssMean(rssBytes);
   holder->reset();  // closes the connections
   std::this_thread::sleep_for(std::chrono::seconds(2));
   if (!loaded.ok()) {
@@ -151,6 +153,7 @@ void Suite::measureMemory(const Case& c) {
     return;
   }
   row(0, c, "rss_idle_mib", *idle / (1024 * 1024));
+  row(0, c, "rss_anon_idle_mib", *idle_anon / (1024 * 1024));
   row(0, c, "rss_held_mib", *loaded / (1024 * 1024));
   row(0, c, "rss_held_connections", count);
   row(0, c, "rss_bytes_per_conn", (*loaded - *idle) / count);

@@ -43,9 +43,11 @@ absl::StatusOr<long long> cpuTicksFromStat(const std::string& stat) {
   return utime + stime;
 }
 
-absl::StatusOr<long long> rssKibFromStatus(const std::string& status) {
+namespace {
+absl::StatusOr<long long> statusKib(const std::string& status, absl::string_view field) {
+  const std::string prefix = absl::StrCat(field, ":");
   for (absl::string_view line : absl::StrSplit(status, '\n')) {
-    if (absl::ConsumePrefix(&line, "VmRSS:")) {
+    if (absl::ConsumePrefix(&line, prefix)) {
       line = absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB");
       long long kib = 0;
       if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &kib)) {
@@ -53,7 +55,28 @@ absl::StatusOr<long long> rssKibFromStatus(const std::string& status) {
       }
     }
   }
-  return absl::InvalidArgumentError("no VmRSS line");
+  return absl::InvalidArgumentError(absl::StrCat("no ", field, " line"));
+}
+
+absl::StatusOr<long long> statusBytes(pid_t pid, absl::string_view field) {
+  auto text = readFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!text.ok()) {
+    return text.status();
+  }
+  auto kib = statusKib(*text, field);
+  if (!kib.ok()) {
+    return kib.status();
+  }
+  return *kib * 1024;
+}
+}  // namespace
+
+absl::StatusOr<long long> rssKibFromStatus(const std::string& status) {
+  return statusKib(status, "VmRSS");
+}
+
+absl::StatusOr<long long> rssAnonKibFromStatus(const std::string& status) {
+  return statusKib(status, "RssAnon");
 }
 
 absl::StatusOr<double> iperfBitsPerSecond(const std::string& json) {
@@ -88,15 +111,11 @@ absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids) {
 }
 
 absl::StatusOr<long long> rssBytes(pid_t pid) {
-  auto text = readFile(absl::StrCat("/proc/", pid, "/status"));
-  if (!text.ok()) {
-    return text.status();
-  }
-  auto kib = rssKibFromStatus(*text);
-  if (!kib.ok()) {
-    return kib.status();
-  }
-  return *kib * 1024;
+  return statusBytes(pid, "VmRSS");
+}
+
+absl::StatusOr<long long> rssAnonBytes(pid_t pid) {
+  return statusBytes(pid, "RssAnon");
 }
 
 std::string machineDescription() {

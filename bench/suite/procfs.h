@@ -19,12 +19,16 @@ namespace ferry::bench {
 absl::StatusOr<long long> cpuTicksFromStat(const std::string& stat);
 // VmRSS from /proc/<pid>/status text, in KiB.
 absl::StatusOr<long long> rssKibFromStatus(const std::string& status);
+// RssAnon from /proc/<pid>/status text, in KiB: the part of VmRSS that is the process's own
+// (heap, stacks, written library data), without the shared library pages it maps.
+absl::StatusOr<long long> rssAnonKibFromStatus(const std::string& status);
 // end.sum_received.bits_per_second from `iperf3 -J` output.
 absl::StatusOr<double> iperfBitsPerSecond(const std::string& json);
 
 // The live versions: CPU seconds and RSS bytes summed over `pids`.
 absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids);
 absl::StatusOr<long long> rssBytes(pid_t pid);
+absl::StatusOr<long long> rssAnonBytes(pid_t pid);
 
 // The machine, for the results' header: CPU model, cores, kernel, load averages.
 std::string machineDescription();

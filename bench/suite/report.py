@@ -32,6 +32,7 @@ METRICS = [
     ("conn_rps", "new connections/s", True),
     ("conn_cpu_us_per_req", "proxy CPU per new connection (us)", False),
     ("rss_idle_mib", "RSS idle per proxy process (MiB)", False),
+    ("rss_anon_idle_mib", "RSS idle, anonymous part (MiB): no shared library pages", False),
     ("rss_bytes_per_conn", "RSS per idle connection per proxy (bytes)", False),
 ]
 

@@ -22,11 +22,18 @@ TEST_CASE("cpuTicksFromStat reads utime and stime after the last parenthesis", "
   CHECK_FALSE(cpuTicksFromStat("1 (x) S 1 2").ok());
 }
 
-TEST_CASE("rssKibFromStatus finds VmRSS", "[bench]") {
-  auto kib = rssKibFromStatus("Name:\tferry-agent\nVmPeak:\t  90000 kB\nVmRSS:\t    8412 kB\n");
+TEST_CASE("rssKibFromStatus finds VmRSS, rssAnonKibFromStatus RssAnon", "[bench]") {
+  const std::string status =
+      "Name:\tferry-agent\nVmPeak:\t  90000 kB\nVmRSS:\t    8412 kB\nRssAnon:\t    2950 kB\n"
+      "RssFile:\t    5462 kB\n";
+  auto kib = rssKibFromStatus(status);
   REQUIRE_OK(kib);
   CHECK(*kib == 8412);
+  auto anon = rssAnonKibFromStatus(status);
+  REQUIRE_OK(anon);
+  CHECK(*anon == 2950);
   CHECK_FALSE(rssKibFromStatus("Name:\tkthreadd\n").ok());  // kernel threads have none
+  CHECK_FALSE(rssAnonKibFromStatus("Name:\tkthreadd\n").ok());
 }
 
 TEST_CASE("iperfBitsPerSecond reads the receiver's sum and reports iperf3 errors", "[bench]") {
@@ -45,6 +52,10 @@ TEST_CASE("the live readers work on this process", "[bench]") {
   auto rss = rssBytes(::getpid());
   REQUIRE_OK(rss);
   CHECK(*rss > 0);
+  auto anon = rssAnonBytes(::getpid());
+  REQUIRE_OK(anon);
+  CHECK(*anon > 0);
+  CHECK(*anon <= *rss);
   auto cpu = cpuSeconds({::getpid()});
   REQUIRE_OK(cpu);
   CHECK(*cpu >= 0);

@@ -63,7 +63,7 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
                                          "lat_rps",    "sat_rps",    "conn_rps"};
   const std::vector<std::string> iperf = {"tput1_gbps", "tput8_gbps"};
   const std::vector<std::string> cpu = {"sat_cpu_us_per_req", "conn_cpu_us_per_req"};
-  const std::vector<std::string> memory = {"rss_idle_mib", "rss_held_mib"};
+  const std::vector<std::string> memory = {"rss_idle_mib", "rss_anon_idle_mib", "rss_held_mib"};
   struct Expect {
     std::string id;
     bool has_iperf, has_proxy, has_memory;
