@@ -11,7 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "agent/http_messages.h"
 #include "agent/log.h"
+#include "agent/outbound.h"
 #include "agent/route_state.h"
+#include "agent/telemetry.h"
+#include "agent/telemetry_peers.h"
 #include "agent/upstream_pool.h"
 #include "http/http1_parser.h"
 #include "http/path.h"
@@ -50,6 +53,7 @@ struct Exchange {
   routing::RouteStats* stats = nullptr;
   std::shared_ptr<BackendCluster> cluster;  // held: connection slots release into it
   std::string cluster_id;                   // "ns/name:port", the upstream pool's key prefix
+  model::ObjectKey backend_service;
   int local_status = 0;  // answered here once the request is read (404, fault abort...)
   std::string local_body;
   std::string method;
@@ -77,15 +81,25 @@ struct Exchange {
   bool resp_bytes = false;    // the backend sent something on this try
   bool resp_started = false;  // the final response head went to the client
   int status = 0;
+  // For the source-side report (reporter="source"), once per request.
+  std::chrono::steady_clock::time_point started;
+  std::string path, authority;
+  uint64_t request_bytes = 0;   // body bytes from the client
+  uint64_t response_bytes = 0;  // body bytes to the client
+  int answered = 0;             // the status the client got; 0: none (connection reset)
+  const char* flags = "";       // Envoy's response flags for a local answer
+  std::optional<routing::EndpointRef> endpoint;  // of the last try
+  bool reported = false;
 };
 
 class HttpOutbound : public EventHandler, public Deferred {
  public:
   HttpOutbound(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, model::ObjectKey service,
-               uint16_t port, std::string source_ip, int fd)
+               std::string vip, uint16_t port, std::string source_ip, int fd)
       : ctx_(ctx),
         pod_(std::move(pod)),
         service_(std::move(service)),
+        vip_(std::move(vip)),
         port_(port),
         source_ip_(std::move(source_ip)),
         fd_(fd) {}
@@ -217,17 +231,20 @@ class HttpOutbound : public EventHandler, public Deferred {
     x_.active = true;
     const http::MessageHead& head = req_.head();
     x_.method = std::string(head.method);
+    x_.started = std::chrono::steady_clock::now();
+    x_.path = std::string(head.target);
+    x_.authority = std::string(head.host);
     x_.head_request = head.method == "HEAD";
     x_.keep_alive = head.keep_alive;
     if (head.upgrade || head.method == "CONNECT") {
       // A routed service carries requests; a tunnel would bypass routing for good.
-      local(501, "upgrade and CONNECT are not supported on a routed service\n");
+      local(501, "upgrade and CONNECT are not supported on a routed service\n", "DPE");
       x_.keep_alive = false;
       return;
     }
     auto target = http::parseRequestTarget(head.method, head.target, http::PathOptions{});
     if (!target.ok()) {
-      local(400, "bad request target\n");
+      local(400, "bad request target\n", "DPE");
       x_.keep_alive = false;
       return;
     }
@@ -243,7 +260,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     x_.state = ctx_.shared.workloads->current();
     x_.rule = x_.view->table ? x_.view->table->match(service_, port_, view) : nullptr;
     if (x_.rule == nullptr) {
-      local(404, "no route matched\n");
+      local(404, "no route matched\n", "NR");
       return;
     }
     x_.stats = x_.view->routeStats(x_.rule->routeName());
@@ -251,7 +268,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     routing::FaultAction fault = x_.rule->fault(ctx_.rng);
     if (fault.abort_status) {
       count(&routing::RouteStats::faults_injected);
-      local(*fault.abort_status, "fault filter abort\n");
+      local(*fault.abort_status, "fault filter abort\n", "FI");
       return;
     }
     if (fault.delay) {
@@ -260,17 +277,18 @@ class HttpOutbound : public EventHandler, public Deferred {
     }
     const routing::BackendTarget* backend = x_.rule->pickBackend(ctx_.rng);
     if (backend == nullptr) {
-      local(500, "no backend with a weight\n");
+      local(500, "no backend with a weight\n", "NR");
       return;
     }
     const uint16_t backend_port = backend->port != 0 ? backend->port : port_;
     x_.cluster = x_.view->cluster(backend->service, backend_port);
     if (x_.cluster == nullptr) {
-      local(503, "no healthy upstream\n");
+      local(503, "no healthy upstream\n", "UH");
       return;
     }
     x_.cluster_id =
         absl::StrCat(backend->service.ns, "/", backend->service.name, ":", backend_port);
+    x_.backend_service = backend->service;
     http::HeaderEdits edits;
     x_.rule->applyHeaderModifier(edits);
     x_.head = forwardedRequestHead(head, target->forwarded(), edits);
@@ -285,6 +303,7 @@ class HttpOutbound : public EventHandler, public Deferred {
   }
 
   void onRequestBody(std::string_view data) {
+    x_.request_bytes += data.size();
     if (x_.local_status != 0) {
       return;  // read and dropped: the answer does not depend on it
     }
@@ -318,7 +337,8 @@ class HttpOutbound : public EventHandler, public Deferred {
     }
   }
 
-  void local(int status, std::string body) {
+  void local(int status, std::string body, const char* flags) {
+    x_.flags = flags;
     x_.local_status = status;
     x_.local_body = std::move(body);
   }
@@ -330,6 +350,10 @@ class HttpOutbound : public EventHandler, public Deferred {
   }
 
   void sendLocal(int status, std::string_view body, bool close) {
+    if (x_.active) {
+      x_.answered = status;
+      x_.response_bytes = body.size();
+    }
     out_.append(localReply(status, body, close));
     if (close) {
       close_after_ = true;
@@ -399,12 +423,16 @@ class HttpOutbound : public EventHandler, public Deferred {
     const absl::Time now = absl::Now();
     routing::PickFailure failure = routing::PickFailure::kNone;
     x_.pick = x_.cluster->cluster.pick(ctx_.rng, now, &failure);
+    if (x_.pick) {
+      x_.endpoint = x_.pick->endpoint;
+    }
     if (!x_.pick) {
       const bool overflow = failure == routing::PickFailure::kOverflow;
       if (overflow) {
         count(&routing::RouteStats::overflows);
       }
       releaseRetrySlot();
+      x_.flags = overflow ? "UO" : "UH";
       reply(503, overflow ? "upstream overflow (circuit breaker)\n" : "no healthy upstream\n");
       return;
     }
@@ -421,6 +449,7 @@ class HttpOutbound : public EventHandler, public Deferred {
         return;
       case routing::ConnectionLimiter::Admit::kOverflow:
         count(&routing::RouteStats::overflows);
+        x_.flags = "UO";
         reply(503, "upstream overflow (circuit breaker)\n");
         return;
     }
@@ -570,6 +599,7 @@ class HttpOutbound : public EventHandler, public Deferred {
           break;
         case Event::Type::kBody:
           out_.append(ev.data);
+          x_.response_bytes += ev.data.size();
           break;
         case Event::Type::kMessageComplete:
           if (x_.status >= 200) {
@@ -602,6 +632,7 @@ class HttpOutbound : public EventHandler, public Deferred {
       return false;
     }
     x_.resp_started = true;
+    x_.answered = head.status;
     const bool close = !x_.keep_alive || head.framing == http::BodyFraming::kUntilClose;
     if (close) {
       close_after_ = true;
@@ -712,6 +743,10 @@ class HttpOutbound : public EventHandler, public Deferred {
     if (outcome == Outcome::kTimeout) {
       count(&routing::RouteStats::timeouts);
     }
+    x_.flags = outcome == Outcome::kConnectFailure ? "UF"
+               : outcome == Outcome::kTimeout      ? "UT"
+               : status == 502                     ? "UPE"
+                                                   : "UC";
     reply(status, text);
   }
 
@@ -735,6 +770,7 @@ class HttpOutbound : public EventHandler, public Deferred {
       closeAll(true);
       return;
     }
+    x_.flags = "UT";
     reply(504, "upstream request timeout\n");
     writeClient();
   }
@@ -750,6 +786,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     if (x_.budget_started) {
       x_.cluster->budget.requestFinished();
     }
+    report();
     const bool request_read = x_.body_complete;
     x_ = Exchange{};
     if (!request_read) {
@@ -765,12 +802,54 @@ class HttpOutbound : public EventHandler, public Deferred {
     }
   }
 
+  // The source side's istio_requests_total & co and access-log line for the exchange (the
+  // destination's agent reports the same request as reporter="destination").
+  void report() {
+    if (!x_.active || x_.reported) {
+      return;
+    }
+    x_.reported = true;
+    // Refused before routing (400, 501): no state was taken for the request yet.
+    auto held = x_.state != nullptr ? x_.state : ctx_.shared.workloads->current();
+    const WorkloadState& state = *held;
+    Destination dest;
+    model::ObjectKey service = service_;
+    if (x_.endpoint) {
+      dest = destinationOf(*x_.endpoint);
+      service = x_.backend_service;
+    } else {
+      dest.ip = vip_;  // answered here: nothing behind the VIP was picked
+      dest.port = port_;
+    }
+    PodIdentity identity = identityOf(*pod_, state.workloadByUid(pod_->info.uid));
+    HttpRequestInfo r;
+    r.connection = outboundReport(state, *pod_, principalOf(state.trustDomain(), identity),
+                                  source_ip_, dest,
+                                  dest.workload != nullptr && dest.workload->mesh_enabled,
+                                  nullptr);
+    r.connection.destination_service = model::Service{.key = service}.hostname();
+    r.policy_evaluated = false;  // the destination authorizes
+    r.response_flags = x_.flags;
+    r.method = x_.method;
+    r.path = x_.path;
+    r.authority = x_.authority;
+    r.response_code = x_.answered;
+    r.request_bytes = x_.request_bytes;
+    r.response_bytes = x_.response_bytes;
+    r.duration = absl::FromChrono(std::chrono::steady_clock::now() - x_.started);
+    ctx_.shared.telemetry->recordRequest(r);
+  }
+
   void closeAll(bool reset) {
     if (closed_) {
       return;
     }
     // The client went away (or must be reset): not the endpoint's fault.
     endTry(Outcome::kSuccess, false);
+    if (x_.active && x_.answered == 0) {
+      x_.flags = "DC";  // downstream connection termination before an answer
+    }
+    report();
     closed_ = true;
     *alive_ = false;
     for (EventLoop::TimerId* t : {&x_.overall_timer, &x_.try_timer, &x_.wait_timer}) {
@@ -793,6 +872,7 @@ class HttpOutbound : public EventHandler, public Deferred {
   WorkerContext& ctx_;
   std::shared_ptr<const LocalPod> pod_;
   model::ObjectKey service_;
+  std::string vip_;
   uint16_t port_;
   std::string source_ip_;
   int fd_;
@@ -828,7 +908,8 @@ void startHttpOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>
     closeWithReset(fd);
     return;
   }
-  auto* conn = new HttpOutbound(ctx, source, vip->service->key, original.port(), source_ip, fd);
+  auto* conn = new HttpOutbound(ctx, source, vip->service->key, original.ip(), original.port(),
+                                source_ip, fd);
   conn->start();
 }
 

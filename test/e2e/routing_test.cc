@@ -16,11 +16,20 @@
 #include "absl/strings/str_split.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
+#include "metrics/scrape.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using metrics::testing::sampleValue;
+
+std::map<std::string, std::string> withLabel(std::map<std::string, std::string> labels,
+                                             const std::string& key, const std::string& value) {
+  labels[key] = value;
+  return labels;
+}
 
 std::string service(const std::string& name, const std::string& vip, int target_port,
                     const std::string& selector_app,
@@ -305,6 +314,40 @@ TEST_CASE("routing e2e: a round-robin Service spreads 300 requests exactly 100 p
   CHECK(r["body"].value("n2p1", 0) == 100);
   CHECK(r["body"].value("n2p2", 0) == 100);
   CHECK(backendStats(m, 2, 2, 8084).value("GET", 0) == 100);
+
+  // The source's agent reports every routed request itself (reporter="source"), per endpoint
+  // picked, with Istio's labels; and logs one line per request.
+  std::map<std::string, std::string> labels = {
+      {"reporter", "source"},
+      {"source_workload", "n1p1"},
+      {"source_principal", "spiffe://cluster.local/ns/default/sa/sa-n1p1"},
+      {"destination_service", "rr.default.svc.cluster.local"},
+      {"destination_service_name", "rr"},
+      {"request_protocol", "http"},
+      {"response_code", "200"},
+      {"response_flags", "-"}};
+  std::string page = scrapeUntil(m.metricsPort(1), "istio_requests_total",
+                                 withLabel(labels, "destination_workload", "n2p2"), 100);
+  for (const char* pod : {"n1p2", "n2p1", "n2p2"}) {
+    auto l = withLabel(labels, "destination_workload", pod);
+    l["destination_principal"] = absl::StrCat("spiffe://cluster.local/ns/default/sa/sa-", pod);
+    INFO(pod);
+    CHECK(sampleValue(page, "istio_requests_total", l) == 100);
+    CHECK(sampleValue(page, "istio_request_duration_milliseconds_count", l) == 100);
+    CHECK(sampleValue(page, "istio_request_bytes_count", l) == 100);
+    CHECK(sampleValue(page, "istio_response_bytes_sum", l) == 100 * 4);  // "n2p2" etc.
+  }
+  int lines = 0;
+  for (const auto& j : accessLogLines(m.agentLog(1))) {
+    if (j["kind"] == "request" && j["reporter"] == "source" &&
+        j["destination_service"] == "rr.default.svc.cluster.local") {
+      ++lines;
+      CHECK(j["response_code"] == 200);
+      CHECK(j["method"] == "GET");
+      CHECK(j["bytes_sent"] == 4);
+    }
+  }
+  CHECK(lines == 300);
 }
 
 TEST_CASE("routing e2e: max-connections 1 and max-pending-requests 1 answer the rest 503 at once",
@@ -325,6 +368,14 @@ TEST_CASE("routing e2e: max-connections 1 and max-pending-requests 1 answer the 
   nlohmann::json seen = backendStats(m, 2, 1, 8085);
   CHECK(seen.value("GET", 0) == 2);
   CHECK(seen.value("max_active", 0) == 1);  // never two requests on the backend at once
+  // Reported by the source as Envoy reports an overflow: 503 with flag UO.
+  std::map<std::string, std::string> overflowed = {
+      {"reporter", "source"},
+      {"destination_service", "limited.default.svc.cluster.local"},
+      {"response_code", "503"},
+      {"response_flags", "UO"}};
+  std::string page = scrapeUntil(m.metricsPort(1), "istio_requests_total", overflowed, 4);
+  CHECK(sampleValue(page, "istio_requests_total", overflowed) == 4);
 
   // Within the limits (one at a time) nothing overflows.
   nlohmann::json serial = load(m, "10.96.0.37", 2, 1);
