@@ -26,6 +26,9 @@ namespace {
 constexpr size_t kReadChunk = 16 * 1024;
 // Bytes waiting for one side before the other side is no longer read (backpressure).
 constexpr size_t kMaxPendingOut = 256 * 1024;
+// A response that is retried is read to its end (and the connection kept) up to this size;
+// beyond it, or when it ends with the connection, the connection is closed instead.
+constexpr uint64_t kMaxDrainBytes = 64 * 1024;
 
 using routing::Outcome;
 using Event = http::Http1Parser::Event;
@@ -81,6 +84,9 @@ struct Exchange {
   bool resp_bytes = false;    // the backend sent something on this try
   bool resp_started = false;  // the final response head went to the client
   int status = 0;
+  // Set while a response that will be retried is read to its end: the try's outcome.
+  std::optional<Outcome> draining;
+  uint64_t drained = 0;
   // For the source-side report (reporter="source"), once per request.
   std::chrono::steady_clock::time_point started;
   std::string path, authority;
@@ -598,6 +604,14 @@ class HttpOutbound : public EventHandler, public Deferred {
           }
           break;
         case Event::Type::kBody:
+          if (x_.draining) {
+            x_.drained += ev.data.size();
+            if (x_.drained > kMaxDrainBytes) {
+              finishDrain(false);
+              return;
+            }
+            break;
+          }
           out_.append(ev.data);
           x_.response_bytes += ev.data.size();
           break;
@@ -627,7 +641,17 @@ class HttpOutbound : public EventHandler, public Deferred {
       return true;  // 100 Continue was answered here already; others are dropped
     }
     if (acquireRetry(head.status, true)) {
-      endTry(head.status >= 500 ? Outcome::kHttp5xx : Outcome::kSuccess, false);
+      const Outcome outcome = head.status >= 500 ? Outcome::kHttp5xx : Outcome::kSuccess;
+      const bool small = head.framing == http::BodyFraming::kNone ||
+                         head.framing == http::BodyFraming::kChunked ||
+                         (head.framing == http::BodyFraming::kContentLength &&
+                          head.content_length <= kMaxDrainBytes);
+      if (head.keep_alive && small) {
+        x_.draining = outcome;  // read on, drop the body, keep the connection, then retry
+        x_.drained = 0;
+        return true;
+      }
+      endTry(outcome, false);
       scheduleRetry();
       return false;
     }
@@ -642,8 +666,20 @@ class HttpOutbound : public EventHandler, public Deferred {
   }
 
   void completeResponse(bool reusable) {
+    if (x_.draining) {
+      finishDrain(reusable);
+      return;
+    }
     endTry(x_.status >= 500 ? Outcome::kHttp5xx : Outcome::kSuccess, reusable);
     finishExchange();
+  }
+
+  // The retried response is over (read whole: `reusable`; or cut short): on to the retry.
+  void finishDrain(bool reusable) {
+    const Outcome outcome = *x_.draining;
+    x_.draining.reset();  // the retry-budget slot taken for it now goes to the retry
+    endTry(outcome, reusable);
+    scheduleRetry();
   }
 
   // The upstream connection closed or failed before the response was complete.
@@ -689,6 +725,12 @@ class HttpOutbound : public EventHandler, public Deferred {
 
   // Ends the current try: outcome to the cluster, connection back to the pool or closed.
   void endTry(Outcome outcome, bool reusable) {
+    if (x_.draining) {
+      // Ended otherwise (request timeout, client gone): the retry it was read for never comes.
+      outcome = *x_.draining;
+      x_.draining.reset();
+      x_.cluster->budget.retryFinished();
+    }
     if (x_.ticket != nullptr) {
       x_.cluster->limiter.cancel(x_.ticket);  // still waiting: leave the queue
       x_.ticket.reset();
@@ -729,6 +771,10 @@ class HttpOutbound : public EventHandler, public Deferred {
 
   void failTry(Outcome outcome, std::optional<int> retry_status, bool sent, int status,
                const char* text) {
+    if (x_.draining) {
+      finishDrain(false);  // the retry was decided already; only the connection is lost
+      return;
+    }
     const bool started = x_.resp_started;
     const bool retry = !started && acquireRetry(retry_status, sent);
     endTry(outcome, false);

@@ -16,7 +16,8 @@
                                     (fail50: every other request 503; hang: never answers;
                                     status:N always N; sleep:MS answers after MS ms); GET
                                     /__stats (not counted) answers {"GET": n, "POST": m,
-                                    "max_active": k}: what it received, most at once
+                                    "max_active": k, "connections": c}: what it received,
+                                    most at once, over how many connections
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
@@ -260,6 +261,7 @@ def http_app(port, name, behavior):
     lock = threading.Lock()
     counts = {"GET": 0, "POST": 0}
     active = [0, 0]  # in progress now, most at once
+    connections = [0]  # that carried at least one counted request
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -278,9 +280,13 @@ def http_app(port, name, behavior):
                 self.rfile.read(length)
             if self.path == "/__stats":
                 with lock:
-                    self.answer(200, json.dumps(dict(counts, max_active=active[1])))
+                    self.answer(200, json.dumps(dict(counts, max_active=active[1],
+                                                     connections=connections[0])))
                 return
             with lock:
+                if not getattr(self, "counted", False):  # one handler per connection
+                    self.counted = True
+                    connections[0] += 1
                 counts[self.command] = counts.get(self.command, 0) + 1
                 n = sum(counts.values())
                 active[0] += 1
