@@ -158,8 +158,12 @@ class HttpOutbound : public EventHandler, public Deferred {
     return !closed_ && !in_eof_ && !close_after_ && !paused_ && in_.size() < kMaxPendingOut &&
            out_.size() - out_off_ < kMaxPendingOut && !streamBlocked();
   }
+  // A streamed body is held in x_.body while its only try waits to start (a connection slot,
+  // a fault delay), then in x_.up_out until the backend takes it: either way, once
+  // kMaxPendingOut of it is held the client is no longer read (issue 8). useConnection() moves
+  // x_.body to x_.up_out, and writeUpstream() resumes parsing once that has drained.
   bool streamBlocked() const {
-    return x_.streaming && x_.up_out.size() - x_.up_off >= kMaxPendingOut;
+    return x_.streaming && x_.body.size() + (x_.up_out.size() - x_.up_off) >= kMaxPendingOut;
   }
 
   void readClient() {
@@ -319,7 +323,7 @@ class HttpOutbound : public EventHandler, public Deferred {
       return;
     }
     if (x_.streaming) {
-      x_.body.append(data);  // the try has not started yet (fault delay)
+      x_.body.append(data);  // the try waits for a connection slot or a fault delay
       return;
     }
     x_.body.append(data);

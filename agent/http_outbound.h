@@ -10,7 +10,9 @@
 // Per-try (backendRequest) and overall (request) timeouts answer 504 from an event-loop timer,
 // even when the backend never answers; the upstream connection is then closed. Retries follow
 // the rule's policy, the backend's retry budget and routing::retryable(); a request is retried
-// only while it is buffered whole (kMaxRetryBodyBytes), bigger bodies stream and are tried once.
+// only while it is buffered whole (kMaxRetryBodyBytes), bigger bodies stream and are tried once;
+// the client is read only while less than 256 KiB of such a body waits here, including while its
+// try waits for a connection slot or a fault delay.
 // The source hop routes; the destination hop still authorizes (inbound is unchanged).
 
 #include <memory>
