@@ -2,6 +2,7 @@
 // What well-formed objects decode to: defaults, JSON input, lists, mesh membership, owners.
 #include <catch2/catch.hpp>
 
+#include "absl/strings/str_join.h"
 #include "k8s/decode.h"
 #include "k8s/loader.h"
 
@@ -265,6 +266,20 @@ spec:
   CHECK(rule.request_timeout_ms == 5'400'000u);
   CHECK(rule.backend_request_timeout_ms == 600'000u);
   CHECK_FALSE(rule.retry.has_value());
+}
+
+TEST_CASE("CR LF and a lone CR are line breaks, as YAML 1.2 reads them", "[k8s]") {
+  for (const char* eol : {"\r\n", "\r"}) {
+    INFO("line break: " << (eol[1] == '\n' ? "CR LF" : "CR"));
+    std::string text = absl::StrJoin(
+        {"apiVersion: v1", "kind: Namespace", "metadata:", "  name: crlf",
+         "  labels: {ferry.dev/mesh: enabled}", "  annotations:", "    note: |",
+         "      two", "      lines", ""},
+        eol);
+    auto ns = decodeAs<model::Namespace>(text);
+    CHECK(ns.name == "crlf");
+    CHECK(ns.mesh_enabled);
+  }
 }
 
 TEST_CASE("block scalars and quoted text may hold what looks like flow syntax", "[k8s]") {

@@ -207,6 +207,8 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
        "bad.yaml, document 2: not valid YAML: line 2: a ',' outside any flow collection", "\n,~\n"},
       {"a ',' after an anchor (hangs yaml-cpp 0.7, found by fuzzing)",
        "bad.yaml, document 2: not valid YAML: line 1: a ',' outside any flow collection", "&a ,\n"},
+      {"an anchor, a lone CR, a ',' (hangs yaml-cpp 0.7 unless CR is a line break; fuzzing)",
+       "expected an object (a map with apiVersion and kind)", "&w\r-,\n"},
       {"broken YAML", "bad.yaml, document 2: not valid YAML",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n"},
   };

@@ -205,6 +205,23 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});
 }
 
+// YAML 1.2 (section 5.4) reads CR LF and a lone CR each as one line break. yaml-cpp 0.7 takes a
+// lone CR for a space in places: an anchor, a lone CR, then a plain scalar holding a ','
+// ("&w\r-,") never returns and grows without bound (found by fuzzing). Breaks become LF before
+// the parser or the scan below sees the text, as the specification normalizes them.
+std::string normalizeLineBreaks(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\r') {
+      out.push_back(text[i]);
+    } else if (i + 1 >= text.size() || text[i + 1] != '\n') {
+      out.push_back('\n');
+    }
+  }
+  return out;
+}
+
 // yaml-cpp 0.7 never returns (and grows without bound) on a ',' token outside any flow
 // collection: after a root flow collection or quoted scalar ("{},", "'x',"), where a node should
 // start (",", "&a ,", "!t,"); found by fuzzing. Outside flow collections a ',' is only ever
@@ -422,20 +439,23 @@ absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
   return decodeKnown(kind, node, false, options);
 }
 
-absl::StatusOr<Decoded> decodeObjectText(std::string_view text, const DecodeOptions& options) {
+absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptions& options) {
+  const std::string text = normalizeLineBreaks(raw);
   if (auto st = checkFlowCommas(text); !st.ok()) {
     return absl::InvalidArgumentError(
         text::cat("not valid JSON or YAML: ", std::string(st.message())));
   }
   try {
-    return decodeObject(YAML::Load(std::string(text)), options);
+    return decodeObject(YAML::Load(text), options);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(text::cat("not valid JSON or YAML: ", e.what()));
   }
 }
 
-std::vector<DocumentResult> decodeDocuments(std::string_view text, std::string_view source,
+std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_view source,
                                             const DecodeOptions& options) {
+  const std::string normalized = normalizeLineBreaks(raw);
+  const std::string_view text = normalized;
   std::vector<DocumentResult> out;
   std::vector<YAML::Node> docs;
   bool whole = checkFlowCommas(text).ok();
