@@ -209,6 +209,10 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
        "bad.yaml, document 2: not valid YAML: line 1: a ',' outside any flow collection", "&a ,\n"},
       {"an anchor, a lone CR, a ',' (hangs yaml-cpp 0.7 unless CR is a line break; fuzzing)",
        "expected an object (a map with apiVersion and kind)", "&w\r-,\n"},
+      {"a NUL byte (hangs yaml-cpp 0.7 before a ','; found by fuzzing)",
+       "bad.yaml, document 2: not valid YAML: line 2: control character 0x00 (YAML allows only "
+       "tab, LF and CR)",
+       std::string("# comment\n\0,~L\n", 15)},
       {"broken YAML", "bad.yaml, document 2: not valid YAML",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n"},
   };

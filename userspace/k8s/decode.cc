@@ -222,6 +222,26 @@ std::string normalizeLineBreaks(std::string_view text) {
   return out;
 }
 
+// YAML streams hold printable characters only (YAML 1.2, section 5.1): of the C0 controls, tab,
+// LF and CR. yaml-cpp 0.7 loops with memory growing without bound on some others ("\0,~L",
+// found by fuzzing), so they are refused before it sees them.
+absl::Status checkControlCharacters(std::string_view text) {
+  size_t line = 1;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      ++line;
+    } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      constexpr char kHex[] = "0123456789abcdef";
+      const std::string code = {'0', 'x', kHex[c >> 4], kHex[c & 0xf]};
+      return absl::InvalidArgumentError(
+          text::cat("line ", line, ": control character ", code,
+                    " (YAML allows only tab, LF and CR)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // yaml-cpp 0.7 never returns (and grows without bound) on a ',' token outside any flow
 // collection: after a root flow collection or quoted scalar ("{},", "'x',"), where a node should
 // start (",", "&a ,", "!t,"); found by fuzzing. Outside flow collections a ',' is only ever
@@ -229,6 +249,9 @@ std::string normalizeLineBreaks(std::string_view text) {
 // before the parser sees it. The scan knows quotes, comments, anchors, tags and block scalars
 // ("|", ">"), whose content is opaque text.
 absl::Status checkFlowCommas(std::string_view text) {
+  if (auto st = checkControlCharacters(text); !st.ok()) {
+    return st;
+  }
   enum class State { kNodeStart, kPlain, kAfterNode };
   State state = State::kNodeStart;
   int depth = 0;
