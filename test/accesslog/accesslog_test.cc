@@ -127,6 +127,44 @@ TEST_CASE("accesslog: invalid UTF-8 is replaced, never thrown", "[accesslog]") {
   CHECK(j["destination"]["workload"] == "bad\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
+TEST_CASE("accesslog: lines are byte for byte what nlohmann::json writes for them",
+          "[accesslog]") {
+  // toJson() writes the line by hand; the line must stay the one the JSON library (which it
+  // replaced) writes: keys in byte order, its escapes, U+FFFD for bytes that are not UTF-8.
+  struct Row {
+    std::string description, value;
+  };
+  const std::vector<Row> rows = {
+      {"plain", "sleep"},
+      {"empty (null)", ""},
+      {"quotes and backslashes", R"(a"b\c)"},
+      {"every control byte", [] {
+         std::string s;
+         for (char c = 1; c < 0x20; ++c) {
+           s += c;
+         }
+         return s + '\x7f' + std::string("\0", 1);
+       }()},
+      {"unicode", "名前-🚀"},
+      {"not UTF-8", std::string("bad\xff\xfe\xc3", 6)},
+  };
+  for (const auto& row : rows) {
+    INFO(row.description);
+    Entry e = requestEntry();
+    e.source.workload = row.value;
+    e.destination.ns = row.value;
+    e.path = row.value;
+    e.method = row.value;
+    e.parent_span_id = row.value;
+    const std::string line = toJson(e);
+    CHECK(line == json::parse(line).dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  Entry conn{.timestamp = absl::FromUnixSeconds(0)};
+  const std::string line = toJson(conn);
+  CHECK(line == json::parse(line).dump());
+  CHECK(line.starts_with(R"({"authority":null,"bytes_received":0,"bytes_sent":0,)"));
+}
+
 TEST_CASE("accesslog: the logger writes each entry to the sink", "[accesslog]") {
   auto sink = std::make_shared<MemorySink>();
   auto logger = Logger::create(Config{}, sink);

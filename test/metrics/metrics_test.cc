@@ -108,6 +108,36 @@ TEST_CASE("label cardinality is bounded and what overflows is counted", "[metric
         2);
 }
 
+TEST_CASE("a label set seen again counts in the same series, an overflowed one drops again",
+          "[metrics]") {
+  auto exporter = Exporter::start("127.0.0.1:0", {.max_label_sets = 1});
+  REQUIRE_OK(exporter);
+  Exporter& e = **exporter;
+  // Empty and "unknown" are the same exported label: one series.
+  ConnectionLabels empty = webFromClient();
+  empty.source.app = "";
+  ConnectionLabels unknown = webFromClient();
+  unknown.source.app = "unknown";
+  e.istio().recordRequest(empty, {.response_code = 200, .request_bytes = 10});
+  e.istio().recordRequest(unknown, {.response_code = 200, .request_bytes = 10});
+  e.istio().recordRequest(empty, {.response_code = 200, .request_bytes = 10});
+  // The family is full: each request of another set folds into overflow and counts a drop.
+  for (int i = 0; i < 3; ++i) {
+    e.istio().recordRequest(empty, {.response_code = 503, .request_bytes = 1});
+  }
+  std::string text = scrape(e);
+  CHECK(sampleValue(text, "istio_requests_total",
+                    {{"source_app", "unknown"}, {"response_code", "200"}}) == 3);
+  CHECK(sampleValue(text, "istio_request_bytes_sum", {{"response_code", "200"}}) == 30);
+  CHECK(sampleValue(text, "istio_requests_total", {{"response_code", "overflow"}}) == 3);
+  CHECK(sampleValue(text, "istio_request_bytes_sum", {{"response_code", "overflow"}}) == 3);
+  for (const char* family : {"istio_requests_total", "istio_request_duration_milliseconds",
+                             "istio_request_bytes", "istio_response_bytes"}) {
+    INFO(family);
+    CHECK(e.istio().droppedLabelSets(family) == 3);
+  }
+}
+
 TEST_CASE("ferry_ internals are read from sources at scrape time", "[metrics]") {
   auto exporter = Exporter::start("127.0.0.1:0");
   REQUIRE_OK(exporter);

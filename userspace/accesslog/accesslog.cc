@@ -11,17 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-json stringOrNull(const std::string& s) {
-  return s.empty() ? json(nullptr) : json(s);
-}
-
-json peerJson(const Peer& peer) {
-  return json{{"workload", stringOrNull(peer.workload)},
-              {"namespace", stringOrNull(peer.ns)},
-              {"principal", stringOrNull(peer.principal)},
-              {"address", stringOrNull(peer.address)}};
-}
-
 const char* kindName(Kind kind) {
   return kind == Kind::kRequest ? "request" : "connection";
 }
@@ -30,7 +19,83 @@ const char* reporterName(Reporter r) {
   return r == Reporter::kSource ? "source" : "destination";
 }
 
-json decisionJson(PolicyDecision d) {
+// Appends `s` as a JSON string exactly as nlohmann::json::dump(-1, ' ', false, replace) writes
+// it. Written by hand: the access log is on by default and a DOM per line cost the data path
+// allocations for every key and value. Only bytes below 0x80 take the fast path; anything else
+// (UTF-8, or bytes that are not UTF-8 and become U+FFFD) is left to nlohmann so the replacement
+// rules stay the library's.
+void appendString(std::string& out, std::string_view s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80) {
+      out += nlohmann::json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  }
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+// `"key":` followed by the string, or null when it is empty.
+void appendField(std::string& out, std::string_view key, std::string_view value) {
+  out += '"';
+  out += key;
+  out += "\":";
+  if (value.empty()) {
+    out += "null";
+  } else {
+    appendString(out, value);
+  }
+}
+
+void appendPeer(std::string& out, std::string_view key, const Peer& peer) {
+  out += '"';
+  out += key;
+  out += "\":{";
+  appendField(out, "address", peer.address);
+  out += ',';
+  appendField(out, "namespace", peer.ns);
+  out += ',';
+  appendField(out, "principal", peer.principal);
+  out += ',';
+  appendField(out, "workload", peer.workload);
+  out += '}';
+}
+
+const char* decisionName(PolicyDecision d) {
   switch (d) {
     case PolicyDecision::kAllow:
       return "allow";
@@ -39,38 +104,56 @@ json decisionJson(PolicyDecision d) {
     case PolicyDecision::kNone:
       break;
   }
-  return nullptr;
+  return "";
 }
 
 }  // namespace
 
 std::string toJson(const Entry& e) {
   // Every field is always present (null when unknown) so that downstream parsers see one shape.
-  json j = {
-      {"timestamp", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.timestamp, absl::UTCTimeZone())},
-      {"kind", kindName(e.kind)},
-      {"reporter", reporterName(e.reporter)},
-      {"source", peerJson(e.source)},
-      {"destination", peerJson(e.destination)},
-      {"destination_service", stringOrNull(e.destination_service)},
-      {"bytes_sent", e.bytes_sent},
-      {"bytes_received", e.bytes_received},
-      {"duration_ms", absl::ToInt64Milliseconds(e.duration)},
-      {"response_code", e.response_code ? json(*e.response_code) : json(nullptr)},
-      {"policy_decision", decisionJson(e.policy_decision)},
-      {"policy_name", stringOrNull(e.policy_name)},
-      {"trace_id", stringOrNull(e.trace_id)},
-      {"span_id", stringOrNull(e.span_id)},
-      {"parent_span_id", stringOrNull(e.parent_span_id)},
-      {"policy_rule", stringOrNull(e.policy_rule)},
-      {"method", stringOrNull(e.method)},
-      {"path", stringOrNull(e.path)},
-      {"authority", stringOrNull(e.authority)},
-      {"response_flags", stringOrNull(e.response_flags)},
-  };
-  // error_handler_t::replace: a peer-supplied name with invalid UTF-8 must not throw on the
-  // data path.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Keys in byte order, as the nlohmann object this replaced wrote them (its map sorts them).
+  std::string out;
+  out.reserve(768);
+  out += '{';
+  appendField(out, "authority", e.authority);
+  absl::StrAppend(&out, ",\"bytes_received\":", e.bytes_received,
+                  ",\"bytes_sent\":", e.bytes_sent, ",");
+  appendPeer(out, "destination", e.destination);
+  out += ',';
+  appendField(out, "destination_service", e.destination_service);
+  absl::StrAppend(&out, ",\"duration_ms\":", absl::ToInt64Milliseconds(e.duration), ",");
+  appendField(out, "kind", kindName(e.kind));
+  out += ',';
+  appendField(out, "method", e.method);
+  out += ',';
+  appendField(out, "parent_span_id", e.parent_span_id);
+  out += ',';
+  appendField(out, "path", e.path);
+  out += ',';
+  appendField(out, "policy_decision", decisionName(e.policy_decision));
+  out += ',';
+  appendField(out, "policy_name", e.policy_name);
+  out += ',';
+  appendField(out, "policy_rule", e.policy_rule);
+  out += ',';
+  appendField(out, "reporter", reporterName(e.reporter));
+  if (e.response_code) {
+    absl::StrAppend(&out, ",\"response_code\":", *e.response_code, ",");
+  } else {
+    out += ",\"response_code\":null,";
+  }
+  appendField(out, "response_flags", e.response_flags);
+  out += ',';
+  appendPeer(out, "source", e.source);
+  out += ',';
+  appendField(out, "span_id", e.span_id);
+  out += ',';
+  appendField(out, "timestamp",
+              absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.timestamp, absl::UTCTimeZone()));
+  out += ',';
+  appendField(out, "trace_id", e.trace_id);
+  out += '}';
+  return out;
 }
 
 void FileSink::write(std::string_view line) {

@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "metrics/istio_metrics.h"
 
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 
 namespace ferry::metrics {
@@ -39,6 +41,36 @@ prometheus::Labels overflowLabels(const prometheus::Labels& labels) {
     out[k] = "overflow";
   }
   return out;
+}
+
+void appendKeyPart(std::string& key, std::string_view part) {
+  key += std::to_string(part.size());
+  key += ':';
+  key += part;
+}
+
+void appendPeerKey(std::string& key, const PeerLabels& p) {
+  for (const std::string* part :
+       {&p.workload, &p.workload_namespace, &p.principal, &p.app, &p.version}) {
+    appendKeyPart(key, *part);
+  }
+}
+
+// Identifies the label set recordRequest() exports, without building it: every input, each
+// length-prefixed so that no two different inputs share a key.
+std::string requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
+  std::string key;
+  key.reserve(512);
+  absl::StrAppend(&key, l.reporter == Reporter::kSource ? "s" : "d", l.mutual_tls ? "m" : "p",
+                  o.response_code, "/", o.grpc_status, "/");
+  appendPeerKey(key, l.source);
+  appendPeerKey(key, l.destination);
+  for (const std::string* part : {&l.destination_service, &l.destination_service_name,
+                                  &l.destination_service_namespace, &l.request_protocol,
+                                  &l.response_flags}) {
+    appendKeyPart(key, *part);
+  }
+  return key;
 }
 
 }  // namespace
@@ -126,12 +158,6 @@ prometheus::Counter& IstioMetrics::counter(prometheus::Family<prometheus::Counte
   return family.Add(admit(family.GetName(), labels) ? labels : overflowLabels(labels));
 }
 
-prometheus::Histogram& IstioMetrics::histogram(
-    prometheus::Family<prometheus::Histogram>& family, const prometheus::Labels& labels,
-    const prometheus::Histogram::BucketBoundaries& buckets) {
-  return family.Add(admit(family.GetName(), labels) ? labels : overflowLabels(labels), buckets);
-}
-
 TcpConnectionMetrics IstioMetrics::openConnection(const ConnectionLabels& labels) {
   prometheus::Labels l = istioLabels(labels);
   counter(tcp_opened_, l).Increment();
@@ -139,13 +165,43 @@ TcpConnectionMetrics IstioMetrics::openConnection(const ConnectionLabels& labels
 }
 
 void IstioMetrics::recordRequest(const ConnectionLabels& labels, const RequestOutcome& outcome) {
-  prometheus::Labels l = istioLabels(labels);
-  l["response_code"] = std::to_string(outcome.response_code);
-  l["grpc_response_status"] = outcome.grpc_status < 0 ? "" : std::to_string(outcome.grpc_status);
-  counter(requests_, l).Increment();
-  histogram(duration_, l, durationBuckets()).Observe(outcome.duration_ms);
-  histogram(request_bytes_, l, sizeBuckets()).Observe(static_cast<double>(outcome.request_bytes));
-  histogram(response_bytes_, l, sizeBuckets()).Observe(static_cast<double>(outcome.response_bytes));
+  std::string key = requestKey(labels, outcome);
+  RequestChildren children;
+  bool cached = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = request_children_.find(key); it != request_children_.end()) {
+      children = it->second;
+      cached = true;
+    }
+  }
+  if (!cached) {
+    prometheus::Labels l = istioLabels(labels);
+    l["response_code"] = std::to_string(outcome.response_code);
+    l["grpc_response_status"] = outcome.grpc_status < 0 ? "" : std::to_string(outcome.grpc_status);
+    // As counter()/histogram(), family by family, remembering whether each admitted the set:
+    // only a set all four admitted is cached (an overflowed one must count its drops each time).
+    bool admitted = true;
+    auto pick = [&](const std::string& family) -> prometheus::Labels {
+      bool ok = admit(family, l);
+      admitted &= ok;
+      return ok ? l : overflowLabels(l);
+    };
+    children.requests = &requests_.Add(pick(requests_.GetName()));
+    children.duration = &duration_.Add(pick(duration_.GetName()), durationBuckets());
+    children.request_bytes = &request_bytes_.Add(pick(request_bytes_.GetName()), sizeBuckets());
+    children.response_bytes = &response_bytes_.Add(pick(response_bytes_.GetName()), sizeBuckets());
+    if (admitted) {
+      absl::MutexLock lock(&mu_);
+      if (request_children_.size() < limits_.max_label_sets) {
+        request_children_.emplace(std::move(key), children);
+      }
+    }
+  }
+  children.requests->Increment();
+  children.duration->Observe(outcome.duration_ms);
+  children.request_bytes->Observe(static_cast<double>(outcome.request_bytes));
+  children.response_bytes->Observe(static_cast<double>(outcome.response_bytes));
 }
 
 uint64_t IstioMetrics::droppedLabelSets(const std::string& family) const {

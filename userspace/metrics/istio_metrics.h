@@ -83,9 +83,6 @@ class IstioMetrics {
   // A family's child for `labels`, or its overflow child once the family is full.
   prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
                                const prometheus::Labels& labels);
-  prometheus::Histogram& histogram(prometheus::Family<prometheus::Histogram>& family,
-                                   const prometheus::Labels& labels,
-                                   const prometheus::Histogram::BucketBoundaries& buckets);
   // True when `labels` may have its own child in `family`; counts a drop otherwise.
   bool admit(const std::string& family, const prometheus::Labels& labels);
 
@@ -101,9 +98,21 @@ class IstioMetrics {
   prometheus::Family<prometheus::Histogram>& response_bytes_;
   prometheus::Family<prometheus::Counter>& dropped_;
 
+  // The four children one request updates, for a label set every family admitted.
+  struct RequestChildren {
+    prometheus::Counter* requests = nullptr;
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Histogram* request_bytes = nullptr;
+    prometheus::Histogram* response_bytes = nullptr;
+  };
+
   mutable absl::Mutex mu_;
   // family name -> the label sets (serialized) admitted so far
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> admitted_ ABSL_GUARDED_BY(mu_);
+  // requestKey() -> children: a request whose label set is known skips building the label map,
+  // admission and Family::Add (which hashes the whole map under the family's lock). Children
+  // are never removed from a family, so the pointers stay valid.
+  absl::flat_hash_map<std::string, RequestChildren> request_children_ ABSL_GUARDED_BY(mu_);
 };
 
 // The label map Istio exports for a connection (without response_code / grpc status).
