@@ -26,7 +26,7 @@ class HttpInbound : public Deferred {
  public:
   HttpInbound(WorkerContext& ctx, int downstream, int upstream, std::shared_ptr<const LocalPod> pod,
               InboundPeer peer)
-      : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)) {
+      : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)), reporter_(ctx_, pod_, peer_) {
     down_.owner = up_.owner = this;
     down_.fd = downstream;
     up_.fd = upstream;
@@ -267,7 +267,7 @@ class HttpInbound : public Deferred {
     }
   }
 
-  void onRecord(const http::RequestRecord& r) { reportHttpRequest(ctx_, *pod_, peer_, r); }
+  void onRecord(const http::RequestRecord& r) { reporter_.report(r); }
 
   void finish(bool reset) {
     if (done_) {
@@ -290,6 +290,7 @@ class HttpInbound : public Deferred {
   WorkerContext& ctx_;
   std::shared_ptr<const LocalPod> pod_;
   InboundPeer peer_;
+  HttpInboundReporter reporter_;
   http::Authorizer authorize_;
   Side down_;
   Side up_;

@@ -58,9 +58,8 @@ http::RequestHeaderHook traceHeaderHook() {
   };
 }
 
-HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
-                                const InboundPeer& peer, const http::RequestRecord& record) {
-  HttpRequestInfo r;
+ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod& pod,
+                                     const InboundPeer& peer) {
   std::string principal = peer.principal;
   if (principal.starts_with(kSpiffePrefix)) {
     principal.erase(0, kSpiffePrefix.size());  // inboundReport wants the agent's form
@@ -69,8 +68,19 @@ HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
   if (auto parsed = SocketAddress::parse(peer.destination_ip, peer.destination_port); parsed.ok()) {
     destination = *parsed;
   }
-  r.connection = inboundReport(state, pod, principal, /*mtls=*/!principal.empty(), peer.source_ip,
-                               peer.source_ip, destination, Decision{});
+  return inboundReport(state, pod, principal, /*mtls=*/!principal.empty(), peer.source_ip,
+                       peer.source_ip, destination, Decision{});
+}
+
+HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
+                                const InboundPeer& peer, const http::RequestRecord& record) {
+  return httpRequestInfo(inboundHttpConnection(state, pod, peer), record);
+}
+
+HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection,
+                                const http::RequestRecord& record) {
+  HttpRequestInfo r;
+  r.connection = connection;
   r.connection.policy = l7Outcome(record);
   r.policy_evaluated = record.authorized;
   r.response_flags = responseFlags(record);
@@ -97,10 +107,13 @@ HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
   return r;
 }
 
-void reportHttpRequest(WorkerContext& ctx, const LocalPod& pod, const InboundPeer& peer,
-                       const http::RequestRecord& record) {
-  auto state = ctx.shared.workloads->current();
-  ctx.shared.telemetry->recordRequest(httpRequestInfo(*state, pod, peer, record));
+void HttpInboundReporter::report(const http::RequestRecord& record) {
+  std::shared_ptr<const WorkloadState> state = ctx_.shared.workloads->current();
+  if (state_.lock() != state) {
+    connection_ = inboundHttpConnection(*state, *pod_, peer_);
+    state_ = state;
+  }
+  ctx_.shared.telemetry->recordRequest(httpRequestInfo(connection_, record));
 }
 
 }  // namespace ferry::agent

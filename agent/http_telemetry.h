@@ -8,6 +8,7 @@
 // The filters carry everything a request needs in its RequestRecord (the traceparent received
 // and the one the hook forwarded), so nothing per request is kept here.
 
+#include <memory>
 #include <string_view>
 
 #include "agent/l7_authorizer.h"
@@ -30,12 +31,34 @@ trace::TraceContext forwardedTrace(std::string_view incoming);
 // incoming traceparent was unusable (the spec forbids using it then).
 http::RequestHeaderHook traceHeaderHook();
 
+// Who talked to whom on an inbound connection to `pod` (the part of every request's report that
+// depends only on the connection and the state): peers, service, mTLS, no policy yet.
+ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod& pod,
+                                     const InboundPeer& peer);
+
 // The destination-side report of one finished request on an inbound connection to `pod`.
 HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
                                 const InboundPeer& peer, const http::RequestRecord& record);
+// The same from inboundHttpConnection(...) computed before.
+HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection,
+                                const http::RequestRecord& record);
 
-// httpRequestInfo against the current state, handed to ctx.shared.telemetry.
-void reportHttpRequest(WorkerContext& ctx, const LocalPod& pod, const InboundPeer& peer,
-                       const http::RequestRecord& record);
+// Reports an inbound connection's requests to ctx.shared.telemetry against the current state.
+// The connection part is computed once per state snapshot, not per request (it looks the peers
+// up and scans the Services for the destination's): the same report as computing it each time,
+// since a snapshot never changes. Held weakly: an idle connection does not keep an old snapshot.
+class HttpInboundReporter {
+ public:
+  HttpInboundReporter(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, InboundPeer peer)
+      : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)) {}
+  void report(const http::RequestRecord& record);
+
+ private:
+  WorkerContext& ctx_;
+  std::shared_ptr<const LocalPod> pod_;
+  InboundPeer peer_;
+  std::weak_ptr<const WorkloadState> state_;  // the snapshot connection_ was computed from
+  ConnectionInfo connection_;
+};
 
 }  // namespace ferry::agent
