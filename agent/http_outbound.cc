@@ -873,10 +873,9 @@ class HttpOutbound : public EventHandler, public Deferred {
     }
     PodIdentity identity = identityOf(*pod_, state.workloadByUid(pod_->info.uid));
     HttpRequestInfo r;
-    r.connection = outboundReport(state, *pod_, principalOf(state.trustDomain(), identity),
-                                  source_ip_, dest,
-                                  dest.workload != nullptr && dest.workload->mesh_enabled,
-                                  nullptr);
+    r.connection =
+        outboundReport(state, *pod_, principalOf(state.trustDomain(), identity), source_ip_, dest,
+                       dest.workload != nullptr && dest.workload->mesh_enabled, nullptr);
     r.connection.destination_service = model::Service{.key = service}.hostname();
     r.policy_evaluated = false;  // the destination authorizes
     r.response_flags = x_.flags;

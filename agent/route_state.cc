@@ -64,9 +64,9 @@ std::vector<routing::EndpointRef> clusterEndpoints(const model::NodeSnapshot& sn
 }
 
 routing::ClusterOptions serviceClusterOptions(const model::NodeSnapshot& snapshot,
-                                             const model::ObjectKey& service,
-                                             const routing::ClusterOptions& defaults,
-                                             std::vector<std::string>* errors) {
+                                              const model::ObjectKey& service,
+                                              const routing::ClusterOptions& defaults,
+                                              std::vector<std::string>* errors) {
   for (const model::Service& s : snapshot.services) {
     if (s.key == service) {
       routing::ServiceOptions parsed = routing::parseServiceOptions(s.annotations, defaults);
@@ -161,8 +161,7 @@ void RoutingState::update(const WorkloadState& state) {
 }
 
 // Once per change of a Service's annotations, not on every snapshot.
-void RoutingState::logOptionErrors(const model::NodeSnapshot& snap,
-                                   const model::ObjectKey& service,
+void RoutingState::logOptionErrors(const model::NodeSnapshot& snap, const model::ObjectKey& service,
                                    const std::vector<std::string>& errors) {
   const model::Labels* annotations = nullptr;
   for (const model::Service& s : snap.services) {

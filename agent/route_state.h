@@ -100,9 +100,9 @@ std::vector<metrics::Sample> routeSamples(const RoutingState& routing);
 // The options of `service`'s clusters: `defaults` overridden by its ferry.dev/* annotations.
 // Refused annotations are appended to `errors` ("Service ns/name: annotation ...").
 routing::ClusterOptions serviceClusterOptions(const model::NodeSnapshot& snapshot,
-                                             const model::ObjectKey& service,
-                                             const routing::ClusterOptions& defaults,
-                                             std::vector<std::string>* errors = nullptr);
+                                              const model::ObjectKey& service,
+                                              const routing::ClusterOptions& defaults,
+                                              std::vector<std::string>* errors = nullptr);
 
 // The endpoints of `service`:`port` as the routing library wants them (target port resolved
 // as WorkloadState::resolve does; IPv4 endpoints, or IPv6 when the service has only those).

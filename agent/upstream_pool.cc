@@ -12,7 +12,6 @@
 
 namespace ferry::agent {
 
-
 // Registered while idle; freed through deleteLater because an event for its fd may still be in
 // the loop's current batch when it is taken or dropped.
 struct UpstreamPool::Idle : public EventHandler, public Deferred {
@@ -41,7 +40,6 @@ std::string UpstreamPool::keyOf(const std::string& cluster, const LocalPod& sour
                                 const std::string& ip, uint16_t port) {
   return cluster + "|" + source.info.uid + "|" + ip + "|" + std::to_string(port);
 }
-
 
 std::optional<UpstreamConn> UpstreamPool::take(const std::string& key) {
   auto it = idle_.find(key);

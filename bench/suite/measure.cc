@@ -53,10 +53,11 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
     if (attempt > 0) {
       absl::SleepFor(absl::Seconds(1));
     }
-    auto out = mesh_->run(c.client,
-                          {"/usr/bin/iperf3", "-c", c.iperf_host, "-p", std::to_string(c.iperf_port),
-                           "-t", std::to_string(seconds), "-P", std::to_string(streams), "-J"},
-                          absl::Seconds(seconds + 60));
+    auto out =
+        mesh_->run(c.client,
+                   {"/usr/bin/iperf3", "-c", c.iperf_host, "-p", std::to_string(c.iperf_port), "-t",
+                    std::to_string(seconds), "-P", std::to_string(streams), "-J"},
+                   absl::Seconds(seconds + 60));
     bps = out.ok() ? iperfBitsPerSecond(*out) : out.status();
     if (bps.ok() || !absl::StrContains(bps.status().message(), "server is busy")) {
       break;

@@ -127,8 +127,7 @@ TEST_CASE("accesslog: invalid UTF-8 is replaced, never thrown", "[accesslog]") {
   CHECK(j["destination"]["workload"] == "bad\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
-TEST_CASE("accesslog: lines are byte for byte what nlohmann::json writes for them",
-          "[accesslog]") {
+TEST_CASE("accesslog: lines are byte for byte what nlohmann::json writes for them", "[accesslog]") {
   // toJson() writes the line by hand; the line must stay the one the JSON library (which it
   // replaced) writes: keys in byte order, its escapes, U+FFFD for bytes that are not UTF-8.
   struct Row {
@@ -138,7 +137,8 @@ TEST_CASE("accesslog: lines are byte for byte what nlohmann::json writes for the
       {"plain", "sleep"},
       {"empty (null)", ""},
       {"quotes and backslashes", R"(a"b\c)"},
-      {"every control byte", [] {
+      {"every control byte",
+       [] {
          std::string s;
          for (char c = 1; c < 0x20; ++c) {
            s += c;

@@ -21,6 +21,7 @@
 #include "agent/config.h"
 #include "agent/event_loop.h"
 #include "agent/http_messages.h"
+#include "agent/loopback_listener.h"
 #include "agent/route_state.h"
 #include "agent/telemetry.h"
 #include "agent/worker_context.h"
@@ -28,6 +29,8 @@
 
 namespace ferry::agent {
 namespace {
+
+using testing::loopbackListener;
 
 http::MessageHead parseHead(http::Http1Parser& p, std::string_view wire) {
   auto ev = p.next(wire);
@@ -197,19 +200,6 @@ TEST_CASE("cluster endpoints: IPv4 first and target port resolved", "[agent][rou
 char bodyByte(uint64_t i) {
   uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ULL;
   return static_cast<char>((x >> 29) ^ (x >> 47));
-}
-
-int loopbackListener(uint16_t* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  *port = ntohs(a.sin_port);
-  return fd;
 }
 
 struct BackendResult {

@@ -34,9 +34,8 @@ std::map<std::string, std::string> withLabel(std::map<std::string, std::string> 
 std::string service(const std::string& name, const std::string& vip, int target_port,
                     const std::string& selector_app,
                     const std::vector<std::pair<std::string, std::string>>& annotations = {}) {
-  std::string out =
-      absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: ", name,
-                   "\n  namespace: default\n");
+  std::string out = absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: ", name,
+                                 "\n  namespace: default\n");
   if (!annotations.empty()) {
     absl::StrAppend(&out, "  annotations:\n");
     for (const auto& [key, value] : annotations) {
@@ -69,27 +68,26 @@ std::string endpointSlice(const Mesh& m, const std::string& service, int port,
 // front -> v1 (n2p1) / v2 (n1p2) by weight; flaky, slow and pool route to themselves; rr
 // (round robin over three pods) and limited (one connection, one waiting request) too.
 std::string services(const Mesh& m) {
-  return absl::StrCat(service("front", "10.96.0.30", 8080, "n2p1"), "---\n",
-                      service("v1", "10.96.0.31", 8080, "n2p1"), "---\n",
-                      service("v2", "10.96.0.32", 8080, "n1p2"), "---\n",
-                      service("flaky", "10.96.0.33", 8081, "n2p1"), "---\n",
-                      service("slow", "10.96.0.34", 8082, "n2p1"), "---\n",
-                      service("pool", "10.96.0.35", 8083, ""), "---\n",
-                      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
-                      "  name: pool-1\n  namespace: default\n  labels:\n"
-                      "    kubernetes.io/service-name: pool\naddressType: IPv4\nendpoints:\n",
-                      absl::StrCat("- addresses: [\"", m.pod(1, 2).ipv4,
-                                   "\"]\n  targetRef: {kind: Pod, uid: uid-n1p2}\n"),
-                      absl::StrCat("- addresses: [\"", m.pod(2, 1).ipv4,
-                                   "\"]\n  targetRef: {kind: Pod, uid: uid-n2p1}\n"),
-                      absl::StrCat("- addresses: [\"", m.pod(2, 2).ipv4,
-                                   "\"]\n  targetRef: {kind: Pod, uid: uid-n2p2}\n"),
-                      "ports:\n- name: http\n  port: 8083\n", "---\n",
-                      service("rr", "10.96.0.36", 8084, "", {{"ferry.dev/lb-policy", "round-robin"}}),
-                      "---\n", endpointSlice(m, "rr", 8084, {{1, 2}, {2, 1}, {2, 2}}), "---\n",
-                      service("limited", "10.96.0.37", 8085, "n2p1",
-                              {{"ferry.dev/max-connections", "1"},
-                               {"ferry.dev/max-pending-requests", "1"}}));
+  return absl::StrCat(
+      service("front", "10.96.0.30", 8080, "n2p1"), "---\n",
+      service("v1", "10.96.0.31", 8080, "n2p1"), "---\n", service("v2", "10.96.0.32", 8080, "n1p2"),
+      "---\n", service("flaky", "10.96.0.33", 8081, "n2p1"), "---\n",
+      service("slow", "10.96.0.34", 8082, "n2p1"), "---\n", service("pool", "10.96.0.35", 8083, ""),
+      "---\n",
+      "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n"
+      "  name: pool-1\n  namespace: default\n  labels:\n"
+      "    kubernetes.io/service-name: pool\naddressType: IPv4\nendpoints:\n",
+      absl::StrCat("- addresses: [\"", m.pod(1, 2).ipv4,
+                   "\"]\n  targetRef: {kind: Pod, uid: uid-n1p2}\n"),
+      absl::StrCat("- addresses: [\"", m.pod(2, 1).ipv4,
+                   "\"]\n  targetRef: {kind: Pod, uid: uid-n2p1}\n"),
+      absl::StrCat("- addresses: [\"", m.pod(2, 2).ipv4,
+                   "\"]\n  targetRef: {kind: Pod, uid: uid-n2p2}\n"),
+      "ports:\n- name: http\n  port: 8083\n", "---\n",
+      service("rr", "10.96.0.36", 8084, "", {{"ferry.dev/lb-policy", "round-robin"}}), "---\n",
+      endpointSlice(m, "rr", 8084, {{1, 2}, {2, 1}, {2, 2}}), "---\n",
+      service("limited", "10.96.0.37", 8085, "n2p1",
+              {{"ferry.dev/max-connections", "1"}, {"ferry.dev/max-pending-requests", "1"}}));
 }
 
 std::string route(const std::string& name, const std::string& parent, const std::string& rule) {
@@ -294,8 +292,8 @@ TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after t
   CHECK(ejections >= 1);
   // The k-th ejection lasts k x 3 s and began before the run ended (a slow run outlives the
   // first interval and is ejected again, for longer): after that it is picked again.
-  std::this_thread::sleep_for(std::chrono::milliseconds(
-      3000 * static_cast<int64_t>(std::max(1.0, ejections)) + 500));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(3000 * static_cast<int64_t>(std::max(1.0, ejections)) + 500));
   nlohmann::json second = load(m, "10.96.0.35", 100, 1);
   INFO(second.dump());
   const int64_t bad_second = backendStats(m, 2, 2, 8083).value("GET", 0) - bad_first;

@@ -271,11 +271,11 @@ spec:
 TEST_CASE("CR LF and a lone CR are line breaks, as YAML 1.2 reads them", "[k8s]") {
   for (const char* eol : {"\r\n", "\r"}) {
     INFO("line break: " << (eol[1] == '\n' ? "CR LF" : "CR"));
-    std::string text = absl::StrJoin(
-        {"apiVersion: v1", "kind: Namespace", "metadata:", "  name: crlf",
-         "  labels: {ferry.dev/mesh: enabled}", "  annotations:", "    note: |",
-         "      two", "      lines", ""},
-        eol);
+    std::string text =
+        absl::StrJoin({"apiVersion: v1", "kind: Namespace", "metadata:", "  name: crlf",
+                       "  labels: {ferry.dev/mesh: enabled}", "  annotations:", "    note: |",
+                       "      two", "      lines", ""},
+                      eol);
     auto ns = decodeAs<model::Namespace>(text);
     CHECK(ns.name == "crlf");
     CHECK(ns.mesh_enabled);

@@ -188,9 +188,7 @@ TEST_CASE("outlier detection never ejects more than the maximum share", "[routin
 }
 
 TEST_CASE("circuit breaker refuses picks over max_requests and reports overflow", "[routing]") {
-  Cluster cluster(
-      endpoints(2),
-      ClusterOptions{.max_requests = 2});
+  Cluster cluster(endpoints(2), ClusterOptions{.max_requests = 2});
   std::mt19937_64 rng(5);
   auto a = cluster.pick(rng, kStart);
   auto b = cluster.pick(rng, kStart);

@@ -1,6 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 

@@ -99,8 +99,7 @@ TEST_CASE("service options: each bad value is refused with a reason, its default
     REQUIRE(o.errors.size() == 1);
     CHECK(o.errors[0] == row.message);
     ClusterOptions want;
-    (std::string(other) == "ferry.dev/max-requests" ? want.max_requests : want.max_connections) =
-        7;
+    (std::string(other) == "ferry.dev/max-requests" ? want.max_requests : want.max_connections) = 7;
     CHECK(o.cluster == want);
   }
 }

@@ -116,8 +116,8 @@ std::string toJson(const Entry& e) {
   out.reserve(768);
   out += '{';
   appendField(out, "authority", e.authority);
-  absl::StrAppend(&out, ",\"bytes_received\":", e.bytes_received,
-                  ",\"bytes_sent\":", e.bytes_sent, ",");
+  absl::StrAppend(&out, ",\"bytes_received\":", e.bytes_received, ",\"bytes_sent\":", e.bytes_sent,
+                  ",");
   appendPeer(out, "destination", e.destination);
   out += ',';
   appendField(out, "destination_service", e.destination_service);

@@ -234,9 +234,8 @@ absl::Status checkControlCharacters(std::string_view text) {
     } else if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
       constexpr char kHex[] = "0123456789abcdef";
       const std::string code = {'0', 'x', kHex[c >> 4], kHex[c & 0xf]};
-      return absl::InvalidArgumentError(
-          text::cat("line ", line, ": control character ", code,
-                    " (YAML allows only tab, LF and CR)"));
+      return absl::InvalidArgumentError(text::cat("line ", line, ": control character ", code,
+                                                  " (YAML allows only tab, LF and CR)"));
     }
   }
   return absl::OkStatus();

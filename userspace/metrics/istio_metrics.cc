@@ -65,9 +65,9 @@ std::string requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
                   o.response_code, "/", o.grpc_status, "/");
   appendPeerKey(key, l.source);
   appendPeerKey(key, l.destination);
-  for (const std::string* part : {&l.destination_service, &l.destination_service_name,
-                                  &l.destination_service_namespace, &l.request_protocol,
-                                  &l.response_flags}) {
+  for (const std::string* part :
+       {&l.destination_service, &l.destination_service_name, &l.destination_service_namespace,
+        &l.request_protocol, &l.response_flags}) {
     appendKeyPart(key, *part);
   }
   return key;

@@ -13,8 +13,9 @@
 // of an agent: at most `max_connections` connections carrying a request at once, and at most
 // `max_pending_requests` requests waiting for one. With HTTP/1.1 (one request per connection)
 // that bounds the requests the backend sees from this agent; idle keep-alive connections are
-// the caller's business (the agent's pools close them after an idle timeout). A request beyond both is refused at
-// once (Envoy's upstream overflow: 503, flag UO). A freed slot goes to the longest waiter.
+// the caller's business (the agent's pools close them after an idle timeout). A request beyond both
+// is refused at once (Envoy's upstream overflow: 503, flag UO). A freed slot goes to the longest
+// waiter.
 namespace ferry::routing {
 
 class ConnectionLimiter {
