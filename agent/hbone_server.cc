@@ -46,8 +46,7 @@ class InboundConnection : public TunnelConnection {
     hbone::HboneSettings settings;
     settings.max_concurrent_streams = ctx_.shared.config->max_streams_per_connection;
     auto server = hbone::HboneServer::create(
-        std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); },
-        settings);
+        std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); }, settings);
     if (!server.ok()) {
       return server.status();
     }

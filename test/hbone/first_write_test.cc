@@ -4,8 +4,8 @@
 // 17: a first DATA frame of 8-16 KiB was written to TLS ahead of the staged client preface,
 // SETTINGS and HEADERS, and the server failed the connection ("bad client magic").
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -110,12 +110,11 @@ struct Tally {
 // its preface, SETTINGS and HEADERS; the server's (queued before its deferred 200, as a
 // server-speaks-first app's bytes may be) with its response HEADERS. Returns what went wrong.
 // No Catch2 macro here: it runs on several threads.
-std::string firstWrites(const PairContexts& contexts, size_t size,
-                        const std::vector<uint8_t>& up, const std::vector<uint8_t>& down,
-                        std::vector<uint8_t>& got) {
+std::string firstWrites(const PairContexts& contexts, size_t size, const std::vector<uint8_t>& up,
+                        const std::vector<uint8_t>& down, std::vector<uint8_t>& got) {
   auto client = HboneClient::create(contexts.client, contexts.server_id);
-  auto server = HboneServer::create(contexts.server,
-                                    [](const StreamRequest&) { return kDeferDecision; });
+  auto server =
+      HboneServer::create(contexts.server, [](const StreamRequest&) { return kDeferDecision; });
   if (!client.ok() || !server.ok()) {
     return "cannot create the pair";
   }
