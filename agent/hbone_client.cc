@@ -31,7 +31,11 @@ class PooledClient : public TunnelConnection {
   ~PooledClient() override { cancelTimers(); }
 
   hbone::HboneClient& client() { return *client_conn_; }
-  bool acceptsStreams() const { return !closed() && client_conn_->acceptsNewStreams(); }
+  // The peer's SETTINGS_MAX_CONCURRENT_STREAMS and our own --max-streams-per-connection.
+  bool acceptsStreams() const {
+    return !closed() && client_conn_->acceptsNewStreams() &&
+           client_conn_->activeStreams() < ctx_.shared.config->max_streams_per_connection;
+  }
   const std::string& key() const { return key_; }
 
  protected:

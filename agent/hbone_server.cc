@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "agent/certificates.h"
+#include "agent/config.h"
 #include "agent/hbone_tunnel.h"
 #include "agent/http_inbound.h"
 #include "agent/inbound.h"
@@ -42,8 +43,10 @@ class InboundConnection : public TunnelConnection {
   }
 
   absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
+    hbone::HboneSettings settings;
+    settings.max_concurrent_streams = ctx_.shared.config->max_streams_per_connection;
     auto server = hbone::HboneServer::create(
-        std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); });
+        std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); }, settings);
     if (!server.ok()) {
       return server.status();
     }

@@ -27,11 +27,28 @@
   http-post     --host H --port P --text "P1 P2" --bytes N [--traceparent T]
                                     requests in turn on one keep-alive connection; one line each:
                                     "<status> <local port> <body>"
+  first-server  --port P --sizes S1,S2,...
+                                    server speaks first: connection k (in accept order) gets
+                                    payload(S[k % len]) at once, then expects it echoed back and
+                                    answers "OK\n" or "BAD\n"; closes at EOF
+  http-echo     --port P            HTTP/1.1 keep-alive: answers a POST with its body
+  matrix        --host H --port P --kind echo|first|http --conn new|pooled --sizes S1,S2,...
+                [--text LABEL]      one row per size, in turn, each on a new connection:
+                                    echo (against echo-server: send payload(S), read it back),
+                                    first (against first-server), http (POST payload(S) with
+                                    Content-Length in the same write as the head, against
+                                    http-echo). conn=new keeps every row's connection open to the
+                                    end (with --max-streams-per-connection=1 each row needs a new
+                                    HBONE connection); conn=pooled half-closes and waits for the
+                                    far end to close before the next row. Prints one line per
+                                    row, "ROW <label> size=<S> OK <ms>" or "ROW ... FAIL <why>",
+                                    then "DONE rows=<n> failed=<m>"; exit 0 either way
 Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
 import hashlib
 import os
+import random
 import resource
 import socket
 import sys
@@ -207,6 +224,32 @@ def hold(host, port, release_file):
     print("OK", flush=True)
 
 
+def reply(handler, status, body):
+    """Answers the request `handler` (an http.server handler) is serving with `body` (bytes)."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def serve_http(port, handler):
+    """Serves `handler` (an http.server handler class) on [::]:port, IPv4 too, a thread each."""
+    import http.server
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+        daemon_threads = True
+        request_queue_size = 1024
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    srv = Server(("::", port), handler)
+    print("listening on %d" % port, flush=True)
+    srv.serve_forever()
+
+
 def http_server(port):
     """HTTP/1.1 with keep-alive; answers every GET with 200 and the path it received."""
     import http.server
@@ -215,32 +258,17 @@ def http_server(port):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
-            body = ("path=%s" % self.path).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, 200, ("path=%s" % self.path).encode())
 
         def do_POST(self):
             got = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            body = ("path=%s traceparent=%s bytes=%d" %
-                    (self.path, self.headers.get("traceparent", "-"), len(got))).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, 200, ("path=%s traceparent=%s bytes=%d" %
+                              (self.path, self.headers.get("traceparent", "-"), len(got))).encode())
 
         def log_message(self, *args):
             pass
 
-    class Server(http.server.ThreadingHTTPServer):
-        address_family = socket.AF_INET6
-
-        def server_bind(self):
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            super().server_bind()
-
-    Server(("::", port), Handler).serve_forever()
+    serve_http(port, Handler)
 
 
 def http_get(host, port, paths):
@@ -268,11 +296,7 @@ def http_app(port, name, behavior):
         disable_nagle_algorithm = True  # head and body are separate writes
 
         def answer(self, status, body):
-            body = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, status, body.encode())
 
         def handle_any(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -319,18 +343,7 @@ def http_app(port, name, behavior):
         def log_message(self, *args):
             pass
 
-    class Server(http.server.ThreadingHTTPServer):
-        address_family = socket.AF_INET6
-        daemon_threads = True
-        request_queue_size = 1024
-
-        def server_bind(self):
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            super().server_bind()
-
-    srv = Server(("::", port), Handler)
-    print("listening on %d" % port, flush=True)
-    srv.serve_forever()
+    serve_http(port, Handler)
 
 
 def http_load(host, port, count, connections, method):
@@ -410,6 +423,148 @@ def hold_until_closed(host, port, seconds):
         print("CLOSED", flush=True)
 
 
+def payload(size):
+    """`size` bytes that never repeat at a short period, the same at both ends for one size."""
+    return random.Random(size).randbytes(size)
+
+
+def recv_exact_buf(conn, n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = conn.recv_into(view[got:], min(n - got, 1 << 20))
+        if k == 0:
+            raise ConnectionError("closed after %d of %d bytes" % (got, n))
+        got += k
+    return bytes(buf)
+
+
+def first_server(port, sizes):
+    counter = [0]
+    lock = threading.Lock()
+
+    def handle(conn):
+        with lock:
+            size = sizes[counter[0] % len(sizes)]
+            counter[0] += 1
+        try:
+            want = payload(size)
+            conn.sendall(want)
+            back = recv_exact_buf(conn, size)
+            conn.sendall(b"OK\n" if back == want else b"BAD\n")
+            while conn.recv(CHUNK):
+                pass
+        except OSError:
+            pass
+        finally:
+            conn.close()
+    serve(port, handle)
+
+
+def http_echo(port):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            reply(self, 200, self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+
+        def log_message(self, *args):
+            pass
+
+    serve_http(port, Handler)
+
+
+def http_response(conn):
+    """(status, body) of one HTTP/1.1 response with Content-Length."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = conn.recv(4096)
+        if not data:
+            raise ConnectionError("closed in the response head")
+        head += data
+    head, rest = head.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    if len(rest) > length:
+        raise ValueError("%d bytes beyond the body" % (len(rest) - length))
+    return status, rest + recv_exact_buf(conn, length - len(rest))
+
+
+def send_all(conn, data):
+    """sendall() that returns what went wrong instead of raising (for a writer thread)."""
+    try:
+        conn.sendall(data)
+        return ""
+    except OSError as e:
+        return "write: %s: %s" % (type(e).__name__, e)
+
+
+def matrix_row(conn, kind, size):
+    """One exchange; returns "" or what went wrong."""
+    want = payload(size)
+    if kind == "echo":
+        # Written by a second thread: the echo comes back while we write, and a big payload
+        # would fill both directions' buffers if we only read once done writing.
+        sent = []
+        writer = threading.Thread(target=lambda: sent.append(send_all(conn, want)))
+        writer.start()
+        try:
+            got = recv_exact_buf(conn, size)
+        finally:
+            writer.join()
+        if sent[0]:
+            return sent[0]
+        return "" if got == want else "echo differs"
+    if kind == "first":
+        got = recv_exact_buf(conn, size)
+        conn.sendall(got)  # echoed even when wrong, so the server's verdict stays in step
+        verdict = recv_exact_buf(conn, 3)
+        if got != want:
+            return "server's first %d bytes arrived different" % size
+        return "" if verdict == b"OK\n" else "server got back %r" % verdict
+    head = ("POST /echo HTTP/1.1\r\nHost: matrix\r\nContent-Type: application/octet-stream\r\n"
+            "Content-Length: %d\r\n\r\n" % size).encode()
+    conn.sendall(head + want)  # head and body in one write
+    status, body = http_response(conn)
+    if status != 200:
+        return "HTTP status %d" % status
+    return "" if body == want else "body of %d bytes differs" % len(body)
+
+
+def matrix(host, port, kind, conn_mode, sizes, label):
+    held = []
+    failed = 0
+    for size in sizes:
+        start = time.monotonic()
+        try:
+            conn = connect(host, port, timeout=60)
+            why = matrix_row(conn, kind, size)
+            if conn_mode == "new":
+                held.append(conn)
+            else:
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(CHUNK):
+                    pass
+                conn.close()
+        except (OSError, ValueError) as e:
+            why = "%s: %s" % (type(e).__name__, e)
+        ms = (time.monotonic() - start) * 1000
+        failed += 1 if why else 0
+        print("ROW %s size=%d %s" % (label, size, ("FAIL " + why) if why else "OK %.1fms" % ms),
+              flush=True)
+    for conn in held:
+        conn.close()
+    print("DONE rows=%d failed=%d" % (len(sizes), failed), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -424,6 +579,9 @@ def main():
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--method", default="GET")
     ap.add_argument("--traceparent", default="")
+    ap.add_argument("--sizes", default="")
+    ap.add_argument("--kind", default="echo")
+    ap.add_argument("--conn", default="new")
     a = ap.parse_args()
     try:
         if a.mode == "echo-server":
@@ -448,6 +606,13 @@ def main():
             http_get(a.host, a.port, a.text.split(" "))
         elif a.mode == "http-post":
             http_post(a.host, a.port, a.text.split(" "), a.bytes, a.traceparent)
+        elif a.mode == "first-server":
+            first_server(a.port, [int(x) for x in a.sizes.split(",")])
+        elif a.mode == "http-echo":
+            http_echo(a.port)
+        elif a.mode == "matrix":
+            matrix(a.host, a.port, a.kind, a.conn, [int(x) for x in a.sizes.split(",")],
+                   a.text)
         elif a.mode == "send":
             got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
             if got != a.text.encode():

@@ -94,18 +94,37 @@ struct PairOptions {
   AcceptCallback accept;  // default: accept everything
 };
 
-// A connected pair (handshake done) with identities from one fake CA.
-inline Pair makePair(const fakes::FakeCa& ca, PairOptions options = {}) {
+// A client and a server context made once, for tests that open many connections.
+struct PairContexts {
+  std::shared_ptr<const tls::TlsContext> client;
+  std::shared_ptr<const tls::TlsContext> server;
+  tls::SpiffeId server_id;
+};
+
+inline PairContexts makeContexts(const fakes::FakeCa& ca) {
+  return {contextFor(ca.issue("shop", "cart"), ca.bundle()),
+          contextFor(ca.issue("shop", "db"), ca.bundle()),
+          tls::SpiffeId{ca.trustDomain(), "shop", "db"}};
+}
+
+// A new pair that has moved no bytes yet: the client's ClientHello waits in its networkOut(), so
+// whatever is opened and written before the first pump() leaves with the connection's first
+// frames.
+inline Pair newPair(const PairContexts& contexts, PairOptions options = {}) {
   Pair p;
-  auto client =
-      HboneClient::create(contextFor(ca.issue("shop", "cart"), ca.bundle()),
-                          tls::SpiffeId{ca.trustDomain(), "shop", "db"}, options.client_settings);
+  auto client = HboneClient::create(contexts.client, contexts.server_id, options.client_settings);
   REQUIRE(client.ok());
-  auto server = HboneServer::create(contextFor(ca.issue("shop", "db"), ca.bundle()),
-                                    std::move(options.accept), options.server_settings);
+  auto server =
+      HboneServer::create(contexts.server, std::move(options.accept), options.server_settings);
   REQUIRE(server.ok());
   p.client = std::move(*client);
   p.server = std::move(*server);
+  return p;
+}
+
+// A connected pair (handshake done) with identities from one fake CA.
+inline Pair makePair(const fakes::FakeCa& ca, PairOptions options = {}) {
+  Pair p = newPair(makeContexts(ca), std::move(options));
   p.pump();
   REQUIRE(p.client_status.ok());
   REQUIRE(p.server_status.ok());

@@ -178,13 +178,16 @@ absl::Status HboneConnection::produce() {
       break;
     }
     auto chunk = absl::MakeConstSpan(data, static_cast<size_t>(n));
-    // Small frames (headers, WINDOW_UPDATE, SETTINGS) share a record; full DATA frames go alone.
+    // Small frames (preface, SETTINGS, HEADERS, WINDOW_UPDATE) share a record with what follows
+    // while it fits; a big DATA frame goes alone, straight from nghttp2's buffer, but only when
+    // nothing is staged: bytes reach TLS in the order nghttp2 produced them (issue 17: a first
+    // DATA frame of 8-16 KiB once overtook the staged client preface).
     if (staged_.size() + chunk.size() > kMaxTlsRecord) {
       if (absl::Status s = flushStaged(); !s.ok()) {
         return fail(s);
       }
     }
-    if (chunk.size() >= kMaxTlsRecord / 2) {
+    if (staged_.empty() && chunk.size() >= kMaxTlsRecord / 2) {
       if (absl::Status s = tls_->write(chunk); !s.ok()) {
         return fail(s);
       }
