@@ -410,6 +410,19 @@ def hold_until_closed(host, port, seconds):
         print("CLOSED", flush=True)
 
 
+def attempts(host, port, count, text):
+    """`count` fresh connections, each sending `text` and expecting it echoed; never fails,
+    prints how many echoed (OK) and how many did not (FAILED)."""
+    ok = 0
+    for _ in range(count):
+        try:
+            if round_trip(connect(host, port, timeout=3), text.encode()) == text.encode():
+                ok += 1
+        except OSError:
+            pass
+    print("OK=%d FAILED=%d" % (ok, count - ok), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -448,6 +461,8 @@ def main():
             http_get(a.host, a.port, a.text.split(" "))
         elif a.mode == "http-post":
             http_post(a.host, a.port, a.text.split(" "), a.bytes, a.traceparent)
+        elif a.mode == "attempts":
+            attempts(a.host, a.port, a.count, a.text)
         elif a.mode == "send":
             got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
             if got != a.text.encode():
