@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -27,17 +28,42 @@ struct Outcome {
   int failed = -1;
 };
 
+std::vector<std::string> attemptsArgv(const std::string& ip, int count) {
+  return {"/usr/bin/python3",
+          meshAppsScript(),
+          "attempts",
+          "--host=" + ip,
+          "--port=8080",
+          absl::StrCat("--count=", count),
+          absl::StrCat("--text=", kMarker)};
+}
+
+Outcome parseOutcome(const std::string& out) {
+  Outcome o;
+  std::sscanf(out.c_str(), "OK=%d FAILED=%d", &o.ok, &o.failed);
+  return o;
+}
+
 // `count` fresh connections from `from` to ip:8080, each sending the marker (mesh_apps.py
 // attempts): how many were echoed and how many were not.
 Outcome attempts(Mesh& m, const harness::Pod& from, const std::string& ip, int count) {
-  auto out =
-      m.run(from, {"/usr/bin/python3", meshAppsScript(), "attempts", "--host=" + ip, "--port=8080",
-                   absl::StrCat("--count=", count), absl::StrCat("--text=", kMarker)});
-  Outcome o;
-  if (out.ok()) {
-    std::sscanf(out->c_str(), "OK=%d FAILED=%d", &o.ok, &o.failed);
+  auto out = m.run(from, attemptsArgv(ip, count));
+  return out.ok() ? parseOutcome(*out) : Outcome{};
+}
+
+// The same from several pods at once, so that all of them fall inside a short window.
+std::vector<Outcome> attemptsAtOnce(Mesh& m, const std::vector<const harness::Pod*>& from,
+                                    const std::string& ip, int count) {
+  std::vector<std::unique_ptr<harness::Process>> running;
+  for (const harness::Pod* pod : from) {
+    auto p = m.cluster().spawn(*pod, attemptsArgv(ip, count));
+    running.push_back(p.ok() ? *std::move(p) : nullptr);
   }
-  return o;
+  std::vector<Outcome> out;
+  for (auto& p : running) {
+    out.push_back(p && p->wait(absl::Seconds(60)).ok() ? parseOutcome(p->log()) : Outcome{});
+  }
+  return out;
 }
 
 // Entries of one of a node's pinned maps, read with bpftool.
@@ -134,9 +160,11 @@ TEST_CASE("SIGTERM during traffic fails closed: nothing in clear, denied pairs s
   REQUIRE(m.waitAgentLog(2, "draining"));
   // While the agents drain: a draining agent may still serve (and judge) a connection, or
   // refuse it; never may a denied pair get through.
-  Outcome during_allowed = attempts(m, m.pod(1, 1), server.ipv4, 5);
-  Outcome during_cross = attempts(m, m.pod(1, 2), server.ipv4, 5);
-  Outcome during_local = attempts(m, m.pod(2, 2), server.ipv4, 5);
+  std::vector<Outcome> during =
+      attemptsAtOnce(m, {&m.pod(1, 1), &m.pod(1, 2), &m.pod(2, 2)}, server.ipv4, 5);
+  const Outcome& during_allowed = during[0];
+  const Outcome& during_cross = during[1];
+  const Outcome& during_local = during[2];
   const bool still_draining = m.agent(1).running() && m.agent(2).running();
   INFO("during the drain: allowed pair " << during_allowed.ok << " echoed, "
                                          << during_allowed.failed << " refused");
