@@ -68,6 +68,11 @@ Agent::Agent(Config config, AgentParts parts)
           ? std::nullopt
           : std::optional(absl::Milliseconds(config_.outlier_base_ejection_ms)));
   shared_.routing = routing_.get();
+  for (const std::string& cidr : config_.pod_cidrs) {
+    if (auto parsed = policy::Cidr::parse(cidr); parsed.ok()) {  // validate() refused bad ones
+      shared_.pod_ranges.push_back(*parsed);
+    }
+  }
 }
 
 absl::Status Agent::init() {

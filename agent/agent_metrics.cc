@@ -44,6 +44,8 @@ constexpr StatMapping kStatMetrics[] = {
     {"outbound_hbone", "ferry_outbound_routes_total", "hbone"},
     {"outbound_no_original_dst", "ferry_errors_total", "no_original_destination"},
     {"outbound_no_endpoint", "ferry_errors_total", "no_endpoint"},
+    {"outbound_unknown_destination", "ferry_errors_total", "unknown_destination"},
+    {"outbound_not_enrolled", "ferry_errors_total", "destination_not_enrolled"},
     {"outbound_failed", "ferry_errors_total", "upstream_failed"},
     {"inbound_plain_refused_strict", "ferry_errors_total", "plaintext_refused_strict"},
     {"inbound_hbone_bad_authority", "ferry_errors_total", "bad_authority"},

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "policy/ip.h"
 
 namespace ferry::agent {
 
@@ -53,6 +54,11 @@ absl::Status Config::validate() const {
   } else if (certs_dir.empty()) {
     return absl::InvalidArgumentError(
         "--certs is required (folder of <ns>.<sa>.crt/.key and bundle.pem), or --controller");
+  }
+  for (const std::string& cidr : pod_cidrs) {
+    if (auto parsed = policy::Cidr::parse(cidr); !parsed.ok()) {
+      return absl::InvalidArgumentError("--pod-cidrs: \"" + cidr + "\" is not a CIDR");
+    }
   }
   if (max_buffer_bytes < 16 * 1024 || max_buffer_bytes > 64 * 1024 * 1024) {
     return absl::InvalidArgumentError("--max-buffer-bytes must be between 16 KiB and 64 MiB");
@@ -191,7 +197,8 @@ std::string usage() {
   --capture=bpf|none            load the eBPF capture (bpf) or not (none)
   --cgroup=PATH --bpffs=DIR     pod cgroup subtree and pin folder for the capture
   --pod-cidrs=A,B --service-cidrs=C,D   ranges captured (10.244.0.0/16,fd00:244::/64 and
-                                10.96.0.0/16,fd00:96::/112)
+                                10.96.0.0/16,fd00:96::/112); a captured connection to a pod
+                                address no snapshot names is refused, never sent in clear
   --socket-mark=N               SO_MARK on the agent's sockets (0 = none)
   --max-buffer-bytes=N          per-direction buffer bound per connection (262144)
   --max-streams-per-connection=N   HBONE streams per pooled connection (100)

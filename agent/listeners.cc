@@ -105,9 +105,7 @@ absl::Status PodListeners::start(std::shared_ptr<const LocalPod> pod,
   return absl::OkStatus();
 }
 
-void PodListeners::stop(const LocalPod& pod, const std::vector<WorkerContext*>& workers,
-                        Capture& capture) {
-  capture.removePod(pod.info);
+void PodListeners::stop(const LocalPod& pod, const std::vector<WorkerContext*>& workers) {
   for (WorkerContext* ctx : workers) {
     std::string uid = pod.info.uid;
     ctx->loop.post([ctx, uid] { ctx->listeners.erase(uid); });

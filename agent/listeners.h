@@ -40,9 +40,10 @@ class PodListeners {
   static absl::Status start(std::shared_ptr<const LocalPod> pod,
                             const std::vector<WorkerContext*>& workers, Capture& capture,
                             uint32_t mark);
-  // Closes the pod's listeners on every worker (asynchronously, on each worker's thread).
-  static void stop(const LocalPod& pod, const std::vector<WorkerContext*>& workers,
-                   Capture& capture);
+  // Closes the pod's listeners on every worker (asynchronously, on each worker's thread). The
+  // pod's capture stays: with no listener its connections are refused (fail closed), until a
+  // new listener takes over or the pod is deleted (Capture::removePod).
+  static void stop(const LocalPod& pod, const std::vector<WorkerContext*>& workers);
 };
 
 // Entry points of the three paths (outbound.cc, inbound.cc, hbone_server.cc).

@@ -50,4 +50,22 @@ void logLine(LogLevel level, const std::string& message) {
                static_cast<long>(::syscall(SYS_gettid)), message.c_str());
 }
 
+std::string suppressedNote(uint64_t suppressed) {
+  return suppressed == 0 ? "" : absl::StrCat(" (", suppressed, " more like it suppressed)");
+}
+
+bool LogLimiter::allow(uint64_t* suppressed) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t next = next_ns_.load(std::memory_order_relaxed);
+  if (now < next ||
+      !next_ns_.compare_exchange_strong(next, now + interval_ns_, std::memory_order_relaxed)) {
+    suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  *suppressed = suppressed_.exchange(0, std::memory_order_relaxed);
+  return true;
+}
+
 }  // namespace ferry::agent

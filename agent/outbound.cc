@@ -21,6 +21,22 @@ std::string principalOf(const std::string& trust_domain, const PodIdentity& id) 
 
 namespace {
 
+LogLimiter unknown_destination_log;
+LogLimiter not_enrolled_log;
+
+bool inPodRanges(const Shared& shared, const std::string& ip) {
+  std::optional<policy::IpAddress> address = policy::IpAddress::parse(ip);
+  if (!address) {
+    return false;
+  }
+  for (const policy::Cidr& range : shared.pod_ranges) {
+    if (range.contains(*address)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress& to, int fd,
                  const ConnectionInfo& report) {
   ctx.stats.inc(ctx.stats.outbound_passthrough);
@@ -93,6 +109,17 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
   PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
   std::string source_principal = principalOf(state->trustDomain(), identity);
   if (dest.workload == nullptr) {
+    if (inPodRanges(ctx.shared, dest.ip)) {
+      // A pod address the state does not name: maybe a mesh pod the controller has not told
+      // this node about yet. Sending it in clear could bypass its policy; refuse, and let the
+      // client's retry find it once the state arrives.
+      ctx.stats.inc(ctx.stats.outbound_unknown_destination);
+      LOG_WARN_LIMITED(unknown_destination_log, "outbound from ", pod->info.ns, "/", pod->info.name,
+                       " to ", to->str(), ": refused: no pod with this address in state version ",
+                       state->snapshot().version);
+      closeWithReset(fd);
+      return;
+    }
     passthrough(ctx, *pod, *to, fd,
                 outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
     return;
@@ -139,10 +166,21 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
                    std::move(reports));
     return;
   }
-  if (dest.workload->node == state->node() || !dest.workload->mesh_enabled) {
-    // On this node but not enrolled here, or opted out: it has no HBONE listener.
+  if (!dest.workload->mesh_enabled) {
+    // Outside the mesh (the pod or its namespace opted out): plain TCP, as ztunnel does for a
+    // workload whose protocol is TCP.
     passthrough(ctx, *pod, *to, fd,
                 outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
+    return;
+  }
+  if (dest.workload->node == state->node()) {
+    // A mesh pod of this node that is not enrolled here (its CNI ADD has not reached this
+    // agent): nothing enforces its policy yet, so it gets nothing.
+    ctx.stats.inc(ctx.stats.outbound_not_enrolled);
+    LOG_WARN_LIMITED(not_enrolled_log, "outbound from ", pod->info.ns, "/", pod->info.name, " to ",
+                     to->str(), ": refused: mesh pod ", dest.workload->key.ns, "/",
+                     dest.workload->key.name, " is not enrolled on this node");
+    closeWithReset(fd);
     return;
   }
   ctx.stats.inc(ctx.stats.outbound_hbone);

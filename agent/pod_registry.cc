@@ -84,7 +84,9 @@ absl::Status PodRegistry::add(const enroll::PodInfo& info) {
     if (existing->second->info.netns == info.netns) {
       return absl::OkStatus();  // CNI retries ADD; answer the same
     }
-    PodListeners::stop(*existing->second, workers_, *shared_.capture);
+    // The sandbox was re-created: the old namespace is no longer the pod's.
+    PodListeners::stop(*existing->second, workers_);
+    shared_.capture->removePod(existing->second->info);
     pods_.erase(existing);
   }
   auto netns = NetnsHandle::open(info.netns);
@@ -117,7 +119,9 @@ absl::Status PodRegistry::del(const std::string& uid) {
   if (it == pods_.end()) {
     return absl::OkStatus();  // CNI DEL must be idempotent
   }
-  PodListeners::stop(*it->second, workers_, *shared_.capture);
+  // Only an explicit delete ends a pod's capture.
+  PodListeners::stop(*it->second, workers_);
+  shared_.capture->removePod(it->second->info);
   LOG_INFO("removed pod ", it->second->info.ns, "/", it->second->info.name, " (uid ", uid, ")");
   pods_.erase(it);
   return absl::OkStatus();
@@ -145,7 +149,7 @@ absl::Status PodRegistry::persist() {
 void PodRegistry::stopAll() {
   std::lock_guard lock(mu_);
   for (const auto& [uid, pod] : pods_) {
-    PodListeners::stop(*pod, workers_, *shared_.capture);
+    PodListeners::stop(*pod, workers_);
   }
   pods_.clear();
   publish();

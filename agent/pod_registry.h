@@ -23,7 +23,9 @@ class PodRegistry : public enroll::Handler {
   // dropped with a log line. Returns how many were restored.
   absl::StatusOr<size_t> restore();
   enroll::Reply handle(const enroll::Request& request) override;
-  // Removes every pod's listeners (shutdown). The journal is kept for the next start.
+  // Closes every pod's listeners (shutdown, drain). The pods stay captured, so their
+  // connections are refused until the next agent re-attaches (fail closed); the journal is kept
+  // for that agent's replay. Only a CNI DEL ends a pod's capture.
   void stopAll();
   size_t size() const;
 

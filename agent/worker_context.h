@@ -17,6 +17,7 @@
 #include "agent/policy_state.h"
 #include "agent/stats.h"
 #include "agent/workload_state.h"
+#include "policy/ip.h"
 
 namespace ferry::agent {
 
@@ -37,6 +38,9 @@ struct Shared {
   CertificateStore* certs = nullptr;
   Telemetry* telemetry = nullptr;   // metrics and access log (agent/telemetry.h); never null
   RoutingState* routing = nullptr;  // HTTPRoutes and backend clusters (route_state.h); may be null
+  // The cluster's pod ranges (--pod-cidrs), parsed once: a captured connection to an address in
+  // them that no snapshot names is refused rather than sent in clear.
+  std::vector<policy::Cidr> pod_ranges;
 };
 
 struct WorkerContext {

@@ -26,6 +26,13 @@ WorkloadState::WorkloadState(model::NodeSnapshot snapshot) : snapshot_(std::move
       by_ip_[canonical(ip)] = &w;
     }
   }
+  // The pod index names the rest of the cluster; a full workload of the same pod wins.
+  for (const model::Workload& w : snapshot_.pod_index) {
+    by_uid_.emplace(w.uid, &w);
+    for (const std::string& ip : w.ips) {
+      by_ip_.emplace(canonical(ip), &w);
+    }
+  }
   for (const model::Service& s : snapshot_.services) {
     for (const std::string& vip : s.vips) {
       by_vip_[canonical(vip)] = &s;

@@ -4,6 +4,10 @@
 // - Workloads: every pod scheduled on the node (mesh_enabled says whether Ferry captures it),
 //   plus the remote mesh pods behind the services in the view (the agent needs their identity
 //   to verify the peer it connects to).
+// - Pod index: when the node runs at least one mesh pod, every other pod with an address (mesh
+//   or not), cut by model::podIndexEntry to identity, node, addresses and telemetry labels, so
+//   the agent sends any mesh pod over HBONE (Service or not), passes a non-mesh pod through,
+//   and refuses a pod address it does not know.
 // - Services, endpoints and routes: only when the node runs at least one mesh pod (otherwise
 //   nothing there can call through the mesh); then every service of a mesh namespace, since
 //   any local pod may call any of them, and the HTTPRoutes attached to those services.
@@ -146,6 +150,16 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
       }
     }
     snap.endpoints.push_back(std::move(eps));
+  }
+  for (auto it = objects_.lower_bound(k8s::ObjectRef{k8s::Kind::kPod, {}});
+       it != objects_.end() && it->first.kind == k8s::Kind::kPod; ++it) {
+    const auto& w = std::get<model::Workload>(it->second);
+    if (in_view.count(it->first.key) || w.ips.empty()) {
+      continue;
+    }
+    model::Workload entry = model::podIndexEntry(w);
+    entry.mesh_enabled = meshMemberLocked(w);
+    snap.pod_index.push_back(std::move(entry));
   }
   for (const auto& [ref, obj] : objects_) {
     if (ref.kind != k8s::Kind::kHttpRoute) {

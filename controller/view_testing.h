@@ -28,6 +28,11 @@ inline std::string digest(const model::NodeSnapshot& s) {
                     " sa=", w.service_account, " mesh=", w.mesh_enabled,
                     " ips=", absl::StrJoin(w.ips, ","), " labels=", labelsText(w.labels), "\n");
   }
+  for (const auto& w : s.pod_index) {
+    absl::StrAppend(&out, "I ", w.key.str(), " uid=", w.uid, " node=", w.node,
+                    " sa=", w.service_account, " mesh=", w.mesh_enabled,
+                    " ips=", absl::StrJoin(w.ips, ","), " labels=", labelsText(w.labels), "\n");
+  }
   for (const auto& svc : s.services) {
     absl::StrAppend(&out, "S ", svc.key.str(), " vips=", absl::StrJoin(svc.vips, ","),
                     " ports=", svc.ports.size(), " selector=", labelsText(svc.selector), "\n");

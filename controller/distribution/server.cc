@@ -167,8 +167,11 @@ class DistributionService final : public v1::Distribution::Service {
     return grpc::Status::OK;
   }
 
-  IndexedSnapshot current(const std::string& node) {
+  IndexedSnapshot current(const std::string& node, bool pod_index) {
     model::NodeSnapshot snap = view_.snapshotFor(node);
+    if (!pod_index) {
+      snap.pod_index.clear();
+    }
     snap.node = node;
     snap.trust_domain = ca_.config().trust_domain;
     snap.trust_bundle_pem = ca_.trustBundlePem(absl::Now());
@@ -192,7 +195,7 @@ class DistributionService final : public v1::Distribution::Service {
       seen_generation = signal_->generation;
       seen_drops = signal_->drops;
     }
-    IndexedSnapshot sent = current(*node);
+    IndexedSnapshot sent = current(*node, req->pod_index());
     v1::WatchResponse first;
     {
       std::lock_guard lock(mu_);
@@ -235,7 +238,7 @@ class DistributionService final : public v1::Distribution::Service {
         }
         seen_generation = sig.generation;
       }
-      IndexedSnapshot next = current(*node);
+      IndexedSnapshot next = current(*node, req->pod_index());
       if (sameContent(next, sent)) {
         continue;
       }

@@ -45,6 +45,8 @@ absl::Status decodeOne(const ResourceKey& id, const std::string& text, model::No
       return decodeInto(id, text, out.peer_authentications);
     case v1::KIND_HTTP_ROUTE:
       return decodeInto(id, text, out.routes);
+    case v1::KIND_POD_INDEX:
+      return decodeInto(id, text, out.pod_index);
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("resource ", id.second, " has unknown kind ", static_cast<int>(id.first)));
@@ -73,6 +75,8 @@ std::string kindName(v1::Kind kind) {
       return "PeerAuthentication";
     case v1::KIND_HTTP_ROUTE:
       return "HTTPRoute";
+    case v1::KIND_POD_INDEX:
+      return "PodIndexEntry";
     default:
       return absl::StrCat("Kind(", static_cast<int>(kind), ")");
   }
@@ -85,9 +89,9 @@ IndexedSnapshot indexSnapshot(const model::NodeSnapshot& snapshot) {
   out.trust_domain = snapshot.trust_domain;
   out.trust_bundle_pem = snapshot.trust_bundle_pem;
   auto byKey = [](const auto& item) { return item.key.str(); };
-  indexAll(
-      v1::KIND_WORKLOAD, snapshot.workloads,
-      [](const model::Workload& w) { return w.uid.empty() ? w.key.str() : w.uid; }, out.resources);
+  auto byUid = [](const model::Workload& w) { return w.uid.empty() ? w.key.str() : w.uid; };
+  indexAll(v1::KIND_WORKLOAD, snapshot.workloads, byUid, out.resources);
+  indexAll(v1::KIND_POD_INDEX, snapshot.pod_index, byUid, out.resources);
   indexAll(v1::KIND_SERVICE, snapshot.services, byKey, out.resources);
   indexAll(
       v1::KIND_ENDPOINTS, snapshot.endpoints,

@@ -47,6 +47,8 @@ TEST_CASE("bad flags are refused with a reason", "[agent]") {
             "replaces --certs"},
            {{"--node=n", "--certs=/c", "--capture=none", "--max-buffer-bytes=10"},
             "between 16 KiB"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--pod-cidrs=10.244.0.0/16,10.300.0.0/16"},
+            "--pod-cidrs: \"10.300.0.0/16\" is not a CIDR"},
        }) {
     auto c = parseFlags(row.args);
     REQUIRE_FALSE(c.ok());

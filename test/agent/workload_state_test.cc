@@ -71,5 +71,53 @@ TEST_CASE("pod IPs resolve directly, unknown IPs pass through, bad VIP ports ref
   CHECK(state.resolve("10.96.0.10", 82, rng).port == 82);
 }
 
+TEST_CASE("the pod index names pods without a Service; a full workload of a pod wins", "[agent]") {
+  model::NodeSnapshot s = snapshot();
+  model::Workload lone;  // a mesh pod no Service selects, on another node
+  lone.uid = "u-lone";
+  lone.key = {"default", "lone"};
+  lone.node = "node3";
+  lone.ips = {"10.244.3.7", "fd00:244::3:7"};
+  lone.labels = {{"app", "lone"}};
+  model::Workload outside = lone;  // a pod outside the mesh
+  outside.uid = "u-out";
+  outside.key = {"plain", "outside"};
+  outside.ips = {"10.244.3.8"};
+  outside.mesh_enabled = false;
+  model::Workload stale = s.workloads[1];  // same pod as the full workload u2, fewer labels
+  stale.key.name = "from-index";
+  s.pod_index = {lone, outside, stale};
+  WorkloadState state(std::move(s));
+  std::mt19937 rng(1);
+
+  Destination d = state.resolve("fd00:244:0::3:7", 9000, rng);
+  REQUIRE(d.workload != nullptr);
+  CHECK(d.workload->key.name == "lone");
+  CHECK(d.workload->mesh_enabled);
+  CHECK(d.workload->labels.at("app") == "lone");
+  CHECK(d.port == 9000);
+  REQUIRE(state.workloadByIp("10.244.3.8") != nullptr);
+  CHECK_FALSE(state.workloadByIp("10.244.3.8")->mesh_enabled);
+  CHECK(state.workloadByUid("u-lone") == d.workload);
+  CHECK(state.workloadByUid("u2")->key.name == "p2");
+  CHECK(state.workloadByIp("10.244.2.12")->key.name == "p2");
+  CHECK(state.workloadByIp("10.244.3.9") == nullptr);
+}
+
+TEST_CASE("a pod-index entry keeps only the labels telemetry reads", "[agent]") {
+  model::Workload w;
+  w.uid = "u1";
+  w.labels = {{"app", "web"},
+              {"version", "v2"},
+              {"service.istio.io/canonical-name", "web-canonical"},
+              {"pod-template-hash", "5d4f8c"},
+              {"team", "payments"}};
+  model::Workload entry = model::podIndexEntry(w);
+  CHECK(entry.uid == "u1");
+  CHECK(entry.labels == model::Labels{{"app", "web"},
+                                      {"version", "v2"},
+                                      {"service.istio.io/canonical-name", "web-canonical"}});
+}
+
 }  // namespace
 }  // namespace ferry::agent

@@ -2,7 +2,8 @@
 #pragma once
 
 // A NodeViewProvider fake for CA and distribution tests: a mutable list of workloads and
-// services; snapshotFor(node) holds that node's workloads plus every service.
+// services; snapshotFor(node) holds that node's workloads, the other nodes' pods as its pod
+// index, and every service.
 
 #include <functional>
 #include <mutex>
@@ -23,6 +24,8 @@ class FakeNodeView : public controller::NodeViewProvider {
     for (const model::Workload& w : workloads_) {
       if (w.node == node) {
         s.workloads.push_back(w);
+      } else {
+        s.pod_index.push_back(model::podIndexEntry(w));
       }
     }
     s.services = services_;

@@ -115,9 +115,10 @@ TEST_CASE("Pod create, update and delete reach the right node views only") {
       [&] {
         c.apply(pod("mesh", "a2", "node1", "10.244.1.11", {{"app", "a"}}));
       },
-      [&] { return hasWorkload(c.view("node1"), "mesh", "a2"); }, {"node1"});
+      // node2 runs a mesh pod: a2 enters its pod index. node3 runs none: no index.
+      [&] { return hasWorkload(c.view("node1"), "mesh", "a2"); }, {"node1", "node2"});
   c.expect(
-      "update it",
+      "update a label telemetry does not read (the pod index leaves it out)",
       [&] {
         c.apply(pod("mesh", "a2", "node1", "10.244.1.11", {{"app", "a"}, {"v", "2"}}));
       },
@@ -143,10 +144,10 @@ TEST_CASE("Pod create, update and delete reach the right node views only") {
       [&] {
         return !c.store.findWorkload({"mesh", "a2"})->mesh_enabled;
       },
-      {"node1"});
+      {"node1", "node2"});
   c.expect(
       "delete it", [&] { c.remove(kube::kPods, "mesh", "a2"); },
-      [&] { return !hasWorkload(c.view("node1"), "mesh", "a2"); }, {"node1"});
+      [&] { return !hasWorkload(c.view("node1"), "mesh", "a2"); }, {"node1", "node2"});
 }
 
 TEST_CASE("Namespace create, update and delete reach the right node views only") {
@@ -156,7 +157,7 @@ TEST_CASE("Namespace create, update and delete reach the right node views only")
       [&] {
         return c.store.findWorkload({"plain", "c"})->mesh_enabled;
       },
-      {"node3"});
+      {"node1", "node2", "node3"});             // c joins the mesh in node1's and node2's pod index
   CHECK(c.view("node3").services.size() == 2);  // node3 now runs a mesh pod
   c.expect(
       "create an empty mesh namespace", [&] { c.apply(meshNamespaceJson("extra")); },
@@ -166,7 +167,7 @@ TEST_CASE("Namespace create, update and delete reach the right node views only")
       [&] {
         return !c.store.findWorkload({"plain", "c"})->mesh_enabled;
       },
-      {"node3"});
+      {"node1", "node2", "node3"});
 }
 
 TEST_CASE("ServiceAccount create, update and delete reach no node view") {

@@ -136,6 +136,90 @@ TEST_CASE("standalone: the folder is loaded into node views, endpoints from sele
   CHECK(f.store.stats().rejected.load() == 0);
 }
 
+constexpr char kMorePods[] = R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: plain
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: lone
+  namespace: demo
+  uid: uid-lone
+  labels: {app: lone, version: v3, pod-template-hash: 7c9d}
+spec:
+  nodeName: node3
+  serviceAccountName: lone
+  containers: [{name: app, image: lone}]
+status:
+  podIP: 10.244.3.10
+  podIPs: [{ip: 10.244.3.10}, {ip: fd00:244::3:10}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: outside
+  namespace: plain
+  uid: uid-outside
+spec:
+  nodeName: node3
+  containers: [{name: app, image: outside}]
+status:
+  podIP: 10.244.3.11
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: pending
+  namespace: demo
+  uid: uid-pending
+spec:
+  containers: [{name: app, image: pending}]
+)";
+
+const model::Workload* indexed(const model::NodeSnapshot& s, const std::string& uid) {
+  for (const auto& w : s.pod_index) {
+    if (w.uid == uid) {
+      return &w;
+    }
+  }
+  return nullptr;
+}
+
+TEST_CASE("standalone: a node running a mesh pod gets the pod index of every other pod") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.folder.write("more.yaml", kMorePods);
+  f.start();
+  auto n1 = f.store.snapshotFor("node1");
+  // node1 runs web; client (node2) and lone (node3) are behind no Service of node1's view.
+  const model::Workload* lone = indexed(n1, "uid-lone");
+  REQUIRE(lone != nullptr);
+  CHECK(lone->mesh_enabled);
+  CHECK(lone->node == "node3");
+  CHECK(lone->service_account == "lone");
+  CHECK(lone->ips == std::vector<std::string>{"10.244.3.10", "fd00:244::3:10"});
+  CHECK(lone->labels == model::Labels{{"app", "lone"}, {"version", "v3"}});  // telemetry only
+  REQUIRE(indexed(n1, "uid-client") != nullptr);
+  REQUIRE(indexed(n1, "uid-outside") != nullptr);
+  CHECK_FALSE(indexed(n1, "uid-outside")->mesh_enabled);  // namespace not in the mesh
+  CHECK(indexed(n1, "uid-pending") == nullptr);           // no address yet
+  CHECK(indexed(n1, "uid-web") == nullptr);               // a full workload of the view
+  // On node2, web is the endpoint of a Service: a full workload, not repeated in the index.
+  auto n2 = f.store.snapshotFor("node2");
+  CHECK(hasWorkload(n2, "demo", "web"));
+  CHECK(indexed(n2, "uid-web") == nullptr);
+  CHECK(indexed(n2, "uid-lone") != nullptr);
+  // A node with no mesh pod calls nothing through the mesh: no index.
+  CHECK(f.store.snapshotFor("node9").pod_index.empty());
+
+  // The index follows the cluster: a pod gone from the folder leaves every index.
+  f.change([&] { fs::remove(f.folder.path / "more.yaml"); });
+  CHECK(waitUntil([&] { return indexed(f.store.snapshotFor("node1"), "uid-lone") == nullptr; }));
+  CHECK(indexed(f.store.snapshotFor("node1"), "uid-client") != nullptr);
+}
+
 TEST_CASE("standalone: edits, new files, new folders and deletions are reloaded") {
   Fixture f;
   f.folder.write("workloads.yaml", kWorkloads);

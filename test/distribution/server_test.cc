@@ -3,6 +3,7 @@
 
 #include "controller/distribution/server.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -123,6 +124,18 @@ TEST_CASE("an agent gets a node-scoped snapshot, then deltas", "[distribution]")
   f.view.upsertWorkload(FakeNodeView::pod("shop", "web-2", "node1", "web"));
   REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-2"); }));
   CHECK_FALSE(hasPod(c.snapshot(), "db-2"));
+  // ... except as an entry of the pod index, which deltas keep current.
+  auto indexed = [&](const std::string& name) {
+    auto s = c.snapshot();
+    return s.has_value() &&
+           std::any_of(s->pod_index.begin(), s->pod_index.end(),
+                       [&](const model::Workload& w) { return w.key.name == name; });
+  };
+  CHECK(indexed("db-1"));
+  CHECK(indexed("db-2"));
+  f.view.removeWorkload(FakeNodeView::pod("shop", "db-2", "node2").uid);
+  REQUIRE(eventually([&] { return !indexed("db-2"); }));
+  CHECK(indexed("db-1"));
 
   // Update and delete travel as deltas too.
   model::Workload relabeled = FakeNodeView::pod("shop", "web-1", "node1", "web");

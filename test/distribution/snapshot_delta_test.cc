@@ -112,6 +112,43 @@ TEST_CASE("a delta carries exactly what changed and applies to the same state", 
   CHECK_FALSE(none.has_trust_bundle_pem());
 }
 
+TEST_CASE("pod-index entries travel as their own kind and follow the cluster in deltas",
+          "[distribution]") {
+  model::NodeSnapshot before = baseSnapshot();
+  before.pod_index = {model::podIndexEntry(pod("u7", "lone", "node2")),
+                      model::podIndexEntry(pod("u8", "gone", "node3"))};
+  before.pod_index[1].mesh_enabled = false;
+  model::NodeSnapshot after = before;
+  after.version = 8;
+  after.pod_index.erase(after.pod_index.begin() + 1);                          // pod deleted
+  after.pod_index.push_back(model::podIndexEntry(pod("u9", "new", "node3")));  // pod created
+  after.pod_index[0].ips = {"10.244.2.77"};                                    // pod re-addressed
+
+  IndexedSnapshot from = indexSnapshot(before);
+  CHECK(from.resources.count({v1::KIND_POD_INDEX, "u7"}) == 1);
+  CHECK(from.resources.count({v1::KIND_WORKLOAD, "u7"}) == 0);
+  auto back = materialize(from);
+  REQUIRE(back.ok());
+  REQUIRE(back->pod_index.size() == 2);
+  CHECK(back->pod_index[0].key.name == "lone");
+  CHECK_FALSE(back->pod_index[1].mesh_enabled);
+
+  IndexedSnapshot to = indexSnapshot(after);
+  v1::WatchResponse delta = deltaResponse(from, to, "e1");
+  REQUIRE(delta.upserts_size() == 2);
+  CHECK(delta.upserts(0).id().kind() == v1::KIND_POD_INDEX);
+  CHECK(delta.upserts(0).id().key() == "u7");
+  CHECK(delta.upserts(1).id().key() == "u9");
+  REQUIRE(delta.removals_size() == 1);
+  CHECK(delta.removals(0).kind() == v1::KIND_POD_INDEX);
+  CHECK(delta.removals(0).key() == "u8");
+  IndexedSnapshot state = from;
+  REQUIRE(applyResponse(delta, state).ok());
+  CHECK(state == to);
+  // Compact: one entry is a few hundred bytes of JSON, labels cut to the telemetry ones.
+  CHECK(to.resources.at({v1::KIND_POD_INDEX, "u9"}).size() < 300);
+}
+
 TEST_CASE("a full response replaces the state", "[distribution]") {
   IndexedSnapshot state = indexSnapshot(baseSnapshot());
   model::NodeSnapshot other;

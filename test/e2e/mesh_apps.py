@@ -563,6 +563,17 @@ def matrix(host, port, kind, conn_mode, sizes, label):
     for conn in held:
         conn.close()
     print("DONE rows=%d failed=%d" % (len(sizes), failed), flush=True)
+def attempts(host, port, count, text):
+    """`count` fresh connections, each sending `text` and expecting it echoed; never fails,
+    prints how many echoed (OK) and how many did not (FAILED)."""
+    ok = 0
+    for _ in range(count):
+        try:
+            if round_trip(connect(host, port, timeout=3), text.encode()) == text.encode():
+                ok += 1
+        except OSError:
+            pass
+    print("OK=%d FAILED=%d" % (ok, count - ok), flush=True)
 
 
 def main():
@@ -613,6 +624,8 @@ def main():
         elif a.mode == "matrix":
             matrix(a.host, a.port, a.kind, a.conn, [int(x) for x in a.sizes.split(",")],
                    a.text)
+        elif a.mode == "attempts":
+            attempts(a.host, a.port, a.count, a.text)
         elif a.mode == "send":
             got = round_trip(connect(a.host, a.port, timeout=10), a.text.encode())
             if got != a.text.encode():

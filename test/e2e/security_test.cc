@@ -1,28 +1,17 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // What crosses the wire, and who the inbound side refuses.
-#include <signal.h>
-
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "e2e/mesh.h"
+#include "e2e/wire_capture.h"
 #include "harness/process.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 TEST_CASE("between nodes the bridge carries only TLS and the marker never appears in clear",
           "[privileged][e2e]") {
@@ -32,65 +21,28 @@ TEST_CASE("between nodes the bridge carries only TLS and the marker never appear
   Mesh& m = **mesh;
   absl::Status app = m.startApp(m.pod(2, 1), {"echo-server", "--port=8080"}, 8080);
   REQUIRE_OK(app);
-  const std::string pcap = m.cluster().scratchDir() + "/bridge.pcap";
-  auto dump = harness::spawnProcess(
-      {m.cluster().switchNetnsPath(), ""},
-      // Every port of the bridge: a capture on the bridge device itself sees only frames the
-      // bridge floods or delivers to itself, not the ones it forwards between pods.
-      {"/usr/bin/tcpdump", "-i", "any", "--immediate-mode", "-B", "16384", "-U", "-s", "0", "-w",
-       pcap},
-      m.cluster().logPath("tcpdump"));
-  REQUIRE_OK(dump);
-  for (int i = 0; i < 250 && (*dump)->log().find("listening on") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE_THAT((*dump)->log(), Catch::Contains("listening on"));
+  auto wire = WireCapture::start(m, "bridge");
+  REQUIRE_OK(wire);
 
   const std::string marker = "FERRY-SECRET-MARKER-7f3a9c";
   auto sent = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "send",
                                   "--host=" + m.pod(2, 1).ipv4, "--port=8080", "--text=" + marker});
   REQUIRE_OK(sent);
-  // Control: the same capture does see a marker sent outside the mesh (UDP is not captured),
-  // so the "never in clear" check below can fail.
-  const std::string control = "FERRY-CONTROL-MARKER-51d2";
-  auto udp =
-      m.run(m.pod(1, 1), {"/usr/bin/python3", "-c",
-                          "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                          "s.sendto(b'" +
-                              control + "', ('" + m.pod(2, 1).ipv4 + "', 9999))"});
-  REQUIRE_OK(udp);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let tcpdump write (-U)
-  (*dump)->signal(SIGINT);
-  auto dumped = (*dump)->wait(absl::Seconds(10));
-  REQUIRE_OK(dumped);
-
-  std::string bytes = readFile(pcap);
-  INFO("tcpdump: " << (*dump)->log() << " pcap bytes: " << bytes.size());
-  CHECK(bytes.find(control) != std::string::npos);
-  CHECK(bytes.find(marker) == std::string::npos);
-
-  auto tshark = [&](const std::string& filter) {
-    // Each frame is captured twice (into the bridge, out of it): keep the incoming copy.
-    // Without TCP reassembly every segment of port 15008 is dissected as TLS on its own.
-    auto r = harness::runProcess(
-        {},
-        {"/usr/bin/tshark", "-n", "-r", pcap, "-o", "tcp.desegment_tcp_streams:FALSE", "-d",
-         "tcp.port==15008,tls", "-Y", "sll.pkttype != 4 && (" + filter + ")", "-T", "fields", "-e",
-         "frame.number"},
-        absl::Seconds(60));
-    REQUIRE_OK(r);
-    REQUIRE(r->exit_code == 0);
-    return r->out;
+  // The capture also carries a UDP control marker (UDP is not captured by the mesh), so the
+  // "never in clear" check below can fail.
+  absl::Status stopped = (*wire)->stop(m.pod(1, 1), m.pod(2, 1).ipv4);
+  REQUIRE_OK(stopped);
+  INFO("capture:\n" << (*wire)->summary());
+  CHECK((*wire)->contains((*wire)->controlMarker()));
+  CHECK_FALSE((*wire)->contains(marker));
+  auto frames = [&](const std::string& filter) {
+    auto out = (*wire)->frames(filter);
+    REQUIRE_OK(out);
+    return *out;
   };
-  auto summary = harness::runProcess(
-      {},
-      {"/usr/bin/tshark", "-n", "-r", pcap, "-o", "tcp.desegment_tcp_streams:FALSE", "-d",
-       "tcp.port==15008,tls", "-Y", "sll.pkttype != 4 && tcp.len > 0"},
-      absl::Seconds(60));
-  INFO("capture:\n" << (summary.ok() ? summary->out : ""));
-  CHECK_FALSE(tshark("tls.app_data").empty());                // encrypted application data
-  CHECK(tshark("tcp.len > 0 && !tls").empty());               // no TCP payload outside TLS
-  CHECK(tshark("tcp.len > 0 && tcp.port != 15008").empty());  // only HBONE between pods
+  CHECK_FALSE(frames("tls.app_data").empty());                // encrypted application data
+  CHECK(frames("tcp.len > 0 && !tls").empty());               // no TCP payload outside TLS
+  CHECK(frames("tcp.len > 0 && tcp.port != 15008").empty());  // only HBONE between pods
 }
 
 struct H2Case {

@@ -48,6 +48,29 @@ struct Workload {
   std::string zone;           // topology.kubernetes.io/zone of its node, if known
 };
 
+// The only labels a pod-index entry keeps: what telemetry names a peer by (Istio's app and
+// version, and the canonical-service labels it derives them from).
+inline constexpr const char* kTelemetryLabelKeys[] = {
+    "app",
+    "version",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/version",
+    "service.istio.io/canonical-name",
+    "service.istio.io/canonical-revision",
+};
+
+// A pod as the pod index carries it: everything but the labels telemetry does not read.
+inline Workload podIndexEntry(const Workload& w) {
+  Workload entry = w;
+  entry.labels.clear();
+  for (const char* key : kTelemetryLabelKeys) {
+    if (auto it = w.labels.find(key); it != w.labels.end()) {
+      entry.labels.insert(*it);
+    }
+  }
+  return entry;
+}
+
 struct ServicePort {
   std::string name;
   uint16_t port = 0;
@@ -183,6 +206,11 @@ struct NodeSnapshot {
   uint64_t version = 0;
   std::string node;
   std::vector<Workload> workloads;  // local pods plus the remote pods that are endpoints
+  // Every other pod of the cluster that has an address, in the mesh or not (mesh_enabled says
+  // which), as podIndexEntry() cuts it: so a node knows each pod's wire protocol (HBONE or
+  // plain TCP) and names any peer in telemetry, and refuses a pod address it does not know.
+  // Sent only to nodes that run a mesh pod. About 200 bytes of JSON per pod.
+  std::vector<Workload> pod_index;
   std::vector<Service> services;
   std::vector<ServiceEndpoints> endpoints;
   std::vector<AuthorizationPolicy> policies;
