@@ -100,7 +100,7 @@ TEST_CASE("a delta carries exactly what changed and applies to the same state", 
   after.version = 9;
   after.workloads[1].labels["app"] = "b2";             // update
   after.workloads.push_back(pod("u3", "c", "node1"));  // add
-  after.policies.clear();                              // delete
+  after.policies.erase(after.policies.begin());        // delete
   after.trust_bundle_pem = "ROOT-A\nROOT-B";           // rotation
 
   IndexedSnapshot from = indexSnapshot(before);

@@ -192,6 +192,8 @@ model::AuthorizationPolicy decodeAuthorizationPolicy(const Field& root, const Me
   for (const auto& rule : spec["rules"].list()) {
     p.rules.push_back(decodeRule(rule));
   }
+  // Admission asks the engine itself: what is admitted is exactly what the agents compile.
+  spec.check(policy::compile(p).status());
   return p;
 }
 

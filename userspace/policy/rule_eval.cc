@@ -119,7 +119,7 @@ bool sourceHolds(const CompiledSource& s, const View& v, HttpParts parts, std::s
   const Request& r = v.request;
   if (s.empty) {
     if (why != nullptr) {
-      *why = text::cat(at, ": empty source matches nothing");
+      *why = text::cat(at.substr(0, at.size() - 1), ": {} matches nothing (as in ztunnel)");
     }
     return false;
   }
