@@ -17,6 +17,7 @@ namespace {
 using namespace ferry::testing;  // NOLINT: the object builders
 using controller::testing::digests;
 using controller::testing::hasKey;
+using controller::testing::standIn;
 using controller::testing::hasWorkload;
 using controller::testing::waitUntil;
 using nlohmann::json;
@@ -362,17 +363,6 @@ TEST_CASE("an injected 410 Gone loses no update") {
   CHECK(c.source->informer(k8s::Kind::kService).stats().lists.load() >= 2);
   // Deleted while away: the relist removed it.
   CHECK(c.store.count(k8s::Kind::kService) == 1);
-}
-
-// The stand-in of a refused AuthorizationPolicy in a node view (k8s::refusedStandIn), or null.
-const model::AuthorizationPolicy* standIn(const std::vector<model::AuthorizationPolicy>& policies,
-                                          const std::string& name) {
-  for (const auto& p : policies) {
-    if (p.key.name == name && !p.refused.empty()) {
-      return &p;
-    }
-  }
-  return nullptr;
 }
 
 TEST_CASE("a malformed policy is refused with a reason and fails closed", "[kube]") {

@@ -15,6 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using controller::testing::hasKey;
+using controller::testing::standIn;
 using controller::testing::hasWorkload;
 using controller::testing::waitUntil;
 using std::chrono::seconds;
@@ -157,17 +158,6 @@ TEST_CASE("standalone: edits, new files, new folders and deletions are reloaded"
   f.change([&] { fs::remove(f.folder.path / "web.yaml"); });
   CHECK(waitUntil([&] { return f.store.count(k8s::Kind::kAuthorizationPolicy) == 2; }));
   CHECK(f.store.stats().rejected.load() == 0);
-}
-
-// The stand-in of a refused AuthorizationPolicy in a node view (k8s::refusedStandIn), or null.
-const model::AuthorizationPolicy* standIn(const std::vector<model::AuthorizationPolicy>& policies,
-                                          const std::string& name) {
-  for (const auto& p : policies) {
-    if (p.key.name == name && !p.refused.empty()) {
-      return &p;
-    }
-  }
-  return nullptr;
 }
 
 TEST_CASE("standalone: a malformed policy is refused and fails closed while the others apply") {

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "e2e/manifests.h"
 #include "e2e/mesh.h"
 #include "enroll/client.h"
 #include "privileged.h"
@@ -116,41 +117,19 @@ spec:
   CHECK(echoWorks(m, m.pod(1, 1), m.pod(2, 1)));
 }
 
-constexpr char kAnyPeerToN2p1[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: any-peer
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: ALLOW
-  rules:
-  - from:
+const std::string kAnyPeerToN2p1 = n2p1Policy("any-peer", "ALLOW", R"(  - from:
     - source:
         principals: ["*"]
-)";
+)");
 
 // Names n1p2 only; its HTTP-only field is dropped on the TCP port 8080 (Istio's TCP task).
-constexpr char kDenyGetFromN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-get-n1p2
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: DENY
-  rules:
-  - from:
+const std::string kDenyGetFromN1p2 = n2p1Policy("deny-get-n1p2", "DENY", R"(  - from:
     - source:
         principals: ["cluster.local/ns/default/sa/sa-n1p2"]
     to:
     - operation:
         methods: ["GET"]
-)";
+)");
 
 TEST_CASE("TCP port: ALLOW principals [*] refuses a plaintext peer; a DENY with methods keeps "
           "its principals",
