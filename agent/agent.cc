@@ -54,12 +54,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::start(Config config, AgentParts pa
 
 Agent::Agent(Config config, AgentParts parts)
     : config_(std::move(config)), parts_(std::move(parts)) {
-  if (!parts_.authorizer) {
-    parts_.authorizer = std::make_unique<L4Authorizer>();
-  }
   shared_.config = &config_;
   shared_.workloads = &workloads_;
-  shared_.authorizer = parts_.authorizer.get();
   shared_.capture = parts_.capture.get();
   shared_.pods = &pods_;
   shared_.certs = parts_.certs.get();
@@ -101,6 +97,7 @@ absl::Status Agent::init() {
              snap.services.size(), " services, ", snap.policies.size(), " policies");
     int64_t version = snap.version;
     auto state = std::make_shared<const WorkloadState>(std::move(snap));
+    logFailingClosed(workloads_.current()->policies(), state->policies());
     routing_->update(*state);  // before the state is published: a worker seeing it finds its routes
     workloads_.set(std::move(state));
     onStateApplied(version);

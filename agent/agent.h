@@ -31,7 +31,6 @@ struct AgentParts {
   std::unique_ptr<Capture> capture;
   std::unique_ptr<StateSource> state;
   std::unique_ptr<CertificateStore> certs;
-  std::unique_ptr<Authorizer> authorizer;            // null: the built-in L4 evaluator
   std::shared_ptr<accesslog::Sink> access_log_sink;  // null: stdout
 };
 

@@ -53,6 +53,8 @@ constexpr StatMapping kStatMetrics[] = {
     {"tls_handshake_failures", "ferry_errors_total", "tls_handshake_failed"},
     {"tls_peer_rejected", "ferry_errors_total", "tls_peer_rejected"},
     {"policy_denied", "ferry_errors_total", "policy_denied"},
+    {"policy_dry_run_allowed", "ferry_policy_dry_run_total", "allow"},
+    {"policy_dry_run_denied", "ferry_policy_dry_run_total", "deny"},
     {"tls_handshakes_client", "ferry_tls_handshakes_total", "client"},
     {"tls_handshakes_server", "ferry_tls_handshakes_total", "server"},
     {"pool_connections_opened", "ferry_pool_connections_opened_total", nullptr},
@@ -73,6 +75,9 @@ const char* labelNameOf(const std::string& family) {
   }
   if (family == "ferry_outbound_routes_total") {
     return "route";
+  }
+  if (family == "ferry_policy_dry_run_total") {
+    return "outcome";
   }
   return "listener";
 }
@@ -126,6 +131,9 @@ void Agent::addMetricSources() {
     auto state = workloads_.current();
     out.push_back(gauge("ferry_config_version", "Version of the applied configuration snapshot",
                         static_cast<double>(state->snapshot().version)));
+    out.push_back(gauge("ferry_policies_failing_closed",
+                        "Refused AuthorizationPolicies in force as deny-all stand-ins until fixed",
+                        static_cast<double>(state->policies().failingClosed().size())));
     int64_t applied_ms = config_applied_unix_ms_.load(std::memory_order_relaxed);
     if (applied_ms != 0) {
       out.push_back(gauge("ferry_config_age_seconds",

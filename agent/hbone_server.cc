@@ -89,7 +89,7 @@ class InboundConnection : public TunnelConnection {
     attrs.destination_ip = app.ip();
     attrs.destination_port = app.port();
     attrs.http = isHttpPort(state->snapshot(), *w, app.port());
-    Decision d = ctx_.shared.authorizer->authorize(state->snapshot(), *w, attrs);
+    Decision d = state->policies().authorize(*w, attrs, &ctx_.stats);
     ConnectionInfo report =
         inboundReport(*state, *pod_, attrs.principal, /*mtls=*/true, peer_ip_, peer_ip_, app, d);
     if (!d.allowed) {
@@ -123,13 +123,22 @@ class InboundConnection : public TunnelConnection {
     revocable_[stream] = revocations.add(w, std::move(attrs), [this, stream] {
       revocable_.erase(stream);
       if (closed()) {
-        return;
+        return false;
+      }
+      // Only a stream still open is revoked: one whose bridge ended (its entry lingers until the
+      // next sweep above) or that never reached its app is not counted or logged.
+      auto bridge = bridges_.find(stream);
+      bool pending = std::any_of(pending_.begin(), pending_.end(),
+                                 [&](const auto& p) { return std::get<0>(p) == stream; });
+      if (bridge == bridges_.end() && !pending) {
+        return false;
       }
       conn().reset(stream);
-      if (auto it = bridges_.find(stream); it != bridges_.end()) {
-        it->second->abort();
+      if (bridge != bridges_.end()) {
+        bridge->second->abort();
       }
       flush();
+      return true;
     });
   }
 

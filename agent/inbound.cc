@@ -101,7 +101,7 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   attrs.destination_ip = dst.ip();
   attrs.destination_port = dst.port();
   attrs.http = isHttpPort(state->snapshot(), *workload, dst.port());
-  Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *workload, attrs);
+  Decision d = state->policies().authorize(*workload, attrs, &ctx.stats);
   ConnectionInfo report =
       inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d);
   if (!d.allowed) {

@@ -1,9 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/l7_authorizer.h"
 
-#include <array>
-#include <cctype>
-#include <map>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -11,97 +8,14 @@
 #include "agent/inbound.h"
 #include "agent/log.h"
 #include "policy/engine.h"
+#include "policy/protocol.h"
+#include "policy/text.h"
 
 namespace ferry::agent {
-namespace {
-
-constexpr std::array<std::string_view, 6> kHttpNames = {"http",     "http2", "grpc",
-                                                        "grpc-web", "h2c",   "ws"};
-
-bool httpProtocolName(std::string_view name) {
-  std::string lower(name);
-  for (char& c : lower) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  constexpr std::string_view kK8sPrefix = "kubernetes.io/";
-  if (lower.starts_with(kK8sPrefix)) {
-    lower.erase(0, kK8sPrefix.size());
-  }
-  for (std::string_view p : kHttpNames) {
-    if (lower == p) {
-      return true;
-    }
-  }
-  return lower == "wss" || lower == "https-h2c";
-}
-
-bool httpPortName(std::string_view name) {
-  if (httpProtocolName(name)) {
-    return true;
-  }
-  size_t dash = name.find('-');
-  return dash != std::string_view::npos && httpProtocolName(name.substr(0, dash));
-}
-
-bool selects(const model::Labels& selector, const model::Workload& w) {
-  if (selector.empty()) {
-    return false;  // a Service without selector has no pods of its own
-  }
-  for (const auto& [k, v] : selector) {
-    auto it = w.labels.find(k);
-    if (it == w.labels.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Per worker thread: the compiled policies of the last WorkloadState seen, and the rule sets of
-// the workloads asked about since. Rebuilt when the state object changes.
-struct PolicyCache {
-  std::shared_ptr<const WorkloadState> state;
-  std::shared_ptr<const policy::PolicySnapshot> snapshot;
-  std::map<std::string, policy::WorkloadPolicies> by_uid;
-};
-
-const policy::WorkloadPolicies& policiesFor(const std::shared_ptr<const WorkloadState>& state,
-                                            const model::Workload& w) {
-  thread_local PolicyCache cache;
-  if (cache.state != state) {
-    cache.state = state;
-    cache.snapshot =
-        policy::PolicySnapshot::build(state->snapshot().policies, state->snapshot().version);
-    cache.by_uid.clear();
-    for (const std::string& e : cache.snapshot->errors()) {
-      LOG_WARN("policy does not compile (fails closed): ", e);
-    }
-  }
-  auto it = cache.by_uid.find(w.uid);
-  if (it == cache.by_uid.end()) {
-    it = cache.by_uid.emplace(w.uid, cache.snapshot->forWorkload(w)).first;
-  }
-  return it->second;
-}
-
-}  // namespace
 
 bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& workload,
                 uint16_t port) {
-  for (const model::Service& s : snapshot.services) {
-    if (s.key.ns != workload.key.ns || !selects(s.selector, workload)) {
-      continue;
-    }
-    for (const model::ServicePort& p : s.ports) {
-      uint16_t target = p.target_port != 0 ? p.target_port : p.port;
-      if (!p.target_port_name.empty() || target != port) {
-        continue;
-      }
-      if (!p.app_protocol.empty() ? httpProtocolName(p.app_protocol) : httpPortName(p.name)) {
-        return true;
-      }
-    }
-  }
-  return false;
+  return policy::isHttpPort(snapshot.services, workload, port);
 }
 
 http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
@@ -127,7 +41,14 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     request.destination_ip = destination_ip;
     request.destination_port = peer.destination_port;
     request.http = &http;
-    policy::Decision d = policiesFor(state, *w).evaluate(request);
+    policy::Decision d = state->policies().evaluate(*w, request);
+    if (d.dry_run) {
+      recordDryRun(d,
+                   text::cat("inbound HTTP ",
+                             peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
+                             pod->info.name, " ", view.method, " ", view.path),
+                   &ctx.stats);
+    }
     http::AuthzDecision out;
     out.allow = d.allowed;
     out.reason = d.str();

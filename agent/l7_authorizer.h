@@ -5,8 +5,8 @@
 // per-request authorizer the HTTP filters call, backed by userspace/policy.
 //
 // Every request is evaluated against the WorkloadState current when it arrives, so a policy
-// change reaches the next request on an open connection. Each worker thread compiles a snapshot
-// once per state version and caches the per-workload rule sets (no locks on the request path).
+// change reaches the next request on an open connection. The policies are compiled once per
+// state (WorkloadState::policies(), shared by every worker; no locks on the request path).
 
 #include <cstdint>
 #include <memory>
@@ -19,9 +19,7 @@
 
 namespace ferry::agent {
 
-// Istio's protocol selection: a Service port selecting `workload` whose target is `port` and
-// whose `appProtocol` is http, http2, grpc, grpc-web, h2c (or kubernetes.io/h2c, ws, wss), or
-// whose name is one of those or starts with "<one of those>-". Ports no Service names stay L4.
+// policy::isHttpPort (policy/protocol.h) over the snapshot's Services.
 bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& workload,
                 uint16_t port);
 

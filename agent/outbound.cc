@@ -134,7 +134,7 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
     attrs.destination_ip = dest.ip;
     attrs.destination_port = dest.port;
     attrs.http = isHttpPort(state->snapshot(), *dest.workload, dest.port);
-    Decision d = ctx.shared.authorizer->authorize(state->snapshot(), *dest.workload, attrs);
+    Decision d = state->policies().authorize(*dest.workload, attrs, &ctx.stats);
     // Same node: this agent is both ends, so it reports as source and as destination, as two
     // agents would. The identity was checked locally: counted as mutual TLS.
     ConnectionInfo as_source =

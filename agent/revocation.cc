@@ -23,7 +23,7 @@ Revocations& Revocations::of(WorkerContext& ctx) {
 }
 
 Revocations::Id Revocations::add(const model::Workload& destination, ConnectionAttributes attrs,
-                                 std::function<void()> close) {
+                                 Close close) {
   if (checked_ == nullptr) {
     checked_ = ctx_.shared.workloads->current();
   }
@@ -50,7 +50,7 @@ void Revocations::recheck() {
     return;
   }
   checked_ = state;
-  std::vector<Id> denied;
+  std::vector<std::pair<Id, std::string>> denied;
   for (const auto& [id, e] : entries_) {
     const model::Workload* w = state->workloadByUid(e.uid);
     model::Workload fallback;
@@ -59,24 +59,25 @@ void Revocations::recheck() {
       fallback.key = e.key;
       w = &fallback;
     }
-    Decision d = ctx_.shared.authorizer->authorize(state->snapshot(), *w, e.attrs);
+    Decision d = state->policies().authorize(*w, e.attrs);
     if (!d.allowed) {
-      LOG_INFO("closing ", e.attrs.principal.empty() ? e.attrs.source_ip : e.attrs.principal,
-               " -> ", e.key.str(), " port ", e.attrs.destination_port,
-               ": no longer allowed: ", d.reason);
-      denied.push_back(id);
+      denied.emplace_back(id, std::move(d.reason));
     }
   }
   // Closing may call remove() (and so touch entries_): take each entry out first.
-  for (Id id : denied) {
+  for (auto& [id, reason] : denied) {
     auto it = entries_.find(id);
     if (it == entries_.end()) {
       continue;
     }
-    std::function<void()> close = std::move(it->second.close);
+    Entry e = std::move(it->second);
     entries_.erase(it);
+    if (!e.close()) {
+      continue;  // it had finished already: nothing was revoked
+    }
     ctx_.stats.inc(ctx_.stats.policy_revoked);
-    close();
+    LOG_INFO("closed ", e.attrs.principal.empty() ? e.attrs.source_ip : e.attrs.principal, " -> ",
+             e.key.str(), " port ", e.attrs.destination_port, ": no longer allowed: ", reason);
   }
 }
 
@@ -89,7 +90,11 @@ void relayRevocable(WorkerContext& ctx, int downstream, int upstream,
   relayCounted(
       ctx, downstream, upstream, connect_failures, std::move(telemetry),
       [id, &revocations] { revocations.remove(*id); }, &relay);
-  *id = revocations.add(destination, std::move(attrs), [relay] { relay->abort(); });
+  // The entry is removed when the relay finishes, so a relay reached here is still open.
+  *id = revocations.add(destination, std::move(attrs), [relay] {
+    relay->abort();
+    return true;
+  });
 }
 
 }  // namespace ferry::agent

@@ -4,7 +4,8 @@
 // Open connections that a policy change can take away. Each worker keeps the connections it
 // admitted together with the attributes they were authorized with; when the WorkloadState (and
 // so the policy set) changes, every one is authorized again against the new snapshot and those
-// now denied are closed (counted as policy_revoked). HTTP connections are covered as well: an
+// now denied are closed (counted as policy_revoked, and logged, only when the connection was
+// still open: an HBONE stream may have finished before its entry is dropped). HTTP connections are covered as well: an
 // L4-decidable deny closes them, and their requests are each authorized against the current
 // snapshot anyway (l7_authorizer.h).
 //
@@ -41,10 +42,11 @@ class Revocations {
   static Revocations& of(WorkerContext& ctx);
 
   // `close` must end the connection (and lead to remove(id), or not: a closed entry is dropped
-  // here first). `destination` identifies the workload by uid; `fallback` stands in while the
+  // here first) and return whether it was still open (false: it had already finished, nothing
+  // was revoked). `destination` identifies the workload by uid; `fallback` stands in while the
   // state does not know it (enrolled before the controller told us).
-  Id add(const model::Workload& destination, ConnectionAttributes attrs,
-         std::function<void()> close);
+  using Close = std::function<bool()>;
+  Id add(const model::Workload& destination, ConnectionAttributes attrs, Close close);
   void remove(Id id) { entries_.erase(id); }
   size_t size() const { return entries_.size(); }
 
@@ -56,7 +58,7 @@ class Revocations {
     std::string uid;
     model::ObjectKey key;  // for a workload the state does not (yet) know
     ConnectionAttributes attrs;
-    std::function<void()> close;
+    Close close;
   };
   void arm();
 

@@ -29,6 +29,8 @@ namespace ferry::agent {
   X(inbound_hbone_bad_authority)  /* :authority not a local pod address */               \
   X(inbound_app_connect_failed)   /* the app refused or timed out */                     \
   X(policy_denied)                /* refused by authorization policy */                  \
+  X(policy_dry_run_allowed)       /* decisions dry-run policies would allow */           \
+  X(policy_dry_run_denied)        /* decisions dry-run policies would deny */            \
   X(http_requests_allowed)        /* L7: requests allowed on inbound HTTP ports */       \
   X(http_requests_denied)         /* L7: requests answered 403 by policy */              \
   X(http_connections)             /* inbound connections run through an HTTP filter */   \

@@ -32,7 +32,6 @@ class RoutingState;
 struct Shared {
   const Config* config = nullptr;
   WorkloadStateHolder* workloads = nullptr;
-  const Authorizer* authorizer = nullptr;
   Capture* capture = nullptr;
   LocalPodsHolder* pods = nullptr;
   CertificateStore* certs = nullptr;

@@ -19,7 +19,8 @@ std::string canonical(const std::string& ip) {
 }
 }  // namespace
 
-WorkloadState::WorkloadState(model::NodeSnapshot snapshot) : snapshot_(std::move(snapshot)) {
+WorkloadState::WorkloadState(model::NodeSnapshot snapshot)
+    : snapshot_(std::move(snapshot)), policies_(std::make_shared<const PolicyState>(snapshot_)) {
   for (const model::Workload& w : snapshot_.workloads) {
     by_uid_[w.uid] = &w;
     for (const std::string& ip : w.ips) {

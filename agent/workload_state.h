@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/policy_state.h"
 #include "model/model.h"
 
 namespace ferry::agent {
@@ -49,6 +50,9 @@ class WorkloadState {
   const model::Workload* workloadByUid(const std::string& uid) const;
   bool isLocal(const model::Workload& w) const { return w.node == snapshot_.node; }
   std::optional<ServiceTarget> serviceByVip(const std::string& ip, uint16_t port) const;
+  // The snapshot's AuthorizationPolicies, compiled once when this state is built and shared by
+  // every worker (policy_state.h).
+  const PolicyState& policies() const { return *policies_; }
 
   // Resolves an original destination (VIP or pod IP). NotFound-like outcomes are reported as a
   // Destination with workload == nullptr and an empty ip when a VIP has no ready endpoint.
@@ -60,6 +64,7 @@ class WorkloadState {
   std::map<std::string, const model::Workload*> by_uid_;
   std::map<std::string, const model::Service*> by_vip_;
   std::map<model::ObjectKey, const model::ServiceEndpoints*> endpoints_;
+  std::shared_ptr<const PolicyState> policies_;
 };
 
 // Holds the current WorkloadState; set() from the control thread, current() from workers.

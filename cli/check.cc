@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "cli/table.h"
 #include "policy/engine.h"
+#include "policy/protocol.h"
 
 namespace ferry::cli {
 namespace {
@@ -91,8 +92,10 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
   CheckReport r;
   r.source = s.key.str();
   r.destination = d.key.str();
-  r.source_principal =
-      absl::StrCat("spiffe://", args.trust_domain, "/ns/", s.key.ns, "/sa/", s.service_account);
+  if (!args.plaintext && s.mesh_enabled) {
+    r.source_principal =
+        absl::StrCat("spiffe://", args.trust_domain, "/ns/", s.key.ns, "/sa/", s.service_account);
+  }
   r.source_ip = s.ips.empty() ? "" : s.ips.front();
   r.destination_ip = d.ips.empty() ? "" : d.ips.front();
   if (args.port) {
@@ -105,14 +108,34 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
     r.port = *port;
   }
 
+  r.http_port = policy::isHttpPort(inv.services, d, r.port);
   policy::Request request{
       .source_principal = r.source_principal,
       .source_ip = policy::IpAddress::parse(r.source_ip),
       .destination_ip = policy::IpAddress::parse(r.destination_ip),
       .destination_port = r.port,
+      .http_port = r.http_port,
   };
+  auto snapshot = policy::PolicySnapshot::build(inv.policies);
+  for (const auto& e : snapshot->errors()) {
+    r.warnings.push_back(e + " (fails closed)");
+  }
+  for (const auto& p : inv.policies) {
+    if (!p.refused.empty()) {
+      r.warnings.push_back(absl::StrCat("AuthorizationPolicy ", p.key.str(), " was refused (",
+                                        p.refused, "): it denies what it selects until fixed"));
+    }
+  }
+  const policy::WorkloadPolicies policies = snapshot->forWorkload(d);
+  if (args.method && args.path && !r.http_port) {
+    r.warnings.push_back(absl::StrCat("port ", r.port,
+                                      " is not an HTTP port (no Service names it http): decided "
+                                      "for the TCP connection, as the data path does"));
+  }
   policy::HttpRequest http;
-  if (args.method && args.path) {
+  // On an HTTP port the agent decides the connection first; a refused connection carries no
+  // request, so the request is asked only once the connection is admitted.
+  if (args.method && args.path && r.http_port && policies.evaluate(request).allowed) {
     r.http = true;
     r.method = *args.method;
     r.path = *args.path;
@@ -130,9 +153,6 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
     request.http = &http;
   }
 
-  auto snapshot = policy::PolicySnapshot::build(inv.policies);
-  r.warnings = snapshot->errors();
-  const policy::WorkloadPolicies policies = snapshot->forWorkload(d);
   const policy::Explanation ex = policies.explain(request);
 
   r.allowed = ex.decision.allowed;
@@ -142,11 +162,15 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
     r.decided_by = ex.decision.rule.policy->key.str();
     r.decided_by_rule = ex.decision.rule.rule;
   }
+  if (ex.decision.dry_run) {
+    r.dry_run_allowed = ex.decision.dry_run->allowed;
+  }
   for (const auto& a : ex.decision.audits) {
     r.audits.push_back(a.str());
   }
   for (const auto& p : ex.policies) {
-    CheckReport::Policy out{.name = p.policy.str(), .action = actionName(p.action)};
+    CheckReport::Policy out{
+        .name = p.policy.str(), .action = actionName(p.action), .dry_run = p.dry_run};
     for (const auto& rule : p.rules) {
       out.rules.push_back({.rule = rule.rule,
                            .matched = rule.matched,
@@ -161,10 +185,13 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
 std::string checkTable(const CheckReport& r) {
   std::string request =
       r.http ? absl::StrCat("HTTP ", r.method, " ", r.path, r.host.empty() ? "" : " host ", r.host)
-             : std::string("TCP connection (L4)");
+      : r.http_port ? std::string("connection to an HTTP port (requests are decided one by one)")
+                    : std::string("TCP connection (L4)");
   std::string out = renderTable(
       {"", ""},
-      {{"SOURCE", absl::StrCat(r.source, "  ", r.source_principal, "  ", r.source_ip)},
+      {{"SOURCE", absl::StrCat(r.source, "  ",
+                               r.source_principal.empty() ? "(plaintext)" : r.source_principal,
+                               "  ", r.source_ip)},
        {"DESTINATION", absl::StrCat(r.destination, "  ", r.destination_ip, " port ", r.port)},
        {"REQUEST", request},
        {"DECISION", absl::StrCat(r.allowed ? "ALLOW" : "DENY", ": ", r.summary)}});
@@ -180,7 +207,8 @@ std::string checkTable(const CheckReport& r) {
         rows.push_back({p.name, p.action, "-", "no", "no rules: matches nothing"});
       }
       for (const auto& rule : p.rules) {
-        rows.push_back({p.name, p.action, std::to_string(rule.rule),
+        rows.push_back({p.name, p.dry_run ? p.action + " (dry-run)" : p.action,
+                        std::to_string(rule.rule),
                         rule.skipped_at_l4 ? "skipped (L4)" : (rule.matched ? "yes" : "no"),
                         rule.why});
       }
@@ -188,7 +216,7 @@ std::string checkTable(const CheckReport& r) {
     out += renderTable({"POLICY", "ACTION", "RULE", "MATCH", "WHY"}, rows);
   }
   for (const auto& w : r.warnings) {
-    out += "warning: " + w + " (fails closed)\n";
+    out += "warning: " + w + "\n";
   }
   return out;
 }
@@ -204,9 +232,13 @@ nlohmann::json checkJson(const CheckReport& r) {
                        {"skipped_at_l4", rule.skipped_at_l4},
                        {"why", rule.why}});
     }
-    policies.push_back({{"name", p.name}, {"action", p.action}, {"rules", rules}});
+    policies.push_back(
+        {{"name", p.name}, {"action", p.action}, {"dry_run", p.dry_run}, {"rules", rules}});
   }
-  json request = {{"protocol", r.http ? "http" : "tcp"}, {"port", r.port}};
+  json request = {{"protocol", r.http ? "http" : "tcp"},
+                  {"port", r.port},
+                  {"http_port", r.http_port},
+                  {"plaintext", r.source_principal.empty()}};
   if (r.http) {
     request["method"] = r.method;
     request["path"] = r.path;
@@ -222,6 +254,7 @@ nlohmann::json checkJson(const CheckReport& r) {
       {"policy", r.decided_by.empty() ? json(nullptr) : json(r.decided_by)},
       {"rule", r.decided_by_rule < 0 ? json(nullptr) : json(r.decided_by_rule)},
       {"audits", r.audits},
+      {"dry_run_allowed", r.dry_run_allowed ? json(*r.dry_run_allowed) : json(nullptr)},
       {"policies", policies},
       {"warnings", r.warnings},
   };

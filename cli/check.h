@@ -2,7 +2,9 @@
 #pragma once
 
 // `ferryctl check`: would the destination pod's policies let the source pod in, and why.
-// Evaluated with the same engine and explain API the agent uses, on the manifests' policies.
+// Decided the way the destination's agent decides (the same engine, policy/engine.h, and the same
+// port protocol selection, policy/protocol.h): on a TCP port once per connection; on an HTTP port
+// the connection first, then the request when METHOD PATH are given.
 
 #include <cstdint>
 #include <optional>
@@ -23,6 +25,9 @@ struct CheckArgs {
   std::optional<std::string> host;          // unset: that Service's hostname
   std::vector<std::pair<std::string, std::string>> headers;
   std::string trust_domain = "cluster.local";
+  // The source connects without mutual TLS (no verified identity), as a pod outside the mesh
+  // does; implied when the source pod is not in the mesh.
+  bool plaintext = false;
 };
 
 struct CheckReport {
@@ -36,20 +41,23 @@ struct CheckReport {
     std::string name;    // ns/name
     std::string action;  // ALLOW, DENY, AUDIT
     std::vector<Rule> rules;
+    bool dry_run = false;  // istio.io/dry-run: reported, not enforced
   };
-  std::string source, source_principal, source_ip;
+  std::string source, source_principal, source_ip;  // principal empty: plaintext
   std::string destination, destination_ip;
   uint16_t port = 0;
-  bool http = false;
+  bool http_port = false;  // a Service names the port HTTP: requests are decided one by one
+  bool http = false;       // the answer is for an HTTP request (else for the connection)
   std::string method, host, path;
   bool allowed = false;
   std::string reason;      // deny_matched, no_allow_policy, allow_matched, no_allow_matched
   std::string summary;     // the engine's one-line decision
   std::string decided_by;  // ns/name of the deciding policy, empty when none
   int decided_by_rule = -1;
-  std::vector<std::string> audits;    // "ns/name rule N"
+  std::optional<bool> dry_run_allowed;  // what dry-run policies would decide, when any apply
+  std::vector<std::string> audits;      // "ns/name rule N"
   std::vector<Policy> policies;       // every policy that selects the destination
-  std::vector<std::string> warnings;  // policies that failed to compile (they fail closed)
+  std::vector<std::string> warnings;  // refused policies failing closed, ignored METHOD PATH
 };
 
 // Fails (NotFound) for a pod the manifests do not have, and (InvalidArgument) when the port

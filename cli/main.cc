@@ -27,14 +27,17 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl certs  [--admin IP:PORT] [-o table|json]
   ferryctl check <source> <destination> [METHOD PATH] [--manifests DIR | --admin IP:PORT]
                  [-o table|json] [--port N] [--host HOST] [--header NAME:VALUE]...
-                 [--trust-domain TD]
+                 [--trust-domain TD] [--plaintext]
   ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl policies  [--manifests DIR | --admin IP:PORT] [-o table|json]
 
 Without --manifests, state comes from the agent's admin API (--admin, default 127.0.0.1:15000).
-<source> and <destination> name pods as namespace/name. Without METHOD PATH, check decides a
-TCP connection (L4). The port defaults to the target port of the Service selecting the pod.
+<source> and <destination> name pods as namespace/name. check decides what the destination's
+agent decides: on a TCP port the connection; on an HTTP port (a Service names it http) the
+connection, then the request METHOD PATH when given. --plaintext: the source has no mesh
+identity (as a pod outside the mesh). The port defaults to the target port of the Service
+selecting the pod.
 )";
 
 struct UsageError {
@@ -119,6 +122,8 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
         return needsValue(arg);
       }
       o.check.trust_domain = *v;
+    } else if (check && arg == "--plaintext") {
+      o.check.plaintext = true;
     } else if (check && arg == "--header") {
       auto v = value(arg);
       if (!v) {

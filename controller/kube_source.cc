@@ -98,9 +98,25 @@ class KubeSource::Handler : public kube::InformerHandler {
                                                   std::string(k8s::kindName(d->ref.kind))));
     }
     if (!d.ok()) {
-      store_.reject(refOf(obj).str(), std::string(d.status().message()));
+      std::string reason(d.status().message());
+      store_.reject(refOf(obj).str(), reason);
+      // A refused AuthorizationPolicy fails closed: its stand-in takes its place.
+      if (auto stand_in = standIn(obj, reason)) {
+        return std::move(*stand_in);
+      }
     }
     return d;
+  }
+
+  std::optional<k8s::Decoded> standIn(const nlohmann::json& obj, std::string reason) const {
+    if (kind_ != k8s::Kind::kAuthorizationPolicy) {
+      return std::nullopt;
+    }
+    try {
+      return k8s::refusedStandIn(kind_, YAML::Load(obj.dump()), std::move(reason), decode_);
+    } catch (const YAML::Exception&) {
+      return std::nullopt;
+    }
   }
 
   const k8s::Kind kind_;

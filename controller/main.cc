@@ -79,6 +79,9 @@ absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const Controller
     }
     counter("ferry_controller_objects_refused_total", "objects refused at admission",
             static_cast<double>(store.stats().rejected.load()));
+    gauge("ferry_controller_policies_failing_closed",
+          "refused AuthorizationPolicies in force as deny-all stand-ins until fixed",
+          static_cast<double>(store.failingClosedPolicies()));
     counter("ferry_controller_snapshots_sent_total", "full snapshots sent to agents",
             static_cast<double>(agents.distribution().fullSnapshotsSent()));
     counter("ferry_controller_deltas_sent_total", "deltas sent to agents",

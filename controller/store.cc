@@ -57,6 +57,12 @@ void StateStore::indexLocked(const k8s::ObjectRef& ref, const k8s::Object& objec
 }
 
 void StateStore::upsertLocked(k8s::Decoded object) {
+  if (const auto* p = std::get_if<model::AuthorizationPolicy>(&object.object);
+      p != nullptr && !p->refused.empty()) {
+    std::cerr << "ferry-controller: " << object.ref.str()
+              << " fails closed: the workloads it selects deny everything until it is fixed ("
+              << p->refused << ")\n";
+  }
   auto it = objects_.find(object.ref);
   if (it != objects_.end()) {
     indexLocked(it->first, it->second, false);
@@ -160,6 +166,16 @@ size_t StateStore::count(k8s::Kind kind) const {
   size_t n = 0;
   for (const auto& [ref, obj] : objects_) {
     n += ref.kind == kind ? 1 : 0;
+  }
+  return n;
+}
+
+size_t StateStore::failingClosedPolicies() const {
+  std::shared_lock lock(mu_);
+  size_t n = 0;
+  for (const auto& [ref, obj] : objects_) {
+    const auto* p = std::get_if<model::AuthorizationPolicy>(&obj);
+    n += p != nullptr && !p->refused.empty() ? 1 : 0;
   }
   return n;
 }

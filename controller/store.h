@@ -43,7 +43,8 @@ class StateStore : public NodeViewProvider {
   void remove(const k8s::ObjectRef& ref);
   // Makes the objects of `kinds` exactly `objects` (after a relist or a folder reload), in one
   // version step. Objects named in `keep` (refused this time) keep their last good version
-  // rather than vanish: a bad edit to a DENY policy must not silently lift it.
+  // rather than vanish: a bad edit to a DENY policy must not silently lift it. (A refused
+  // AuthorizationPolicy arrives as its fail-closed stand-in instead, which replaces it.)
   void replace(const std::set<k8s::Kind>& kinds, std::vector<k8s::Decoded> objects,
                const std::set<k8s::ObjectRef>& keep = {});
   // Logs and counts an object a decoder refused; the store is unchanged.
@@ -55,6 +56,9 @@ class StateStore : public NodeViewProvider {
   const StoreStats& stats() const { return stats_; }
   // Number of objects of one kind, for status pages and tests.
   size_t count(k8s::Kind kind) const;
+  // AuthorizationPolicies in force as fail-closed stand-ins of refused ones (k8s::refusedStandIn):
+  // each denies everything it selects until it is fixed.
+  size_t failingClosedPolicies() const;
   // The last rejection reasons (bounded), newest last.
   std::vector<std::string> recentRejections() const;
 

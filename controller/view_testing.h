@@ -106,4 +106,15 @@ bool hasKey(const std::vector<T>& items, const std::string& ns, const std::strin
   return false;
 }
 
+// The stand-in of a refused AuthorizationPolicy in a node view (k8s::refusedStandIn), or null.
+inline const model::AuthorizationPolicy* standIn(
+    const std::vector<model::AuthorizationPolicy>& policies, const std::string& name) {
+  for (const auto& p : policies) {
+    if (p.key.name == name && !p.refused.empty()) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace ferry::controller::testing

@@ -35,7 +35,9 @@ void to_json(nlohmann::json& j, const AuthorizationPolicy& v) {
   j = nlohmann::json{{"key", v.key},
                      {"action", v.action},
                      {"rules", v.rules},
-                     {"root_namespace", v.root_namespace}};
+                     {"root_namespace", v.root_namespace},
+                     {"dry_run", v.dry_run},
+                     {"refused", v.refused}};
   putOptional(j, "selector", v.selector);
 }
 
@@ -45,6 +47,8 @@ void from_json(const nlohmann::json& j, AuthorizationPolicy& v) {
   getOr(j, "action", v.action);
   getOr(j, "rules", v.rules);
   getOr(j, "root_namespace", v.root_namespace);
+  getOr(j, "dry_run", v.dry_run);
+  getOr(j, "refused", v.refused);
   getOptional(j, "selector", v.selector);
 }
 

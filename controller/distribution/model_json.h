@@ -42,7 +42,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServiceEndpoints, service, endpo
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Source, principals, not_principals, namespaces,
                                                 not_namespaces, ip_blocks, not_ip_blocks,
                                                 remote_ip_blocks, not_remote_ip_blocks,
-                                                request_principals, not_request_principals)
+                                                request_principals, not_request_principals,
+                                                service_accounts, not_service_accounts)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Operation, hosts, not_hosts, ports, not_ports,
                                                 methods, not_methods, paths, not_paths)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Condition, key, values, not_values)

@@ -149,15 +149,84 @@ TEST_CASE("L4 authorization follows Istio's order", "[agent]") {
        attrs(evil, "other", 80),
        true},
   };
-  L4Authorizer authz;
   for (const Row& row : rows) {
     INFO(row.description);
     model::NodeSnapshot snap;
     snap.policies = row.policies;
-    Decision d = authz.authorize(snap, dest(), row.a);
+    snap.workloads.push_back(dest());
+    PolicyState state(snap);
+    Decision d = state.authorize(dest(), row.a);
     CHECK(d.allowed == row.allowed);
     CHECK_FALSE(d.reason.empty());
+    // A pod the state does not know yet is decided by its namespace and labels alike.
+    model::Workload unknown = dest();
+    unknown.uid = "not-in-the-snapshot";
+    CHECK(state.authorize(unknown, row.a).allowed == row.allowed);
   }
+}
+
+TEST_CASE("connection decisions: the plaintext bypass and HTTP-only DENY fields", "[agent]") {
+  model::Rule any_principal = fromPrincipal("*");
+  model::Rule any_namespace;
+  any_namespace.from.push_back(model::Source{.namespaces = {"*"}});
+  model::Rule delete_from_evil = fromPrincipal("cluster.local/ns/other/sa/evil");
+  delete_from_evil.to.push_back(model::Operation{.methods = {"DELETE"}});
+  const std::string web = "cluster.local/ns/prod/sa/web";
+  const std::string evil = "cluster.local/ns/other/sa/evil";
+  struct Row {
+    const char* description;
+    model::AuthorizationPolicy policy;
+    ConnectionAttributes a;
+    bool allowed;
+  };
+  std::vector<Row> rows = {
+      {"ALLOW principals * refuses plaintext", policy("a", PolicyAction::kAllow, any_principal),
+       attrs("", "", 5432), false},
+      {"ALLOW principals * admits mTLS", policy("a", PolicyAction::kAllow, any_principal),
+       attrs(web, "prod", 5432), true},
+      {"ALLOW namespaces * refuses plaintext", policy("a", PolicyAction::kAllow, any_namespace),
+       attrs("", "", 5432), false},
+      {"DENY DELETE from evil admits web on a TCP port",
+       policy("d", PolicyAction::kDeny, delete_from_evil), attrs(web, "prod", 5432), true},
+      {"DENY DELETE from evil denies evil on a TCP port",
+       policy("d", PolicyAction::kDeny, delete_from_evil), attrs(evil, "other", 5432), false},
+  };
+  for (const Row& row : rows) {
+    INFO(row.description);
+    model::NodeSnapshot snap;
+    snap.policies = {row.policy};
+    snap.workloads.push_back(dest());
+    CHECK(PolicyState(snap).authorize(dest(), row.a).allowed == row.allowed);
+  }
+}
+
+TEST_CASE("dry-run decisions are counted, not enforced", "[agent]") {
+  model::AuthorizationPolicy deny_all = policy("shadow", PolicyAction::kDeny, model::Rule{});
+  deny_all.dry_run = true;
+  model::NodeSnapshot snap;
+  snap.policies = {deny_all};
+  snap.workloads.push_back(dest());
+  PolicyState state(snap);
+  Stats stats;
+  Decision d = state.authorize(dest(), attrs("", "", 5432), &stats);
+  CHECK(d.allowed);
+  CHECK(stats.policy_dry_run_denied.load() == 1);
+  CHECK(stats.policy_dry_run_allowed.load() == 0);
+}
+
+TEST_CASE("refused policies in force are listed and fail closed", "[agent]") {
+  model::AuthorizationPolicy allow_web = policy("a", PolicyAction::kAllow, fromPrincipal("*"));
+  auto stand_in = policy::refusedStandIn(allow_web, "spec.action: bad");
+  REQUIRE(stand_in.has_value());
+  model::NodeSnapshot snap;
+  snap.policies = {*stand_in};
+  snap.workloads.push_back(dest());
+  PolicyState state(snap);
+  REQUIRE(state.failingClosed().size() == 1);
+  CHECK(state.failingClosed()[0] == "prod/a: spec.action: bad");
+  Decision d = state.authorize(dest(), attrs("cluster.local/ns/prod/sa/web", "prod", 5432));
+  CHECK_FALSE(d.allowed);
+  CHECK(d.policy == "prod/a");
 }
 
 TEST_CASE("mTLS mode: workload over namespace over root, PERMISSIVE by default", "[agent]") {
@@ -181,16 +250,6 @@ TEST_CASE("mTLS mode: workload over namespace over root, PERMISSIVE by default",
   snap.peer_authentications.push_back(wl);
   CHECK(mtlsModeFor(snap, dest(), 80) == model::MtlsMode::kStrict);
   CHECK(mtlsModeFor(snap, dest(), 9090) == model::MtlsMode::kPermissive);
-}
-
-TEST_CASE("Istio string matching", "[agent]") {
-  CHECK(istioMatch("*", "anything"));
-  CHECK(istioMatch("abc*", "abcdef"));
-  CHECK_FALSE(istioMatch("abc*", "ab"));
-  CHECK(istioMatch("*def", "abcdef"));
-  CHECK_FALSE(istioMatch("*def", "de"));
-  CHECK(istioMatch("x", "x"));
-  CHECK_FALSE(istioMatch("x", "xy"));
 }
 
 }  // namespace

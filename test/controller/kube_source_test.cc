@@ -17,6 +17,7 @@ namespace {
 using namespace ferry::testing;  // NOLINT: the object builders
 using controller::testing::digests;
 using controller::testing::hasKey;
+using controller::testing::standIn;
 using controller::testing::hasWorkload;
 using controller::testing::waitUntil;
 using nlohmann::json;
@@ -365,7 +366,7 @@ TEST_CASE("an injected 410 Gone loses no update") {
   CHECK(c.store.count(k8s::Kind::kService) == 1);
 }
 
-TEST_CASE("a malformed object is refused with a reason while the others apply") {
+TEST_CASE("a malformed policy is refused with a reason and fails closed", "[kube]") {
   Cluster c;
   json bad = authorizationPolicyJson("mesh", "bad", {{"app", "a"}});
   bad["spec"]["action"] = "MAYBE";
@@ -373,31 +374,32 @@ TEST_CASE("a malformed object is refused with a reason while the others apply") 
   c.apply(bad);
   c.apply(authorizationPolicyJson("mesh", "good", {{"app", "a"}}));
   REQUIRE(waitUntil([&] { return hasKey(c.view("node1").policies, "mesh", "good"); }));
-  CHECK_FALSE(hasKey(c.view("node1").policies, "mesh", "bad"));
+  // The refused ALLOW is in force as a deny-all stand-in for the workloads it selects.
+  REQUIRE(waitUntil([&] { return standIn(c.view("node1").policies, "bad") != nullptr; }));
+  CHECK(standIn(c.view("node1").policies, "bad")->selector == model::Labels{{"app", "a"}});
   CHECK(c.store.stats().rejected.load() == rejected + 1);
   auto reasons = c.store.recentRejections();
   REQUIRE_FALSE(reasons.empty());
   CHECK(reasons.back().find("mesh/bad") != std::string::npos);
   CHECK(reasons.back().find("action") != std::string::npos);
 
-  // A bad edit of a good policy keeps the last good version in force.
+  // A bad edit of a policy in force makes it fail closed until fixed.
   json broken = authorizationPolicyJson("mesh", "good", {{"app", "a"}}, "DENY");
   broken["spec"]["rules"][0]["to"][0]["operation"]["methodz"] = {"GET"};
   c.apply(broken);
-  REQUIRE(waitUntil([&] { return c.store.stats().rejected.load() == rejected + 2; }));
-  auto policies = c.view("node1").policies;
-  REQUIRE(hasKey(policies, "mesh", "good"));
-  for (const auto& p : policies) {
-    if (p.key.name == "good") {
-      CHECK(p.action == model::PolicyAction::kAllow);
-    }
-  }
-  // On a relist the bad one is refused again and the good ones stay.
+  REQUIRE(waitUntil([&] { return standIn(c.view("node1").policies, "good") != nullptr; }));
+  CHECK(c.store.stats().rejected.load() == rejected + 2);
+  CHECK(c.store.failingClosedPolicies() == 2);
+  // On a relist the bad ones are refused again and stay failing closed.
   c.server->failNextWatches(kube::kAuthorizationPolicies, 1);
   c.server->dropWatches();
   REQUIRE(waitUntil([&] { return c.store.stats().rejected.load() >= rejected + 4; }));
+  CHECK(standIn(c.view("node1").policies, "good") != nullptr);
+  CHECK(c.store.count(k8s::Kind::kAuthorizationPolicy) == 2);
+  // Fixing it applies the fixed version.
+  c.apply(authorizationPolicyJson("mesh", "good", {{"app", "a"}}));
+  REQUIRE(waitUntil([&] { return standIn(c.view("node1").policies, "good") == nullptr; }));
   CHECK(hasKey(c.view("node1").policies, "mesh", "good"));
-  CHECK(c.store.count(k8s::Kind::kAuthorizationPolicy) == 1);
 }
 
 TEST_CASE("admission: unknown field, bad value and wrong type are each refused, naming the field") {
@@ -438,7 +440,8 @@ TEST_CASE("admission: unknown field, bad value and wrong type are each refused, 
     c.apply(bad);
     c.apply(authorizationPolicyJson("mesh", good, {{"app", "a"}}));
     REQUIRE(waitUntil([&] { return hasKey(c.view("node1").policies, "mesh", good); }));
-    CHECK_FALSE(hasKey(c.view("node1").policies, "mesh", name));
+    // Refused, and in force as a deny-all stand-in.
+    REQUIRE(waitUntil([&] { return standIn(c.view("node1").policies, name) != nullptr; }));
     CHECK(c.store.stats().rejected.load() == rejected + 1);
     auto reasons = c.store.recentRejections();
     REQUIRE_FALSE(reasons.empty());

@@ -15,6 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using controller::testing::hasKey;
+using controller::testing::standIn;
 using controller::testing::hasWorkload;
 using controller::testing::waitUntil;
 using std::chrono::seconds;
@@ -243,7 +244,7 @@ TEST_CASE("standalone: edits, new files, new folders and deletions are reloaded"
   CHECK(f.store.stats().rejected.load() == 0);
 }
 
-TEST_CASE("standalone: a malformed object is refused while the others apply") {
+TEST_CASE("standalone: a malformed policy is refused and fails closed while the others apply") {
   Fixture f;
   f.folder.write("workloads.yaml", kWorkloads);
   f.folder.write("policies.yaml",
@@ -251,22 +252,27 @@ TEST_CASE("standalone: a malformed object is refused while the others apply") {
   f.start();
   auto n1 = f.store.snapshotFor("node1");
   CHECK(hasKey(n1.policies, "demo", "good"));
-  CHECK_FALSE(hasKey(n1.policies, "demo", "bad"));
+  // The refused ALLOW does not vanish (that would open its workloads): a deny-all stand-in
+  // with the same key and selector takes its place.
+  const auto* bad = standIn(n1.policies, "bad");
+  REQUIRE(bad != nullptr);
+  CHECK(bad->action == model::PolicyAction::kDeny);
+  CHECK(bad->refused.find("PERHAPS") != std::string::npos);
   CHECK(f.store.stats().rejected.load() == 1);
+  CHECK(f.store.failingClosedPolicies() == 1);
   REQUIRE_FALSE(f.store.recentRejections().empty());
   CHECK(f.store.recentRejections().back().find("policies.yaml") != std::string::npos);
 
-  // Breaking the good one keeps its last good version; fixing the bad one applies it.
+  // Breaking the good one makes it fail closed too; fixing the bad one applies it.
   f.change([&] {
     f.folder.write("policies.yaml",
                    policy("good", "web", "NEVER") + "---\n" + policy("bad", "web", "DENY"));
   });
-  REQUIRE(waitUntil([&] { return hasKey(f.store.snapshotFor("node1").policies, "demo", "bad"); }));
-  for (const auto& p : f.store.snapshotFor("node1").policies) {
-    if (p.key.name == "good") {
-      CHECK(p.action == model::PolicyAction::kAllow);
-    }
-  }
+  REQUIRE(waitUntil([&] {
+    auto policies = f.store.snapshotFor("node1").policies;
+    return standIn(policies, "bad") == nullptr && standIn(policies, "good") != nullptr;
+  }));
+  CHECK(f.store.failingClosedPolicies() == 1);
   CHECK(f.store.stats().rejected.load() == 2);
 }
 

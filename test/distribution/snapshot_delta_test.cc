@@ -37,8 +37,16 @@ model::NodeSnapshot baseSnapshot() {
   model::Rule rule;
   rule.from.push_back(model::Source{});
   rule.from[0].principals = {"spiffe://cluster.local/ns/default/sa/x"};
+  rule.from[0].service_accounts = {"default/a"};
+  rule.from[0].not_service_accounts = {"default/b"};
   p.rules = {rule};
-  s.policies = {p};
+  p.dry_run = true;
+  model::AuthorizationPolicy stand_in;
+  stand_in.key = {"default", "refused"};
+  stand_in.action = model::PolicyAction::kDeny;
+  stand_in.rules.emplace_back();
+  stand_in.refused = "spec.action: 'MAYBE' is not ALLOW, DENY or AUDIT";
+  s.policies = {p, stand_in};
   model::HttpRoute route;
   route.key = {"default", "web-route"};
   route.parent_services = {{"default", "web"}};
@@ -63,10 +71,18 @@ TEST_CASE("model JSON round-trips every resource kind, optionals included", "[di
   REQUIRE(back.ok());
   REQUIRE(back->workloads.size() == 2);
   CHECK(back->workloads[0].labels.at("app") == "a");
-  REQUIRE(back->policies.size() == 1);
+  REQUIRE(back->policies.size() == 2);
   CHECK(back->policies[0].action == model::PolicyAction::kDeny);
   REQUIRE(back->policies[0].selector.has_value());
   CHECK(back->policies[0].selector->at("app") == "b");
+  CHECK(back->policies[0].dry_run);
+  CHECK(back->policies[0].rules[0].from[0].service_accounts ==
+        std::vector<std::string>{"default/a"});
+  CHECK(back->policies[0].rules[0].from[0].not_service_accounts ==
+        std::vector<std::string>{"default/b"});
+  CHECK(back->policies[0].refused.empty());
+  CHECK_FALSE(back->policies[1].dry_run);
+  CHECK(back->policies[1].refused == "spec.action: 'MAYBE' is not ALLOW, DENY or AUDIT");
   REQUIRE(back->routes.size() == 1);
   CHECK(back->routes[0].rules[0].request_timeout_ms == 500u);
   CHECK_FALSE(back->routes[0].rules[0].retry.has_value());
@@ -84,7 +100,7 @@ TEST_CASE("a delta carries exactly what changed and applies to the same state", 
   after.version = 9;
   after.workloads[1].labels["app"] = "b2";             // update
   after.workloads.push_back(pod("u3", "c", "node1"));  // add
-  after.policies.clear();                              // delete
+  after.policies.erase(after.policies.begin());        // delete
   after.trust_bundle_pem = "ROOT-A\nROOT-B";           // rotation
 
   IndexedSnapshot from = indexSnapshot(before);

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "e2e/manifests.h"
 #include "e2e/mesh.h"
 #include "enroll/client.h"
 #include "privileged.h"
@@ -114,6 +115,53 @@ spec:
   CHECK(m.stat(2, "inbound_plain_refused_strict") == 1);
   // Mesh traffic (HBONE) is unaffected by STRICT.
   CHECK(echoWorks(m, m.pod(1, 1), m.pod(2, 1)));
+}
+
+const std::string kAnyPeerToN2p1 = n2p1Policy("any-peer", "ALLOW", R"(  - from:
+    - source:
+        principals: ["*"]
+)");
+
+// Names n1p2 only; its HTTP-only field is dropped on the TCP port 8080 (Istio's TCP task).
+const std::string kDenyGetFromN1p2 = n2p1Policy("deny-get-n1p2", "DENY", R"(  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sa-n1p2"]
+    to:
+    - operation:
+        methods: ["GET"]
+)");
+
+TEST_CASE("TCP port: ALLOW principals [*] refuses a plaintext peer; a DENY with methods keeps "
+          "its principals",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = Mesh::start();
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  absl::Status app = m.startApp(m.pod(2, 1), {"echo-server", "--port=8080"}, 8080);
+  REQUIRE_OK(app);
+  // n2p2 leaves the mesh: it reaches n2p1 as a plaintext peer, without an identity.
+  absl::Status del = enroll::delPod(m.enrollSocket(2), Mesh::uidOf(m.pod(2, 2)));
+  REQUIRE_OK(del);
+  CHECK(echoWorks(m, m.pod(2, 2), m.pod(2, 1)));  // no policy: allowed
+
+  // "Any authenticated peer": the plaintext peer is refused (it was let in before issue 16),
+  // mesh peers still get in.
+  absl::Status any_peer = m.applyManifest("policy-any-peer.yaml", kAnyPeerToN2p1);
+  REQUIRE_OK(any_peer);
+  CHECK_FALSE(echoWorks(m, m.pod(2, 2), m.pod(2, 1)));
+  CHECK(m.stat(2, "policy_denied") == 1);
+  CHECK(echoWorks(m, m.pod(1, 1), m.pod(2, 1)));
+  absl::Status removed = m.removeManifest("policy-any-peer.yaml");
+  REQUIRE_OK(removed);
+
+  // A DENY naming GET from n1p2: on this TCP port the method is dropped and the principal
+  // stays, so n1p1 (not named) connects and n1p2 is refused.
+  absl::Status deny = m.applyManifest("policy-deny-get.yaml", kDenyGetFromN1p2);
+  REQUIRE_OK(deny);
+  CHECK(echoWorks(m, m.pod(1, 1), m.pod(2, 1)));
+  CHECK_FALSE(echoWorks(m, m.pod(1, 2), m.pod(2, 1)));
+  CHECK(m.stat(2, "policy_denied") == 2);
 }
 
 }  // namespace

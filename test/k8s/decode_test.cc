@@ -1,6 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // What well-formed objects decode to: defaults, JSON input, lists, mesh membership, owners.
 #include <catch2/catch.hpp>
+#include <optional>
 
 #include "absl/strings/str_join.h"
 #include "k8s/decode.h"
@@ -27,6 +28,74 @@ TEST_CASE("an AuthorizationPolicy with no spec is ALLOW with no rules", "[k8s]")
   CHECK(p.rules.empty());
   CHECK_FALSE(p.selector.has_value());
   CHECK_FALSE(p.root_namespace);
+}
+
+TEST_CASE("AuthorizationPolicy: serviceAccounts, source {} and the dry-run annotation", "[k8s]") {
+  auto p = decodeAs<model::AuthorizationPolicy>(
+      "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: p, namespace: demo, annotations: {istio.io/dry-run: 'true'}}\n"
+      "spec:\n  action: DENY\n  rules:\n"
+      "  - from: [{source: {serviceAccounts: [demo/client], notServiceAccounts: [ops/x.y]}}, "
+      "{source: {}}]\n");
+  CHECK(p.dry_run);
+  CHECK(p.refused.empty());
+  REQUIRE(p.rules.size() == 1);
+  REQUIRE(p.rules[0].from.size() == 2);
+  CHECK(p.rules[0].from[0].service_accounts == std::vector<std::string>{"demo/client"});
+  CHECK(p.rules[0].from[0].not_service_accounts == std::vector<std::string>{"ops/x.y"});
+  CHECK(p.rules[0].from[1].principals.empty());
+  auto enforced = decodeAs<model::AuthorizationPolicy>(
+      "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: p, namespace: demo, annotations: {istio.io/dry-run: 'false'}}\n"
+      "spec: {}\n");
+  CHECK_FALSE(enforced.dry_run);
+}
+
+TEST_CASE("a refused AuthorizationPolicy leaves a fail-closed stand-in", "[k8s]") {
+  struct Row {
+    const char* description;
+    std::string manifest;
+    bool stand_in;
+    std::optional<model::Labels> selector;
+  };
+  const std::string head =
+      "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n"
+      "metadata: {name: p, namespace: demo}\n";
+  std::vector<Row> rows = {
+      {"bad rule, readable selector",
+       head + "spec: {selector: {matchLabels: {app: web}}, rules: [{to: [{operation: {pathz: "
+              "[/]}}]}]}\n",
+       true, model::Labels{{"app", "web"}}},
+      {"unreadable selector: the whole namespace",
+       head + "spec: {selector: {matchExpressions: []}, action: DENY}\n", true, std::nullopt},
+      {"CUSTOM action", head + "spec: {action: CUSTOM, provider: {name: x}}\n", true,
+       std::nullopt},
+      {"refused AUDIT: nothing in its place",
+       head + "spec: {action: AUDIT, rules: [{from: [{source: {ipBlocks: [x]}}]}]}\n", false,
+       std::nullopt},
+      {"refused dry-run: nothing in its place",
+       "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n"
+       "metadata: {name: p, namespace: demo, annotations: {istio.io/dry-run: 'true'}}\n"
+       "spec: {action: NEVER}\n",
+       false, std::nullopt},
+  };
+  for (const auto& row : rows) {
+    INFO(row.description);
+    auto docs = decodeDocuments(row.manifest, "p.yaml");
+    REQUIRE(docs.size() == 1);
+    REQUIRE_FALSE(docs[0].decoded.ok());
+    REQUIRE(docs[0].stand_in.has_value() == row.stand_in);
+    if (!row.stand_in) {
+      continue;
+    }
+    const auto& p = std::get<model::AuthorizationPolicy>(docs[0].stand_in->object);
+    CHECK(docs[0].stand_in->ref == ObjectRef{Kind::kAuthorizationPolicy, {"demo", "p"}});
+    CHECK(p.action == model::PolicyAction::kDeny);
+    REQUIRE(p.rules.size() == 1);
+    CHECK(p.rules[0].from.empty());
+    CHECK(p.selector == row.selector);
+    CHECK(p.refused == std::string(docs[0].decoded.status().message()));
+  }
 }
 
 TEST_CASE("a policy in the root namespace is mesh-wide", "[k8s]") {

@@ -92,9 +92,20 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
       {"empty principal",
        "AuthorizationPolicy demo/bad: spec.rules[0].from[0].source.principals[0]: empty value",
        policyWith("  rules: [{from: [{source: {principals: [\"\"]}}]}]\n")},
-      {"empty source",
-       "AuthorizationPolicy demo/bad: spec.rules[0].from[0].source: must set at least one",
-       policyWith("  rules: [{from: [{source: {}}]}]\n")},
+      {"serviceAccounts without a namespace",
+       "AuthorizationPolicy demo/bad: spec.rules[0].from[0].source.serviceAccounts[0]: 'client' "
+       "is not <namespace>/<serviceaccount>",
+       policyWith("  rules: [{from: [{source: {serviceAccounts: [client]}}]}]\n")},
+      {"notServiceAccounts with a wildcard",
+       "AuthorizationPolicy demo/bad: spec.rules[0].from[0].source.notServiceAccounts[0]: "
+       "'demo/*' is not <namespace>/<serviceaccount>",
+       policyWith("  rules: [{from: [{source: {notServiceAccounts: ['demo/*']}}]}]\n")},
+      {"dry-run annotation that is not a boolean",
+       "AuthorizationPolicy demo/bad: metadata.annotations[istio.io/dry-run]: 'yes' is not "
+       "\"true\" or \"false\"",
+       "apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n"
+       "metadata: {name: bad, namespace: demo, annotations: {istio.io/dry-run: 'yes'}}\n"
+       "spec: {}\n"},
       {"unknown when key",
        "AuthorizationPolicy demo/bad: spec.rules[0].when[0].key: unknown key 'request.header'",
        policyWith("  rules: [{when: [{key: request.header, values: [x]}]}]\n")},
@@ -227,7 +238,21 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
       // The objects on both sides of the bad one are unaffected.
       CHECK(r.objects.count(ObjectRef{Kind::kAuthorizationPolicy, {"demo", "good-before"}}) == 1);
       CHECK(r.objects.count(ObjectRef{Kind::kPod, {"demo", "good-after"}}) == 1);
-      CHECK(r.objects.size() == 2);
+      // A refused AuthorizationPolicy that can be named leaves a deny-all stand-in in its place
+      // (policy::refusedStandIn); nothing else takes the place of a refused object.
+      size_t stand_ins = 0;
+      for (const auto& [ref, decoded] : r.objects) {
+        const auto* p = std::get_if<model::AuthorizationPolicy>(&decoded.object);
+        if (p != nullptr && !p->refused.empty()) {
+          ++stand_ins;
+          CHECK(p->refused == r.errors[0].message);
+          CHECK(p->action == model::PolicyAction::kDeny);
+        }
+      }
+      const bool named_policy = r.errors[0].ref.has_value() &&
+                                r.errors[0].ref->kind == Kind::kAuthorizationPolicy;
+      CHECK(stand_ins == (named_policy ? 1u : 0u));
+      CHECK(r.objects.size() == 2 + stand_ins);
     }
   }
 }

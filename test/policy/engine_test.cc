@@ -54,7 +54,7 @@ TEST_CASE("explain at L4 says which ALLOW rules were dropped", "[policy][explain
   Explanation e = snapshot->forWorkload("demo", kWebLabels).explain(built->request);
   CHECK(e.decision.str() == "denied by DENY policy demo/d rule 0");
   REQUIRE(e.policies.size() == 2);
-  CHECK(e.policies[0].rules[0].why == "matched (HTTP-only parts ignored at L4)");
+  CHECK(e.policies[0].rules[0].why == "matched (HTTP-only parts dropped on a TCP port)");
   CHECK(e.policies[1].rules[0].skipped_at_l4);
   CHECK_FALSE(e.policies[1].rules[0].matched);
 }
@@ -145,15 +145,20 @@ TEST_CASE("a policy that does not compile fails closed and is reported", "[polic
           "AuthorizationPolicy demo/bad-deny: rules[0].from[0].source.ipBlocks[0]: 'not-an-ip' "
           "is not an IP address or CIDR");
     CHECK(s->forWorkload("demo", kWebLabels).evaluate(built->request).str() ==
-          "denied by DENY policy demo/bad-deny rule 0");
+          "denied: AuthorizationPolicy demo/bad-deny was refused and fails closed until it is "
+          "fixed (rules[0].from[0].source.ipBlocks[0]: 'not-an-ip' is not an IP address or "
+          "CIDR)");
     CHECK(s->forWorkload("other", kWebLabels).evaluate(built->request).allowed);
   }
   {
     auto s = PolicySnapshot::build({bad_allow});
     REQUIRE(s->errors().size() == 1);
     CHECK_THAT(s->errors()[0], Contains("rules[0].to[0].operation.ports[0]: 'http' is not a port"));
+    // Deny-all, like a policy the controller refused: an ALLOW that cannot be applied never
+    // leaves the workload open, nor allows through another ALLOW policy.
     CHECK(s->forWorkload("demo", kWebLabels).evaluate(built->request).str() ==
-          "denied: no ALLOW policy matched");
+          "denied: AuthorizationPolicy demo/bad-allow was refused and fails closed until it is "
+          "fixed (rules[0].to[0].operation.ports[0]: 'http' is not a port number (1 to 65535))");
   }
   {
     auto s = PolicySnapshot::build({bad_audit});

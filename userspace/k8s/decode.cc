@@ -161,6 +161,14 @@ absl::StatusOr<std::string> kindText(const YAML::Node& node) {
   return kind.node().Scalar();
 }
 
+void addStandIn(Kind kind, const YAML::Node& node, const DecodeOptions& options,
+                DocumentResult& result) {
+  if (!result.decoded.ok()) {
+    result.stand_in =
+        refusedStandIn(kind, node, std::string(result.decoded.status().message()), options);
+  }
+}
+
 void decodeInto(const YAML::Node& node, const std::string& source, const DecodeOptions& options,
                 std::vector<DocumentResult>& out) {
   auto kind_name = kindText(node);
@@ -187,6 +195,7 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
       if (item_kind && item.IsMap() && !item["kind"]) {
         auto decoded = decodeObjectAs(*item_kind, item, options);
         out.push_back({item_source, peekRef(*item_kind, item, options), std::move(decoded)});
+        addStandIn(*item_kind, item, options, out.back());
       } else {
         decodeInto(item, item_source, options, out);
       }
@@ -203,6 +212,7 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
     return;
   }
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});
+  addStandIn(*kind, node, options, out.back());
 }
 
 // YAML 1.2 (section 5.4) reads CR LF and a lone CR each as one line break. yaml-cpp 0.7 takes a
@@ -435,6 +445,22 @@ std::optional<Kind> kindFromName(std::string_view name) {
     }
   }
   return std::nullopt;
+}
+
+std::optional<Decoded> refusedStandIn(Kind kind, const YAML::Node& node, std::string reason,
+                                      const DecodeOptions& options) {
+  if (kind != Kind::kAuthorizationPolicy) {
+    return std::nullopt;
+  }
+  std::optional<ObjectRef> ref = peekRef(kind, node, options);
+  if (!ref) {
+    return std::nullopt;
+  }
+  auto policy = internal::refusedAuthorizationPolicy(node, ref->key, options, std::move(reason));
+  if (!policy) {
+    return std::nullopt;
+  }
+  return Decoded{*ref, "", std::move(*policy)};
 }
 
 absl::StatusOr<Decoded> decodeObject(const YAML::Node& node, const DecodeOptions& options) {

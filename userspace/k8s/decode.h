@@ -33,11 +33,19 @@ absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
 // Parses and decodes one JSON or YAML object (a watch event's "object", an API GET).
 absl::StatusOr<Decoded> decodeObjectText(std::string_view text, const DecodeOptions& options = {});
 
+// What takes the place of an object the decoder refused with `reason`, when something must: for
+// an AuthorizationPolicy, a stand-in that denies everything the policy selects until it is fixed
+// (policy::refusedStandIn), so that a refused policy never widens access. Nullopt for other
+// kinds, objects without a readable name, and AUDIT or dry-run policies.
+std::optional<Decoded> refusedStandIn(Kind kind, const YAML::Node& node, std::string reason,
+                                      const DecodeOptions& options = {});
+
 // The outcome for one object of a multi-document file.
 struct DocumentResult {
   std::string source;            // "policies/deny.yaml, document 2" (items: ", item 3")
   std::optional<ObjectRef> ref;  // set whenever kind and name could be read, even on error
   absl::StatusOr<Decoded> decoded;
+  std::optional<Decoded> stand_in;  // when decoding failed: refusedStandIn()
 };
 
 // Decodes every document of `text` (YAML with `---` separators, or JSON), expanding `kind: List`

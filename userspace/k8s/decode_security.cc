@@ -4,6 +4,7 @@
 // exactly what the engine compiles.
 #include "k8s/decoders.h"
 #include "policy/attributes.h"
+#include "policy/compiled.h"
 #include "policy/ip.h"
 #include "policy/string_match.h"
 #include "policy/text.h"
@@ -31,12 +32,10 @@ std::vector<std::string> values(const Field& f, ValueCheck check) {
 }
 
 model::Source decodeSource(const Field& f) {
+  // `source: {}` is accepted: it matches nothing, as in ztunnel (policy/compiled.h).
   f.allowOnly({"principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals",
                "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks",
-               "notRemoteIpBlocks"});
-  if (f.node().size() == 0) {
-    f.fail("must set at least one field (an empty source would match nothing useful)");
-  }
+               "notRemoteIpBlocks", "serviceAccounts", "notServiceAccounts"});
   model::Source s;
   s.principals = values(f["principals"], policy::checkPattern);
   s.not_principals = values(f["notPrincipals"], policy::checkPattern);
@@ -48,6 +47,8 @@ model::Source decodeSource(const Field& f) {
   s.not_ip_blocks = values(f["notIpBlocks"], checkCidr);
   s.remote_ip_blocks = values(f["remoteIpBlocks"], checkCidr);
   s.not_remote_ip_blocks = values(f["notRemoteIpBlocks"], checkCidr);
+  s.service_accounts = values(f["serviceAccounts"], policy::checkServiceAccount);
+  s.not_service_accounts = values(f["notServiceAccounts"], policy::checkServiceAccount);
   return s;
 }
 
@@ -132,6 +133,38 @@ model::MtlsMode decodeMode(const Field& f) {
   f.fail(text::cat("'", mode, "' is not UNSET, STRICT, PERMISSIVE or DISABLE"));
 }
 
+// Istio's annotation: "true" evaluates the policy without enforcing it.
+constexpr std::string_view kDryRunAnnotation = "istio.io/dry-run";
+
+bool decodeDryRun(const Meta& meta) {
+  auto it = meta.annotations.find(std::string(kDryRunAnnotation));
+  if (it == meta.annotations.end() || it->second == "false") {
+    return false;
+  }
+  if (it->second != "true") {
+    throw DecodeError(text::cat("metadata.annotations[", kDryRunAnnotation, "]: '", it->second,
+                                "' is not \"true\" or \"false\""));
+  }
+  return true;
+}
+
+model::PolicyAction decodeAction(const Field& action) {
+  std::string a = action.strOr("ALLOW");
+  if (a == "ALLOW") {
+    return model::PolicyAction::kAllow;
+  }
+  if (a == "DENY") {
+    return model::PolicyAction::kDeny;
+  }
+  if (a == "AUDIT") {
+    return model::PolicyAction::kAudit;
+  }
+  if (a == "CUSTOM") {
+    action.fail("CUSTOM is not supported by Ferry (ALLOW, DENY or AUDIT)");
+  }
+  action.fail(text::cat("'", a, "' is not ALLOW, DENY or AUDIT"));
+}
+
 }  // namespace
 
 model::AuthorizationPolicy decodeAuthorizationPolicy(const Field& root, const Meta& meta,
@@ -139,6 +172,7 @@ model::AuthorizationPolicy decodeAuthorizationPolicy(const Field& root, const Me
   model::AuthorizationPolicy p;
   p.key = meta.key;
   p.root_namespace = meta.key.ns == options.root_namespace;
+  p.dry_run = decodeDryRun(meta);
   Field spec = root["spec"];
   if (!spec.present()) {
     // Istio reads a missing spec like `spec: {}`: an ALLOW policy with no rules (deny all).
@@ -154,23 +188,54 @@ model::AuthorizationPolicy decodeAuthorizationPolicy(const Field& root, const Me
     }
   }
   p.selector = decodeWorkloadSelector(spec["selector"]);
-  Field action = spec["action"];
-  std::string a = action.strOr("ALLOW");
-  if (a == "ALLOW") {
-    p.action = model::PolicyAction::kAllow;
-  } else if (a == "DENY") {
-    p.action = model::PolicyAction::kDeny;
-  } else if (a == "AUDIT") {
-    p.action = model::PolicyAction::kAudit;
-  } else if (a == "CUSTOM") {
-    action.fail("CUSTOM is not supported by Ferry (ALLOW, DENY or AUDIT)");
-  } else {
-    action.fail(text::cat("'", a, "' is not ALLOW, DENY or AUDIT"));
-  }
+  p.action = decodeAction(spec["action"]);
   for (const auto& rule : spec["rules"].list()) {
     p.rules.push_back(decodeRule(rule));
   }
+  // Admission asks the engine itself: what is admitted is exactly what the agents compile.
+  spec.check(policy::compile(p).status());
   return p;
+}
+
+std::optional<model::AuthorizationPolicy> refusedAuthorizationPolicy(const YAML::Node& node,
+                                                                     const model::ObjectKey& key,
+                                                                     const DecodeOptions& options,
+                                                                     std::string reason) {
+  model::AuthorizationPolicy p;
+  p.key = key;
+  p.root_namespace = key.ns == options.root_namespace;
+  // Each part as far as it reads: an unreadable selector selects every workload of the
+  // namespace, an unreadable action or dry-run flag counts as enforcing.
+  auto attempt = [](auto read) {
+    try {
+      read();
+    } catch (const DecodeError&) {
+    } catch (const YAML::Exception&) {
+    }
+  };
+  Field root(node, "");
+  attempt([&] {
+    Field annotations = root["metadata"]["annotations"];
+    if (annotations.present()) {
+      Meta meta;
+      meta.annotations = annotations.strMap();
+      p.dry_run = decodeDryRun(meta);
+    }
+  });
+  attempt([&] {
+    Field spec = root["spec"];
+    if (spec.present()) {
+      spec.expectMap();
+      p.selector = decodeWorkloadSelector(spec["selector"]);
+    }
+  });
+  attempt([&] {
+    Field spec = root["spec"];
+    if (spec.present()) {
+      p.action = decodeAction(spec["action"]);
+    }
+  });
+  return policy::refusedStandIn(p, std::move(reason));
 }
 
 model::PeerAuthentication decodePeerAuthentication(const Field& root, const Meta& meta) {

@@ -4,6 +4,7 @@
 // Internal: one decoder per kind. Each gets the object's root (path "") and its decoded
 // metadata, and throws DecodeError with a field path on bad input.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,12 @@ model::Service decodeService(const Field& root, const Meta& meta);
 EndpointSlice decodeEndpointSlice(const Field& root, const Meta& meta);
 model::AuthorizationPolicy decodeAuthorizationPolicy(const Field& root, const Meta& meta,
                                                      const DecodeOptions& options);
+// The fail-closed stand-in for an AuthorizationPolicy the decoder refused with `reason`, with
+// selector, action and dry-run read as far as they can be (policy::refusedStandIn).
+std::optional<model::AuthorizationPolicy> refusedAuthorizationPolicy(const YAML::Node& node,
+                                                                     const model::ObjectKey& key,
+                                                                     const DecodeOptions& options,
+                                                                     std::string reason);
 model::PeerAuthentication decodePeerAuthentication(const Field& root, const Meta& meta);
 model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta);
 

@@ -15,7 +15,11 @@ void LoadResult::addText(std::string_view text, std::string_view source,
   for (auto& doc : decodeDocuments(text, source, options)) {
     if (!doc.decoded.ok()) {
       errors.push_back({doc.source, doc.ref, std::string(doc.decoded.status().message())});
-      continue;
+      if (!doc.stand_in) {
+        continue;
+      }
+      // A refused AuthorizationPolicy is replaced by its fail-closed stand-in.
+      doc.decoded = std::move(*doc.stand_in);
     }
     ObjectRef ref = doc.decoded->ref;
     auto [it, inserted] = sources.emplace(ref, doc.source);

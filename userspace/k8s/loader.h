@@ -29,7 +29,8 @@ struct LoadResult {
   std::vector<LoadError> errors;
 
   // Adds the objects of one file's text. A second object with the same kind and key is an
-  // error; the first one stays.
+  // error; the first one stays. A refused AuthorizationPolicy is an error and its fail-closed
+  // stand-in (refusedStandIn in decode.h) takes its place in `objects`.
   void addText(std::string_view text, std::string_view source, const DecodeOptions& options);
   // All decoded objects of one model type, e.g. all<model::AuthorizationPolicy>().
   template <typename T>

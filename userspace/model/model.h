@@ -113,6 +113,8 @@ struct Source {
   std::vector<std::string> ip_blocks, not_ip_blocks;
   std::vector<std::string> remote_ip_blocks, not_remote_ip_blocks;
   std::vector<std::string> request_principals, not_request_principals;
+  // Kubernetes service accounts of the peer certificate, "<namespace>/<name>" (exact).
+  std::vector<std::string> service_accounts, not_service_accounts;
 };
 
 struct Operation {
@@ -139,6 +141,13 @@ struct AuthorizationPolicy {
   PolicyAction action = PolicyAction::kAllow;
   std::vector<Rule> rules;
   bool root_namespace = false;  // set when key.ns is the mesh root namespace (mesh-wide)
+  // Annotation istio.io/dry-run: "true": evaluated and reported (logged, counted) beside the
+  // real decision, never enforced.
+  bool dry_run = false;
+  // Non-empty on a stand-in for a policy the controller could not admit (the reason): it keeps
+  // the refused policy's key and selector and denies everything there until it is fixed, so a
+  // refused policy never widens access (policy/engine.h, refusedStandIn).
+  std::string refused;
 };
 
 // security.ferry.dev/v1alpha1 PeerAuthentication: mTLS mode for inbound traffic.

@@ -1,4 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include <cctype>
+
 #include "policy/compiled.h"
 #include "policy/text.h"
 
@@ -27,6 +29,25 @@ class Compiler {
       for (size_t i = 0; i < in.size(); ++i) {
         fail(text::cat(p, "[", i, "]"), check(in[i]));
         out.push_back(make(in[i]));
+      }
+    };
+    build(path, values, f.values);
+    build(notName(path), not_values, f.not_values);
+    return f;
+  }
+
+  Field<ServiceAccountMatcher> serviceAccounts(const std::string& path,
+                                               const std::vector<std::string>& values,
+                                               const std::vector<std::string>& not_values) {
+    Field<ServiceAccountMatcher> f;
+    auto build = [&](const std::string& p, const std::vector<std::string>& in,
+                     std::vector<ServiceAccountMatcher>& out) {
+      for (size_t i = 0; i < in.size(); ++i) {
+        fail(text::cat(p, "[", i, "]"), checkServiceAccount(in[i]));
+        auto slash = in[i].find('/');
+        out.push_back(ServiceAccountMatcher{in[i].substr(0, slash),
+                                            slash == std::string::npos ? "" : in[i].substr(slash + 1),
+                                            in[i]});
       }
     };
     build(path, values, f.values);
@@ -82,6 +103,30 @@ class Compiler {
   absl::Status status_;
 };
 
+// RFC 1123: a label (namespace names) or, with dots, a subdomain (service account names).
+bool isDnsName(std::string_view s, bool subdomain) {
+  size_t max = subdomain ? 253 : 63;
+  if (s.empty() || s.size() > max || !std::isalnum(static_cast<unsigned char>(s.front())) ||
+      !std::isalnum(static_cast<unsigned char>(s.back()))) {
+    return false;
+  }
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          (subdomain && c == '.'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool isEmpty(const model::Source& s) {
+  return s.principals.empty() && s.not_principals.empty() && s.namespaces.empty() &&
+         s.not_namespaces.empty() && s.ip_blocks.empty() && s.not_ip_blocks.empty() &&
+         s.remote_ip_blocks.empty() && s.not_remote_ip_blocks.empty() &&
+         s.request_principals.empty() && s.not_request_principals.empty() &&
+         s.service_accounts.empty() && s.not_service_accounts.empty();
+}
+
 bool hasL7(const CompiledSource& s) {
   return s.request_principals.set() || s.remote_ip_blocks.set();
 }
@@ -115,6 +160,8 @@ absl::StatusOr<CompiledPolicy> compile(const model::AuthorizationPolicy& policy)
   out.action = policy.action;
   out.selector = policy.selector;
   out.root_namespace = policy.root_namespace;
+  out.dry_run = policy.dry_run;
+  out.refused = policy.refused;
   for (size_t r = 0; r < policy.rules.size(); ++r) {
     const model::Rule& rule = policy.rules[r];
     CompiledRule cr;
@@ -129,6 +176,9 @@ absl::StatusOr<CompiledPolicy> compile(const model::AuthorizationPolicy& policy)
                                          s.not_request_principals, StringMatcher::fromPattern);
       cs.namespaces =
           c.patterns(p + "namespaces", s.namespaces, s.not_namespaces, StringMatcher::fromPattern);
+      cs.service_accounts =
+          c.serviceAccounts(p + "serviceAccounts", s.service_accounts, s.not_service_accounts);
+      cs.empty = isEmpty(s);
       cs.ip_blocks = c.cidrs(p + "ipBlocks", s.ip_blocks, s.not_ip_blocks);
       cs.remote_ip_blocks =
           c.cidrs(p + "remoteIpBlocks", s.remote_ip_blocks, s.not_remote_ip_blocks);
@@ -187,6 +237,32 @@ absl::StatusOr<CompiledPolicy> compile(const model::AuthorizationPolicy& policy)
   if (!c.status().ok()) {
     return c.status();
   }
+  return out;
+}
+
+absl::Status checkServiceAccount(std::string_view value) {
+  auto slash = value.find('/');
+  if (slash == std::string_view::npos || !isDnsName(value.substr(0, slash), false) ||
+      !isDnsName(value.substr(slash + 1), true)) {
+    return absl::InvalidArgumentError(
+        text::cat("'", value,
+                  "' is not <namespace>/<serviceaccount> (Kubernetes names, no wildcards)"));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<model::AuthorizationPolicy> refusedStandIn(const model::AuthorizationPolicy& policy,
+                                                         std::string reason) {
+  if (policy.action == model::PolicyAction::kAudit || policy.dry_run) {
+    return std::nullopt;
+  }
+  model::AuthorizationPolicy out;
+  out.key = policy.key;
+  out.selector = policy.selector;
+  out.root_namespace = policy.root_namespace;
+  out.action = model::PolicyAction::kDeny;
+  out.rules.emplace_back();  // an empty rule matches everything
+  out.refused = std::move(reason);
   return out;
 }
 

@@ -24,9 +24,19 @@ struct Field {
   bool set() const { return !values.empty() || !not_values.empty(); }
 };
 
+// `serviceAccounts` entry: the peer's SPIFFE ID names exactly this namespace and account.
+struct ServiceAccountMatcher {
+  std::string ns, name;
+  std::string pattern;  // "ns/name", for explanations
+};
+
 struct CompiledSource {
   Field<StringMatcher> principals, namespaces, request_principals;
+  Field<ServiceAccountMatcher> service_accounts;
   Field<Cidr> ip_blocks, remote_ip_blocks;
+  // Written with no field at all (`source: {}`): matches nothing, as in ztunnel, where an empty
+  // match in a clause is skipped (src/rbac.rs, test rbac_empty_policy).
+  bool empty = false;
 };
 
 struct CompiledOperation {
@@ -56,6 +66,8 @@ struct CompiledPolicy {
   model::PolicyAction action = model::PolicyAction::kAllow;
   std::optional<model::Labels> selector;
   bool root_namespace = false;
+  bool dry_run = false;
+  std::string refused;  // a stand-in for a refused policy: why (model::AuthorizationPolicy)
   std::vector<CompiledRule> rules;
 
   bool appliesTo(std::string_view ns, const model::Labels& labels) const;
@@ -63,5 +75,17 @@ struct CompiledPolicy {
 
 // Compiles one policy; an error names the field ("rules[0].from[0].source.ipBlocks[1]: ...").
 absl::StatusOr<CompiledPolicy> compile(const model::AuthorizationPolicy& policy);
+
+// A `serviceAccounts` value: "<namespace>/<name>", both DNS labels, no wildcard (ztunnel matches
+// namespace and name exactly).
+absl::Status checkServiceAccount(std::string_view value);
+
+// What takes the place of a policy that cannot be applied (refused by the decoder or failing to
+// compile): same key and selector, DENY with one empty rule (denies everything it selects), and
+// `refused` set to the reason. Nothing for an AUDIT or dry-run policy, which never change a
+// decision. Istio goes the same way (more restrictive, never wider): istiod drops the ALLOW
+// rules it cannot express for ztunnel, leaving an ALLOW policy that matches nothing.
+std::optional<model::AuthorizationPolicy> refusedStandIn(const model::AuthorizationPolicy& policy,
+                                                         std::string reason);
 
 }  // namespace ferry::policy

@@ -45,24 +45,36 @@ std::string RuleRef::str() const {
   return policy == nullptr ? std::string("none") : text::cat(policy->key.str(), " rule ", rule);
 }
 
-std::string Decision::str() const {
-  std::string out;
+namespace {
+
+std::string describe(Decision::Reason reason, const RuleRef& rule) {
   switch (reason) {
-    case Reason::kDenyMatched:
-      out = text::cat("denied by DENY policy ", rule.str());
-      break;
-    case Reason::kNoAllowPolicy:
-      out = "allowed: no ALLOW policy applies";
-      break;
-    case Reason::kAllowMatched:
-      out = text::cat("allowed by ALLOW policy ", rule.str());
-      break;
-    case Reason::kNoAllowMatched:
-      out = "denied: no ALLOW policy matched";
-      break;
+    case Decision::Reason::kDenyMatched:
+      if (rule.policy != nullptr && !rule.policy->refused.empty()) {
+        return text::cat("denied: AuthorizationPolicy ", rule.policy->key.str(),
+                         " was refused and fails closed until it is fixed (",
+                         rule.policy->refused, ")");
+      }
+      return text::cat("denied by DENY policy ", rule.str());
+    case Decision::Reason::kNoAllowPolicy:
+      return "allowed: no ALLOW policy applies";
+    case Decision::Reason::kAllowMatched:
+      return text::cat("allowed by ALLOW policy ", rule.str());
+    case Decision::Reason::kNoAllowMatched:
+      return "denied: no ALLOW policy matched";
   }
+  return "?";
+}
+
+}  // namespace
+
+std::string Decision::str() const {
+  std::string out = describe(reason, rule);
   for (const auto& a : audits) {
     out += text::cat("; audited by ", a.str());
+  }
+  if (dry_run) {
+    out += text::cat("; dry-run: ", describe(dry_run->reason, dry_run->rule));
   }
   return out;
 }
@@ -73,7 +85,8 @@ std::string Explanation::str() const {
     out += "  no policy applies to this workload\n";
   }
   for (const auto& p : policies) {
-    out += text::cat("  ", actionName(p.action), " ", p.policy.str(), "\n");
+    out += text::cat("  ", actionName(p.action), " ", p.policy.str(), p.dry_run ? " (dry-run)" : "",
+                     p.refused.empty() ? "" : text::cat(" (refused: ", p.refused, ")"), "\n");
     if (p.rules.empty()) {
       out += "    (no rules: matches nothing)\n";
     }
@@ -119,17 +132,26 @@ WorkloadPolicies::RuleIndex WorkloadPolicies::RuleIndex::build(
   return index;
 }
 
+const std::vector<uint32_t>* WorkloadPolicies::RuleIndex::keyed(std::string_view principal) const {
+  if (principal.empty() || by_principal.empty()) {
+    return nullptr;
+  }
+  auto it =
+      std::lower_bound(by_principal.begin(), by_principal.end(), principal,
+                       [](const auto& entry, std::string_view key) { return entry.first < key; });
+  return it != by_principal.end() && it->first == principal ? &it->second : nullptr;
+}
+
 template <typename Visit>
-void WorkloadPolicies::RuleIndex::forCandidates(std::string_view principal, Visit visit) const {
-  static const std::vector<uint32_t> kNone;
-  const std::vector<uint32_t>* keyed = &kNone;
-  if (!principal.empty()) {
-    auto it =
-        std::lower_bound(by_principal.begin(), by_principal.end(), principal,
-                         [](const auto& entry, std::string_view key) { return entry.first < key; });
-    if (it != by_principal.end() && it->first == principal) {
-      keyed = &it->second;
+void WorkloadPolicies::RuleIndex::forCandidates(const std::vector<uint32_t>* keyed,
+                                                Visit visit) const {
+  if (keyed == nullptr) {
+    for (uint32_t next : unkeyed) {
+      if (visit(rules[next])) {
+        return;
+      }
     }
+    return;
   }
   size_t i = 0;
   size_t j = 0;
@@ -146,61 +168,73 @@ void WorkloadPolicies::RuleIndex::forCandidates(std::string_view principal, Visi
   }
 }
 
-Decision WorkloadPolicies::evaluate(const Request& request) const {
+void WorkloadPolicies::RuleSet::buildIndexes() {
+  deny_index = RuleIndex::build(deny);
+  allow_index = RuleIndex::build(allow);
+  audit_index = RuleIndex::build(audit);
+}
+
+Decision WorkloadPolicies::RuleSet::evaluate(const Request& request) const {
   View v = makeView(request);
   Decision d;
   auto matches = [&](const RuleIndex::Entry& e) {
     return evaluateRule(e.policy->rules[e.rule], e.policy->action, v, nullptr) ==
            RuleOutcome::kMatch;
   };
-  audit_index_.forCandidates(request.source_principal, [&](const RuleIndex::Entry& e) {
-    // Only the first matching rule of each AUDIT policy is listed.
-    if ((d.audits.empty() || d.audits.back().policy != e.policy) && matches(e)) {
-      d.audits.push_back(RuleRef{e.policy, e.rule});
-    }
-    return false;
-  });
-  deny_index_.forCandidates(request.source_principal, [&](const RuleIndex::Entry& e) {
-    if (matches(e)) {
-      d.reason = Decision::Reason::kDenyMatched;
-      d.rule = RuleRef{e.policy, e.rule};
-      return true;
-    }
-    return false;
-  });
+  if (!audit.empty()) {
+    audit_index.forCandidates(audit_index.keyed(request.source_principal),
+                              [&](const RuleIndex::Entry& e) {
+                                // Only the first matching rule of each AUDIT policy is listed.
+                                if ((d.audits.empty() || d.audits.back().policy != e.policy) &&
+                                    matches(e)) {
+                                  d.audits.push_back(RuleRef{e.policy, e.rule});
+                                }
+                                return false;
+                              });
+  }
+  deny_index.forCandidates(deny_index.keyed(request.source_principal),
+                           [&](const RuleIndex::Entry& e) {
+                             if (matches(e)) {
+                               d.reason = Decision::Reason::kDenyMatched;
+                               d.rule = RuleRef{e.policy, e.rule};
+                               return true;
+                             }
+                             return false;
+                           });
   if (d.reason == Decision::Reason::kDenyMatched) {
     d.allowed = false;
     return d;
   }
-  if (allow_.empty()) {
+  if (allow.empty()) {
     d.allowed = true;
     d.reason = Decision::Reason::kNoAllowPolicy;
     return d;
   }
-  allow_index_.forCandidates(request.source_principal, [&](const RuleIndex::Entry& e) {
-    if (matches(e)) {
-      d.allowed = true;
-      d.reason = Decision::Reason::kAllowMatched;
-      d.rule = RuleRef{e.policy, e.rule};
-      return true;
-    }
-    return false;
-  });
+  allow_index.forCandidates(allow_index.keyed(request.source_principal),
+                            [&](const RuleIndex::Entry& e) {
+                              if (matches(e)) {
+                                d.allowed = true;
+                                d.reason = Decision::Reason::kAllowMatched;
+                                d.rule = RuleRef{e.policy, e.rule};
+                                return true;
+                              }
+                              return false;
+                            });
   if (!d.allowed) {
     d.reason = Decision::Reason::kNoAllowMatched;
   }
   return d;
 }
 
-Decision WorkloadPolicies::evaluateLinear(const Request& request) const {
+Decision WorkloadPolicies::RuleSet::evaluateLinear(const Request& request) const {
   View v = makeView(request);
   Decision d;
-  for (const CompiledPolicy* p : audit_) {
+  for (const CompiledPolicy* p : audit) {
     if (int r = firstMatch(*p, v); r >= 0) {
       d.audits.push_back(RuleRef{p, r});
     }
   }
-  for (const CompiledPolicy* p : deny_) {
+  for (const CompiledPolicy* p : deny) {
     if (int r = firstMatch(*p, v); r >= 0) {
       d.allowed = false;
       d.reason = Decision::Reason::kDenyMatched;
@@ -208,12 +242,12 @@ Decision WorkloadPolicies::evaluateLinear(const Request& request) const {
       return d;
     }
   }
-  if (allow_.empty()) {
+  if (allow.empty()) {
     d.allowed = true;
     d.reason = Decision::Reason::kNoAllowPolicy;
     return d;
   }
-  for (const CompiledPolicy* p : allow_) {
+  for (const CompiledPolicy* p : allow) {
     if (int r = firstMatch(*p, v); r >= 0) {
       d.allowed = true;
       d.reason = Decision::Reason::kAllowMatched;
@@ -226,13 +260,26 @@ Decision WorkloadPolicies::evaluateLinear(const Request& request) const {
   return d;
 }
 
+Decision WorkloadPolicies::evaluate(const Request& request) const {
+  Decision d = enforced_.evaluate(request);
+  if (shadow_ != nullptr) {
+    Decision shadow = shadow_->evaluate(request);
+    d.dry_run = Decision::DryRun{shadow.allowed, shadow.reason, shadow.rule};
+  }
+  return d;
+}
+
 Explanation WorkloadPolicies::explain(const Request& request) const {
   Explanation e;
-  e.decision = evaluateLinear(request);
+  e.decision = enforced_.evaluateLinear(request);
+  if (shadow_ != nullptr) {
+    Decision shadow = shadow_->evaluateLinear(request);
+    e.decision.dry_run = Decision::DryRun{shadow.allowed, shadow.reason, shadow.rule};
+  }
   View v = makeView(request);
-  for (const auto* list : {&deny_, &allow_, &audit_}) {
+  for (const auto* list : {&enforced_.deny, &enforced_.allow, &enforced_.audit, &dry_run_}) {
     for (const CompiledPolicy* p : *list) {
-      Explanation::PolicyResult pr{p->key, p->action, {}};
+      Explanation::PolicyResult pr{p->key, p->action, {}, p->dry_run, p->refused};
       for (size_t i = 0; i < p->rules.size(); ++i) {
         Explanation::RuleResult rr;
         rr.rule = static_cast<int>(i);
@@ -257,51 +304,66 @@ std::shared_ptr<const PolicySnapshot> PolicySnapshot::build(
       s->policies_.push_back(std::move(*compiled));
       continue;
     }
-    s->errors_.push_back(text::cat("AuthorizationPolicy ", p.key.str(), ": ",
-                                   std::string(compiled.status().message())));
-    if (p.action == PolicyAction::kAudit) {
+    std::string reason = std::string(compiled.status().message());
+    s->errors_.push_back(text::cat("AuthorizationPolicy ", p.key.str(), ": ", reason));
+    auto stand_in = refusedStandIn(p, reason);
+    if (!stand_in) {
       continue;
     }
-    // Same key, action and selector, none of the rules that failed.
-    model::AuthorizationPolicy stripped = p;
-    stripped.rules.clear();
-    if (p.action == PolicyAction::kDeny) {
-      stripped.rules.emplace_back();  // an empty rule matches everything
+    auto closed = compile(*stand_in);
+    if (closed.ok()) {  // always: a stand-in has no values
+      s->policies_.push_back(std::move(*closed));
     }
-    auto closed = compile(stripped);
-    if (!closed.ok()) {
-      continue;  // unreachable: a policy without values always compiles
-    }
-    s->policies_.push_back(std::move(*closed));
   }
   std::sort(s->policies_.begin(), s->policies_.end(),
             [](const CompiledPolicy& a, const CompiledPolicy& b) { return a.key < b.key; });
   return s;
 }
 
+std::vector<std::string> PolicySnapshot::refused() const {
+  std::vector<std::string> out;
+  for (const auto& p : policies_) {
+    if (!p.refused.empty()) {
+      out.push_back(text::cat(p.key.str(), ": ", p.refused));
+    }
+  }
+  return out;
+}
+
 WorkloadPolicies PolicySnapshot::forWorkload(std::string_view ns,
                                              const model::Labels& labels) const {
   WorkloadPolicies w;
   w.snapshot_ = shared_from_this();
+  auto shadow = std::make_shared<WorkloadPolicies::RuleSet>();
   for (const auto& p : policies_) {
     if (!p.appliesTo(ns, labels)) {
       continue;
     }
-    switch (p.action) {
-      case PolicyAction::kDeny:
-        w.deny_.push_back(&p);
-        break;
-      case PolicyAction::kAllow:
-        w.allow_.push_back(&p);
-        break;
-      case PolicyAction::kAudit:
-        w.audit_.push_back(&p);
-        break;
+    if (p.dry_run) {
+      w.dry_run_.push_back(&p);
+    }
+    for (auto* set : {p.dry_run ? nullptr : &w.enforced_, shadow.get()}) {
+      if (set == nullptr) {
+        continue;
+      }
+      switch (p.action) {
+        case PolicyAction::kDeny:
+          set->deny.push_back(&p);
+          break;
+        case PolicyAction::kAllow:
+          set->allow.push_back(&p);
+          break;
+        case PolicyAction::kAudit:
+          set->audit.push_back(&p);
+          break;
+      }
     }
   }
-  w.deny_index_ = WorkloadPolicies::RuleIndex::build(w.deny_);
-  w.allow_index_ = WorkloadPolicies::RuleIndex::build(w.allow_);
-  w.audit_index_ = WorkloadPolicies::RuleIndex::build(w.audit_);
+  w.enforced_.buildIndexes();
+  if (!w.dry_run_.empty()) {
+    shadow->buildIndexes();
+    w.shadow_ = std::move(shadow);
+  }
   return w;
 }
 

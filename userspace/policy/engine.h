@@ -15,12 +15,20 @@
 // does; an absent attribute (a plaintext peer's principal, a missing header) never matches a
 // value and always passes a `not` value, as in Istio.
 //
-// L4 decisions (Request::http == null, a port that is not HTTP) follow what istiod programs into
-// ztunnel: an ALLOW rule that needs any HTTP attribute is dropped (it allows nothing), while in a
-// DENY or AUDIT rule the HTTP-only parts are ignored and the rest is still enforced, so such a
-// DENY applies more broadly (a DENY on paths alone denies every connection). HTTP attributes:
-// hosts, methods, paths (and not forms), requestPrincipals, remoteIpBlocks, and `when` keys other
-// than source.ip, source.namespace, source.principal, destination.ip, destination.port.
+// Connection-level decisions (Request::http == null) on a TCP port follow Istio's documented
+// rules for TCP traffic (what istiod programs into ztunnel): an ALLOW rule that needs any HTTP
+// attribute never matches, while in a DENY or AUDIT rule the HTTP-only parts are dropped and the
+// rest (ports, principals, namespaces, serviceAccounts, ipBlocks, L4 `when` keys) still applies,
+// so such a DENY applies more broadly (a DENY on paths alone denies every connection; one on
+// paths and port 9000 denies port 9000). On an HTTP port (Request::http_port) the connection is
+// admitted when some request could be allowed (an ALLOW rule's HTTP parts count as matching, a
+// DENY rule's as not matching) and every request is decided again with its HTTP attributes.
+// HTTP attributes: hosts, methods, paths (and not forms), requestPrincipals, remoteIpBlocks,
+// and `when` keys other than source.ip, source.namespace, source.principal, destination.ip,
+// destination.port.
+//
+// Dry-run policies (istio.io/dry-run) never change the decision: the decision carries, beside
+// it, the one that would be made with them enforced too (Decision::dry_run).
 //
 // Evaluation is stateless and lock-free: a PolicySnapshot never changes after build(), and the
 // agent swaps whole snapshots through a PolicyStore.
@@ -28,6 +36,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,15 +59,22 @@ struct RuleRef {
 
 struct Decision {
   enum class Reason {
-    kDenyMatched,     // a DENY rule matched
+    kDenyMatched,     // a DENY rule matched (or a refused policy's stand-in: rule.policy->refused)
     kNoAllowPolicy,   // no ALLOW policy applies: allowed
     kAllowMatched,    // an ALLOW rule matched
     kNoAllowMatched,  // ALLOW policies apply, none matched
+  };
+  // The decision dry-run policies would make, enforced together with the others.
+  struct DryRun {
+    bool allowed = false;
+    Reason reason = Reason::kNoAllowMatched;
+    RuleRef rule;
   };
   bool allowed = false;
   Reason reason = Reason::kNoAllowMatched;
   RuleRef rule;                 // the DENY or ALLOW rule that decided (kDenyMatched/kAllowMatched)
   std::vector<RuleRef> audits;  // first matching rule of each matching AUDIT policy
+  std::optional<DryRun> dry_run;  // set when a dry-run policy applies to the workload
   // "denied by demo/deny-admin rule 0", "allowed: no ALLOW policy applies", ...
   std::string str() const;
 };
@@ -76,6 +92,8 @@ struct Explanation {
     model::ObjectKey policy;
     model::PolicyAction action;
     std::vector<RuleResult> rules;
+    bool dry_run = false;  // listed, never enforced
+    std::string refused;   // a stand-in for a refused policy: why
   };
   Decision decision;
   std::vector<PolicyResult> policies;
@@ -89,7 +107,10 @@ class WorkloadPolicies {
   WorkloadPolicies() = default;
   Decision evaluate(const Request& request) const;
   Explanation explain(const Request& request) const;
-  size_t size() const { return deny_.size() + allow_.size() + audit_.size(); }
+  size_t size() const {
+    return enforced_.deny.size() + enforced_.allow.size() + enforced_.audit.size();
+  }
+  bool hasDryRun() const { return shadow_ != nullptr; }
 
  private:
   friend class PolicySnapshot;
@@ -108,25 +129,36 @@ class WorkloadPolicies {
     std::vector<std::pair<std::string, std::vector<uint32_t>>> by_principal;  // sorted by key
 
     static RuleIndex build(const std::vector<const CompiledPolicy*>& policies);
+    // The keyed rules of `principal` (null when none).
+    const std::vector<uint32_t>* keyed(std::string_view principal) const;
     // Calls visit(entry) for each candidate in evaluation order until it returns true.
     template <typename Visit>
-    void forCandidates(std::string_view principal, Visit visit) const;
+    void forCandidates(const std::vector<uint32_t>* keyed, Visit visit) const;
   };
 
-  // Every rule, no index: what explain() reports, and the reference the index must agree with.
-  Decision evaluateLinear(const Request& request) const;
+  // The policies of each action and their indexes.
+  struct RuleSet {
+    std::vector<const CompiledPolicy*> deny, allow, audit;
+    RuleIndex deny_index, allow_index, audit_index;
+    void buildIndexes();
+    Decision evaluate(const Request& request) const;
+    // Every rule, no index: what explain() reports, and the reference the index must agree with.
+    Decision evaluateLinear(const Request& request) const;
+  };
 
   std::shared_ptr<const PolicySnapshot> snapshot_;
-  std::vector<const CompiledPolicy*> deny_, allow_, audit_;
-  RuleIndex deny_index_, allow_index_, audit_index_;
+  RuleSet enforced_;
+  // Enforced and dry-run policies together; only when a dry-run policy applies.
+  std::shared_ptr<const RuleSet> shadow_;
+  std::vector<const CompiledPolicy*> dry_run_;  // for explain()
 };
 
 class PolicySnapshot : public std::enable_shared_from_this<PolicySnapshot> {
  public:
   // Compiles every policy. A policy that does not compile (the decoder should have refused it)
-  // fails closed: a DENY policy denies everything for the workloads it selects, an ALLOW policy
-  // allows nothing (it still counts as an ALLOW policy), an AUDIT policy is dropped; each such
-  // policy is listed in errors().
+  // fails closed like one the controller refused: its refusedStandIn() denies everything for
+  // the workloads it selects (AUDIT and dry-run policies are dropped); each is listed in
+  // errors(). refused() lists every stand-in in force, refused here or by the controller.
   static std::shared_ptr<const PolicySnapshot> build(
       const std::vector<model::AuthorizationPolicy>& policies, uint64_t version = 0);
 
@@ -142,6 +174,8 @@ class PolicySnapshot : public std::enable_shared_from_this<PolicySnapshot> {
   uint64_t version() const { return version_; }
   size_t size() const { return policies_.size(); }
   const std::vector<std::string>& errors() const { return errors_; }
+  // "demo/p: <reason>" for each stand-in of a refused policy (they deny what they select).
+  std::vector<std::string> refused() const;
 
  private:
   PolicySnapshot() = default;

@@ -26,16 +26,24 @@ struct HttpRequest {
 };
 
 struct Request {
-  // The peer's verified SPIFFE ID ("spiffe://cluster.local/ns/demo/sa/client"); empty for a
-  // plaintext peer. Namespaces are read from it, never from anything the client sends.
+  // The peer's authentication state: its verified SPIFFE ID
+  // ("spiffe://cluster.local/ns/demo/sa/client") when it authenticated (mutual TLS, or checked
+  // locally on the same node), empty for an unauthenticated (plaintext) peer. Namespace and
+  // service account are read from it, never from anything the client sends. No identity value
+  // matches an unauthenticated peer, `*` included (principals, namespaces, serviceAccounts,
+  // source.principal, source.namespace), and their `not` forms hold for it, as in Istio
+  // (ztunnel src/rbac.rs tests not_principals/not_namespaces; ISTIO-SECURITY-2021-004).
   std::string_view source_principal;
   std::optional<IpAddress> source_ip;
   std::optional<IpAddress> destination_ip;
   uint16_t destination_port = 0;
   std::string_view sni;
-  // Null for an L4 decision (a connection on a port that is not HTTP). See engine.h for what
-  // L4 evaluation does with rules that need HTTP attributes.
+  // Null for a connection-level decision; see engine.h for what it does with rules that need
+  // HTTP attributes.
   const HttpRequest* http = nullptr;
+  // The destination port carries HTTP and each request on it is decided again with `http` set.
+  // Only read when `http` is null (the connection-level decision on such a port).
+  bool http_port = false;
 };
 
 }  // namespace ferry::policy

@@ -11,8 +11,8 @@ using model::PolicyAction;
 
 namespace {
 
-// "spiffe://td/ns/<ns>/sa/<sa>" -> <ns>; empty when the ID does not have that shape.
-std::string_view namespaceOf(std::string_view principal) {
+// "spiffe://td/ns/<ns>/sa/<sa>" -> {<ns>, <sa>}; empty when the ID does not have that shape.
+std::pair<std::string_view, std::string_view> identityOf(std::string_view principal) {
   constexpr std::string_view kScheme = "spiffe://";
   if (!principal.starts_with(kScheme)) {
     return {};
@@ -27,7 +27,11 @@ std::string_view namespaceOf(std::string_view principal) {
   if (end == std::string_view::npos || end == 0 || !rest.substr(end).starts_with("/sa/")) {
     return {};
   }
-  return rest.substr(0, end);
+  std::string_view sa = rest.substr(end + 4);
+  if (sa.empty() || sa.find('/') != std::string_view::npos) {
+    return {};
+  }
+  return {rest.substr(0, end), sa};
 }
 
 std::string show(std::string_view s) {
@@ -35,6 +39,9 @@ std::string show(std::string_view s) {
 }
 std::string show(const StringMatcher& m) {
   return text::cat("'", m.pattern(), "'");
+}
+std::string show(const ServiceAccountMatcher& m) {
+  return text::cat("'", m.pattern, "'");
 }
 std::string show(const Cidr& c) {
   return c.str();
@@ -95,35 +102,69 @@ auto showIp(const std::optional<IpAddress>& ip) {
   return [&ip] { return ip ? ip->str() : std::string("(absent)"); };
 }
 
-// In an L4 decision `skip_http` is set and HTTP-only fields count as matching (DENY/AUDIT
-// rules, see engine.h); ALLOW rules needing HTTP never get here at L4.
-bool sourceHolds(const CompiledSource& s, const View& v, bool skip_http, std::string_view at,
+// An HTTP-only field that cannot be evaluated (no request): what it counts as.
+bool unknownHttp(HttpParts parts, bool set, std::string_view at, std::string_view field,
                  std::string* why) {
-  const Request& r = v.request;
-  return holds(s.principals, stringIs(r.source_principal), at, "principals",
-               showString(r.source_principal), why) &&
-         holds(s.namespaces, stringIs(v.source_namespace), at, "namespaces",
-               showString(v.source_namespace), why) &&
-         holds(s.ip_blocks, ipIn(r.source_ip), at, "ipBlocks", showIp(r.source_ip), why) &&
-         (skip_http ||
-          // Ferry has no request authentication (JWT): the request principal is always absent.
-          (holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}),
-                 why) &&
-           // No trusted proxies in front of a pod: the remote IP is the peer's IP.
-           holds(s.remote_ip_blocks, ipIn(r.source_ip), at, "remoteIpBlocks", showIp(r.source_ip),
-                 why)));
+  if (parts == HttpParts::kAssumeNoMatch && set) {
+    if (why != nullptr) {
+      *why = text::cat(at, field, ": needs the HTTP request (decided per request)");
+    }
+    return false;
+  }
+  return true;
 }
 
-bool operationHolds(const CompiledOperation& o, const View& v, bool skip_http, std::string_view at,
-                    std::string* why) {
+bool sourceHolds(const CompiledSource& s, const View& v, HttpParts parts, std::string_view at,
+                 std::string* why) {
+  const Request& r = v.request;
+  if (s.empty) {
+    if (why != nullptr) {
+      *why = text::cat(at.substr(0, at.size() - 1), ": {} matches nothing (as in ztunnel)");
+    }
+    return false;
+  }
+  auto serviceAccountIs = [&](const ServiceAccountMatcher& m) {
+    return !v.source_service_account.empty() && m.ns == v.source_namespace &&
+           m.name == v.source_service_account;
+  };
+  auto showServiceAccount = [&] {
+    return v.source_service_account.empty()
+               ? std::string("(absent)")
+               : text::cat("'", v.source_namespace, "/", v.source_service_account, "'");
+  };
+  if (!(holds(s.principals, stringIs(r.source_principal), at, "principals",
+              showString(r.source_principal), why) &&
+        holds(s.namespaces, stringIs(v.source_namespace), at, "namespaces",
+              showString(v.source_namespace), why) &&
+        holds(s.service_accounts, serviceAccountIs, at, "serviceAccounts", showServiceAccount,
+              why) &&
+        holds(s.ip_blocks, ipIn(r.source_ip), at, "ipBlocks", showIp(r.source_ip), why))) {
+    return false;
+  }
+  if (parts != HttpParts::kEvaluate) {
+    return unknownHttp(parts, s.request_principals.set(), at, "requestPrincipals", why) &&
+           unknownHttp(parts, s.remote_ip_blocks.set(), at, "remoteIpBlocks", why);
+  }
+  // Ferry has no request authentication (JWT): the request principal is always absent.
+  return holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}),
+               why) &&
+         // No trusted proxies in front of a pod: the remote IP is the peer's IP.
+         holds(s.remote_ip_blocks, ipIn(r.source_ip), at, "remoteIpBlocks", showIp(r.source_ip),
+               why);
+}
+
+bool operationHolds(const CompiledOperation& o, const View& v, HttpParts parts,
+                    std::string_view at, std::string* why) {
   const Request& r = v.request;
   if (!holds(
           o.ports, portIs(r.destination_port), at, "ports",
           [&] { return std::to_string(r.destination_port); }, why)) {
     return false;
   }
-  if (skip_http) {
-    return true;
+  if (parts != HttpParts::kEvaluate) {
+    return unknownHttp(parts, o.methods.set(), at, "methods", why) &&
+           unknownHttp(parts, o.paths.set(), at, "paths", why) &&
+           unknownHttp(parts, o.hosts.set(), at, "hosts", why);
   }
   std::string_view method = v.http ? r.http->method : std::string_view();
   std::string_view host = v.http ? r.http->host : std::string_view();
@@ -191,19 +232,33 @@ bool conditionHolds(const CompiledCondition& c, const View& v, std::string_view 
 }  // namespace
 
 View makeView(const Request& r) {
-  View v{r, namespaceOf(r.source_principal), {}, r.http != nullptr};
+  auto [ns, sa] = identityOf(r.source_principal);
+  View v{r, ns, sa, {}, r.http != nullptr};
   if (r.http != nullptr) {
     v.path = r.http->path.substr(0, r.http->path.find('?'));
   }
   return v;
 }
 
+HttpParts httpPartsFor(const CompiledRule& rule, PolicyAction action, const View& v) {
+  if (v.http || !rule.needs_http) {
+    return HttpParts::kEvaluate;
+  }
+  if (!v.request.http_port) {
+    // A TCP port: Istio's documented L4 projection (engine.h).
+    return action == PolicyAction::kAllow ? HttpParts::kSkipRule : HttpParts::kAssumeMatch;
+  }
+  // An HTTP port before any request: admit when some request could be allowed, refuse only
+  // what every request would be refused for; each request is decided again.
+  return action == PolicyAction::kAllow ? HttpParts::kAssumeMatch : HttpParts::kAssumeNoMatch;
+}
+
 RuleOutcome evaluateRule(const CompiledRule& rule, PolicyAction action, const View& v,
                          std::string* why) {
-  bool skip_http = !v.http;
-  if (skip_http && rule.needs_http && action == PolicyAction::kAllow) {
+  HttpParts parts = httpPartsFor(rule, action, v);
+  if (parts == HttpParts::kSkipRule) {
     if (why != nullptr) {
-      *why = "needs HTTP attributes: an ALLOW rule like this allows nothing at L4";
+      *why = "needs HTTP attributes: an ALLOW rule like this allows nothing on a TCP port";
     }
     return RuleOutcome::kSkippedAtL4;
   }
@@ -211,7 +266,7 @@ RuleOutcome evaluateRule(const CompiledRule& rule, PolicyAction action, const Vi
     bool any = false;
     for (size_t i = 0; i < rule.from.size() && !any; ++i) {
       std::string at = why ? text::cat("from[", i, "].source.") : std::string();
-      any = sourceHolds(rule.from[i], v, skip_http, at, i == 0 ? why : nullptr);
+      any = sourceHolds(rule.from[i], v, parts, at, i == 0 ? why : nullptr);
     }
     if (!any) {
       return RuleOutcome::kNoMatch;
@@ -221,7 +276,7 @@ RuleOutcome evaluateRule(const CompiledRule& rule, PolicyAction action, const Vi
     bool any = false;
     for (size_t i = 0; i < rule.to.size() && !any; ++i) {
       std::string at = why ? text::cat("to[", i, "].operation.") : std::string();
-      any = operationHolds(rule.to[i], v, skip_http, at, i == 0 ? why : nullptr);
+      any = operationHolds(rule.to[i], v, parts, at, i == 0 ? why : nullptr);
     }
     if (!any) {
       return RuleOutcome::kNoMatch;
@@ -229,16 +284,22 @@ RuleOutcome evaluateRule(const CompiledRule& rule, PolicyAction action, const Vi
   }
   for (size_t i = 0; i < rule.when.size(); ++i) {
     const CompiledCondition& c = rule.when[i];
-    if (skip_http && !isL4Attribute(c.attribute.kind)) {
-      continue;  // DENY/AUDIT at L4: the HTTP-only condition is dropped
-    }
     std::string at = why ? text::cat("when[", i, "] ", c.key) : std::string();
+    if (parts != HttpParts::kEvaluate && !isL4Attribute(c.attribute.kind)) {
+      if (!unknownHttp(parts, true, at, "", why)) {
+        return RuleOutcome::kNoMatch;
+      }
+      continue;  // DENY/AUDIT on a TCP port: the HTTP-only condition is dropped
+    }
     if (!conditionHolds(c, v, at, why)) {
       return RuleOutcome::kNoMatch;
     }
   }
   if (why != nullptr) {
-    *why = skip_http && rule.needs_http ? "matched (HTTP-only parts ignored at L4)" : "matched";
+    *why = parts == HttpParts::kAssumeMatch
+               ? (v.request.http_port ? "could match (HTTP parts decided per request)"
+                                      : "matched (HTTP-only parts dropped on a TCP port)")
+               : "matched";
   }
   return RuleOutcome::kMatch;
 }

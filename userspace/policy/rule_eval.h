@@ -17,14 +17,23 @@ namespace ferry::policy::internal {
 // Per-request values derived once, shared by every rule.
 struct View {
   const Request& request;
-  std::string_view source_namespace;  // from the SPIFFE ID; empty for plaintext peers
-  std::string_view path;              // without the query string
+  std::string_view source_namespace;        // from the SPIFFE ID; empty for plaintext peers
+  std::string_view source_service_account;  // from the SPIFFE ID; empty for plaintext peers
+  std::string_view path;                    // without the query string
   bool http;
 };
 
 View makeView(const Request& request);
 
 enum class RuleOutcome { kMatch, kNoMatch, kSkippedAtL4 };
+
+// What the HTTP-only parts of a rule do in a decision without an HTTP request (engine.h).
+enum class HttpParts {
+  kEvaluate,       // there is a request, or the rule has none
+  kSkipRule,       // ALLOW rule on a TCP port: never matches
+  kAssumeMatch,    // dropped (DENY/AUDIT on a TCP port; ALLOW on an HTTP port: could match)
+  kAssumeNoMatch,  // DENY/AUDIT on an HTTP port before any request: cannot be sure yet
+};
 
 RuleOutcome evaluateRule(const CompiledRule& rule, model::PolicyAction action, const View& v,
                          std::string* why);

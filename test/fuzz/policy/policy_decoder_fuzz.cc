@@ -34,6 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto& doc : ferry::k8s::decodeDocuments(text, "fuzz.yaml")) {
     if (!doc.decoded.ok()) {
       FUZZ_CHECK(!doc.decoded.status().message().empty());
+      // A refused policy's stand-in denies what it selects and always compiles.
+      if (doc.stand_in) {
+        auto* p = std::get_if<ferry::model::AuthorizationPolicy>(&doc.stand_in->object);
+        FUZZ_CHECK(p != nullptr && p->action == ferry::model::PolicyAction::kDeny &&
+                   !p->refused.empty() && ferry::policy::compile(*p).ok());
+        policies.push_back(*p);
+      }
       continue;
     }
     if (auto* p = std::get_if<ferry::model::AuthorizationPolicy>(&doc.decoded->object)) {
