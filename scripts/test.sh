@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds Ferry and runs the whole test suite through ctest.
 #   ./scripts/test.sh             release build in build/, every test (needs root)
-#   ./scripts/test.sh --sanitize  AddressSanitizer + UBSan build in build-asan/, every test
+#   ./scripts/test.sh --sanitize  AddressSanitizer + UBSan build in build-asan/, every test but the
+#                                 end-to-end suites (e2e_*: real agents on the local cluster, the
+#                                 longest tests, run once by the release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=build
 flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+select=()
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
   flags=(-DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON)
+  select=(-E '^e2e_')
 fi
 
 ./scripts/setup.sh
@@ -20,4 +24,4 @@ if [ -x "$build/test/harness/ferry-cluster" ]; then
   "$build/test/harness/ferry-cluster" cleanup --stale || true
 fi
 cd "$build"
-ctest --output-on-failure --timeout 600 -j 1
+ctest --output-on-failure --timeout 600 -j 1 "${select[@]}"
