@@ -98,9 +98,9 @@ std::string Explanation::str() const {
 }
 
 WorkloadPolicies::RuleIndex WorkloadPolicies::RuleIndex::build(
-    const std::vector<const CompiledPolicy*>& policies) {
+    const std::vector<const CompiledPolicy*>& policies,
+    std::map<std::string, std::vector<uint32_t>>& keyed) {
   RuleIndex index;
-  std::map<std::string, std::vector<uint32_t>> keyed;
   for (const CompiledPolicy* p : policies) {
     for (size_t r = 0; r < p->rules.size(); ++r) {
       const CompiledRule& rule = p->rules[r];
@@ -127,19 +127,7 @@ WorkloadPolicies::RuleIndex WorkloadPolicies::RuleIndex::build(
       }
     }
   }
-  index.by_principal.assign(std::make_move_iterator(keyed.begin()),
-                            std::make_move_iterator(keyed.end()));
   return index;
-}
-
-const std::vector<uint32_t>* WorkloadPolicies::RuleIndex::keyed(std::string_view principal) const {
-  if (principal.empty() || by_principal.empty()) {
-    return nullptr;
-  }
-  auto it =
-      std::lower_bound(by_principal.begin(), by_principal.end(), principal,
-                       [](const auto& entry, std::string_view key) { return entry.first < key; });
-  return it != by_principal.end() && it->first == principal ? &it->second : nullptr;
 }
 
 template <typename Visit>
@@ -169,9 +157,15 @@ void WorkloadPolicies::RuleIndex::forCandidates(const std::vector<uint32_t>* key
 }
 
 void WorkloadPolicies::RuleSet::buildIndexes() {
-  deny_index = RuleIndex::build(deny);
-  allow_index = RuleIndex::build(allow);
-  audit_index = RuleIndex::build(audit);
+  std::map<std::string, std::vector<uint32_t>> keyed[3];
+  deny_index = RuleIndex::build(deny, keyed[kDenySlot]);
+  allow_index = RuleIndex::build(allow, keyed[kAllowSlot]);
+  audit_index = RuleIndex::build(audit, keyed[kAuditSlot]);
+  for (int slot : {kDenySlot, kAllowSlot, kAuditSlot}) {
+    for (auto& [principal, list] : keyed[slot]) {
+      by_principal[principal][slot] = std::move(list);
+    }
+  }
 }
 
 Decision WorkloadPolicies::RuleSet::evaluate(const Request& request) const {
@@ -181,26 +175,32 @@ Decision WorkloadPolicies::RuleSet::evaluate(const Request& request) const {
     return evaluateRule(e.policy->rules[e.rule], e.policy->action, v, nullptr) ==
            RuleOutcome::kMatch;
   };
-  if (!audit.empty()) {
-    audit_index.forCandidates(audit_index.keyed(request.source_principal),
-                              [&](const RuleIndex::Entry& e) {
-                                // Only the first matching rule of each AUDIT policy is listed.
-                                if ((d.audits.empty() || d.audits.back().policy != e.policy) &&
-                                    matches(e)) {
-                                  d.audits.push_back(RuleRef{e.policy, e.rule});
-                                }
-                                return false;
-                              });
+  const Keyed* keyed = nullptr;
+  if (!request.source_principal.empty() && !by_principal.empty()) {
+    auto it = by_principal.find(
+        absl::string_view(request.source_principal.data(), request.source_principal.size()));
+    keyed = it == by_principal.end() ? nullptr : &it->second;
   }
-  deny_index.forCandidates(deny_index.keyed(request.source_principal),
-                           [&](const RuleIndex::Entry& e) {
-                             if (matches(e)) {
-                               d.reason = Decision::Reason::kDenyMatched;
-                               d.rule = RuleRef{e.policy, e.rule};
-                               return true;
-                             }
-                             return false;
-                           });
+  auto keyedFor = [&](Slot slot) -> const std::vector<uint32_t>* {
+    return keyed == nullptr || (*keyed)[slot].empty() ? nullptr : &(*keyed)[slot];
+  };
+  if (!audit.empty()) {
+    audit_index.forCandidates(keyedFor(kAuditSlot), [&](const RuleIndex::Entry& e) {
+      // Only the first matching rule of each AUDIT policy is listed.
+      if ((d.audits.empty() || d.audits.back().policy != e.policy) && matches(e)) {
+        d.audits.push_back(RuleRef{e.policy, e.rule});
+      }
+      return false;
+    });
+  }
+  deny_index.forCandidates(keyedFor(kDenySlot), [&](const RuleIndex::Entry& e) {
+    if (matches(e)) {
+      d.reason = Decision::Reason::kDenyMatched;
+      d.rule = RuleRef{e.policy, e.rule};
+      return true;
+    }
+    return false;
+  });
   if (d.reason == Decision::Reason::kDenyMatched) {
     d.allowed = false;
     return d;
@@ -210,16 +210,15 @@ Decision WorkloadPolicies::RuleSet::evaluate(const Request& request) const {
     d.reason = Decision::Reason::kNoAllowPolicy;
     return d;
   }
-  allow_index.forCandidates(allow_index.keyed(request.source_principal),
-                            [&](const RuleIndex::Entry& e) {
-                              if (matches(e)) {
-                                d.allowed = true;
-                                d.reason = Decision::Reason::kAllowMatched;
-                                d.rule = RuleRef{e.policy, e.rule};
-                                return true;
-                              }
-                              return false;
-                            });
+  allow_index.forCandidates(keyedFor(kAllowSlot), [&](const RuleIndex::Entry& e) {
+    if (matches(e)) {
+      d.allowed = true;
+      d.reason = Decision::Reason::kAllowMatched;
+      d.rule = RuleRef{e.policy, e.rule};
+      return true;
+    }
+    return false;
+  });
   if (!d.allowed) {
     d.reason = Decision::Reason::kNoAllowMatched;
   }

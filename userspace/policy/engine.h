@@ -33,7 +33,9 @@
 // Evaluation is stateless and lock-free: a PolicySnapshot never changes after build(), and the
 // agent swaps whole snapshots through a PolicyStore.
 
+#include <array>
 #include <atomic>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -41,6 +43,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "model/model.h"
 #include "policy/compiled.h"
 #include "policy/request.h"
@@ -126,20 +129,23 @@ class WorkloadPolicies {
     };
     std::vector<Entry> rules;
     std::vector<uint32_t> unkeyed;
-    std::vector<std::pair<std::string, std::vector<uint32_t>>> by_principal;  // sorted by key
 
-    static RuleIndex build(const std::vector<const CompiledPolicy*>& policies);
-    // The keyed rules of `principal` (null when none).
-    const std::vector<uint32_t>* keyed(std::string_view principal) const;
+    // Fills `keyed` (exact principal -> positions in `rules`) for this action.
+    static RuleIndex build(const std::vector<const CompiledPolicy*>& policies,
+                           std::map<std::string, std::vector<uint32_t>>& keyed);
     // Calls visit(entry) for each candidate in evaluation order until it returns true.
     template <typename Visit>
     void forCandidates(const std::vector<uint32_t>* keyed, Visit visit) const;
   };
+  enum Slot { kDenySlot, kAllowSlot, kAuditSlot };
+  // A principal's keyed rules of each action, found with one hash lookup per decision.
+  using Keyed = std::array<std::vector<uint32_t>, 3>;
 
   // The policies of each action and their indexes.
   struct RuleSet {
     std::vector<const CompiledPolicy*> deny, allow, audit;
     RuleIndex deny_index, allow_index, audit_index;
+    absl::flat_hash_map<std::string, Keyed> by_principal;
     void buildIndexes();
     Decision evaluate(const Request& request) const;
     // Every rule, no index: what explain() reports, and the reference the index must agree with.
