@@ -23,6 +23,7 @@ namespace {
 constexpr size_t k64MiB = 64u << 20;
 constexpr uint16_t kEchoPort = 8080;       // TCP ("web" Service, tcp-web)
 constexpr uint16_t kHttpPort = 9080;       // HTTP ("api" Service, http-api)
+constexpr char kApiVip[] = "10.96.0.20";   // the "api" Service of manifests.h
 constexpr uint16_t kFirstPortBase = 9100;  // TCP, one server-speaks-first app per batch
 
 // 1 and 2; the first DATA frame around 8 KiB (half a TLS record, where frames stopped being
@@ -157,7 +158,7 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
     }
     std::ofstream(body_path, std::ios::binary) << body;
   }
-  for (const std::string& host : {server.ipv4, std::string("10.96.0.20")}) {
+  for (const std::string& host : {server.ipv4, std::string(kApiVip)}) {
     INFO("curl --data-binary @10000-byte-file to " << host << ":" << kHttpPort);
     const std::string out_path = m.cluster().scratchDir() + "/curl-out";
     std::filesystem::remove(out_path);
@@ -211,10 +212,15 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
     REQUIRE_OK(after_dst);
     auto delta = [&](const std::string& name) { return (*after)[name] - (*before)[name]; };
     const int64_t n = static_cast<int64_t>(b.sizes.size());
+    auto dst_delta = [&](const std::string& name) {
+      return (*after_dst)[name] - (*before_dst)[name];
+    };
     INFO(b.label());
+    // The destination agent parsed HTTP on the HTTP port, and only there.
+    CHECK(dst_delta("http_connections") == (b.kind == Kind::kHttp ? n : 0));
     if (cross) {
       CHECK(delta("outbound_hbone") == n);
-      CHECK((*after_dst)["inbound_hbone_streams"] - (*before_dst)["inbound_hbone_streams"] == n);
+      CHECK(dst_delta("inbound_hbone_streams") == n);
       if (b.pooled) {
         // Each worker keeps its own pool: at most one connection each.
         CHECK(delta("pool_connections_opened") <= options.workers);
