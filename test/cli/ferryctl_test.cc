@@ -124,7 +124,7 @@ TEST_CASE("ferryctl check: a denied HTTP request names the DENY policy", "[cli]"
   CHECK_THAT(table.out, Catch::Contains("DENY: denied by DENY policy demo/deny-admin rule 0"));
 }
 
-TEST_CASE("ferryctl check: CONNECT is a tunnel only a rule naming it opens; hosts in normal form",
+TEST_CASE("ferryctl check: CONNECT is a tunnel only a rule naming it opens, hosts in normal form",
           "[cli]") {
   // web-allow-client names GET, HEAD and POST for the client: not CONNECT.
   Run r = ferryctl({"check", "demo/n1p1", "demo/n1p2", "CONNECT", "", "--host",
