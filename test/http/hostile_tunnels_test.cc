@@ -1,8 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // The hostile-request table for authorities and tunnels (issue 16): each row is one request
-// through the HTTP/1 or the HTTP/2 filter, decided by the real policy engine the agent uses
-// (agent::authorizeRequest), and asserts the decision, what decided it, and exactly what the app
-// receives. Two policy sets:
+// through the HTTP/1 or the HTTP/2 filter, decided by the real policy engine as the agent asks
+// it (agent::toPolicyRequest), and asserts the decision, what decided it, and exactly what the
+// app receives. Two policy sets:
 //   kHostDeny: DENY hosts [admin.example], no ALLOW policy (so tunnels have no rule naming them);
 //   kTunnels:  the same DENY, and an ALLOW with rule 0 {methods: [CONNECT], hosts:
 //              [tunnel.example]}, rule 1 {methods: ["*"], paths: ["/*"]}, rule 2 {methods: [GET],
@@ -41,9 +41,12 @@ struct EngineAuthorizer {
         policies(snapshot->forWorkload("demo", {{"app", "web"}})) {}
   Authorizer authorizer() {
     return [this](const RequestView& view) {
-      policy::Request connection;
-      connection.destination_port = 8080;
-      last = agent::authorizeRequest(policies, connection, view);
+      policy::HttpRequest http = agent::toPolicyRequest(view);
+      policy::Request request;
+      request.destination_port = 8080;
+      request.http = &http;
+      policy::Decision d = policies.evaluate(request);
+      last = AuthzDecision{d.allowed, "", "", d.str()};
       ++calls;
       return last;
     };
