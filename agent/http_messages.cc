@@ -32,18 +32,16 @@ bool hopByHopField(std::string_view name) {
   return false;
 }
 
-std::string forwardedRequestHead(const http::MessageHead& head, std::string_view target,
-                                 const http::HeaderEdits& edits) {
+std::string forwardedRequestHead(std::string_view method, std::span<const http::Header> fields,
+                                 std::string_view target, const http::HeaderEdits& edits) {
   using http::chars::equalsIgnoreCase;
   std::string out;
   out.reserve(256);
-  out.append(head.method).append(" ").append(target).append(" HTTP/1.1\r\n");
-  bool has_host = false;
-  for (const http::Header& h : head.headers) {
+  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  for (const http::Header& h : fields) {
     if (hopByHopField(h.name) || (!edits.empty() && edits.removes(h.name))) {
       continue;
     }
-    has_host |= equalsIgnoreCase(h.name, "host");
     appendField(out, h.name, h.value);
   }
   for (const auto& [name, value] : edits.additions()) {
@@ -54,9 +52,6 @@ std::string forwardedRequestHead(const http::MessageHead& head, std::string_view
       continue;
     }
     appendField(out, name, value);
-  }
-  if (!has_host && head.version_minor == 0) {
-    appendField(out, "host", "unknown");  // HTTP/1.1 requires one; an HTTP/1.0 client may omit it
   }
   out.append("\r\n");
   return out;

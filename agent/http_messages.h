@@ -5,6 +5,7 @@
 // response, re-serialized from what the strict parser accepted (nothing unparsed passes), and
 // the agent's own answers (404, 503, 504...).
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -17,11 +18,12 @@ namespace ferry::agent {
 // (100-continue is answered here, the body is buffered before it goes upstream), Upgrade.
 bool hopByHopField(std::string_view name);
 
-// "<method> <target> HTTP/1.1", the received fields minus hop-by-hop ones and those `edits`
-// removes, then the edits' additions (invalid names/values and framing fields dropped).
+// "<method> <target> HTTP/1.1", `fields` (the received ones with Host holding the request's
+// authority, http::fieldsWithAuthority) minus hop-by-hop ones and those `edits` removes, then
+// the edits' additions (invalid names/values, Host and framing fields dropped).
 // Content-Length / Transfer-Encoding are kept: the body is forwarded as received.
-std::string forwardedRequestHead(const http::MessageHead& head, std::string_view target,
-                                 const http::HeaderEdits& edits);
+std::string forwardedRequestHead(std::string_view method, std::span<const http::Header> fields,
+                                 std::string_view target, const http::HeaderEdits& edits);
 
 // "HTTP/1.1 <status> <reason>" and the fields minus hop-by-hop ones; `close` adds
 // "connection: close" (the client connection ends after this response).

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/http_messages.h"
@@ -16,6 +17,7 @@
 #include "agent/telemetry.h"
 #include "agent/telemetry_peers.h"
 #include "agent/upstream_pool.h"
+#include "http/authority.h"
 #include "http/http1_parser.h"
 #include "http/path.h"
 #include "http/request_view.h"
@@ -258,14 +260,25 @@ class HttpOutbound : public EventHandler, public Deferred {
       x_.keep_alive = false;
       return;
     }
+    // The same request-target rules as the inbound filter: the absolute-form authority wins
+    // over Host, no authority at all is a 400, and Host is forwarded as the one matched.
+    auto authority = http::requestAuthority(head, *target);
+    if (!authority.ok()) {
+      local(400, absl::StrCat(authority.status().message(), "\n"), "DPE");
+      x_.keep_alive = false;
+      return;
+    }
+    x_.authority = *std::move(authority);
+    std::vector<http::Header> fields;
+    http::fieldsWithAuthority(head.headers, x_.authority, fields);
     http::RequestView view;
     view.protocol =
         head.version_minor == 0 ? http::HttpProtocol::kHttp10 : http::HttpProtocol::kHttp11;
     view.method = head.method;
     view.path = target->path;
     view.query = target->query;
-    view.authority = head.host;
-    view.headers = head.headers;
+    view.authority = x_.authority;
+    view.headers = fields;
     x_.view = ctx_.shared.routing->current();
     x_.state = ctx_.shared.workloads->current();
     x_.rule = x_.view->table ? x_.view->table->match(service_, port_, view) : nullptr;
@@ -301,7 +314,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     x_.backend_service = backend->service;
     http::HeaderEdits edits;
     x_.rule->applyHeaderModifier(edits);
-    x_.head = forwardedRequestHead(head, target->forwarded(), edits);
+    x_.head = forwardedRequestHead(head.method, fields, target->forwarded(), edits);
     x_.cluster->budget.requestStarted();
     x_.budget_started = true;
     if (auto timeout = x_.rule->requestTimeout()) {

@@ -13,6 +13,20 @@
 
 namespace ferry::agent {
 
+policy::HttpRequest toPolicyRequest(const http::RequestView& view) {
+  policy::HttpRequest http;
+  http.method = view.method;
+  http.host = view.authority;
+  http.path = view.path;
+  http.headers.reserve(view.headers.size());
+  for (const http::Header& h : view.headers) {
+    http.headers.emplace_back(h.name, h.value);
+  }
+  // WebSocket is the GET it starts as; CONNECT and other upgrades open what no rule sees.
+  http.tunnel = view.tunnel == http::Tunnel::kConnect || view.tunnel == http::Tunnel::kUpgrade;
+  return http;
+}
+
 bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& workload,
                 uint16_t port) {
   return policy::isHttpPort(snapshot.services, workload, port);
@@ -27,14 +41,7 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     auto state = ctx.shared.workloads->current();
     model::Workload fallback;
     const model::Workload* w = &workloadOf(*state, *pod, fallback);
-    policy::HttpRequest http;
-    http.method = view.method;
-    http.host = view.authority;
-    http.path = view.path;
-    http.headers.reserve(view.headers.size());
-    for (const http::Header& h : view.headers) {
-      http.headers.emplace_back(h.name, h.value);
-    }
+    policy::HttpRequest http = toPolicyRequest(view);
     policy::Request request;
     request.source_principal = peer.principal;
     request.source_ip = source_ip;
@@ -61,8 +68,8 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     } else {
       ctx.stats.inc(ctx.stats.http_requests_denied);
       LOG_INFO("inbound HTTP ", peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
-               pod->info.name, " ", std::string(view.method), " ", std::string(view.path), ": ",
-               d.str());
+               pod->info.name, " ", std::string(view.method), " ", std::string(view.authority),
+               std::string(view.path), ": ", out.reason);
     }
     return out;
   };

@@ -16,12 +16,19 @@
 #include "agent/worker_context.h"
 #include "http/request_view.h"
 #include "model/model.h"
+#include "policy/request.h"
 
 namespace ferry::agent {
 
 // policy::isHttpPort (policy/protocol.h) over the snapshot's Services.
 bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& workload,
                 uint16_t port);
+
+// What the engine is shown of a request the HTTP filters parsed: method, normalized authority
+// and path, headers; CONNECT and non-WebSocket upgrades as tunnels (policy/request.h: allowed
+// only by an ALLOW rule naming their method), a WebSocket upgrade as the GET it starts as.
+// Views into `view`.
+policy::HttpRequest toPolicyRequest(const http::RequestView& view);
 
 // The verified facts of one inbound connection that every request on it shares.
 struct InboundPeer {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/table.h"
+#include "http/authority.h"
 #include "policy/engine.h"
 #include "policy/protocol.h"
 
@@ -34,6 +35,8 @@ std::string reasonName(policy::Decision::Reason r) {
       return "allow_matched";
     case policy::Decision::Reason::kNoAllowMatched:
       return "no_allow_matched";
+    case policy::Decision::Reason::kTunnelNotNamed:
+      return "tunnel_not_named";
   }
   return "?";
 }
@@ -144,9 +147,20 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
     } else if (auto svcs = inv.servicesSelecting(d); !svcs.empty()) {
       r.host = svcs.front()->hostname();
     }
+    // The host the data path matches: normalized as the agent's HTTP filters do.
+    if (!r.host.empty()) {
+      auto host = http::normalizeAuthority(r.host);
+      if (!host.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "host ", r.host, ": ", host.status().message(), " (the agent answers 400)"));
+      }
+      r.host = *std::move(host);
+    }
     http.method = r.method;
     http.path = r.path;
     http.host = r.host;
+    // What the agent sees for CONNECT (an upgrade needs its Upgrade field, which is not asked).
+    http.tunnel = r.method == "CONNECT";
     for (const auto& [name, value] : args.headers) {
       http.headers.emplace_back(name, value);
     }

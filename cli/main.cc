@@ -38,6 +38,7 @@ agent decides: on a TCP port the connection; on an HTTP port (a Service names it
 connection, then the request METHOD PATH when given. --plaintext: the source has no mesh
 identity (as a pod outside the mesh). The port defaults to the target port of the Service
 selecting the pod.
+CONNECT takes an empty PATH and its target as --host HOST:PORT.
 )";
 
 struct UsageError {
@@ -162,8 +163,11 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   o.check.source = *src;
   o.check.destination = *dst;
   if (o.positional.size() == 4) {
-    if (!o.positional[3].starts_with("/")) {
-      return UsageError{"PATH must start with '/', not '" + o.positional[3] + "'"};
+    // CONNECT's target is an authority (--host), so its PATH is empty, as the agent sees it.
+    const bool connect = o.positional[2] == "CONNECT";
+    if (connect ? !o.positional[3].empty() : !o.positional[3].starts_with("/")) {
+      return UsageError{connect ? "CONNECT has no PATH: give \"\" and the target as --host"
+                                : "PATH must start with '/', not '" + o.positional[3] + "'"};
     }
     o.check.method = o.positional[2];
     o.check.path = o.positional[3];

@@ -25,6 +25,7 @@
 #include "agent/route_state.h"
 #include "agent/telemetry.h"
 #include "agent/worker_context.h"
+#include "http/authority.h"
 #include "http/http1_parser.h"
 
 namespace ferry::agent {
@@ -49,7 +50,9 @@ TEST_CASE("forwarded request head: hop-by-hop fields go and edits apply but fram
   edits.add("x-canary", "yes");
   edits.add("content-length", "99");  // never lets a route change framing
   edits.add("bad name", "v");
-  std::string out = forwardedRequestHead(head, "/a?b=1", edits);
+  std::vector<http::Header> fields;
+  http::fieldsWithAuthority(head.headers, "front", fields);
+  std::string out = forwardedRequestHead(head.method, fields, "/a?b=1", edits);
   CHECK(out == "POST /a?b=1 HTTP/1.1\r\nHost: front\r\nContent-Length: 3\r\nx-canary: yes\r\n\r\n");
 }
 
@@ -294,38 +297,66 @@ model::NodeSnapshot loopbackRoute(uint16_t port, int delay_ms) {
   return snap;
 }
 
+// HttpOutbound on a worker loop of its own, for the routed Service of loopbackRoute(), its
+// backend listening on loopback.
+struct RoutedRig {
+  explicit RoutedRig(int delay_ms) {
+    listener = loopbackListener(&backend_port);
+    workloads.set(std::make_shared<const WorkloadState>(loopbackRoute(backend_port, delay_ms)));
+    routing.update(*workloads.current());
+    auto t = Telemetry::create({.metrics_address = ""}, std::make_shared<accesslog::MemorySink>());
+    REQUIRE(t.ok());
+    telemetry = *std::move(t);
+    shared.config = &config;
+    shared.workloads = &workloads;
+    shared.pods = &pods;
+    shared.telemetry = telemetry.get();
+    shared.routing = &routing;
+    ctx = std::make_unique<WorkerContext>(0, loop, shared);
+    thread = std::thread([this] { loop.run(); });
+  }
+  ~RoutedRig() {
+    loop.stop();
+    thread.join();
+    ::close(listener);
+  }
+  // A client connection to the front Service's VIP, captured: returns the client's end.
+  int connect() {
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    REQUIRE(::fcntl(pair[1], F_SETFL, O_NONBLOCK) == 0);
+    auto pod = std::make_shared<LocalPod>();
+    pod->info = {
+        .uid = "uid-client", .name = "client", .ns = "default", .service_account = "client"};
+    auto original = SocketAddress::parse("10.96.0.30", 80);
+    REQUIRE(original.ok());
+    loop.post([this, pod, original = *original, agent_end = pair[1]] {
+      startHttpOutbound(*ctx, pod, original, "10.244.0.5", agent_end);
+    });
+    return pair[0];
+  }
+
+  uint16_t backend_port = 0;
+  int listener = -1;
+  WorkloadStateHolder workloads;
+  RoutingState routing;
+  LocalPodsHolder pods;
+  Config config;
+  std::unique_ptr<Telemetry> telemetry;
+  Shared shared;
+  EventLoop loop;
+  std::unique_ptr<WorkerContext> ctx;
+  std::thread thread;
+};
+
 // Sends an 8 MiB body through HttpOutbound while its one try waits to start (`hold_slot`: for
 // the connection slot the test holds; else for the route's 5 s fault delay), checks how much of
 // it the agent took meanwhile, then lets the try start and checks the backend got it whole.
 void streamWhileWaiting(bool hold_slot) {
-  uint16_t backend_port = 0;
-  int listener = loopbackListener(&backend_port);
-  WorkloadStateHolder workloads;
-  workloads.set(
-      std::make_shared<const WorkloadState>(loopbackRoute(backend_port, hold_slot ? 0 : 5000)));
-  RoutingState routing;
-  routing.update(*workloads.current());
-  LocalPodsHolder pods;
-  Config config;
-  auto telemetry =
-      Telemetry::create({.metrics_address = ""}, std::make_shared<accesslog::MemorySink>());
-  REQUIRE(telemetry.ok());
-  Shared shared;
-  shared.config = &config;
-  shared.workloads = &workloads;
-  shared.pods = &pods;
-  shared.telemetry = telemetry->get();
-  shared.routing = &routing;
-  EventLoop loop;
-  WorkerContext ctx(0, loop, shared);
-  struct LoopThread {
-    EventLoop& loop;
-    std::thread thread{[this] { loop.run(); }};
-    ~LoopThread() {
-      loop.stop();
-      thread.join();
-    }
-  } running{loop};
+  RoutedRig rig(hold_slot ? 0 : 5000);
+  RoutingState& routing = rig.routing;
+  WorkerContext& ctx = *rig.ctx;
+  const int listener = rig.listener;
 
   // Holding v1's only connection slot, the test makes the request below wait in its queue.
   auto v1 = routing.current()->cluster({"default", "v1"}, 80);
@@ -334,21 +365,11 @@ void streamWhileWaiting(bool hold_slot) {
     REQUIRE(v1->limiter.acquire(nullptr).admit == routing::ConnectionLimiter::Admit::kConnect);
   }
 
-  int pair[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-  const int client = pair[0];
-  REQUIRE(::fcntl(pair[1], F_SETFL, O_NONBLOCK) == 0);
+  const int client = rig.connect();
   REQUIRE(::fcntl(client, F_SETFL, O_NONBLOCK) == 0);
   // Little room in the socket itself: what the client could write, the agent mostly read.
   int sndbuf = 32 * 1024;
   ::setsockopt(client, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-  auto pod = std::make_shared<LocalPod>();
-  pod->info = {.uid = "uid-client", .name = "client", .ns = "default", .service_account = "client"};
-  auto original = SocketAddress::parse("10.96.0.30", 80);
-  REQUIRE(original.ok());
-  loop.post([&, agent_end = pair[1]] {
-    startHttpOutbound(ctx, pod, *original, "10.244.0.5", agent_end);
-  });
 
   constexpr uint64_t kBody = 8 * 1024 * 1024;
   std::string request =
@@ -417,13 +438,69 @@ void streamWhileWaiting(bool hold_slot) {
   }
   CHECK(response.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
 
-  ::close(listener);
   // The client leaves: the agent closes its side (waited for, up to 30 s).
   ::close(client);
   for (int i = 0; i < 3000 && ctx.stats.connections_active.load() != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CHECK(ctx.stats.connections_active.load() == 0);
+}
+
+TEST_CASE("routed hostile rows: the direct path's request-target rules, and what the backend gets",
+          "[agent][routing][hostile]") {
+  struct Row {
+    const char* name;
+    std::string request;
+    int status;
+    std::string forwarded;  // the head the backend receives ("" when nothing reaches it)
+  };
+  const Row rows[] = {
+      {"absolute-form authority wins over Host (RFC 9112 3.2.2)",
+       "GET http://V1.Example.:80/x?q HTTP/1.1\r\nHost: front\r\n\r\n", 200,
+       "GET /x?q HTTP/1.1\r\nHost: v1.example:80\r\n\r\n"},
+      {"Host forwarded in normal form, first", "GET /x HTTP/1.1\r\nX-A: 1\r\nHost: Front.:\r\n\r\n",
+       200, "GET /x HTTP/1.1\r\nHost: front\r\nX-A: 1\r\n\r\n"},
+      {"HTTP/1.0 absolute-form without Host", "GET http://front/x HTTP/1.0\r\n\r\n", 200,
+       "GET /x HTTP/1.1\r\nHost: front\r\n\r\n"},
+      {"HTTP/1.0 without Host (was forwarded as host: unknown)", "GET /x HTTP/1.0\r\n\r\n", 400,
+       ""},
+      {"HTTP/1.1 without Host", "GET /x HTTP/1.1\r\n\r\n", 400, ""},
+      {"Host with an empty label", "GET /x HTTP/1.1\r\nHost: front..\r\n\r\n", 400, ""},
+  };
+  for (const Row& row : rows) {
+    INFO(row.name);
+    RoutedRig rig(0);
+    std::future<BackendResult> backend;
+    if (!row.forwarded.empty()) {
+      backend = std::async(std::launch::async,
+                           [listener = rig.listener] { return serveOneRequest(listener); });
+    }
+    const int client = rig.connect();
+    timeval tv{30, 0};
+    ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    REQUIRE(::send(client, row.request.data(), row.request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(row.request.size()));
+    // Until the agent closes (a refusal) or the backend's "ok" arrived.
+    std::string response;
+    char buf[4096];
+    while (!response.ends_with("\r\n\r\nok")) {
+      ssize_t n = ::recv(client, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        break;
+      }
+      response.append(buf, static_cast<size_t>(n));
+    }
+    ::close(client);
+    INFO(response);
+    CHECK(response.starts_with(absl::StrCat("HTTP/1.1 ", row.status, " ")));
+    if (row.forwarded.empty()) {
+      pollfd p{rig.listener, POLLIN, 0};
+      CHECK(::poll(&p, 1, 0) == 0);  // the backend was never connected to
+    } else {
+      BackendResult got = backend.get();
+      CHECK(got.head == row.forwarded);
+    }
+  }
 }
 
 TEST_CASE(

@@ -124,6 +124,24 @@ TEST_CASE("ferryctl check: a denied HTTP request names the DENY policy", "[cli]"
   CHECK_THAT(table.out, Catch::Contains("DENY: denied by DENY policy demo/deny-admin rule 0"));
 }
 
+TEST_CASE("ferryctl check: CONNECT is a tunnel only a rule naming it opens, hosts in normal form",
+          "[cli]") {
+  // web-allow-client names GET, HEAD and POST for the client: not CONNECT.
+  Run r = ferryctl({"check", "demo/n1p1", "demo/n1p2", "CONNECT", "", "--host",
+                    "Web.Demo.svc.cluster.local.:8080", "--manifests", POLICIES_DIR, "-o", "json"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  json j = json::parse(r.out);
+  CHECK(j["allowed"] == false);
+  CHECK(j["reason"] == "tunnel_not_named");
+  CHECK(j["request"]["host"] == "web.demo.svc.cluster.local:8080");  // as the agent matches it
+  // A host the agent answers 400 to is an error here too.
+  Run bad = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/", "--host", "web..",
+                      "--manifests", POLICIES_DIR});
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.err, Catch::Contains("empty label"));
+}
+
 TEST_CASE("ferryctl check: L4 connections to db, from web allowed and from the client denied",
           "[cli]") {
   Run allowed =

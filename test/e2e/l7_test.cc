@@ -147,6 +147,85 @@ TEST_CASE("L7 HTTP/1: 200 allowed, 403 with body denied, keep-alive survives, by
   CHECK(m.stat(2, "policy_denied") >= 1);
 }
 
+// Sends `request` as raw bytes from `from` to n2p1:9080 and returns all it got back.
+std::string rawRequest(Mesh& m, const harness::Pod& from, const std::string& request) {
+  auto out =
+      m.run(from, {"/usr/bin/python3", meshAppsScript(), "http-raw", "--host=" + m.pod(2, 1).ipv4,
+                   absl::StrCat("--port=", kHttp1Port), "--text=" + request});
+  REQUIRE_OK(out);
+  return *out;
+}
+
+TEST_CASE("L7 HTTP/1: CONNECT is authorized on its target and opens only where a rule names it",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startMeshWithApi();
+  Mesh& m = *mesh;
+  REQUIRE_OK(
+      m.applyManifest("deny-admin-host.yaml", n2p1Policy("deny-admin-host", "DENY", R"(  - to:
+    - operation:
+        hosts: ["admin.example"]
+)")));
+  const harness::Pod& client = m.pod(1, 1);  // cross-node: mTLS, then n2's HTTP filter
+  auto denied = [](const std::string& response) {
+    return response.starts_with("HTTP/1.1 403 Forbidden\r\n") &&
+           response.ends_with("RBAC: access denied");
+  };
+  // The bypass: a denied target behind a harmless Host.
+  std::string bypass =
+      rawRequest(m, client, "CONNECT admin.example:80 HTTP/1.1\r\nHost: harmless.example\r\n\r\n");
+  INFO(bypass);
+  CHECK(denied(bypass));
+  CHECK(bypass.find("tunnel=") == std::string::npos);  // the app never saw it
+  // A harmless target: no rule names CONNECT, so no tunnel opens on an HTTP port.
+  std::string harmless = rawRequest(
+      m, client, "CONNECT harmless.example:80 HTTP/1.1\r\nHost: harmless.example\r\n\r\n");
+  CHECK(denied(harmless));
+  // Host shapes that escaped the host rule; each connection closes after its answer.
+  for (const char* host : {"admin.example.", "admin.example:", "ADMIN.example.:9080"}) {
+    INFO(host);
+    std::string r = rawRequest(
+        m, client,
+        absl::StrCat("GET /x HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n\r\n"));
+    CHECK(denied(r));
+  }
+  // Allowed: the app receives the Host in normal form.
+  std::string ok = rawRequest(
+      m, client, "GET /x HTTP/1.1\r\nHost: Harmless.Example.:\r\nConnection: close\r\n\r\n");
+  CHECK(ok.starts_with("HTTP/1.1 200 "));
+  CHECK(ok.find("X-Seen-Host: harmless.example\r\n") != std::string::npos);
+  // No Host and no authority in the target: 400, whatever the version.
+  CHECK(rawRequest(m, client, "GET /x HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 400 "));
+  const int64_t denied_before = m.stat(2, "http_requests_denied");
+  CHECK(denied_before >= 5);
+
+  // A rule naming CONNECT and the target host opens the tunnel; the app sees the target in
+  // normal form, as Host too.
+  REQUIRE_OK(m.applyManifest("allow-connect.yaml", n2p1Policy("allow-connect", "ALLOW", R"(  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
+    to:
+    - operation:
+        methods: ["CONNECT"]
+        hosts: ["harmless.example"]
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
+    to:
+    - operation:
+        methods: ["GET"]
+)")));
+  std::string tunnel =
+      rawRequest(m, client, "CONNECT Harmless.Example.:80 HTTP/1.1\r\nHost: x\r\n\r\n");
+  INFO(tunnel);
+  CHECK(tunnel.starts_with("HTTP/1.1 200 "));
+  CHECK(tunnel.ends_with("tunnel=harmless.example:80 host=harmless.example:80"));
+  // Still denied: the DENY on the target host wins over the rule naming CONNECT.
+  CHECK(denied(rawRequest(m, client,
+                          "CONNECT admin.example:80 HTTP/1.1\r\nHost: harmless.example\r\n\r\n")));
+  CHECK(m.stat(2, "http_requests_denied") == denied_before + 1);
+}
+
 TEST_CASE("L7 HTTP/2: a denied stream next to an allowed one on the same connection",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();

@@ -17,12 +17,17 @@
                                     status:N always N; sleep:MS answers after MS ms); GET
                                     /__stats (not counted) answers {"GET": n, "POST": m,
                                     "max_active": k, "connections": c}: what it received,
-                                    most at once, over how many connections
+                                    most at once, over how many connections; every answer
+                                    carries X-Seen-Host: the Host it received
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
-  http-server   --port P            HTTP/1.1: GET answers "path=<path>"; POST answers
-                                    "path=<path> traceparent=<received or -> bytes=<body size>"
+  http-server   --port P            HTTP/1.1: GET answers "path=<path>" and X-Seen-Host; POST
+                                    answers "path=<path> traceparent=<received or -> bytes=<body
+                                    size>"; CONNECT answers 200, then "tunnel=<target>
+                                    host=<Host>" as tunnel bytes, and closes
+  http-raw      --host H --port P --text T
+                                    send T as is (\\r\\n: CR LF), print all received until close
   http-get      --host H --port P --text "P1 P2"
   http-post     --host H --port P --text "P1 P2" --bytes N [--traceparent T]
                                     requests in turn on one keep-alive connection; one line each:
@@ -225,9 +230,11 @@ def hold(host, port, release_file):
 
 
 def reply(handler, status, body):
-    """Answers the request `handler` (an http.server handler) is serving with `body` (bytes)."""
+    """Answers the request `handler` (an http.server handler) is serving with `body` (bytes),
+    and says in X-Seen-Host which Host the request carried."""
     handler.send_response(status)
     handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("X-Seen-Host", handler.headers.get("Host", "-"))
     handler.end_headers()
     handler.wfile.write(body)
 
@@ -260,6 +267,14 @@ def http_server(port):
         def do_GET(self):
             reply(self, 200, ("path=%s" % self.path).encode())
 
+        def do_CONNECT(self):
+            # A CONNECT that reached the app: the tunnel's first bytes say what it was asked.
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(("tunnel=%s host=%s" %
+                              (self.path, self.headers.get("Host", "-"))).encode())
+            self.close_connection = True
+
         def do_POST(self):
             got = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             reply(self, 200, ("path=%s traceparent=%s bytes=%d" %
@@ -281,6 +296,24 @@ def http_get(host, port, paths):
         r = conn.getresponse()
         body = r.read().decode(errors="replace")
         print("%d %d %s" % (r.status, conn.sock.getsockname()[1], body), flush=True)
+
+
+def http_raw(host, port, text):
+    """Sends `text` as it is (the two characters \\r\\n stand for CR LF) on a new connection
+    and prints every byte received until the peer closes (10 s at most)."""
+    c = connect(host, port, timeout=10)
+    c.sendall(text.replace("\\r\\n", "\r\n").encode())
+    out = b""
+    try:
+        while True:
+            data = c.recv(CHUNK)
+            if not data:
+                break
+            out += data
+    except (socket.timeout, ConnectionResetError):
+        pass
+    sys.stdout.write(out.decode(errors="replace"))
+    sys.stdout.flush()
 
 
 def http_app(port, name, behavior):
@@ -615,6 +648,8 @@ def main():
             http_load(a.host, a.port, a.count, a.connections, a.method)
         elif a.mode == "http-get":
             http_get(a.host, a.port, a.text.split(" "))
+        elif a.mode == "http-raw":
+            http_raw(a.host, a.port, a.text)
         elif a.mode == "http-post":
             http_post(a.host, a.port, a.text.split(" "), a.bytes, a.traceparent)
         elif a.mode == "first-server":

@@ -387,6 +387,35 @@ TEST_CASE("routing e2e: max-connections 1 and max-pending-requests 1 answer the 
   CHECK(routeMetric(m, "ferry_route_overflows_total", "limited", 4) == 4);
 }
 
+TEST_CASE(
+    "routing e2e: the request-target rules of the direct path: absolute-form authority "
+    "wins over Host, no Host is 400",
+    "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  auto mesh = startRoutedMesh(splitRoute(100, 0));  // front -> v1 (n2p1:8080, http-app)
+  Mesh& m = *mesh;
+  auto raw = [&](const std::string& request) {
+    auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "http-raw",
+                                   "--host=10.96.0.30", "--port=80", "--text=" + request});
+    REQUIRE_OK(out);
+    return *out;
+  };
+  // RFC 9112 3.2.2: the target's authority replaces Host, in normal form.
+  std::string absolute =
+      raw("GET http://V1.Example.:80/x HTTP/1.1\r\nHost: front\r\nConnection: close\r\n\r\n");
+  INFO(absolute);
+  CHECK(absolute.starts_with("HTTP/1.1 200 "));
+  CHECK(absolute.find("X-Seen-Host: v1.example:80\r\n") != std::string::npos);
+  CHECK(absolute.ends_with("n2p1"));
+  std::string origin = raw("GET /x HTTP/1.1\r\nHost: Front.:\r\nConnection: close\r\n\r\n");
+  CHECK(origin.find("X-Seen-Host: front\r\n") != std::string::npos);
+  // No authority at all: 400 from the routing agent, HTTP/1.0 too; the backend sees nothing.
+  const int64_t gets = backendStats(m, 2, 1, 8080).value("GET", 0);
+  CHECK(raw("GET /x HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 400 "));
+  CHECK(raw("GET /x HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 400 "));
+  CHECK(backendStats(m, 2, 1, 8080).value("GET", 0) == gets);
+}
+
 TEST_CASE("routing e2e: route changes while requests are in flight fail none of them",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "fuzz_check.h"
+#include "http/authority.h"
 #include "http/http1_filter.h"
 
 using namespace ferry::http;
@@ -55,6 +56,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(t.ok());
       FUZZ_CHECK(t->forwarded() == h.target);
       FUZZ_CHECK(t->path.substr(0, 6) != "/admin");
+      // One Host, already in normal form: the authority policy matched.
+      auto authority = normalizeAuthority(h.host);
+      FUZZ_CHECK(authority.ok() && *authority == h.host);
       if (config.underscores != Http1FilterConfig::Underscores::kAllow) {
         for (const Header& hd : h.headers) {
           FUZZ_CHECK(hd.name.find('_') == std::string_view::npos);

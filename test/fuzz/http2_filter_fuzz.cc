@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fuzz_check.h"
+#include "http/authority.h"
 #include "http/http2_filter.h"
 
 using namespace ferry::http;
@@ -94,6 +95,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(rv == static_cast<ssize_t>(to_app.size()));  // valid HTTP/2 throughout
 
   for (auto& [id, fields] : app.requests) {
+    // One authority, in normal form: the one policy matched.
+    FUZZ_CHECK(fields.count("host") == 0);
+    auto authority = normalizeAuthority(fields[":authority"]);
+    FUZZ_CHECK(authority.ok() && *authority == fields[":authority"]);
     const std::string& method = fields[":method"];
     if (method == "CONNECT") {
       continue;

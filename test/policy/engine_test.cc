@@ -59,6 +59,75 @@ TEST_CASE("explain at L4 says which ALLOW rules were dropped", "[policy][explain
   CHECK_FALSE(e.policies[1].rules[0].matched);
 }
 
+TEST_CASE("a tunnel is allowed only by an ALLOW rule naming its method", "[policy][tunnel]") {
+  const std::string kNotNamed =
+      "denied: a tunnel (CONNECT or a non-WebSocket upgrade) needs an ALLOW rule naming its "
+      "method";
+  struct Row {
+    const char* name;
+    std::string policies;
+    bool tunnel_allowed;
+    std::string tunnel_decision;
+    bool get_allowed;  // the same peer's plain GET, for contrast
+  };
+  const std::string any_source = "[{from: [{source: {namespaces: [demo]}}]}]";
+  const Row rows[] = {
+      {"no policy", "", false, kNotNamed, true},
+      {"ALLOW naming CONNECT", ap("a", "ALLOW", "[{to: [{operation: {methods: [CONNECT]}}]}]"),
+       true, "allowed by ALLOW policy demo/a rule 0", false},
+      {"ALLOW methods [*]", ap("a", "ALLOW", "[{to: [{operation: {methods: ['*']}}]}]"), false,
+       kNotNamed, true},
+      {"ALLOW methods [CONN*]", ap("a", "ALLOW", "[{to: [{operation: {methods: ['CONN*']}}]}]"),
+       false, kNotNamed, false},
+      {"ALLOW without operations", ap("a", "ALLOW", any_source), false, kNotNamed, true},
+      {"ALLOW notMethods [GET]", ap("a", "ALLOW", "[{to: [{operation: {notMethods: [GET]}}]}]"),
+       false, kNotNamed, false},
+      {"second operation names CONNECT",
+       ap("a", "ALLOW",
+          "[{to: [{operation: {ports: ['8080']}}, {operation: {methods: [CONNECT]}}]}]"),
+       true, "allowed by ALLOW policy demo/a rule 0", true},
+      {"naming CONNECT for another host",
+       ap("a", "ALLOW", "[{to: [{operation: {methods: [CONNECT], hosts: [other.example]}}]}]"),
+       false, kNotNamed, false},
+      {"DENY naming CONNECT wins",
+       ap("d", "DENY", "[{to: [{operation: {methods: [CONNECT]}}]}]") +
+           ap("a", "ALLOW", "[{to: [{operation: {methods: [CONNECT]}}]}]"),
+       false, "denied by DENY policy demo/d rule 0", false},
+      {"DENY on the host applies to the tunnel as to any request",
+       ap("d", "DENY", "[{to: [{operation: {hosts: [tunnel.example]}}]}]"), false,
+       "denied by DENY policy demo/d rule 0", false},
+  };
+  for (const Row& row : rows) {
+    INFO(row.name);
+    auto snapshot = snapshotOf(row.policies);
+    WorkloadPolicies w = snapshot->forWorkload("demo", kWebLabels);
+    auto tunnel = build(Req{.principal = kClient,
+                            .method = "CONNECT",
+                            .path = "",
+                            .host = "tunnel.example:443",
+                            .tunnel = true});
+    Decision d = w.evaluate(tunnel->request);
+    CHECK(d.allowed == row.tunnel_allowed);
+    CHECK(d.str() == row.tunnel_decision);
+    CHECK(w.explain(tunnel->request).decision.str() == d.str());  // the index agrees
+    auto get = build(Req{.principal = kClient, .host = "tunnel.example:443"});
+    CHECK(w.evaluate(get->request).allowed == row.get_allowed);
+  }
+}
+
+TEST_CASE("explain says why an ALLOW rule does not open a tunnel", "[policy][explain][tunnel]") {
+  auto snapshot = snapshotOf(ap("a", "ALLOW",
+                                "[{to: [{operation: {methods: ['*']}}]}, "
+                                "{from: [{source: {namespaces: [demo]}}]}]"));
+  auto built = build(Req{.principal = kClient, .method = "CONNECT", .path = "", .tunnel = true});
+  Explanation e = snapshot->forWorkload("demo", kWebLabels).explain(built->request);
+  REQUIRE(e.policies.size() == 1);
+  CHECK(e.policies[0].rules[0].why ==
+        "to[0].operation.methods: does not name 'CONNECT', which a tunnel needs");
+  CHECK(e.policies[0].rules[1].why ==
+        "names no method: an ALLOW rule like this does not allow a tunnel");
+}
+
 TEST_CASE("the principal index decides exactly like a scan of every rule", "[policy][index]") {
   // Keyed rules (exact principals only) interleaved with unkeyed ones (prefix principals,
   // namespaces, no from at all), across several policies of each action, so that candidates

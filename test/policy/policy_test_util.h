@@ -55,6 +55,7 @@ struct Req {
   std::string host = "web.demo.svc.cluster.local";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string sni;
+  bool tunnel = false;  // HttpRequest::tunnel: CONNECT or a non-WebSocket upgrade
 };
 
 // The engine's Request views strings it does not own; the built request keeps its own copy of
@@ -72,6 +73,7 @@ inline std::unique_ptr<BuiltRequest> build(const Req& by_value) {
   b->http.method = r.method;
   b->http.path = r.path;
   b->http.host = r.host;
+  b->http.tunnel = r.tunnel;
   for (const auto& [k, v] : r.headers) {
     b->http.headers.emplace_back(k, v);
   }

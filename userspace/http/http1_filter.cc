@@ -1,6 +1,9 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "http/http1_filter.h"
 
+#include <span>
+
+#include "http/authority.h"
 #include "http/chars.h"
 
 namespace ferry::http {
@@ -49,7 +52,9 @@ bool validFieldValue(std::string_view v) {
   return v.empty() || (!chars::isWs(v.front()) && !chars::isWs(v.back()));
 }
 
-bool listsToken(std::string_view value, std::string_view token) {
+// Calls fn(element) for each element of a comma-separated list, whitespace trimmed.
+template <typename Fn>
+void forEachElement(std::string_view value, Fn fn) {
   size_t i = 0;
   while (i <= value.size()) {
     size_t comma = value.find(',', i);
@@ -60,15 +65,39 @@ bool listsToken(std::string_view value, std::string_view token) {
     while (!e.empty() && chars::isWs(e.back())) {
       e.remove_suffix(1);
     }
-    if (chars::equalsIgnoreCase(e, token)) {
-      return true;
-    }
+    fn(e);
     if (comma == std::string_view::npos) {
       break;
     }
     i = comma + 1;
   }
-  return false;
+}
+
+bool listsToken(std::string_view value, std::string_view token) {
+  bool found = false;
+  forEachElement(value, [&](std::string_view e) { found |= chars::equalsIgnoreCase(e, token); });
+  return found;
+}
+
+// A GET whose Upgrade fields offer WebSocket and nothing else (RFC 6455 4.1): the app cannot
+// switch to anything but WebSocket, so the request is authorized as the GET it is.
+bool webSocketOnly(std::string_view method, std::span<const Header> headers) {
+  if (method != "GET") {
+    return false;
+  }
+  bool any = false, only = true;
+  for (const Header& h : headers) {
+    if (!chars::equalsIgnoreCase(h.name, "upgrade")) {
+      continue;
+    }
+    forEachElement(h.value, [&](std::string_view e) {
+      if (!e.empty()) {
+        any = true;
+        only &= chars::equalsIgnoreCase(e, "websocket");
+      }
+    });
+  }
+  return any && only;
 }
 
 }  // namespace
@@ -156,35 +185,32 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
     rejectRequest(400, nullptr, out);
     return;
   }
-  if (target->form == RequestTarget::Form::kAbsolute &&
-      !chars::equalsIgnoreCase(target->authority, head.host)) {
-    rejectRequest(400, "absolute-form target does not match Host", out);
+  auto authority = requestAuthority(head, *target);
+  if (!authority.ok()) {
+    last_error_ = std::string(authority.status().message());
+    rejectRequest(400, nullptr, out);
     return;
   }
-  view_headers_.clear();
+  authority_ = *std::move(authority);
+  // Host is forwarded as the authority policy matches, whatever the client sent.
+  fieldsWithAuthority(head.headers, authority_, view_headers_);
   bool upgrade = head.upgrade;
   bool strip_h2c = false;
-  for (const Header& h : head.headers) {
-    if (chars::equalsIgnoreCase(h.name, "upgrade") && listsToken(h.value, "h2c")) {
-      strip_h2c = true;
-    }
+  bool underscore = false;
+  for (const Header& h : view_headers_) {
+    strip_h2c |= chars::equalsIgnoreCase(h.name, "upgrade") && listsToken(h.value, "h2c");
+    underscore |= h.name.find('_') != std::string_view::npos;
   }
-  for (const Header& h : head.headers) {
-    if (h.name.find('_') != std::string_view::npos) {
-      if (config_.underscores == Config::Underscores::kReject) {
-        rejectRequest(400, "underscore in header field name", out);
-        return;
-      }
-      if (config_.underscores == Config::Underscores::kDrop) {
-        continue;
-      }
-    }
-    if (strip_h2c && (chars::equalsIgnoreCase(h.name, "upgrade") ||
-                      chars::equalsIgnoreCase(h.name, "http2-settings"))) {
-      continue;
-    }
-    view_headers_.push_back(h);
+  if (underscore && config_.underscores == Config::Underscores::kReject) {
+    rejectRequest(400, "underscore in header field name", out);
+    return;
   }
+  std::erase_if(view_headers_, [&](const Header& h) {
+    return (config_.underscores == Config::Underscores::kDrop &&
+            h.name.find('_') != std::string_view::npos) ||
+           (strip_h2c && (chars::equalsIgnoreCase(h.name, "upgrade") ||
+                          chars::equalsIgnoreCase(h.name, "http2-settings")));
+  });
   if (strip_h2c) {
     upgrade = false;
   }
@@ -193,8 +219,13 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
   view.method = head.method;
   view.path = target->path;
   view.query = target->query;
-  view.authority = head.host;
+  view.authority = authority_;
   view.headers = view_headers_;
+  if (head.method == "CONNECT") {
+    view.tunnel = Tunnel::kConnect;
+  } else if (upgrade) {
+    view.tunnel = webSocketOnly(head.method, view_headers_) ? Tunnel::kWebSocket : Tunnel::kUpgrade;
+  }
   if (auto ct = view.header("content-type")) {
     view.grpc = ct->substr(0, 16) == "application/grpc";
   }
@@ -210,7 +241,7 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
     p.started = config_.now();
     p.record.method = std::string(head.method);
     p.record.path = target->path;
-    p.record.authority = std::string(head.host);
+    p.record.authority = authority_;
     p.record.authorized = true;
     p.record.allowed = decision.allow;
     p.record.policy = std::move(decision.policy);
@@ -223,7 +254,10 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
     ++stats_.allowed;
     p.kind = Pending::Kind::kForwarded;
     p.close_after = !head.keep_alive;
-    p.record.forwarded_traceparent = serializeRequest(view, target->forwarded(), out);
+    // CONNECT's target is its authority: forwarded in the normal form policy matched.
+    const std::string forwarded_target =
+        target->form == RequestTarget::Form::kAuthority ? authority_ : target->forwarded();
+    p.record.forwarded_traceparent = serializeRequest(view, forwarded_target, out);
     forward_body_ = true;
     pending_.push_back(std::move(p));
     return;

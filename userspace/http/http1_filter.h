@@ -26,9 +26,12 @@
 // `403 Forbidden` / `RBAC: access denied` in its place in the pipeline (after the responses to
 // earlier requests), its body is read and dropped, and the connection stays usable. A
 // malformed request gets 400 (or 414/431/501/505) and the connection closes.
-// Upgrade (WebSocket) and CONNECT are authorized like any request; once the app accepts them
-// (101, or 2xx to CONNECT) both directions become a raw tunnel. `Upgrade: h2c` is stripped:
-// an h2c connection would carry later requests past this filter.
+// The authority is decided once (authority.h: absolute-form or CONNECT target over Host,
+// normalized) and forwarded as the one Host field. Upgrades and CONNECT are authorized with
+// RequestView::tunnel set (the authorizer decides whether a tunnel may open; a refused one gets
+// 403 and the connection closes); once the app accepts them (101, or 2xx to CONNECT) both
+// directions become a raw tunnel. `Upgrade: h2c` is stripped: an h2c connection would carry
+// later requests past this filter.
 namespace ferry::http {
 
 struct Http1FilterConfig {
@@ -153,7 +156,8 @@ class Http1Filter {
   Http1Parser resp_;
   std::deque<Pending> pending_;
   std::string held_;                  // downstream bytes not yet parsed (paused)
-  std::vector<Header> view_headers_;  // reused per request
+  std::string authority_;             // the current request's, normalized (authority.h)
+  std::vector<Header> view_headers_;  // reused per request: Host first, holding authority_
   HeaderEdits edits_;
   std::string last_error_;
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "http/authority.h"
 #include "http/chars.h"
 
 namespace ferry::http {
@@ -54,54 +55,6 @@ bool parseDecimal(std::string_view s, uint64_t& out) {
   }
   out = v;
   return true;
-}
-
-// RFC 3986 host [ ":" port ]: reg-name, IPv4 or an IP-literal in brackets. Percent-encoding
-// in a Host is legal but never useful and a classic parser-confusion vector, so it is refused.
-bool validHost(std::string_view h) {
-  if (h.empty()) {
-    return false;
-  }
-  size_t i = 0;
-  if (h[0] == '[') {
-    size_t close = h.find(']');
-    if (close == std::string_view::npos || close < 3) {
-      return false;
-    }
-    for (size_t k = 1; k < close; ++k) {
-      char c = h[k];
-      if (!(chars::isHex(c) || c == ':' || c == '.')) {
-        return false;
-      }
-    }
-    i = close + 1;
-  } else {
-    while (i < h.size() && h[i] != ':') {
-      if (!chars::is(h[i], chars::kRegName) || h[i] == '%') {
-        return false;
-      }
-      ++i;
-    }
-    if (i == 0) {
-      return false;
-    }
-  }
-  if (i == h.size()) {
-    return true;
-  }
-  if (h[i] != ':') {
-    return false;
-  }
-  std::string_view port = h.substr(i + 1);
-  if (port.size() > 5) {
-    return false;
-  }
-  for (char c : port) {
-    if (c < '0' || c > '9') {
-      return false;
-    }
-  }
-  return true;  // empty port is allowed by RFC 3986
 }
 
 }  // namespace
@@ -494,7 +447,7 @@ bool Http1Parser::interpretFields() {
           fail(400, "more than one Host header field");
           return false;
         }
-        if (!validHost(h.value)) {
+        if (!validAuthority(h.value)) {
           fail(400, "invalid Host header field");
           return false;
         }

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
+#include "http/authority.h"
 #include "http/chars.h"
 
 namespace ferry::http {
@@ -79,6 +81,7 @@ struct Http2Filter::Stream {
   Fields resp_trailers;
   size_t header_bytes = 0;
   bool oversize = false;
+  std::string authority;  // normalized, forwarded as :authority
   bool forwarded = false;
   bool local = false;
   bool resp_started = false;
@@ -407,7 +410,9 @@ void Http2Filter::eraseStream(int32_t down_id) {
 }
 
 void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
-  std::string_view method, path, authority;
+  std::string_view method, path;
+  std::optional<std::string_view> authority_field, host_field;
+  bool malformed = false;
   std::vector<Header> headers;
   headers.reserve(s.req.size());
   for (const auto& [n, v] : s.req) {
@@ -416,7 +421,11 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
     } else if (n == ":path") {
       path = v;
     } else if (n == ":authority") {
-      authority = v;
+      authority_field = v;
+    } else if (n == "host") {
+      // Not forwarded: the one authority goes as :authority (RFC 9113 8.3.1).
+      malformed |= host_field.has_value();
+      host_field = v;
     } else if (!n.empty() && n[0] != ':') {
       if (n.find('_') != std::string::npos &&
           config_.underscores != Http1FilterConfig::Underscores::kAllow) {
@@ -435,11 +444,7 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
   view.protocol = HttpProtocol::kHttp2;
   view.method = method;
   view.headers = headers;
-  if (authority.empty()) {
-    authority = view.header("host").value_or("");
-  }
-  view.authority = authority;
-  s.record.authority = std::string(authority);
+  view.tunnel = method == "CONNECT" ? Tunnel::kConnect : Tunnel::kNone;
   if (auto ct = view.header("content-type")) {
     view.grpc = ct->substr(0, 16) == "application/grpc";
   }
@@ -450,6 +455,23 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
     localReply(s, 431, view.grpc);
     return;
   }
+  // :authority, else Host; both present and naming different authorities is malformed
+  // (RFC 9113 8.3.1): one would be matched and the other read by the app.
+  const std::string_view received = authority_field.value_or(host_field.value_or(""));
+  s.record.authority = std::string(received);  // replaced by the normal form once accepted
+  auto authority = normalizeAuthority(received);
+  if (!malformed && authority.ok() && authority_field && host_field) {
+    auto host = normalizeAuthority(*host_field);
+    malformed = !host.ok() || *host != *authority;
+  }
+  if (malformed || !authority.ok()) {
+    ++stats_.rejected;
+    localReply(s, 400, view.grpc);
+    return;
+  }
+  s.authority = *std::move(authority);
+  view.authority = s.authority;
+  s.record.authority = s.authority;
   RequestTarget target;
   if (method != "CONNECT") {
     auto parsed = parseRequestTarget(method, path, config_.path);

@@ -22,6 +22,9 @@ struct nghttp2_session;
 // faces the client, an nghttp2 client session faces the app, and each client stream is
 // authorized on its own. A denied stream gets `:status 403` (gRPC: trailers-only with
 // grpc-status 7 PERMISSION_DENIED) while the other streams of the connection carry on.
+// The authority is :authority, else Host, normalized (authority.h) and forwarded as :authority
+// alone; a Host naming another authority than :authority makes the request malformed (RFC 9113
+// 8.3.1: 400 on its stream). CONNECT streams reach the authorizer with RequestView::tunnel set.
 //
 // Limits: SETTINGS_MAX_CONCURRENT_STREAMS and MAX_HEADER_LIST_SIZE are advertised and enforced
 // (nghttp2 refuses extra streams; an oversized header list gets 431 on its stream); client

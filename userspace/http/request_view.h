@@ -17,15 +17,27 @@ namespace ferry::http {
 
 enum class HttpProtocol : uint8_t { kHttp10, kHttp11, kHttp2 };
 
+// What a request turns its connection (HTTP/1) or stream (HTTP/2) into once the app accepts it.
+// Past that point the filter relays opaque bytes that no path rule ever sees.
+enum class Tunnel : uint8_t {
+  kNone,
+  kWebSocket,  // GET with `Upgrade: websocket` (only): authorized as the GET it starts as
+  kConnect,    // CONNECT, HTTP/1 or HTTP/2: authorized on its target authority
+  kUpgrade,    // any other protocol switch (h2c is stripped before it gets here)
+};
+
 struct RequestView {
   HttpProtocol protocol = HttpProtocol::kHttp11;
   std::string_view method;
   // Normalized absolute path without the query: what policy `paths` match, and exactly what is
   // forwarded. Empty for CONNECT (authority-form) and "OPTIONS *".
   std::string_view path;
-  std::string_view query;      // without '?'
-  std::string_view authority;  // Host / :authority
-  bool grpc = false;           // content-type application/grpc[+...]
+  std::string_view query;  // without '?'
+  // Normalized (authority.h): the target's authority for absolute-form and CONNECT, else Host
+  // (HTTP/1) or :authority (HTTP/2); exactly what is forwarded.
+  std::string_view authority;
+  Tunnel tunnel = Tunnel::kNone;
+  bool grpc = false;  // content-type application/grpc[+...]
   // Every regular field as received (no pseudo-headers). HTTP/2 names are lowercase;
   // HTTP/1 names keep their case, so look them up with the helpers below.
   std::span<const Header> headers;

@@ -39,6 +39,10 @@ std::string_view actionName(PolicyAction a) {
   return "?";
 }
 
+bool isTunnel(const Request& r) {
+  return r.http != nullptr && r.http->tunnel;
+}
+
 }  // namespace
 
 std::string RuleRef::str() const {
@@ -62,6 +66,9 @@ std::string describe(Decision::Reason reason, const RuleRef& rule) {
       return text::cat("allowed by ALLOW policy ", rule.str());
     case Decision::Reason::kNoAllowMatched:
       return "denied: no ALLOW policy matched";
+    case Decision::Reason::kTunnelNotNamed:
+      return "denied: a tunnel (CONNECT or a non-WebSocket upgrade) needs an ALLOW rule naming "
+             "its method";
   }
   return "?";
 }
@@ -205,7 +212,7 @@ Decision WorkloadPolicies::RuleSet::evaluate(const Request& request) const {
     d.allowed = false;
     return d;
   }
-  if (allow.empty()) {
+  if (allow.empty() && !isTunnel(request)) {
     d.allowed = true;
     d.reason = Decision::Reason::kNoAllowPolicy;
     return d;
@@ -220,7 +227,8 @@ Decision WorkloadPolicies::RuleSet::evaluate(const Request& request) const {
     return false;
   });
   if (!d.allowed) {
-    d.reason = Decision::Reason::kNoAllowMatched;
+    d.reason =
+        isTunnel(request) ? Decision::Reason::kTunnelNotNamed : Decision::Reason::kNoAllowMatched;
   }
   return d;
 }
@@ -241,7 +249,7 @@ Decision WorkloadPolicies::RuleSet::evaluateLinear(const Request& request) const
       return d;
     }
   }
-  if (allow.empty()) {
+  if (allow.empty() && !isTunnel(request)) {
     d.allowed = true;
     d.reason = Decision::Reason::kNoAllowPolicy;
     return d;
@@ -255,7 +263,8 @@ Decision WorkloadPolicies::RuleSet::evaluateLinear(const Request& request) const
     }
   }
   d.allowed = false;
-  d.reason = Decision::Reason::kNoAllowMatched;
+  d.reason =
+      isTunnel(request) ? Decision::Reason::kTunnelNotNamed : Decision::Reason::kNoAllowMatched;
   return d;
 }
 

@@ -30,6 +30,10 @@
 // Dry-run policies (istio.io/dry-run) never change the decision: the decision carries, beside
 // it, the one that would be made with them enforced too (Decision::dry_run).
 //
+// Tunnels (HttpRequest::tunnel: CONNECT, an upgrade other than WebSocket) are allowed only by an
+// ALLOW rule with an operation naming their method exactly; with no ALLOW policy they are denied
+// (Reason::kTunnelNotNamed), as Envoy refuses upgrade types it is not configured for.
+//
 // Evaluation is stateless and lock-free: a PolicySnapshot never changes after build(), and the
 // agent swaps whole snapshots through a PolicyStore.
 
@@ -66,6 +70,7 @@ struct Decision {
     kNoAllowPolicy,   // no ALLOW policy applies: allowed
     kAllowMatched,    // an ALLOW rule matched
     kNoAllowMatched,  // ALLOW policies apply, none matched
+    kTunnelNotNamed,  // a tunnel (HttpRequest::tunnel) no ALLOW rule names the method of
   };
   // The decision dry-run policies would make, enforced together with the others.
   struct DryRun {

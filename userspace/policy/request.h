@@ -23,6 +23,12 @@ struct HttpRequest {
   // Every header as received, names in any case (matching is case-insensitive on names).
   // A header sent several times appears several times.
   std::vector<std::pair<std::string_view, std::string_view>> headers;
+  // A CONNECT or a non-WebSocket upgrade: once the app accepts it the connection (or h2
+  // stream) is an opaque tunnel no later rule sees. Envoy refuses upgrade types it is not
+  // configured for (403), so such a request is allowed only by an ALLOW rule with an operation
+  // whose `methods` name `method` exactly ("*", prefixes and rules without methods do not),
+  // and is denied when no ALLOW policy applies. DENY and AUDIT rules match as usual.
+  bool tunnel = false;
 };
 
 struct Request {

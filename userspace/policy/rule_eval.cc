@@ -114,6 +114,15 @@ bool unknownHttp(HttpParts parts, bool set, std::string_view at, std::string_vie
   return true;
 }
 
+bool namesExactly(const Field<StringMatcher>& field, std::string_view value) {
+  for (const StringMatcher& m : field.values) {
+    if (m.kind() == StringMatcher::Kind::kExact && m.value() == value) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool sourceHolds(const CompiledSource& s, const View& v, HttpParts parts, std::string_view at,
                  std::string* why) {
   const Request& r = v.request;
@@ -272,10 +281,25 @@ RuleOutcome evaluateRule(const CompiledRule& rule, PolicyAction action, const Vi
       return RuleOutcome::kNoMatch;
     }
   }
+  // A tunnel is allowed only by an operation naming its method (request.h).
+  const bool tunnel = action == PolicyAction::kAllow && v.http && v.request.http->tunnel;
+  if (tunnel && rule.to.empty()) {
+    if (why != nullptr) {
+      *why = "names no method: an ALLOW rule like this does not allow a tunnel";
+    }
+    return RuleOutcome::kNoMatch;
+  }
   if (!rule.to.empty()) {
     bool any = false;
     for (size_t i = 0; i < rule.to.size() && !any; ++i) {
       std::string at = why ? text::cat("to[", i, "].operation.") : std::string();
+      if (tunnel && !namesExactly(rule.to[i].methods, v.request.http->method)) {
+        if (why != nullptr && i == 0) {
+          *why = text::cat(at, "methods: does not name ", show(v.request.http->method),
+                           ", which a tunnel needs");
+        }
+        continue;
+      }
       any = operationHolds(rule.to[i], v, parts, at, i == 0 ? why : nullptr);
     }
     if (!any) {
