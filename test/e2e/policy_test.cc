@@ -131,7 +131,7 @@ const std::string kDenyGetFromN1p2 = n2p1Policy("deny-get-n1p2", "DENY", R"(  - 
         methods: ["GET"]
 )");
 
-TEST_CASE("TCP port: ALLOW principals [*] refuses a plaintext peer; a DENY with methods keeps "
+TEST_CASE("TCP port: ALLOW principals * refuses a plaintext peer, and a DENY with methods keeps "
           "its principals",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
