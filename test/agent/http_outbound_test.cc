@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstdio>
 #include <future>
 #include <string>
@@ -316,6 +317,14 @@ struct RoutedRig {
     thread = std::thread([this] { loop.run(); });
   }
   ~RoutedRig() {
+    // A relay to the backend ends on the loop once the backend's close is read; stopping the
+    // loop before that would leave it unfinished (and its memory unreleased). Bounded wait on
+    // the gauge, not on time alone.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (ctx->stats.connections_active.load(std::memory_order_relaxed) > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
     loop.stop();
     thread.join();
     ::close(listener);
