@@ -15,7 +15,7 @@ select=()
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
   flags=(-DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON)
-  select=(-E '^e2e_|^hbone_first_write_test: the first writes of a new connection')
+  select=(-E '^e2e_|^hbone_first_write_test:the first writes of a new connection')
 fi
 
 ./scripts/setup.sh
