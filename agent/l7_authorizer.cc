@@ -50,11 +50,11 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     request.http = &http;
     policy::Decision d = state->policies().evaluate(*w, request);
     if (d.dry_run) {
-      recordDryRun(d,
-                   text::cat("inbound HTTP ",
-                             peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
-                             pod->info.name, " ", view.method, " ", view.path),
-                   &ctx.stats);
+      recordDryRun(
+          d,
+          text::cat("inbound HTTP ", peer.principal.empty() ? peer.source_ip : peer.principal,
+                    " -> ", pod->info.name, " ", view.method, " ", view.path),
+          &ctx.stats);
     }
     http::AuthzDecision out;
     out.allow = d.allowed;

@@ -5,9 +5,9 @@
 // admitted together with the attributes they were authorized with; when the WorkloadState (and
 // so the policy set) changes, every one is authorized again against the new snapshot and those
 // now denied are closed (counted as policy_revoked, and logged, only when the connection was
-// still open: an HBONE stream may have finished before its entry is dropped). HTTP connections are covered as well: an
-// L4-decidable deny closes them, and their requests are each authorized against the current
-// snapshot anyway (l7_authorizer.h).
+// still open: an HBONE stream may have finished before its entry is dropped). HTTP connections are
+// covered as well: an L4-decidable deny closes them, and their requests are each authorized against
+// the current snapshot anyway (l7_authorizer.h).
 //
 // The check runs from a timer on the worker's own loop (kRecheckInterval) that compares the
 // state pointer, so no cross-thread call reaches a connection: a change is seen within that

@@ -221,10 +221,9 @@ std::string checkTable(const CheckReport& r) {
         rows.push_back({p.name, p.action, "-", "no", "no rules: matches nothing"});
       }
       for (const auto& rule : p.rules) {
-        rows.push_back({p.name, p.dry_run ? p.action + " (dry-run)" : p.action,
-                        std::to_string(rule.rule),
-                        rule.skipped_at_l4 ? "skipped (L4)" : (rule.matched ? "yes" : "no"),
-                        rule.why});
+        rows.push_back(
+            {p.name, p.dry_run ? p.action + " (dry-run)" : p.action, std::to_string(rule.rule),
+             rule.skipped_at_l4 ? "skipped (L4)" : (rule.matched ? "yes" : "no"), rule.why});
       }
     }
     out += renderTable({"POLICY", "ACTION", "RULE", "MATCH", "WHY"}, rows);

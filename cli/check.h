@@ -56,8 +56,8 @@ struct CheckReport {
   int decided_by_rule = -1;
   std::optional<bool> dry_run_allowed;  // what dry-run policies would decide, when any apply
   std::vector<std::string> audits;      // "ns/name rule N"
-  std::vector<Policy> policies;       // every policy that selects the destination
-  std::vector<std::string> warnings;  // refused policies failing closed, ignored METHOD PATH
+  std::vector<Policy> policies;         // every policy that selects the destination
+  std::vector<std::string> warnings;    // refused policies failing closed, ignored METHOD PATH
 };
 
 // Fails (NotFound) for a pod the manifests do not have, and (InvalidArgument) when the port

@@ -32,12 +32,9 @@ void getOr(const nlohmann::json& j, const char* name, T& value) {
 }  // namespace
 
 void to_json(nlohmann::json& j, const AuthorizationPolicy& v) {
-  j = nlohmann::json{{"key", v.key},
-                     {"action", v.action},
-                     {"rules", v.rules},
-                     {"root_namespace", v.root_namespace},
-                     {"dry_run", v.dry_run},
-                     {"refused", v.refused}};
+  j = nlohmann::json{{"key", v.key},         {"action", v.action},
+                     {"rules", v.rules},     {"root_namespace", v.root_namespace},
+                     {"dry_run", v.dry_run}, {"refused", v.refused}};
   putOptional(j, "selector", v.selector);
 }
 

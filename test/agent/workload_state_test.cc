@@ -71,7 +71,8 @@ TEST_CASE("pod IPs resolve directly, unknown IPs pass through, bad VIP ports ref
   CHECK(state.resolve("10.96.0.10", 82, rng).port == 82);
 }
 
-TEST_CASE("the pod index names pods without a Service, and a full workload of a pod wins", "[agent]") {
+TEST_CASE("the pod index names pods without a Service, and a full workload of a pod wins",
+          "[agent]") {
   model::NodeSnapshot s = snapshot();
   model::Workload lone;  // a mesh pod no Service selects, on another node
   lone.uid = "u-lone";

@@ -17,8 +17,8 @@ namespace {
 using namespace ferry::testing;  // NOLINT: the object builders
 using controller::testing::digests;
 using controller::testing::hasKey;
-using controller::testing::standIn;
 using controller::testing::hasWorkload;
+using controller::testing::standIn;
 using controller::testing::waitUntil;
 using nlohmann::json;
 

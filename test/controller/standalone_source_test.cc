@@ -15,8 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using controller::testing::hasKey;
-using controller::testing::standIn;
 using controller::testing::hasWorkload;
+using controller::testing::standIn;
 using controller::testing::waitUntil;
 using std::chrono::seconds;
 

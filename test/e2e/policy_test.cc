@@ -131,9 +131,10 @@ const std::string kDenyGetFromN1p2 = n2p1Policy("deny-get-n1p2", "DENY", R"(  - 
         methods: ["GET"]
 )");
 
-TEST_CASE("TCP port: ALLOW principals * refuses a plaintext peer, and a DENY with methods keeps "
-          "its principals",
-          "[privileged][e2e]") {
+TEST_CASE(
+    "TCP port: ALLOW principals * refuses a plaintext peer, and a DENY with methods keeps "
+    "its principals",
+    "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   auto mesh = Mesh::start();
   REQUIRE_OK(mesh);

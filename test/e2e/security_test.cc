@@ -40,7 +40,7 @@ TEST_CASE("between nodes the bridge carries only TLS and the marker never appear
     REQUIRE_OK(out);
     return *out;
   };
-  CHECK_FALSE(frames("tls.app_data").empty());                // encrypted application data
+  CHECK_FALSE(frames("tls.app_data").empty());  // encrypted application data
   // No TCP payload outside TLS. A retransmitted 15008 segment is dissected as plain TCP; the
   // next check still catches any payload, retransmitted or not, on a port other than 15008.
   CHECK(frames("tcp.len > 0 && !tls && !tcp.analysis.retransmission").empty());

@@ -249,8 +249,8 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
           CHECK(p->action == model::PolicyAction::kDeny);
         }
       }
-      const bool named_policy = r.errors[0].ref.has_value() &&
-                                r.errors[0].ref->kind == Kind::kAuthorizationPolicy;
+      const bool named_policy =
+          r.errors[0].ref.has_value() && r.errors[0].ref->kind == Kind::kAuthorizationPolicy;
       CHECK(stand_ins == (named_policy ? 1u : 0u));
       CHECK(r.objects.size() == 2 + stand_ins);
     }

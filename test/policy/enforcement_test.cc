@@ -24,9 +24,10 @@ Decision decide(const WorkloadPolicies& policies, const EnforcementRow& row) {
   return policies.evaluate(request);
 }
 
-TEST_CASE("enforcement rows: plaintext, HTTP-only fields on TCP ports, source {}, "
-          "serviceAccounts, dry-run, refused policies",
-          "[policy][enforcement]") {
+TEST_CASE(
+    "enforcement rows: plaintext, HTTP-only fields on TCP ports, source {}, "
+    "serviceAccounts, dry-run, refused policies",
+    "[policy][enforcement]") {
   auto rows = enforcementRows();
   REQUIRE(rows.size() >= 30);
   for (const auto& row : rows) {
@@ -41,9 +42,9 @@ TEST_CASE("enforcement rows: plaintext, HTTP-only fields on TCP ports, source {}
 }
 
 TEST_CASE("a refused policy is in force as a stand-in and listed", "[policy][enforcement]") {
-  auto policies = policiesOf(
-      withAction(ap("bad", "ALLOW", "[{}]"), "CUSTOM") +
-      ap("audit-bad", "AUDIT", "[{from: [{source: {ipBlocks: [nowhere]}}]}]"));
+  auto policies =
+      policiesOf(withAction(ap("bad", "ALLOW", "[{}]"), "CUSTOM") +
+                 ap("audit-bad", "AUDIT", "[{from: [{source: {ipBlocks: [nowhere]}}]}]"));
   // The refused AUDIT policy has no stand-in: it never changed a decision.
   REQUIRE(policies.size() == 1);
   CHECK(policies[0].action == model::PolicyAction::kDeny);
@@ -86,8 +87,8 @@ TEST_CASE("dry-run policies never change the enforced decision", "[policy][enfor
   // Every row's enforced decision is the same with a dry-run DENY-all added.
   for (const auto& row : enforcementRows()) {
     INFO(row.name);
-    auto with = PolicySnapshot::build(
-        policiesOf(row.policies + dryRun("shadow-deny-all", "DENY", "[{}]")));
+    auto with =
+        PolicySnapshot::build(policiesOf(row.policies + dryRun("shadow-deny-all", "DENY", "[{}]")));
     auto policies = with->forWorkload("demo", model::Labels{{"app", "web"}});
     Decision d = decide(policies, row);
     CHECK(d.allowed == row.allowed);

@@ -45,9 +45,9 @@ class Compiler {
       for (size_t i = 0; i < in.size(); ++i) {
         fail(text::cat(p, "[", i, "]"), checkServiceAccount(in[i]));
         auto slash = in[i].find('/');
-        out.push_back(ServiceAccountMatcher{in[i].substr(0, slash),
-                                            slash == std::string::npos ? "" : in[i].substr(slash + 1),
-                                            in[i]});
+        out.push_back(ServiceAccountMatcher{
+            in[i].substr(0, slash), slash == std::string::npos ? "" : in[i].substr(slash + 1),
+            in[i]});
       }
     };
     build(path, values, f.values);
@@ -244,9 +244,8 @@ absl::Status checkServiceAccount(std::string_view value) {
   auto slash = value.find('/');
   if (slash == std::string_view::npos || !isDnsName(value.substr(0, slash), false) ||
       !isDnsName(value.substr(slash + 1), true)) {
-    return absl::InvalidArgumentError(
-        text::cat("'", value,
-                  "' is not <namespace>/<serviceaccount> (Kubernetes names, no wildcards)"));
+    return absl::InvalidArgumentError(text::cat(
+        "'", value, "' is not <namespace>/<serviceaccount> (Kubernetes names, no wildcards)"));
   }
   return absl::OkStatus();
 }

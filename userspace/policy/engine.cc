@@ -56,8 +56,8 @@ std::string describe(Decision::Reason reason, const RuleRef& rule) {
     case Decision::Reason::kDenyMatched:
       if (rule.policy != nullptr && !rule.policy->refused.empty()) {
         return text::cat("denied: AuthorizationPolicy ", rule.policy->key.str(),
-                         " was refused and fails closed until it is fixed (",
-                         rule.policy->refused, ")");
+                         " was refused and fails closed until it is fixed (", rule.policy->refused,
+                         ")");
       }
       return text::cat("denied by DENY policy ", rule.str());
     case Decision::Reason::kNoAllowPolicy:

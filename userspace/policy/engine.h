@@ -39,8 +39,8 @@
 
 #include <array>
 #include <atomic>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>

@@ -155,15 +155,14 @@ bool sourceHolds(const CompiledSource& s, const View& v, HttpParts parts, std::s
            unknownHttp(parts, s.remote_ip_blocks.set(), at, "remoteIpBlocks", why);
   }
   // Ferry has no request authentication (JWT): the request principal is always absent.
-  return holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}),
-               why) &&
+  return holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}), why) &&
          // No trusted proxies in front of a pod: the remote IP is the peer's IP.
          holds(s.remote_ip_blocks, ipIn(r.source_ip), at, "remoteIpBlocks", showIp(r.source_ip),
                why);
 }
 
-bool operationHolds(const CompiledOperation& o, const View& v, HttpParts parts,
-                    std::string_view at, std::string* why) {
+bool operationHolds(const CompiledOperation& o, const View& v, HttpParts parts, std::string_view at,
+                    std::string* why) {
   const Request& r = v.request;
   if (!holds(
           o.ports, portIs(r.destination_port), at, "ports",
