@@ -64,9 +64,12 @@ Agent::Agent(Config config, AgentParts parts)
           ? std::nullopt
           : std::optional(absl::Milliseconds(config_.outlier_base_ejection_ms)));
   shared_.routing = routing_.get();
-  for (const std::string& cidr : config_.pod_cidrs) {
-    if (auto parsed = policy::Cidr::parse(cidr); parsed.ok()) {  // validate() refused bad ones
-      shared_.pod_ranges.push_back(*parsed);
+  for (const auto& [cidrs, ranges] : {std::pair{&config_.pod_cidrs, &shared_.pod_ranges},
+                                      std::pair{&config_.service_cidrs, &shared_.service_ranges}}) {
+    for (const std::string& cidr : *cidrs) {
+      if (auto parsed = policy::Cidr::parse(cidr); parsed.ok()) {  // validate() refused bad ones
+        ranges->push_back(*parsed);
+      }
     }
   }
 }

@@ -24,12 +24,12 @@ namespace {
 LogLimiter unknown_destination_log;
 LogLimiter not_enrolled_log;
 
-bool inPodRanges(const Shared& shared, const std::string& ip) {
+bool inRanges(const std::vector<policy::Cidr>& ranges, const std::string& ip) {
   std::optional<policy::IpAddress> address = policy::IpAddress::parse(ip);
   if (!address) {
     return false;
   }
-  for (const policy::Cidr& range : shared.pod_ranges) {
+  for (const policy::Cidr& range : ranges) {
     if (range.contains(*address)) {
       return true;
     }
@@ -109,14 +109,16 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
   PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
   std::string source_principal = principalOf(state->trustDomain(), identity);
   if (dest.workload == nullptr) {
-    if (inPodRanges(ctx.shared, dest.ip)) {
-      // A pod address the state does not name: maybe a mesh pod the controller has not told
-      // this node about yet. Sending it in clear could bypass its policy; refuse, and let the
-      // client's retry find it once the state arrives.
+    const bool pod_range = inRanges(ctx.shared.pod_ranges, dest.ip);
+    if (pod_range || inRanges(ctx.shared.service_ranges, dest.ip)) {
+      // A pod address or ClusterIP the state does not name: maybe a mesh pod or Service the
+      // controller has not told this node about yet. Sending it in clear (kube-proxy would take
+      // a VIP on to some pod) could bypass that pod's policy; refuse, and let the client's retry
+      // find it once the state arrives.
       ctx.stats.inc(ctx.stats.outbound_unknown_destination);
       LOG_WARN_LIMITED(unknown_destination_log, "outbound from ", pod->info.ns, "/", pod->info.name,
-                       " to ", to->str(), ": refused: no pod with this address in state version ",
-                       state->snapshot().version);
+                       " to ", to->str(), ": refused: no ", pod_range ? "pod" : "Service",
+                       " with this address in state version ", state->snapshot().version);
       closeWithReset(fd);
       return;
     }

@@ -18,7 +18,7 @@ namespace ferry::agent {
   X(outbound_no_original_dst)     /* the capture had no record: reset */                 \
   X(outbound_no_endpoint)         /* VIP without a ready endpoint: reset */              \
   X(outbound_passthrough)         /* destination outside the mesh: plain TCP */          \
-  X(outbound_unknown_destination) /* pod address no snapshot names: reset, not clear */  \
+  X(outbound_unknown_destination) /* pod or Service address no snapshot names: reset */  \
   X(outbound_not_enrolled)        /* mesh pod on this node not enrolled here: reset */   \
   X(outbound_same_node)           /* local destination: no encryption, policy applied */ \
   X(outbound_hbone)               /* tunnelled to a remote node */                       \

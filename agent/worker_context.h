@@ -40,6 +40,9 @@ struct Shared {
   // The cluster's pod ranges (--pod-cidrs), parsed once: a captured connection to an address in
   // them that no snapshot names is refused rather than sent in clear.
   std::vector<policy::Cidr> pod_ranges;
+  // The cluster's Service ranges (--service-cidrs): a ClusterIP no snapshot names is refused the
+  // same way (the controller sends every Service, mesh or not, to a node with a mesh pod).
+  std::vector<policy::Cidr> service_ranges;
 };
 
 struct WorkerContext {

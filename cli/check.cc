@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "cli/table.h"
 #include "http/authority.h"
+#include "http/path.h"
 #include "policy/engine.h"
 #include "policy/protocol.h"
 
@@ -142,6 +143,15 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
     r.http = true;
     r.method = *args.method;
     r.path = *args.path;
+    if (r.method != "CONNECT") {
+      // The path the data path matches: normalized once, as the agent's HTTP filters do.
+      auto target = http::parseRequestTarget(r.method, r.path, http::PathOptions{});
+      if (!target.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "path ", r.path, ": ", target.status().message(), " (the agent answers 400)"));
+      }
+      r.path = target->path;
+    }
     if (args.host) {
       r.host = *args.host;
     } else if (auto svcs = inv.servicesSelecting(d); !svcs.empty()) {

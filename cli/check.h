@@ -7,6 +7,8 @@
 // the connection first, then the request when METHOD PATH are given.
 
 #include <cstdint>
+#include <istream>
+#include <ostream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -66,5 +68,17 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inventory, const CheckArgs
 
 std::string checkTable(const CheckReport& report);
 nlohmann::json checkJson(const CheckReport& report);
+
+// One query of `ferryctl check --batch`, a JSON object with the command line's parts:
+//   {"source": "ns/pod", "destination": "ns/pod", "method": "GET", "path": "/x",
+//    "port": 8080, "host": "h", "headers": {"name": "value"}, "plaintext": true,
+//    "trust_domain": "cluster.local"}
+// Only source and destination are required; method and path come together or not at all.
+absl::StatusOr<CheckArgs> checkArgsFromJson(const nlohmann::json& query);
+
+// Answers each JSON line of `in` with one line on `out`: checkJson() of the report, or
+// {"error": "..."} for a line that is not a query or names what the inventory lacks. Returns how
+// many lines were errors.
+int checkBatch(const Inventory& inventory, std::istream& in, std::ostream& out);
 
 }  // namespace ferry::cli

@@ -38,18 +38,24 @@ std::vector<const model::Service*> Inventory::servicesSelecting(const model::Wor
   return out;
 }
 
-absl::StatusOr<Inventory> loadInventory(const std::filesystem::path& folder) {
+absl::StatusOr<Inventory> loadInventory(const std::filesystem::path& folder,
+                                        bool refused_policies_fail_closed) {
   std::error_code ec;
   if (!std::filesystem::is_directory(folder, ec)) {
     return absl::NotFoundError(
         absl::StrCat("manifests folder ", folder.string(), " does not exist or is not a folder"));
   }
   k8s::LoadResult loaded = k8s::loadFolder(folder);
-  if (!loaded.errors.empty()) {
-    std::string message =
-        absl::StrCat(loaded.errors.size(), " bad manifest(s) in ", folder.string(), ":");
-    for (const auto& e : loaded.errors) {
-      absl::StrAppend(&message, "\n  ", e.source, ": ", e.message);
+  std::vector<const k8s::LoadError*> bad;
+  for (const auto& e : loaded.errors) {
+    if (!(refused_policies_fail_closed && e.failed_closed)) {
+      bad.push_back(&e);
+    }
+  }
+  if (!bad.empty()) {
+    std::string message = absl::StrCat(bad.size(), " bad manifest(s) in ", folder.string(), ":");
+    for (const k8s::LoadError* e : bad) {
+      absl::StrAppend(&message, "\n  ", e->source, ": ", e->message);
     }
     return absl::InvalidArgumentError(message);
   }

@@ -26,8 +26,11 @@ struct Inventory {
 
 // Fails if the folder is missing, holds no manifests, or any object in it does not decode:
 // an answer computed from part of the manifests would be wrong without saying so. The error
-// lists every bad object with its file and field path.
-absl::StatusOr<Inventory> loadInventory(const std::filesystem::path& folder);
+// lists every bad object with its file and field path. With `refused_policies_fail_closed`, a
+// refused AuthorizationPolicy is not an error: it is in the inventory as the deny-all stand-in
+// ferry-controller and the agents put in its place (its `refused` says why), as `check` needs.
+absl::StatusOr<Inventory> loadInventory(const std::filesystem::path& folder,
+                                        bool refused_policies_fail_closed = false);
 
 // "demo/n1p1" -> {demo, n1p1}; nullopt unless exactly one '/' separates two non-empty parts.
 std::optional<model::ObjectKey> parsePodName(std::string_view text);

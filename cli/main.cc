@@ -28,6 +28,7 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl check <source> <destination> [METHOD PATH] [--manifests DIR | --admin IP:PORT]
                  [-o table|json] [--port N] [--host HOST] [--header NAME:VALUE]...
                  [--trust-domain TD] [--plaintext]
+  ferryctl check --batch [--manifests DIR | --admin IP:PORT]
   ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl policies  [--manifests DIR | --admin IP:PORT] [-o table|json]
@@ -39,6 +40,10 @@ connection, then the request METHOD PATH when given. --plaintext: the source has
 identity (as a pod outside the mesh). The port defaults to the target port of the Service
 selecting the pod.
 CONNECT takes an empty PATH and its target as --host HOST:PORT.
+check --batch reads one JSON query a line on stdin, {"source": "ns/pod", "destination":
+"ns/pod", "method": M, "path": P, "port": N, "host": H, "headers": {...}, "plaintext": B}
+(source and destination required), and answers each with one line: check's JSON report or
+{"error": "..."}; it exits 1 if any line was an error.
 )";
 
 struct UsageError {
@@ -51,6 +56,7 @@ struct Options {
   std::optional<std::string> manifests;
   std::optional<std::string> admin;
   bool json = false;
+  bool batch = false;
   CheckArgs check;
 };
 
@@ -123,6 +129,8 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
         return needsValue(arg);
       }
       o.check.trust_domain = *v;
+    } else if (check && arg == "--batch") {
+      o.batch = true;
     } else if (check && arg == "--plaintext") {
       o.check.plaintext = true;
     } else if (check && arg == "--header") {
@@ -147,6 +155,12 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   if (!check) {
     if (!o.positional.empty()) {
       return UsageError{o.command + " takes no arguments, got '" + o.positional[0] + "'"};
+    }
+    return std::nullopt;
+  }
+  if (o.batch) {
+    if (!o.positional.empty()) {
+      return UsageError{"check --batch reads its queries from stdin and takes no arguments"};
     }
     return std::nullopt;
   }
@@ -200,7 +214,7 @@ int run(int argc, char** argv) {
   }
   absl::StatusOr<Inventory> inv;
   if (o.manifests) {
-    inv = loadInventory(*o.manifests);
+    inv = loadInventory(*o.manifests, /*refused_policies_fail_closed=*/o.command == "check");
   } else if (auto dump = adminGet(admin, "/config_dump"); dump.ok()) {
     inv = inventoryFromConfigDump(*dump);
   } else {
@@ -209,6 +223,9 @@ int run(int argc, char** argv) {
   if (!inv.ok()) {
     std::cerr << "ferryctl: " << inv.status().message() << "\n";
     return kError;
+  }
+  if (o.command == "check" && o.batch) {
+    return checkBatch(*inv, std::cin, std::cout) == 0 ? 0 : kError;
   }
   if (o.command == "check") {
     auto report = runCheck(*inv, o.check);

@@ -9,8 +9,10 @@
 //   the agent sends any mesh pod over HBONE (Service or not), passes a non-mesh pod through,
 //   and refuses a pod address it does not know.
 // - Services, endpoints and routes: only when the node runs at least one mesh pod (otherwise
-//   nothing there can call through the mesh); then every service of a mesh namespace, since
-//   any local pod may call any of them, and the HTTPRoutes attached to those services.
+//   nothing there can call through the mesh); then every Service, since any local pod may call
+//   any of them and the agent refuses a ClusterIP it does not know (a Service outside the mesh
+//   resolves to its non-mesh pods, which the agent passes through), and the HTTPRoutes attached
+//   to those services.
 // - AuthorizationPolicies and PeerAuthentications: those that select a local mesh pod (same
 //   namespace or the root namespace, and the selector matches its labels).
 #include <mutex>
@@ -126,10 +128,6 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
   std::set<model::ObjectKey> services;
   for (const auto& [ref, obj] : objects_) {
     if (ref.kind != k8s::Kind::kService) {
-      continue;
-    }
-    auto ns = objects_.find(k8s::ObjectRef{k8s::Kind::kNamespace, {"", ref.key.ns}});
-    if (ns == objects_.end() || !std::get<model::Namespace>(ns->second).mesh_enabled) {
       continue;
     }
     const auto& svc = std::get<model::Service>(obj);

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -51,11 +52,15 @@ class TempDir {
   fs::path path_;
 };
 
-Run ferryctl(const std::vector<std::string>& args) {
+// Runs ferryctl with `args`, `input` on its stdin.
+Run ferryctl(const std::vector<std::string>& args, const std::string& input = "") {
   TempDir io;
   const std::string out = (io.path() / "out").string(), err = (io.path() / "err").string();
+  const std::string in = (io.path() / "in").string();
+  io.write("in", input);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   std::vector<std::string> argv_s = {FERRYCTL_PATH};
@@ -122,6 +127,24 @@ TEST_CASE("ferryctl check: a denied HTTP request names the DENY policy", "[cli]"
       {"check", "demo/n1p1", "demo/n1p2", "GET", "/admin/users", "--manifests", POLICIES_DIR});
   REQUIRE(table.code == 0);
   CHECK_THAT(table.out, Catch::Contains("DENY: denied by DENY policy demo/deny-admin rule 0"));
+
+  // The path is matched as the agent matches it: normalized once (found by
+  // e2e_policy_differential_test, where ferryctl allowed what the data path denied).
+  for (const char* path :
+       {"/a/../admin/users", "//admin/users", "/%61dmin/users", "/admin/./users"}) {
+    Run n = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", path, "--manifests", POLICIES_DIR,
+                      "-o", "json"});
+    INFO(path << ": " << n.err);
+    REQUIRE(n.code == 0);
+    json k = json::parse(n.out);
+    CHECK(k["allowed"] == false);
+    CHECK(k["policy"] == "demo/deny-admin");
+    CHECK(k["request"]["path"] == "/admin/users");
+  }
+  Run bad =
+      ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/a%00", "--manifests", POLICIES_DIR});
+  CHECK(bad.code == 1);
+  CHECK_THAT(bad.err, Catch::Contains("the agent answers 400"));
 }
 
 TEST_CASE("ferryctl check: CONNECT is a tunnel only a rule naming it opens, hosts in normal form",
@@ -233,11 +256,99 @@ TEST_CASE("ferryctl: a bad manifest is an error naming the file and field", "[cl
   CHECK(r.out.empty());
   CHECK_THAT(r.err, Catch::Contains("bad.yaml"));
   CHECK_THAT(r.err, Catch::Contains("bogusField"));
+  // check answers as the mesh does: the refused policy denies what it selects, and says why.
+  Run check = ferryctl({"check", "shop/a", "shop/b", "--port", "9000", "--manifests",
+                        dir.path().string(), "-o", "json"});
+  INFO(check.err);
+  REQUIRE(check.code == 0);
+  json j = json::parse(check.out);
+  CHECK(j["allowed"] == false);
+  CHECK_THAT(j["warnings"].dump(), Catch::Contains("shop/no-a was refused"));
+  CHECK_THAT(j["warnings"].dump(), Catch::Contains("bogusField"));
 
   TempDir empty;
   Run none = ferryctl({"policies", "--manifests", empty.path().string()});
   CHECK(none.code == 1);
   CHECK_THAT(none.err, Catch::Contains("no Kubernetes objects"));
+}
+
+TEST_CASE("ferryctl check --batch: each line answers as the same check given alone", "[cli]") {
+  struct Query {
+    json query;
+    std::vector<std::string> args;  // the same check on the command line
+  };
+  const std::vector<Query> queries = {
+      {{{"source", "demo/n1p1"},
+        {"destination", "demo/n1p2"},
+        {"method", "GET"},
+        {"path", "/index.html"}},
+       {"demo/n1p1", "demo/n1p2", "GET", "/index.html"}},
+      {{{"source", "demo/n1p1"},
+        {"destination", "demo/n1p2"},
+        {"method", "GET"},
+        {"path", "/admin/users"}},
+       {"demo/n1p1", "demo/n1p2", "GET", "/admin/users"}},
+      {{{"source", "demo/n1p2"}, {"destination", "demo/n2p2"}}, {"demo/n1p2", "demo/n2p2"}},
+      {{{"source", "demo/n1p1"}, {"destination", "demo/n2p2"}}, {"demo/n1p1", "demo/n2p2"}},
+      {{{"source", "demo/n1p2"}, {"destination", "demo/n2p2"}, {"plaintext", true}},
+       {"demo/n1p2", "demo/n2p2", "--plaintext"}},
+      {{{"source", "demo/n1p1"},
+        {"destination", "demo/n1p2"},
+        {"method", "CONNECT"},
+        {"path", ""},
+        {"host", "web.demo.svc.cluster.local:8080"},
+        {"port", 8080}},
+       {"demo/n1p1", "demo/n1p2", "CONNECT", "", "--host", "web.demo.svc.cluster.local:8080",
+        "--port", "8080"}},
+  };
+  std::string input;
+  for (const auto& q : queries) {
+    input += q.query.dump() + "\n";
+  }
+  Run batch = ferryctl({"check", "--batch", "--manifests", POLICIES_DIR}, input);
+  INFO(batch.err);
+  REQUIRE(batch.code == 0);
+  std::istringstream lines(batch.out);
+  std::string line;
+  std::vector<json> answers;
+  while (std::getline(lines, line)) {
+    answers.push_back(json::parse(line));
+  }
+  REQUIRE(answers.size() == queries.size());
+  std::set<bool> decisions;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    std::vector<std::string> args = {"check"};
+    args.insert(args.end(), queries[i].args.begin(), queries[i].args.end());
+    args.insert(args.end(), {"--manifests", POLICIES_DIR, "-o", "json"});
+    Run alone = ferryctl(args);
+    INFO(queries[i].query.dump());
+    REQUIRE(alone.code == 0);
+    CHECK(answers[i] == json::parse(alone.out));
+    decisions.insert(answers[i]["allowed"].get<bool>());
+  }
+  CHECK(decisions.size() == 2);  // the queries cover both answers
+
+  // Lines that are not queries are answered with an error each; the others still answer.
+  Run mixed = ferryctl({"check", "--batch", "--manifests", POLICIES_DIR},
+                       "not json\n{\"source\": \"demo/n1p1\"}\n"
+                       "{\"source\": \"demo/n1p1\", \"destination\": \"demo/n1p2\", "
+                       "\"method\": \"GET\"}\n"
+                       "{\"source\": \"demo/n1p1\", \"destination\": \"demo/n2p2\", \"bogus\": 1}\n"
+                       "{\"source\": \"demo/nope\", \"destination\": \"demo/n2p2\"}\n"
+                       "{\"source\": \"demo/n1p2\", \"destination\": \"demo/n2p2\"}\n");
+  CHECK(mixed.code == 1);
+  std::istringstream mixed_lines(mixed.out);
+  std::vector<json> got;
+  while (std::getline(mixed_lines, line)) {
+    got.push_back(json::parse(line));
+  }
+  REQUIRE(got.size() == 6);
+  CHECK(got[0]["error"] == "not JSON");
+  CHECK_THAT(got[1]["error"].get<std::string>(), Catch::Contains("destination must be a string"));
+  CHECK(got[2]["error"] == "method and path come together");
+  CHECK(got[3]["error"] == "unknown field 'bogus'");
+  CHECK_THAT(got[4]["error"].get<std::string>(), Catch::Contains("unknown source pod demo/nope"));
+  CHECK(got[5]["allowed"] == true);
 }
 
 TEST_CASE("ferryctl: bad usage exits 2, bad input exits 1, each with a message", "[cli]") {
@@ -283,6 +394,8 @@ TEST_CASE("ferryctl: bad usage exits 2, bad input exits 1, each with a message",
        1,
        "unknown destination pod other/n1p2"},
       {{"workloads", "--manifests", "/nonexistent/ferry"}, 1, "does not exist"},
+      {{"check", "--batch", "demo/n1p1", "demo/n1p2", "--manifests", m}, 2, "takes no arguments"},
+      {{"workloads", "--batch", "--manifests", m}, 2, "unknown flag '--batch'"},
   };
   for (const auto& row : rows) {
     std::string joined;

@@ -14,6 +14,7 @@
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
 #include "e2e/wire_capture.h"
+#include "enroll/client.h"
 #include "harness/process.h"
 #include "privileged.h"
 #include "status_testing.h"
@@ -249,6 +250,58 @@ TEST_CASE("a mesh pod with no Service in front of it is reached over HBONE only"
   auto tls = (*wire)->frames("tls.app_data");
   REQUIRE_OK(tls);
   CHECK_FALSE(tls->empty());
+}
+
+}  // namespace
+}  // namespace ferry::e2e
+
+namespace ferry::e2e {
+namespace {
+
+// n2p2 as a pod of namespace "outside" (no Namespace object marks it for the mesh), behind the
+// Service outside/ext on 10.96.0.40:8080.
+std::string outsidePodAndService(const harness::Pod& pod) {
+  return absl::StrCat(
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ", pod.name,
+      "\n  namespace: outside\n  uid: ", Mesh::uidOf(pod), "\n  labels:\n    app: ext\n",
+      "spec:\n  nodeName: node", pod.node,
+      "\n  serviceAccountName: default\nstatus:\n  podIP: ", pod.ipv4,
+      "\n  podIPs:\n  - ip: ", pod.ipv4, "\n  - ip: ", pod.ipv6,
+      "\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ext\n  namespace: outside\n"
+      "spec:\n  clusterIP: 10.96.0.40\n  selector:\n    app: ext\n  ports:\n  - name: tcp\n"
+      "    port: 8080\n");
+}
+
+TEST_CASE("a ClusterIP no Service has is refused; a Service outside the mesh still answers",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.controller = true;
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& ext = m.pod(2, 2);
+  absl::Status del = enroll::delPod(m.enrollSocket(2), Mesh::uidOf(ext));
+  REQUIRE_OK(del);
+  absl::Status moved = m.applyManifest("pod-" + ext.name + ".yaml", outsidePodAndService(ext));
+  REQUIRE_OK(moved);
+  absl::Status app = m.startApp(ext, {"echo-server", "--port=8080"}, 8080);
+  REQUIRE_OK(app);
+
+  // outside/ext reaches n1p1's agent from the controller although its namespace is not in the
+  // mesh; its pod is not in the mesh either, so the connection passes through (as ztunnel does).
+  const int64_t passthrough_before = m.stat(1, "outbound_passthrough");
+  CHECK(attempts(m, m.pod(1, 1), "10.96.0.40", 3).ok == 3);
+  CHECK(m.stat(1, "outbound_passthrough") - passthrough_before == 3);
+  CHECK(m.stat(1, "outbound_unknown_destination") == 0);
+
+  // A ClusterIP in the Service ranges that no Service has (kube-proxy would take it on in clear):
+  // refused, counted, logged.
+  CHECK(attempts(m, m.pod(1, 1), "10.96.0.250", 2).ok == 0);
+  CHECK(attempts(m, m.pod(1, 1), "fd00:96::fa", 2).ok == 0);
+  CHECK(m.stat(1, "outbound_unknown_destination") == 4);
+  CHECK(m.stat(1, "outbound_passthrough") - passthrough_before == 3);
+  CHECK_THAT(m.agentLog(1), Catch::Contains("no Service with this address"));
 }
 
 }  // namespace

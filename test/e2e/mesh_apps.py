@@ -37,6 +37,13 @@
                                     payload(S[k % len]) at once, then expects it echoed back and
                                     answers "OK\n" or "BAD\n"; closes at EOF
   http-echo     --port P            HTTP/1.1 keep-alive: answers a POST with its body
+  probe         --text JSON         JSON list of probes {"id", "host", "port", "kind": tcp|http,
+                                    "method", "path", "authority", "headers": {...}}, all at once,
+                                    each on a new connection: tcp sends a line and expects it
+                                    echoed (echo-server); http sends one request with
+                                    Connection: close (http-server). Prints a JSON object id ->
+                                    "allow" (echoed, or 200), "deny" (reset, closed without an
+                                    answer, or 403) or "other:<what>"
   matrix        --host H --port P --kind echo|first|http --conn new|pooled --sizes S1,S2,...
                 [--text LABEL]      one row per size, in turn, each on a new connection:
                                     echo (against echo-server: send payload(S), read it back),
@@ -51,6 +58,7 @@
 Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
+import errno
 import hashlib
 import os
 import random
@@ -279,6 +287,9 @@ def http_server(port):
             got = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             reply(self, 200, ("path=%s traceparent=%s bytes=%d" %
                               (self.path, self.headers.get("traceparent", "-"), len(got))).encode())
+
+        do_PUT = do_POST
+        do_DELETE = do_GET
 
         def log_message(self, *args):
             pass
@@ -596,6 +607,72 @@ def matrix(host, port, kind, conn_mode, sizes, label):
     for conn in held:
         conn.close()
     print("DONE rows=%d failed=%d" % (len(sizes), failed), flush=True)
+def read_to_eof(conn, limit=1 << 16):
+    """Every byte until the peer closes (at most `limit`)."""
+    out = b""
+    while len(out) < limit:
+        data = conn.recv(CHUNK)
+        if not data:
+            break
+        out += data
+    return out
+
+
+def probe_one(p):
+    """One probe of `probe`: what the far end let through on a new connection."""
+    try:
+        c = connect(p["host"], p["port"], timeout=10)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return "deny"
+    except OSError as e:
+        return "other:connect %s" % e
+    try:
+        if p["kind"] == "tcp":
+            line = b"differential probe\n"
+            c.sendall(line)
+            c.shutdown(socket.SHUT_WR)
+            got = read_to_eof(c)
+            if got == line:
+                return "allow"
+            return "deny" if not got else "other:echoed %r" % got[:40]
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
+            p["method"], p["path"], p["authority"])
+        for name, value in p.get("headers", {}).items():
+            head += "%s: %s\r\n" % (name, value)
+        if p["method"] in ("POST", "PUT"):
+            head += "Content-Length: 0\r\n"
+        c.sendall((head + "\r\n").encode())
+        got = read_to_eof(c)
+        if not got:
+            return "deny"
+        status = got.split(b" ", 2)[1] if got.startswith(b"HTTP/1.1 ") else b"?"
+        return {b"200": "allow", b"403": "deny"}.get(status, "other:%r" % got[:60])
+    except (ConnectionResetError, BrokenPipeError):
+        return "deny"
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:  # reset before the half-close
+            return "deny"
+        return "other:%s" % e
+    finally:
+        c.close()
+
+
+def probe(spec):
+    import json
+    probes = json.loads(spec)
+    results = {}
+
+    def run(p):
+        results[p["id"]] = probe_one(p)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in probes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps(results), flush=True)
+
+
 def attempts(host, port, count, text):
     """`count` fresh connections, each sending `text` and expecting it echoed; never fails,
     prints how many echoed (OK) and how many did not (FAILED)."""
@@ -659,6 +736,8 @@ def main():
         elif a.mode == "matrix":
             matrix(a.host, a.port, a.kind, a.conn, [int(x) for x in a.sizes.split(",")],
                    a.text)
+        elif a.mode == "probe":
+            probe(a.text)
         elif a.mode == "attempts":
             attempts(a.host, a.port, a.count, a.text)
         elif a.mode == "send":

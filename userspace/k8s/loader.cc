@@ -14,7 +14,8 @@ void LoadResult::addText(std::string_view text, std::string_view source,
                          const DecodeOptions& options) {
   for (auto& doc : decodeDocuments(text, source, options)) {
     if (!doc.decoded.ok()) {
-      errors.push_back({doc.source, doc.ref, std::string(doc.decoded.status().message())});
+      errors.push_back({doc.source, doc.ref, std::string(doc.decoded.status().message()),
+                        doc.stand_in.has_value()});
       if (!doc.stand_in) {
         continue;
       }

@@ -21,6 +21,8 @@ struct LoadError {
   std::string source;            // file (and document) it came from
   std::optional<ObjectRef> ref;  // the object, when it could be named
   std::string message;           // names the object and field path
+  // A refused AuthorizationPolicy whose fail-closed stand-in is in `objects` in its place.
+  bool failed_closed = false;
 };
 
 struct LoadResult {
