@@ -169,15 +169,70 @@ void addStandIn(Kind kind, const YAML::Node& node, const DecodeOptions& options,
   }
 }
 
+// What one file has spent of its budgets (kMaxManifestNodes, kMaxManifestObjects); `over` says
+// which one ran out.
+struct FileBudget {
+  size_t nodes = 0;
+  size_t objects = 0;
+  std::string over;
+
+  // Walks `root` with aliases expanded, charging every node when it is reached. An explicit
+  // stack and the stop at the budget keep the walk itself bounded, alias cycles included.
+  bool chargeNodes(const YAML::Node& root) {
+    std::vector<YAML::Node> pending{root};
+    ++nodes;
+    while (!pending.empty() && nodes <= kMaxManifestNodes) {
+      const YAML::Node node = pending.back();
+      pending.pop_back();
+      if (node.IsSequence()) {
+        for (auto it = node.begin(); it != node.end() && nodes <= kMaxManifestNodes; ++it) {
+          pending.push_back(*it);
+          ++nodes;
+        }
+      } else if (node.IsMap()) {
+        for (auto it = node.begin(); it != node.end() && nodes <= kMaxManifestNodes; ++it) {
+          pending.push_back(it->first);
+          pending.push_back(it->second);
+          nodes += 2;
+        }
+      }
+    }
+    if (nodes > kMaxManifestNodes) {
+      over = text::cat("more than ", kMaxManifestNodes,
+                       " YAML nodes with aliases expanded (an alias counts its whole subtree "
+                       "every time it is used)");
+    }
+    return over.empty();
+  }
+  bool chargeObject() {
+    if (over.empty() && ++objects > kMaxManifestObjects) {
+      over = text::cat("more than ", kMaxManifestObjects, " objects (documents and List items)");
+    }
+    return over.empty();
+  }
+  // The one result that stands for a file over budget.
+  DocumentResult refusal(std::string_view source) const {
+    return {std::string(source), std::nullopt,
+            absl::InvalidArgumentError(
+                text::cat(source, ": ", over, ": the whole file is refused (split it)")),
+            std::nullopt, true};
+  }
+};
+
 void decodeInto(const YAML::Node& node, const std::string& source, const DecodeOptions& options,
-                std::vector<DocumentResult>& out) {
+                FileBudget& budget, std::vector<DocumentResult>& out) {
   auto kind_name = kindText(node);
+  const bool list = kind_name.ok() && kind_name->ends_with("List");
+  // A List is not an object of its own; its items are.
+  if (!list && !budget.chargeObject()) {
+    return;
+  }
   if (!kind_name.ok()) {
     out.push_back({source, std::nullopt, kind_name.status()});
     return;
   }
   // `kind: List` (kubectl get -o yaml) and typed lists (PodList) hold items.
-  if (*kind_name == "List" || (*kind_name).ends_with("List")) {
+  if (list) {
     std::optional<Kind> item_kind;
     if (*kind_name != "List") {
       item_kind = kindFromName(kind_name->substr(0, kind_name->size() - 4));
@@ -193,11 +248,17 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
     for (const auto& item : items) {
       std::string item_source = text::cat(source, ", item ", i++);
       if (item_kind && item.IsMap() && !item["kind"]) {
+        if (!budget.chargeObject()) {
+          return;
+        }
         auto decoded = decodeObjectAs(*item_kind, item, options);
         out.push_back({item_source, peekRef(*item_kind, item, options), std::move(decoded)});
         addStandIn(*item_kind, item, options, out.back());
       } else {
-        decodeInto(item, item_source, options, out);
+        decodeInto(item, item_source, options, budget, out);
+      }
+      if (!budget.over.empty()) {
+        return;
       }
     }
     return;
@@ -494,7 +555,12 @@ absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptio
         text::cat("not valid JSON or YAML: ", std::string(st.message())));
   }
   try {
-    return decodeObject(YAML::Load(text), options);
+    YAML::Node node = YAML::Load(text);
+    FileBudget budget;
+    if (!budget.chargeNodes(node)) {
+      return absl::InvalidArgumentError(text::cat("object refused: ", budget.over));
+    }
+    return decodeObject(node, options);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(text::cat("not valid JSON or YAML: ", e.what()));
   }
@@ -506,6 +572,7 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
   const std::string_view text = normalized;
   std::vector<DocumentResult> out;
   std::vector<YAML::Node> docs;
+  FileBudget budget;
   bool whole = checkFlowCommas(text).ok();
   if (whole) {
     try {
@@ -532,8 +599,11 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
                              where, ": not valid YAML: ", std::string(shape.message())))});
         } else {
           for (auto& d : YAML::LoadAll(std::string(chunk))) {
-            if (d.IsDefined() && !d.IsNull()) {
-              decodeInto(d, where, options, out);
+            if (d.IsDefined() && !d.IsNull() && budget.chargeNodes(d)) {
+              decodeInto(d, where, options, budget, out);
+            }
+            if (!budget.over.empty()) {
+              return {budget.refusal(source)};
             }
           }
         }
@@ -550,13 +620,22 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
     }
     return out;
   }
+  // The whole file is measured before anything is decoded.
+  for (const auto& doc : docs) {
+    if (!budget.chargeNodes(doc)) {
+      return {budget.refusal(source)};
+    }
+  }
   size_t index = 0;
   for (const auto& doc : docs) {
     ++index;
     if (!doc.IsDefined() || doc.IsNull()) {
       continue;  // an empty document between separators
     }
-    decodeInto(doc, text::cat(source, ", document ", index), options, out);
+    decodeInto(doc, text::cat(source, ", document ", index), options, budget, out);
+    if (!budget.over.empty()) {
+      return {budget.refusal(source)};
+    }
   }
   return out;
 }
