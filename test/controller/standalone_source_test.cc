@@ -322,10 +322,9 @@ TEST_CASE("standalone: a duplicate in a file sorting first never replaces the po
   // Editing the original (now the newest file) keeps it in force.
   f.change([&] {
     f.folder.write("z-policies.yaml",
-                   policy("guard", "web", "DENY") + "---
-" + policy("audit", "web", "AUDIT"));
+                   policy("guard", "web", "DENY") + "---\n" + policy("audit", "web", "AUDIT"));
   });
-  REQUIRE(waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit"); }));
+  REQUIRE(waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit") != nullptr; }));
   CHECK(policyNamed(f.store.snapshotFor("node1"), "guard")->action == model::PolicyAction::kDeny);
 
   // A fresh start on the same folder decides the same way: the older file wins.
@@ -373,7 +372,7 @@ TEST_CASE("standalone: an alias bomb refuses its file as a whole; what it held s
                    policy("guard", "web", "ALLOW") + "---\n" + k8s::testing::listBomb());
   });
   REQUIRE(waitUntil([&] { return f.store.stats().rejected.load() >= 1; }));
-  CHECK(rejectedFrom(f.store, file, "more than 250000 YAML nodes with aliases expanded"));
+  CHECK(rejectedFrom(f.store, file, "more than 250000 YAML nodes"));
   const auto* guard = policyNamed(f.store.snapshotFor("node1"), "guard");
   REQUIRE(guard != nullptr);
   CHECK(guard->action == model::PolicyAction::kDeny);

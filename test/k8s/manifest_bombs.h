@@ -52,4 +52,22 @@ inline std::string manyObjects(size_t n) {
   return text;
 }
 
+// No alias at all: a flow list of `n` one-character scalars, 2 bytes a node (yaml-cpp's tree
+// costs about 500 bytes a node).
+inline std::string flatList(size_t n) {
+  std::string text = "[";
+  for (size_t i = 0; i < n; ++i) {
+    text += i ? ",1" : "1";
+  }
+  return text + "]\n";
+}
+
+inline std::string blockList(size_t n) {
+  std::string text;
+  for (size_t i = 0; i < n; ++i) {
+    text += "- 1\n";
+  }
+  return text;
+}
+
 }  // namespace ferry::k8s::testing

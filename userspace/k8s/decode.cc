@@ -3,6 +3,7 @@
 
 #include <exception>
 
+#include "k8s/budget.h"
 #include "k8s/decoders.h"
 #include "k8s/field.h"
 #include "policy/text.h"
@@ -169,58 +170,18 @@ void addStandIn(Kind kind, const YAML::Node& node, const DecodeOptions& options,
   }
 }
 
-// What one file has spent of its budgets (kMaxManifestNodes, kMaxManifestObjects); `over` says
-// which one ran out.
-struct FileBudget {
-  size_t nodes = 0;
-  size_t objects = 0;
-  std::string over;
+using internal::Budget;
 
-  // Walks `root` with aliases expanded, charging every node when it is reached. An explicit
-  // stack and the stop at the budget keep the walk itself bounded, alias cycles included.
-  bool chargeNodes(const YAML::Node& root) {
-    std::vector<YAML::Node> pending{root};
-    ++nodes;
-    while (!pending.empty() && nodes <= kMaxManifestNodes) {
-      const YAML::Node node = pending.back();
-      pending.pop_back();
-      if (node.IsSequence()) {
-        for (auto it = node.begin(); it != node.end() && nodes <= kMaxManifestNodes; ++it) {
-          pending.push_back(*it);
-          ++nodes;
-        }
-      } else if (node.IsMap()) {
-        for (auto it = node.begin(); it != node.end() && nodes <= kMaxManifestNodes; ++it) {
-          pending.push_back(it->first);
-          pending.push_back(it->second);
-          nodes += 2;
-        }
-      }
-    }
-    if (nodes > kMaxManifestNodes) {
-      over = text::cat("more than ", kMaxManifestNodes,
-                       " YAML nodes with aliases expanded (an alias counts its whole subtree "
-                       "every time it is used)");
-    }
-    return over.empty();
-  }
-  bool chargeObject() {
-    if (over.empty() && ++objects > kMaxManifestObjects) {
-      over = text::cat("more than ", kMaxManifestObjects, " objects (documents and List items)");
-    }
-    return over.empty();
-  }
-  // The one result that stands for a file over budget.
-  DocumentResult refusal(std::string_view source) const {
-    return {std::string(source), std::nullopt,
-            absl::InvalidArgumentError(
-                text::cat(source, ": ", over, ": the whole file is refused (split it)")),
-            std::nullopt, true};
-  }
-};
+// The one result that stands for a file over budget.
+DocumentResult refusal(std::string_view source, const Budget& budget) {
+  return {std::string(source), std::nullopt,
+          absl::InvalidArgumentError(
+              text::cat(source, ": ", budget.over(), ": the whole file is refused (split it)")),
+          std::nullopt, true};
+}
 
 void decodeInto(const YAML::Node& node, const std::string& source, const DecodeOptions& options,
-                FileBudget& budget, std::vector<DocumentResult>& out) {
+                Budget& budget, std::vector<DocumentResult>& out) {
   auto kind_name = kindText(node);
   const bool list = kind_name.ok() && kind_name->ends_with("List");
   // A List is not an object of its own; its items are.
@@ -257,7 +218,7 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
       } else {
         decodeInto(item, item_source, options, budget, out);
       }
-      if (!budget.over.empty()) {
+      if (!budget.over().empty()) {
         return;
       }
     }
@@ -318,7 +279,13 @@ absl::Status checkControlCharacters(std::string_view text) {
 // part of a plain scalar ("a,b"), so any other ',' there is invalid YAML and the text is refused
 // before the parser sees it. The scan knows quotes, comments, anchors, tags and block scalars
 // ("|", ">"), whose content is opaque text.
-absl::Status checkFlowCommas(std::string_view text) {
+//
+// `flow_entries` counts the entries of flow collections ('[', '{' and ',' inside them): yaml-cpp's
+// scanner queues every token of a flow collection before the first event, about 300 bytes each
+// (an 8 MiB `[1,1,...]` took 1.1 GiB before any budget could count a node).
+absl::Status checkFlowCommas(std::string_view text, size_t* flow_entries = nullptr) {
+  size_t entries_unused = 0;
+  size_t& entries = flow_entries != nullptr ? *flow_entries : entries_unused;
   if (auto st = checkControlCharacters(text); !st.ok()) {
     return st;
   }
@@ -389,6 +356,7 @@ absl::Status checkFlowCommas(std::string_view text) {
         state = State::kNodeStart;
       } else if (c == '{' || c == '[') {
         ++depth;
+        ++entries;
         ++i;
         continue;
       } else if (c == '}' || c == ']') {
@@ -398,6 +366,7 @@ absl::Status checkFlowCommas(std::string_view text) {
         ++i;
         continue;
       } else {
+        entries += c == ',' ? 1 : 0;
         ++i;
         continue;
       }
@@ -446,6 +415,7 @@ absl::Status checkFlowCommas(std::string_view text) {
     }
     if (c == '{' || c == '[') {
       ++depth;
+      ++entries;
       ++i;
       continue;
     }
@@ -550,17 +520,17 @@ absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
 
 absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptions& options) {
   const std::string text = normalizeLineBreaks(raw);
-  if (auto st = checkFlowCommas(text); !st.ok()) {
+  size_t flow_entries = 0;
+  if (auto st = checkFlowCommas(text, &flow_entries); !st.ok()) {
     return absl::InvalidArgumentError(
         text::cat("not valid JSON or YAML: ", std::string(st.message())));
   }
   try {
-    YAML::Node node = YAML::Load(text);
-    FileBudget budget;
-    if (!budget.chargeNodes(node)) {
-      return absl::InvalidArgumentError(text::cat("object refused: ", budget.over));
+    Budget budget;
+    if (!budget.chargeFlowEntries(flow_entries) || !budget.chargeText(text)) {
+      return absl::InvalidArgumentError(text::cat("object refused: ", budget.over()));
     }
-    return decodeObject(node, options);
+    return decodeObject(YAML::Load(text), options);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(text::cat("not valid JSON or YAML: ", e.what()));
   }
@@ -572,18 +542,25 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
   const std::string_view text = normalized;
   std::vector<DocumentResult> out;
   std::vector<YAML::Node> docs;
-  FileBudget budget;
-  bool whole = checkFlowCommas(text).ok();
+  Budget budget;
+  size_t flow_entries = 0;
+  bool whole = checkFlowCommas(text, &flow_entries).ok();
   if (whole) {
     try {
-      docs = YAML::LoadAll(std::string(text));
+      // The whole file is measured before any of it is built.
+      if (!budget.chargeFlowEntries(flow_entries) || !budget.chargeText(normalized)) {
+        return {refusal(source, budget)};
+      }
+      docs = YAML::LoadAll(normalized);
     } catch (const YAML::Exception&) {
       whole = false;
+      budget = Budget();
     }
   }
   if (!whole) {
     // LoadAll is all-or-nothing; go document by document so the good ones around a broken one
     // still load.
+    budget = Budget();
     size_t start = 0;
     size_t index = 0;
     while (start <= text.size()) {
@@ -591,19 +568,27 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
       std::string_view chunk = text.substr(
           start, sep == std::string_view::npos ? std::string_view::npos : sep - start + 1);
       std::string where = text::cat(source, ", document ", ++index);
-      absl::Status shape = checkFlowCommas(chunk);
+      size_t chunk_entries = 0;
+      absl::Status shape = checkFlowCommas(chunk, &chunk_entries);
+      if (!budget.chargeFlowEntries(chunk_entries)) {
+        return {refusal(source, budget)};
+      }
       try {
         if (!shape.ok()) {
           out.push_back({where, std::nullopt,
                          absl::InvalidArgumentError(text::cat(
                              where, ": not valid YAML: ", std::string(shape.message())))});
         } else {
-          for (auto& d : YAML::LoadAll(std::string(chunk))) {
-            if (d.IsDefined() && !d.IsNull() && budget.chargeNodes(d)) {
+          const std::string chunk_text(chunk);
+          if (!budget.chargeText(chunk_text)) {
+            return {refusal(source, budget)};
+          }
+          for (auto& d : YAML::LoadAll(chunk_text)) {
+            if (d.IsDefined() && !d.IsNull()) {
               decodeInto(d, where, options, budget, out);
             }
-            if (!budget.over.empty()) {
-              return {budget.refusal(source)};
+            if (!budget.over().empty()) {
+              return {refusal(source, budget)};
             }
           }
         }
@@ -620,12 +605,6 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
     }
     return out;
   }
-  // The whole file is measured before anything is decoded.
-  for (const auto& doc : docs) {
-    if (!budget.chargeNodes(doc)) {
-      return {budget.refusal(source)};
-    }
-  }
   size_t index = 0;
   for (const auto& doc : docs) {
     ++index;
@@ -633,8 +612,8 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
       continue;  // an empty document between separators
     }
     decodeInto(doc, text::cat(source, ", document ", index), options, budget, out);
-    if (!budget.over.empty()) {
-      return {budget.refusal(source)};
+    if (!budget.over().empty()) {
+      return {refusal(source, budget)};
     }
   }
   return out;

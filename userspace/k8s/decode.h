@@ -42,10 +42,12 @@ std::optional<Decoded> refusedStandIn(Kind kind, const YAML::Node& node, std::st
 
 // Budgets for one manifest file (and for one object read from the API server). yaml-cpp keeps
 // an alias as one shared node, but decoding copies it at every use, so a kilobyte of nested
-// aliases (a billion laughs, plain or in `kind: List` items) would expand into gigabytes. Nodes
-// are counted while walking with aliases expanded (an alias costs its whole subtree each time it
-// is reached, and the walk stops at the budget, so a cycle costs no more); objects are the
-// documents and List items. A file over either budget is refused as a whole.
+// aliases (a billion laughs, plain or in `kind: List` items) would expand into gigabytes; and
+// its node tree costs about 500 bytes a node even without aliases. Nodes are counted from the
+// parser's events before any tree is built, an alias at its anchor's expanded size (List items
+// and nested aliases included; an alias cycle is over budget), and counting stops at the
+// budget. Objects are the documents and List items. A file over either budget is refused as a
+// whole (internal::Budget, budget.h).
 inline constexpr size_t kMaxManifestNodes = 250'000;
 inline constexpr size_t kMaxManifestObjects = 10'000;
 
