@@ -361,7 +361,7 @@ TEST_CASE("standalone: a second Service on a ClusterIP in use is refused, naming
   CHECK(n2.endpoints[0].endpoints[0].ip == "10.244.1.10");
 }
 
-TEST_CASE("standalone: an alias bomb refuses its file as a whole; what it held stays in force") {
+TEST_CASE("standalone: an alias bomb refuses its file as a whole, what it held stays in force") {
   Fixture f;
   f.folder.write("workloads.yaml", kWorkloads);
   f.folder.write("policies.yaml", policy("guard", "web", "DENY"));
