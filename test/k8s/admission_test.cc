@@ -206,6 +206,34 @@ TEST_CASE("a newcomer never replaces what is in force: duplicates, taken address
   }
 }
 
+TEST_CASE("a refused edit keeps the address of the version that stays in force",
+          "[k8s][malformed]") {
+  Folder folder;
+  folder.write({"z-web.yaml", service("web", "10.96.0.10")});
+  folder.write({"y-db.yaml", service("db", "10.96.0.11")});
+  const LoadResult first = loadFolder(folder.path);
+  REQUIRE(first.errors.empty());
+  // db moves onto web's address: refused, so its last good version (10.96.0.11) stays.
+  folder.write({"y-db.yaml", service("db", "10.96.0.10")});
+  const InForce in_force = first.inForce({});
+  const LoadResult second = loadFolder(folder.path, {}, in_force);
+  REQUIRE(second.errors.size() == 1);
+  CHECK_THAT(second.errors[0].message, Contains("already taken by Service demo/web"));
+  const InForce after = second.inForce(in_force);
+  CHECK(after.claims.at("ip 10.96.0.11") == ObjectRef{Kind::kService, {"demo", "db"}});
+  // So a third Service cannot take 10.96.0.11 while db's old version is in force.
+  folder.write({"a-evil.yaml", service("evil", "10.96.0.11")});
+  const LoadResult third = loadFolder(folder.path, {}, after);
+  REQUIRE(third.errors.size() == 2);
+  CHECK(third.objects.count(ObjectRef{Kind::kService, {"demo", "evil"}}) == 0);
+  bool named = false;
+  for (const auto& e : third.errors) {
+    named = named || (e.source.rfind((folder.path / "a-evil.yaml").string(), 0) == 0 &&
+                      e.message.find("held by Service demo/db") != std::string::npos);
+  }
+  CHECK(named);
+}
+
 TEST_CASE("objects that share nothing unique are all admitted", "[k8s][malformed]") {
   Folder folder;
   folder.write({"a.yaml", service("headless-a", "None") + "---\n" + service("headless-b", "None")});

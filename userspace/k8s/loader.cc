@@ -30,9 +30,16 @@ bool holdsInForce(const InForce& in_force, const std::string& key, const ObjectR
   return it != in_force.claims.end() && it->second == ref;
 }
 
-// Named in this load but without an object: refused by its decoder, its last good version stays.
-bool keptByName(const LoadResult& r, const ObjectRef& ref) {
-  return r.kept.count(ref) > 0 || (r.sources.count(ref) > 0 && r.objects.count(ref) == 0);
+// Objects whose last good version stays in force (the source keeps what it refused): those
+// of files refused as a whole, and those refused by name without an object this time.
+std::set<ObjectRef> lastGoodStays(const LoadResult& r) {
+  std::set<ObjectRef> out = r.kept;
+  for (const auto& e : r.errors) {
+    if (e.ref && r.objects.count(*e.ref) == 0) {
+      out.insert(*e.ref);
+    }
+  }
+  return out;
 }
 
 // Admits the claims of `decoded`: a claim held by an earlier object of this load is taken,
@@ -130,8 +137,9 @@ void LoadResult::finish(const InForce& in_force) {
     }
     kept.insert(ref);
   }
+  const std::set<ObjectRef> stays = lastGoodStays(*this);
   for (const auto& [key, holder] : in_force.claims) {
-    if (!keptByName(*this, holder)) {
+    if (stays.count(holder) == 0) {
       continue;
     }
     if (auto other = claims.holderOther(key, holder)) {
@@ -144,11 +152,14 @@ void LoadResult::finish(const InForce& in_force) {
 
 InForce LoadResult::inForce(const InForce& previous) const {
   InForce next{files, claims.holders()};
-  for (const auto& ref : kept) {
-    next.files[ref] = previous.files.at(ref);
+  const std::set<ObjectRef> stays = lastGoodStays(*this);
+  for (const auto& ref : stays) {
+    if (auto it = previous.files.find(ref); it != previous.files.end()) {
+      next.files.emplace(ref, it->second);
+    }
   }
   for (const auto& [key, holder] : previous.claims) {
-    if (keptByName(*this, holder)) {
+    if (stays.count(holder) > 0) {
       next.claims.emplace(key, holder);
     }
   }
