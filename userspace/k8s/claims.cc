@@ -20,8 +20,12 @@ std::vector<Claim> claimsOf(const Object& object) {
     for (const auto& vip : svc->vips) {
       out.push_back(ipClaim(vip, "spec.clusterIPs"));
     }
-  } else if (const auto* w = std::get_if<model::Workload>(&object); w && w->mesh_enabled) {
-    for (const auto& ip : w->ips) {
+  } else if (const auto* w = std::get_if<model::Workload>(&object)) {
+    // Endpoints name their pod by uid, and the pod gives the identity a peer must prove.
+    if (!w->uid.empty()) {
+      out.push_back({text::cat("uid ", w->uid), "metadata.uid", w->uid});
+    }
+    for (const auto& ip : w->mesh_enabled ? w->ips : std::vector<std::string>{}) {
       out.push_back(ipClaim(ip, "status.podIPs"));
     }
   }
