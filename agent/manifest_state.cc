@@ -31,14 +31,19 @@ std::string ManifestStateSource::signature() const {
   return sig;
 }
 
-absl::StatusOr<model::NodeSnapshot> ManifestStateSource::build() const {
+absl::StatusOr<model::NodeSnapshot> ManifestStateSource::build() {
   if (!std::filesystem::is_directory(dir_)) {
     return absl::NotFoundError(absl::StrCat("manifests folder ", dir_, " does not exist"));
   }
-  k8s::LoadResult loaded = k8s::loadFolder(dir_);
+  k8s::LoadResult loaded = k8s::loadFolder(dir_, {}, in_force_);
   for (const k8s::LoadError& e : loaded.errors) {
     LOG_WARN("manifests: ", e.source, ": ", e.message);
   }
+  if (!loaded.kept.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "manifests: ", loaded.kept.size(), " objects in force are in files refused as a whole"));
+  }
+  in_force_ = loaded.inForce(in_force_);
   model::NodeSnapshot snap;
   snap.node = node_;
   snap.trust_domain = trust_domain_;

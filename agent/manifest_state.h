@@ -5,7 +5,9 @@
 // decoders the controller reads), re-read when a file changes. A service without
 // EndpointSlices gets its endpoints from the pods its selector matches, as the Kubernetes
 // endpoint controller would have made them. A bad object is logged and skipped; the others
-// apply.
+// apply. Admission is the loader's (k8s/loader.h): a duplicate or a taken address never
+// replaces what is in force, and while a file that held objects in force is refused as a whole
+// (over a budget), the agent keeps its last good state.
 
 #include <atomic>
 #include <string>
@@ -13,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "agent/state_source.h"
+#include "k8s/loader.h"
 
 namespace ferry::agent {
 
@@ -23,8 +26,8 @@ class ManifestStateSource : public StateSource {
   ~ManifestStateSource() override;
   absl::Status start(Callback on_update) override;
 
-  // One pass: the snapshot the folder describes now.
-  absl::StatusOr<model::NodeSnapshot> build() const;
+  // One pass: the snapshot the folder describes now, admitted against the last one built.
+  absl::StatusOr<model::NodeSnapshot> build();
 
  private:
   std::string signature() const;  // file names, sizes and mtimes
@@ -32,6 +35,7 @@ class ManifestStateSource : public StateSource {
   std::string dir_;
   std::string node_;
   std::string trust_domain_;
+  k8s::InForce in_force_;  // what the last snapshot built holds (build() only)
   std::atomic<bool> stop_{false};
   std::thread watcher_;
 };

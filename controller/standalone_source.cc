@@ -106,14 +106,15 @@ std::string StandaloneSource::describe() const {
 }
 
 void StandaloneSource::reload() {
-  k8s::LoadResult loaded = k8s::loadFolder(dir_, options_.decode);
-  std::set<k8s::ObjectRef> refused;
+  k8s::LoadResult loaded = k8s::loadFolder(dir_, options_.decode, in_force_);
+  std::set<k8s::ObjectRef> refused = loaded.kept;
   for (const auto& e : loaded.errors) {
     store_.reject(e.source, e.message);
     if (e.ref) {
       refused.insert(*e.ref);
     }
   }
+  in_force_ = loaded.inForce(in_force_);
   std::vector<k8s::Decoded> objects;
   objects.reserve(loaded.objects.size());
   for (auto& [ref, decoded] : loaded.objects) {

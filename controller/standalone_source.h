@@ -4,7 +4,9 @@
 // Standalone mode: the cluster is a folder of Kubernetes manifests (the same YAML an operator
 // would kubectl-apply). The folder is loaded at start and again whenever a file in it changes
 // (inotify, debounced so an editor's save-rename-chmod dance is one reload). Each reload
-// replaces the store's content; a refused object keeps its last good version.
+// replaces the store's content; a refused object keeps its last good version, and so do the
+// objects of a file refused as a whole. What is in force keeps its place against duplicates
+// and taken ClusterIPs in files loaded later or sorting earlier (k8s/loader.h).
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +18,7 @@
 
 #include "controller/source.h"
 #include "controller/store.h"
+#include "k8s/loader.h"
 #include "k8s/object.h"
 
 namespace ferry::controller {
@@ -52,6 +55,7 @@ class StandaloneSource : public Source {
   int inotify_fd_ = -1;
   int wake_fd_ = -1;
   std::map<int, std::filesystem::path> watch_dirs_;
+  k8s::InForce in_force_;  // what the last reload put in force (reload() only)
   std::thread thread_;
   std::atomic<uint64_t> reloads_{0};
   std::mutex mu_;

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "controller/view_testing.h"
+#include "k8s/manifest_bombs.h"
 
 namespace ferry::controller {
 namespace {
@@ -274,6 +275,114 @@ TEST_CASE("standalone: a malformed policy is refused and fails closed while the 
   }));
   CHECK(f.store.failingClosedPolicies() == 1);
   CHECK(f.store.stats().rejected.load() == 2);
+}
+
+const model::AuthorizationPolicy* policyNamed(const model::NodeSnapshot& s,
+                                              const std::string& name) {
+  for (const auto& p : s.policies) {
+    if (p.key.name == name) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
+bool rejectedFrom(const StateStore& store, const fs::path& file, const std::string& reason) {
+  for (const auto& r : store.recentRejections()) {
+    if (r.rfind(file.string(), 0) == 0 && r.find(reason) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_CASE("standalone: a duplicate in a file sorting first never replaces the policy in force") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.folder.write("z-policies.yaml", policy("guard", "web", "DENY"));
+  f.start();
+  const auto* guard = policyNamed(f.store.snapshotFor("node1"), "guard");
+  REQUIRE(guard != nullptr);
+  REQUIRE(guard->action == model::PolicyAction::kDeny);
+
+  const fs::path newcomer = f.folder.path / "a-newcomer.yaml";
+  f.change([&] { f.folder.write("a-newcomer.yaml", policy("guard", "web", "ALLOW")); });
+  REQUIRE(waitUntil([&] { return f.store.stats().rejected.load() >= 1; }));
+  guard = policyNamed(f.store.snapshotFor("node1"), "guard");
+  REQUIRE(guard != nullptr);
+  CHECK(guard->action == model::PolicyAction::kDeny);
+  CHECK(guard->refused.empty());
+  // The refusal is logged against the newcomer's file, naming the original.
+  CHECK(rejectedFrom(f.store, newcomer, "duplicates the object"));
+  CHECK(rejectedFrom(f.store, newcomer, (f.folder.path / "z-policies.yaml").string()));
+  for (const auto& r : f.store.recentRejections()) {
+    CHECK(r.rfind((f.folder.path / "z-policies.yaml").string(), 0) != 0);
+  }
+
+  // Editing the original (now the newest file) keeps it in force.
+  f.change([&] {
+    f.folder.write("z-policies.yaml",
+                   policy("guard", "web", "DENY") + "---\n" + policy("audit", "web", "AUDIT"));
+  });
+  REQUIRE(waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit") != nullptr; }));
+  CHECK(policyNamed(f.store.snapshotFor("node1"), "guard")->action == model::PolicyAction::kDeny);
+
+  // A fresh start on the same folder decides the same way: the older file wins.
+  fs::last_write_time(f.folder.path / "z-policies.yaml",
+                      fs::last_write_time(newcomer) - std::chrono::seconds(1));
+  StateStore fresh{standaloneOptions()};
+  StandaloneSource again(f.folder.path, fresh);
+  REQUIRE(again.start().ok());
+  again.stop();
+  guard = policyNamed(fresh.snapshotFor("node1"), "guard");
+  REQUIRE(guard != nullptr);
+  CHECK(guard->action == model::PolicyAction::kDeny);
+  CHECK(rejectedFrom(fresh, newcomer, "duplicates the object"));
+}
+
+TEST_CASE("standalone: a second Service on a ClusterIP in use is refused, naming the owner") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.start();
+  const fs::path evil = f.folder.path / "0-evil.yaml";
+  f.change([&] {
+    f.folder.write("0-evil.yaml",
+                   "apiVersion: v1\nkind: Service\nmetadata: {name: evil, namespace: demo}\n"
+                   "spec: {clusterIP: 10.96.0.10, selector: {app: client}, ports: [{port: 80}]}\n");
+  });
+  REQUIRE(waitUntil([&] { return f.store.stats().rejected.load() >= 1; }));
+  CHECK(rejectedFrom(f.store, evil, "10.96.0.10 is already taken by Service demo/web"));
+  CHECK(f.store.count(k8s::Kind::kService) == 1);
+  const auto n2 = f.store.snapshotFor("node2");
+  REQUIRE(n2.services.size() == 1);
+  CHECK(n2.services[0].key.name == "web");
+  REQUIRE(n2.endpoints.size() == 1);
+  REQUIRE(n2.endpoints[0].endpoints.size() == 1);
+  CHECK(n2.endpoints[0].endpoints[0].ip == "10.244.1.10");
+}
+
+TEST_CASE("standalone: an alias bomb refuses its file as a whole, what it held stays in force") {
+  Fixture f;
+  f.folder.write("workloads.yaml", kWorkloads);
+  f.folder.write("policies.yaml", policy("guard", "web", "DENY"));
+  f.start();
+  const fs::path file = f.folder.path / "policies.yaml";
+  f.change([&] {
+    f.folder.write("policies.yaml",
+                   policy("guard", "web", "ALLOW") + "---\n" + k8s::testing::listBomb());
+  });
+  REQUIRE(waitUntil([&] { return f.store.stats().rejected.load() >= 1; }));
+  CHECK(rejectedFrom(f.store, file, "more than 250000 YAML nodes"));
+  const auto* guard = policyNamed(f.store.snapshotFor("node1"), "guard");
+  REQUIRE(guard != nullptr);
+  CHECK(guard->action == model::PolicyAction::kDeny);
+  CHECK(f.store.count(k8s::Kind::kNamespace) == 1);  // nothing of the bomb got in
+  // Fixing the file applies it.
+  f.change([&] { f.folder.write("policies.yaml", policy("guard", "web", "ALLOW")); });
+  CHECK(waitUntil([&] {
+    const auto* p = policyNamed(f.store.snapshotFor("node1"), "guard");
+    return p != nullptr && p->action == model::PolicyAction::kAllow;
+  }));
 }
 
 TEST_CASE("standalone: a missing folder is a clear start-up error") {

@@ -290,7 +290,8 @@ TEST_CASE("a second object with the same kind and key is an error, the first sta
       "dup.yaml", {});
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].message ==
-        "Namespace a: duplicates the object in dup.yaml, document 1 (the first one is kept)");
+        "Namespace a: duplicates the object from dup.yaml, document 1, which keeps its place; this "
+        "one is refused");
   REQUIRE(r.objects.size() == 1);
   CHECK(std::get<model::Namespace>(r.objects.begin()->second.object).labels.at("x") == "1");
 }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "k8s/loader.h"
+#include "k8s/manifest_bombs.h"
 
 namespace ferry::k8s {
 namespace {
@@ -254,6 +255,61 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
       CHECK(stand_ins == (named_policy ? 1u : 0u));
       CHECK(r.objects.size() == 2 + stand_ins);
     }
+  }
+}
+
+struct BudgetRow {
+  const char* description;
+  const char* reason;  // after "bad.yaml: "
+  std::string manifest;
+};
+
+TEST_CASE("a file over the alias or object budget is refused as a whole, with the limit",
+          "[k8s][malformed]") {
+  const std::vector<BudgetRow> rows = {
+      {"List items that are Lists of aliases (960 bytes, 10^9 objects expanded)",
+       "more than 250000 YAML nodes", testing::listBomb()},
+      {"typed List (NamespaceList) items that alias a List bomb", "more than 250000 YAML nodes",
+       "apiVersion: v1\nkind: NamespaceList\nitems: [*l9, *l9]\n---\n" + testing::listBomb()},
+      {"nested aliases inside one policy's rules", "more than 250000 YAML nodes",
+       testing::policyBomb()},
+      {"aliases in a document the decoder would skip (counted all the same)",
+       "more than 250000 YAML nodes",
+       "unknown: &u [[a, b, c, d, e, f, g, h, i, j], [k, l, m, n, o, p, q, r, s, t]]\n"
+       "more: &m [*u, *u, *u, *u, *u, *u, *u, *u, *u, *u]\n"
+       "still: &s [*m, *m, *m, *m, *m, *m, *m, *m, *m, *m]\n"
+       "and: &t [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n"
+       "last: [*t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t, *t]\n"},
+      {"an alias inside the node it names (a cycle)", "more than 250000 YAML nodes",
+       "apiVersion: v1\nkind: List\nitems: &c [{kind: List, items: *c}]\n"},
+      {"a flat flow list of 300,000 one-character scalars (no alias at all)",
+       "more than 250000 entries in flow collections", testing::flatList(300'000)},
+      {"a block list of 300,000 one-character scalars (no alias at all)",
+       "more than 250000 YAML nodes", testing::blockList(300'000)},
+      {"over the object count (10,001 List items, well under the node budget)",
+       "more than 10000 objects (documents and List items)", testing::manyObjects(10'001)},
+  };
+  for (const auto& row : rows) {
+    SECTION(row.description) {
+      // The bomb sits between two good objects: the file goes as a whole.
+      std::string file = std::string(kGoodBefore) + "---\n" + row.manifest + "---\n" + kGoodAfter;
+      LoadResult r;
+      r.addText(file, "bad.yaml", DecodeOptions{});
+      REQUIRE(r.errors.size() == 1);
+      CHECK_THAT(r.errors[0].message, StartsWith(std::string("bad.yaml: ") + row.reason));
+      CHECK_THAT(r.errors[0].message, Catch::Matchers::EndsWith("the whole file is refused "
+                                                                "(split it)"));
+      CHECK(r.errors[0].source == "bad.yaml");
+      CHECK(r.objects.empty());
+      CHECK(r.refused_files == std::set<std::string>{"bad.yaml"});
+    }
+  }
+  SECTION("the largest shapes under the budgets still load") {
+    LoadResult r;
+    r.addText(testing::manyObjects(10'000), "ok.yaml", DecodeOptions{});
+    CHECK(r.refused_files.empty());
+    CHECK(r.objects.size() == 1);     // one Namespace, the other 9,999 are its duplicates
+    CHECK(r.errors.size() == 9'999);  // each refused as a duplicate, by name
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <exception>
 
+#include "k8s/budget.h"
 #include "k8s/decoders.h"
 #include "k8s/field.h"
 #include "policy/text.h"
@@ -169,15 +170,30 @@ void addStandIn(Kind kind, const YAML::Node& node, const DecodeOptions& options,
   }
 }
 
+using internal::Budget;
+
+// The one result that stands for a file over budget.
+DocumentResult refusal(std::string_view source, const Budget& budget) {
+  return {std::string(source), std::nullopt,
+          absl::InvalidArgumentError(
+              text::cat(source, ": ", budget.over(), ": the whole file is refused (split it)")),
+          std::nullopt, true};
+}
+
 void decodeInto(const YAML::Node& node, const std::string& source, const DecodeOptions& options,
-                std::vector<DocumentResult>& out) {
+                Budget& budget, std::vector<DocumentResult>& out) {
   auto kind_name = kindText(node);
+  const bool list = kind_name.ok() && kind_name->ends_with("List");
+  // A List is not an object of its own; its items are.
+  if (!list && !budget.chargeObject()) {
+    return;
+  }
   if (!kind_name.ok()) {
     out.push_back({source, std::nullopt, kind_name.status()});
     return;
   }
   // `kind: List` (kubectl get -o yaml) and typed lists (PodList) hold items.
-  if (*kind_name == "List" || (*kind_name).ends_with("List")) {
+  if (list) {
     std::optional<Kind> item_kind;
     if (*kind_name != "List") {
       item_kind = kindFromName(kind_name->substr(0, kind_name->size() - 4));
@@ -193,11 +209,17 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
     for (const auto& item : items) {
       std::string item_source = text::cat(source, ", item ", i++);
       if (item_kind && item.IsMap() && !item["kind"]) {
+        if (!budget.chargeObject()) {
+          return;
+        }
         auto decoded = decodeObjectAs(*item_kind, item, options);
         out.push_back({item_source, peekRef(*item_kind, item, options), std::move(decoded)});
         addStandIn(*item_kind, item, options, out.back());
       } else {
-        decodeInto(item, item_source, options, out);
+        decodeInto(item, item_source, options, budget, out);
+      }
+      if (!budget.over().empty()) {
+        return;
       }
     }
     return;
@@ -257,7 +279,13 @@ absl::Status checkControlCharacters(std::string_view text) {
 // part of a plain scalar ("a,b"), so any other ',' there is invalid YAML and the text is refused
 // before the parser sees it. The scan knows quotes, comments, anchors, tags and block scalars
 // ("|", ">"), whose content is opaque text.
-absl::Status checkFlowCommas(std::string_view text) {
+//
+// `flow_entries` counts the entries of flow collections ('[', '{' and ',' inside them): yaml-cpp's
+// scanner queues every token of a flow collection before the first event, about 300 bytes each
+// (an 8 MiB `[1,1,...]` took 1.1 GiB before any budget could count a node).
+absl::Status checkFlowCommas(std::string_view text, size_t* flow_entries = nullptr) {
+  size_t entries_unused = 0;
+  size_t& entries = flow_entries != nullptr ? *flow_entries : entries_unused;
   if (auto st = checkControlCharacters(text); !st.ok()) {
     return st;
   }
@@ -328,6 +356,7 @@ absl::Status checkFlowCommas(std::string_view text) {
         state = State::kNodeStart;
       } else if (c == '{' || c == '[') {
         ++depth;
+        ++entries;
         ++i;
         continue;
       } else if (c == '}' || c == ']') {
@@ -337,6 +366,7 @@ absl::Status checkFlowCommas(std::string_view text) {
         ++i;
         continue;
       } else {
+        entries += c == ',' ? 1 : 0;
         ++i;
         continue;
       }
@@ -385,6 +415,7 @@ absl::Status checkFlowCommas(std::string_view text) {
     }
     if (c == '{' || c == '[') {
       ++depth;
+      ++entries;
       ++i;
       continue;
     }
@@ -489,11 +520,16 @@ absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
 
 absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptions& options) {
   const std::string text = normalizeLineBreaks(raw);
-  if (auto st = checkFlowCommas(text); !st.ok()) {
+  size_t flow_entries = 0;
+  if (auto st = checkFlowCommas(text, &flow_entries); !st.ok()) {
     return absl::InvalidArgumentError(
         text::cat("not valid JSON or YAML: ", std::string(st.message())));
   }
   try {
+    Budget budget;
+    if (!budget.chargeFlowEntries(flow_entries) || !budget.chargeText(text)) {
+      return absl::InvalidArgumentError(text::cat("object refused: ", budget.over()));
+    }
     return decodeObject(YAML::Load(text), options);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(text::cat("not valid JSON or YAML: ", e.what()));
@@ -506,17 +542,25 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
   const std::string_view text = normalized;
   std::vector<DocumentResult> out;
   std::vector<YAML::Node> docs;
-  bool whole = checkFlowCommas(text).ok();
+  Budget budget;
+  size_t flow_entries = 0;
+  bool whole = checkFlowCommas(text, &flow_entries).ok();
   if (whole) {
     try {
-      docs = YAML::LoadAll(std::string(text));
+      // The whole file is measured before any of it is built.
+      if (!budget.chargeFlowEntries(flow_entries) || !budget.chargeText(normalized)) {
+        return {refusal(source, budget)};
+      }
+      docs = YAML::LoadAll(normalized);
     } catch (const YAML::Exception&) {
       whole = false;
+      budget = Budget();
     }
   }
   if (!whole) {
     // LoadAll is all-or-nothing; go document by document so the good ones around a broken one
     // still load.
+    budget = Budget();
     size_t start = 0;
     size_t index = 0;
     while (start <= text.size()) {
@@ -524,16 +568,27 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
       std::string_view chunk = text.substr(
           start, sep == std::string_view::npos ? std::string_view::npos : sep - start + 1);
       std::string where = text::cat(source, ", document ", ++index);
-      absl::Status shape = checkFlowCommas(chunk);
+      size_t chunk_entries = 0;
+      absl::Status shape = checkFlowCommas(chunk, &chunk_entries);
+      if (!budget.chargeFlowEntries(chunk_entries)) {
+        return {refusal(source, budget)};
+      }
       try {
         if (!shape.ok()) {
           out.push_back({where, std::nullopt,
                          absl::InvalidArgumentError(text::cat(
                              where, ": not valid YAML: ", std::string(shape.message())))});
         } else {
-          for (auto& d : YAML::LoadAll(std::string(chunk))) {
+          const std::string chunk_text(chunk);
+          if (!budget.chargeText(chunk_text)) {
+            return {refusal(source, budget)};
+          }
+          for (auto& d : YAML::LoadAll(chunk_text)) {
             if (d.IsDefined() && !d.IsNull()) {
-              decodeInto(d, where, options, out);
+              decodeInto(d, where, options, budget, out);
+            }
+            if (!budget.over().empty()) {
+              return {refusal(source, budget)};
             }
           }
         }
@@ -556,7 +611,10 @@ std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_vi
     if (!doc.IsDefined() || doc.IsNull()) {
       continue;  // an empty document between separators
     }
-    decodeInto(doc, text::cat(source, ", document ", index), options, out);
+    decodeInto(doc, text::cat(source, ", document ", index), options, budget, out);
+    if (!budget.over().empty()) {
+      return {refusal(source, budget)};
+    }
   }
   return out;
 }

@@ -40,18 +40,31 @@ absl::StatusOr<Decoded> decodeObjectText(std::string_view text, const DecodeOpti
 std::optional<Decoded> refusedStandIn(Kind kind, const YAML::Node& node, std::string reason,
                                       const DecodeOptions& options = {});
 
+// Budgets for one manifest file (and for one object read from the API server). yaml-cpp keeps
+// an alias as one shared node, but decoding copies it at every use, so a kilobyte of nested
+// aliases (a billion laughs, plain or in `kind: List` items) would expand into gigabytes; and
+// its node tree costs about 500 bytes a node even without aliases. Nodes are counted from the
+// parser's events before any tree is built, an alias at its anchor's expanded size (List items
+// and nested aliases included; an alias cycle is over budget), and counting stops at the
+// budget. Objects are the documents and List items. A file over either budget is refused as a
+// whole (internal::Budget, budget.h).
+inline constexpr size_t kMaxManifestNodes = 250'000;
+inline constexpr size_t kMaxManifestObjects = 10'000;
+
 // The outcome for one object of a multi-document file.
 struct DocumentResult {
   std::string source;            // "policies/deny.yaml, document 2" (items: ", item 3")
   std::optional<ObjectRef> ref;  // set whenever kind and name could be read, even on error
   absl::StatusOr<Decoded> decoded;
   std::optional<Decoded> stand_in;  // when decoding failed: refusedStandIn()
+  bool whole_file = false;          // the file was refused as a whole (over a budget)
 };
 
 // Decodes every document of `text` (YAML with `---` separators, or JSON), expanding `kind: List`
 // and `<Kind>List` documents into their items. One bad document never hides the others; a
 // syntax error ends the file there (the parser cannot resynchronise) and is reported as one
-// result. `source` names the file in messages.
+// result. A file over kMaxManifestNodes or kMaxManifestObjects is one result with whole_file
+// set and nothing else. `source` names the file in messages.
 std::vector<DocumentResult> decodeDocuments(std::string_view text, std::string_view source,
                                             const DecodeOptions& options = {});
 
