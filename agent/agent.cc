@@ -80,7 +80,8 @@ absl::Status Agent::init() {
   }
   TelemetryConfig telemetry_config{
       .metrics_address = config_.metrics_address,
-      .access_log = {.enabled = config_.access_log, .sample_rate = config_.access_log_sample}};
+      .access_log = {.enabled = config_.access_log, .sample_rate = config_.access_log_sample},
+      .cluster_name = config_.cluster_name};
   auto telemetry = Telemetry::create(telemetry_config, parts_.access_log_sink);
   if (!telemetry.ok()) {
     return telemetry.status();

@@ -67,6 +67,9 @@ std::string Agent::configDumpJson() const {
       {"applied_at", applied_ms == 0 ? nlohmann::json(nullptr)
                                      : nlohmann::json(rfc3339(absl::FromUnixMillis(applied_ms)))}};
   out["workloads"] = snap.workloads;
+  // The rest of the cluster's pods (identity, node, addresses, telemetry labels): enough for
+  // `ferryctl check` to name a source on another node.
+  out["pod_index"] = snap.pod_index;
   out["services"] = snap.services;
   out["endpoints"] = snap.endpoints;
   out["policies"] = snap.policies;

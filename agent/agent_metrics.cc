@@ -57,6 +57,7 @@ constexpr StatMapping kStatMetrics[] = {
     {"policy_dry_run_denied", "ferry_policy_dry_run_total", "deny"},
     {"tls_handshakes_client", "ferry_tls_handshakes_total", "client"},
     {"tls_handshakes_server", "ferry_tls_handshakes_total", "server"},
+    {"baggage_rejected", "ferry_baggage_rejected_total", nullptr},
     {"pool_connections_opened", "ferry_pool_connections_opened_total", nullptr},
     {"pool_streams_reused", "ferry_pool_streams_reused_total", nullptr},
     {"bytes_sent_upstream", "ferry_proxied_bytes_total", "upstream"},

@@ -1,8 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/config.h"
 
+#include <algorithm>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -28,6 +30,16 @@ absl::Status Config::validate() const {
   }
   if (workers < 0 || workers > 256) {
     return absl::InvalidArgumentError("--workers must be between 0 (one per core) and 256");
+  }
+  // A Prometheus label value and a baggage value: kept to what a Kubernetes name allows.
+  if (cluster_name.empty() || cluster_name.size() > 63 ||
+      !std::all_of(cluster_name.begin(), cluster_name.end(), [](char ch) {
+        return absl::ascii_isalnum(ch) || ch == '-' || ch == '_' || ch == '.';
+      })) {
+    return absl::InvalidArgumentError(
+        "--cluster-name must be 1-63 letters, digits, '-', '_' or "
+        "'.', got \"" +
+        cluster_name + "\"");
   }
   if (capture != "bpf" && capture != "none") {
     return absl::InvalidArgumentError("--capture must be \"bpf\" or \"none\", got \"" + capture +
@@ -120,6 +132,8 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       c.controller_ca = value;
     } else if (name == "trust-domain") {
       c.trust_domain = value;
+    } else if (name == "cluster-name") {
+      c.cluster_name = value;
     } else if (name == "admin-address") {
       c.admin_address = value;
     } else if (name == "admin-port") {
@@ -190,6 +204,8 @@ std::string usage() {
   --bootstrap-token-file=PATH   the node's bootstrap token (first connection to the controller)
   --controller-ca=PATH          roots that authenticate the controller (its --trust-bundle-file)
   --trust-domain=TD             SPIFFE trust domain (cluster.local)
+  --cluster-name=NAME           this cluster in telemetry: source_cluster/destination_cluster
+                                and the HBONE baggage (Kubernetes, as Istio's default)
   --workers=N                   worker threads, 0 = one per core (0)
   --enroll-socket=PATH          enrollment socket (/run/ferry/agent.sock)
   --state-file=PATH             enrolled-pod journal (/run/ferry/<node>/pods.json)

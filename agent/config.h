@@ -19,6 +19,7 @@ inline constexpr char kDefaultMetricsAddress[] = "0.0.0.0:15020";
 inline constexpr uint16_t kDefaultReadinessPort = 15021;
 inline constexpr char kDefaultEnrollSocket[] = "/run/ferry/agent.sock";
 inline constexpr char kDefaultTrustDomain[] = "cluster.local";
+inline constexpr char kDefaultClusterName[] = "Kubernetes";  // Istio's default cluster ID
 inline constexpr size_t kDefaultMaxBufferBytes = 256 * 1024;
 inline constexpr uint32_t kDefaultMaxStreamsPerConnection = 100;
 inline constexpr uint32_t kDefaultConnectTimeoutMs = 5000;
@@ -36,6 +37,8 @@ struct Config {
   std::string bootstrap_token_file;  // the node's first credential
   std::string controller_ca;         // roots that authenticate the controller (PEM)
   std::string trust_domain = kDefaultTrustDomain;
+  // This cluster's name in telemetry (source_cluster / destination_cluster, HBONE baggage).
+  std::string cluster_name = kDefaultClusterName;
   std::string admin_address = "127.0.0.1";
   uint16_t admin_port = kDefaultAdminPort;  // 0: pick a free port (tests), logged at start
   // Capture: "bpf" loads the eBPF programs for this node; "none" runs without capture (inbound

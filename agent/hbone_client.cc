@@ -177,9 +177,13 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
       return;
     }
   }
+  auto state = ctx.shared.workloads->current();
   auto target = SocketAddress::parse(dest.ip, dest.port);
   auto authority = hbone::Authority::parse(target->str());
-  auto stream = authority.ok() ? conn->client().openStream(*authority)
+  // Who we are, for the destination's telemetry; it believes only what our certificate proves.
+  const std::string baggage = hbone::encodeBaggage(
+      sourceBaggage(*state, *source, identity, ctx.shared.config->cluster_name));
+  auto stream = authority.ok() ? conn->client().openStream(*authority, baggage)
                                : absl::StatusOr<hbone::StreamId>(authority.status());
   if (!stream.ok()) {
     LOG_WARN("outbound ", source->info.name, " -> ", target->str(), ": ",
@@ -192,7 +196,6 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   auto* bridge = new StreamBridge(ctx, conn, *stream, downstream_fd, /*fd_connecting=*/false,
                                   /*client=*/true);
   conn->attach(*stream, bridge);
-  auto state = ctx.shared.workloads->current();
   bridge->setTelemetry(ctx.shared.telemetry->openConnection(
       outboundReport(*state, *source, principalOf(state->trustDomain(), identity), source_ip, dest,
                      /*mtls=*/true, nullptr)));

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "agent/certificates.h"
@@ -20,6 +21,7 @@
 #include "agent/outbound.h"
 #include "agent/revocation.h"
 #include "agent/telemetry_peers.h"
+#include "hbone/baggage.h"
 #include "hbone/server.h"
 
 namespace ferry::agent {
@@ -92,6 +94,10 @@ class InboundConnection : public TunnelConnection {
     Decision d = state->policies().authorize(*w, attrs, &ctx_.stats);
     ConnectionInfo report =
         inboundReport(*state, *pod_, attrs.principal, /*mtls=*/true, peer_ip_, peer_ip_, app, d);
+    std::optional<hbone::Baggage> baggage = believedBaggage(r);
+    if (baggage) {
+      adoptBaggage(report, *baggage);
+    }
     if (!d.allowed) {
       ctx_.shared.telemetry->connectionDenied(report);
       ctx_.stats.inc(ctx_.stats.policy_denied);
@@ -100,11 +106,29 @@ class InboundConnection : public TunnelConnection {
       return 403;
     }
     if (attrs.http) {
-      http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port()};
+      http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port(), baggage};
     }
     pending_.emplace_back(r.id, app, std::move(report));
     watchPolicy(r.id, *w, std::move(attrs));
     return hbone::kDeferDecision;
+  }
+
+  // The source's baggage when the peer certificate backs it; a claim it contradicts is
+  // counted (ferry_baggage_rejected_total) and ignored, so the node view names the source.
+  std::optional<hbone::Baggage> believedBaggage(const hbone::StreamRequest& r) {
+    if (r.baggage.empty()) {
+      return std::nullopt;
+    }
+    hbone::Baggage b = hbone::decodeBaggage(r.baggage);
+    std::string why;
+    if (!hbone::believeBaggage(b, r.peer, &why)) {
+      static LogLimiter limiter;
+      ctx_.stats.inc(ctx_.stats.baggage_rejected);
+      LOG_WARN_LIMITED(limiter, "inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name,
+                       ": baggage ignored: ", why);
+      return std::nullopt;
+    }
+    return b;
   }
 
   // A later policy that denies the stream resets it (revocation.h). Entries of finished streams

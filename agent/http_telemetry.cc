@@ -68,8 +68,12 @@ ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod&
   if (auto parsed = SocketAddress::parse(peer.destination_ip, peer.destination_port); parsed.ok()) {
     destination = *parsed;
   }
-  return inboundReport(state, pod, principal, /*mtls=*/!principal.empty(), peer.source_ip,
-                       peer.source_ip, destination, Decision{});
+  ConnectionInfo info = inboundReport(state, pod, principal, /*mtls=*/!principal.empty(),
+                                      peer.source_ip, peer.source_ip, destination, Decision{});
+  if (peer.baggage) {
+    adoptBaggage(info, *peer.baggage);
+  }
+  return info;
 }
 
 HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,

@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/local_pods.h"
 #include "agent/worker_context.h"
+#include "hbone/baggage.h"
 #include "http/request_view.h"
 #include "model/model.h"
 #include "policy/request.h"
@@ -36,6 +38,8 @@ struct InboundPeer {
   std::string source_ip;
   std::string destination_ip;
   uint16_t destination_port = 0;
+  // HBONE: the source's baggage, already checked against the peer certificate.
+  std::optional<hbone::Baggage> baggage;
 };
 
 // The authorizer for requests on one inbound connection to `pod`. It counts decisions in the

@@ -27,6 +27,7 @@ namespace ferry::agent {
   X(inbound_plain_refused_strict) /* refused: STRICT mTLS */                             \
   X(inbound_hbone_streams)        /* CONNECT streams on 15008 */                         \
   X(inbound_hbone_bad_authority)  /* :authority not a local pod address */               \
+  X(baggage_rejected)             /* CONNECT baggage the peer certificate contradicts */ \
   X(inbound_app_connect_failed)   /* the app refused or timed out */                     \
   X(policy_denied)                /* refused by authorization policy */                  \
   X(policy_dry_run_allowed)       /* decisions dry-run policies would allow */           \

@@ -28,21 +28,25 @@ const char* actionName(PolicyOutcome::Action a) {
   return "none";
 }
 
-metrics::PeerLabels peerLabels(const TelemetryPeer& p) {
+metrics::PeerLabels peerLabels(const TelemetryPeer& p, const std::string& cluster_name) {
   return {.workload = p.workload,
           .workload_namespace = p.ns,
           .principal = p.principal,
           .app = p.app,
-          .version = p.version};
+          .version = p.version,
+          .cluster = !p.cluster.empty() ? p.cluster : (p.workload.empty() ? "" : cluster_name),
+          .canonical_service = p.canonical_service,
+          .canonical_revision = p.canonical_revision};
 }
 
 metrics::ConnectionLabels connectionLabels(const ConnectionInfo& info, const std::string& protocol,
-                                           const std::string& flags) {
+                                           const std::string& flags,
+                                           const std::string& cluster_name) {
   metrics::ConnectionLabels l;
   l.reporter = info.reporter == TelemetryReporter::kSource ? metrics::Reporter::kSource
                                                            : metrics::Reporter::kDestination;
-  l.source = peerLabels(info.source);
-  l.destination = peerLabels(info.destination);
+  l.source = peerLabels(info.source, cluster_name);
+  l.destination = peerLabels(info.destination, cluster_name);
   l.destination_service = info.destination_service;
   // "name.ns.svc.<domain>": Istio's destination_service_name / _namespace.
   size_t dot1 = info.destination_service.find('.');
@@ -133,6 +137,7 @@ absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
   }
   t->access_log_ = *std::move(log);
   t->decisions_ = std::make_unique<Decisions>();
+  t->cluster_name_ = config.cluster_name;
   if (!config.metrics_address.empty()) {
     auto exporter = metrics::Exporter::start(config.metrics_address, config.limits);
     if (!exporter.ok()) {
@@ -186,7 +191,8 @@ ConnectionTelemetry Telemetry::openConnection(const ConnectionInfo& info) {
   conn.started_ = std::chrono::steady_clock::now();
   conn.start_time_ = absl::Now();
   if (exporter_) {
-    conn.counters_ = exporter_->istio().openConnection(connectionLabels(info, "tcp", ""));
+    conn.counters_ =
+        exporter_->istio().openConnection(connectionLabels(info, "tcp", "", cluster_name_));
   }
   return conn;
 }
@@ -209,7 +215,8 @@ void Telemetry::recordRequest(const HttpRequestInfo& r) {
                                     .duration_ms = absl::ToDoubleMilliseconds(r.duration),
                                     .request_bytes = r.request_bytes,
                                     .response_bytes = r.response_bytes};
-    exporter_->istio().recordRequest(connectionLabels(r.connection, r.protocol, flags), outcome);
+    exporter_->istio().recordRequest(
+        connectionLabels(r.connection, r.protocol, flags, cluster_name_), outcome);
   }
   accesslog::Entry e = logEntry(r.connection, accesslog::Kind::kRequest);
   e.timestamp = absl::Now() - r.duration;

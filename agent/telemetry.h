@@ -40,6 +40,12 @@ struct TelemetryPeer {
   std::string address;    // "10.244.1.11:8080", "[fd00::1]:80"; may be empty
   std::string app;        // the pod's "app" label (source_app / destination_app)
   std::string version;    // the pod's "version" label
+  // Istio's canonical service and revision (telemetry_peers.h derives them from pod labels).
+  std::string canonical_service;
+  std::string canonical_revision;
+  // The peer's cluster as its baggage named it; empty: this agent's cluster when `workload` is
+  // known (a pod in this cluster's state), "unknown" otherwise.
+  std::string cluster;
 };
 
 // Which policy decided, and how. Default-constructed: nothing decided (no policy applies).
@@ -118,6 +124,8 @@ struct TelemetryConfig {
   std::string metrics_address = "0.0.0.0:15020";
   accesslog::Config access_log;
   metrics::MetricsLimits limits;
+  // source_cluster / destination_cluster of this agent's own cluster (--cluster-name).
+  std::string cluster_name = "Kubernetes";
 };
 
 class Telemetry {
@@ -146,6 +154,7 @@ class Telemetry {
   void recordDecision(const ConnectionInfo& info);
   void logConnection(const ConnectionTelemetry& conn, const ConnectionEnd& end);
 
+  std::string cluster_name_;
   std::unique_ptr<metrics::Exporter> exporter_;
   std::unique_ptr<accesslog::Logger> access_log_;
   class Decisions;

@@ -2,6 +2,8 @@
 #include "agent/telemetry_peers.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <tuple>
 
 namespace ferry::agent {
 namespace {
@@ -11,7 +13,35 @@ std::string label(const model::Workload& w, const std::string& key) {
   return it == w.labels.end() ? "" : it->second;
 }
 
+std::string firstLabel(const model::Workload& w, std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    if (std::string v = label(w, key); !v.empty()) {
+      return v;
+    }
+  }
+  return "";
+}
+
+std::string workloadName(const model::Workload& w) {
+  return w.workload_name.empty() ? w.key.name : w.workload_name;
+}
+
+// "<td>/ns/<ns>/sa/<sa>" -> "<ns>", or "" when `principal` is not in that form.
+std::string namespaceOf(const std::string& principal) {
+  size_t at = principal.find("/ns/");
+  size_t end = at == std::string::npos ? at : principal.find("/sa/", at + 4);
+  return end == std::string::npos ? "" : principal.substr(at + 4, end - at - 4);
+}
+
 }  // namespace
+
+std::pair<std::string, std::string> canonicalService(const model::Workload& w) {
+  std::string name =
+      firstLabel(w, {"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"});
+  std::string revision = firstLabel(
+      w, {"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"});
+  return {name.empty() ? workloadName(w) : name, revision.empty() ? "latest" : revision};
+}
 
 std::string spiffeUri(const std::string& principal) {
   return principal.empty() ? "" : "spiffe://" + principal;
@@ -24,10 +54,11 @@ TelemetryPeer workloadPeer(const model::Workload* w, const std::string& principa
   p.address = address;
   if (w != nullptr) {
     // Istio labels by owning workload (Deployment), not pod, which keeps series bounded.
-    p.workload = w->workload_name.empty() ? w->key.name : w->workload_name;
+    p.workload = workloadName(*w);
     p.ns = w->key.ns;
     p.app = label(*w, "app");
     p.version = label(*w, "version");
+    std::tie(p.canonical_service, p.canonical_revision) = canonicalService(*w);
   }
   return p;
 }
@@ -41,6 +72,37 @@ TelemetryPeer localPodPeer(const WorkloadState& state, const LocalPod& pod,
   p.workload = pod.info.name;
   p.ns = pod.info.ns;
   return p;
+}
+
+hbone::Baggage sourceBaggage(const WorkloadState& state, const LocalPod& pod,
+                             const PodIdentity& identity, const std::string& cluster_name) {
+  hbone::Baggage b;
+  b.cluster = cluster_name;
+  b.ns = identity.ns;
+  b.service_account = identity.service_account;
+  if (const model::Workload* w = state.workloadByUid(pod.info.uid)) {
+    b.workload = workloadName(*w);
+    b.workload_kind =
+        w->workload_name.empty() || w->workload_name == w->key.name ? "pod" : "deployment";
+    std::tie(b.service, b.revision) = canonicalService(*w);
+    b.app = label(*w, "app");
+    b.version = label(*w, "version");
+  } else {
+    b.workload = pod.info.name;
+    b.workload_kind = "pod";
+  }
+  return b;
+}
+
+void adoptBaggage(ConnectionInfo& info, const hbone::Baggage& b) {
+  TelemetryPeer& p = info.source;
+  p.workload = b.workload;
+  p.ns = b.ns;
+  p.app = b.app;
+  p.version = b.version;
+  p.canonical_service = b.service;
+  p.canonical_revision = b.revision;
+  p.cluster = b.cluster;
 }
 
 PolicyOutcome policyOutcome(const Decision& d) {
@@ -111,7 +173,16 @@ ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
                              const SocketAddress& destination, const Decision& d) {
   ConnectionInfo info;
   info.reporter = TelemetryReporter::kDestination;
-  info.source = workloadPeer(state.workloadByIp(source_ip), peer_principal, source_address);
+  const model::Workload* source = state.workloadByIp(source_ip);
+  if (source != nullptr && !peer_principal.empty() &&
+      peer_principal !=
+          state.trustDomain() + "/ns/" + source->key.ns + "/sa/" + source->service_account) {
+    source = nullptr;  // the address's pod is not who the certificate says connected
+  }
+  info.source = workloadPeer(source, peer_principal, source_address);
+  if (source == nullptr) {
+    info.source.ns = namespaceOf(peer_principal);
+  }
   const model::Workload* w = state.workloadByUid(pod.info.uid);
   PodIdentity id = identityOf(pod, w);
   info.destination =

@@ -17,6 +17,10 @@ TEST_CASE("flags parse into the config with defaults", "[agent]") {
   CHECK(c->stateFile() == "/run/ferry/node1/pods.json");
   CHECK(c->enroll_socket == "/run/ferry/agent.sock");
   CHECK(c->max_buffer_bytes == kDefaultMaxBufferBytes);
+  CHECK(c->cluster_name == "Kubernetes");
+  auto named = parseFlags({"--node=n", "--certs=/c", "--capture=none", "--cluster-name=east-1"});
+  REQUIRE(named.ok());
+  CHECK(named->cluster_name == "east-1");
   auto k = parseFlags({"--node=node1", "--capture=none", "--controller=ctl:15012",
                        "--bootstrap-token-file=/t", "--controller-ca=/r"});
   REQUIRE(k.ok());
@@ -49,6 +53,11 @@ TEST_CASE("bad flags are refused with a reason", "[agent]") {
             "between 16 KiB"},
            {{"--node=n", "--certs=/c", "--capture=none", "--pod-cidrs=10.244.0.0/16,10.300.0.0/16"},
             "--pod-cidrs: \"10.300.0.0/16\" is not a CIDR"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name="}, "--cluster-name must"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name=a b"},
+            "--cluster-name must be 1-63"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name=a,b"},
+            "got \"a,b\""},
        }) {
     auto c = parseFlags(row.args);
     REQUIRE_FALSE(c.ok());

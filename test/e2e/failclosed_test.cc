@@ -272,7 +272,7 @@ std::string outsidePodAndService(const harness::Pod& pod) {
       "    port: 8080\n");
 }
 
-TEST_CASE("a ClusterIP no Service has is refused; a Service outside the mesh still answers",
+TEST_CASE("a ClusterIP no Service has is refused, a Service outside the mesh still answers",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   MeshOptions options;

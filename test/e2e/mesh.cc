@@ -10,12 +10,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "enroll/client.h"
+#include "tls/x509.h"
 
 namespace ferry::e2e {
 namespace fs = std::filesystem;
@@ -34,15 +37,26 @@ std::string h2ClientScript() {
 }
 
 uint16_t freeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  // A port is free once its probe socket closes, so the kernel may offer it again before the
+  // process it was meant for binds it (seen: the controller given node2's admin port). Never
+  // hand out the same port twice in one test process.
+  static std::mutex mu;
+  static std::set<uint16_t> given;
+  std::lock_guard lock(mu);
+  uint16_t port = 0;
+  for (int attempt = 0; attempt < 1000 && (port == 0 || given.count(port) > 0); ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    port = ntohs(a.sin_port);
+  }
+  given.insert(port);
+  return port;
 }
 
 namespace {
@@ -292,23 +306,57 @@ absl::Status Mesh::waitStateVersion(int64_t at_least) {
   return absl::DeadlineExceededError("agents did not load the new manifests");
 }
 
-absl::Status Mesh::applyManifest(const std::string& file_name, const std::string& yaml) {
-  if (options_.controller) {
-    std::vector<int> all;
-    for (int n = 1; n <= options_.nodes; ++n) {
-      all.push_back(n);
-    }
-    return applyManifestOn(file_name, yaml, all).status();
+std::map<int, int64_t> Mesh::stateVersions() {
+  std::map<int, int64_t> out;
+  for (int n = 1; n <= options_.nodes; ++n) {
+    out[n] = stat(n, "state_version");
   }
-  // Written whole and renamed, so an agent never reads half a file.
+  return out;
+}
+
+absl::Status Mesh::syncAgents(const std::map<int, int64_t>& before) {
+  // Every node runs a mesh pod, so every node's view holds every Service of "default": a new
+  // port on this one changes each view. Written after the change the caller made, so a
+  // controller reload that sees it has seen that change too.
+  std::string tmp = manifests_ + "/.e2e-sync.yaml.tmp";
+  writeFile(tmp, absl::StrCat("apiVersion: v1\nkind: Service\nmetadata:\n  name: e2e-sync\n"
+                              "  namespace: default\nspec:\n  clusterIP: 10.96.255.250\n"
+                              "  ports:\n  - name: tcp-sync\n    port: ",
+                              1 + (++sync_generation_ % 60000), "\n"));
+  fs::rename(tmp, manifests_ + "/e2e-sync.yaml");
+  // Bounded by 60 s: an agent that lost the controller reconnects after its backoff.
+  const absl::Time start = absl::Now();
+  while (absl::Now() - start < absl::Seconds(60)) {
+    bool all = true;
+    for (const auto& [n, version] : before) {
+      all = all && stat(n, "state_version") > version;
+    }
+    if (all) {
+      return absl::OkStatus();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return absl::DeadlineExceededError("agents did not take the manifest change");
+}
+
+absl::Status Mesh::applyManifest(const std::string& file_name, const std::string& yaml) {
+  std::map<int, int64_t> before = stateVersions();
+  // Written whole and renamed, so an agent (or the controller) never reads half a file.
   std::string tmp = manifests_ + "/." + file_name + ".tmp";
   writeFile(tmp, yaml);
   fs::rename(tmp, manifests_ + "/" + file_name);
+  if (options_.controller) {
+    return syncAgents(before);
+  }
   return waitStateVersion(++manifest_version_);
 }
 
 absl::Status Mesh::removeManifest(const std::string& file_name) {
+  std::map<int, int64_t> before = stateVersions();
   fs::remove(manifests_ + "/" + file_name);
+  if (options_.controller) {
+    return syncAgents(before);
+  }
   return waitStateVersion(++manifest_version_);
 }
 
@@ -363,6 +411,16 @@ absl::Status Mesh::startController() {
     token_path_ = scratch + "/bootstrap-token";
     ca_dir_ = scratch + "/controller-ca";
     writeFile(token_path_, "e2e-bootstrap-token-0123456789abcdef\n");
+    // The controller keeps its root in --ca-dir and signs with the one it finds there: the
+    // fake CA's, so certificates a test issues with ca() are trusted as the controller's.
+    fs::create_directories(ca_dir_);
+    fs::permissions(ca_dir_, fs::perms::owner_all, fs::perm_options::replace);
+    auto key_pem = tls::keyToPem(ca_->rootKey());
+    if (!key_pem.ok()) {
+      return key_pem.status();
+    }
+    writeFile(ca_dir_ + "/root-cert.pem", ca_->rootPem());
+    writeFile(ca_dir_ + "/root-key.pem", *key_pem);
     writeFile(manifests_ + "/namespace-default.yaml",
               "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n  labels:\n"
               "    ferry.dev/mesh: enabled\n");

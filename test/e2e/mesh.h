@@ -26,9 +26,10 @@ struct MeshOptions {
   int workers = 2;
   std::vector<std::string> extra_agent_flags;
   // Agents get state and workload certificates from a ferry-controller process (standalone
-  // mode on the manifests folder, plus a Namespace "default" in the mesh) instead of from the
-  // folder and fake-CA files.
-  bool controller = false;
+  // mode on the manifests folder, plus a Namespace "default" in the mesh), as users run Ferry;
+  // its CA signs with the fake CA's root, so ca() issues certificates the agents trust. False:
+  // the agents read the folder and fake-CA files themselves (e2e_manifest_mode_test).
+  bool controller = true;
   std::vector<std::string> extra_controller_flags;
 };
 
@@ -43,7 +44,9 @@ class Mesh {
   const std::string& caPemPath() const { return ca_pem_; }
   const std::string& manifestsDir() const { return manifests_; }
 
-  // Adds or replaces a manifest file and waits until every agent has loaded it.
+  // Adds or replaces a manifest file and waits until every agent has loaded it. Controller
+  // mode: an agent the change does not concern gets no update, so a sync Service every node
+  // receives is changed after it; once every agent has that, every agent has the change.
   absl::Status applyManifest(const std::string& file_name, const std::string& yaml);
   absl::Status removeManifest(const std::string& file_name);
 
@@ -104,6 +107,9 @@ class Mesh {
   Mesh() = default;
   absl::Status waitReady(int node);
   absl::Status waitStateVersion(int64_t at_least);
+  // Controller mode: bumps the sync Service and waits until every agent moved past `before`.
+  absl::Status syncAgents(const std::map<int, int64_t>& before);
+  std::map<int, int64_t> stateVersions();
 
   MeshOptions options_;
   std::unique_ptr<harness::Cluster> cluster_;
@@ -118,6 +124,7 @@ class Mesh {
   std::vector<std::unique_ptr<harness::Process>> agents_;
   std::vector<std::unique_ptr<harness::Process>> apps_;
   int64_t manifest_version_ = 1;
+  int sync_generation_ = 0;
   // Controller mode.
   std::unique_ptr<harness::Process> controller_;
   uint16_t controller_port_ = 0;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -121,6 +122,181 @@ TEST_CASE("after known TCP traffic both agents' metrics show exact counts, bytes
     }
   }
   CHECK(connections == kConnections);
+}
+
+constexpr char kClusterName[] = "e2e-west";
+
+// n1p2 with Istio's canonical-service labels and a version, as its manifest.
+std::string labelledCallerManifest(const harness::Pod& p) {
+  return absl::StrCat(
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ", p.name,
+      "\n  namespace: default\n  uid: ", Mesh::uidOf(p), "\n  labels:\n    app: ", p.name,
+      "\n    version: v9\n    service.istio.io/canonical-name: caller\n"
+      "    service.istio.io/canonical-revision: r7\nspec:\n  nodeName: node",
+      p.node, "\n  serviceAccountName: ", Mesh::saOf(p), "\nstatus:\n  podIP: ", p.ipv4,
+      "\n  podIPs:\n  - ip: ", p.ipv4, "\n  - ip: ", p.ipv6, "\n");
+}
+
+TEST_CASE("controller mode: a caller behind no Service is named exactly at the destination",
+          "[privileged][e2e][telemetry]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.controller = true;
+  options.extra_agent_flags = {absl::StrCat("--cluster-name=", kClusterName)};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& caller = m.pod(1, 2);  // no Service selects it
+  const harness::Pod& server = m.pod(2, 2);  // reached by pod address: no Service either
+  REQUIRE_OK(
+      m.applyManifest(absl::StrCat("pod-", caller.name, ".yaml"), labelledCallerManifest(caller)));
+  REQUIRE_OK(
+      m.startApp(server, {"sha-server", "--port=8080", absl::StrCat("--bytes=", kUpBytes)}, 8080));
+  for (int i = 0; i < kConnections; ++i) {
+    auto out =
+        m.run(caller, {"/usr/bin/python3", meshAppsScript(), "sha-client", "--host=" + server.ipv4,
+                       "--port=8080", absl::StrCat("--bytes=", kUpBytes)});
+    REQUIRE_OK(out);
+    REQUIRE_THAT(*out, Catch::Contains("OK"));
+  }
+  const std::map<std::string, std::string> labels = {
+      {"source_workload", "n1p2"},
+      {"source_workload_namespace", "default"},
+      {"source_principal", "spiffe://cluster.local/ns/default/sa/sa-n1p2"},
+      {"source_app", "n1p2"},
+      {"source_version", "v9"},
+      {"source_cluster", kClusterName},
+      {"source_canonical_service", "caller"},
+      {"source_canonical_revision", "r7"},
+      {"destination_workload", "n2p2"},
+      {"destination_workload_namespace", "default"},
+      {"destination_principal", "spiffe://cluster.local/ns/default/sa/sa-n2p2"},
+      {"destination_app", "n2p2"},
+      {"destination_version", "unknown"},
+      {"destination_cluster", kClusterName},
+      {"destination_canonical_service", "n2p2"},
+      {"destination_canonical_revision", "latest"},
+      {"destination_service", "unknown"},
+      {"request_protocol", "tcp"},
+      {"response_flags", "-"},
+      {"connection_security_policy", "mutual_tls"}};
+  for (auto [node, reporter] : {std::pair{2, "destination"}, std::pair{1, "source"}}) {
+    INFO("node" << node << " reporter " << reporter);
+    auto with_reporter = labels;
+    with_reporter["reporter"] = reporter;
+    std::string text = scrapeUntil(m.metricsPort(node), "istio_tcp_connections_closed_total",
+                                   with_reporter, kConnections);
+    auto opened = sampleValue(text, "istio_tcp_connections_opened_total", with_reporter);
+    auto closed = sampleValue(text, "istio_tcp_connections_closed_total", with_reporter);
+    auto received = sampleValue(text, "istio_tcp_received_bytes_total", with_reporter);
+    auto sent = sampleValue(text, "istio_tcp_sent_bytes_total", with_reporter);
+    std::cout << "controller mode, " << reporter << " reporter, n1p2 -> n2p2: opened "
+              << opened.value_or(-1) << ", closed " << closed.value_or(-1) << ", received "
+              << received.value_or(-1) << " B, sent " << sent.value_or(-1) << " B\n";
+    CHECK(opened == kConnections);
+    CHECK(closed == kConnections);
+    CHECK(received == kConnections * kUpBytes);
+    CHECK(sent == kConnections * kDownBytes);
+    // Nothing was reported under an unknown source.
+    CHECK(sampleValue(text, "istio_tcp_connections_opened_total",
+                      {{"reporter", reporter}, {"source_workload", "unknown"}}) == std::nullopt);
+    CHECK(sampleValue(text, "ferry_baggage_rejected_total", {}) == 0);
+  }
+  int logged = 0;
+  for (const auto& j : accessLogLines(m.agentLog(2))) {
+    if (j["kind"] == "connection" && j["destination"]["workload"] == "n2p2") {
+      ++logged;
+      CHECK(j["source"]["workload"] == "n1p2");
+      CHECK(j["source"]["namespace"] == "default");
+      CHECK(j["bytes_received"] == kUpBytes);
+      CHECK(j["bytes_sent"] == kDownBytes);
+    }
+  }
+  CHECK(logged == kConnections);
+}
+
+TEST_CASE(
+    "controller mode: CONNECT baggage names a caller the node does not know, forged "
+    "baggage is reported as what the certificate proves",
+    "[privileged][e2e][telemetry]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.controller = true;
+  options.extra_agent_flags = {absl::StrCat("--cluster-name=", kClusterName)};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  const std::string dir = m.cluster().scratchDir() + "/baggage-clients";
+  std::filesystem::create_directories(dir);
+  // Signed by the controller's root: the identity default/python-client, on no pod at all.
+  Mesh::writeCert(dir, "client", m.ca().issue("default", "python-client"));
+  constexpr int kBytes = 3000;
+  // A Python HBONE client in n2p1's namespace dials the agent over the pod's loopback: its
+  // address (127.0.0.1) is no pod's, so only baggage can name it.
+  auto connect = [&](const std::string& baggage) {
+    auto r =
+        m.cluster().run(server,
+                        {"/usr/bin/python3", h2ClientScript(), "--port=15008",
+                         "--cert=" + dir + "/client.crt", "--key=" + dir + "/client.key",
+                         "--ca=" + m.trustBundlePath(), "--authority=" + server.ipv4 + ":8080",
+                         "--mode=echo", absl::StrCat("--bytes=", kBytes), "--baggage=" + baggage},
+                        absl::Seconds(60));
+    REQUIRE_OK(r);
+    INFO(r->out << r->err);
+    REQUIRE(r->exit_code == 0);
+  };
+  const std::string kPrincipal = "spiffe://cluster.local/ns/default/sa/python-client";
+  connect(
+      "k8s.cluster.name=east,k8s.namespace.name=default,k8s.deployment.name=py-caller,"
+      "k8s.serviceaccount.name=python-client,service.name=py-svc,service.version=p1,"
+      "k8s.pod.label.app=py");
+  const std::map<std::string, std::string> believed = {{"reporter", "destination"},
+                                                       {"source_workload", "py-caller"},
+                                                       {"source_workload_namespace", "default"},
+                                                       {"source_principal", kPrincipal},
+                                                       {"source_app", "py"},
+                                                       {"source_cluster", "east"},
+                                                       {"source_canonical_service", "py-svc"},
+                                                       {"source_canonical_revision", "p1"},
+                                                       {"destination_workload", "n2p1"},
+                                                       {"destination_cluster", kClusterName}};
+  std::string text =
+      scrapeUntil(m.metricsPort(2), "istio_tcp_connections_closed_total", believed, 1);
+  CHECK(sampleValue(text, "istio_tcp_connections_opened_total", believed) == 1);
+  CHECK(sampleValue(text, "istio_tcp_received_bytes_total", believed) == kBytes);
+  CHECK(sampleValue(text, "istio_tcp_sent_bytes_total", believed) == kBytes);
+  CHECK(sampleValue(text, "ferry_baggage_rejected_total", {}) == 0);
+
+  // The same certificate claiming another namespace and account: ignored and counted; the
+  // report holds what the certificate proves (its namespace and principal), nothing more.
+  connect(
+      "k8s.cluster.name=east,k8s.namespace.name=kube-system,k8s.deployment.name=admin,"
+      "k8s.serviceaccount.name=admin,service.name=admin");
+  const std::map<std::string, std::string> proven = {{"reporter", "destination"},
+                                                     {"source_workload", "unknown"},
+                                                     {"source_workload_namespace", "default"},
+                                                     {"source_principal", kPrincipal},
+                                                     {"source_app", "unknown"},
+                                                     {"source_cluster", "unknown"},
+                                                     {"source_canonical_service", "unknown"},
+                                                     {"destination_workload", "n2p1"},
+                                                     {"destination_cluster", kClusterName}};
+  text = scrapeUntil(m.metricsPort(2), "istio_tcp_connections_closed_total", proven, 1);
+  CHECK(sampleValue(text, "istio_tcp_connections_opened_total", proven) == 1);
+  CHECK(sampleValue(text, "istio_tcp_received_bytes_total", proven) == kBytes);
+  CHECK(sampleValue(text, "istio_tcp_sent_bytes_total", proven) == kBytes);
+  CHECK(sampleValue(text, "ferry_baggage_rejected_total", {}) == 1);
+  CHECK(sampleValue(text, "istio_tcp_connections_opened_total", {{"source_workload", "admin"}}) ==
+        std::nullopt);
+  CHECK(sampleValue(text, "istio_tcp_connections_opened_total",
+                    {{"source_workload_namespace", "kube-system"}}) == std::nullopt);
+  CHECK(m.waitAgentLog(2, "baggage ignored: namespace \"kube-system\" is not the certificate's"));
+  std::cout << "forged baggage: source_workload=unknown source_workload_namespace=default "
+               "source_principal="
+            << kPrincipal << ", ferry_baggage_rejected_total "
+            << sampleValue(text, "ferry_baggage_rejected_total", {}).value_or(-1) << "\n";
 }
 
 TEST_CASE("denied connections count as decisions of the deciding policy, not as connections",

@@ -5,6 +5,7 @@
 Opens one mutual-TLS 1.3 connection (ALPN h2) and one stream, then checks the server's answer:
   echo           CONNECT <authority>, send a payload, half-close, expect 200 and the payload back
   expect-status  send <method> to <authority> and expect the given :status
+--baggage adds a `baggage` header (the source's claimed metadata) to the request.
 Prints the server's SPIFFE ID and "OK" on success; exits non-zero with a reason otherwise.
 """
 import argparse
@@ -34,6 +35,7 @@ def main():
     ap.add_argument("--method", default="CONNECT")
     ap.add_argument("--status", type=int, default=200)
     ap.add_argument("--bytes", type=int, default=256 * 1024)
+    ap.add_argument("--baggage", default="", help="a W3C baggage header to send with the request")
     args = ap.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -63,6 +65,8 @@ def main():
     headers = [(":method", args.method), (":authority", args.authority)]
     if args.method != "CONNECT":
         headers += [(":scheme", "https"), (":path", "/")]
+    if args.baggage:
+        headers.append(("baggage", args.baggage))
     payload = os.urandom(args.bytes) if args.mode == "echo" else b""
     conn.send_headers(sid, headers, end_stream=args.mode != "echo")
     tls.sendall(conn.data_to_send())

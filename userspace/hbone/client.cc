@@ -2,6 +2,7 @@
 #include "hbone/client.h"
 
 #include "absl/strings/str_cat.h"
+#include "hbone/baggage.h"
 
 namespace ferry::hbone {
 namespace {
@@ -32,8 +33,9 @@ absl::StatusOr<std::unique_ptr<HboneClient>> HboneClient::create(
   return client;
 }
 
-absl::StatusOr<StreamId> HboneClient::openStream(const Authority& target) {
-  absl::StatusOr<StreamId> id = openStreamVerbatim(target.toString());
+absl::StatusOr<StreamId> HboneClient::openStream(const Authority& target,
+                                                 std::string_view baggage) {
+  absl::StatusOr<StreamId> id = openStreamVerbatim(target.toString(), baggage);
   if (id.ok()) {
     if (Stream* s = find(*id)) {
       s->authority = target;
@@ -42,7 +44,8 @@ absl::StatusOr<StreamId> HboneClient::openStream(const Authority& target) {
   return id;
 }
 
-absl::StatusOr<StreamId> HboneClient::openStreamVerbatim(std::string authority) {
+absl::StatusOr<StreamId> HboneClient::openStreamVerbatim(std::string authority,
+                                                         std::string_view baggage) {
   if (failed_ || peer_gone_) {
     return absl::UnavailableError("HBONE connection is closed");
   }
@@ -51,9 +54,12 @@ absl::StatusOr<StreamId> HboneClient::openStreamVerbatim(std::string authority) 
   }
   auto stream = std::make_unique<Stream>();
   stream->authority_text = std::move(authority);
-  nghttp2_nv nva[] = {header(":method", "CONNECT"), header(":authority", stream->authority_text)};
+  nghttp2_nv nva[] = {header(":method", "CONNECT"), header(":authority", stream->authority_text),
+                      header(kBaggageHeader, baggage)};
   nghttp2_data_provider provider = dataProvider();
-  int32_t id = nghttp2_submit_request(h2_, nullptr, nva, 2, &provider, nullptr);
+  // nghttp2 copies the headers: `baggage` need not outlive this call.
+  int32_t id =
+      nghttp2_submit_request(h2_, nullptr, nva, baggage.empty() ? 2 : 3, &provider, nullptr);
   if (id < 0) {
     return absl::UnavailableError(absl::StrCat("cannot open HBONE stream: ", nghttp2_strerror(id)));
   }

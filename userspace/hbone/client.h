@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <string_view>
 
 #include "hbone/connection.h"
 
@@ -23,10 +24,12 @@ class HboneClient : public HboneConnection {
   // Opens `CONNECT <target>`. Usable before the handshake completes (the request waits); data
   // may be written at once. The answer arrives as kResponse (200, or a refusal followed by
   // kClosed).
-  absl::StatusOr<StreamId> openStream(const Authority& target);
+  // `baggage`: the source workload's metadata (baggage.h), sent as a `baggage` header when
+  // not empty.
+  absl::StatusOr<StreamId> openStream(const Authority& target, std::string_view baggage = {});
   // Sends `authority` verbatim, unchecked: for relaying an authority as received, and for
   // tests of the server's validation.
-  absl::StatusOr<StreamId> openStreamVerbatim(std::string authority);
+  absl::StatusOr<StreamId> openStreamVerbatim(std::string authority, std::string_view baggage = {});
   // False once the peer sent GOAWAY, the connection failed, or its stream limit is reached.
   bool acceptsNewStreams() const;
   // The server's answer for `id` (0 until it arrives).

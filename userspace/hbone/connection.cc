@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "hbone/baggage.h"
 
 namespace ferry::hbone {
 namespace {
@@ -418,6 +419,14 @@ int HboneConnection::onHeader(nghttp2_session*, const nghttp2_frame* frame, cons
       s->method.assign(v);
     } else if (n == ":authority") {
       s->authority_text.assign(v);
+    } else if (n == kBaggageHeader && !s->baggage_oversized) {
+      // Bounded: a header beyond W3C Baggage's limit is dropped whole, not kept in part.
+      if (s->baggage.size() + 1 + v.size() > kMaxBaggageBytes) {
+        s->baggage.clear();
+        s->baggage_oversized = true;
+      } else {
+        s->baggage.append(s->baggage.empty() ? "" : ",").append(v);
+      }
     }
   } else if (n == ":status") {
     int status = 0;

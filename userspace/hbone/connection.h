@@ -136,6 +136,8 @@ class HboneConnection {
     tls::ByteBuffer send;
     std::string method;
     std::string authority_text;
+    std::string baggage;  // server: the request's baggage header(s), joined with ','
+    bool baggage_oversized = false;
     std::optional<Authority> authority;
     int status = 0;               // client: response status; server: status we answered
     bool remote_ended = false;    // END_STREAM received

@@ -33,7 +33,7 @@ void HboneServer::onRequestHeaders(Stream& s) {
     return;
   }
   s.authority = *authority;
-  int status = accept_ ? accept_(StreamRequest{s.id, peer(), *s.authority}) : 200;
+  int status = accept_ ? accept_(StreamRequest{s.id, peer(), *s.authority, s.baggage}) : 200;
   if (status == kDeferDecision) {
     return;
   }

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "hbone/connection.h"
 
@@ -17,6 +18,9 @@ struct StreamRequest {
   StreamId id;
   const tls::SpiffeId& peer;   // verified from the peer's certificate chain
   const Authority& authority;  // the original destination
+  // The `baggage` header as received (several joined with ','; "" when absent or longer than
+  // kMaxBaggageBytes): the source's claim about itself, unverified (baggage.h).
+  std::string_view baggage;
 };
 
 // Return 200 to accept, an HTTP error status (403 policy, 503 destination down, ...) to refuse,

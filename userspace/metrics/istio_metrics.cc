@@ -51,7 +51,8 @@ void appendKeyPart(std::string& key, std::string_view part) {
 
 void appendPeerKey(std::string& key, const PeerLabels& p) {
   for (const std::string* part :
-       {&p.workload, &p.workload_namespace, &p.principal, &p.app, &p.version}) {
+       {&p.workload, &p.workload_namespace, &p.principal, &p.app, &p.version, &p.cluster,
+        &p.canonical_service, &p.canonical_revision}) {
     appendKeyPart(key, *part);
   }
 }
@@ -83,11 +84,17 @@ prometheus::Labels istioLabels(const ConnectionLabels& l) {
       {"source_principal", orUnknown(l.source.principal)},
       {"source_app", orUnknown(l.source.app)},
       {"source_version", orUnknown(l.source.version)},
+      {"source_cluster", orUnknown(l.source.cluster)},
+      {"source_canonical_service", orUnknown(l.source.canonical_service)},
+      {"source_canonical_revision", orUnknown(l.source.canonical_revision)},
       {"destination_workload", orUnknown(l.destination.workload)},
       {"destination_workload_namespace", orUnknown(l.destination.workload_namespace)},
       {"destination_principal", orUnknown(l.destination.principal)},
       {"destination_app", orUnknown(l.destination.app)},
       {"destination_version", orUnknown(l.destination.version)},
+      {"destination_cluster", orUnknown(l.destination.cluster)},
+      {"destination_canonical_service", orUnknown(l.destination.canonical_service)},
+      {"destination_canonical_revision", orUnknown(l.destination.canonical_revision)},
       {"destination_service", orUnknown(l.destination_service)},
       {"destination_service_name", orUnknown(l.destination_service_name)},
       {"destination_service_namespace", orUnknown(l.destination_service_namespace)},

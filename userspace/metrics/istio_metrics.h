@@ -28,6 +28,9 @@ struct PeerLabels {
   std::string principal;  // SPIFFE ID
   std::string app;
   std::string version;
+  std::string cluster;             // source_cluster / destination_cluster
+  std::string canonical_service;   // service.istio.io/canonical-name and its fallbacks
+  std::string canonical_revision;  // service.istio.io/canonical-revision and its fallbacks
 };
 
 struct ConnectionLabels {

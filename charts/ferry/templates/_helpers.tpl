@@ -36,6 +36,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" .Values.trustDomain) -}}
 {{- fail (printf "trustDomain must be a lower-case DNS name (got %q)" .Values.trustDomain) -}}
 {{- end -}}
+{{- if not (regexMatch "^[A-Za-z0-9._-]{1,63}$" (toString .Values.cluster.name)) -}}
+{{- fail (printf "cluster.name must be 1-63 letters, digits, '-', '_' or '.' (got %q)" (toString .Values.cluster.name)) -}}
+{{- end -}}
 {{- if or (empty .Values.cluster.podCIDRs) (empty .Values.cluster.serviceCIDRs) -}}
 {{- fail "cluster.podCIDRs and cluster.serviceCIDRs must list the cluster's pod and Service ranges" -}}
 {{- end -}}
