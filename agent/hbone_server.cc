@@ -75,8 +75,8 @@ class InboundConnection : public TunnelConnection {
     const auto& ips = pod_->info.ips;
     if (std::find(ips.begin(), ips.end(), app.ip()) == ips.end() || agentPort(app.port())) {
       ctx_.stats.inc(ctx_.stats.inbound_hbone_bad_authority);
-      LOG_INFO("inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name, ": :authority ",
-               r.authority.toString(), " is not this pod's address");
+      LOG_INFO_EVERY_SECOND("inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name,
+                            ": :authority ", r.authority.toString(), " is not this pod's address");
       return 400;
     }
     auto state = ctx_.shared.workloads->current();
@@ -95,8 +95,8 @@ class InboundConnection : public TunnelConnection {
     if (!d.allowed) {
       ctx_.shared.telemetry->connectionDenied(report);
       ctx_.stats.inc(ctx_.stats.policy_denied);
-      LOG_INFO("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
-               ": denied: ", d.reason);
+      LOG_INFO_EVERY_SECOND("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
+                            ": denied: ", d.reason);
       return 403;
     }
     if (attrs.http) {
@@ -193,15 +193,15 @@ void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod,
   PodIdentity id = identityOf(*pod, state->workloadByUid(pod->info.uid));
   auto tls_ctx = ctx.shared.certs->contextFor(id.ns, id.service_account);
   if (!tls_ctx.ok()) {
-    LOG_WARN("inbound HBONE to ", pod->info.name, ": no certificate for ", id.ns, "/",
-             id.service_account, ": ", tls_ctx.status().ToString());
+    LOG_WARN_EVERY_SECOND("inbound HBONE to ", pod->info.name, ": no certificate for ", id.ns, "/",
+                          id.service_account, ": ", tls_ctx.status().ToString());
     ctx.stats.inc(ctx.stats.tls_handshake_failures);
     closeWithReset(fd);
     return;
   }
   auto* conn = new InboundConnection(ctx, fd, pod, peer_ip);
   if (auto s = conn->init(*tls_ctx); !s.ok()) {
-    LOG_WARN("inbound HBONE: ", s.ToString());
+    LOG_WARN_EVERY_SECOND("inbound HBONE: ", s.ToString());
     conn->close("server setup failed");
     return;
   }
