@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <tuple>
 
 #include "agent/certificates.h"
@@ -142,9 +143,25 @@ class InboundConnection : public TunnelConnection {
     });
   }
 
+  // Resets stream `id` if it is still open when called (the HTTP relay gave up on its client).
+  std::function<void()> resetHook(hbone::StreamId id) {
+    return [alive = std::weak_ptr<int>(alive_), this, id] {
+      if (alive.expired() || closed()) {
+        return;
+      }
+      auto bridge = bridges_.find(id);
+      if (bridge == bridges_.end()) {
+        return;
+      }
+      conn().reset(id);
+      bridge->second->abort();
+      flush();
+    };
+  }
+
   void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
     auto l7 = http_streams_.extract(id);
-    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()))
+    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()), resetHook(id))
                  : connectToApp(ctx_, *pod_, app);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
@@ -178,6 +195,7 @@ class InboundConnection : public TunnelConnection {
   std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
   std::map<hbone::StreamId, InboundPeer> http_streams_;  // accepted streams on HTTP ports
   std::map<hbone::StreamId, Revocations::Id> revocable_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // resetHook()s outlive us safely
 };
 
 }  // namespace

@@ -62,6 +62,8 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     (void)ctx_.loop.add(up_.fd, up_.interest, &up_);
   }
 
+  void setOnReset(std::function<void()> fn) { on_reset_ = std::move(fn); }
+
   void evictForNewer() override {
     LOG_INFO_EVERY_SECOND("inbound HTTP to ", pod_->info.name,
                           ": closing the oldest connection "
@@ -360,6 +362,10 @@ class HttpInbound : public Deferred, public HeaderWaiter {
       return;
     }
     done_ = true;
+    if (reset && on_reset_) {
+      std::function<void()> fn = std::move(on_reset_);
+      fn();
+    }
     stopWaiting();
     cancel(connect_timer_);
     cancel(idle_timer_);
@@ -393,6 +399,7 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   EventLoop::TimerId header_timer_ = 0;  // while waiting for a request head
   EventLoop::TimerId idle_timer_ = 0;    // while no request is in flight (keep-alive)
   int in_flight_ = 0;                    // request heads authorized and not yet answered
+  std::function<void()> on_reset_;
 };
 
 }  // namespace
@@ -414,7 +421,8 @@ void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const 
 }
 
 absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
-                                     const SocketAddress& app, InboundPeer peer) {
+                                     const SocketAddress& app, InboundPeer peer,
+                                     std::function<void()> on_reset) {
   auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
   if (!relay->admit()) {
     return absl::ResourceExhaustedError("too many HTTP connections waiting for request headers");
@@ -429,6 +437,7 @@ absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const L
     ::close(pair[1]);
     return fd.status();
   }
+  relay->setOnReset(std::move(on_reset));
   relay.release()->start(pair[1], *fd);
   return pair[0];
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,7 +32,10 @@ void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const 
 // For HBONE: connects to `app` in `pod` through the HTTP filter and returns the socket the
 // stream bridge should use in place of the app's (already connected). ResourceExhausted when
 // the agent has too many connections waiting for request heads.
+// `on_reset` runs when the relay resets the client (header timeout, shed for a newer waiter, an
+// error), so the stream is reset at once instead of seeing a half-close the client may ignore.
 absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
-                                     const SocketAddress& app, InboundPeer peer);
+                                     const SocketAddress& app, InboundPeer peer,
+                                     std::function<void()> on_reset);
 
 }  // namespace ferry::agent

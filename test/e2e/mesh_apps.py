@@ -63,7 +63,8 @@
   slow-headers  --host H --port P --count C --interval S --seconds T
                                     slowloris: C connections, each sends one byte of a request
                                     head every S seconds for T seconds (or until all closed);
-                                    prints "OPENED <n> CLOSED <m>" (closed by the far side)
+                                    prints "OPENED <C> CLOSED <m> (<k> before their first
+                                    byte)": m connections were ended by the far side
 Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
@@ -525,8 +526,8 @@ def flood(host, port, count, release_file):
 
 def slow_headers(host, port, count, interval, seconds):
     head = b"GET /slow HTTP/1.1\r\nHost: slow\r\nX-Slow: " + b"a" * 4096
-    conns, _ = open_many(host, port, count)
-    opened, closed, sent = len(conns), 0, 0
+    conns, early = open_many(host, port, count)
+    opened, closed, sent = count, early, 0  # `early`: ended before their first byte
     poller = select.poll()
     live = {c.fileno(): c for c in conns}
     for fd in live:
@@ -551,7 +552,8 @@ def slow_headers(host, port, count, interval, seconds):
                 poller.unregister(fd)
                 live.pop(fd).close()
                 closed += 1
-    print("OPENED %d CLOSED %d" % (opened, closed), flush=True)
+    print("OPENED %d CLOSED %d (%d before their first byte)" % (opened, closed, early),
+          flush=True)
     for c in live.values():
         c.close()
 
