@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(
   int stop = ::eventfd(0, EFD_CLOEXEC);
   auto server = std::unique_ptr<AdminServer>(
       new AdminServer(fd, stop, ntohs(addr.sin_port), std::move(routes)));
+  server->reserve_.hold();
   server->thread_ = std::thread([s = server.get()] { s->run(); });
   return server;
 }
@@ -109,9 +110,9 @@ AdminServer::~AdminServer() {
 
 void AdminServer::run() {
   // Out of descriptors (the data path holds them all), this endpoint must still answer: it keeps
-  // one in reserve to accept with, and pauses (not spins) when even that is gone.
-  FdReserve reserve;
-  reserve.hold();
+  // one in reserve (taken in start()) to accept with, and pauses (not spins) when even that is
+  // gone.
+  FdReserve& reserve = reserve_;
   AcceptBackoff backoff;
   int pause_ms = -1;  // >= 0 while paused: the listener is not polled
   while (true) {
