@@ -290,6 +290,13 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   void onRecord(const http::RequestRecord& r) {
     reporter_.report(r);
     if (r.authorized && in_flight_ > 0 && --in_flight_ == 0) {
+      // A pipelined next head that arrived in part while this one was served is timed now.
+      if (h1_ != nullptr && h1_->partialRequestHead()) {
+        if (!startWaiting()) {
+          closing_ = true;  // refused at the cap: close once what is pending is written
+        }
+        return;
+      }
       startIdle();
     }
   }

@@ -268,5 +268,53 @@ TEST_CASE("1,000 slow-header clients are bounded and normal requests are served"
   CHECK_THAT(*after, Catch::StartsWith("200"));
 }
 
+TEST_CASE("keep-alive HTTP: an idle connection closes and a later request head is timed too",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.extra_agent_flags = {"--http-header-timeout-ms=1500", "--http-idle-timeout-ms=1500"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.applyManifest("service-api.yaml", kApiService));
+  REQUIRE_OK(
+      m.startApp(m.pod(2, 1), {"http-server", absl::StrCat("--port=", kHttpPort)}, kHttpPort));
+  // http-raw prints what comes back until the far side closes (or 10 s pass).
+  auto raw = [&](const std::string& text) {
+    auto start = Clock::now();
+    auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "http-raw",
+                                   "--host=" + m.pod(2, 1).ipv4, absl::StrCat("--port=", kHttpPort),
+                                   "--text=" + text});
+    REQUIRE_OK(out);
+    return std::make_pair(*out, std::chrono::duration<double>(Clock::now() - start).count());
+  };
+
+  // One request, then silence: answered, then closed by the idle timeout.
+  auto [idle, idle_s] = raw("GET /idle HTTP/1.1\\r\\nHost: api\\r\\n\\r\\n");
+  CHECK_THAT(idle, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(idle, Catch::Contains("path=/idle"));
+  CHECK(m.stat(2, "http_idle_timeouts") == 1);
+  CHECK(idle_s < 8);
+
+  // A request and, in the same write, the start of a second head that never completes: the
+  // first is answered, the second is closed by the header timeout (not held for the idle one).
+  auto [partial, partial_s] =
+      raw("GET /first HTTP/1.1\\r\\nHost: api\\r\\n\\r\\nGET /second HTTP/1.1\\r\\nHost: a");
+  CHECK_THAT(partial, Catch::Contains("path=/first"));
+  CHECK_THAT(partial, !Catch::Contains("path=/second"));
+  CHECK(m.stat(2, "http_header_timeouts") == 1);
+  CHECK(m.stat(2, "http_idle_timeouts") == 1);
+  CHECK(partial_s < 8);
+
+  // Heads trickled a byte every 0.5 s from the start: each closed at the header timeout.
+  auto before = m.stat(2, "http_header_timeouts");
+  auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "slow-headers",
+                                 "--host=" + m.pod(2, 1).ipv4, absl::StrCat("--port=", kHttpPort),
+                                 "--count=3", "--interval=0.5", "--seconds=8"});
+  REQUIRE_OK(out);
+  CHECK_THAT(*out, Catch::StartsWith("OPENED 3 CLOSED 3"));
+  CHECK(m.stat(2, "http_header_timeouts") == before + 3);
+}
+
 }  // namespace
 }  // namespace ferry::e2e
