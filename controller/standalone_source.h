@@ -42,7 +42,8 @@ class StandaloneSource : public Source {
   bool waitForReload(uint64_t seen, std::chrono::milliseconds timeout);
 
  private:
-  void reload();
+  // False when the folder could not be read: the store is left as it was.
+  bool reload();
   void watchLoop();
   absl::Status addWatches(const std::filesystem::path& dir);
 
@@ -54,6 +55,7 @@ class StandaloneSource : public Source {
   std::map<int, std::filesystem::path> watch_dirs_;
   std::thread thread_;
   std::atomic<uint64_t> reloads_{0};
+  bool unreadable_ = false;  // the last reload could not read the folder (watch thread only)
   std::mutex mu_;
   std::condition_variable reloaded_;
 };
