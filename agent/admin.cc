@@ -13,6 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/log.h"
+#include "agent/overload.h"
 
 namespace ferry::agent {
 namespace {
@@ -88,6 +90,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(
   int stop = ::eventfd(0, EFD_CLOEXEC);
   auto server = std::unique_ptr<AdminServer>(
       new AdminServer(fd, stop, ntohs(addr.sin_port), std::move(routes)));
+  server->reserve_.hold();
   server->thread_ = std::thread([s = server.get()] { s->run(); });
   return server;
 }
@@ -106,9 +109,15 @@ AdminServer::~AdminServer() {
 }
 
 void AdminServer::run() {
+  // Out of descriptors (the data path holds them all), this endpoint must still answer: it keeps
+  // one in reserve (taken in start()) to accept with, and pauses (not spins) when even that is
+  // gone.
+  FdReserve& reserve = reserve_;
+  AcceptBackoff backoff;
+  int pause_ms = -1;  // >= 0 while paused: the listener is not polled
   while (true) {
-    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {fd_, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {pause_ms >= 0 ? -1 : fd_, POLLIN, 0}};
+    if (::poll(fds, 2, pause_ms) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -117,10 +126,23 @@ void AdminServer::run() {
     if (fds[0].revents) {
       return;
     }
+    pause_ms = -1;
+    reserve.hold();
     int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (client < 0 && overloadCause(errno)) {
+      client = acceptWithReserve(fd_, reserve, SOCK_CLOEXEC);
+    }
     if (client >= 0) {
+      backoff.reset();
       serve(client);
       ::close(client);
+      reserve.hold();
+      continue;
+    }
+    if (auto cause = overloadCause(errno)) {
+      pause_ms = static_cast<int>(backoff.next().count());
+      LOG_WARN_EVERY_SECOND("admin endpoint :", port_, ": accept: ", causeName(*cause),
+                            "; pausing ", pause_ms, " ms");
     }
   }
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "agent/overload.h"
 
 namespace ferry::agent {
 
@@ -48,6 +49,7 @@ class AdminServer {
   int stop_fd_;
   uint16_t port_;
   std::map<std::string, Route> routes_;
+  FdReserve reserve_;  // accepts with it when the process is out of descriptors (overload.h)
   std::thread thread_;
 };
 

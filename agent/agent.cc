@@ -8,6 +8,7 @@
 
 #include "agent/certificates.h"
 #include "agent/hbone_pool.h"
+#include "agent/http_waiting.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
 #include "agent/revocation.h"
@@ -34,6 +35,10 @@ int openFdCount() {
 WorkerContext::WorkerContext(int i, EventLoop& l, Shared& s)
     : index(i), loop(l), shared(s), rng(std::random_device{}()) {
   pool = std::make_unique<HbonePool>(*this);
+  header_waits = std::make_unique<HeaderWaitQueue>(s.http_awaiting_headers, stats);
+  if (s.config != nullptr && s.config->fd_reserve) {
+    fd_reserve.hold();
+  }
 }
 
 WorkerContext::~WorkerContext() = default;

@@ -62,6 +62,15 @@ constexpr StatMapping kStatMetrics[] = {
     {"pool_streams_reused", "ferry_pool_streams_reused_total", nullptr},
     {"bytes_sent_upstream", "ferry_proxied_bytes_total", "upstream"},
     {"bytes_sent_downstream", "ferry_proxied_bytes_total", "downstream"},
+    {"accept_overload_emfile", "ferry_accept_overload_total", "emfile"},
+    {"accept_overload_enfile", "ferry_accept_overload_total", "enfile"},
+    {"accept_overload_enobufs", "ferry_accept_overload_total", "enobufs"},
+    {"accept_overload_enomem", "ferry_accept_overload_total", "enomem"},
+    {"accept_shed", "ferry_accept_shed_total", nullptr},
+    {"http_header_timeouts", "ferry_http_header_timeouts_total", nullptr},
+    {"http_idle_timeouts", "ferry_http_idle_timeouts_total", nullptr},
+    {"http_headers_evicted", "ferry_http_awaiting_headers_shed_total", "evicted_oldest"},
+    {"http_headers_refused", "ferry_http_awaiting_headers_shed_total", "refused"},
 };
 
 const char* labelNameOf(const std::string& family) {
@@ -79,6 +88,12 @@ const char* labelNameOf(const std::string& family) {
   }
   if (family == "ferry_policy_dry_run_total") {
     return "outcome";
+  }
+  if (family == "ferry_accept_overload_total") {
+    return "cause";
+  }
+  if (family == "ferry_http_awaiting_headers_shed_total") {
+    return "action";
   }
   return "listener";
 }
@@ -107,6 +122,9 @@ void Agent::addMetricSources() {
     }
     out.push_back(gauge("ferry_connections_active", "Proxied connections in flight",
                         static_cast<double>(s["connections_active"])));
+    out.push_back(gauge("ferry_http_awaiting_headers",
+                        "Inbound HTTP connections waiting for a complete request head",
+                        static_cast<double>(s["http_awaiting_headers"])));
     out.push_back(gauge("ferry_enrolled_pods", "Pods enrolled on this node",
                         static_cast<double>(registry_ ? registry_->size() : 0)));
     return out;

@@ -2,14 +2,51 @@
 #include "agent/bpf_capture.h"
 
 #include <arpa/inet.h>
+#include <bpf/libbpf.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "agent/log.h"
 #include "bpf/abi.h"
 
 namespace ferry::agent {
+namespace {
+
+// libbpf's messages go to the agent's log, each of libbpf's call sites (its format string) at
+// most once a second: reading per-CPU counters out of descriptors printed one line per scrape.
+int libbpfToLog(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) {
+    return 0;
+  }
+  static std::mutex mu;
+  static std::map<const char*, LogLimiter> limiters;
+  LogLimiter* limiter = nullptr;
+  {
+    std::lock_guard lock(mu);
+    limiter = &limiters.try_emplace(format).first->second;
+  }
+  char text[1024];
+  std::vsnprintf(text, sizeof(text), format, args);
+  std::string line(text);
+  while (!line.empty() && line.back() == '\n') {
+    line.pop_back();
+  }
+  if (level == LIBBPF_WARN) {
+    LOG_WARN_LIMITED(*limiter, line);  // libbpf's lines start with "libbpf: "
+  } else {
+    LOG_INFO_LIMITED(*limiter, line);
+  }
+  return 0;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<BpfCapture>> BpfCapture::start(const Config& config) {
+  libbpf_set_print(libbpfToLog);
   bpf::BpfConfig bc;
   bc.pin_dir = config.bpffs_dir;
   bc.pod_cgroup = config.cgroup_path;

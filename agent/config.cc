@@ -78,6 +78,13 @@ absl::Status Config::validate() const {
   if (max_streams_per_connection == 0) {
     return absl::InvalidArgumentError("--max-streams-per-connection must be at least 1");
   }
+  if (http_header_timeout_ms == 0 || http_idle_timeout_ms == 0) {
+    return absl::InvalidArgumentError(
+        "--http-header-timeout-ms and --http-idle-timeout-ms must be at least 1");
+  }
+  if (max_http_awaiting_headers == 0) {
+    return absl::InvalidArgumentError("--max-http-awaiting-headers must be at least 1");
+  }
   if (log_level != "debug" && log_level != "info" && log_level != "warn" && log_level != "error") {
     return absl::InvalidArgumentError("--log-level must be debug, info, warn or error");
   }
@@ -98,6 +105,14 @@ absl::Status parseNumber(const std::string& flag, const std::string& text, T min
                                       std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   out = static_cast<T>(v);
+  return absl::OkStatus();
+}
+
+absl::Status parseOnOff(const std::string& flag, const std::string& value, bool& out) {
+  if (value != "on" && value != "off") {
+    return absl::InvalidArgumentError("--" + flag + " must be on or off, got \"" + value + "\"");
+  }
+  out = value == "on";
   return absl::OkStatus();
 }
 
@@ -160,6 +175,14 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       s = parseNumber<uint32_t>(name, value, 1, 3600000, c.pool_idle_timeout_ms);
     } else if (name == "outlier-base-ejection-ms") {
       s = parseNumber<uint32_t>(name, value, 0, 3600000, c.outlier_base_ejection_ms);
+    } else if (name == "http-header-timeout-ms") {
+      s = parseNumber<uint32_t>(name, value, 1, 3600000, c.http_header_timeout_ms);
+    } else if (name == "max-http-awaiting-headers") {
+      s = parseNumber<uint32_t>(name, value, 1, 1000000, c.max_http_awaiting_headers);
+    } else if (name == "http-idle-timeout-ms") {
+      s = parseNumber<uint32_t>(name, value, 1, 86400000, c.http_idle_timeout_ms);
+    } else if (name == "fd-reserve") {
+      s = parseOnOff(name, value, c.fd_reserve);
     } else if (name == "log-level") {
       c.log_level = value;
     } else if (name == "metrics-address") {
@@ -173,10 +196,7 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
     } else if (name == "readiness-port") {
       s = parseNumber<uint16_t>(name, value, 0, 65535, c.readiness_port);
     } else if (name == "access-log") {
-      if (value != "on" && value != "off") {
-        return absl::InvalidArgumentError("--access-log must be on or off, got \"" + value + "\"");
-      }
-      c.access_log = value == "on";
+      s = parseOnOff(name, value, c.access_log);
     } else if (name == "access-log-sample") {
       if (!absl::SimpleAtod(value, &c.access_log_sample)) {
         return absl::InvalidArgumentError("--access-log-sample: \"" + value + "\" is not a number");
@@ -220,6 +240,12 @@ std::string usage() {
   --max-streams-per-connection=N   HBONE streams per pooled connection (100)
   --connect-timeout-ms=N --pool-idle-timeout-ms=N
   --outlier-base-ejection-ms=N  routed services: base ejection interval (0 = 30 s default)
+  --http-header-timeout-ms=N    inbound HTTP: time for a complete request head (10000)
+  --max-http-awaiting-headers=N inbound HTTP: connections waiting for a head, per agent (1024);
+                                beyond it a new one closes its worker's oldest waiter
+  --http-idle-timeout-ms=N      inbound HTTP: keep-alive idle time between requests (3600000)
+  --fd-reserve=on|off           out of descriptors, refuse queued connections with a spare one
+                                instead of leaving them queued while accepts pause (off)
   --log-level=debug|info|warn|error
   --metrics-address=IP:PORT     Prometheus endpoint (0.0.0.0:15020; "off" = none; port 0 = any)
   --metrics-port=N              same as --metrics-address=0.0.0.0:N

@@ -24,6 +24,9 @@ inline constexpr size_t kDefaultMaxBufferBytes = 256 * 1024;
 inline constexpr uint32_t kDefaultMaxStreamsPerConnection = 100;
 inline constexpr uint32_t kDefaultConnectTimeoutMs = 5000;
 inline constexpr uint32_t kDefaultPoolIdleTimeoutMs = 60000;
+inline constexpr uint32_t kDefaultHttpHeaderTimeoutMs = 10000;
+inline constexpr uint32_t kDefaultMaxHttpAwaitingHeaders = 1024;
+inline constexpr uint32_t kDefaultHttpIdleTimeoutMs = 3600000;
 
 struct Config {
   std::string node_name;  // required: which node this agent serves
@@ -54,6 +57,16 @@ struct Config {
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
   uint32_t pool_idle_timeout_ms = kDefaultPoolIdleTimeoutMs;
   uint32_t outlier_base_ejection_ms = 0;  // routed services: ejection base interval (0: library's)
+  // Inbound HTTP ports (http_waiting.h): a request head must be complete this long after the
+  // connection opened or the request's first byte came; at most this many connections of the
+  // agent wait for one (a new one beyond it closes the oldest waiter of its worker, or is
+  // refused); a keep-alive connection with no request in flight closes after the idle timeout.
+  uint32_t http_header_timeout_ms = kDefaultHttpHeaderTimeoutMs;
+  uint32_t max_http_awaiting_headers = kDefaultMaxHttpAwaitingHeaders;
+  uint32_t http_idle_timeout_ms = kDefaultHttpIdleTimeoutMs;
+  // Keep one spare descriptor per worker: out of descriptors, a listener accepts a pending
+  // connection with it and closes it (a fast refusal) rather than leaving it queued (overload.h).
+  bool fd_reserve = false;
   std::string log_level = "info";
   // Telemetry (agent/telemetry.h): "" turns the metrics endpoint off; port 0 picks one (tests).
   std::string metrics_address = kDefaultMetricsAddress;

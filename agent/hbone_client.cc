@@ -129,15 +129,15 @@ PooledClient* openConnection(WorkerContext& ctx, const LocalPod& source,
                              const std::string& key) {
   auto tls_ctx = ctx.shared.certs->contextFor(identity.ns, identity.service_account);
   if (!tls_ctx.ok()) {
-    LOG_WARN("outbound from ", source.info.name, ": no certificate for ", identity.ns, "/",
-             identity.service_account, ": ", tls_ctx.status().ToString());
+    LOG_WARN_EVERY_SECOND("outbound from ", source.info.name, ": no certificate for ", identity.ns,
+                          "/", identity.service_account, ": ", tls_ctx.status().ToString());
     return nullptr;
   }
   tls::SpiffeId expected{ctx.shared.workloads->current()->trustDomain(), dest.workload->key.ns,
                          dest.workload->service_account};
   auto client = hbone::HboneClient::create(*tls_ctx, expected);
   if (!client.ok()) {
-    LOG_WARN("outbound HBONE client: ", client.status().ToString());
+    LOG_WARN_EVERY_SECOND("outbound HBONE client: ", client.status().ToString());
     return nullptr;
   }
   auto to = SocketAddress::parse(dest.ip, kHbonePort);
@@ -146,12 +146,12 @@ PooledClient* openConnection(WorkerContext& ctx, const LocalPod& source,
   }
   auto fd = tcpSocketIn(source.netns, to->family(), ctx.shared.config->socket_mark);
   if (!fd.ok()) {
-    LOG_WARN("outbound socket in ", source.info.name, ": ", fd.status().ToString());
+    LOG_WARN_EVERY_SECOND("outbound socket in ", source.info.name, ": ", fd.status().ToString());
     return nullptr;
   }
   if (auto s = startConnect(*fd, *to); !s.ok()) {
     ::close(*fd);
-    LOG_INFO("outbound from ", source.info.name, ": ", s.ToString());
+    LOG_INFO_EVERY_SECOND("outbound from ", source.info.name, ": ", s.ToString());
     return nullptr;
   }
   auto* conn = new PooledClient(ctx, *fd, key, *std::move(client));
@@ -186,8 +186,8 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   auto stream = authority.ok() ? conn->client().openStream(*authority, baggage)
                                : absl::StatusOr<hbone::StreamId>(authority.status());
   if (!stream.ok()) {
-    LOG_WARN("outbound ", source->info.name, " -> ", target->str(), ": ",
-             stream.status().ToString());
+    LOG_WARN_EVERY_SECOND("outbound ", source->info.name, " -> ", target->str(), ": ",
+                          stream.status().ToString());
     ctx.stats.inc(ctx.stats.outbound_failed);
     closeWithReset(downstream_fd);
     conn->flush();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <optional>
 #include <tuple>
 
@@ -77,8 +78,8 @@ class InboundConnection : public TunnelConnection {
     const auto& ips = pod_->info.ips;
     if (std::find(ips.begin(), ips.end(), app.ip()) == ips.end() || agentPort(app.port())) {
       ctx_.stats.inc(ctx_.stats.inbound_hbone_bad_authority);
-      LOG_INFO("inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name, ": :authority ",
-               r.authority.toString(), " is not this pod's address");
+      LOG_INFO_EVERY_SECOND("inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name,
+                            ": :authority ", r.authority.toString(), " is not this pod's address");
       return 400;
     }
     auto state = ctx_.shared.workloads->current();
@@ -101,8 +102,8 @@ class InboundConnection : public TunnelConnection {
     if (!d.allowed) {
       ctx_.shared.telemetry->connectionDenied(report);
       ctx_.stats.inc(ctx_.stats.policy_denied);
-      LOG_INFO("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
-               ": denied: ", d.reason);
+      LOG_INFO_EVERY_SECOND("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
+                            ": denied: ", d.reason);
       return 403;
     }
     if (attrs.http) {
@@ -166,9 +167,25 @@ class InboundConnection : public TunnelConnection {
     });
   }
 
+  // Resets stream `id` if it is still open when called (the HTTP relay gave up on its client).
+  std::function<void()> resetHook(hbone::StreamId id) {
+    return [alive = std::weak_ptr<int>(alive_), this, id] {
+      if (alive.expired() || closed()) {
+        return;
+      }
+      auto bridge = bridges_.find(id);
+      if (bridge == bridges_.end()) {
+        return;
+      }
+      conn().reset(id);
+      bridge->second->abort();
+      flush();
+    };
+  }
+
   void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
     auto l7 = http_streams_.extract(id);
-    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()))
+    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()), resetHook(id))
                  : connectToApp(ctx_, *pod_, app);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
@@ -202,6 +219,7 @@ class InboundConnection : public TunnelConnection {
   std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
   std::map<hbone::StreamId, InboundPeer> http_streams_;  // accepted streams on HTTP ports
   std::map<hbone::StreamId, Revocations::Id> revocable_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // resetHook()s outlive us safely
 };
 
 }  // namespace
@@ -217,15 +235,15 @@ void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod,
   PodIdentity id = identityOf(*pod, state->workloadByUid(pod->info.uid));
   auto tls_ctx = ctx.shared.certs->contextFor(id.ns, id.service_account);
   if (!tls_ctx.ok()) {
-    LOG_WARN("inbound HBONE to ", pod->info.name, ": no certificate for ", id.ns, "/",
-             id.service_account, ": ", tls_ctx.status().ToString());
+    LOG_WARN_EVERY_SECOND("inbound HBONE to ", pod->info.name, ": no certificate for ", id.ns, "/",
+                          id.service_account, ": ", tls_ctx.status().ToString());
     ctx.stats.inc(ctx.stats.tls_handshake_failures);
     closeWithReset(fd);
     return;
   }
   auto* conn = new InboundConnection(ctx, fd, pod, peer_ip);
   if (auto s = conn->init(*tls_ctx); !s.ok()) {
-    LOG_WARN("inbound HBONE: ", s.ToString());
+    LOG_WARN_EVERY_SECOND("inbound HBONE: ", s.ToString());
     conn->close("server setup failed");
     return;
   }

@@ -195,7 +195,7 @@ void TunnelConnection::close(const std::string& why) {
     if (conn_->error().code() == absl::StatusCode::kPermissionDenied) {
       ctx_.stats.inc(ctx_.stats.tls_peer_rejected);
     }
-    LOG_INFO(client_ ? "outbound" : "inbound", " HBONE handshake failed: ", why);
+    LOG_INFO_EVERY_SECOND(client_ ? "outbound" : "inbound", " HBONE handshake failed: ", why);
   }
   auto bridges = std::move(bridges_);
   bridges_.clear();
@@ -288,7 +288,7 @@ void StreamBridge::onResponse(int status) {
   // Refused by the destination's agent (policy 403, bad authority 400, app down 503): the app
   // sees a reset, as it would from a refused connect.
   ctx_.stats.inc(status == 403 ? ctx_.stats.policy_denied : ctx_.stats.outbound_failed);
-  LOG_INFO("hbone stream refused by peer with status ", status);
+  LOG_INFO_EVERY_SECOND("hbone stream refused by peer with status ", status);
   tunnel_->detach(id_);
   finish(true);
 }

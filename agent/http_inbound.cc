@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "agent/http_telemetry.h"
+#include "agent/http_waiting.h"
 #include "agent/inbound.h"
 #include "agent/log.h"
 #include "http/http2_filter.h"
@@ -22,26 +23,33 @@ constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr size_t kMaxPendingOut = 256 * 1024;
 constexpr size_t kReadChunk = 16 * 1024;
 
-class HttpInbound : public Deferred {
+class HttpInbound : public Deferred, public HeaderWaiter {
  public:
-  HttpInbound(WorkerContext& ctx, int downstream, int upstream, std::shared_ptr<const LocalPod> pod,
-              InboundPeer peer)
+  HttpInbound(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, InboundPeer peer)
       : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)), reporter_(ctx_, pod_, peer_) {
     down_.owner = up_.owner = this;
-    down_.fd = downstream;
-    up_.fd = upstream;
   }
 
   ~HttpInbound() override {
-    if (connect_timer_ != 0) {
-      ctx_.loop.cancelTimer(connect_timer_);
-    }
+    stopWaiting();
+    cancel(connect_timer_);
+    cancel(idle_timer_);
   }
 
-  void start() {
+  // A new connection waits for its first request head from now on; false (counted) when the
+  // agent is at --max-http-awaiting-headers and this worker has no older waiter to close.
+  bool admit() { return startWaiting(); }
+
+  void start(int downstream, int upstream) {
+    down_.fd = downstream;
+    up_.fd = upstream;
     ctx_.stats.inc(ctx_.stats.connections_active);
     ctx_.stats.inc(ctx_.stats.http_connections);
-    authorize_ = makeL7Authorizer(ctx_, pod_, peer_);
+    http::Authorizer authorize = makeL7Authorizer(ctx_, pod_, peer_);
+    authorize_ = [this, authorize = std::move(authorize)](const http::RequestView& view) {
+      onRequestHead();
+      return authorize(view);
+    };
     connect_timer_ = ctx_.loop.addTimer(
         std::chrono::milliseconds(ctx_.shared.config->connect_timeout_ms), [this] {
           connect_timer_ = 0;
@@ -52,6 +60,15 @@ class HttpInbound : public Deferred {
     up_.interest = EPOLLOUT;
     (void)ctx_.loop.add(down_.fd, down_.interest, &down_);
     (void)ctx_.loop.add(up_.fd, up_.interest, &up_);
+  }
+
+  void setOnReset(std::function<void()> fn) { on_reset_ = std::move(fn); }
+
+  void evictForNewer() override {
+    LOG_INFO_EVERY_SECOND("inbound HTTP to ", pod_->info.name,
+                          ": closing the oldest connection "
+                          "still without a request head (--max-http-awaiting-headers reached)");
+    finish(true);
   }
 
  private:
@@ -81,8 +98,7 @@ class HttpInbound : public Deferred {
         return;
       }
       connecting_ = false;
-      ctx_.loop.cancelTimer(connect_timer_);
-      connect_timer_ = 0;
+      cancel(connect_timer_);
     }
     if (events & EPOLLERR) {
       finish(true);
@@ -170,6 +186,10 @@ class HttpInbound : public Deferred {
     }
     side.read_bytes += static_cast<uint64_t>(n);
     std::string_view data(buf, static_cast<size_t>(n));
+    if (&side == &down_ && !onClientBytes()) {
+      finish(true);
+      return false;
+    }
     if (&side == &down_) {
       if (!protocolKnown()) {
         sniff_.append(data);
@@ -201,7 +221,7 @@ class HttpInbound : public Deferred {
     if (h2) {
       auto f = http::Http2Filter::create({}, authorize_, traceHeaderHook());
       if (!f.ok()) {
-        LOG_WARN("inbound HTTP/2 to ", pod_->info.name, ": ", f.status().ToString());
+        LOG_WARN_EVERY_SECOND("inbound HTTP/2 to ", pod_->info.name, ": ", f.status().ToString());
         closing_ = true;
         return false;
       }
@@ -267,13 +287,95 @@ class HttpInbound : public Deferred {
     }
   }
 
-  void onRecord(const http::RequestRecord& r) { reporter_.report(r); }
+  void onRecord(const http::RequestRecord& r) {
+    reporter_.report(r);
+    if (r.authorized && in_flight_ > 0 && --in_flight_ == 0) {
+      // A pipelined next head that arrived in part while this one was served is timed now.
+      if (h1_ != nullptr && h1_->partialRequestHead()) {
+        if (!startWaiting()) {
+          closing_ = true;  // refused at the cap: close once what is pending is written
+        }
+        return;
+      }
+      startIdle();
+    }
+  }
+
+  // --- Waiting for a request head (http_waiting.h) and keep-alive idleness. ---
+
+  bool startWaiting() {
+    if (!ctx_.header_waits->enter(*this, ctx_.shared.config->max_http_awaiting_headers)) {
+      return false;
+    }
+    cancel(idle_timer_);
+    header_timer_ = ctx_.loop.addTimer(
+        std::chrono::milliseconds(ctx_.shared.config->http_header_timeout_ms), [this] {
+          header_timer_ = 0;
+          ctx_.stats.inc(ctx_.stats.http_header_timeouts);
+          LOG_INFO_EVERY_SECOND("inbound HTTP ", peer_.source_ip, " -> ", pod_->info.name,
+                                ": no complete request head within ",
+                                ctx_.shared.config->http_header_timeout_ms, " ms; closing");
+          finish(true);
+        });
+    return true;
+  }
+
+  void stopWaiting() {
+    ctx_.header_waits->leave(*this);
+    cancel(header_timer_);
+  }
+
+  // From the authorizer: a request head is complete.
+  void onRequestHead() {
+    stopWaiting();
+    cancel(idle_timer_);
+    ++in_flight_;
+  }
+
+  // Client bytes on a keep-alive HTTP/1 connection with no request in flight start the next
+  // request: its head is timed and counted like a new connection's. False: refused, close.
+  bool onClientBytes() {
+    if (waiting() || in_flight_ > 0 || h1_ == nullptr || h1_->tunneling()) {
+      return true;
+    }
+    return startWaiting();
+  }
+
+  void startIdle() {
+    if (waiting() || done_ || (h1_ != nullptr && h1_->tunneling())) {
+      return;
+    }
+    cancel(idle_timer_);
+    idle_timer_ = ctx_.loop.addTimer(
+        std::chrono::milliseconds(ctx_.shared.config->http_idle_timeout_ms), [this] {
+          idle_timer_ = 0;
+          if (h1_ != nullptr && h1_->tunneling()) {
+            return;  // became a tunnel (Upgrade, CONNECT) after its last record: not idle
+          }
+          ctx_.stats.inc(ctx_.stats.http_idle_timeouts);
+          finish(false);
+        });
+  }
+
+  void cancel(EventLoop::TimerId& timer) {
+    if (timer != 0) {
+      ctx_.loop.cancelTimer(timer);
+      timer = 0;
+    }
+  }
 
   void finish(bool reset) {
     if (done_) {
       return;
     }
     done_ = true;
+    if (reset && on_reset_) {
+      std::function<void()> fn = std::move(on_reset_);
+      fn();
+    }
+    stopWaiting();
+    cancel(connect_timer_);
+    cancel(idle_timer_);
     for (Side* s : {&down_, &up_}) {
       if (s->registered) {
         ctx_.loop.remove(s->fd);
@@ -301,18 +403,37 @@ class HttpInbound : public Deferred {
   bool closing_ = false;
   bool done_ = false;
   EventLoop::TimerId connect_timer_ = 0;
+  EventLoop::TimerId header_timer_ = 0;  // while waiting for a request head
+  EventLoop::TimerId idle_timer_ = 0;    // while no request is in flight (keep-alive)
+  int in_flight_ = 0;                    // request heads authorized and not yet answered
+  std::function<void()> on_reset_;
 };
 
 }  // namespace
 
-void startHttpInbound(WorkerContext& ctx, int downstream, int upstream,
-                      std::shared_ptr<const LocalPod> pod, InboundPeer peer) {
-  auto* relay = new HttpInbound(ctx, downstream, upstream, std::move(pod), std::move(peer));
-  relay->start();
+void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const LocalPod> pod,
+                      const SocketAddress& app, InboundPeer peer) {
+  auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
+  if (!relay->admit()) {
+    closeWithReset(downstream);
+    return;
+  }
+  auto fd = connectToApp(ctx, *pod, app);
+  if (!fd.ok()) {
+    ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
+    closeWithReset(downstream);
+    return;
+  }
+  relay.release()->start(downstream, *fd);  // deletes itself once finished
 }
 
 absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
-                                     const SocketAddress& app, InboundPeer peer) {
+                                     const SocketAddress& app, InboundPeer peer,
+                                     std::function<void()> on_reset) {
+  auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
+  if (!relay->admit()) {
+    return absl::ResourceExhaustedError("too many HTTP connections waiting for request headers");
+  }
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     return absl::InternalError(std::string("socketpair: ") + std::strerror(errno));
@@ -323,7 +444,8 @@ absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const L
     ::close(pair[1]);
     return fd.status();
   }
-  startHttpInbound(ctx, pair[1], *fd, std::move(pod), std::move(peer));
+  relay->setOnReset(std::move(on_reset));
+  relay.release()->start(pair[1], *fd);
   return pair[0];
 }
 

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,14 +23,19 @@
 
 namespace ferry::agent {
 
-// Starts relaying `downstream` (the client side, connected) and `upstream` (the app, a connect
-// in progress) through an HTTP filter on the worker's loop. Takes both descriptors.
-void startHttpInbound(WorkerContext& ctx, int downstream, int upstream,
-                      std::shared_ptr<const LocalPod> pod, InboundPeer peer);
+// Starts relaying `downstream` (the client side, connected) to `app` in `pod` (connected here)
+// through an HTTP filter on the worker's loop. Takes `downstream`: closed at once when the agent
+// has too many connections waiting for request heads (http_waiting.h) or the app is unreachable.
+void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const LocalPod> pod,
+                      const SocketAddress& app, InboundPeer peer);
 
 // For HBONE: connects to `app` in `pod` through the HTTP filter and returns the socket the
-// stream bridge should use in place of the app's (already connected).
+// stream bridge should use in place of the app's (already connected). ResourceExhausted when
+// the agent has too many connections waiting for request heads.
+// `on_reset` runs when the relay resets the client (header timeout, shed for a newer waiter, an
+// error), so the stream is reset at once instead of seeing a half-close the client may ignore.
 absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
-                                     const SocketAddress& app, InboundPeer peer);
+                                     const SocketAddress& app, InboundPeer peer,
+                                     std::function<void()> on_reset);
 
 }  // namespace ferry::agent

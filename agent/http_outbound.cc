@@ -516,7 +516,8 @@ class HttpOutbound : public EventHandler, public Deferred {
     Destination dest = destinationOf(x_.pick->endpoint);
     auto opened = pool.open(key, pod_, *x_.state, dest, source_ip_);
     if (!opened.ok()) {
-      LOG_WARN("routed outbound from ", pod_->info.name, ": ", opened.status().ToString());
+      LOG_WARN_EVERY_SECOND("routed outbound from ", pod_->info.name, ": ",
+                            opened.status().ToString());
       failTry(Outcome::kConnectFailure, std::nullopt, false, 503,
               "upstream connect error or disconnect/reset before headers\n");
       return;

@@ -91,8 +91,8 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   const model::Workload* workload = &workloadOf(*state, *pod, fallback);
   if (mtlsModeFor(state->snapshot(), *workload, dst.port()) == model::MtlsMode::kStrict) {
     ctx.stats.inc(ctx.stats.inbound_plain_refused_strict);
-    LOG_INFO("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
-             ": plaintext refused (STRICT mTLS)");
+    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
+                          ": plaintext refused (STRICT mTLS)");
     closeWithReset(fd);
     return;
   }
@@ -107,19 +107,19 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   if (!d.allowed) {
     ctx.shared.telemetry->connectionDenied(report);
     ctx.stats.inc(ctx.stats.policy_denied);
-    LOG_INFO("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(), ": denied (plaintext, ",
-             d.reason, ")");
+    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
+                          ": denied (plaintext, ", d.reason, ")");
     closeWithReset(fd);
+    return;
+  }
+  if (attrs.http) {
+    startHttpInbound(ctx, fd, pod, dst, InboundPeer{"", src.ip(), dst.ip(), dst.port()});
     return;
   }
   auto app = connectToApp(ctx, *pod, dst);
   if (!app.ok()) {
     ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
     closeWithReset(fd);
-    return;
-  }
-  if (attrs.http) {
-    startHttpInbound(ctx, fd, *app, pod, InboundPeer{"", src.ip(), dst.ip(), dst.port()});
     return;
   }
   std::vector<ConnectionTelemetry> reports;

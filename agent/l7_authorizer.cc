@@ -67,9 +67,10 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
       ctx.stats.inc(ctx.stats.http_requests_allowed);
     } else {
       ctx.stats.inc(ctx.stats.http_requests_denied);
-      LOG_INFO("inbound HTTP ", peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
-               pod->info.name, " ", std::string(view.method), " ", std::string(view.authority),
-               std::string(view.path), ": ", out.reason);
+      LOG_INFO_EVERY_SECOND("inbound HTTP ",
+                            peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
+                            pod->info.name, " ", std::string(view.method), " ",
+                            std::string(view.authority), std::string(view.path), ": ", out.reason);
     }
     return out;
   };

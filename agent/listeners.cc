@@ -4,11 +4,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include "agent/config.h"
 #include "agent/log.h"
+#include "agent/sockets.h"
 
 namespace ferry::agent {
 
@@ -33,32 +35,107 @@ PodListener::PodListener(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod
 }
 
 PodListener::~PodListener() {
-  ctx_.loop.remove(fd_);
+  if (resume_timer_ != 0) {
+    ctx_.loop.cancelTimer(resume_timer_);
+  } else {
+    ctx_.loop.remove(fd_);
+  }
   ::close(fd_);
 }
+
+namespace {
+// One limiter per cause, shared by every listener of the agent: a line a second per cause.
+LogLimiter g_overload_log[kOverloadCauses];
+
+std::atomic<int64_t>& overloadCounter(Stats& stats, OverloadCause cause) {
+  switch (cause) {
+    case OverloadCause::kEmfile:
+      return stats.accept_overload_emfile;
+    case OverloadCause::kEnfile:
+      return stats.accept_overload_enfile;
+    case OverloadCause::kEnobufs:
+      return stats.accept_overload_enobufs;
+    case OverloadCause::kEnomem:
+      return stats.accept_overload_enomem;
+  }
+  return stats.accept_overload_emfile;
+}
+}  // namespace
 
 void PodListener::onEvents(uint32_t) {
   // Bounded batch so one busy pod cannot starve the worker's other sockets.
   for (int i = 0; i < 64; ++i) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-        LOG_WARN("pod ", pod_->info.name, ": accept on ", portOf(kind_), ": ",
-                 std::strerror(errno));
-      }
+    if (fd >= 0) {
+      backoff_.reset();
+      dispatch(fd);
+      continue;
+    }
+    int err = errno;
+    if (err == EAGAIN || err == EINTR) {
       return;
     }
-    switch (kind_) {
-      case ListenerKind::kOutbound:
-        acceptOutbound(ctx_, pod_, fd);
-        break;
-      case ListenerKind::kInboundPlain:
-        acceptInboundPlain(ctx_, pod_, fd);
-        break;
-      case ListenerKind::kHbone:
-        acceptHbone(ctx_, pod_, fd);
-        break;
+    if (err == ECONNABORTED) {
+      continue;  // that one is gone; others may wait
     }
+    if (auto cause = overloadCause(err)) {
+      if (!onOverload(*cause, err)) {
+        return;
+      }
+      continue;
+    }
+    LOG_WARN_EVERY_SECOND("pod ", pod_->info.name, ": accept on ", portOf(kind_), ": ",
+                          std::strerror(err));
+    return;
+  }
+}
+
+bool PodListener::onOverload(OverloadCause cause, int err) {
+  ctx_.stats.inc(overloadCounter(ctx_.stats, cause));
+  const bool shed = ctx_.fd_reserve.held();
+  LOG_WARN_LIMITED(
+      g_overload_log[static_cast<int>(cause)], "pod ", pod_->info.name, ": accept on ",
+      portOf(kind_), ": ", std::strerror(err),
+      shed ? "; refusing pending connections with the fd reserve" : "; pausing accepts");
+  if (shed) {
+    int fd = acceptWithReserve(fd_, ctx_.fd_reserve, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      closeWithReset(fd);
+      ctx_.stats.inc(ctx_.stats.accept_shed);
+      if (ctx_.fd_reserve.hold()) {
+        return true;  // the reserve is back: go on refusing what is queued
+      }
+    }
+  }
+  pause();
+  return false;
+}
+
+void PodListener::pause() {
+  if (resume_timer_ != 0) {
+    return;
+  }
+  ctx_.loop.remove(fd_);
+  resume_timer_ = ctx_.loop.addTimer(backoff_.next(), [this] {
+    resume_timer_ = 0;
+    ctx_.fd_reserve.hold();  // taken back if a shed could not
+    if (auto s = ctx_.loop.add(fd_, EPOLLIN, this); !s.ok()) {
+      LOG_ERROR_EVERY_SECOND("pod ", pod_->info.name, ": cannot watch listener: ", s.ToString());
+    }
+  });
+}
+
+void PodListener::dispatch(int fd) {
+  switch (kind_) {
+    case ListenerKind::kOutbound:
+      acceptOutbound(ctx_, pod_, fd);
+      break;
+    case ListenerKind::kInboundPlain:
+      acceptInboundPlain(ctx_, pod_, fd);
+      break;
+    case ListenerKind::kHbone:
+      acceptHbone(ctx_, pod_, fd);
+      break;
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include "agent/event_loop.h"
 #include "agent/local_pods.h"
+#include "agent/overload.h"
 #include "agent/worker_context.h"
 #include "agent/workers.h"
 
@@ -19,6 +20,10 @@ namespace ferry::agent {
 enum class ListenerKind { kOutbound, kInboundPlain, kHbone };
 uint16_t portOf(ListenerKind kind);
 
+// Out of descriptors or memory (overload.h), a listener stops watching its socket for a pause
+// that doubles from 50 ms to 1 s (the kernel keeps queueing connections meanwhile), counts the
+// cause and logs it at most once a second; with the worker's fd reserve (--fd-reserve) it first
+// accepts one pending connection and closes it, so clients see a refusal instead of a wait.
 class PodListener : public EventHandler {
  public:
   PodListener(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, ListenerKind kind, int fd);
@@ -27,10 +32,17 @@ class PodListener : public EventHandler {
   int fd() const { return fd_; }
 
  private:
+  void dispatch(int fd);
+  // Handles an accept that failed for want of resources; false when the batch should stop.
+  bool onOverload(OverloadCause cause, int err);
+  void pause();
+
   WorkerContext& ctx_;
   std::shared_ptr<const LocalPod> pod_;
   ListenerKind kind_;
   int fd_;
+  AcceptBackoff backoff_;
+  EventLoop::TimerId resume_timer_ = 0;  // set while paused
 };
 
 // Opens a pod's listeners for every worker (on the calling thread) and hands each worker its

@@ -55,9 +55,13 @@ std::string suppressedNote(uint64_t suppressed) {
 }
 
 bool LogLimiter::allow(uint64_t* suppressed) {
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  return allowAt(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+                     .count(),
+                 suppressed);
+}
+
+bool LogLimiter::allowAt(int64_t now, uint64_t* suppressed) {
   int64_t next = next_ns_.load(std::memory_order_relaxed);
   if (now < next ||
       !next_ns_.compare_exchange_strong(next, now + interval_ns_, std::memory_order_relaxed)) {

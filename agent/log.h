@@ -2,7 +2,9 @@
 #pragma once
 
 // Minimal structured-enough logging for the agent: one line per event on stderr, with UTC time,
-// level and thread. Never called per byte; the data path logs only on connection events.
+// level and thread. Never called per byte; the data path logs only on connection events, and
+// every line it can repeat per connection goes through a LogLimiter (LOG_*_EVERY_SECOND or
+// LOG_*_LIMITED), so a flood of refused connections or failed accepts costs a line a second.
 
 #include <atomic>
 #include <chrono>
@@ -43,6 +45,8 @@ class LogLimiter {
   // True when a line may be written now; then `*suppressed` is how many were held back since
   // the last one.
   bool allow(uint64_t* suppressed);
+  // The same on a given clock (nanoseconds, monotonic): tests pass a fake one.
+  bool allowAt(int64_t now_ns, uint64_t* suppressed);
 
  private:
   const int64_t interval_ns_;
@@ -53,15 +57,30 @@ class LogLimiter {
 // "" or " (N more like it suppressed)".
 std::string suppressedNote(uint64_t suppressed);
 
-#define LOG_WARN_LIMITED(limiter, ...)                                                     \
+#define FERRY_LOG_LIMITED(level, limiter, ...)                                             \
   do {                                                                                     \
     uint64_t ferry_suppressed_ = 0;                                                        \
-    if (::ferry::agent::logEnabled(::ferry::agent::LogLevel::kWarn) &&                     \
+    if (::ferry::agent::logEnabled(::ferry::agent::LogLevel::level) &&                     \
         (limiter).allow(&ferry_suppressed_)) {                                             \
       ::ferry::agent::logLine(                                                             \
-          ::ferry::agent::LogLevel::kWarn,                                                 \
+          ::ferry::agent::LogLevel::level,                                                 \
           ::absl::StrCat(__VA_ARGS__, ::ferry::agent::suppressedNote(ferry_suppressed_))); \
     }                                                                                      \
   } while (0)
+
+// With a limiter of the caller's (one per cause, shared by several call sites).
+#define LOG_WARN_LIMITED(limiter, ...) FERRY_LOG_LIMITED(kWarn, limiter, __VA_ARGS__)
+#define LOG_INFO_LIMITED(limiter, ...) FERRY_LOG_LIMITED(kInfo, limiter, __VA_ARGS__)
+
+// At most one line a second from this call site (its own limiter, shared by every thread): for
+// every line the data path can repeat per connection, request or accept.
+#define FERRY_LOG_EVERY_SECOND(level, ...)                      \
+  do {                                                          \
+    static ::ferry::agent::LogLimiter ferry_site_limiter_;      \
+    FERRY_LOG_LIMITED(level, ferry_site_limiter_, __VA_ARGS__); \
+  } while (0)
+#define LOG_INFO_EVERY_SECOND(...) FERRY_LOG_EVERY_SECOND(kInfo, __VA_ARGS__)
+#define LOG_WARN_EVERY_SECOND(...) FERRY_LOG_EVERY_SECOND(kWarn, __VA_ARGS__)
+#define LOG_ERROR_EVERY_SECOND(...) FERRY_LOG_EVERY_SECOND(kError, __VA_ARGS__)
 
 }  // namespace ferry::agent

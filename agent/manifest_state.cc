@@ -37,6 +37,10 @@ absl::StatusOr<model::NodeSnapshot> ManifestStateSource::build() {
   }
   k8s::LoadResult loaded = k8s::loadFolder(dir_, {}, in_force_);
   for (const k8s::LoadError& e : loaded.errors) {
+    if (e.io) {
+      // Out of descriptors, say: an empty or partial state would drop workloads and policies.
+      return absl::UnavailableError(absl::StrCat("manifests: ", e.message));
+    }
     LOG_WARN("manifests: ", e.source, ": ", e.message);
   }
   if (!loaded.kept.empty()) {

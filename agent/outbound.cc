@@ -64,8 +64,8 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
   auto original = ctx.shared.capture->originalDestination(fd, pod->info);
   if (!original.ok()) {
     ctx.stats.inc(ctx.stats.outbound_no_original_dst);
-    LOG_WARN("outbound from ", pod->info.name,
-             ": no original destination: ", original.status().ToString());
+    LOG_WARN_EVERY_SECOND("outbound from ", pod->info.name,
+                          ": no original destination: ", original.status().ToString());
     closeWithReset(fd);
     return;
   }
@@ -88,8 +88,8 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
   Destination dest = state->resolve(original->ip(), original->port(), ctx.rng);
   if (dest.ip.empty()) {
     ctx.stats.inc(ctx.stats.outbound_no_endpoint);
-    LOG_INFO("outbound from ", pod->info.name, " to ", original->str(),
-             ": service has no ready endpoint for this port");
+    LOG_INFO_EVERY_SECOND("outbound from ", pod->info.name, " to ", original->str(),
+                          ": service has no ready endpoint for this port");
     closeWithReset(fd);
     return;
   }
@@ -146,19 +146,20 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
     if (!d.allowed) {
       ctx.shared.telemetry->connectionDenied(as_destination);
       ctx.stats.inc(ctx.stats.policy_denied);
-      LOG_INFO("outbound ", pod->info.name, " -> ", to->str(), " (same node): denied: ", d.reason);
+      LOG_INFO_EVERY_SECOND("outbound ", pod->info.name, " -> ", to->str(),
+                            " (same node): denied: ", d.reason);
       closeWithReset(fd);
+      return;
+    }
+    if (attrs.http) {  // same node skips encryption, not L7 policy
+      startHttpInbound(ctx, fd, pods->by_ip.at(dest.ip), *to,
+                       InboundPeer{"spiffe://" + attrs.principal, source_ip, dest.ip, dest.port});
       return;
     }
     auto app = connectToApp(ctx, *local, *to);
     if (!app.ok()) {
       ctx.stats.inc(ctx.stats.outbound_failed);
       closeWithReset(fd);
-      return;
-    }
-    if (attrs.http) {  // same node skips encryption, not L7 policy
-      startHttpInbound(ctx, fd, *app, pods->by_ip.at(dest.ip),
-                       InboundPeer{"spiffe://" + attrs.principal, source_ip, dest.ip, dest.port});
       return;
     }
     std::vector<ConnectionTelemetry> reports;

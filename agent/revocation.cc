@@ -76,8 +76,9 @@ void Revocations::recheck() {
       continue;  // it had finished already: nothing was revoked
     }
     ctx_.stats.inc(ctx_.stats.policy_revoked);
-    LOG_INFO("closed ", e.attrs.principal.empty() ? e.attrs.source_ip : e.attrs.principal, " -> ",
-             e.key.str(), " port ", e.attrs.destination_port, ": no longer allowed: ", reason);
+    LOG_INFO_EVERY_SECOND(
+        "closed ", e.attrs.principal.empty() ? e.attrs.source_ip : e.attrs.principal, " -> ",
+        e.key.str(), " port ", e.attrs.destination_port, ": no longer allowed: ", reason);
   }
 }
 

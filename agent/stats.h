@@ -43,6 +43,16 @@ namespace ferry::agent {
   X(pool_connections_opened)      /* new pooled HBONE connections */                     \
   X(pool_streams_reused)          /* streams carried by an existing connection */        \
   X(connections_active)           /* gauge: proxied connections in flight */             \
+  X(accept_overload_emfile)       /* accept failed: process out of descriptors */        \
+  X(accept_overload_enfile)       /* accept failed: system out of descriptors */         \
+  X(accept_overload_enobufs)      /* accept failed: out of socket buffers */             \
+  X(accept_overload_enomem)       /* accept failed: out of memory */                     \
+  X(accept_shed)                  /* accepted with the fd reserve, closed at once */     \
+  X(http_awaiting_headers)        /* gauge: HTTP connections waiting for a head */       \
+  X(http_header_timeouts)         /* closed: no complete request head in time */         \
+  X(http_idle_timeouts)           /* closed: keep-alive idle too long */                 \
+  X(http_headers_evicted)         /* oldest waiter closed to admit a new one (cap) */    \
+  X(http_headers_refused)         /* new HTTP connection refused (cap, none to evict) */ \
   X(bytes_sent_upstream)          /* app -> destination payload bytes */                 \
   X(bytes_sent_downstream)        /* destination -> app payload bytes */
 

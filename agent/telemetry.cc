@@ -5,6 +5,8 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
 namespace ferry::agent {
@@ -139,11 +141,28 @@ absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
   t->decisions_ = std::make_unique<Decisions>();
   t->cluster_name_ = config.cluster_name;
   if (!config.metrics_address.empty()) {
-    auto exporter = metrics::Exporter::start(config.metrics_address, config.limits);
-    if (!exporter.ok()) {
-      return exporter.status();
+    t->exporter_ = metrics::Exporter::create(config.limits);
+    // Served by an AdminServer rather than the exporter's own (civetweb) listener: that one
+    // spins on accept when the process is out of descriptors and stops answering.
+    size_t colon = config.metrics_address.rfind(':');
+    uint32_t port = 0;
+    if (colon == std::string::npos ||
+        !absl::SimpleAtoi(config.metrics_address.substr(colon + 1), &port) || port > 65535) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics address \"", config.metrics_address, "\" is not IPv4:PORT"));
     }
-    t->exporter_ = *std::move(exporter);
+    metrics::Exporter* exporter = t->exporter_.get();
+    std::map<std::string, AdminServer::Route> routes;
+    routes["/metrics"] = AdminServer::getOnly([exporter] {
+      return AdminServer::Response{200, metrics::Exporter::kContentType, exporter->scrape()};
+    });
+    auto server = AdminServer::start(config.metrics_address.substr(0, colon),
+                                     static_cast<uint16_t>(port), std::move(routes));
+    if (!server.ok()) {
+      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", config.metrics_address,
+                                                 ": ", server.status().message()));
+    }
+    t->metrics_server_ = *std::move(server);
     Decisions* decisions = t->decisions_.get();
     t->exporter_->addSource([decisions] { return decisions->samples(); });
     accesslog::Logger* logger = t->access_log_.get();
@@ -172,7 +191,7 @@ void Telemetry::addSource(metrics::SampleSource source) {
 }
 
 int Telemetry::metricsPort() const {
-  return exporter_ ? exporter_->port() : 0;
+  return metrics_server_ ? metrics_server_->port() : 0;
 }
 
 void Telemetry::recordDecision(const ConnectionInfo& info) {

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "accesslog/accesslog.h"
+#include "agent/admin.h"
 #include "metrics/exporter.h"
 
 namespace ferry::agent {
@@ -156,6 +157,7 @@ class Telemetry {
 
   std::string cluster_name_;
   std::unique_ptr<metrics::Exporter> exporter_;
+  std::unique_ptr<AdminServer> metrics_server_;  // serves exporter_ (after it: stops first)
   std::unique_ptr<accesslog::Logger> access_log_;
   class Decisions;
   std::unique_ptr<Decisions> decisions_;

@@ -4,6 +4,7 @@
 // What a worker's data-path code can reach. `Shared` is agent-wide and read-mostly (snapshots
 // behind atomic shared_ptrs); everything else in WorkerContext belongs to one worker thread.
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <random>
@@ -14,6 +15,7 @@
 #include "agent/config.h"
 #include "agent/event_loop.h"
 #include "agent/local_pods.h"
+#include "agent/overload.h"
 #include "agent/policy_state.h"
 #include "agent/stats.h"
 #include "agent/workload_state.h"
@@ -24,6 +26,7 @@ namespace ferry::agent {
 class CertificateStore;
 class PodListener;
 class HbonePool;
+class HeaderWaitQueue;
 class Telemetry;
 class Revocations;
 class UpstreamPool;
@@ -43,6 +46,9 @@ struct Shared {
   // The cluster's Service ranges (--service-cidrs): a ClusterIP no snapshot names is refused the
   // same way (the controller sends every Service, mesh or not, to a node with a mesh pod).
   std::vector<policy::Cidr> service_ranges;
+  // HTTP connections waiting for a request head, over every worker (--max-http-awaiting-headers
+  // caps it; http_waiting.h).
+  std::atomic<int64_t> http_awaiting_headers{0};
 };
 
 struct WorkerContext {
@@ -58,6 +64,11 @@ struct WorkerContext {
   std::unique_ptr<HbonePool> pool;
   std::unique_ptr<Revocations> revocations;  // created on first use (revocation.h)
   std::unique_ptr<UpstreamPool> upstreams;   // created on first use (upstream_pool.h)
+  // --fd-reserve: a descriptor this worker's listeners free to refuse connections when the
+  // process is out of them (overload.h); not held otherwise.
+  FdReserve fd_reserve;
+  // HTTP connections of this worker waiting for a request head, oldest first (http_waiting.h).
+  std::unique_ptr<HeaderWaitQueue> header_waits;
 };
 
 }  // namespace ferry::agent

@@ -105,8 +105,27 @@ std::string StandaloneSource::describe() const {
   return absl::StrCat("manifests ", dir_.string());
 }
 
-void StandaloneSource::reload() {
+bool StandaloneSource::reload() {
   k8s::LoadResult loaded = k8s::loadFolder(dir_, options_.decode, in_force_);
+  for (const auto& e : loaded.errors) {
+    if (e.io) {
+      // The folder or a file could not be read (out of descriptors, say): what was loaded is
+      // incomplete, and replacing the store with it would drop objects from every node's view.
+      // Keep the store; the caller tries again. One line per spell, not per try.
+      if (!unreadable_) {
+        std::cerr << "ferry-controller: " << e.message << "; keeping the last good state\n";
+      }
+      unreadable_ = true;
+      std::lock_guard<std::mutex> lock(mu_);
+      ++reloads_;
+      reloaded_.notify_all();
+      return false;
+    }
+  }
+  if (unreadable_) {
+    std::cerr << "ferry-controller: " << dir_.string() << " readable again\n";
+    unreadable_ = false;
+  }
   std::set<k8s::ObjectRef> refused = loaded.kept;
   for (const auto& e : loaded.errors) {
     store_.reject(e.source, e.message);
@@ -124,6 +143,7 @@ void StandaloneSource::reload() {
   std::lock_guard<std::mutex> lock(mu_);
   ++reloads_;
   reloaded_.notify_all();
+  return true;
 }
 
 void StandaloneSource::watchLoop() {
@@ -141,8 +161,7 @@ void StandaloneSource::watchLoop() {
       return;
     }
     if (n == 0) {
-      dirty = false;
-      reload();
+      dirty = !reload();  // not readable now: try again after another quiet period
       continue;
     }
     ssize_t len;

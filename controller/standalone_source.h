@@ -45,7 +45,8 @@ class StandaloneSource : public Source {
   bool waitForReload(uint64_t seen, std::chrono::milliseconds timeout);
 
  private:
-  void reload();
+  // False when the folder could not be read: the store is left as it was.
+  bool reload();
   void watchLoop();
   absl::Status addWatches(const std::filesystem::path& dir);
 
@@ -58,6 +59,7 @@ class StandaloneSource : public Source {
   k8s::InForce in_force_;  // what the last reload put in force (reload() only)
   std::thread thread_;
   std::atomic<uint64_t> reloads_{0};
+  bool unreadable_ = false;  // the last reload could not read the folder (watch thread only)
   std::mutex mu_;
   std::condition_variable reloaded_;
 };

@@ -2,6 +2,8 @@
 // Standalone mode: a folder of manifests, reloaded when a file changes.
 #include "controller/standalone_source.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -243,6 +245,58 @@ TEST_CASE("standalone: edits, new files, new folders and deletions are reloaded"
   f.change([&] { fs::remove(f.folder.path / "web.yaml"); });
   CHECK(waitUntil([&] { return f.store.count(k8s::Kind::kAuthorizationPolicy) == 2; }));
   CHECK(f.store.stats().rejected.load() == 0);
+}
+
+TEST_CASE("standalone: a folder that cannot be read keeps the last state, then reloads") {
+  // The source runs in a child process that then uses up its descriptors, so listing the folder
+  // fails with EMFILE (issue 17: an empty reload there dropped every object).
+  Folder folder;
+  folder.write("workloads.yaml", kWorkloads);
+  folder.write("web.yaml", policy("p", "web", "ALLOW"));
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  std::fflush(nullptr);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    StateStore store{standaloneOptions()};
+    StandaloneOptions options;
+    options.debounce = std::chrono::milliseconds(20);
+    StandaloneSource source(folder.path, store, options);
+    if (!source.start().ok() || !source.waitForSync(seconds(10))) {
+      _exit(1);
+    }
+    std::vector<int> hogs;
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) {
+      hogs.push_back(fd);
+    }
+    const uint64_t seen = source.reloads();
+    char c = 'r';
+    (void)!::write(ready[1], &c, 1);
+    // The parent adds a policy: the reload this wakes cannot list the folder.
+    if (!source.waitForReload(seen, seconds(10))) {
+      _exit(2);
+    }
+    if (!hasKey(store.snapshotFor("node1").policies, "demo", "p") ||
+        !hasWorkload(store.snapshotFor("node1"), "demo", "web")) {
+      _exit(3);  // the store was emptied
+    }
+    for (int fd : hogs) {
+      ::close(fd);
+    }
+    // Readable again: the retry picks the new policy up without another file event.
+    bool ok = waitUntil([&] { return hasKey(store.snapshotFor("node1").policies, "demo", "q"); });
+    _exit(ok ? 0 : 4);
+  }
+  char c = 0;
+  REQUIRE(::read(ready[0], &c, 1) == 1);
+  folder.write("more.yaml", policy("q", "web", "DENY"));
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
 
 TEST_CASE("standalone: a malformed policy is refused and fails closed while the others apply") {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -24,7 +25,9 @@ namespace ferry::e2e {
 namespace fs = std::filesystem;
 
 std::string agentBinary() {
-  return FERRY_AGENT_BIN;
+  // FERRY_E2E_AGENT_BIN runs the suites against another build (before/after measurements).
+  const char* other = std::getenv("FERRY_E2E_AGENT_BIN");
+  return other != nullptr && *other != '\0' ? other : FERRY_AGENT_BIN;
 }
 std::string meshAppsScript() {
   return FERRY_SOURCE_DIR "/test/e2e/mesh_apps.py";

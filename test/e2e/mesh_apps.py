@@ -55,6 +55,16 @@
                                     far end to close before the next row. Prints one line per
                                     row, "ROW <label> size=<S> OK <ms>" or "ROW ... FAIL <why>",
                                     then "DONE rows=<n> failed=<m>"; exit 0 either way
+  flood         --host H --port P --count C --text RELEASE_FILE
+                                    opens C connections at once (non-blocking; an agent out of
+                                    descriptors leaves them queued or resets them), prints
+                                    "OPEN <connected> FAILED <not>", holds them until
+                                    RELEASE_FILE exists, closes them all and prints "CLOSED"
+  slow-headers  --host H --port P --count C --interval S --seconds T
+                                    slowloris: C connections, each sends one byte of a request
+                                    head every S seconds for T seconds (or until all closed);
+                                    prints "OPENED <C> CLOSED <m> (<k> before their first
+                                    byte)": m connections were ended by the far side
 Exit status 0 on success; on failure a line starting with FAIL says why.
 """
 import argparse
@@ -63,6 +73,7 @@ import hashlib
 import os
 import random
 import resource
+import select
 import socket
 import sys
 import threading
@@ -467,6 +478,86 @@ def hold_until_closed(host, port, seconds):
         print("CLOSED", flush=True)
 
 
+def open_many(host, port, count, timeout=10):
+    """Starts `count` non-blocking connects at once; returns (connected, failed) after each
+    finished or `timeout` passed (unfinished ones count as failed and are closed)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    pending = {}
+    for _ in range(count):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        err = s.connect_ex((host, port))
+        if err not in (0, errno.EINPROGRESS):
+            s.close()
+            continue
+        pending[s.fileno()] = s
+    connected, deadline = [], time.time() + timeout
+    poller = select.poll()
+    for fd in pending:
+        poller.register(fd, select.POLLOUT)
+    while pending and time.time() < deadline:
+        for fd, _ in poller.poll(200):
+            s = pending.pop(fd)
+            poller.unregister(fd)
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                connected.append(s)
+            else:
+                s.close()
+    for s in pending.values():
+        s.close()
+    return connected, count - len(connected)
+
+
+def flood(host, port, count, release_file):
+    conns, failed = open_many(host, port, count)
+    print("OPEN %d FAILED %d" % (len(conns), failed), flush=True)
+    for _ in range(2400):  # bounded: 120 s
+        if os.path.exists(release_file):
+            break
+        time.sleep(0.05)
+    else:
+        fail("never released")
+    for c in conns:
+        c.close()
+    print("CLOSED", flush=True)
+
+
+def slow_headers(host, port, count, interval, seconds):
+    head = b"GET /slow HTTP/1.1\r\nHost: slow\r\nX-Slow: " + b"a" * 4096
+    conns, early = open_many(host, port, count)
+    opened, closed, sent = count, early, 0  # `early`: ended before their first byte
+    poller = select.poll()
+    live = {c.fileno(): c for c in conns}
+    for fd in live:
+        poller.register(fd, select.POLLIN)
+    deadline = time.time() + seconds
+    next_byte = time.time()
+    while live and time.time() < deadline:
+        if time.time() >= next_byte:
+            for fd, c in list(live.items()):
+                try:
+                    c.send(head[sent % len(head):sent % len(head) + 1])
+                except OSError:
+                    poller.unregister(fd)
+                    del live[fd]
+                    c.close()
+                    closed += 1
+            sent += 1
+            next_byte += interval
+        # Anything readable is the far side ending it (nothing is answered before a head).
+        for fd, _ in poller.poll(100):
+            if fd in live:
+                poller.unregister(fd)
+                live.pop(fd).close()
+                closed += 1
+    print("OPENED %d CLOSED %d (%d before their first byte)" % (opened, closed, early),
+          flush=True)
+    for c in live.values():
+        c.close()
+
+
 def payload(size):
     """`size` bytes that never repeat at a short period, the same at both ends for one size."""
     return random.Random(size).randbytes(size)
@@ -703,6 +794,8 @@ def main():
     ap.add_argument("--sizes", default="")
     ap.add_argument("--kind", default="echo")
     ap.add_argument("--conn", default="new")
+    ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
     a = ap.parse_args()
     try:
         if a.mode == "echo-server":
@@ -738,6 +831,10 @@ def main():
                    a.text)
         elif a.mode == "probe":
             probe(a.text)
+        elif a.mode == "flood":
+            flood(a.host, a.port, a.count, a.text)
+        elif a.mode == "slow-headers":
+            slow_headers(a.host, a.port, a.count, a.interval, a.seconds)
         elif a.mode == "attempts":
             attempts(a.host, a.port, a.count, a.text)
         elif a.mode == "send":

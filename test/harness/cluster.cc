@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -108,6 +109,21 @@ absl::Status removeCgroupTree(const std::string& root) {
   return absl::OkStatus();
 }
 
+// When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or "" when
+// there is no such process. With the pid it names one process, even after the pid is reused.
+std::string startTimeOf(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t comm_end = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (comm_end == std::string::npos) {
+    return "";
+  }
+  std::vector<std::string> fields =
+      absl::StrSplit(stat.substr(comm_end + 2), ' ', absl::SkipEmpty());
+  // fields[0] is field 3 (state): field 22 is fields[19].
+  return fields.size() > 19 ? fields[19] : "";
+}
+
 bool ownerAlive(const std::string& id) {
   std::ifstream in(statePath(id));
   if (!in) {
@@ -121,7 +137,12 @@ bool ownerAlive(const std::string& id) {
   if (pid == 0) {
     return true;  // a persistent cluster from `ferry-cluster up`: only `down` removes it
   }
-  return ::kill(pid, 0) == 0 || errno == EPERM;
+  if (::kill(pid, 0) != 0 && errno != EPERM) {
+    return false;
+  }
+  // A live process with the owner's pid is the owner only if it started when the owner did.
+  std::string started = state.value("owner_start", "");
+  return started.empty() || started == startTimeOf(pid);
 }
 
 // The cluster id inside a prefixed name, or "" when the name does not follow the pattern.
@@ -169,6 +190,15 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::create(const ClusterSpec& spec
     return status;
   }
   cluster->owned_ = spec.owned;
+  if (!spec.owned) {
+    // Built: from now on nothing outlives it on purpose, so no process is its owner and it is
+    // never stale (until then the builder was, so a build killed half-way is found as stale).
+    if (absl::Status s = cluster->writeState(); !s.ok()) {
+      cluster->owned_ = true;
+      cluster->teardown().IgnoreError();
+      return s;
+    }
+  }
   return cluster;
 }
 
@@ -269,6 +299,9 @@ absl::Status Cluster::writeState() const {
   nlohmann::json state;
   state["id"] = id_;
   state["owner_pid"] = owned_ ? static_cast<int>(::getpid()) : 0;
+  if (owned_) {
+    state["owner_start"] = startTimeOf(::getpid());
+  }
   state["nodes"] = nodes_.size();
   state["pods_per_node"] = nodes_.empty() ? 0 : nodes_.front().pods.size();
   std::ofstream out(statePath(id_));

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "privileged.h"
 #include "status_testing.h"
 
@@ -165,6 +166,39 @@ TEST_CASE("cleanup removes what a killed test left, and spares live clusters",
   auto ok = (*live)->run((*live)->pod(1, 1), {"ip", "-o", "addr", "show", "eth0"});
   REQUIRE_OK(ok);
   CHECK(absl::StrContains(ok->out, "10.244.1.11"));
+}
+
+TEST_CASE("a cluster made by the CLI is never stale until down", "[harness][privileged]") {
+  FERRY_REQUIRE_ROOT();
+  auto cli = [](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {FERRY_CLUSTER_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = runProcess({}, argv, absl::Seconds(120));
+    REQUIRE_OK(r);
+    INFO(absl::StrJoin(argv, " ") << "\nstdout: " << r->out << "\nstderr: " << r->err);
+    return *r;
+  };
+  ProcessResult up = cli({"up", "--nodes", "1", "--pods", "1"});
+  REQUIRE(up.exit_code == 0);
+  REQUIRE(absl::StartsWith(up.out, "cluster "));
+  const std::string id = up.out.substr(8, 4);
+  REQUIRE(leftoversOf(id).size() >= 4);  // netns, links, cgroups, pins, state file
+  const size_t made = leftoversOf(id).size();
+
+  // The `up` process is gone: its cluster must not count as stale.
+  ProcessResult stale = cli({"leftovers", "--stale"});
+  CHECK_FALSE(absl::StrContains(stale.out, id));
+  ProcessResult cleanup = cli({"cleanup", "--stale"});
+  CHECK(cleanup.exit_code == 0);
+  CHECK_FALSE(absl::StrContains(cleanup.out, id));
+  CHECK(leftoversOf(id).size() == made);
+  ProcessResult exec = cli({"exec", id, "n1p1", "--", "ip", "-o", "addr", "show", "eth0"});
+  CHECK(exec.exit_code == 0);
+  CHECK(absl::StrContains(exec.out, "10.244.1.11"));
+
+  ProcessResult down = cli({"down", id});
+  CHECK(down.exit_code == 0);
+  CHECK(leftoversOf(id).empty());
 }
 
 TEST_CASE("bad cluster specs are refused with a reason", "[harness]") {

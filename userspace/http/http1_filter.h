@@ -108,6 +108,11 @@ class Http1Filter {
   // False while enough downstream bytes are buffered: stop reading the client for now.
   bool wantsDownstreamData() const { return !closed_ && held_.size() < config_.max_held_bytes; }
   bool tunneling() const { return tunnel_; }
+  // Bytes of a request head that is not complete yet have arrived (parsed in part, or held
+  // while paused): the owner times them like a new request's head.
+  bool partialRequestHead() const {
+    return !closed_ && !tunnel_ && (!held_.empty() || (!req_.idle() && !req_.inBody()));
+  }
   bool closed() const { return closed_; }
   // Why the last request was refused (empty when none was), for the access log.
   std::string_view lastError() const { return last_error_; }

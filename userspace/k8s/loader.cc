@@ -171,8 +171,9 @@ void loadFileInto(LoadResult& result, const std::filesystem::path& file,
   std::error_code ec;
   auto size = std::filesystem::file_size(file, ec);
   if (ec) {
-    result.errors.push_back(
-        {file.string(), std::nullopt, text::cat(file.string(), ": cannot read: ", ec.message())});
+    result.errors.push_back({.source = file.string(),
+                             .message = text::cat(file.string(), ": cannot read: ", ec.message()),
+                             .io = true});
     result.refused_files.insert(file.string());
     return;
   }
@@ -187,8 +188,9 @@ void loadFileInto(LoadResult& result, const std::filesystem::path& file,
   std::stringstream buf;
   buf << in.rdbuf();
   if (!in.good() && !in.eof()) {
-    result.errors.push_back(
-        {file.string(), std::nullopt, text::cat(file.string(), ": cannot read")});
+    result.errors.push_back({.source = file.string(),
+                             .message = text::cat(file.string(), ": cannot read"),
+                             .io = true});
     result.refused_files.insert(file.string());
     return;
   }
@@ -219,8 +221,9 @@ LoadResult loadFolder(const std::filesystem::path& folder, const DecodeOptions& 
     }
   }
   if (ec) {
-    result.errors.push_back({folder.string(), std::nullopt,
-                             text::cat(folder.string(), ": cannot list: ", ec.message())});
+    result.errors.push_back({.source = folder.string(),
+                             .message = text::cat(folder.string(), ": cannot list: ", ec.message()),
+                             .io = true});
   }
   std::sort(files.begin(), files.end());
   for (const auto& [mtime, path] : files) {

@@ -34,6 +34,9 @@ struct LoadError {
   std::string message;           // names the object and field path
   // A refused AuthorizationPolicy whose fail-closed stand-in is in `objects` in its place.
   bool failed_closed = false;
+  // The folder or a file could not be read at all (descriptors or memory exhausted, permissions):
+  // what was loaded is incomplete, not wrong. A caller holding a good state keeps it.
+  bool io = false;
 };
 
 // What a previous load put in force.

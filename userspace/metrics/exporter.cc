@@ -3,8 +3,10 @@
 
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
 #include <map>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -69,12 +71,27 @@ class Exporter::SourceCollectable : public prometheus::Collectable {
   std::vector<SampleSource> sources_;
 };
 
-absl::StatusOr<std::unique_ptr<Exporter>> Exporter::start(const std::string& address,
-                                                          MetricsLimits limits) {
+std::unique_ptr<Exporter> Exporter::create(MetricsLimits limits) {
   std::unique_ptr<Exporter> e(new Exporter());
   e->registry_ = std::make_shared<prometheus::Registry>();
   e->istio_ = std::make_unique<IstioMetrics>(e->registry_, limits);
   e->sources_ = std::make_shared<SourceCollectable>();
+  return e;
+}
+
+std::string Exporter::scrape() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& f : sources_->Collect()) {
+    families.push_back(std::move(f));
+  }
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return out.str();
+}
+
+absl::StatusOr<std::unique_ptr<Exporter>> Exporter::start(const std::string& address,
+                                                          MetricsLimits limits) {
+  std::unique_ptr<Exporter> e = create(limits);
   try {
     // prometheus-cpp reports a failed bind by throwing; keep that inside this boundary.
     e->exposer_ = std::make_unique<prometheus::Exposer>(address, 1);
@@ -94,6 +111,9 @@ void Exporter::addSource(SampleSource source) {
 }
 
 int Exporter::port() const {
+  if (!exposer_) {
+    return 0;
+  }
   std::vector<int> ports = exposer_->GetListeningPorts();
   return ports.empty() ? 0 : ports.front();
 }

@@ -33,6 +33,12 @@ class Exporter {
   // Listens on `address` ("127.0.0.1:0" picks a free port) and serves /metrics.
   static absl::StatusOr<std::unique_ptr<Exporter>> start(const std::string& address,
                                                          MetricsLimits limits = {});
+  // Without a listener of its own: the owner serves scrape() (the agent does, from a server
+  // that keeps answering when the process is out of descriptors).
+  static std::unique_ptr<Exporter> create(MetricsLimits limits = {});
+  // The whole page in the Prometheus text format, as /metrics serves it.
+  std::string scrape() const;
+  static constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
   ~Exporter();
 
   IstioMetrics& istio() { return *istio_; }
@@ -40,7 +46,7 @@ class Exporter {
   // Adds a source read on every scrape. Samples whose names do not start with "ferry_" are
   // refused at scrape time (and counted as ferry_metrics_bad_samples_total).
   void addSource(SampleSource source);
-  int port() const;
+  int port() const;  // 0 without a listener (create())
 
  private:
   Exporter() = default;

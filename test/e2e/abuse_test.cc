@@ -1,0 +1,320 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Abuse (issue 17 points 5 and 6): an agent driven past its descriptor limit stays quiet, cheap
+// and reachable, and recovers; 1,000 clients trickling request heads to an HTTP port are bounded
+// by the header timeout and the cap while normal requests are served.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "e2e/manifests.h"
+#include "e2e/mesh.h"
+#include "metrics/scrape.h"
+#include "privileged.h"
+#include "status_testing.h"
+
+namespace ferry::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// CPU time (user + system) the process has used, in seconds.
+double cpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+  int64_t utime = 0, stime = 0;
+  REQUIRE(f.size() > 12);
+  REQUIRE(absl::SimpleAtoi(f[11], &utime));  // field 14
+  REQUIRE(absl::SimpleAtoi(f[12], &stime));  // field 15
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The highest descriptor number the process has open.
+int highestFd(pid_t pid) {
+  int highest = 0;
+  for (const auto& e : fs::directory_iterator(absl::StrCat("/proc/", pid, "/fd"))) {
+    int fd = 0;
+    if (absl::SimpleAtoi(e.path().filename().string(), &fd)) {
+      highest = std::max(highest, fd);
+    }
+  }
+  return highest;
+}
+
+struct LogCount {
+  int64_t lines = 0;         // log lines (access-log JSON lines are not counted)
+  int64_t accept_lines = 0;  // of which about accept
+  int64_t bytes = 0;
+  std::string sample;  // the first few log lines, for the report
+};
+
+// Log lines written after byte `from` of the file (read as a stream: before the fix the log
+// grew by tens of megabytes a second).
+LogCount countLog(const std::string& path, int64_t from) {
+  LogCount c;
+  std::ifstream in(path);
+  in.seekg(from);
+  std::string line;
+  while (std::getline(in, line)) {
+    c.bytes += static_cast<int64_t>(line.size()) + 1;
+    if (!line.empty() && line[0] != '{') {
+      ++c.lines;
+      if (c.lines <= 8) {
+        c.sample += line.substr(0, 200) + "\n";
+      }
+      c.accept_lines += absl::StrContains(line, "accept") ? 1 : 0;
+    }
+  }
+  return c;
+}
+
+int64_t fileSize(const std::string& path) {
+  std::error_code ec;
+  auto n = fs::file_size(path, ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
+// Drives node 1's agent past a low RLIMIT_NOFILE with connections from n1p1 to n2p1 (one agent
+// descriptor each: the stream rides a pooled HBONE connection) for `window`, probing its admin
+// and metrics endpoints meanwhile; then closes them and checks new connections work.
+void overloadScenario(const std::vector<std::string>& flags, const std::string& shed_stat) {
+  MeshOptions options;
+  // One pooled connection carries every stream: a held connection costs exactly one descriptor.
+  options.extra_agent_flags = {"--max-streams-per-connection=5000"};
+  options.extra_agent_flags.insert(options.extra_agent_flags.end(), flags.begin(), flags.end());
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.startApp(m.pod(2, 1), {"echo-server", "--port=8080"}, 8080));
+  const std::vector<std::string> probe_traffic = {
+      "/usr/bin/python3",           meshAppsScript(), "many",
+      "--host=" + m.pod(2, 1).ipv4, "--port=8080",    "--count=20"};
+  auto warm = m.run(m.pod(1, 1), probe_traffic);
+  REQUIRE_OK(warm);
+  REQUIRE_THAT(*warm, Catch::StartsWith("OK 20"));
+
+  const pid_t agent = m.agent(1).pid();
+  const int limit = highestFd(agent) + 64;
+  rlimit low{static_cast<rlim_t>(limit), static_cast<rlim_t>(limit)};
+  REQUIRE(::prlimit(agent, RLIMIT_NOFILE, &low, nullptr) == 0);
+
+  const std::string log_path = m.agent(1).logPath();
+  const std::string release = m.cluster().scratchDir() + "/release-flood";
+  const int64_t log_from = fileSize(log_path);
+  const double cpu_from = cpuSeconds(agent);
+  const auto t_from = Clock::now();
+  absl::StatusOr<std::string> flood_out = absl::UnknownError("not run");
+  std::thread flood([&] {
+    flood_out = m.run(m.pod(1, 1),
+                      {"/usr/bin/python3", meshAppsScript(), "flood", "--host=" + m.pod(2, 1).ipv4,
+                       "--port=8080", "--count=400", "--text=" + release},
+                      absl::Seconds(180));
+  });
+
+  // The agent reaches its limit (bounded wait), then stays there for the window while its
+  // endpoints are probed.
+  int64_t overloads = 0;
+  for (auto give_up = Clock::now() + std::chrono::seconds(15);
+       overloads <= 0 && Clock::now() < give_up;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    overloads = m.stat(1, "accept_overload_emfile");  // -1 while the admin does not answer
+  }
+  CHECK(overloads > 0);
+  int probes = 0, admin_ok = 0, metrics_ok = 0;
+  double slowest_probe_ms = 0;
+  const auto window_end = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < window_end) {
+    auto start = Clock::now();
+    ++probes;
+    admin_ok += m.stats(1).ok() ? 1 : 0;
+    metrics_ok += absl::StrContains(metrics::testing::httpGet(absl::StrCat(
+                                        "http://127.0.0.1:", m.metricsPort(1), "/metrics")),
+                                    "ferry_accept_overload_total")
+                      ? 1
+                      : 0;
+    slowest_probe_ms = std::max(
+        slowest_probe_ms, std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - t_from).count();
+  const double cpu = cpuSeconds(agent) - cpu_from;
+  const LogCount log = countLog(log_path, log_from);
+  const int64_t shed = shed_stat.empty() ? 0 : m.stat(1, shed_stat);
+  std::ofstream(release) << "go";
+  flood.join();
+
+  WARN("at RLIMIT_NOFILE=" << limit << " for " << wall << " s: agent CPU " << cpu << " s ("
+                           << 100 * cpu / wall << "% of a core), " << log.lines << " log lines ("
+                           << log.accept_lines << " about accept, " << log.bytes
+                           << " bytes incl. access log), admin answered " << admin_ok << "/"
+                           << probes << ", metrics " << metrics_ok << "/" << probes
+                           << ", slowest probe " << slowest_probe_ms << " ms; overload counted "
+                           << m.stat(1, "accept_overload_emfile") << ", shed " << shed
+                           << "; client: "
+                           << (flood_out.ok() ? *flood_out : flood_out.status().ToString())
+                           << "\nfirst log lines:\n"
+                           << log.sample);
+  REQUIRE_OK(flood_out);
+  CHECK(log.lines < 50);
+  CHECK(log.accept_lines <= 2 * (static_cast<int64_t>(wall) + 2));  // a line a second per cause
+  CHECK(admin_ok == probes);
+  CHECK(metrics_ok == probes);
+  CHECK(cpu < 0.25 * wall);
+  if (!shed_stat.empty()) {
+    CHECK(shed > 0);
+  }
+
+  // Recovery: the flood is gone and new connections work under the same low limit.
+  auto after = m.run(m.pod(1, 1), probe_traffic);
+  REQUIRE_OK(after);
+  CHECK_THAT(*after, Catch::StartsWith("OK 20"));
+}
+
+TEST_CASE("out of descriptors the agent pauses accepts, logs little and keeps answering",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  overloadScenario({}, "");
+}
+
+TEST_CASE("with --fd-reserve queued connections are refused while out of descriptors",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  overloadScenario({"--fd-reserve=on"}, "accept_shed");
+}
+
+constexpr uint16_t kHttpPort = 9080;  // "http-api" in kApiService
+constexpr int kCap = 200;
+
+TEST_CASE("1,000 slow-header clients are bounded and normal requests are served",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.extra_agent_flags = {"--http-header-timeout-ms=3000",
+                               absl::StrCat("--max-http-awaiting-headers=", kCap)};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.applyManifest("service-api.yaml", kApiService));
+  REQUIRE_OK(
+      m.startApp(m.pod(2, 1), {"http-server", absl::StrCat("--port=", kHttpPort)}, kHttpPort));
+  const std::vector<std::string> normal_get = {"/usr/bin/python3",
+                                               meshAppsScript(),
+                                               "http-get",
+                                               "--host=" + m.pod(2, 1).ipv4,
+                                               absl::StrCat("--port=", kHttpPort),
+                                               "--text=/a /b"};
+  auto warm = m.run(m.pod(1, 2), normal_get);
+  REQUIRE_OK(warm);
+  REQUIRE_THAT(*warm, Catch::StartsWith("200"));
+  const int fds_before = m.agentFds(2);
+
+  absl::StatusOr<std::string> slow_out = absl::UnknownError("not run");
+  std::thread slow([&] {
+    slow_out =
+        m.run(m.pod(1, 1),
+              {"/usr/bin/python3", meshAppsScript(), "slow-headers", "--host=" + m.pod(2, 1).ipv4,
+               absl::StrCat("--port=", kHttpPort), "--count=1000", "--interval=5", "--seconds=20"},
+              absl::Seconds(120));
+  });
+  // While the slow clients arrive and wait, the destination agent's descriptors stay bounded by
+  // the cap (three per waiting connection: socketpair and app) and normal requests succeed.
+  int max_fds = fds_before;
+  int normal_ok = 0, normal_tries = 0;
+  int64_t shed = 0;
+  for (int i = 0; i < 400 && shed < 1000 - kCap; ++i) {
+    max_fds = std::max(max_fds, m.agentFds(2));
+    shed = m.stat(2, "http_headers_evicted") + m.stat(2, "http_headers_refused");
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  CHECK(shed >= 1000 - kCap);
+  for (int i = 0; i < 5; ++i) {
+    ++normal_tries;
+    auto got = m.run(m.pod(1, 2), normal_get);
+    normal_ok += got.ok() && absl::StartsWith(*got, "200") ? 1 : 0;
+    max_fds = std::max(max_fds, m.agentFds(2));
+  }
+  const int64_t waiting_peak = m.stat(2, "http_awaiting_headers");
+  // Then the header timeout closes the rest (bounded wait on the gauge).
+  int64_t waiting = waiting_peak;
+  for (int i = 0; i < 400 && waiting != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    waiting = m.stat(2, "http_awaiting_headers");
+  }
+  slow.join();
+  REQUIRE_OK(slow_out);
+  const int64_t timeouts = m.stat(2, "http_header_timeouts");
+  WARN("1,000 slow-header clients, cap "
+       << kCap << ": destination agent fds " << fds_before << " before, " << max_fds << " at most ("
+       << (max_fds - fds_before) << " more); shed " << shed << ", waiting " << waiting_peak
+       << " then " << waiting << ", header timeouts " << timeouts << "; normal requests "
+       << normal_ok << "/" << normal_tries << "; client: " << *slow_out);
+  CHECK(max_fds - fds_before <= 3 * kCap + 100);
+  CHECK(normal_ok == normal_tries);
+  CHECK(waiting == 0);
+  CHECK(timeouts >= 1);
+  CHECK(timeouts <= kCap);
+  CHECK_THAT(*slow_out, Catch::StartsWith("OPENED 1000 CLOSED 1000"));
+  auto after = m.run(m.pod(1, 2), normal_get);
+  REQUIRE_OK(after);
+  CHECK_THAT(*after, Catch::StartsWith("200"));
+}
+
+TEST_CASE("keep-alive HTTP: an idle connection closes and a later request head is timed too",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.extra_agent_flags = {"--http-header-timeout-ms=1500", "--http-idle-timeout-ms=1500"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.applyManifest("service-api.yaml", kApiService));
+  REQUIRE_OK(
+      m.startApp(m.pod(2, 1), {"http-server", absl::StrCat("--port=", kHttpPort)}, kHttpPort));
+  // http-raw prints what comes back until the far side closes (or 10 s pass).
+  auto raw = [&](const std::string& text) {
+    auto start = Clock::now();
+    auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "http-raw",
+                                   "--host=" + m.pod(2, 1).ipv4, absl::StrCat("--port=", kHttpPort),
+                                   "--text=" + text});
+    REQUIRE_OK(out);
+    return std::make_pair(*out, std::chrono::duration<double>(Clock::now() - start).count());
+  };
+
+  // One request, then silence: answered, then closed by the idle timeout.
+  auto [idle, idle_s] = raw("GET /idle HTTP/1.1\\r\\nHost: api\\r\\n\\r\\n");
+  CHECK_THAT(idle, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(idle, Catch::Contains("path=/idle"));
+  CHECK(m.stat(2, "http_idle_timeouts") == 1);
+  CHECK(idle_s < 8);
+
+  // A request and, in the same write, the start of a second head that never completes: the
+  // first is answered, the second is closed by the header timeout (not held for the idle one).
+  auto [partial, partial_s] =
+      raw("GET /first HTTP/1.1\\r\\nHost: api\\r\\n\\r\\nGET /second HTTP/1.1\\r\\nHost: a");
+  CHECK_THAT(partial, Catch::Contains("path=/first"));
+  CHECK_THAT(partial, !Catch::Contains("path=/second"));
+  CHECK(m.stat(2, "http_header_timeouts") == 1);
+  CHECK(m.stat(2, "http_idle_timeouts") == 1);
+  CHECK(partial_s < 8);
+
+  // Heads trickled a byte every 0.5 s from the start: each closed at the header timeout.
+  auto before = m.stat(2, "http_header_timeouts");
+  auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "slow-headers",
+                                 "--host=" + m.pod(2, 1).ipv4, absl::StrCat("--port=", kHttpPort),
+                                 "--count=3", "--interval=0.5", "--seconds=8"});
+  REQUIRE_OK(out);
+  CHECK_THAT(*out, Catch::StartsWith("OPENED 3 CLOSED 3"));
+  CHECK(m.stat(2, "http_header_timeouts") == before + 3);
+}
+
+}  // namespace
+}  // namespace ferry::e2e
