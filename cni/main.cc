@@ -19,11 +19,10 @@ constexpr char kUsage[] =
     "\"socket\" (the agent's enrollment socket, default /run/ferry/agent.sock), \"timeout_ms\".\n";
 
 int main(int argc, char** argv) {
-  if (argc > 1) {
-    const std::string_view arg = argv[1];
-    const bool help = arg == "--help" || arg == "-h";
-    (help ? std::cout : std::cerr) << kUsage;
-    return help ? 0 : 2;
+  // Runtimes pass no arguments (libcni runs the plugin with argv[0] only).
+  if (argc > 1 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+    std::cout << kUsage;
+    return 0;
   }
   ferry::cni::Invocation inv;
   for (char** e = environ; *e != nullptr; ++e) {
