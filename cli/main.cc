@@ -189,7 +189,22 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   return std::nullopt;
 }
 
+// `ferryctl --help`, `ferryctl -h`, `ferryctl help` and `ferryctl <command> --help`.
+bool wantsHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h" || (i == 1 && arg == "help")) {
+      return true;
+    }
+  }
+  return false;
+}
+
 int run(int argc, char** argv) {
+  if (wantsHelp(argc, argv)) {
+    std::cout << kUsageText;
+    return 0;
+  }
   Options o;
   if (auto err = parse(argc, argv, o)) {
     std::cerr << "ferryctl: " << err->message << "\n\n" << kUsageText;

@@ -5,12 +5,25 @@
 
 #include <iostream>
 #include <iterator>
+#include <string_view>
 
 #include "cni/plugin.h"
 
 extern char** environ;
 
-int main() {
+constexpr char kUsage[] =
+    "usage: ferry-cni (run by the container runtime, not by hand)\n"
+    "A chained CNI plugin (spec 1.0: ADD, DEL, CHECK, VERSION). The runtime sets CNI_COMMAND,\n"
+    "CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME and CNI_ARGS (K8S_POD_NAME, K8S_POD_NAMESPACE,\n"
+    "K8S_POD_UID) and writes the network configuration on stdin, with prevResult. Config keys:\n"
+    "\"socket\" (the agent's enrollment socket, default /run/ferry/agent.sock), \"timeout_ms\".\n";
+
+int main(int argc, char** argv) {
+  // Runtimes pass no arguments (libcni runs the plugin with argv[0] only).
+  if (argc > 1 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+    std::cout << kUsage;
+    return 0;
+  }
   ferry::cni::Invocation inv;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv(*e);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -398,6 +399,12 @@ int run(const Scale& s) {
 
 int main(int argc, char** argv) {
   ferry::bench::Scale s;
+  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::cout << "usage: ferry-controller-bench [--pods N] [--services N] [--policies N] "
+                 "[--updates N] [--nodes N]\n"
+                 "Controller sync time, RSS and policy propagation latency at scale.\n";
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     int v = 0;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -314,6 +315,12 @@ void benchFilterSockets() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::printf(
+        "usage: ferry_http_bench [seconds per measurement]\n"
+        "HTTP parsing, L7 filter and HTTP/2 throughput relative to passthrough.\n");
+    return 0;
+  }
   if (argc > 1) {
     g_seconds = std::atof(argv[1]);
   }

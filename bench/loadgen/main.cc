@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
     return usage("missing command");
   }
   const std::string command = argv[1];
+  if (command == "--help" || command == "-h") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   std::map<std::string, std::string> flags;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];

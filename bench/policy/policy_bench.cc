@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -113,7 +114,15 @@ Cost nsPerDecision(const policy::WorkloadPolicies& view, const policy::Request& 
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) {
+    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
+    std::fprintf(
+        help ? stdout : stderr,
+        "usage: policy_bench\n"
+        "CPU ns per authorization decision with 1, 100 and 10,000 rules (no arguments).\n");
+    return help ? 0 : 2;
+  }
   const int sizes[] = {1, 100, 10000};
   std::printf("%-8s %-6s %-5s %14s %10s %14s\n", "rules", "case", "mode", "cpu ns/dec", "x 1-rule",
               "wall ns/dec");

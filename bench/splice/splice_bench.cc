@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,6 +120,13 @@ int64_t roundTrips(int fd, int rounds, size_t size) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::printf(
+        "usage: ferry-bench-splice [rounds >= %d] [message-bytes 1..1048576]\n"
+        "Splice versus copy relay cost on a one-node local cluster (needs root).\n",
+        kBlocks);
+    return 0;
+  }
   int rounds = argc > 1 ? std::atoi(argv[1]) : 20000;
   size_t size = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 64;
   if (rounds < kBlocks || size == 0 || size > (1u << 20)) {

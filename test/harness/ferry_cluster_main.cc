@@ -22,13 +22,16 @@ namespace {
 
 using ferry::harness::Cluster;
 
+constexpr char kUsage[] =
+    "usage: ferry-cluster up [--nodes N] [--pods M] [--id ID]\n"
+    "       ferry-cluster show ID\n"
+    "       ferry-cluster exec ID POD -- CMD [ARGS...]\n"
+    "       ferry-cluster down ID\n"
+    "       ferry-cluster leftovers [--stale]\n"
+    "       ferry-cluster cleanup [--stale]\n";
+
 int usage() {
-  std::cerr << "usage: ferry-cluster up [--nodes N] [--pods M] [--id ID]\n"
-               "       ferry-cluster show ID\n"
-               "       ferry-cluster exec ID POD -- CMD [ARGS...]\n"
-               "       ferry-cluster down ID\n"
-               "       ferry-cluster leftovers [--stale]\n"
-               "       ferry-cluster cleanup [--stale]\n";
+  std::cerr << kUsage;
   return 2;
 }
 
@@ -97,6 +100,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
     return usage();
+  }
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return 0;
   }
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
