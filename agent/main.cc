@@ -11,12 +11,17 @@
 #include "agent/agent.h"
 #include "agent/log.h"
 #include "agent/parts.h"
+#include "ferry/version.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::agent;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     std::cout << usage() << "\n";
+    return 0;
+  }
+  if (!args.empty() && args[0] == "--version") {
+    std::cout << "ferry-agent " << ferry::kVersion << "\n";
     return 0;
   }
   auto config = parseFlags(args);

@@ -15,6 +15,7 @@
 #include "cli/check.h"
 #include "cli/inventory.h"
 #include "cli/listing.h"
+#include "ferry/version.h"
 
 namespace ferry::cli {
 namespace {
@@ -203,6 +204,10 @@ bool wantsHelp(int argc, char** argv) {
 int run(int argc, char** argv) {
   if (wantsHelp(argc, argv)) {
     std::cout << kUsageText;
+    return 0;
+  }
+  if (argc == 2 && std::string_view(argv[1]) == "--version") {
+    std::cout << "ferryctl " << ferry::kVersion << "\n";
     return 0;
   }
   Options o;

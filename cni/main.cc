@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "cni/plugin.h"
+#include "ferry/version.h"
 
 extern char** environ;
 
@@ -22,6 +23,10 @@ int main(int argc, char** argv) {
   // Runtimes pass no arguments (libcni runs the plugin with argv[0] only).
   if (argc > 1 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
     std::cout << kUsage;
+    return 0;
+  }
+  if (argc > 1 && std::string_view(argv[1]) == "--version") {
+    std::cout << "ferry-cni " << ferry::kVersion << "\n";
     return 0;
   }
   ferry::cni::Invocation inv;

@@ -19,6 +19,7 @@
 #include "controller/kube_source.h"
 #include "controller/standalone_source.h"
 #include "controller/store.h"
+#include "ferry/version.h"
 #include "kube/config.h"
 #include "metrics/exporter.h"
 
@@ -250,6 +251,10 @@ int main(int argc, char** argv) {
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::cout << ferry::controller::usage();
+      return 0;
+    }
+    if (a == "--version") {
+      std::cout << "ferry-controller " << ferry::kVersion << "\n";
       return 0;
     }
   }

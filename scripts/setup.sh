@@ -20,6 +20,9 @@ packages=(
   nghttp2-server
   # benchmarks
   stunnel4 haproxy wrk gnuplot-nox hyperfine
+  # container images (packaging/build-images.sh, e2e_container_test): runc, not crun, since
+  # crun refuses cgroup v1+v2 hybrid hosts
+  podman buildah debootstrap runc
   # chart tests (test/chart): Go + sprig render the Helm templates, node runs the validators
   nodejs jq golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
 )
