@@ -46,9 +46,8 @@ nofile=$(ulimit -Hn) nproc=$(ulimit -Hu)
 [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
 run_args=("${runtime[@]}" --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, rootful buildah)"
-if [ -z "$tag" ]; then
-  tag=$(sed -n 's/^project(ferry VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
-fi
+version=$(sed -n 's/^project(ferry VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
+tag=${tag:-$version}
 if [ -z "$mirror" ]; then
   mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
     2>/dev/null | grep -oE 'https?://[^ ]*/debian/?( |$)' | head -n 1 | tr -d ' ' || true)
@@ -155,14 +154,14 @@ done
 # as 65532), its binaries' --version run inside it, and its size.
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1000000 }'; }
 check() { # image user binary...
-  local image=localhost/$1:$tag want_user=$2 user size bin version
+  local image=localhost/$1:$tag want_user=$2 user size bin out
   shift 2
   user=$(podman image inspect --format '{{.Config.User}}' "$image")
   [ "${user:-0}" = "$want_user" ] || die "$image runs as '${user:-root}', want $want_user"
   for bin in "$@"; do
-    version=$(podman run "${run_args[@]}" --rm --network=none --read-only --entrypoint "/usr/local/bin/$bin" "$image" --version) ||
+    out=$(podman run "${run_args[@]}" --rm --network=none --read-only --entrypoint "/usr/local/bin/$bin" "$image" --version) ||
       die "$bin --version failed in $image"
-    [ "$version" = "$bin $tag" ] || die "$bin --version in $image printed '$version'"
+    [ "$out" = "$bin $version" ] || die "$bin --version in $image printed '$out'"
   done
   size=$(podman image inspect --format '{{.Size}}' "$image")
   summary+=("$(printf 'image %-32s %6s MB  user %-11s %s' "$image" "$(mb "$size")" \

@@ -12,19 +12,6 @@ die() {
 }
 [ $# -gt 0 ] || die "usage: runtime-deps.sh BINARY..."
 
-owner() { # the package owning a library path, trying the merged-/usr spellings
-  local p=$1 real candidates c
-  real=$(realpath -- "$p")
-  candidates=("$p" "$real" "${p#/usr}" "/usr$p" "${real#/usr}" "/usr$real")
-  for c in "${candidates[@]}"; do
-    if out=$(dpkg -S "$c" 2>/dev/null); then
-      echo "${out%%:*}"
-      return 0
-    fi
-  done
-  die "no Debian package owns $p"
-}
-
 libs=()
 for f in "$@"; do
   [ -f "$f" ] || die "$f: no such file"
@@ -38,6 +25,28 @@ for f in "$@"; do
   done < <(ldd "$f" 2>/dev/null || true)
 done
 
-for l in "${libs[@]}"; do
-  owner "$l"
+[ ${#libs[@]} -gt 0 ] || exit 0
+# Each library under the merged-/usr spellings dpkg may know it by; one dpkg -S for them all
+# (a call per library takes seconds per binary).
+declare -A owner=()
+candidates=()
+for l in $(printf '%s\n' "${libs[@]}" | sort -u); do
+  real=$(realpath -- "$l")
+  candidates+=("$l" "$real" "${l#/usr}" "/usr$l" "${real#/usr}" "/usr$real")
+done
+while IFS= read -r line; do
+  [[ $line == diversion* ]] && continue
+  pkg=${line%%: *} path=${line#*: }
+  owner[$path]=${pkg%%:*}
+done < <(dpkg -S "${candidates[@]}" 2>/dev/null || true)
+for l in $(printf '%s\n' "${libs[@]}" | sort -u); do
+  real=$(realpath -- "$l") found=""
+  for c in "$l" "$real" "${l#/usr}" "/usr$l" "${real#/usr}" "/usr$real"; do
+    if [ -n "${owner[$c]:-}" ]; then
+      found=${owner[$c]}
+      break
+    fi
+  done
+  [ -n "$found" ] || die "no Debian package owns $l"
+  echo "$found"
 done | sort -u

@@ -217,6 +217,9 @@ absl::Status Mesh::startAgent(int n) {
                               absl::StrCat("--workers=", options_.workers),
                           });
   argv.insert(argv.end(), options_.extra_agent_flags.begin(), options_.extra_agent_flags.end());
+  if (options_.agent_command) {
+    argv = options_.agent_command(node, std::move(argv));
+  }
   auto proc = cluster_->spawnAgent(node, argv);
   if (!proc.ok()) {
     return proc.status();

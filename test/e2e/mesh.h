@@ -6,6 +6,7 @@
 // every pod (default namespace, service account "sa-<pod>", label app=<pod>) plus a Service
 // "web" (10.96.0.10:80 -> app=n2p1:8080), and every pod enrolled through the CNI protocol.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,10 @@ struct MeshOptions {
   // the agents read the folder and fake-CA files themselves (e2e_manifest_mode_test).
   bool controller = true;
   std::vector<std::string> extra_controller_flags;
+  // When set, turns a node's agent command line (argv[0] is the host's ferry-agent) into the
+  // one to spawn instead, e.g. the agent image under podman (e2e_container_test).
+  std::function<std::vector<std::string>(const harness::Node&, std::vector<std::string>)>
+      agent_command;
 };
 
 class Mesh {

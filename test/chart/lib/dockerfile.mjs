@@ -2,14 +2,14 @@
 
 // Checks packaging/Dockerfile without a container engine: the Dockerfile language service's
 // linter (dockerfile-utils, as used by editors), then Ferry's own rules — Debian 12 bases,
-// stage references, the build stage taking its packages from scripts/setup.sh (through
+// stage references (scratch only for a stage of COPYs), the build stage taking its packages from scripts/setup.sh (through
 // packaging/build-packages.sh, tested by chart_packaging_scripts), and runtime stages
 // installing no compiler or -dev package.
 
 import { validate } from "dockerfile-utils";
 import { DockerfileParser } from "dockerfile-ast";
 
-const kImages = ["agent", "controller", "ferryctl"];
+const kImages = ["agent", "controller", "cni", "ferryctl"];
 const kBuildOnly = /(-dev$|^build-essential$|^clang|^llvm|^cmake$|^gcc|^g\+\+|^ninja-build$)/;
 
 function aptPackages(runText) {
@@ -36,7 +36,19 @@ export function dockerfileErrors(text) {
   for (const from of df.getFROMs()) {
     const image = from.getImageName().replace(/^\$\{(\w+)\}$/, (_, n) => args[n] ?? "");
     const base = image.split(":")[0];
-    if (!stages.includes(base) && image !== "debian:12") {
+    // scratch only for a stage that carries files in (the prebuilt binaries), nothing to run.
+    const onlyCopies = () => {
+      const next = df.getFROMs().find((f) => f.getRange().start.line > from.getRange().start.line);
+      return df
+        .getInstructions()
+        .filter(
+          (i) =>
+            i.getRange().start.line > from.getRange().start.line &&
+            (!next || i.getRange().start.line < next.getRange().start.line),
+        )
+        .every((i) => i.getKeyword() === "COPY");
+    };
+    if (!stages.includes(base) && image !== "debian:12" && !(image === "scratch" && onlyCopies())) {
       errors.push(`stage ${from.getBuildStage()}: base ${image} is neither debian:12 nor a stage`);
     }
     stages.push(from.getBuildStage());
