@@ -3,7 +3,7 @@
 // and the agent image run under podman with exactly what the chart's DaemonSet gives the agent
 // container: host network, root with only BPF, SYS_ADMIN and NET_ADMIN (socketMark is on by
 // default), the runtime's default seccomp profile, a read-only root, the bpffs, cgroup, netns
-// and /run/ferry host paths, the token and CA root read-only and a 16 MiB /tmp. Mesh traffic
+// and /run/ferry host paths, the token and CA root read-only, and no /tmp. Mesh traffic
 // then crosses it: encrypted on the wire, one connection allowed and one denied by policy.
 #include <linux/capability.h>
 #include <sys/resource.h>
@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -100,12 +102,13 @@ std::vector<std::string> agentInPodman(const std::string& container, const harne
                             // seccompProfile RuntimeDefault: podman's default profile; and
                             // allowPrivilegeEscalation: true, so no no-new-privileges.
                             "--volume=/sys/fs/bpf:/sys/fs/bpf:rslave",
-                            "--volume=/sys/fs/cgroup:/sys/fs/cgroup:ro",
+                            // hostPaths.cgroup: the node's cgroup subtree stands for the
+                            // node's cgroup v2 root, as --cgroup=/sys/fs/cgroup says.
+                            "--volume=" + node.cgroup_path + ":/sys/fs/cgroup:ro",
                             "--volume=/run/netns:/var/run/netns:ro,rslave",
                             "--volume=" + run_ferry + ":/run/ferry",
                             "--volume=" + token + ":/var/run/secrets/ferry/token:ro",
                             "--volume=" + ca_root + ":/etc/ferry/ca-root/root-cert.pem:ro",
-                            "--tmpfs=/tmp:rw,size=16m",  // emptyDir medium Memory, 16Mi
                             "--entrypoint=ferry-agent",  // command: ["ferry-agent"]
                             kAgentImage,
                         });
@@ -115,6 +118,8 @@ std::vector<std::string> agentInPodman(const std::string& container, const harne
       out.push_back("--bootstrap-token-file=/var/run/secrets/ferry/token");
     } else if (absl::StartsWith(a, "--controller-ca=")) {
       out.push_back("--controller-ca=/etc/ferry/ca-root/root-cert.pem");
+    } else if (absl::StartsWith(a, "--cgroup=")) {
+      out.push_back("--cgroup=/sys/fs/cgroup");
     } else if (absl::StartsWith(a, "--enroll-socket=")) {
       out.push_back("--enroll-socket=/run/ferry/agent.sock");
     } else if (!absl::StartsWith(a, "--state-file=")) {  // the chart keeps the default
@@ -165,6 +170,62 @@ TEST_CASE("images build from a debootstrap base: non-root where the chart says, 
     // push an image far past this.
     CHECK(bytes < 160'000'000);
   }
+}
+
+// The chart's two containers from the ferry-cni image: the check-host init container and the
+// installer (root, every capability dropped, no privilege escalation, read-only root).
+std::vector<std::string> cniInPodman(const std::vector<std::string>& mounts_and_env,
+                                     const std::string& command) {
+  std::vector<std::string> argv = podmanRun();
+  argv.insert(argv.end(), {"--rm", "--network=host", "--user=0", "--read-only", "--cap-drop=ALL",
+                           "--security-opt=no-new-privileges"});
+  argv.insert(argv.end(), mounts_and_env.begin(), mounts_and_env.end());
+  argv.insert(argv.end(), {"--entrypoint=ferry-cni-install",
+                           "localhost/ferry-cni:" + std::string(kTag), command});
+  return argv;
+}
+
+TEST_CASE("the CNI image checks the host and chains ferry-cni as the chart runs it",
+          "[privileged][e2e][image]") {
+  FERRY_REQUIRE_ROOT();
+  buildImages();
+  // This machine has cgroup v2 at /sys/fs/cgroup/unified (hybrid): the chart's documented
+  // agent.hostPaths.cgroup for such nodes, mounted where the chart mounts it.
+  auto check = run(cniInPodman(
+      {"--volume=/sys/fs/bpf:/sys/fs/bpf:ro", "--volume=/sys/fs/cgroup/unified:/sys/fs/cgroup:ro",
+       "--env=FERRY_BPFFS=/sys/fs/bpf", "--env=FERRY_CGROUP=/sys/fs/cgroup"},
+      "check-host"));
+  REQUIRE_OK(check);
+  INFO(check->out << check->err);
+  CHECK(check->exit_code == 0);
+  CHECK_THAT(check->err, Catch::Contains("host ok"));
+
+  const std::string root = fs::temp_directory_path() / absl::StrCat("ferry-cni-image-", getpid());
+  fs::remove_all(root);
+  fs::create_directories(root + "/bin");
+  fs::create_directories(root + "/net.d");
+  std::ofstream(root + "/net.d/10-bridge.conflist")
+      << R"({"cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge"}]})";
+  auto install = run(cniInPodman(
+      {"--volume=" + root + "/bin:/host/opt/cni/bin",
+       "--volume=" + root + "/net.d:/host/etc/cni/net.d", "--volume=/sys/fs/bpf:/sys/fs/bpf:rslave",
+       "--tmpfs=/tmp:rw,size=16m", "--env=FERRY_CNI_BIN_DIR=/host/opt/cni/bin",
+       "--env=FERRY_CNI_CONF_DIR=/host/etc/cni/net.d",
+       "--env=FERRY_CNI_SOCKET=/run/ferry/agent.sock"},
+      "install"));
+  REQUIRE_OK(install);
+  INFO(install->out << install->err);
+  CHECK(install->exit_code == 0);
+  std::ifstream conf(root + "/net.d/10-bridge.conflist");
+  const std::string chained((std::istreambuf_iterator<char>(conf)), {});
+  CHECK_THAT(chained, Catch::Contains(R"("type": "ferry-cni")"));
+  // The plugin the image put on the "host" runs there, as the runtime would run it.
+  auto version = harness::runProcess({}, {"env", "CNI_COMMAND=VERSION", root + "/bin/ferry-cni"},
+                                     absl::Seconds(10));
+  REQUIRE_OK(version);
+  CHECK(version->exit_code == 0);
+  CHECK_THAT(version->out, Catch::Contains("supportedVersions"));
+  fs::remove_all(root);
 }
 
 TEST_CASE("the agent image with the chart's privileges carries encrypted, policed mesh traffic",
