@@ -117,3 +117,14 @@ TEST_CASE("ferryctl help before or after a command prints the usage, exit 0", "[
     CHECK(r.out.find("ferryctl check <source> <destination>") != std::string::npos);
   }
 }
+
+TEST_CASE("the deployable binaries answer --version with their name and the project version",
+          "[cli]") {
+  for (const char* path :
+       {FERRYCTL_PATH, FERRY_AGENT_PATH, FERRY_CONTROLLER_PATH, FERRY_CNI_PATH}) {
+    CAPTURE(path);
+    Run r = runWith(path, {"--version"});
+    CHECK(r.code == 0);
+    CHECK(r.out == fs::path(path).filename().string() + " " FERRY_VERSION "\n");
+  }
+}
