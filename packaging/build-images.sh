@@ -115,8 +115,13 @@ if [ "$image_time" != "$tar_time" ]; then
 fi
 
 # ---- images -----------------------------------------------------------------------------
-args=("${runtime[@]}" --network=host --layers --build-arg "DEBIAN=$base" -f "$repo/packaging/Dockerfile")
+# docker format: the OCI one drops SHELL, and with it the build stage's pipefail.
+args=("${runtime[@]}" --network=host --layers --format=docker --build-arg "DEBIAN=$base"
+  -f "$repo/packaging/Dockerfile")
 context=$repo
+# buildah resolves FROM ${BINARIES} to a stage only when the argument is given, not from its
+# default; and it reads no Dockerfile.dockerignore by itself.
+binaries=(--build-arg BINARIES=build --ignorefile "$repo/packaging/Dockerfile.dockerignore")
 if [ -n "$from_build" ]; then
   # Stage the binaries (stripped) and their runtime packages as the build stage would.
   context=$(mktemp -d)
@@ -138,8 +143,9 @@ if [ -n "$from_build" ]; then
   for image in agent controller cni ferryctl; do
     "$repo/packaging/runtime-deps.sh" "$out/$image"/ferry* >"$out/$image.packages"
   done
-  args+=(--build-arg BINARIES=prebuilt)
+  binaries=(--build-arg BINARIES=prebuilt)
 fi
+args+=("${binaries[@]}")
 for target in agent controller cni ferryctl; do
   name=ferry-$target
   [ "$target" = ferryctl ] && name=ferryctl
