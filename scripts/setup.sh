@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git clang llvm lld libclang-rt-14-dev
+  python3  # configure time too: test/hbone's CMakeLists.txt requires it (Dockerfile build stage)
   # BPF
   libbpf-dev bpftool linux-libc-dev libelf-dev zlib1g-dev
   # libraries
@@ -14,7 +15,7 @@ packages=(
   libcurl4-openssl-dev  # Kubernetes API client (userspace/kube): HTTPS + chunked watch streams
   libre2-dev  # HTTPRoute regular expressions: RE2, linear time, the dialect Envoy uses
   # local cluster, tests and demo
-  iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3 python3-h2
+  iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3-h2
   openssl prometheus
   # nghttpd: the cleartext HTTP/2 server h2load talks to in the mesh e2e tests
   nghttp2-server
