@@ -193,8 +193,13 @@ TEST_CASE(
     const double sent_before = metric(m, "ferry_route_mirrors_total", kRoute, 0);
     const double unavailable_before =
         metric(m, "ferry_route_mirrors_dropped_total", dropped("no_healthy_upstream"), 0);
-    REQUIRE_OK(m.applyManifest("route.yaml",
-                               replaced(route, "name: shadow", "name: " + std::string(mirror))));
+    std::string changed = replaced(route, "name: shadow", "name: " + std::string(mirror));
+    if (std::string(mirror) == "hang") {
+      // Copies time out with their rule's request timeout: long enough to outlast the test.
+      changed =
+          replaced(changed, "  - backendRefs:", "  - timeouts: {request: 600s}\n    backendRefs:");
+    }
+    REQUIRE_OK(m.applyManifest("route.yaml", changed));
     nlohmann::json out = load(m, kRequests, 4);
     INFO(out.dump());
     std::cout << "mirror e2e: mirror " << mirror << ": primary " << out["status"].dump()
@@ -224,6 +229,24 @@ TEST_CASE(
   }
   // The first mirror saw nothing more.
   CHECK(backendStats(m, 1, 2, 8090).value("GET", 0) == kRequests + kRequests / 2);
+
+  // Bounded: the hanging mirror holds kRequests copies; the agent keeps at most 256 in flight
+  // (kMaxMirrorsInFlight, agent/http_mirror.h), so of 100 more exactly 56 are sent and 44
+  // dropped, and the client's answers do not change.
+  const double sent_before = metric(m, "ferry_route_mirrors_total", kRoute, 0);
+  const double overload_before =
+      metric(m, "ferry_route_mirrors_dropped_total", dropped("overload"), 0);
+  CHECK(overload_before == 0);
+  nlohmann::json more = load(m, 100, 4);
+  INFO(more.dump());
+  CHECK(statusCount(more, "200") == 100);
+  const double sent = metric(m, "ferry_route_mirrors_total", kRoute, 0) - sent_before;
+  const double overload =
+      metric(m, "ferry_route_mirrors_dropped_total", dropped("overload"), 44) - overload_before;
+  std::cout << "mirror e2e: " << kRequests << " copies hanging, 100 more requests: " << sent
+            << " copies sent, " << overload << " dropped (overload)\n";
+  CHECK(sent == 256 - kRequests);
+  CHECK(overload == 100 - (256 - kRequests));
 }
 
 }  // namespace
