@@ -372,7 +372,7 @@ class HttpOutbound : public EventHandler, public Deferred {
   }
 
   // RequestMirror: the copy's head is made now, while the received fields (views into the input)
-  // are valid; it leaves with its body once the request is read whole (releaseMirror).
+  // are valid; it leaves with its body once the request is read whole (takeMirror).
   void prepareMirror(const http::MessageHead& head, std::string_view target,
                      const http::HeaderEdits& edits) {
     const routing::BackendTarget* mirror = x_.rule->mirror();
