@@ -49,6 +49,8 @@ struct Shared {
   // HTTP connections waiting for a request head, over every worker (--max-http-awaiting-headers
   // caps it; http_waiting.h).
   std::atomic<int64_t> http_awaiting_headers{0};
+  // Mirrored copies of routed requests in flight, over every worker (http_mirror.h caps it).
+  std::atomic<int64_t> mirrors_in_flight{0};
 };
 
 struct WorkerContext {

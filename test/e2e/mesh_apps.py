@@ -16,9 +16,10 @@
                                     (fail50: every other request 503; hang: never answers;
                                     status:N always N; sleep:MS answers after MS ms); GET
                                     /__stats (not counted) answers {"GET": n, "POST": m,
-                                    "max_active": k, "connections": c}: what it received,
-                                    most at once, over how many connections; every answer
-                                    carries X-Seen-Host: the Host it received
+                                    "max_active": k, "connections": c, "hosts": {Host: n}}:
+                                    what it received, most at once, over how many
+                                    connections, by Host; every answer carries X-Seen-Host:
+                                    the Host it received
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
@@ -345,6 +346,7 @@ def http_app(port, name, behavior):
     counts = {"GET": 0, "POST": 0}
     active = [0, 0]  # in progress now, most at once
     connections = [0]  # that carried at least one counted request
+    hosts = {}  # counted requests by the Host they carried
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -360,13 +362,16 @@ def http_app(port, name, behavior):
             if self.path == "/__stats":
                 with lock:
                     self.answer(200, json.dumps(dict(counts, max_active=active[1],
-                                                     connections=connections[0])))
+                                                     connections=connections[0],
+                                                     hosts=hosts)))
                 return
             with lock:
                 if not getattr(self, "counted", False):  # one handler per connection
                     self.counted = True
                     connections[0] += 1
                 counts[self.command] = counts.get(self.command, 0) + 1
+                host = self.headers.get("Host", "-")
+                hosts[host] = hosts.get(host, 0) + 1
                 n = sum(counts.values())
                 active[0] += 1
                 active[1] = max(active[1], active[0])
