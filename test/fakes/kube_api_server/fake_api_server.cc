@@ -14,7 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "fakes/kube_api_server/discovery.h"
 #include "fakes/kube_api_server/http_wire.h"
+#include "fakes/kube_api_server/selectors.h"
 
 namespace ferry::fakes {
 namespace {
@@ -29,46 +31,7 @@ std::string meta(const json& obj, const char* field) {
   return "";
 }
 
-int httpCodeOf(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-      return 400;
-    case absl::StatusCode::kNotFound:
-      return 404;
-    case absl::StatusCode::kAlreadyExists:
-      return 409;
-    case absl::StatusCode::kFailedPrecondition:
-      return 409;
-    default:
-      return 500;
-  }
-}
-
-const char* reasonOf(int code) {
-  switch (code) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 404:
-      return "NotFound";
-    case 405:
-      return "MethodNotAllowed";
-    case 409:
-      return "AlreadyExists";
-    case 410:
-      return "Expired";
-    default:
-      return "InternalError";
-  }
-}
-
-// Where a request path points: a resource, a namespace filter and maybe an object name.
-struct Target {
-  const kube::Resource* resource = nullptr;
-  std::string ns;
-  std::string name;
-};
+using Target = FakeApiServer::Target;
 
 std::optional<Target> parseTarget(const std::string& path) {
   for (const kube::Resource* r : kube::kKnownResources) {
@@ -97,6 +60,9 @@ std::optional<Target> parseTarget(const std::string& path) {
 }
 
 }  // namespace
+
+FakeApiServer::FakeApiServer(FakeApiServerOptions options)
+    : options_(std::move(options)), discovery_(std::make_unique<Discovery>(options_.crds)) {}
 
 absl::StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::start(FakeApiServerOptions options) {
   std::unique_ptr<FakeApiServer> server(new FakeApiServer(std::move(options)));
@@ -199,19 +165,21 @@ void FakeApiServer::serveConnection(int fd) {
 }
 
 FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* streamed) {
-  auto fail = [](int code, const std::string& message) {
-    return Response{code, wire::statusObject(code, reasonOf(code), message)};
-  };
   if (!options_.required_token.empty()) {
     auto auth = req.headers.find("authorization");
     if (auth == req.headers.end() || auth->second != "Bearer " + options_.required_token) {
-      return fail(401, "Unauthorized");
+      return wire::failure(401, "Unauthorized");
+    }
+  }
+  if (req.method == "GET") {
+    if (std::optional<json> doc = discovery_->serve(req.path)) {
+      return {200, std::move(*doc)};
     }
   }
   std::optional<Target> target = parseTarget(req.path);
   if (!target) {
-    return fail(404,
-                absl::StrCat("the server could not find the requested resource (", req.path, ")"));
+    return wire::failure(
+        404, absl::StrCat("the server could not find the requested resource (", req.path, ")"));
   }
   const kube::Resource& r = *target->resource;
   if (req.method == "GET" && target->name.empty()) {
@@ -226,48 +194,11 @@ FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* 
   if (req.method == "GET") {
     auto obj = get(r, target->ns, target->name);
     if (!obj) {
-      return fail(404, absl::StrCat(r.plural, " \"", target->name, "\" not found"));
+      return wire::failure(404, absl::StrCat(r.plural, " \"", target->name, "\" not found"));
     }
     return {200, *obj};
   }
-  if (req.method == "DELETE" && !target->name.empty()) {
-    auto before = get(r, target->ns, target->name);
-    absl::Status s = remove(r, target->ns, target->name);
-    if (!s.ok()) {
-      return fail(httpCodeOf(s), std::string(s.message()));
-    }
-    return {200, *before};
-  }
-  if ((req.method == "POST" && target->name.empty()) ||
-      (req.method == "PUT" && !target->name.empty())) {
-    json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      return fail(400, "the request body is not a JSON object");
-    }
-    body.emplace("apiVersion", r.apiVersion());
-    body.emplace("kind", r.kind);
-    if (r.namespaced && !target->ns.empty()) {
-      if (!body.contains("metadata") || !body["metadata"].is_object()) {
-        body["metadata"] = json::object();
-      }
-      const std::string ns = meta(body, "namespace");
-      if (!ns.empty() && ns != target->ns) {
-        return fail(400,
-                    "the namespace of the provided object does not match the namespace "
-                    "sent on the request");
-      }
-      body["metadata"]["namespace"] = target->ns;
-    }
-    if (req.method == "PUT" && meta(body, "name") != target->name) {
-      return fail(400, "the name of the object does not match the name on the URL");
-    }
-    auto stored = req.method == "POST" ? create(std::move(body)) : update(std::move(body));
-    if (!stored.ok()) {
-      return fail(httpCodeOf(stored.status()), std::string(stored.status().message()));
-    }
-    return {req.method == "POST" ? 201 : 200, *stored};
-  }
-  return fail(405, absl::StrCat(req.method, " is not supported on ", req.path));
+  return handleWrite(*target, req);
 }
 
 FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const std::string& ns,
@@ -277,6 +208,14 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
     absl::SimpleAtoi(l->second, &limit);
   }
   const std::string collection = r.collectionPath();
+  auto q = [&](const char* key) {
+    auto it = req.query.find(key);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  absl::StatusOr<Selector> selector = Selector::parse(q("labelSelector"), q("fieldSelector"), r);
+  if (!selector.ok()) {
+    return wire::failure(selector.status());
+  }
   std::lock_guard<std::mutex> lock(mu_);
   ++list_requests_[collection];
   uint64_t list_rv = rv_;
@@ -289,23 +228,22 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
       token = json::parse(decoded, nullptr, false);
     }
     if (!token.is_object() || !token.contains("rv") || !token.contains("start")) {
-      return {400, wire::statusObject(400, "BadRequest", "invalid continue token")};
+      return wire::failure(400, "invalid continue token");
     }
     list_rv = token["rv"].get<uint64_t>();
     start = token["start"].get<size_t>();
     snapshot_key = absl::StrCat(collection, "|", ns, "|", list_rv);
     if (list_rv < compacted_rv_ || !list_snapshots_.count(snapshot_key)) {
-      return {410, wire::statusObject(
-                       410, "Expired",
-                       "The provided continue parameter is too old to display a consistent list "
-                       "result. You can start a new list without the continue parameter.")};
+      return wire::failure(410,
+                           "The provided continue parameter is too old to display a consistent "
+                           "list result. You can start a new list without the continue parameter.");
     }
   } else {
     snapshot_key = absl::StrCat(collection, "|", ns, "|", list_rv);
     std::vector<json>& snap = list_snapshots_[snapshot_key];
     snap.clear();
     for (const auto& [key, obj] : objects_[collection]) {
-      if (ns.empty() || meta(obj, "namespace") == ns) {
+      if ((ns.empty() || meta(obj, "namespace") == ns) && selector->matches(obj)) {
         snap.push_back(obj);
       }
     }

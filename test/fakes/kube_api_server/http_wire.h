@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include "absl/status/status.h"
+
 #include "fakes/kube_api_server/fake_api_server.h"
 
 namespace ferry::fakes {
@@ -37,6 +39,14 @@ bool writeLastChunk(int fd);
 // A v1 Status object as the API server returns for failures.
 nlohmann::json statusObject(int code, const std::string& reason, const std::string& message);
 const char* reasonPhrase(int status);
+// The Status reason the API server gives with an HTTP status (409: Conflict).
+const char* statusReason(int code);
+// A failed request as the API server answers it: the HTTP status and a Status object.
+FakeApiServer::Response failure(int code, const std::string& message, const char* reason = nullptr);
+// From a Status of the object API: InvalidArgument 400 BadRequest, NotFound 404,
+// AlreadyExists 409 AlreadyExists, FailedPrecondition 409 Conflict (stale resourceVersion),
+// OutOfRange 422 Invalid, Unimplemented 415 UnsupportedMediaType.
+FakeApiServer::Response failure(const absl::Status& status);
 
 }  // namespace wire
 }  // namespace ferry::fakes

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 
 namespace ferry::fakes {
@@ -60,6 +62,7 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
   auto& objs = objects_[collection];
   auto existing = objs.find(key);
   std::string type;
+  json prev;
   if (existing == objs.end()) {
     if (mode == "update") {
       return absl::NotFoundError(absl::StrCat(r->plural, " \"", name, "\" not found"));
@@ -68,7 +71,8 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
     if (meta(object, "uid").empty()) {
       object["metadata"]["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012x", ++uid_counter_);
     }
-    object["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z";
+    object["metadata"]["creationTimestamp"] =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
   } else {
     if (mode == "create") {
       return absl::AlreadyExistsError(absl::StrCat(r->plural, " \"", name, "\" already exists"));
@@ -82,13 +86,14 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
           "and try again"));
     }
     type = "MODIFIED";
+    prev = existing->second;
     object["metadata"]["uid"] = existing->second["metadata"]["uid"];
     object["metadata"]["creationTimestamp"] = existing->second["metadata"]["creationTimestamp"];
   }
   const uint64_t rv = ++rv_;
   object["metadata"]["resourceVersion"] = std::to_string(rv);
   objs[key] = object;
-  history_.push_back(Event{rv, collection, ns, type, object});
+  history_.push_back(Event{rv, collection, ns, type, object, std::move(prev)});
   cv_.notify_all();
   return object;
 }
@@ -117,7 +122,8 @@ absl::Status FakeApiServer::remove(const kube::Resource& resource, const std::st
   objs.erase(it);
   const uint64_t rv = ++rv_;
   object["metadata"]["resourceVersion"] = std::to_string(rv);
-  history_.push_back(Event{rv, collection, resource.namespaced ? ns : "", "DELETED", object});
+  history_.push_back(
+      Event{rv, collection, resource.namespaced ? ns : "", "DELETED", object, object});
   cv_.notify_all();
   return absl::OkStatus();
 }

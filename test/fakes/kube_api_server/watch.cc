@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/http_wire.h"
+#include "fakes/kube_api_server/selectors.h"
 
 namespace ferry::fakes {
 namespace {
@@ -24,6 +25,26 @@ bool truthy(const std::map<std::string, std::string>& q, const char* key) {
   return it != q.end() && (it->second == "true" || it->second == "1");
 }
 
+// An event as a watcher with a selector sees it (the watch cache's rule): an object that
+// starts matching is ADDED, one that stops matching is DELETED (as it was, at the event's
+// resourceVersion).
+std::optional<std::string> filtered(const FakeApiServer::Event& e, const Selector& selector) {
+  if (selector.empty()) {
+    return eventLine(e.type, e.object);
+  }
+  const bool now = e.type != "DELETED" && selector.matches(e.object);
+  const bool before = !e.prev.is_null() && selector.matches(e.prev);
+  if (now) {
+    return eventLine(before ? "MODIFIED" : "ADDED", e.object);
+  }
+  if (before) {
+    json old = e.prev;
+    old["metadata"]["resourceVersion"] = std::to_string(e.rv);
+    return eventLine("DELETED", old);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::string& ns,
@@ -36,6 +57,16 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
     if (absl::SimpleAtoi(t->second, &seconds) && seconds > 0) {
       deadline = Clock::now() + std::chrono::seconds(seconds);
     }
+  }
+  auto q = [&](const char* key) {
+    auto it = req.query.find(key);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  absl::StatusOr<Selector> selector = Selector::parse(q("labelSelector"), q("fieldSelector"), r);
+  if (!selector.ok()) {
+    const auto resp = wire::failure(selector.status());
+    wire::writeResponse(fd, resp.status, resp.body.dump(), false);
+    return;
   }
   auto gone = [&](const std::string& message) {
     const json status = wire::statusObject(410, "Expired", message);
@@ -64,7 +95,7 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
     // No version: the current state as synthetic ADDED events, then changes.
     cursor = rv_;
     for (const auto& [key, obj] : objects_[collection]) {
-      if (ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0) {
+      if ((ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0) && selector->matches(obj)) {
         pending.push_back(eventLine("ADDED", obj));
       }
     }
@@ -109,7 +140,9 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
                                [](uint64_t v, const Event& e) { return v < e.rv; });
     for (; it != history_.end(); ++it) {
       if (it->collection == collection && (ns.empty() || it->ns == ns)) {
-        pending.push_back(eventLine(it->type, it->object));
+        if (std::optional<std::string> line = filtered(*it, *selector)) {
+          pending.push_back(std::move(*line));
+        }
       }
     }
     cursor = std::max(cursor, rv_);
