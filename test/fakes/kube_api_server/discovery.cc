@@ -121,7 +121,11 @@ const json& Discovery::schema(const kube::Resource& resource) const {
   return kNull;
 }
 
-std::optional<json> Discovery::serve(const std::string& path) const {
+std::optional<json> Discovery::serve(const std::string& raw_path) const {
+  // The real server's mux answers discovery paths with or without a trailing slash.
+  const std::string path = raw_path.size() > 1 && raw_path.back() == '/'
+                               ? raw_path.substr(0, raw_path.size() - 1)
+                               : raw_path;
   if (path == "/version") {
     return json{{"major", "1"},
                 {"minor", "32"},

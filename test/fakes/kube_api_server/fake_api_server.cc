@@ -183,8 +183,7 @@ FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* 
   }
   const kube::Resource& r = *target->resource;
   if (req.method == "GET" && target->name.empty()) {
-    auto w = req.query.find("watch");
-    if (w != req.query.end() && (w->second == "1" || w->second == "true")) {
+    if (wire::queryBool(req, "watch")) {
       *streamed = true;
       serveWatch(fd, r, target->ns, req);
       return {};

@@ -204,6 +204,15 @@ bool writeLastChunk(int fd) {
   return writeAll(fd, "0\r\n\r\n");
 }
 
+bool queryBool(const FakeApiServer::Request& req, const char* key) {
+  auto it = req.query.find(key);
+  if (it == req.query.end()) {
+    return false;
+  }
+  const std::string& v = it->second;
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True";
+}
+
 nlohmann::json statusObject(int code, const std::string& reason, const std::string& message) {
   return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
           {"status", "Failure"}, {"message", message}, {"reason", reason},

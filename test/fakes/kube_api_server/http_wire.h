@@ -36,6 +36,9 @@ bool writeResponse(int fd, int status, const std::string& body, bool keep_alive)
 bool writeChunkedHeader(int fd);
 bool writeChunk(int fd, const std::string& data);
 bool writeLastChunk(int fd);
+// A boolean query parameter as the API server reads it (Go's strconv.ParseBool: 1, t, T,
+// true, TRUE, True).
+bool queryBool(const FakeApiServer::Request& req, const char* key);
 // A v1 Status object as the API server returns for failures.
 nlohmann::json statusObject(int code, const std::string& reason, const std::string& message);
 const char* reasonPhrase(int status);

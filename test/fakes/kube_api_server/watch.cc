@@ -20,11 +20,6 @@ std::string eventLine(const std::string& type, const json& object) {
   return json{{"type", type}, {"object", object}}.dump() + "\n";
 }
 
-bool truthy(const std::map<std::string, std::string>& q, const char* key) {
-  auto it = q.find(key);
-  return it != q.end() && (it->second == "true" || it->second == "1");
-}
-
 // An event as a watcher with a selector sees it (the watch cache's rule): an object that
 // starts matching is ADDED, one that stops matching is DELETED (as it was, at the event's
 // resourceVersion).
@@ -50,7 +45,7 @@ std::optional<std::string> filtered(const FakeApiServer::Event& e, const Selecto
 void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::string& ns,
                                const Request& req) {
   const std::string collection = r.collectionPath();
-  const bool bookmarks = truthy(req.query, "allowWatchBookmarks");
+  const bool bookmarks = wire::queryBool(req, "allowWatchBookmarks");
   Clock::time_point deadline = Clock::time_point::max();
   if (auto t = req.query.find("timeoutSeconds"); t != req.query.end()) {
     int seconds = 0;

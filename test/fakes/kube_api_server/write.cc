@@ -8,6 +8,7 @@
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/http_wire.h"
 #include "fakes/kube_api_server/patch.h"
+#include "fakes/kube_api_server/protobuf.h"
 
 namespace ferry::fakes {
 namespace {
@@ -104,8 +105,12 @@ std::optional<FakeApiServer::Response> FakeApiServer::admitBody(const Target& ta
 FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const Request& req) {
   const kube::Resource& r = *target.resource;
   const bool named = !target.name.empty();
+  const bool dry_run = queryOf(req, "dryRun") == "All";
   if (req.method == "DELETE" && named) {
     auto before = get(r, target.ns, target.name);
+    if (dry_run && before) {
+      return {200, *before};
+    }
     absl::Status s = remove(r, target.ns, target.name);
     if (!s.ok()) {
       return wire::failure(s);
@@ -121,16 +126,19 @@ FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const R
   if (r.namespaced && target.ns.empty()) {
     return wire::failure(404, "the server could not find the requested resource");
   }
-  // Protobuf bodies are not decoded: 415 makes client-go switch that client to JSON.
+  json body;
   if (auto ct = req.headers.find("content-type");
       ct != req.headers.end() && ct->second.find("protobuf") != std::string::npos) {
-    return wire::failure(415,
-                         "the body of the request was in an unknown format - accepted media "
-                         "types include: application/json, application/yaml");
-  }
-  json body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded()) {
-    return wire::failure(400, "couldn't get version/kind; json parse error");
+    absl::StatusOr<json> decoded = decodeProtobufObject(req.body);
+    if (!decoded.ok()) {
+      return wire::failure(decoded.status());  // 415 for kinds it cannot decode
+    }
+    body = std::move(*decoded);
+  } else {
+    body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) {
+      return wire::failure(400, "couldn't get version/kind; json parse error");
+    }
   }
   if (auto refused = admitBody(target, body, req)) {
     return *refused;
@@ -152,6 +160,16 @@ FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const R
                                 "\": a lowercase RFC 1123 subdomain must consist of lower case "
                                 "alphanumeric characters, '-' or '.', and must start and end "
                                 "with an alphanumeric character"));
+  }
+  if (dry_run) {  // validated, not stored
+    const bool exists = get(r, target.ns, name).has_value();
+    if (exists == (req.method == "POST")) {
+      return wire::failure(
+          exists
+              ? absl::AlreadyExistsError(absl::StrCat(r.plural, " \"", name, "\" already exists"))
+              : absl::NotFoundError(absl::StrCat(r.plural, " \"", name, "\" not found")));
+    }
+    return {req.method == "POST" ? 201 : 200, body};
   }
   auto stored = req.method == "POST" ? create(std::move(body)) : update(std::move(body));
   if (!stored.ok()) {
@@ -196,7 +214,12 @@ FakeApiServer::Response FakeApiServer::handlePatch(const Target& target, const R
       if (live && applied_.count(key)) {
         previous = applied_[key];
       }
-      applied_[key] = *applied;
+      if (queryOf(req, "dryRun") != "All") {
+        applied_[key] = *applied;
+      }
+    }
+    if (!live && queryOf(req, "dryRun") == "All") {
+      return {201, *applied};
     }
     if (!live) {  // server-side apply creates
       auto stored = create(*applied);
@@ -224,6 +247,9 @@ FakeApiServer::Response FakeApiServer::handlePatch(const Target& target, const R
   const std::string want_rv = meta(patched, "resourceVersion");
   if (want_rv.empty() || want_rv == meta(*live, "resourceVersion")) {
     patched["metadata"]["resourceVersion"] = meta(*live, "resourceVersion");
+  }
+  if (queryOf(req, "dryRun") == "All") {
+    return {200, patched};
   }
   auto stored = update(std::move(patched));
   return stored.ok() ? Response{200, *stored} : wire::failure(stored.status());
