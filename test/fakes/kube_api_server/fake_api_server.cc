@@ -23,14 +23,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string meta(const json& obj, const char* field) {
-  if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
-      obj["metadata"][field].is_string()) {
-    return obj["metadata"][field].get<std::string>();
-  }
-  return "";
-}
-
 using Target = FakeApiServer::Target;
 
 std::optional<Target> parseTarget(const std::string& path) {
@@ -207,11 +199,8 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
     absl::SimpleAtoi(l->second, &limit);
   }
   const std::string collection = r.collectionPath();
-  auto q = [&](const char* key) {
-    auto it = req.query.find(key);
-    return it == req.query.end() ? std::string() : it->second;
-  };
-  absl::StatusOr<Selector> selector = Selector::parse(q("labelSelector"), q("fieldSelector"), r);
+  absl::StatusOr<Selector> selector = Selector::parse(wire::queryParam(req, "labelSelector"),
+                                                      wire::queryParam(req, "fieldSelector"), r);
   if (!selector.ok()) {
     return wire::failure(selector.status());
   }
@@ -242,7 +231,8 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
     std::vector<json>& snap = list_snapshots_[snapshot_key];
     snap.clear();
     for (const auto& [key, obj] : objects_[collection]) {
-      if ((ns.empty() || meta(obj, "namespace") == ns) && selector->matches(obj)) {
+      if ((ns.empty() || FakeApiServer::metaField(obj, "namespace") == ns) &&
+          selector->matches(obj)) {
         snap.push_back(obj);
       }
     }

@@ -98,6 +98,8 @@ class FakeApiServer {
   };
   struct Request;
   struct Response;
+  // A string field of an object's metadata ("" when absent).
+  static std::string metaField(const nlohmann::json& object, const char* field);
   // Where a request path points: a resource, a namespace filter and maybe an object name.
   struct Target {
     const kube::Resource* resource = nullptr;

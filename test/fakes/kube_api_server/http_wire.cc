@@ -204,6 +204,11 @@ bool writeLastChunk(int fd) {
   return writeAll(fd, "0\r\n\r\n");
 }
 
+std::string queryParam(const FakeApiServer::Request& req, const char* key) {
+  auto it = req.query.find(key);
+  return it == req.query.end() ? "" : it->second;
+}
+
 bool queryBool(const FakeApiServer::Request& req, const char* key) {
   auto it = req.query.find(key);
   if (it == req.query.end()) {

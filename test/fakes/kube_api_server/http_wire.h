@@ -36,6 +36,8 @@ bool writeResponse(int fd, int status, const std::string& body, bool keep_alive)
 bool writeChunkedHeader(int fd);
 bool writeChunk(int fd, const std::string& data);
 bool writeLastChunk(int fd);
+// A query parameter ("" when absent).
+std::string queryParam(const FakeApiServer::Request& req, const char* key);
 // A boolean query parameter as the API server reads it (Go's strconv.ParseBool: 1, t, T,
 // true, TRUE, True).
 bool queryBool(const FakeApiServer::Request& req, const char* key);

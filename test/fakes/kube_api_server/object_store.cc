@@ -13,15 +13,15 @@ namespace {
 
 using nlohmann::json;
 
-std::string meta(const json& obj, const char* field) {
+}  // namespace
+
+std::string FakeApiServer::metaField(const json& obj, const char* field) {
   if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
       obj["metadata"][field].is_string()) {
     return obj["metadata"][field].get<std::string>();
   }
   return "";
 }
-
-}  // namespace
 
 const kube::Resource* FakeApiServer::resourceForObject(const json& object,
                                                        std::string* error) const {
@@ -47,8 +47,8 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
   if (r == nullptr) {
     return absl::InvalidArgumentError(error);
   }
-  const std::string name = meta(object, "name");
-  const std::string ns = r->namespaced ? meta(object, "namespace") : "";
+  const std::string name = FakeApiServer::metaField(object, "name");
+  const std::string ns = r->namespaced ? FakeApiServer::metaField(object, "namespace") : "";
   if (name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(r->kind, ": metadata.name: Required value"));
   }
@@ -68,7 +68,7 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
       return absl::NotFoundError(absl::StrCat(r->plural, " \"", name, "\" not found"));
     }
     type = "ADDED";
-    if (meta(object, "uid").empty()) {
+    if (FakeApiServer::metaField(object, "uid").empty()) {
       object["metadata"]["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012x", ++uid_counter_);
     }
     object["metadata"]["creationTimestamp"] =
@@ -77,9 +77,9 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
     if (mode == "create") {
       return absl::AlreadyExistsError(absl::StrCat(r->plural, " \"", name, "\" already exists"));
     }
-    const std::string want_rv = meta(object, "resourceVersion");
+    const std::string want_rv = FakeApiServer::metaField(object, "resourceVersion");
     if (mode == "update" && !want_rv.empty() &&
-        want_rv != meta(existing->second, "resourceVersion")) {
+        want_rv != FakeApiServer::metaField(existing->second, "resourceVersion")) {
       return absl::FailedPreconditionError(absl::StrCat(
           "Operation cannot be fulfilled on ", r->plural, " \"", name,
           "\": the object has been modified; please apply your changes to the latest version "

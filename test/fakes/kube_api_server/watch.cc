@@ -53,11 +53,8 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
       deadline = Clock::now() + std::chrono::seconds(seconds);
     }
   }
-  auto q = [&](const char* key) {
-    auto it = req.query.find(key);
-    return it == req.query.end() ? std::string() : it->second;
-  };
-  absl::StatusOr<Selector> selector = Selector::parse(q("labelSelector"), q("fieldSelector"), r);
+  absl::StatusOr<Selector> selector = Selector::parse(wire::queryParam(req, "labelSelector"),
+                                                      wire::queryParam(req, "fieldSelector"), r);
   if (!selector.ok()) {
     const auto resp = wire::failure(selector.status());
     wire::writeResponse(fd, resp.status, resp.body.dump(), false);

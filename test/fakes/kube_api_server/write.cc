@@ -15,19 +15,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string meta(const json& obj, const char* field) {
-  if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
-      obj["metadata"][field].is_string()) {
-    return obj["metadata"][field].get<std::string>();
-  }
-  return "";
-}
-
-std::string queryOf(const FakeApiServer::Request& req, const char* key) {
-  auto it = req.query.find(key);
-  return it == req.query.end() ? "" : it->second;
-}
-
 // Kinds served from CustomResourceDefinitions in a real cluster (decoded as unstructured:
 // kind and apiVersion are required, strategic merge patch is refused).
 bool isCustom(const kube::Resource& r) {
@@ -84,7 +71,7 @@ std::optional<FakeApiServer::Response> FakeApiServer::admitBody(const Target& ta
     body["metadata"] = json::object();
   }
   if (r.namespaced) {
-    const std::string ns = meta(body, "namespace");
+    const std::string ns = FakeApiServer::metaField(body, "namespace");
     if (!ns.empty() && ns != target.ns) {
       return wire::failure(400,
                            "the namespace of the provided object does not match the namespace "
@@ -92,7 +79,7 @@ std::optional<FakeApiServer::Response> FakeApiServer::admitBody(const Target& ta
     }
     body["metadata"]["namespace"] = target.ns;
   }
-  std::string name = meta(body, "name");
+  std::string name = FakeApiServer::metaField(body, "name");
   if (!target.name.empty() && name != target.name) {
     return wire::failure(400,
                          absl::StrCat("the name of the object (", name,
@@ -105,7 +92,7 @@ std::optional<FakeApiServer::Response> FakeApiServer::admitBody(const Target& ta
 FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const Request& req) {
   const kube::Resource& r = *target.resource;
   const bool named = !target.name.empty();
-  const bool dry_run = queryOf(req, "dryRun") == "All";
+  const bool dry_run = wire::queryParam(req, "dryRun") == "All";
   if (req.method == "DELETE" && named) {
     auto before = get(r, target.ns, target.name);
     if (dry_run && before) {
@@ -143,8 +130,8 @@ FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const R
   if (auto refused = admitBody(target, body, req)) {
     return *refused;
   }
-  std::string name = meta(body, "name");
-  const std::string generate = meta(body, "generateName");
+  std::string name = FakeApiServer::metaField(body, "name");
+  const std::string generate = FakeApiServer::metaField(body, "generateName");
   if (name.empty() && !generate.empty() && req.method == "POST") {
     std::lock_guard<std::mutex> lock(mu_);
     name = absl::StrCat(generate, absl::StrFormat("%05x", ++generated_names_ % 0xfffff));
@@ -194,7 +181,7 @@ FakeApiServer::Response FakeApiServer::handlePatch(const Target& target, const R
   std::optional<json> live = get(r, target.ns, target.name);
   json patched;
   if (type == PatchType::kApply) {
-    const std::string manager = queryOf(req, "fieldManager");
+    const std::string manager = wire::queryParam(req, "fieldManager");
     if (manager.empty()) {
       return invalid(r, target.name, "fieldManager", "FieldValueRequired",
                      "Required value: is required for apply patch");
@@ -214,11 +201,11 @@ FakeApiServer::Response FakeApiServer::handlePatch(const Target& target, const R
       if (live && applied_.count(key)) {
         previous = applied_[key];
       }
-      if (queryOf(req, "dryRun") != "All") {
+      if (wire::queryParam(req, "dryRun") != "All") {
         applied_[key] = *applied;
       }
     }
-    if (!live && queryOf(req, "dryRun") == "All") {
+    if (!live && wire::queryParam(req, "dryRun") == "All") {
       return {201, *applied};
     }
     if (!live) {  // server-side apply creates
@@ -244,11 +231,11 @@ FakeApiServer::Response FakeApiServer::handlePatch(const Target& target, const R
     return *refused;
   }
   // A resourceVersion the patch sets is a precondition, as for a replace.
-  const std::string want_rv = meta(patched, "resourceVersion");
-  if (want_rv.empty() || want_rv == meta(*live, "resourceVersion")) {
-    patched["metadata"]["resourceVersion"] = meta(*live, "resourceVersion");
+  const std::string want_rv = FakeApiServer::metaField(patched, "resourceVersion");
+  if (want_rv.empty() || want_rv == FakeApiServer::metaField(*live, "resourceVersion")) {
+    patched["metadata"]["resourceVersion"] = FakeApiServer::metaField(*live, "resourceVersion");
   }
-  if (queryOf(req, "dryRun") == "All") {
+  if (wire::queryParam(req, "dryRun") == "All") {
     return {200, patched};
   }
   auto stored = update(std::move(patched));

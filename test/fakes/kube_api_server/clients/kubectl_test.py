@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -149,7 +150,13 @@ class Runner:
             if rc != 0:
                 proc.kill()
                 return 1, f"mutation {m!r} failed: {out}"
-        rest, _ = proc.communicate(timeout=30)  # --request-timeout ends the watch
+        # --request-timeout ends the watch; the timer only bounds a hang. (Not communicate():
+        # it reads the pipe beneath the lines readline() already buffered.)
+        killer = threading.Timer(30, proc.kill)
+        killer.start()
+        rest = proc.stdout.read()
+        proc.wait()
+        killer.cancel()
         text = "".join(lines) + rest
         events = [l.split()[:2] for l in text.splitlines()[1:] if l.strip()]
         return (0 if events == expect_lines else 1), text
