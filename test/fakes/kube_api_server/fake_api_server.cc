@@ -17,6 +17,7 @@
 #include "fakes/kube_api_server/discovery.h"
 #include "fakes/kube_api_server/http_wire.h"
 #include "fakes/kube_api_server/selectors.h"
+#include "fakes/kube_api_server/table.h"
 
 namespace ferry::fakes {
 namespace {
@@ -24,6 +25,11 @@ namespace {
 using nlohmann::json;
 
 using Target = FakeApiServer::Target;
+
+std::string accept(const FakeApiServer::Request& req) {
+  auto it = req.headers.find("accept");
+  return it == req.headers.end() ? "" : it->second;
+}
 
 std::optional<Target> parseTarget(const std::string& path) {
   for (const kube::Resource* r : kube::kKnownResources) {
@@ -187,6 +193,11 @@ FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* 
     if (!obj) {
       return wire::failure(404, absl::StrCat(r.plural, " \"", target->name, "\" not found"));
     }
+    if (wantsTable(accept(req))) {
+      return {200, asTable(r, {*obj}, discovery_->crdVersion(r),
+                           wire::queryParam(req, "includeObject") == "Object",
+                           metaField(*obj, "resourceVersion"))};
+    }
     return {200, *obj};
   }
   return handleWrite(*target, req);
@@ -242,6 +253,21 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
   if (limit > 0) {
     end = std::min(snap.size(), start + static_cast<size_t>(limit));
   }
+  json metadata = {{"resourceVersion", std::to_string(list_rv)}};
+  if (end < snap.size()) {
+    metadata["continue"] = absl::Base64Escape(json{{"rv", list_rv}, {"start", end}}.dump());
+    metadata["remainingItemCount"] = snap.size() - end;
+  }
+  if (wantsTable(accept(req))) {
+    json table = asTable(
+        r, std::vector<json>(snap.begin() + start, snap.begin() + end), discovery_->crdVersion(r),
+        wire::queryParam(req, "includeObject") == "Object", std::to_string(list_rv));
+    table["metadata"] = metadata;
+    if (end == snap.size()) {
+      list_snapshots_.erase(snapshot_key);
+    }
+    return {200, table};
+  }
   json items = json::array();
   for (size_t i = start; i < end; ++i) {
     json item = snap[i];
@@ -249,11 +275,7 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
     item.erase("apiVersion");
     items.push_back(std::move(item));
   }
-  json metadata = {{"resourceVersion", std::to_string(list_rv)}};
-  if (end < snap.size()) {
-    metadata["continue"] = absl::Base64Escape(json{{"rv", list_rv}, {"start", end}}.dump());
-    metadata["remainingItemCount"] = snap.size() - end;
-  } else {
+  if (end == snap.size()) {
     list_snapshots_.erase(snapshot_key);
   }
   return {200, json{{"kind", r.kind + "List"},

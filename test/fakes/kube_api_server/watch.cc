@@ -6,9 +6,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "fakes/kube_api_server/discovery.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/http_wire.h"
 #include "fakes/kube_api_server/selectors.h"
+#include "fakes/kube_api_server/table.h"
 
 namespace ferry::fakes {
 namespace {
@@ -23,19 +25,20 @@ std::string eventLine(const std::string& type, const json& object) {
 // An event as a watcher with a selector sees it (the watch cache's rule): an object that
 // starts matching is ADDED, one that stops matching is DELETED (as it was, at the event's
 // resourceVersion).
-std::optional<std::string> filtered(const FakeApiServer::Event& e, const Selector& selector) {
+std::optional<std::pair<std::string, json>> filtered(const FakeApiServer::Event& e,
+                                                     const Selector& selector) {
   if (selector.empty()) {
-    return eventLine(e.type, e.object);
+    return std::pair{e.type, e.object};
   }
   const bool now = e.type != "DELETED" && selector.matches(e.object);
   const bool before = !e.prev.is_null() && selector.matches(e.prev);
   if (now) {
-    return eventLine(before ? "MODIFIED" : "ADDED", e.object);
+    return std::pair{std::string(before ? "MODIFIED" : "ADDED"), e.object};
   }
   if (before) {
     json old = e.prev;
     old["metadata"]["resourceVersion"] = std::to_string(e.rv);
-    return eventLine("DELETED", old);
+    return std::pair{std::string("DELETED"), old};
   }
   return std::nullopt;
 }
@@ -60,6 +63,15 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
     wire::writeResponse(fd, resp.status, resp.body.dump(), false);
     return;
   }
+  // Objects as the client asked for them: themselves, or one-row Tables (kubectl get -w).
+  auto accept = req.headers.find("accept");
+  const bool table = accept != req.headers.end() && wantsTable(accept->second);
+  auto render = [&](const json& obj) {
+    return table ? asTable(r, {obj}, discovery_->crdVersion(r),
+                           wire::queryParam(req, "includeObject") == "Object",
+                           metaField(obj, "resourceVersion"))
+                 : obj;
+  };
   auto gone = [&](const std::string& message) {
     const json status = wire::statusObject(410, "Expired", message);
     if (options_.gone_as_http_status) {
@@ -88,7 +100,7 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
     cursor = rv_;
     for (const auto& [key, obj] : objects_[collection]) {
       if ((ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0) && selector->matches(obj)) {
-        pending.push_back(eventLine("ADDED", obj));
+        pending.push_back(eventLine("ADDED", render(obj)));
       }
     }
   } else if (!absl::SimpleAtoi(rv_param->second, &cursor)) {
@@ -132,8 +144,8 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
                                [](uint64_t v, const Event& e) { return v < e.rv; });
     for (; it != history_.end(); ++it) {
       if (it->collection == collection && (ns.empty() || it->ns == ns)) {
-        if (std::optional<std::string> line = filtered(*it, *selector)) {
-          pending.push_back(std::move(*line));
+        if (auto event = filtered(*it, *selector)) {
+          pending.push_back(eventLine(event->first, render(event->second)));
         }
       }
     }

@@ -72,15 +72,21 @@ def rows():
         Row("create -f pod.yaml", r"pod/web created"),
         Row("create -f pod.yaml", r"\(AlreadyExists\).*pods \"web\" already exists", fail),
         Row("create -f pod-api.yaml", r"pod/api created"),
+        Row("get pods -o wide", r"NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\s*\n"
+            r"api\s+0/1\s+Pending\s+0\s+\d+s\s+<none>\s+node-b\s*\n"
+            r"web\s+0/1\s+Pending\s+0\s+\d+s\s+<none>\s+node-a\s*$"),
         Row("create namespace demo", r"namespace/demo created"),
         Row("create configmap settings --from-literal=mode=strict", r"configmap/settings created"),
         Row("get configmap settings -o jsonpath={.data.mode}", r"strict", whole=True),
         Row("get namespaces -o name", r"namespace/demo", whole=True),
+        Row("get configmaps", r"NAME\s+DATA\s+AGE\s*\nsettings\s+1\s+\d+s"),
         Row("apply -f pod-nginx2.yaml", r"pod/web configured"),
         Row("get pod web -o jsonpath={.spec.containers[0].image}", r"nginx:2", whole=True),
         Row("apply -f policy.yaml", r"authorizationpolicy\.security\.ferry\.dev/allow-web created"),
         Row("apply -f policy-deny.yaml", r"allow-web configured"),
         Row("get fap allow-web -o jsonpath={.spec.action}", r"DENY", whole=True),
+        Row("get fap -o wide", r"NAME\s+ACTION\s+SELECTOR\s+AGE\s*\n"
+            r"allow-web\s+DENY\s+\{\"app\":\"web\"\}\s+\d+s"),
         Row("apply --server-side -f policy-audit.yaml", r"allow-web serverside-applied"),
         Row("get fap allow-web -o jsonpath={.spec.action}", r"AUDIT", whole=True),
         Row("apply --server-side -f peer.yaml", r"peerauthentication\.security\.ferry\.dev/strict "
