@@ -5,6 +5,7 @@
 
 #include "fakes/kube_api_server/objects.h"
 #include "fakes/kube_api_server/patch.h"
+#include "fakes/kube_api_server/schema.h"
 #include "fakes/kube_api_server/selectors.h"
 
 namespace ferry::fakes {
@@ -163,6 +164,53 @@ TEST_CASE("apply bodies may be YAML") {
   CHECK((*parsed)["metadata"]["labels"]["n"] == "1");  // quoted stays a string
   CHECK((*parsed)["x"] == 2);
   CHECK_FALSE(parseJsonOrYaml("a: [1, 2").ok());
+}
+
+TEST_CASE("custom resources against a structural schema: prune, default, field errors") {
+  const json schema = json::parse(R"({
+    "type": "object",
+    "properties": {
+      "spec": {"type": "object", "required": ["mode"], "properties": {
+        "mode": {"type": "string", "enum": ["A", "B"], "default": "A"},
+        "name": {"type": "string", "maxLength": 3, "pattern": "^[a-z]+$"},
+        "ports": {"type": "array", "maxItems": 2, "items": {"type": "integer", "maximum": 9}},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}})");
+  struct Row {
+    const char* spec;
+    std::vector<std::string> unknown;
+    std::vector<std::string> error_fields;
+  };
+  const Row rows[] = {
+      {R"({"mode":"B"})", {}, {}},
+      {R"({})", {}, {}},  // mode defaulted, so not missing
+      {R"({"mode":"C"})", {}, {"spec.mode"}},
+      {R"({"mode":1})", {}, {"spec.mode"}},
+      {R"({"name":"abcd"})", {}, {"spec.name"}},
+      {R"({"name":"AB"})", {}, {"spec.name"}},
+      {R"({"ports":[1,2,3]})", {}, {"spec.ports"}},
+      {R"({"ports":[1,10]})", {}, {"spec.ports[1]"}},
+      {R"({"labels":{"a":"b","c":1}})", {}, {"spec.labels.c"}},
+      {R"({"extra":1,"free":{"anything":{"x":1}}})", {"spec.extra"}, {}},
+  };
+  for (const Row& row : rows) {
+    INFO(row.spec);
+    json object = {{"apiVersion", "x/v1"},
+                   {"kind", "X"},
+                   {"metadata", {{"name", "n"}}},
+                   {"spec", json::parse(row.spec)}};
+    const SchemaCheck check = checkAgainstSchema(schema, object);
+    std::vector<std::string> fields;
+    for (const FieldError& e : check.errors) {
+      fields.push_back(e.field);
+    }
+    CHECK(check.unknown_fields == row.unknown);
+    CHECK(fields == row.error_fields);
+    CHECK_FALSE(object["spec"].contains("extra"));  // pruned
+    if (check.errors.empty()) {
+      CHECK(object["spec"].contains("mode"));  // given or defaulted
+    }
+  }
 }
 
 }  // namespace

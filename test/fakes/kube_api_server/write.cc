@@ -5,10 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "fakes/kube_api_server/discovery.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/http_wire.h"
 #include "fakes/kube_api_server/patch.h"
 #include "fakes/kube_api_server/protobuf.h"
+#include "fakes/kube_api_server/schema.h"
 
 namespace ferry::fakes {
 namespace {
@@ -28,18 +31,28 @@ bool validName(const std::string& name) {
   return name.size() <= 253 && std::regex_match(name, kSubdomain);
 }
 
-// 422 Invalid with the cause listed as the real server lists field errors (kubectl prints them).
+// 422 Invalid with the field errors listed as the real server lists them (kubectl prints them).
+FakeApiServer::Response invalid(const kube::Resource& r, const std::string& name,
+                                const std::vector<FieldError>& errors) {
+  const std::string kind = r.group.empty() ? r.kind : absl::StrCat(r.kind, ".", r.group);
+  std::vector<std::string> texts;
+  json causes = json::array();
+  for (const FieldError& e : errors) {
+    texts.push_back(absl::StrCat(e.field, ": ", e.message));
+    causes.push_back({{"reason", e.reason}, {"message", e.message}, {"field", e.field}});
+  }
+  const std::string listed =
+      texts.size() == 1 ? texts[0] : absl::StrCat("[", absl::StrJoin(texts, ", "), "]");
+  FakeApiServer::Response resp =
+      wire::failure(422, absl::StrCat(kind, " \"", name, "\" is invalid: ", listed));
+  resp.body["details"] = {{"name", name}, {"group", r.group}, {"kind", r.kind}, {"causes", causes}};
+  return resp;
+}
+
 FakeApiServer::Response invalid(const kube::Resource& r, const std::string& name,
                                 const std::string& field, const std::string& reason,
                                 const std::string& message) {
-  FakeApiServer::Response resp = wire::failure(
-      422, absl::StrCat(r.kind, " \"", name, "\" is invalid: ", field, ": ", message));
-  resp.body["details"] = {
-      {"name", name},
-      {"group", r.group},
-      {"kind", r.kind},
-      {"causes", {{{"reason", reason}, {"message", message}, {"field", field}}}}};
-  return resp;
+  return invalid(r, name, std::vector<FieldError>{{field, reason, message}});
 }
 
 }  // namespace
@@ -84,6 +97,21 @@ std::optional<FakeApiServer::Response> FakeApiServer::admitBody(const Target& ta
     return wire::failure(400,
                          absl::StrCat("the name of the object (", name,
                                       ") does not match the name on the URL (", target.name, ")"));
+  }
+  // Custom resources: pruned, defaulted and checked against the CRD's schema.
+  if (!discovery_->crdVersion(r).is_null()) {
+    SchemaCheck check = checkAgainstSchema(discovery_->schema(r), body);
+    if (!check.unknown_fields.empty() && wire::queryParam(req, "fieldValidation") == "Strict") {
+      std::vector<std::string> unknown;
+      for (const std::string& f : check.unknown_fields) {
+        unknown.push_back(absl::StrCat("unknown field \"", f, "\""));
+      }
+      return wire::failure(400,
+                           absl::StrCat("strict decoding error: ", absl::StrJoin(unknown, ", ")));
+    }
+    if (!check.errors.empty()) {
+      return invalid(r, name, check.errors);
+    }
   }
   return std::nullopt;
 }

@@ -52,6 +52,11 @@ FILES = {
     "service-body.json": '{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"}}',
     "policy-no-kind.json": '{"metadata":{"name":"y"},"spec":{"action":"ALLOW"}}',
     "pod-bad-name.yaml": POD.replace("name: web", "name: Bad_Name"),
+    "policy-unknown-field.yaml": POLICY.replace("action: ALLOW", "action: ALLOW\n  bogus: 1"),
+    "policy-bad-action.yaml": POLICY.replace("name: allow-web", "name: bad")
+    .replace("action: ALLOW", "action: MAYBE"),
+    "policy-no-action.yaml": POLICY.replace("name: allow-web", "name: defaulted")
+    .replace("  action: ALLOW\n", ""),
 }
 
 
@@ -124,6 +129,13 @@ def rows():
             r"\(BadRequest\).*does not match the name on the URL", fail),
         Row("create -f pod-bad-name.yaml",
             r"The Pod \"Bad_Name\" is invalid: metadata\.name: Invalid value", fail),
+        Row("apply -f policy-unknown-field.yaml",
+            r"\(BadRequest\).*strict decoding error: unknown field \"spec\.bogus\"", fail),
+        Row("apply -f policy-bad-action.yaml", r"The AuthorizationPolicy \"bad\" is invalid: "
+            r"spec\.action: Unsupported value: \"MAYBE\"", fail),
+        Row("create -f policy-no-action.yaml", r"authorizationpolicy\.security\.ferry\.dev/"
+            r"defaulted created"),
+        Row("get fap defaulted -o jsonpath={.spec.action}", r"ALLOW", whole=True),
         Row("WATCH", None),
         Row("WATCH-SELECTOR", None),
         Row("delete pod api", r"pod \"api\" deleted"),

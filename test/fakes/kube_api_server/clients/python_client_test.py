@@ -120,6 +120,10 @@ def checks(core, custom):
     yield "create_namespaced_custom_object without kind: 400 BadRequest", \
         status_of(lambda: custom.create_namespaced_custom_object(
             GROUP, VERSION, NS, PLURAL, no_kind)) == (400, "BadRequest")
+    bad = dict(policy, metadata={"name": "bad"}, spec={"action": "MAYBE"})
+    yield "create_namespaced_custom_object with an action outside the enum: 422 Invalid", \
+        status_of(lambda: custom.create_namespaced_custom_object(
+            GROUP, VERSION, NS, PLURAL, bad)) == (422, "Invalid")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="demo")))
     yield "create_namespace + list_namespace", \
         [n.metadata.name for n in core.list_namespace().items] == ["demo"]
