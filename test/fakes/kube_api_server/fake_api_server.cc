@@ -67,6 +67,13 @@ absl::StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::start(FakeApiServe
   if (auto s = server->listen(); !s.ok()) {
     return s;
   }
+  for (const std::string& ns : server->options_.initial_namespaces) {
+    if (auto created = server->create(
+            {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+        !created.ok()) {
+      return created.status();
+    }
+  }
   server->accept_thread_ = std::thread([s = server.get()] { s->acceptLoop(); });
   return server;
 }

@@ -43,6 +43,11 @@ struct FakeApiServerOptions {
   // CustomResourceDefinitions (as JSON) of custom kinds among kube::kKnownResources: their
   // short names, printer columns and schemas appear in discovery and OpenAPI.
   std::vector<nlohmann::json> crds;
+  // As a real server: creating an object in a namespace that does not exist is 404. Off by
+  // default so tests need not create the namespaces their objects name.
+  bool require_namespaces = false;
+  // Namespaces that exist from the start (a real cluster has default, kube-system, ...).
+  std::vector<std::string> initial_namespaces;
 };
 
 class Discovery;
@@ -124,6 +129,8 @@ class FakeApiServer {
   void serveWatch(int fd, const kube::Resource& r, const std::string& ns, const Request& req);
   absl::StatusOr<nlohmann::json> store(nlohmann::json object, const std::string& mode);
   const kube::Resource* resourceForObject(const nlohmann::json& object, std::string* error) const;
+  // 404 when options_.require_namespaces and namespace `ns` of a namespaced kind is missing.
+  std::optional<Response> requireNamespace(const kube::Resource& r, const std::string& ns) const;
 
   const FakeApiServerOptions options_;
   std::unique_ptr<Discovery> discovery_;

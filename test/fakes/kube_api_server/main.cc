@@ -59,6 +59,9 @@ int loadCrds(const std::string& dir, std::vector<nlohmann::json>& out) {
 
 int main(int argc, char** argv) {
   ferry::fakes::FakeApiServerOptions options;
+  // A process stands in for a whole cluster: its namespaces exist, and only those.
+  options.require_namespaces = true;
+  options.initial_namespaces = {"default", "kube-node-lease", "kube-public", "kube-system"};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {

@@ -116,6 +116,17 @@ std::optional<FakeApiServer::Response> FakeApiServer::admitBody(const Target& ta
   return std::nullopt;
 }
 
+std::optional<FakeApiServer::Response> FakeApiServer::requireNamespace(
+    const kube::Resource& r, const std::string& ns) const {
+  if (!options_.require_namespaces || !r.namespaced || get(kube::kNamespaces, "", ns)) {
+    return std::nullopt;
+  }
+  FakeApiServer::Response resp =
+      wire::failure(404, absl::StrCat("namespaces \"", ns, "\" not found"));
+  resp.body["details"] = {{"name", ns}, {"kind", "namespaces"}};
+  return resp;
+}
+
 // Name checks that need the server's state (generateName) happen at create time.
 FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const Request& req) {
   const kube::Resource& r = *target.resource;
@@ -140,6 +151,11 @@ FakeApiServer::Response FakeApiServer::handleWrite(const Target& target, const R
   }
   if (r.namespaced && target.ns.empty()) {
     return wire::failure(404, "the server could not find the requested resource");
+  }
+  if (req.method == "POST") {
+    if (auto missing = requireNamespace(r, target.ns)) {
+      return *missing;
+    }
   }
   json body;
   if (auto ct = req.headers.find("content-type");
@@ -235,6 +251,9 @@ FakeApiServer::Response FakeApiServer::handlePatch(const Target& target, const R
     }
     if (!live && wire::queryParam(req, "dryRun") == "All") {
       return {201, *applied};
+    }
+    if (auto missing = requireNamespace(r, target.ns); !live && missing) {
+      return *missing;
     }
     if (!live) {  // server-side apply creates
       auto stored = create(*applied);

@@ -83,7 +83,10 @@ def rows():
         Row("create namespace demo", r"namespace/demo created"),
         Row("create configmap settings --from-literal=mode=strict", r"configmap/settings created"),
         Row("get configmap settings -o jsonpath={.data.mode}", r"strict", whole=True),
-        Row("get namespaces -o name", r"namespace/demo", whole=True),
+        Row("get namespaces -o name", r"namespace/default\nnamespace/demo\nnamespace/kube-node-lease"
+            r"\nnamespace/kube-public\nnamespace/kube-system", whole=True),
+        Row("create -f pod.yaml -n nowhere", r"\(NotFound\).*namespaces \"nowhere\" not found",
+            fail),
         Row("get configmaps", r"NAME\s+DATA\s+AGE\s*\nsettings\s+1\s+\d+s"),
         Row("apply -f pod-nginx2.yaml", r"pod/web configured"),
         Row("get pod web -o jsonpath={.spec.containers[0].image}", r"nginx:2", whole=True),
