@@ -13,8 +13,12 @@
 // that passes through OpenSSL, which the fast unwinder reduces to `CRYPTO_zalloc`.
 #if defined(__SANITIZE_ADDRESS__)
 
-extern "C" const char* __asan_default_options() { return "fast_unwind_on_malloc=0"; }
+extern "C" const char* __asan_default_options() {
+  return "fast_unwind_on_malloc=0";
+}
 
-extern "C" const char* __lsan_default_suppressions() { return "leak:^ERR_\n"; }
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:^ERR_\n";
+}
 
 #endif

@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
-#include <string>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/strings/match.h"

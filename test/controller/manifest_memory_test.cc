@@ -5,8 +5,8 @@
 // nearly 8 MiB of tiny nodes without aliases) is refused with the limit in the log, and the
 // controller keeps serving agents, at start and on reload.
 #include <arpa/inet.h>
-#include <stdlib.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -380,7 +380,8 @@ TEST_CASE("standalone: a duplicate in a file sorting first never replaces the po
     f.folder.write("z-policies.yaml",
                    policy("guard", "web", "DENY") + "---\n" + policy("audit", "web", "AUDIT"));
   });
-  REQUIRE(waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit").has_value(); }));
+  REQUIRE(
+      waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit").has_value(); }));
   CHECK(policyNamed(f.store.snapshotFor("node1"), "guard")->action == model::PolicyAction::kDeny);
 
   // A fresh start on the same folder decides the same way: the older file wins.

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "e2e/http_apps.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
 #include "metrics/scrape.h"
@@ -54,33 +55,6 @@ std::string service(const std::string& name, const std::string& vip, int target_
                       "\n  namespace: default\nspec:\n  clusterIP: ", vip,
                       "\n  ports:\n  - name: http\n    port: 80\n    targetPort: ", target_port,
                       "\n  selector:\n    app: ", app, "\n");
-}
-
-// C requests over K keep-alive connections from n1p1 (mesh_apps.py http-load).
-nlohmann::json load(Mesh& m, int count, int connections, const std::string& method = "GET") {
-  auto out =
-      m.run(m.pod(1, 1),
-            {"/usr/bin/python3", meshAppsScript(), "http-load", absl::StrCat("--host=", kFrontVip),
-             "--port=80", absl::StrCat("--count=", count),
-             absl::StrCat("--connections=", connections), "--method=" + method},
-            absl::Seconds(300));
-  REQUIRE_OK(out);
-  return nlohmann::json::parse(*out);
-}
-
-int64_t statusCount(const nlohmann::json& r, const std::string& status) {
-  return r["status"].contains(status) ? r["status"][status].get<int64_t>() : 0;
-}
-
-// What an http-app received (its /__stats, read inside its pod, not through the mesh).
-nlohmann::json backendStats(Mesh& m, int node, int pod, uint16_t port) {
-  auto out =
-      m.run(m.pod(node, pod), {"/usr/bin/python3", meshAppsScript(), "http-get", "--host=127.0.0.1",
-                               absl::StrCat("--port=", port), "--text=/__stats"});
-  REQUIRE_OK(out);
-  std::vector<std::string> f = absl::StrSplit(*out, absl::MaxSplits(' ', 2));
-  REQUIRE(f.size() == 3);
-  return nlohmann::json::parse(f[2]);
 }
 
 int64_t hostCount(const nlohmann::json& stats, const std::string& host) {
@@ -141,10 +115,10 @@ TEST_CASE(
 
   constexpr int kRequests = 200;
   // 100%: every request, GET and POST (body included), once, with the -shadow Host.
-  nlohmann::json r = load(m, kRequests, 4);
+  nlohmann::json r = httpLoad(m, kFrontVip, kRequests, 4);
   INFO(r.dump());
   CHECK(statusCount(r, "200") == kRequests);
-  nlohmann::json posts = load(m, 20, 2, "POST");
+  nlohmann::json posts = httpLoad(m, kFrontVip, 20, 2, "POST");
   INFO(posts.dump());
   CHECK(statusCount(posts, "200") == 20);
   nlohmann::json seen = waitBackendStats(m, 1, 2, 8090, kRequests + 20);
@@ -175,7 +149,7 @@ TEST_CASE(
   // 50% as a fraction: exactly every second request.
   REQUIRE_OK(m.applyManifest(
       "route.yaml", replaced(route, "percent: 100", "fraction: {numerator: 1, denominator: 2}")));
-  nlohmann::json half = load(m, kRequests, 4);
+  nlohmann::json half = httpLoad(m, kFrontVip, kRequests, 4);
   INFO(half.dump());
   CHECK(statusCount(half, "200") == kRequests);
   seen = waitBackendStats(m, 1, 2, 8090, kRequests + 20 + kRequests / 2);
@@ -200,7 +174,7 @@ TEST_CASE(
           replaced(changed, "  - backendRefs:", "  - timeouts: {request: 600s}\n    backendRefs:");
     }
     REQUIRE_OK(m.applyManifest("route.yaml", changed));
-    nlohmann::json out = load(m, kRequests, 4);
+    nlohmann::json out = httpLoad(m, kFrontVip, kRequests, 4);
     INFO(out.dump());
     std::cout << "mirror e2e: mirror " << mirror << ": primary " << out["status"].dump()
               << ", bodies " << out["body"].dump() << "\n";
@@ -237,7 +211,7 @@ TEST_CASE(
   const double overload_before =
       metric(m, "ferry_route_mirrors_dropped_total", dropped("overload"), 0);
   CHECK(overload_before == 0);
-  nlohmann::json more = load(m, 100, 4);
+  nlohmann::json more = httpLoad(m, kFrontVip, 100, 4);
   INFO(more.dump());
   CHECK(statusCount(more, "200") == 100);
   const double sent = metric(m, "ferry_route_mirrors_total", kRoute, 0) - sent_before;
