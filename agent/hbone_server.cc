@@ -38,8 +38,11 @@ class InboundConnection : public TunnelConnection {
                     std::string peer_ip)
       : TunnelConnection(ctx, fd, /*connecting=*/false, /*client=*/false),
         pod_(std::move(pod)),
-        peer_ip_(std::move(peer_ip)) {}
+        peer_ip_(std::move(peer_ip)) {
+    ctx_.inbound_tunnels.insert(this);
+  }
   ~InboundConnection() override {
+    ctx_.inbound_tunnels.erase(this);
     for (const auto& [stream, id] : revocable_) {
       Revocations::of(ctx_).remove(id);
     }
@@ -223,6 +226,16 @@ class InboundConnection : public TunnelConnection {
 };
 
 }  // namespace
+
+void drainInboundTunnels(WorkerContext& ctx) {
+  std::vector<TunnelConnection*> all(ctx.inbound_tunnels.begin(), ctx.inbound_tunnels.end());
+  for (TunnelConnection* t : all) {
+    if (ctx.inbound_tunnels.count(t) != 0 && !t->closed()) {  // a flush may have ended one
+      t->conn().drain();
+      t->flush();
+    }
+  }
+}
 
 void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
   sockaddr_storage peer{};
