@@ -112,7 +112,8 @@ class Agent {
   std::thread gate_;  // opens the listeners once ready (with a predecessor)
   std::atomic<bool> stopping_{false};
   std::atomic<bool> handed_over_{false};
-  std::atomic<int64_t> ready_after_ms_{-1};  // start to accepting, with a predecessor
+  std::atomic<bool> successor_pending_{false};  // a successor took the listeners, not yet ready
+  std::atomic<int64_t> ready_after_ms_{-1};     // start to accepting, with a predecessor
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int kept_enroll_fd_ = -1;  // the enrollment socket while a successor takes over
   std::mutex lifecycle_mu_;  // admin servers, enrollment, registry listeners vs hand-over

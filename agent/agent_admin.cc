@@ -38,6 +38,9 @@ Agent::Readiness Agent::readiness() const {
   if (draining_.load(std::memory_order_acquire)) {
     r.waiting.push_back(absl::StrCat("draining (pid ", ::getpid(), ")"));
   }
+  if (successor_pending_.load()) {
+    r.waiting.push_back(absl::StrCat("handing over (pid ", ::getpid(), ") to a starting agent"));
+  }
   if (!parts_.capture->attached()) {
     r.waiting.push_back("eBPF capture not attached");
   }

@@ -81,6 +81,8 @@ void Agent::openGateWhenReady() {
 
 std::vector<std::pair<std::string, int>> Agent::collectListeners() {
   std::lock_guard lock(lifecycle_mu_);
+  // Probes reaching this agent on the shared readiness socket must not vouch for the successor.
+  successor_pending_ = true;
   // No enrollment from here on: the successor replays the journal as it stands.
   if (enroll_server_) {
     kept_enroll_fd_ = enroll_server_->release();
@@ -128,6 +130,7 @@ void Agent::onSuccessorReady(pid_t successor) {
 
 void Agent::onSuccessorAborted() {
   std::lock_guard lock(lifecycle_mu_);
+  successor_pending_ = false;
   if (kept_enroll_fd_ < 0 || !registry_) {
     return;
   }

@@ -243,13 +243,20 @@ absl::Status Mesh::restartAgent(int n) {
   return startAgent(n);
 }
 
-absl::StatusOr<Mesh::Upgrade> Mesh::upgradeAgent(int n) {
+absl::StatusOr<Mesh::Upgrade> Mesh::upgradeAgent(int n, bool surge) {
   Upgrade up;
   up.old = std::move(agents_[n - 1]);
   absl::Time start = absl::Now();
-  up.old->signal(SIGTERM);
+  if (!surge) {
+    up.old->signal(SIGTERM);
+  }
   if (auto s = startAgent(n); !s.ok()) {
     return s;
+  }
+  // /ready may have been answered by the old agent (the socket is shared until the hand-over
+  // completes): the new agent's own word is its log line.
+  if (!waitAgentLog(n, "handover: accepting")) {
+    return absl::DeadlineExceededError("the new agent never took over:\n" + agentLog(n));
   }
   up.ready_after = absl::Now() - start;
   return up;

@@ -88,12 +88,13 @@ class Mesh {
   // An upgrade in place (issue 18): SIGTERM to the node's agent and, at once, a new agent with
   // the same flags, which takes the listeners over; waits until the new one is ready. Returns
   // the old process (it drains; the caller waits for its exit) and how long from the SIGTERM
-  // until the new agent answered ready.
+  // (or the start) until the new agent accepted. `surge`: the new agent starts while the old one
+  // runs and the old one gets no signal (a DaemonSet's maxSurge; the caller sends SIGTERM).
   struct Upgrade {
     std::unique_ptr<harness::Process> old;
     absl::Duration ready_after;
   };
-  absl::StatusOr<Upgrade> upgradeAgent(int node);
+  absl::StatusOr<Upgrade> upgradeAgent(int node, bool surge = false);
 
   static std::string uidOf(const harness::Pod& pod) { return "uid-" + pod.name; }
   static std::string saOf(const harness::Pod& pod) { return "sa-" + pod.name; }

@@ -58,6 +58,10 @@ int counted(const std::string& out, const char* key) {
 TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
+  // SIGTERM first, then the new agent (maxUnavailable), or the new agent beside the running one
+  // and SIGTERM once it is ready (maxSurge, the chart's way).
+  const bool surge = GENERATE(false, true);
+  INFO((surge ? "surge: new agent first" : "SIGTERM first"));
   auto mesh = Mesh::start();
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
@@ -83,8 +87,13 @@ TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused
   for (int round = 0; round < 6; ++round) {
     const int node = 1 + round % 2;
     INFO("upgrade " << round + 1 << ", node" << node);
-    auto up = m.upgradeAgent(node);
+    auto up = m.upgradeAgent(node, surge);
     REQUIRE_OK(up);
+    if (surge) {
+      // Handed over, it waits for its SIGTERM (exiting first would have the kubelet restart it).
+      CHECK(up->old->running());
+      up->old->signal(SIGTERM);
+    }
     auto rc = up->old->wait(absl::Seconds(30));
     REQUIRE_OK(rc);
     CHECK(*rc == 0);
@@ -92,9 +101,9 @@ TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused
     auto stats = m.stats(node);
     REQUIRE_OK(stats);
     std::printf(
-        "node%d: SIGTERM to ready (new agent answering /ready): %.0f ms; new agent's own "
-        "start to accepting: %lld ms\n",
-        node, absl::ToDoubleMilliseconds(up->ready_after),
+        "%s node%d: SIGTERM (or start) to the new agent accepting: %.0f ms; new "
+        "agent's own start to accepting: %lld ms\n",
+        surge ? "surge" : "sigterm-first", node, absl::ToDoubleMilliseconds(up->ready_after),
         static_cast<long long>((*stats)["takeover_ready_ms"]));
     CHECK((*stats)["takeover_ready_ms"] >= 0);
     CHECK_THAT(m.agentLog(node), Catch::Contains("handover: took"));
@@ -173,7 +182,8 @@ TEST_CASE("agent upgrade in place: streams that end within the grace are untouch
     CHECK(*rc == 0);
     absl::Duration exit_after = absl::Now() - released;
     std::printf(
-        "node%d: SIGTERM to ready %.0f ms; old agent exited %.0f ms after the streams "
+        "node%d: SIGTERM to the new agent accepting %.0f ms; old agent exited %.0f ms after the "
+        "streams "
         "were released (grace 40 s)\n",
         node, absl::ToDoubleMilliseconds(up->ready_after), absl::ToDoubleMilliseconds(exit_after));
     CHECK(exit_after < absl::Seconds(20));
