@@ -169,8 +169,11 @@ void Agent::drain(std::chrono::milliseconds grace) {
   // In place: serve (and keep accepting until a successor takes over) for up to `grace`; done
   // early once handed over and idle.
   auto deadline = std::chrono::steady_clock::now() + grace;
+  auto idle = [this] {
+    return stats()["connections_active"] == 0 && shared_.inbound_tunnels_open.load() == 0;
+  };
   while (workers_ && std::chrono::steady_clock::now() < deadline &&
-         !(handed_over_.load() && stats()["connections_active"] == 0)) {
+         !(handed_over_.load() && idle())) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (grace.count() > 0) {

@@ -3,6 +3,10 @@
 // running one, opens them once it is ready, and the old one then drains in place.
 #include <unistd.h>
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
 #include "agent/agent.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
@@ -110,13 +114,34 @@ std::vector<std::pair<std::string, int>> Agent::collectListeners() {
 
 void Agent::onSuccessorReady(pid_t successor) {
   std::lock_guard lock(lifecycle_mu_);
-  handed_over_ = true;
   if (registry_) {
     registry_->closeListeners();
   }
+  // Every worker has dropped its listeners (posted just before) and announced the drain on its
+  // inbound HBONE connections before this agent counts itself handed over: a connection one of
+  // them accepted meanwhile is counted, not cut when the agent leaves.
+  struct Latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pending;
+  };
+  auto latch = std::make_shared<Latch>();  // outlives a wait that gave up
+  latch->pending = contexts_.size();
   for (WorkerContext* ctx : workerContexts()) {
-    ctx->loop.post([ctx] { drainInboundTunnels(*ctx); });
+    ctx->loop.post([ctx, latch] {
+      drainInboundTunnels(*ctx);
+      std::lock_guard l(latch->mu);
+      --latch->pending;
+      latch->cv.notify_all();
+    });
   }
+  {
+    std::unique_lock l(latch->mu);
+    if (!latch->cv.wait_for(l, std::chrono::seconds(5), [&] { return latch->pending == 0; })) {
+      LOG_WARN("handover: a worker did not answer within 5 s; draining anyway");
+    }
+  }
+  handed_over_ = true;
   admin_.reset();
   readiness_.reset();
   telemetry_->stopMetricsServer();

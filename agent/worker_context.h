@@ -51,6 +51,9 @@ struct Shared {
   // HTTP connections waiting for a request head, over every worker (--max-http-awaiting-headers
   // caps it; http_waiting.h).
   std::atomic<int64_t> http_awaiting_headers{0};
+  // Inbound HBONE connections open (with or without streams), over every worker: a draining
+  // agent leaves only once its peers have moved theirs to the next agent.
+  std::atomic<int64_t> inbound_tunnels_open{0};
 };
 
 struct WorkerContext {
