@@ -782,6 +782,82 @@ def attempts(host, port, count, text):
     print("OK=%d FAILED=%d" % (ok, count - ok), flush=True)
 
 
+def probe_every(host, port, interval, count, text, stop_file):
+    """A fresh connection every `interval` s (each sends `text`, expects it echoed) until
+    stop_file exists or `count` were made: prints STARTED after the first, then OK=n FAILED=n
+    and the first failures."""
+    ok, failures = 0, []
+    next_at = time.monotonic()
+    for i in range(count):
+        if os.path.exists(stop_file):
+            break
+        try:
+            if round_trip(connect(host, port, timeout=3), text.encode()) == text.encode():
+                ok += 1
+            else:
+                failures.append("%d: echo differs" % i)
+        except OSError as e:
+            failures.append("%d: %s" % (i, e))
+        if i == 0:
+            print("STARTED", flush=True)
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    print("OK=%d FAILED=%d" % (ok, len(failures)), flush=True)
+    for f in failures[:10]:
+        print("FAIL " + f, flush=True)
+
+
+def streams(host, port, count, release_file):
+    """`count` long-lived connections, each sending its own byte sequence in rounds (the echo
+    of each round read back) until release_file exists, then closing cleanly: prints STREAMING
+    once every stream has echoed a round, then OK=n BAD=n BYTES=n, a stream being OK when the
+    sha256 and length of what came back equal what it sent."""
+    results = [None] * count
+    started = threading.Barrier(count + 1)
+
+    def one(k):
+        sent, got, total = hashlib.sha256(), hashlib.sha256(), 0
+        seed = hashlib.sha256(b"stream-%d" % k).digest()
+        try:
+            conn = connect(host, port, timeout=10)
+            conn.settimeout(30)
+            for rnd in range(6000):  # bounded: about 120 s at 20 ms a round
+                size = 1 + (seed[rnd % 32] * 37 + rnd * 101) % 9000
+                block = (seed * (size // 32 + 1))[:size]
+                conn.sendall(block)
+                sent.update(block)
+                back = recv_exact(conn, size)
+                got.update(back)
+                total += len(back)
+                if rnd == 0:
+                    started.wait(30)
+                if os.path.exists(release_file):
+                    break
+                time.sleep(0.02)
+            conn.shutdown(socket.SHUT_WR)
+            tail = conn.recv(CHUNK)
+            conn.close()
+            results[k] = not tail and sent.digest() == got.digest()
+        except (OSError, threading.BrokenBarrierError) as e:
+            print("stream %d: %s" % (k, e), flush=True)
+            results[k] = False
+        results[k] = (results[k], total)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait(30)
+        print("STREAMING", flush=True)
+    except threading.BrokenBarrierError:
+        print("NOT STREAMING", flush=True)
+    for t in threads:
+        t.join()
+    good = sum(1 for r in results if r and r[0])
+    print("OK=%d BAD=%d BYTES=%d" % (good, count - good, sum(r[1] for r in results if r)),
+          flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -840,6 +916,10 @@ def main():
             flood(a.host, a.port, a.count, a.text)
         elif a.mode == "slow-headers":
             slow_headers(a.host, a.port, a.count, a.interval, a.seconds)
+        elif a.mode == "probe-every":
+            probe_every(a.host, a.port, a.interval, a.count, a.text, a.name)
+        elif a.mode == "streams":
+            streams(a.host, a.port, a.count, a.text)
         elif a.mode == "attempts":
             attempts(a.host, a.port, a.count, a.text)
         elif a.mode == "send":
