@@ -69,21 +69,42 @@ AdminServer::Route AdminServer::getOnly(std::function<Response()> fn) {
   };
 }
 
-absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(
-    const std::string& address, uint16_t port, std::map<std::string, Route> routes) {
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(const std::string& address,
+                                                                uint16_t port,
+                                                                std::map<std::string, Route> routes,
+                                                                int inherited_fd) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    if (inherited_fd >= 0) {
+      ::close(inherited_fd);
+    }
     return absl::InvalidArgumentError("admin address \"" + address + "\" is not an IPv4 address");
   }
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, 16) != 0) {
-    int saved = errno;
-    ::close(fd);
-    return absl::ErrnoToStatus(saved, absl::StrCat("admin endpoint ", address, ":", port));
+  int fd = inherited_fd;
+  if (fd >= 0) {
+    sockaddr_in bound{};
+    socklen_t len = sizeof(bound);
+    if (port == 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0 ||
+        bound.sin_family != AF_INET || bound.sin_port != addr.sin_port ||
+        bound.sin_addr.s_addr != addr.sin_addr.s_addr) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  if (fd < 0) {
+    // Non-blocking: during a hand-over two agents poll one socket, and the one that loses the
+    // race for a connection must not sit in accept().
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::listen(fd, 16) != 0) {
+      int saved = errno;
+      ::close(fd);
+      return absl::ErrnoToStatus(saved, absl::StrCat("admin endpoint ", address, ":", port));
+    }
   }
   socklen_t len = sizeof(addr);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);

@@ -34,11 +34,15 @@ class AdminServer {
   using Route = std::function<Response(const Request&)>;
   static Route getOnly(std::function<Response()> fn);
 
+  // `inherited_fd` >= 0: a listening socket handed over by the previous agent
+  // (agent/handover.h), used when it is bound to address:port (else closed, and a new one bound).
   static absl::StatusOr<std::unique_ptr<AdminServer>> start(const std::string& address,
                                                             uint16_t port,
-                                                            std::map<std::string, Route> routes);
+                                                            std::map<std::string, Route> routes,
+                                                            int inherited_fd = -1);
   ~AdminServer();
   uint16_t port() const { return port_; }
+  int fd() const { return fd_; }  // to hand over; stays this server's
 
  private:
   AdminServer(int fd, int stop_fd, uint16_t port, std::map<std::string, Route> routes);

@@ -83,8 +83,13 @@ absl::Status Agent::init() {
   if (auto s = rememberHostNetns(); !s.ok()) {
     return s;
   }
+  // Before anything is opened: a running agent's listeners are taken, not fought for.
+  if (auto s = takeOver(); !s.ok()) {
+    return s;
+  }
   TelemetryConfig telemetry_config{
       .metrics_address = config_.metrics_address,
+      .metrics_fd = inherited_.takeOne("metrics"),
       .access_log = {.enabled = config_.access_log, .sample_rate = config_.access_log_sample},
       .cluster_name = config_.cluster_name};
   auto telemetry = Telemetry::create(telemetry_config, parts_.access_log_sink);
@@ -118,11 +123,12 @@ absl::Status Agent::init() {
   std::vector<WorkerContext*> raw;
   for (int i = 0; i < workers_->size(); ++i) {
     contexts_.push_back(std::make_unique<WorkerContext>(i, workers_->loop(i), shared_));
+    contexts_.back()->accepting = predecessor_ == nullptr;
     raw.push_back(contexts_.back().get());
   }
   workers_->start();
   registry_ = std::make_unique<PodRegistry>(shared_, raw, config_.stateFile());
-  auto restored = registry_->restore();
+  auto restored = registry_->restore(&inherited_);
   if (!restored.ok()) {
     // A corrupt journal must not keep the node's pods unserved: start empty, CNI re-adds.
     LOG_ERROR("journal ", config_.stateFile(), ": ", restored.status().ToString(),
@@ -130,7 +136,8 @@ absl::Status Agent::init() {
   } else if (*restored > 0) {
     LOG_INFO("journal: restored ", *restored, " pods");
   }
-  auto enroll = enroll::Server::start(config_.enroll_socket, *registry_);
+  auto enroll =
+      enroll::Server::start(config_.enroll_socket, *registry_, inherited_.takeOne("enroll"));
   if (!enroll.ok()) {
     return enroll.status();
   }
@@ -138,6 +145,11 @@ absl::Status Agent::init() {
   if (auto admin = startAdmin(); !admin.ok()) {
     return admin;
   }
+  inherited_.closeRest();  // pods that are gone, endpoints turned off
+  if (auto s = startHandoverServer(); !s.ok()) {
+    return s;
+  }
+  openGateWhenReady();
   LOG_INFO("ferry-agent for node ", config_.node_name, ": ", workers_->size(),
            " workers, enrollment on ", config_.enroll_socket, ", admin on ", config_.admin_address,
            ":", admin_->port());
@@ -153,18 +165,34 @@ void Agent::drain(std::chrono::milliseconds grace) {
     return;
   }
   drained_ = true;
+  draining_.store(true, std::memory_order_release);
+  // In place: serve (and keep accepting until a successor takes over) for up to `grace`; done
+  // early once handed over and idle.
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  auto idle = [this] {
+    return stats()["connections_active"] == 0 && shared_.inbound_tunnels_open.load() == 0;
+  };
+  while (workers_ && std::chrono::steady_clock::now() < deadline &&
+         !(handed_over_.load() && idle())) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (grace.count() > 0) {
+    LOG_INFO("drain: ", handed_over_.load() ? "handed over" : "no successor took over", ", ",
+             stats()["connections_active"], " connections left");
+  }
   {
     std::lock_guard lock(metrics_mu_);
-    draining_.store(true, std::memory_order_release);
+    tearing_down_.store(true, std::memory_order_release);
   }
+  stopping_ = true;
+  if (gate_.joinable()) {
+    gate_.join();
+  }
+  handover_.reset();  // a successor sees the end of the connection: this agent is gone
+  std::lock_guard lock(lifecycle_mu_);
   enroll_server_.reset();
   if (registry_) {
     registry_->stopAll();
-  }
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (workers_ && std::chrono::steady_clock::now() < deadline &&
-         stats()["connections_active"] > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // The admin threads read workers' stats: stop them before the workers go.
   admin_.reset();
@@ -174,6 +202,7 @@ void Agent::drain(std::chrono::milliseconds grace) {
   }
   contexts_.clear();
   workers_.reset();
+  predecessor_.reset();
 }
 
 std::map<std::string, int64_t> Agent::stats() const {
@@ -189,6 +218,11 @@ std::string Agent::statsJson() const {
   out["open_fds"] = openFdCount();
   out["enrolled_pods"] = registry_ ? registry_->size() : 0;
   out["state_version"] = workloads_.current()->snapshot().version;
+  out["draining"] = draining_.load() ? 1 : 0;
+  out["handed_over"] = handed_over_.load() ? 1 : 0;
+  out["takeover_ready_ms"] = ready_after_ms_.load();
+  out["predecessor_connections"] =
+      predecessor_ && predecessor_->alive() ? predecessor_->connections() : -1;
   return out.dump() + "\n";
 }
 

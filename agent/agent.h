@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,7 @@
 #include "agent/capture.h"
 #include "agent/certificates.h"
 #include "agent/config.h"
+#include "agent/handover.h"
 #include "agent/pod_registry.h"
 #include "agent/route_state.h"
 #include "agent/state_source.h"
@@ -41,9 +43,12 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Stops taking new connections and enrolments, lets connections in flight finish for up to
-  // `grace`, then stops the workers. Called by the destructor with no grace.
+  // Drains in place: readiness says "draining"; the listeners stay until a successor takes
+  // them over (agent/handover.h), connections in flight are served; returns once both are done
+  // or `grace` has passed, then stops the workers. Called by the destructor with no grace.
   void drain(std::chrono::milliseconds grace);
+  // A successor has taken the listeners over: this agent accepts nothing any more.
+  bool handedOver() const { return handed_over_.load(); }
 
   std::map<std::string, int64_t> stats() const;
   size_t enrolledPods() const { return registry_->size(); }
@@ -71,6 +76,15 @@ class Agent {
   std::string configDumpJson() const;
   void addMetricSources();
   void onStateApplied(int64_t version);
+  // agent_handover.cc: taking the listeners over from a running agent, and giving them to the
+  // next one.
+  absl::Status takeOver();
+  absl::Status startHandoverServer();
+  void openGateWhenReady();
+  std::vector<std::pair<std::string, int>> collectListeners();
+  void onSuccessorReady(pid_t successor);
+  void onSuccessorAborted();
+  std::vector<WorkerContext*> workerContexts() const;
 
   Config config_;
   AgentParts parts_;
@@ -87,9 +101,22 @@ class Agent {
   std::unique_ptr<AdminServer> readiness_;
   std::atomic<bool> config_applied_{false};
   std::atomic<bool> draining_{false};
-  std::mutex metrics_mu_;  // metric sources vs drain()
+  std::atomic<bool> tearing_down_{false};  // the end of drain(): workers and pods go
+  std::mutex metrics_mu_;                  // metric sources vs drain()
   std::atomic<int64_t> config_applied_unix_ms_{0};
   bool drained_ = false;
+  // Hand-over (agent_handover.cc).
+  InheritedListeners inherited_;
+  std::unique_ptr<Predecessor> predecessor_;
+  std::unique_ptr<HandoverServer> handover_;
+  std::thread gate_;  // opens the listeners once ready (with a predecessor)
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> handed_over_{false};
+  std::atomic<bool> successor_pending_{false};  // a successor took the listeners, not yet ready
+  std::atomic<int64_t> ready_after_ms_{-1};     // start to accepting, with a predecessor
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  int kept_enroll_fd_ = -1;  // the enrollment socket while a successor takes over
+  std::mutex lifecycle_mu_;  // admin servers, enrollment, registry listeners vs hand-over
 };
 
 // Open file descriptors of this process (for the admin endpoint and leak tests).

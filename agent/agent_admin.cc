@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // The agent's operator surface: admin routes (127.0.0.1:15000), the readiness probe
 // (:15021/healthz/ready) and /config_dump. Metric sources live in agent_metrics.cc.
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_join.h"
@@ -34,7 +36,10 @@ void Agent::onStateApplied(int64_t) {
 Agent::Readiness Agent::readiness() const {
   Readiness r;
   if (draining_.load(std::memory_order_acquire)) {
-    r.waiting.push_back("draining");
+    r.waiting.push_back(absl::StrCat("draining (pid ", ::getpid(), ")"));
+  }
+  if (successor_pending_.load()) {
+    r.waiting.push_back(absl::StrCat("handing over (pid ", ::getpid(), ") to a starting agent"));
   }
   if (!parts_.capture->attached()) {
     r.waiting.push_back("eBPF capture not attached");
@@ -135,7 +140,12 @@ absl::Status Agent::startAdmin() {
   auto ready = [this] {
     Readiness r = readiness();
     if (r.ready) {
-      return Response{200, "text/plain", "ready\n"};
+      std::string body = "ready\n";
+      if (predecessor_ && predecessor_->alive() && predecessor_->connections() >= 0) {
+        absl::StrAppend(&body, "previous agent (pid ", predecessor_->pid(), ") draining ",
+                        predecessor_->connections(), " connections\n");
+      }
+      return Response{200, "text/plain", body};
     }
     return Response{503, "text/plain", "not ready: " + absl::StrJoin(r.waiting, "; ") + "\n"};
   };
@@ -155,15 +165,16 @@ absl::Status Agent::startAdmin() {
     }
     return json({{"level", levelName(logLevel())}});
   };
-  auto admin = AdminServer::start(config_.admin_address, config_.admin_port, std::move(routes));
+  auto admin = AdminServer::start(config_.admin_address, config_.admin_port, std::move(routes),
+                                  inherited_.takeOne("admin"));
   if (!admin.ok()) {
     return admin.status();
   }
   admin_ = *std::move(admin);
   std::map<std::string, AdminServer::Route> probe;
   probe["/healthz/ready"] = AdminServer::getOnly(ready);
-  auto readiness =
-      AdminServer::start(config_.readiness_address, config_.readiness_port, std::move(probe));
+  auto readiness = AdminServer::start(config_.readiness_address, config_.readiness_port,
+                                      std::move(probe), inherited_.takeOne("readiness"));
   if (!readiness.ok()) {
     return readiness.status();
   }

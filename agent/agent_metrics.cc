@@ -3,6 +3,8 @@
 // Stats, the eBPF maps, enrolled pods' certificates and the applied configuration. Every label
 // value comes from a fixed list or from configuration (identities of local pods), so series
 // stay bounded whatever the traffic.
+#include <unistd.h>
+
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
@@ -106,9 +108,29 @@ void Agent::addMetricSources() {
   auto guarded = [this](metrics::SampleSource source) {
     return [this, source = std::move(source)] {
       std::lock_guard lock(metrics_mu_);
-      return draining_.load() ? std::vector<Sample>{} : source();
+      return tearing_down_.load() ? std::vector<Sample>{} : source();
     };
   };
+  // Which agent drains: this one (before a successor takes the endpoint over), or the one before
+  // it (reported by it over the hand-over socket).
+  telemetry_->addSource(guarded([this] {
+    std::vector<Sample> out;
+    out.push_back(gauge("ferry_agent_draining",
+                        "1 while this agent drains (after SIGTERM), 0 while it serves",
+                        draining_.load() ? 1 : 0, {{"pid", std::to_string(::getpid())}}));
+    if (predecessor_ && predecessor_->alive()) {
+      out.push_back(gauge("ferry_agent_predecessor_draining_connections",
+                          "Connections the previous agent of this node still serves",
+                          static_cast<double>(predecessor_->connections()),
+                          {{"pid", std::to_string(predecessor_->pid())}}));
+    }
+    if (int64_t ms = ready_after_ms_.load(); ms >= 0) {
+      out.push_back(gauge("ferry_agent_takeover_ready_seconds",
+                          "From this agent's start to accepting on listeners it took over",
+                          static_cast<double>(ms) / 1000.0));
+    }
+    return out;
+  }));
   telemetry_->addSource(guarded([this] {
     std::vector<Sample> out;
     std::map<std::string, int64_t> s = stats();

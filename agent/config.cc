@@ -8,12 +8,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "policy/ip.h"
 
 namespace ferry::agent {
 
 std::string Config::stateFile() const {
   return state_file.empty() ? "/run/ferry/" + node_name + "/pods.json" : state_file;
+}
+
+std::string Config::handoverSocket() const {
+  return handover_socket.empty() ? enroll_socket + ".handover" : handover_socket;
 }
 
 int Config::workerCount() const {
@@ -183,6 +188,15 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       s = parseNumber<uint32_t>(name, value, 1, 86400000, c.http_idle_timeout_ms);
     } else if (name == "fd-reserve") {
       s = parseOnOff(name, value, c.fd_reserve);
+    } else if (name == "drain-grace") {
+      absl::Duration d;
+      if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration() || d > absl::Hours(1)) {
+        return absl::InvalidArgumentError("--drain-grace: \"" + value +
+                                          "\" is not a duration between 0s and 1h (30s, 500ms)");
+      }
+      c.drain_grace_ms = static_cast<uint32_t>(absl::ToInt64Milliseconds(d));
+    } else if (name == "handover-socket") {
+      c.handover_socket = value;
     } else if (name == "log-level") {
       c.log_level = value;
     } else if (name == "metrics-address") {
@@ -246,6 +260,11 @@ std::string usage() {
   --http-idle-timeout-ms=N      inbound HTTP: keep-alive idle time between requests (3600000)
   --fd-reserve=on|off           out of descriptors, refuse queued connections with a spare one
                                 instead of leaving them queued while accepts pause (off)
+  --drain-grace=DURATION         after SIGTERM: keep the listeners until a successor takes them
+                                over and serve connections until they end, at most this long
+                                (5s; match the pod's terminationGracePeriodSeconds)
+  --handover-socket=PATH        where a starting agent takes the listeners over from the
+                                running one (<enroll socket>.handover)
   --log-level=debug|info|warn|error
   --metrics-address=IP:PORT     Prometheus endpoint (0.0.0.0:15020; "off" = none; port 0 = any)
   --metrics-port=N              same as --metrics-address=0.0.0.0:N

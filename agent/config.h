@@ -27,6 +27,7 @@ inline constexpr uint32_t kDefaultPoolIdleTimeoutMs = 60000;
 inline constexpr uint32_t kDefaultHttpHeaderTimeoutMs = 10000;
 inline constexpr uint32_t kDefaultMaxHttpAwaitingHeaders = 1024;
 inline constexpr uint32_t kDefaultHttpIdleTimeoutMs = 3600000;
+inline constexpr uint32_t kDefaultDrainGraceMs = 5000;
 
 struct Config {
   std::string node_name;  // required: which node this agent serves
@@ -67,6 +68,10 @@ struct Config {
   // Keep one spare descriptor per worker: out of descriptors, a listener accepts a pending
   // connection with it and closes it (a fast refusal) rather than leaving it queued (overload.h).
   bool fd_reserve = false;
+  // Upgrades (agent/handover.h): after SIGTERM the agent keeps its listeners until a successor
+  // takes them over and serves its connections until they end, for at most this long.
+  uint32_t drain_grace_ms = kDefaultDrainGraceMs;
+  std::string handover_socket;  // "": <enroll socket>.handover
   std::string log_level = "info";
   // Telemetry (agent/telemetry.h): "" turns the metrics endpoint off; port 0 picks one (tests).
   std::string metrics_address = kDefaultMetricsAddress;
@@ -76,6 +81,7 @@ struct Config {
   double access_log_sample = 1.0;  // share of access-log lines written, 0..1
 
   std::string stateFile() const;
+  std::string handoverSocket() const;
   int workerCount() const;  // resolves 0 to the core count
   absl::Status validate() const;
 };

@@ -38,8 +38,13 @@ class InboundConnection : public TunnelConnection {
                     std::string peer_ip)
       : TunnelConnection(ctx, fd, /*connecting=*/false, /*client=*/false),
         pod_(std::move(pod)),
-        peer_ip_(std::move(peer_ip)) {}
+        peer_ip_(std::move(peer_ip)) {
+    ctx_.inbound_tunnels.insert(this);
+    ctx_.shared.inbound_tunnels_open.fetch_add(1, std::memory_order_relaxed);
+  }
   ~InboundConnection() override {
+    ctx_.inbound_tunnels.erase(this);
+    ctx_.shared.inbound_tunnels_open.fetch_sub(1, std::memory_order_relaxed);
     for (const auto& [stream, id] : revocable_) {
       Revocations::of(ctx_).remove(id);
     }
@@ -223,6 +228,26 @@ class InboundConnection : public TunnelConnection {
 };
 
 }  // namespace
+
+namespace {
+void forEachInboundTunnel(WorkerContext& ctx, void (hbone::HboneConnection::*step)()) {
+  std::vector<TunnelConnection*> all(ctx.inbound_tunnels.begin(), ctx.inbound_tunnels.end());
+  for (TunnelConnection* t : all) {
+    if (ctx.inbound_tunnels.count(t) != 0 && !t->closed()) {  // a flush may have ended one
+      (t->conn().*step)();
+      t->flush();
+    }
+  }
+}
+}  // namespace
+
+void drainInboundTunnels(WorkerContext& ctx) {
+  // The shutdown notice first; the final GOAWAY (streams after the last one taken are refused)
+  // once any stream the peer opened before it saw the notice has arrived.
+  forEachInboundTunnel(ctx, &hbone::HboneConnection::announceDrain);
+  ctx.loop.addTimer(std::chrono::milliseconds(200),
+                    [&ctx] { forEachInboundTunnel(ctx, &hbone::HboneConnection::drain); });
+}
 
 void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
   sockaddr_storage peer{};

@@ -7,10 +7,12 @@
 #include <cerrno>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/http_messages.h"
+#include "agent/http_mirror.h"
 #include "agent/log.h"
 #include "agent/outbound.h"
 #include "agent/route_state.h"
@@ -34,6 +36,9 @@ constexpr uint64_t kMaxDrainBytes = 64 * 1024;
 
 using routing::Outcome;
 using Event = http::Http1Parser::Event;
+
+// A mirrored body is the one buffered for retries: nothing is held for mirroring alone.
+static_assert(kMaxMirrorBodyBytes == kMaxRetryBodyBytes);
 
 std::chrono::milliseconds toMs(absl::Duration d) {
   return std::chrono::milliseconds(std::max<int64_t>(0, absl::ToInt64Milliseconds(d)));
@@ -98,6 +103,7 @@ struct Exchange {
   const char* flags = "";       // Envoy's response flags for a local answer
   std::optional<routing::EndpointRef> endpoint;  // of the last try
   bool reported = false;
+  std::optional<MirrorCopy> mirror;  // RequestMirror: sent once the request is read whole
 };
 
 class HttpOutbound : public EventHandler, public Deferred {
@@ -315,6 +321,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     http::HeaderEdits edits;
     x_.rule->applyHeaderModifier(edits);
     x_.head = forwardedRequestHead(head.method, fields, target->forwarded(), edits);
+    prepareMirror(head, target->forwarded(), edits);
     x_.cluster->budget.requestStarted();
     x_.budget_started = true;
     if (auto timeout = x_.rule->requestTimeout()) {
@@ -355,9 +362,56 @@ class HttpOutbound : public EventHandler, public Deferred {
       finishExchange();
       return;
     }
+    std::optional<MirrorCopy> mirror = takeMirror();
     if (!x_.dispatched) {
       dispatch();
     }
+    if (mirror) {
+      sendMirror(ctx_, *std::move(mirror));  // after the primary's try: it never waits for this
+    }
+  }
+
+  // RequestMirror: the copy's head is made now, while the received fields (views into the input)
+  // are valid; it leaves with its body once the request is read whole (takeMirror).
+  void prepareMirror(const http::MessageHead& head, std::string_view target,
+                     const http::HeaderEdits& edits) {
+    const routing::BackendTarget* mirror = x_.rule->mirror();
+    if (mirror == nullptr || !x_.rule->shouldMirror()) {
+      return;
+    }
+    const uint16_t port = mirror->port != 0 ? mirror->port : port_;
+    auto cluster = x_.view->cluster(mirror->service, port);
+    if (cluster == nullptr) {
+      countMirrorDrop(x_.stats, &routing::RouteStats::mirror_dropped_unavailable);
+      return;
+    }
+    const std::string shadow = http::shadowAuthority(x_.authority);
+    std::vector<http::Header> fields;
+    http::fieldsWithAuthority(head.headers, shadow, fields);
+    x_.mirror = MirrorCopy{
+        .cluster = std::move(cluster),
+        .cluster_id = absl::StrCat(mirror->service.ns, "/", mirror->service.name, ":", port),
+        .source = pod_,
+        .state = x_.state,
+        .source_ip = source_ip_,
+        .request = forwardedRequestHead(head.method, fields, target, edits),
+        .head_request = x_.head_request,
+        .timeout = x_.rule->requestTimeout().value_or(kMirrorDefaultTimeout),
+        .stats = x_.stats};
+  }
+
+  // The request was read whole: its copy, body included, ready to go. A body too big to be kept
+  // whole was streamed to the primary backend and is not mirrored.
+  std::optional<MirrorCopy> takeMirror() {
+    std::optional<MirrorCopy> copy = std::exchange(x_.mirror, std::nullopt);
+    if (copy && x_.streaming) {
+      countMirrorDrop(x_.stats, &routing::RouteStats::mirror_dropped_body);
+      return std::nullopt;
+    }
+    if (copy) {
+      copy->request.append(x_.body);
+    }
+    return copy;
   }
 
   void local(int status, std::string body, const char* flags) {
@@ -554,15 +608,7 @@ class HttpOutbound : public EventHandler, public Deferred {
   }
 
   Destination destinationOf(const routing::EndpointRef& e) const {
-    Destination d;
-    auto addr = SocketAddress::parse(e.ip, e.port);
-    d.ip = addr.ok() ? addr->ip() : e.ip;
-    d.port = e.port;
-    d.workload = e.workload_uid.empty() ? nullptr : x_.state->workloadByUid(e.workload_uid);
-    if (d.workload == nullptr) {
-      d.workload = x_.state->workloadByIp(d.ip);
-    }
-    return d;
+    return endpointDestination(*x_.state, e);
   }
 
   // False when the try failed (and was dealt with).

@@ -6,7 +6,8 @@
 //   match a rule (none: 404) -> fault injection (abort: that status; delay: a timer) -> pick a
 //   backend Service by weight, then an endpoint of it (routing::Cluster: P2C, outlier
 //   detection, circuit breaking; refused: 503) -> header modifier -> forward on a keep-alive
-//   upstream connection to that endpoint (upstream_pool.h) -> relay the response.
+//   upstream connection to that endpoint (upstream_pool.h) -> relay the response. A rule's
+//   RequestMirror sends a copy, once the request is read whole, fire and forget (http_mirror.h).
 // Per-try (backendRequest) and overall (request) timeouts answer 504 from an event-loop timer,
 // even when the backend never answers; the upstream connection is then closed. Retries follow
 // the rule's policy, the backend's retry budget and routing::retryable(); a request is retried

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -29,15 +30,28 @@ uint16_t portOf(ListenerKind kind) {
 PodListener::PodListener(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, ListenerKind kind,
                          int fd)
     : ctx_(ctx), pod_(std::move(pod)), kind_(kind), fd_(fd) {
+  if (ctx_.accepting) {
+    resume();
+  }
+}
+
+void PodListener::resume() {
+  if (watched_) {
+    return;
+  }
   if (auto s = ctx_.loop.add(fd_, EPOLLIN, this); !s.ok()) {
     LOG_ERROR("pod ", pod_->info.name, ": cannot watch listener: ", s.ToString());
+    return;
   }
+  watched_ = true;
 }
 
 PodListener::~PodListener() {
   if (resume_timer_ != 0) {
     ctx_.loop.cancelTimer(resume_timer_);
-  } else {
+  } else if (watched_) {
+    // Before close: a handed-over socket stays open in the next agent, so closing would not
+    // take it out of this epoll set.
     ctx_.loop.remove(fd_);
   }
   ::close(fd_);
@@ -116,11 +130,14 @@ void PodListener::pause() {
     return;
   }
   ctx_.loop.remove(fd_);
+  watched_ = false;
   resume_timer_ = ctx_.loop.addTimer(backoff_.next(), [this] {
     resume_timer_ = 0;
     ctx_.fd_reserve.hold();  // taken back if a shed could not
     if (auto s = ctx_.loop.add(fd_, EPOLLIN, this); !s.ok()) {
       LOG_ERROR_EVERY_SECOND("pod ", pod_->info.name, ": cannot watch listener: ", s.ToString());
+    } else {
+      watched_ = true;
     }
   });
 }
@@ -139,47 +156,78 @@ void PodListener::dispatch(int fd) {
   }
 }
 
-absl::Status PodListeners::start(std::shared_ptr<const LocalPod> pod,
-                                 const std::vector<WorkerContext*>& workers, Capture& capture,
-                                 uint32_t mark) {
+absl::StatusOr<PodListeners::Named> PodListeners::start(std::shared_ptr<const LocalPod> pod,
+                                                        const std::vector<WorkerContext*>& workers,
+                                                        Capture& capture, uint32_t mark,
+                                                        InheritedListeners* inherited) {
   static constexpr ListenerKind kKinds[] = {ListenerKind::kOutbound, ListenerKind::kInboundPlain,
                                             ListenerKind::kHbone};
-  std::vector<std::vector<int>> fds(workers.size());
+  // Per worker: (kind, fd). Each worker gets one socket per kind; handed-over sockets beyond
+  // the worker count go to workers in turn, so none of them (nor its queue) is closed.
+  std::vector<std::vector<std::pair<ListenerKind, int>>> fds(workers.size());
+  Named named;
   auto closeAll = [&] {
     for (auto& per : fds) {
-      for (int fd : per) {
+      for (auto [kind, fd] : per) {
         ::close(fd);
       }
     }
   };
-  for (size_t w = 0; w < workers.size(); ++w) {
-    for (ListenerKind kind : kKinds) {
-      auto fd = listenIn(pod->netns, portOf(kind), mark);
-      if (!fd.ok()) {
-        closeAll();
-        return absl::Status(
-            fd.status().code(),
-            absl::StrCat("pod ", pod->info.ns, "/", pod->info.name, ": ", fd.status().message()));
+  for (ListenerKind kind : kKinds) {
+    std::string name = podListenerName(pod->info.uid, portOf(kind));
+    std::vector<int> taken = inherited ? inherited->take(name) : std::vector<int>{};
+    for (size_t i = 0; i < std::max(taken.size(), workers.size()); ++i) {
+      int fd = -1;
+      if (i < taken.size()) {
+        fd = taken[i];
+      } else {
+        auto opened = listenIn(pod->netns, portOf(kind), mark);
+        if (!opened.ok()) {
+          closeAll();
+          return absl::Status(opened.status().code(),
+                              absl::StrCat("pod ", pod->info.ns, "/", pod->info.name, ": ",
+                                           opened.status().message()));
+        }
+        fd = *opened;
       }
-      fds[w].push_back(*fd);
+      fds[i % workers.size()].push_back({kind, fd});
+      named.push_back({name, fd});
     }
   }
-  if (auto s = capture.addPod(pod->info, pod->netns, fds[0][1]); !s.ok()) {
+  int inbound = -1;
+  for (auto [kind, fd] : fds[0]) {
+    if (kind == ListenerKind::kInboundPlain && inbound < 0) {
+      inbound = fd;
+    }
+  }
+  if (auto s = capture.addPod(pod->info, pod->netns, inbound); !s.ok()) {
     closeAll();
     return s;
   }
   for (size_t w = 0; w < workers.size(); ++w) {
     WorkerContext* ctx = workers[w];
-    std::vector<int> mine = fds[w];
-    ctx->loop.post([ctx, pod, mine] {
+    ctx->loop.post([ctx, pod, mine = fds[w]] {
       auto& slot = ctx->listeners[pod->info.uid];
       slot.clear();
-      for (size_t k = 0; k < mine.size(); ++k) {
-        slot.push_back(std::make_unique<PodListener>(*ctx, pod, kKinds[k], mine[k]));
+      for (auto [kind, fd] : mine) {
+        slot.push_back(std::make_unique<PodListener>(*ctx, pod, kind, fd));
       }
     });
   }
-  return absl::OkStatus();
+  return named;
+}
+
+void PodListeners::resumeAll(const std::vector<WorkerContext*>& workers) {
+  for (WorkerContext* ctx : workers) {
+    ctx->loop.post([ctx] {
+      ctx->accepting = true;
+      for (auto& [uid, listeners] : ctx->listeners) {
+        for (auto& l : listeners) {
+          l->resume();
+        }
+      }
+    });
+  }
 }
 
 void PodListeners::stop(const LocalPod& pod, const std::vector<WorkerContext*>& workers) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/event_loop.h"
+#include "agent/handover.h"
 #include "agent/local_pods.h"
 #include "agent/overload.h"
 #include "agent/worker_context.h"
@@ -30,6 +31,8 @@ class PodListener : public EventHandler {
   ~PodListener() override;  // unregisters and closes
   void onEvents(uint32_t events) override;
   int fd() const { return fd_; }
+  // Starts watching a listener created while the worker was not accepting.
+  void resume();
 
  private:
   void dispatch(int fd);
@@ -43,15 +46,22 @@ class PodListener : public EventHandler {
   int fd_;
   AcceptBackoff backoff_;
   EventLoop::TimerId resume_timer_ = 0;  // set while paused
+  bool watched_ = false;                 // in the event loop
 };
 
 // Opens a pod's listeners for every worker (on the calling thread) and hands each worker its
 // own. On failure nothing is left open.
 class PodListeners {
  public:
-  static absl::Status start(std::shared_ptr<const LocalPod> pod,
-                            const std::vector<WorkerContext*>& workers, Capture& capture,
-                            uint32_t mark);
+  // The pod's listening sockets by hand-over name (pod/<uid>/<port>); they stay the workers'.
+  using Named = std::vector<std::pair<std::string, int>>;
+  // Listeners a previous agent handed over (`inherited`, may be null) are used first, the rest
+  // are opened (and join the same SO_REUSEPORT group).
+  static absl::StatusOr<Named> start(std::shared_ptr<const LocalPod> pod,
+                                     const std::vector<WorkerContext*>& workers, Capture& capture,
+                                     uint32_t mark, InheritedListeners* inherited = nullptr);
+  // Lets every worker accept (the agent took over and is ready).
+  static void resumeAll(const std::vector<WorkerContext*>& workers);
   // Closes the pod's listeners on every worker (asynchronously, on each worker's thread). The
   // pod's capture stays: with no listener its connections are refused (fail closed), until a
   // new listener takes over or the pod is deleted (Capture::removePod).
@@ -62,5 +72,8 @@ class PodListeners {
 void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
 void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
 void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
+// GOAWAY on every inbound HBONE connection of the worker: streams in flight finish, peers open
+// new ones to the agent that took over (hbone_server.cc).
+void drainInboundTunnels(WorkerContext& ctx);
 
 }  // namespace ferry::agent

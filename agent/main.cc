@@ -56,8 +56,8 @@ int main(int argc, char** argv) {
   }
   int sig = 0;
   sigwait(&signals, &sig);
-  LOG_INFO("signal ", sig, ": draining");
-  (*agent)->drain(std::chrono::seconds(5));
+  LOG_INFO("signal ", sig, ": draining (grace ", config->drain_grace_ms, " ms)");
+  (*agent)->drain(std::chrono::milliseconds(config->drain_grace_ms));
   LOG_INFO("stopped");
   return 0;
 }

@@ -17,7 +17,7 @@ PodRegistry::PodRegistry(Shared& shared, std::vector<WorkerContext*> workers,
                          std::string journal_path)
     : shared_(shared), workers_(std::move(workers)), journal_(std::move(journal_path)) {}
 
-absl::StatusOr<size_t> PodRegistry::restore() {
+absl::StatusOr<size_t> PodRegistry::restore(InheritedListeners* inherited) {
   auto pods = journal_.load();
   if (!pods.ok()) {
     return pods.status();
@@ -30,7 +30,7 @@ absl::StatusOr<size_t> PodRegistry::restore() {
   size_t restored = 0;
   std::lock_guard lock(mu_);
   for (const enroll::PodInfo& pod : replay.kept) {
-    if (auto s = add(pod); !s.ok()) {
+    if (auto s = add(pod, inherited); !s.ok()) {
       LOG_WARN("journal: cannot restore pod ", pod.ns, "/", pod.name, ": ", s.ToString());
       continue;
     }
@@ -78,13 +78,14 @@ enroll::Reply PodRegistry::handle(const enroll::Request& request) {
   return enroll::Reply::success();
 }
 
-absl::Status PodRegistry::add(const enroll::PodInfo& info) {
+absl::Status PodRegistry::add(const enroll::PodInfo& info, InheritedListeners* inherited) {
   auto existing = pods_.find(info.uid);
   if (existing != pods_.end()) {
     if (existing->second->info.netns == info.netns) {
       return absl::OkStatus();  // CNI retries ADD; answer the same
     }
     // The sandbox was re-created: the old namespace is no longer the pod's.
+    listener_fds_.erase(info.uid);
     PodListeners::stop(*existing->second, workers_);
     shared_.capture->removePod(existing->second->info);
     pods_.erase(existing);
@@ -103,11 +104,12 @@ absl::Status PodRegistry::add(const enroll::PodInfo& info) {
     }
   }
   std::shared_ptr<const LocalPod> shared_pod = pod;
-  if (auto s =
-          PodListeners::start(shared_pod, workers_, *shared_.capture, shared_.config->socket_mark);
-      !s.ok()) {
-    return s;
+  auto named = PodListeners::start(shared_pod, workers_, *shared_.capture,
+                                   shared_.config->socket_mark, inherited);
+  if (!named.ok()) {
+    return named.status();
   }
+  listener_fds_[info.uid] = *std::move(named);
   pods_[info.uid] = shared_pod;
   LOG_INFO("enrolled pod ", info.ns, "/", info.name, " (uid ", info.uid, ", netns ", info.netns,
            ")");
@@ -120,6 +122,7 @@ absl::Status PodRegistry::del(const std::string& uid) {
     return absl::OkStatus();  // CNI DEL must be idempotent
   }
   // Only an explicit delete ends a pod's capture.
+  listener_fds_.erase(uid);
   PodListeners::stop(*it->second, workers_);
   shared_.capture->removePod(it->second->info);
   LOG_INFO("removed pod ", it->second->info.ns, "/", it->second->info.name, " (uid ", uid, ")");
@@ -152,7 +155,25 @@ void PodRegistry::stopAll() {
     PodListeners::stop(*pod, workers_);
   }
   pods_.clear();
+  listener_fds_.clear();
   publish();
+}
+
+void PodRegistry::closeListeners() {
+  std::lock_guard lock(mu_);
+  for (const auto& [uid, pod] : pods_) {
+    PodListeners::stop(*pod, workers_);
+  }
+  listener_fds_.clear();
+}
+
+std::vector<std::pair<std::string, int>> PodRegistry::listenerFds() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, int>> out;
+  for (const auto& [uid, named] : listener_fds_) {
+    out.insert(out.end(), named.begin(), named.end());
+  }
+  return out;
 }
 
 size_t PodRegistry::size() const {

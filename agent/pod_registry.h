@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "agent/handover.h"
 #include "agent/worker_context.h"
 #include "enroll/journal.h"
 #include "enroll/server.h"
@@ -21,16 +22,23 @@ class PodRegistry : public enroll::Handler {
 
   // Re-enrolls the journal's pods whose network namespace still exists; the others are
   // dropped with a log line. Returns how many were restored.
-  absl::StatusOr<size_t> restore();
+  // `inherited`: listeners handed over by the previous agent, used for the pods they belong to
+  // (agent/handover.h); may be null.
+  absl::StatusOr<size_t> restore(InheritedListeners* inherited = nullptr);
   enroll::Reply handle(const enroll::Request& request) override;
   // Closes every pod's listeners (shutdown, drain). The pods stay captured, so their
   // connections are refused until the next agent re-attaches (fail closed); the journal is kept
   // for that agent's replay. Only a CNI DEL ends a pod's capture.
   void stopAll();
+  // Closes every pod's listeners but keeps the pods (their connections are still served): the
+  // next agent holds the same sockets and accepts from them.
+  void closeListeners();
+  // Every pod's listening sockets by hand-over name (they stay open and the workers').
+  std::vector<std::pair<std::string, int>> listenerFds() const;
   size_t size() const;
 
  private:
-  absl::Status add(const enroll::PodInfo& pod);
+  absl::Status add(const enroll::PodInfo& pod, InheritedListeners* inherited = nullptr);
   absl::Status del(const std::string& uid);
   void publish();  // rebuilds the local pod table; mu_ held
   absl::Status persist();
@@ -40,6 +48,7 @@ class PodRegistry : public enroll::Handler {
   enroll::Journal journal_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const LocalPod>> pods_;
+  std::map<std::string, std::vector<std::pair<std::string, int>>> listener_fds_;  // by uid
 };
 
 }  // namespace ferry::agent

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "agent/log.h"
+#include "agent/sockets.h"
 
 namespace ferry::agent {
 
@@ -16,6 +17,18 @@ std::shared_ptr<BackendCluster> RoutingView::cluster(const model::ObjectKey& ser
 routing::RouteStats* RoutingView::routeStats(const std::string& route) const {
   auto it = stats.find(route);
   return it == stats.end() ? nullptr : it->second;
+}
+
+Destination endpointDestination(const WorkloadState& state, const routing::EndpointRef& e) {
+  Destination d;
+  auto addr = SocketAddress::parse(e.ip, e.port);
+  d.ip = addr.ok() ? addr->ip() : e.ip;
+  d.port = e.port;
+  d.workload = e.workload_uid.empty() ? nullptr : state.workloadByUid(e.workload_uid);
+  if (d.workload == nullptr) {
+    d.workload = state.workloadByIp(d.ip);
+  }
+  return d;
 }
 
 std::vector<routing::EndpointRef> clusterEndpoints(const model::NodeSnapshot& snapshot,
@@ -215,6 +228,23 @@ std::vector<metrics::Sample> routeSamples(const RoutingState& routing) {
         v.overflows);
     add("ferry_route_faults_injected_total", "Fault injection (delay or abort) applied",
         v.faults_injected);
+    add("ferry_route_mirrors_total",
+        "Copies of requests of an HTTPRoute sent to its RequestMirror backend", v.mirrors);
+    add("ferry_route_mirror_errors_total",
+        "Mirrored copies that got no whole response (mirror down, refused, reset, timed out)",
+        v.mirror_errors);
+    for (auto [reason, value] : {std::pair{"body_too_large", v.mirror_dropped_body},
+                                 std::pair{"overload", v.mirror_dropped_overload},
+                                 std::pair{"no_healthy_upstream", v.mirror_dropped_unavailable}}) {
+      auto with_reason = labels;
+      with_reason.emplace_back("reason", reason);
+      out.push_back(metrics::Sample{
+          .name = "ferry_route_mirrors_dropped_total",
+          .help = "Requests chosen for mirroring whose copy was not sent, by reason",
+          .counter = true,
+          .labels = std::move(with_reason),
+          .value = static_cast<double>(value)});
+    }
   }
   return out;
 }

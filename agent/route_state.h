@@ -94,7 +94,8 @@ class RoutingState {
   std::atomic<std::shared_ptr<const RoutingView>> view_{std::make_shared<const RoutingView>()};
 };
 
-// ferry_route_{requests,retries,timeouts,ejections,overflows,faults}_total{route,namespace}.
+// ferry_route_{requests,retries,timeouts,ejections,overflows,faults_injected,mirrors,
+// mirror_errors}_total{route,namespace} and ferry_route_mirrors_dropped_total{...,reason}.
 std::vector<metrics::Sample> routeSamples(const RoutingState& routing);
 
 // The options of `service`'s clusters: `defaults` overridden by its ferry.dev/* annotations.
@@ -103,6 +104,10 @@ routing::ClusterOptions serviceClusterOptions(const model::NodeSnapshot& snapsho
                                               const model::ObjectKey& service,
                                               const routing::ClusterOptions& defaults,
                                               std::vector<std::string>* errors = nullptr);
+
+// Where a routed request to endpoint `e` goes: its address and, when the view knows it, its
+// workload (by uid, else by address).
+Destination endpointDestination(const WorkloadState& state, const routing::EndpointRef& e);
 
 // The endpoints of `service`:`port` as the routing library wants them (target port resolved
 // as WorkloadState::resolve does; IPv4 endpoints, or IPv6 when the service has only those).

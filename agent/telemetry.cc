@@ -156,8 +156,9 @@ absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
     routes["/metrics"] = AdminServer::getOnly([exporter] {
       return AdminServer::Response{200, metrics::Exporter::kContentType, exporter->scrape()};
     });
-    auto server = AdminServer::start(config.metrics_address.substr(0, colon),
-                                     static_cast<uint16_t>(port), std::move(routes));
+    auto server =
+        AdminServer::start(config.metrics_address.substr(0, colon), static_cast<uint16_t>(port),
+                           std::move(routes), config.metrics_fd);
     if (!server.ok()) {
       return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", config.metrics_address,
                                                  ": ", server.status().message()));
@@ -192,6 +193,14 @@ void Telemetry::addSource(metrics::SampleSource source) {
 
 int Telemetry::metricsPort() const {
   return metrics_server_ ? metrics_server_->port() : 0;
+}
+
+int Telemetry::metricsFd() const {
+  return metrics_server_ ? metrics_server_->fd() : -1;
+}
+
+void Telemetry::stopMetricsServer() {
+  metrics_server_.reset();
 }
 
 void Telemetry::recordDecision(const ConnectionInfo& info) {

@@ -123,6 +123,7 @@ class ConnectionTelemetry {
 struct TelemetryConfig {
   // "": no metrics endpoint (counters are still kept for /stats). "127.0.0.1:0" for tests.
   std::string metrics_address = "0.0.0.0:15020";
+  int metrics_fd = -1;  // a listening socket for it handed over by the previous agent, or -1
   accesslog::Config access_log;
   metrics::MetricsLimits limits;
   // source_cluster / destination_cluster of this agent's own cluster (--cluster-name).
@@ -147,6 +148,10 @@ class Telemetry {
   void addSource(metrics::SampleSource source);
   // 0 when there is no metrics endpoint.
   int metricsPort() const;
+  // The metrics endpoint's listening socket (-1: none), to hand over; and stopping it once the
+  // next agent serves it.
+  int metricsFd() const;
+  void stopMetricsServer();
   accesslog::Logger& accessLog() { return *access_log_; }
 
  private:

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ namespace ferry::agent {
 
 class CertificateStore;
 class PodListener;
+class TunnelConnection;
 class HbonePool;
 class HeaderWaitQueue;
 class Telemetry;
@@ -49,6 +51,11 @@ struct Shared {
   // HTTP connections waiting for a request head, over every worker (--max-http-awaiting-headers
   // caps it; http_waiting.h).
   std::atomic<int64_t> http_awaiting_headers{0};
+  // Mirrored copies of routed requests in flight, over every worker (http_mirror.h caps it).
+  std::atomic<int64_t> mirrors_in_flight{0};
+  // Inbound HBONE connections open (with or without streams), over every worker: a draining
+  // agent leaves only once its peers have moved theirs to the next agent.
+  std::atomic<int64_t> inbound_tunnels_open{0};
 };
 
 struct WorkerContext {
@@ -61,6 +68,11 @@ struct WorkerContext {
   Stats stats;
   std::mt19937 rng;
   std::map<std::string, std::vector<std::unique_ptr<PodListener>>> listeners;  // by pod uid
+  // False while a predecessor still serves the node (agent/handover.h): listeners are opened or
+  // taken over but not watched until the agent is ready. Worker thread only after start.
+  bool accepting = true;
+  // Inbound HBONE connections of this worker (hbone_server.cc), told to drain on hand-over.
+  std::set<TunnelConnection*> inbound_tunnels;
   std::unique_ptr<HbonePool> pool;
   std::unique_ptr<Revocations> revocations;  // created on first use (revocation.h)
   std::unique_ptr<UpstreamPool> upstreams;   // created on first use (upstream_pool.h)

@@ -17,6 +17,8 @@ packages=(
   # local cluster, tests and demo
   iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3-h2
   openssl prometheus
+  # the fake API server's client tests (test/fakes/kube_api_server): the Python client
+  python3-kubernetes
   # nghttpd: the cleartext HTTP/2 server h2load talks to in the mesh e2e tests
   nghttp2-server
   # benchmarks

@@ -77,8 +77,10 @@ void from_json(const nlohmann::json& j, HttpRouteMatch& v) {
 }
 
 void to_json(nlohmann::json& j, const HttpRouteRule& v) {
-  j = nlohmann::json{
-      {"matches", v.matches}, {"backends", v.backends}, {"mirror_percent", v.mirror_percent}};
+  j = nlohmann::json{{"matches", v.matches},
+                     {"backends", v.backends},
+                     {"mirror_numerator", v.mirror_numerator},
+                     {"mirror_denominator", v.mirror_denominator}};
   putOptional(j, "request_header_modifier", v.request_header_modifier);
   putOptional(j, "request_timeout_ms", v.request_timeout_ms);
   putOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
@@ -95,7 +97,9 @@ void from_json(const nlohmann::json& j, HttpRouteRule& v) {
   getOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
   getOptional(j, "retry", v.retry);
   getOptional(j, "mirror", v.mirror);
-  getOr(j, "mirror_percent", v.mirror_percent);
+  getOr(j, "mirror_percent", v.mirror_numerator);  // what a controller before issue 21 sends
+  getOr(j, "mirror_numerator", v.mirror_numerator);
+  getOr(j, "mirror_denominator", v.mirror_denominator);
 }
 
 void to_json(nlohmann::json& j, const HttpRoute& v) {

@@ -18,6 +18,13 @@ TEST_CASE("flags parse into the config with defaults", "[agent]") {
   CHECK(c->enroll_socket == "/run/ferry/agent.sock");
   CHECK(c->max_buffer_bytes == kDefaultMaxBufferBytes);
   CHECK(c->cluster_name == "Kubernetes");
+  CHECK(c->drain_grace_ms == kDefaultDrainGraceMs);
+  CHECK(c->handoverSocket() == "/run/ferry/agent.sock.handover");
+  auto drain = parseFlags({"--node=n", "--certs=/c", "--capture=none", "--drain-grace=25s",
+                           "--handover-socket=/run/h.sock"});
+  REQUIRE(drain.ok());
+  CHECK(drain->drain_grace_ms == 25000);
+  CHECK(drain->handoverSocket() == "/run/h.sock");
   auto named = parseFlags({"--node=n", "--certs=/c", "--capture=none", "--cluster-name=east-1"});
   REQUIRE(named.ok());
   CHECK(named->cluster_name == "east-1");
@@ -42,6 +49,9 @@ TEST_CASE("bad flags are refused with a reason", "[agent]") {
            {{"--node=n", "--certs=/c", "--capture=none", "--workers=x"}, "not a number"},
            {{"--node=n", "--certs=/c", "--capture=none", "--bogus=1"}, "unknown flag --bogus"},
            {{"node=n"}, "expected --name=value"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--drain-grace=5"}, "--drain-grace"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--drain-grace=-1s"}, "between 0s and 1h"},
+           {{"--node=n", "--certs=/c", "--capture=none", "--drain-grace=2h"}, "between 0s and 1h"},
            {{"--node=n", "--capture=none", "--controller=c:15012"}, "--bootstrap-token-file"},
            {{"--node=n", "--capture=none", "--controller=c", "--bootstrap-token-file=/t",
              "--controller-ca=/r"},
@@ -56,8 +66,7 @@ TEST_CASE("bad flags are refused with a reason", "[agent]") {
            {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name="}, "--cluster-name must"},
            {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name=a b"},
             "--cluster-name must be 1-63"},
-           {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name=a,b"},
-            "got \"a,b\""},
+           {{"--node=n", "--certs=/c", "--capture=none", "--cluster-name=a,b"}, "got \"a,b\""},
        }) {
     auto c = parseFlags(row.args);
     REQUIRE_FALSE(c.ok());

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "controller/view_testing.h"
 #include "k8s/manifest_bombs.h"
@@ -331,14 +332,15 @@ TEST_CASE("standalone: a malformed policy is refused and fails closed while the 
   CHECK(f.store.stats().rejected.load() == 2);
 }
 
-const model::AuthorizationPolicy* policyNamed(const model::NodeSnapshot& s,
-                                              const std::string& name) {
+// A copy: the snapshot is usually a temporary that ends with the full expression.
+std::optional<model::AuthorizationPolicy> policyNamed(const model::NodeSnapshot& s,
+                                                      const std::string& name) {
   for (const auto& p : s.policies) {
     if (p.key.name == name) {
-      return &p;
+      return p;
     }
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 bool rejectedFrom(const StateStore& store, const fs::path& file, const std::string& reason) {
@@ -355,15 +357,15 @@ TEST_CASE("standalone: a duplicate in a file sorting first never replaces the po
   f.folder.write("workloads.yaml", kWorkloads);
   f.folder.write("z-policies.yaml", policy("guard", "web", "DENY"));
   f.start();
-  const auto* guard = policyNamed(f.store.snapshotFor("node1"), "guard");
-  REQUIRE(guard != nullptr);
+  auto guard = policyNamed(f.store.snapshotFor("node1"), "guard");
+  REQUIRE(guard.has_value());
   REQUIRE(guard->action == model::PolicyAction::kDeny);
 
   const fs::path newcomer = f.folder.path / "a-newcomer.yaml";
   f.change([&] { f.folder.write("a-newcomer.yaml", policy("guard", "web", "ALLOW")); });
   REQUIRE(waitUntil([&] { return f.store.stats().rejected.load() >= 1; }));
   guard = policyNamed(f.store.snapshotFor("node1"), "guard");
-  REQUIRE(guard != nullptr);
+  REQUIRE(guard.has_value());
   CHECK(guard->action == model::PolicyAction::kDeny);
   CHECK(guard->refused.empty());
   // The refusal is logged against the newcomer's file, naming the original.
@@ -378,7 +380,8 @@ TEST_CASE("standalone: a duplicate in a file sorting first never replaces the po
     f.folder.write("z-policies.yaml",
                    policy("guard", "web", "DENY") + "---\n" + policy("audit", "web", "AUDIT"));
   });
-  REQUIRE(waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit") != nullptr; }));
+  REQUIRE(
+      waitUntil([&] { return policyNamed(f.store.snapshotFor("node1"), "audit").has_value(); }));
   CHECK(policyNamed(f.store.snapshotFor("node1"), "guard")->action == model::PolicyAction::kDeny);
 
   // A fresh start on the same folder decides the same way: the older file wins.
@@ -389,7 +392,7 @@ TEST_CASE("standalone: a duplicate in a file sorting first never replaces the po
   REQUIRE(again.start().ok());
   again.stop();
   guard = policyNamed(fresh.snapshotFor("node1"), "guard");
-  REQUIRE(guard != nullptr);
+  REQUIRE(guard.has_value());
   CHECK(guard->action == model::PolicyAction::kDeny);
   CHECK(rejectedFrom(fresh, newcomer, "duplicates the object"));
 }
@@ -427,15 +430,15 @@ TEST_CASE("standalone: an alias bomb refuses its file as a whole, what it held s
   });
   REQUIRE(waitUntil([&] { return f.store.stats().rejected.load() >= 1; }));
   CHECK(rejectedFrom(f.store, file, "more than 250000 YAML nodes"));
-  const auto* guard = policyNamed(f.store.snapshotFor("node1"), "guard");
-  REQUIRE(guard != nullptr);
+  auto guard = policyNamed(f.store.snapshotFor("node1"), "guard");
+  REQUIRE(guard.has_value());
   CHECK(guard->action == model::PolicyAction::kDeny);
   CHECK(f.store.count(k8s::Kind::kNamespace) == 1);  // nothing of the bomb got in
   // Fixing the file applies it.
   f.change([&] { f.folder.write("policies.yaml", policy("guard", "web", "ALLOW")); });
   CHECK(waitUntil([&] {
-    const auto* p = policyNamed(f.store.snapshotFor("node1"), "guard");
-    return p != nullptr && p->action == model::PolicyAction::kAllow;
+    auto p = policyNamed(f.store.snapshotFor("node1"), "guard");
+    return p.has_value() && p->action == model::PolicyAction::kAllow;
   }));
 }
 

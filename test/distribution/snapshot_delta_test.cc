@@ -52,7 +52,8 @@ model::NodeSnapshot baseSnapshot() {
   route.parent_services = {{"default", "web"}};
   model::HttpRouteRule rr;
   rr.request_timeout_ms = 500;
-  rr.mirror_percent = 25;
+  rr.mirror_numerator = 1;
+  rr.mirror_denominator = 3;
   model::HttpRouteMatch match;
   match.path = model::HttpPathMatch{model::HttpPathMatch::Type::kExact, "/x"};
   rr.matches.push_back(match);
@@ -88,7 +89,8 @@ TEST_CASE("model JSON round-trips every resource kind, optionals included", "[di
   CHECK_FALSE(back->routes[0].rules[0].retry.has_value());
   CHECK(back->routes[0].rules[0].matches[0].path->type == model::HttpPathMatch::Type::kExact);
   CHECK(back->routes[0].rules[0].backends[1].weight == 10u);
-  CHECK(back->routes[0].rules[0].mirror_percent == 25u);
+  CHECK(back->routes[0].rules[0].mirror_numerator == 1u);
+  CHECK(back->routes[0].rules[0].mirror_denominator == 3u);
   CHECK(back->routes[0].annotations.at("fault.ferry.dev/abort-status") == "503");
   CHECK(back->services[0].annotations.at("ferry.dev/max-connections") == "8");
   CHECK(indexSnapshot(*back) == indexed);

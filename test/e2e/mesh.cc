@@ -62,8 +62,6 @@ uint16_t freeLoopbackPort() {
   return port;
 }
 
-namespace {
-
 absl::StatusOr<std::string> httpGet(uint16_t port, const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
@@ -91,6 +89,8 @@ absl::StatusOr<std::string> httpGet(uint16_t port, const std::string& path) {
   }
   return out.substr(body + 4);
 }
+
+namespace {
 
 void writeFile(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
@@ -244,6 +244,25 @@ absl::Status Mesh::restartAgent(int n) {
     return s;
   }
   return startAgent(n);
+}
+
+absl::StatusOr<Mesh::Upgrade> Mesh::upgradeAgent(int n, bool surge) {
+  Upgrade up;
+  up.old = std::move(agents_[n - 1]);
+  absl::Time start = absl::Now();
+  if (!surge) {
+    up.old->signal(SIGTERM);
+  }
+  if (auto s = startAgent(n); !s.ok()) {
+    return s;
+  }
+  // /ready may have been answered by the old agent (the socket is shared until the hand-over
+  // completes): the new agent's own word is its log line.
+  if (!waitAgentLog(n, "handover: accepting")) {
+    return absl::DeadlineExceededError("the new agent never took over:\n" + agentLog(n));
+  }
+  up.ready_after = absl::Now() - start;
+  return up;
 }
 
 absl::Status Mesh::waitReady(int n) {

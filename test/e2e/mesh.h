@@ -90,6 +90,16 @@ class Mesh {
   absl::Status stopAgent(int node);
   absl::Status startAgent(int node);
   absl::Status restartAgent(int node);
+  // An upgrade in place (issue 18): SIGTERM to the node's agent and, at once, a new agent with
+  // the same flags, which takes the listeners over; waits until the new one is ready. Returns
+  // the old process (it drains; the caller waits for its exit) and how long from the SIGTERM
+  // (or the start) until the new agent accepted. `surge`: the new agent starts while the old one
+  // runs and the old one gets no signal (a DaemonSet's maxSurge; the caller sends SIGTERM).
+  struct Upgrade {
+    std::unique_ptr<harness::Process> old;
+    absl::Duration ready_after;
+  };
+  absl::StatusOr<Upgrade> upgradeAgent(int node, bool surge = false);
 
   static std::string uidOf(const harness::Pod& pod) { return "uid-" + pod.name; }
   static std::string saOf(const harness::Pod& pod) { return "sa-" + pod.name; }
@@ -135,6 +145,9 @@ class Mesh {
   uint16_t controller_port_ = 0;
   std::string bundle_path_, token_path_, ca_dir_;
 };
+
+// GET 127.0.0.1:<port><path> (HTTP/1.0): the body of a 200 answer, else an error.
+absl::StatusOr<std::string> httpGet(uint16_t port, const std::string& path);
 
 // A loopback TCP port free right now (for an agent's or a helper server's listener).
 uint16_t freeLoopbackPort();

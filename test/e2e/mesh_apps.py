@@ -16,9 +16,10 @@
                                     (fail50: every other request 503; hang: never answers;
                                     status:N always N; sleep:MS answers after MS ms); GET
                                     /__stats (not counted) answers {"GET": n, "POST": m,
-                                    "max_active": k, "connections": c}: what it received,
-                                    most at once, over how many connections; every answer
-                                    carries X-Seen-Host: the Host it received
+                                    "max_active": k, "connections": c, "hosts": {Host: n}}:
+                                    what it received, most at once, over how many
+                                    connections, by Host; every answer carries X-Seen-Host:
+                                    the Host it received
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
@@ -345,6 +346,7 @@ def http_app(port, name, behavior):
     counts = {"GET": 0, "POST": 0}
     active = [0, 0]  # in progress now, most at once
     connections = [0]  # that carried at least one counted request
+    hosts = {}  # counted requests by the Host they carried
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -360,13 +362,16 @@ def http_app(port, name, behavior):
             if self.path == "/__stats":
                 with lock:
                     self.answer(200, json.dumps(dict(counts, max_active=active[1],
-                                                     connections=connections[0])))
+                                                     connections=connections[0],
+                                                     hosts=hosts)))
                 return
             with lock:
                 if not getattr(self, "counted", False):  # one handler per connection
                     self.counted = True
                     connections[0] += 1
                 counts[self.command] = counts.get(self.command, 0) + 1
+                host = self.headers.get("Host", "-")
+                hosts[host] = hosts.get(host, 0) + 1
                 n = sum(counts.values())
                 active[0] += 1
                 active[1] = max(active[1], active[0])
@@ -777,6 +782,82 @@ def attempts(host, port, count, text):
     print("OK=%d FAILED=%d" % (ok, count - ok), flush=True)
 
 
+def probe_every(host, port, interval, count, text, stop_file):
+    """A fresh connection every `interval` s (each sends `text`, expects it echoed) until
+    stop_file exists or `count` were made: prints STARTED after the first, then OK=n FAILED=n
+    and the first failures."""
+    ok, failures = 0, []
+    next_at = time.monotonic()
+    for i in range(count):
+        if os.path.exists(stop_file):
+            break
+        try:
+            if round_trip(connect(host, port, timeout=3), text.encode()) == text.encode():
+                ok += 1
+            else:
+                failures.append("%d: echo differs" % i)
+        except OSError as e:
+            failures.append("%d: %s" % (i, e))
+        if i == 0:
+            print("STARTED", flush=True)
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    print("OK=%d FAILED=%d" % (ok, len(failures)), flush=True)
+    for f in failures[:10]:
+        print("FAIL " + f, flush=True)
+
+
+def streams(host, port, count, release_file):
+    """`count` long-lived connections, each sending its own byte sequence in rounds (the echo
+    of each round read back) until release_file exists, then closing cleanly: prints STREAMING
+    once every stream has echoed a round, then OK=n BAD=n BYTES=n, a stream being OK when the
+    sha256 and length of what came back equal what it sent."""
+    results = [None] * count
+    started = threading.Barrier(count + 1)
+
+    def one(k):
+        sent, got, total = hashlib.sha256(), hashlib.sha256(), 0
+        seed = hashlib.sha256(b"stream-%d" % k).digest()
+        try:
+            conn = connect(host, port, timeout=10)
+            conn.settimeout(30)
+            for rnd in range(6000):  # bounded: about 120 s at 20 ms a round
+                size = 1 + (seed[rnd % 32] * 37 + rnd * 101) % 9000
+                block = (seed * (size // 32 + 1))[:size]
+                conn.sendall(block)
+                sent.update(block)
+                back = recv_exact(conn, size)
+                got.update(back)
+                total += len(back)
+                if rnd == 0:
+                    started.wait(30)
+                if os.path.exists(release_file):
+                    break
+                time.sleep(0.02)
+            conn.shutdown(socket.SHUT_WR)
+            tail = conn.recv(CHUNK)
+            conn.close()
+            results[k] = not tail and sent.digest() == got.digest()
+        except (OSError, threading.BrokenBarrierError) as e:
+            print("stream %d: %s" % (k, e), flush=True)
+            results[k] = False
+        results[k] = (results[k], total)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    try:
+        started.wait(30)
+        print("STREAMING", flush=True)
+    except threading.BrokenBarrierError:
+        print("NOT STREAMING", flush=True)
+    for t in threads:
+        t.join()
+    good = sum(1 for r in results if r and r[0])
+    print("OK=%d BAD=%d BYTES=%d" % (good, count - good, sum(r[1] for r in results if r)),
+          flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode")
@@ -835,6 +916,10 @@ def main():
             flood(a.host, a.port, a.count, a.text)
         elif a.mode == "slow-headers":
             slow_headers(a.host, a.port, a.count, a.interval, a.seconds)
+        elif a.mode == "probe-every":
+            probe_every(a.host, a.port, a.interval, a.count, a.text, a.name)
+        elif a.mode == "streams":
+            streams(a.host, a.port, a.count, a.text)
         elif a.mode == "attempts":
             attempts(a.host, a.port, a.count, a.text)
         elif a.mode == "send":

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "e2e/http_apps.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
 #include "metrics/scrape.h"
@@ -137,32 +138,6 @@ std::unique_ptr<Mesh> startRoutedMesh(const std::string& route_yaml,
   return std::move(*mesh);
 }
 
-nlohmann::json load(Mesh& m, const std::string& vip, int count, int connections,
-                    const std::string& method = "GET") {
-  auto out = m.run(m.pod(1, 1),
-                   {"/usr/bin/python3", meshAppsScript(), "http-load", "--host=" + vip, "--port=80",
-                    absl::StrCat("--count=", count), absl::StrCat("--connections=", connections),
-                    "--method=" + method},
-                   absl::Seconds(300));
-  REQUIRE_OK(out);
-  return nlohmann::json::parse(*out);
-}
-
-int64_t statusCount(const nlohmann::json& r, const std::string& status) {
-  return r["status"].contains(status) ? r["status"][status].get<int64_t>() : 0;
-}
-
-// What a backend received (its /__stats, read from inside its pod, not through the mesh).
-nlohmann::json backendStats(Mesh& m, int node, int pod, uint16_t port) {
-  auto out =
-      m.run(m.pod(node, pod), {"/usr/bin/python3", meshAppsScript(), "http-get", "--host=127.0.0.1",
-                               absl::StrCat("--port=", port), "--text=/__stats"});
-  REQUIRE_OK(out);
-  std::vector<std::string> f = absl::StrSplit(*out, absl::MaxSplits(' ', 2));
-  REQUIRE(f.size() == 3);
-  return nlohmann::json::parse(f[2]);
-}
-
 // The value of `metric`{route="<route>"} on node 1's metrics page (-1 when absent).
 double routeMetric(Mesh& m, const std::string& metric, const std::string& route_name,
                    double at_least = 0) {
@@ -182,7 +157,7 @@ TEST_CASE("routing e2e: weights 90/10 over 10000 requests split within 2 points"
   FERRY_REQUIRE_ROOT();
   auto mesh = startRoutedMesh(splitRoute(90, 10));
   Mesh& m = *mesh;
-  nlohmann::json r = load(m, "10.96.0.30", 10000, 8);
+  nlohmann::json r = httpLoad(m, "10.96.0.30", 10000, 8);
   INFO(r.dump());
   REQUIRE(statusCount(r, "200") == 10000);
   const double v1 = r["body"].value("n2p1", 0);
@@ -207,7 +182,7 @@ TEST_CASE(
   // The backend fails exactly every other request it receives. One connection, so the tries of
   // one request are not interleaved with another's: with independent 50% failures, 2 retries
   // could only reach 87.5%.
-  nlohmann::json r = load(m, "10.96.0.33", 1000, 1);
+  nlohmann::json r = httpLoad(m, "10.96.0.33", 1000, 1);
   INFO(r.dump());
   const int64_t ok = statusCount(r, "200");
   std::cout << "routing e2e: 50% failing backend, 2 retries: " << ok << "/1000 succeeded\n";
@@ -227,7 +202,7 @@ TEST_CASE(
   CHECK(seen.value("connections", 0) == 1);
 
   // POST is not idempotent: the backend sees each once, half of them fail.
-  nlohmann::json p = load(m, "10.96.0.33", 100, 1, "POST");
+  nlohmann::json p = httpLoad(m, "10.96.0.33", 100, 1, "POST");
   INFO(p.dump());
   nlohmann::json after = backendStats(m, 2, 1, 8081);
   CHECK(after.value("POST", 0) == 100);
@@ -241,7 +216,7 @@ TEST_CASE("routing e2e: a hanging backend gets 504 at the request timeout", "[pr
                                     "  - backendRefs:\n    - {name: slow, port: 80}\n"
                                     "    timeouts: {request: 300ms}\n"));
   Mesh& m = *mesh;
-  nlohmann::json r = load(m, "10.96.0.34", 5, 1);
+  nlohmann::json r = httpLoad(m, "10.96.0.34", 5, 1);
   INFO(r.dump());
   CHECK(statusCount(r, "504") == 5);
   std::cout << "routing e2e: 504 after (ms, timeout 300 ms): " << r["ms"].dump() << "\n";
@@ -257,7 +232,7 @@ TEST_CASE("routing e2e: fault injection answers the annotated status without for
                  "    fault.ferry.dev/abort-percent: \"50\"\n");
   auto mesh = startRoutedMesh(faulty);
   Mesh& m = *mesh;
-  nlohmann::json r = load(m, "10.96.0.30", 200, 2);
+  nlohmann::json r = httpLoad(m, "10.96.0.30", 200, 2);
   INFO(r.dump());
   const int64_t aborted = statusCount(r, "418");
   std::cout << "routing e2e: 50% abort fault: " << aborted << " of 200 answered 418\n";
@@ -278,7 +253,7 @@ TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after t
                       {"--outlier-base-ejection-ms=3000"});
   Mesh& m = *mesh;
   // One connection, one request at a time: every failure lands before the next pick.
-  nlohmann::json first = load(m, "10.96.0.35", 300, 1);
+  nlohmann::json first = httpLoad(m, "10.96.0.35", 300, 1);
   INFO(first.dump());
   const int64_t bad_first = backendStats(m, 2, 2, 8083).value("GET", 0);
   std::cout << "routing e2e: 503 endpoint got " << bad_first << " of 300 requests\n";
@@ -294,7 +269,7 @@ TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after t
   // first interval and is ejected again, for longer): after that it is picked again.
   std::this_thread::sleep_for(
       std::chrono::milliseconds(3000 * static_cast<int64_t>(std::max(1.0, ejections)) + 500));
-  nlohmann::json second = load(m, "10.96.0.35", 100, 1);
+  nlohmann::json second = httpLoad(m, "10.96.0.35", 100, 1);
   INFO(second.dump());
   const int64_t bad_second = backendStats(m, 2, 2, 8083).value("GET", 0) - bad_first;
   std::cout << "routing e2e: after the interval the 503 endpoint got " << bad_second
@@ -308,7 +283,7 @@ TEST_CASE("routing e2e: a round-robin Service spreads 300 requests exactly 100 p
   FERRY_REQUIRE_ROOT();
   auto mesh = startRoutedMesh(route("rr", "rr", "  - backendRefs:\n    - {name: rr, port: 80}\n"));
   Mesh& m = *mesh;
-  nlohmann::json r = load(m, "10.96.0.36", 300, 3);
+  nlohmann::json r = httpLoad(m, "10.96.0.36", 300, 3);
   INFO(r.dump());
   std::cout << "routing e2e: round robin over 3 endpoints, 300 requests: " << r["body"].dump()
             << "\n";
@@ -361,7 +336,7 @@ TEST_CASE("routing e2e: max-connections 1 and max-pending-requests 1 answer the 
   Mesh& m = *mesh;
   // Six at once against a backend that takes 2 s: one gets the only connection, one waits for
   // it, four overflow. The waiting one goes on once the first is done.
-  nlohmann::json r = load(m, "10.96.0.37", 6, 6);
+  nlohmann::json r = httpLoad(m, "10.96.0.37", 6, 6);
   INFO(r.dump());
   std::cout << "routing e2e: 6 concurrent requests, 1 connection + 1 pending allowed: "
             << r["status"].dump() << ", ms " << r["ms"].dump() << "\n";
@@ -381,7 +356,7 @@ TEST_CASE("routing e2e: max-connections 1 and max-pending-requests 1 answer the 
   CHECK(sampleValue(page, "istio_requests_total", overflowed) == 4);
 
   // Within the limits (one at a time) nothing overflows.
-  nlohmann::json serial = load(m, "10.96.0.37", 2, 1);
+  nlohmann::json serial = httpLoad(m, "10.96.0.37", 2, 1);
   INFO(serial.dump());
   CHECK(statusCount(serial, "200") == 2);
   CHECK(routeMetric(m, "ferry_route_overflows_total", "limited", 4) == 4);

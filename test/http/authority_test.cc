@@ -100,5 +100,26 @@ TEST_CASE("forwarded fields: one Host holding the authority, first", "[http][aut
   CHECK(out[2].name == "X-B");
 }
 
+TEST_CASE("a mirrored request's authority gets -shadow after the host, as Envoy's",
+          "[http][authority]") {
+  struct Row {
+    const char* authority;
+    const char* shadow;
+  };
+  const Row rows[] = {
+      {"web", "web-shadow"},
+      {"web:80", "web-shadow:80"},
+      {"web.default.svc.cluster.local:8080", "web.default.svc.cluster.local-shadow:8080"},
+      {"10.96.0.30", "10.96.0.30-shadow"},
+      {"10.96.0.30:80", "10.96.0.30-shadow:80"},
+      {"[fd00::1]", "[fd00::1]-shadow"},
+      {"[fd00::1]:80", "[fd00::1]-shadow:80"},
+  };
+  for (const Row& row : rows) {
+    INFO(row.authority);
+    CHECK(shadowAuthority(row.authority) == row.shadow);
+  }
+}
+
 }  // namespace
 }  // namespace ferry::http

@@ -331,7 +331,8 @@ spec:
   CHECK(rule.request_header_modifier->remove == std::vector<std::string>{"x-c"});
   REQUIRE(rule.mirror.has_value());
   CHECK(rule.mirror->service.name == "shadow");
-  CHECK(rule.mirror_percent == 25);
+  CHECK(rule.mirror_numerator == 25);
+  CHECK(rule.mirror_denominator == 100);
   CHECK(rule.request_timeout_ms == 5'400'000u);
   CHECK(rule.backend_request_timeout_ms == 600'000u);
   CHECK_FALSE(rule.retry.has_value());

@@ -1,6 +1,9 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "routing/route_table.h"
 #include "routing_test_util.h"
@@ -213,7 +216,7 @@ TEST_CASE("rule options: header modifier, timeouts, retry, mirror", "[routing]")
   r.backend_request_timeout_ms = 100;
   r.retry = model::HttpRetry{.attempts = 2, .codes = {503, 502}, .backoff_ms = 10};
   r.mirror = model::BackendRef{.service = key("shop", "shadow"), .port = 81};
-  r.mirror_percent = 30;
+  r.mirror_numerator = 30;
   model::NodeSnapshot view;
   view.routes.push_back(route("opts", {r}));
   auto table = RouteTable::build(view);
@@ -241,12 +244,76 @@ TEST_CASE("rule options: header modifier, timeouts, retry, mirror", "[routing]")
   REQUIRE(matched->mirror() != nullptr);
   CHECK(matched->mirror()->service.name == "shadow");
   CHECK(matched->mirror()->port == 81);
-  std::mt19937_64 rng(3);
   int mirrored = 0;
   for (int i = 0; i < 10000; ++i) {
-    mirrored += matched->shouldMirror(rng) ? 1 : 0;
+    mirrored += matched->shouldMirror() ? 1 : 0;
   }
-  CHECK(std::abs(mirrored - 3000) <= 200);
+  CHECK(mirrored == 3000);
+}
+
+TEST_CASE("mirror share: exact and evenly spread, for percent and fraction", "[routing]") {
+  struct Row {
+    uint32_t numerator, denominator;
+    int requests;
+    int expected;  // floor(requests * n / d)
+  };
+  const Row rows[] = {
+      {100, 100, 50, 50},     {0, 100, 50, 0}, {50, 100, 100, 50},    {50, 100, 7, 3},
+      {1, 3, 300, 100},       {2, 3, 10, 6},   {1, 1000, 999, 0},     {1, 1000, 1000, 1},
+      {999, 1000, 1000, 999}, {7, 7, 20, 20},  {1, 2147483647, 5, 0},
+  };
+  for (const Row& row : rows) {
+    INFO(row.numerator << "/" << row.denominator << " over " << row.requests);
+    model::HttpRouteRule r = rule({}, "v1");
+    r.mirror = model::BackendRef{.service = key("shop", "shadow"), .port = 81};
+    r.mirror_numerator = row.numerator;
+    r.mirror_denominator = row.denominator;
+    model::NodeSnapshot view;
+    view.routes.push_back(route("m", {r}));
+    auto table = RouteTable::build(view);
+    Request request;
+    const CompiledRule* matched = table->match(key("shop", "web"), 80, request.view());
+    REQUIRE(matched != nullptr);
+    std::vector<bool> picks;
+    for (int i = 0; i < row.requests; ++i) {
+      picks.push_back(matched->shouldMirror());
+    }
+    CHECK(std::count(picks.begin(), picks.end(), true) == row.expected);
+    // Evenly spread: every prefix of k requests holds floor(k*n/d) mirrored ones.
+    int64_t so_far = 0;
+    for (size_t k = 1; k <= picks.size(); ++k) {
+      so_far += picks[k - 1] ? 1 : 0;
+      CHECK(so_far == static_cast<int64_t>(k * row.numerator / row.denominator));
+    }
+  }
+  // 50%: every second request.
+  model::HttpRouteRule r = rule({}, "v1");
+  r.mirror = model::BackendRef{.service = key("shop", "shadow"), .port = 81};
+  r.mirror_numerator = 1;
+  r.mirror_denominator = 2;
+  model::NodeSnapshot view;
+  view.routes.push_back(route("half", {r}));
+  auto table = RouteTable::build(view);
+  Request request;
+  const CompiledRule* half = table->match(key("shop", "web"), 80, request.view());
+  REQUIRE(half != nullptr);
+  CHECK_FALSE(half->shouldMirror());
+  CHECK(half->shouldMirror());
+  CHECK_FALSE(half->shouldMirror());
+  CHECK(half->shouldMirror());
+}
+
+TEST_CASE("mirror share: a zero denominator skips the route with a reason", "[routing]") {
+  model::HttpRouteRule r = rule({}, "v1");
+  r.mirror = model::BackendRef{.service = key("shop", "shadow"), .port = 81};
+  r.mirror_denominator = 0;
+  model::NodeSnapshot view;
+  view.routes.push_back(route("zero", {r}));
+  std::vector<std::string> errors;
+  auto table = RouteTable::build(view, &errors);
+  CHECK(table->routeCount() == 0);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("denominator") != std::string::npos);
 }
 
 TEST_CASE("a rule without options has none", "[routing]") {
@@ -261,7 +328,7 @@ TEST_CASE("a rule without options has none", "[routing]") {
   CHECK(matched->retry().attempts == 0);
   CHECK(matched->mirror() == nullptr);
   std::mt19937_64 rng(3);
-  CHECK_FALSE(matched->shouldMirror(rng));
+  CHECK_FALSE(matched->shouldMirror());
   FaultAction fault = matched->fault(rng);
   CHECK_FALSE(fault.delay.has_value());
   CHECK_FALSE(fault.abort_status.has_value());

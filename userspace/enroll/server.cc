@@ -47,7 +47,16 @@ struct Client {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::start(const std::string& socket_path,
-                                                      Handler& handler) {
+                                                      Handler& handler, int inherited_fd) {
+  if (inherited_fd >= 0) {
+    int stop = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop < 0) {
+      return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+    }
+    auto server = std::unique_ptr<Server>(new Server(socket_path, handler, inherited_fd, stop));
+    server->thread_ = std::thread([s = server.get()] { s->run(); });
+    return server;
+  }
   auto addr = unixAddress(socket_path);
   if (!addr.ok()) {
     return addr.status();
@@ -96,14 +105,23 @@ Server::Server(std::string path, Handler& handler, int listen_fd, int stop_fd)
     : path_(std::move(path)), handler_(handler), listen_fd_(listen_fd), stop_fd_(stop_fd) {}
 
 Server::~Server() {
+  int fd = release();
+  if (fd >= 0) {
+    ::close(fd);
+    ::unlink(path_.c_str());
+  }
+  ::close(stop_fd_);
+}
+
+int Server::release() {
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof(one));
   if (thread_.joinable()) {
     thread_.join();
   }
-  ::close(listen_fd_);
-  ::close(stop_fd_);
-  ::unlink(path_.c_str());
+  int fd = listen_fd_;
+  listen_fd_ = -1;
+  return fd;
 }
 
 void Server::run() {

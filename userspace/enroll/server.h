@@ -27,9 +27,14 @@ class Server {
  public:
   // Binds `socket_path` (mode 0600, parent directories created). A stale socket file left by a
   // dead agent is replaced; a live agent already listening there is an error.
+  // `inherited_fd` >= 0: a listening socket already bound there, handed over by the agent that
+  // served it before (agent/handover.h); used as it is.
   static absl::StatusOr<std::unique_ptr<Server>> start(const std::string& socket_path,
-                                                       Handler& handler);
+                                                       Handler& handler, int inherited_fd = -1);
   ~Server();  // stops the thread, closes connections, unlinks the socket file
+  // Stops serving and gives up the listening socket (to hand it over): the caller owns it, and
+  // the socket file stays for whoever serves it next.
+  int release();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 

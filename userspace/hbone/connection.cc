@@ -219,6 +219,14 @@ void HboneConnection::drain() {
   (void)produce();
 }
 
+void HboneConnection::announceDrain() {
+  if (failed_ || h2_ == nullptr || !server_) {
+    return;
+  }
+  nghttp2_submit_shutdown_notice(h2_);
+  (void)produce();
+}
+
 void HboneConnection::takeEvents(std::vector<HboneEvent>& out) {
   out.clear();
   out.swap(events_);

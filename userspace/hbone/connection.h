@@ -101,6 +101,10 @@ class HboneConnection {
   bool finished() const;
   // Graceful drain: GOAWAY now; streams in flight finish, new ones are refused.
   void drain();
+  // Server side, before drain(): a GOAWAY naming no last stream (RFC 9113 6.8's shutdown
+  // notice), so the peer opens no new stream here while streams already on the wire are still
+  // taken; drain() about a round trip later refuses nothing the peer sent in good faith.
+  void announceDrain();
   // Frees empty connection-level buffers; for pooled connections that went idle.
   void releaseIdleMemory();
 

@@ -98,6 +98,21 @@ absl::StatusOr<std::string> requestAuthority(const MessageHead& head, const Requ
   return normalizeAuthority(head.host);
 }
 
+std::string shadowAuthority(std::string_view authority) {
+  // The port starts at the last ':' unless that ':' is inside an IP literal's brackets.
+  size_t colon = authority.rfind(':');
+  const size_t bracket = authority.rfind(']');
+  if (colon != std::string_view::npos && bracket != std::string_view::npos && colon < bracket) {
+    colon = std::string_view::npos;
+  }
+  std::string out(authority.substr(0, colon));
+  out.append("-shadow");
+  if (colon != std::string_view::npos) {
+    out.append(authority.substr(colon));
+  }
+  return out;
+}
+
 void fieldsWithAuthority(std::span<const Header> received, std::string_view authority,
                          std::vector<Header>& out) {
   out.clear();

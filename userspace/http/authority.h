@@ -38,6 +38,11 @@ absl::StatusOr<std::string> normalizeAuthority(std::string_view authority);
 // rules against, and nothing honest to forward.
 absl::StatusOr<std::string> requestAuthority(const MessageHead& head, const RequestTarget& target);
 
+// The authority a mirrored copy of a request carries (HTTPRoute RequestMirror), as Envoy's
+// shadow writer makes it: "-shadow" after the host, before any port ("web:80" ->
+// "web-shadow:80", "[::1]:80" -> "[::1]-shadow:80", "web" -> "web-shadow").
+std::string shadowAuthority(std::string_view authority);
+
 // The fields to forward for a request whose authority is `authority`: one `Host` field holding
 // it, first (RFC 9112 3.2), then every received field except Host, in order. Views into
 // `received` and `authority`.

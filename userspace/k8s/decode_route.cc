@@ -7,6 +7,8 @@
 // match runs in linear time; one that does not compile is refused here.
 #include <re2/re2.h>
 
+#include <limits>
+
 #include "absl/strings/ascii.h"
 #include "k8s/decoders.h"
 #include "policy/text.h"
@@ -172,6 +174,39 @@ model::BackendRef serviceRef(const Field& f, const Meta& meta) {
   return ref;
 }
 
+// HTTPRequestMirrorFilter: a Service backendRef and the share of requests mirrored, as percent
+// (0-100) or fraction (numerator/denominator, denominator 100 by default), never both.
+void decodeMirror(const Field& m, const Meta& meta, model::HttpRouteRule& rule) {
+  m.allowOnly({"backendRef", "percent", "fraction"});
+  Field backend = m["backendRef"];
+  if (!backend.present()) {
+    backend.fail("required field is missing");
+  }
+  backend.allowOnly({"group", "kind", "name", "namespace", "port"});
+  rule.mirror = serviceRef(backend, meta);
+  Field percent = m["percent"];
+  Field fraction = m["fraction"];
+  if (percent.present() && fraction.present()) {
+    fraction.fail("only one of percent and fraction may be set");
+  }
+  if (percent.present()) {
+    rule.mirror_numerator = static_cast<uint32_t>(percent.integer(0, 100));
+    rule.mirror_denominator = 100;
+  }
+  if (fraction.present()) {
+    fraction.allowOnly({"numerator", "denominator"});
+    if (!fraction["numerator"].present()) {
+      fraction["numerator"].fail("required field is missing");
+    }
+    rule.mirror_denominator = fraction["denominator"].present()
+                                  ? static_cast<uint32_t>(fraction["denominator"].integer(
+                                        1, std::numeric_limits<int32_t>::max()))
+                                  : 100;
+    rule.mirror_numerator =
+        static_cast<uint32_t>(fraction["numerator"].integer(0, rule.mirror_denominator));
+  }
+}
+
 void decodeFilter(const Field& f, const Meta& meta, model::HttpRouteRule& rule) {
   f.allowOnly({"type", "requestHeaderModifier", "responseHeaderModifier", "requestMirror",
                "requestRedirect", "urlRewrite", "extensionRef", "cors"});
@@ -213,17 +248,7 @@ void decodeFilter(const Field& f, const Meta& meta, model::HttpRouteRule& rule) 
     if (rule.mirror) {
       f.fail("Ferry supports one RequestMirror filter per rule");
     }
-    Field m = f["requestMirror"];
-    m.allowOnly({"backendRef", "percent", "fraction"});
-    Field backend = m["backendRef"];
-    backend.allowOnly({"group", "kind", "name", "namespace", "port"});
-    rule.mirror = serviceRef(backend, meta);
-    if (m["percent"].present()) {
-      rule.mirror_percent = static_cast<uint32_t>(m["percent"].integer(0, 100));
-    }
-    if (m["fraction"].present()) {
-      m["fraction"].fail("use percent; fraction is not supported by Ferry");
-    }
+    decodeMirror(f["requestMirror"], meta, rule);
   } else {
     f["type"].fail(text::cat("filter type '", type,
                              "' is not supported by Ferry (RequestHeaderModifier, "

@@ -200,7 +200,9 @@ struct HttpRouteRule {
   std::optional<uint32_t> request_timeout_ms, backend_request_timeout_ms;
   std::optional<HttpRetry> retry;
   std::optional<BackendRef> mirror;
-  uint32_t mirror_percent = 100;  // RequestMirror percent: share of requests mirrored
+  // RequestMirror percent (n/100) or fraction (n/d): the share of requests mirrored.
+  uint32_t mirror_numerator = 100;
+  uint32_t mirror_denominator = 100;
 };
 struct HttpRoute {
   ObjectKey key;

@@ -45,11 +45,17 @@ FaultAction CompiledRule::fault(absl::BitGenRef rng) const {
   return fault_ ? fault_->roll(rng) : FaultAction{};
 }
 
-bool CompiledRule::shouldMirror(absl::BitGenRef rng) const {
-  if (!mirror_ || mirror_percent_ == 0) {
+bool CompiledRule::shouldMirror() const {
+  if (!mirror_ || mirror_numerator_ == 0) {
     return false;
   }
-  return mirror_percent_ >= 100 || absl::Uniform<uint32_t>(rng, 0, 100) < mirror_percent_;
+  if (mirror_numerator_ >= mirror_denominator_) {
+    return true;
+  }
+  // The pattern repeats every d requests: only k mod d matters (and products stay small).
+  const uint64_t k = mirror_seen_.fetch_add(1, std::memory_order_relaxed) % mirror_denominator_;
+  return (k + 1) * mirror_numerator_ / mirror_denominator_ >
+         k * mirror_numerator_ / mirror_denominator_;
 }
 
 // Turns model routes into CompiledRules and precedence-sorted entries.
@@ -192,7 +198,12 @@ class RouteTableBuilder {
     if (in.mirror) {
       rule->mirror_ =
           BackendTarget{.service = in.mirror->service, .port = in.mirror->port, .weight = 1};
-      rule->mirror_percent_ = std::min<uint32_t>(in.mirror_percent, 100);
+      if (in.mirror_denominator == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("rule ", index, ": RequestMirror fraction denominator is 0"));
+      }
+      rule->mirror_numerator_ = std::min(in.mirror_numerator, in.mirror_denominator);
+      rule->mirror_denominator_ = in.mirror_denominator;
     }
     return rule;
   }

@@ -1,6 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,8 +46,14 @@ class CompiledRule {
   FaultAction fault(absl::BitGenRef rng) const;
   const std::optional<FaultConfig>& faultConfig() const { return fault_; }
   const BackendTarget* mirror() const { return mirror_ ? &*mirror_ : nullptr; }
-  // Whether this request is mirrored (RequestMirror percent); false when there is no mirror.
-  bool shouldMirror(absl::BitGenRef rng) const;
+  // Whether this request is mirrored (RequestMirror percent or fraction n/d); false when there
+  // is no mirror. Deterministic and agent-wide (one atomic counter per rule, shared by every
+  // worker): request k of the rule (k = 1, 2, ...) is mirrored when floor(k*n/d) moves past
+  // floor((k-1)*n/d), so any k consecutive requests hold floor(k*n/d) or ceil(k*n/d) mirrored
+  // ones, evenly spread (50%: every second request). The count starts afresh with the table,
+  // i.e. at each new snapshot: the share is exact between snapshots, off by less than one
+  // request per rebuild.
+  bool shouldMirror() const;
 
  private:
   friend class RouteTableBuilder;
@@ -61,7 +68,8 @@ class CompiledRule {
   RetryPolicy retry_;
   std::optional<FaultConfig> fault_;
   std::optional<BackendTarget> mirror_;
-  uint32_t mirror_percent_ = 100;
+  uint64_t mirror_numerator_ = 0, mirror_denominator_ = 1;
+  mutable std::atomic<uint64_t> mirror_seen_{0};  // requests asked shouldMirror()
 };
 
 class RouteTable {

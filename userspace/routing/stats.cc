@@ -23,7 +23,12 @@ std::map<std::string, RouteStatsValues> RouteStatsRegistry::snapshot() const {
                                  .ejections = load(s->ejections),
                                  .overflows = load(s->overflows),
                                  .faults_injected = load(s->faults_injected),
-                                 .no_route = load(s->no_route)};
+                                 .no_route = load(s->no_route),
+                                 .mirrors = load(s->mirrors),
+                                 .mirror_errors = load(s->mirror_errors),
+                                 .mirror_dropped_body = load(s->mirror_dropped_body),
+                                 .mirror_dropped_overload = load(s->mirror_dropped_overload),
+                                 .mirror_dropped_unavailable = load(s->mirror_dropped_unavailable)};
   }
   return out;
 }

@@ -17,12 +17,18 @@ namespace ferry::routing {
 struct RouteStats {
   std::atomic<uint64_t> requests{0}, retries{0}, timeouts{0}, ejections{0}, overflows{0},
       faults_injected{0}, no_route{0};
+  // RequestMirror: copies sent; sent copies that got no whole response (mirror down, refused,
+  // reset, timed out); copies chosen but not sent, by reason.
+  std::atomic<uint64_t> mirrors{0}, mirror_errors{0}, mirror_dropped_body{0},
+      mirror_dropped_overload{0}, mirror_dropped_unavailable{0};
 };
 
 // A plain copy of RouteStats, for export.
 struct RouteStatsValues {
   uint64_t requests = 0, retries = 0, timeouts = 0, ejections = 0, overflows = 0,
            faults_injected = 0, no_route = 0;
+  uint64_t mirrors = 0, mirror_errors = 0, mirror_dropped_body = 0, mirror_dropped_overload = 0,
+           mirror_dropped_unavailable = 0;
 };
 
 // Counters by route name ("ns/name"). get() is called once per request on the data path: the

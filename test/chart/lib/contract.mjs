@@ -57,9 +57,19 @@ export function contractErrors(objects) {
       );
       const rp = agent.readinessProbe?.httpGet;
       need(rp?.path === "/healthz/ready" && rp?.port === 15021, "agent: readiness probe :15021/healthz/ready");
-      const ports = Object.fromEntries((agent.ports ?? []).map((p) => [p.name, p.containerPort]));
-      need(ports.metrics === 15020, "agent: metrics port 15020");
-      need(ports.readiness === 15021, "agent: readiness port 15021");
+      // Upgrades surge (a new agent beside the old one): no host port may be claimed, and with
+      // hostNetwork every container port is one.
+      need((agent.ports ?? []).length === 0, "agent: no container ports (they block maxSurge)");
+      const ru = ds.spec.updateStrategy?.rollingUpdate ?? {};
+      need(ru.maxSurge === 1 && ru.maxUnavailable === 0,
+        "agent: rolling update with maxSurge 1, maxUnavailable 0");
+      const grace = (agent.args ?? []).find((a) => a.startsWith("--drain-grace="));
+      need(grace, "agent: --drain-grace is set");
+      if (grace) {
+        const seconds = parseInt(grace.slice("--drain-grace=".length), 10);
+        need(pod.terminationGracePeriodSeconds === seconds + 5,
+          "agent: terminationGracePeriodSeconds is the drain grace plus 5 s");
+      }
       const cgroup = agent.volumeMounts.find((m) => m.mountPath === "/sys/fs/cgroup");
       need(cgroup?.readOnly === true, "agent: cgroup mount must be read-only");
     }

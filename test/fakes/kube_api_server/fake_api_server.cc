@@ -14,61 +14,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "fakes/kube_api_server/discovery.h"
 #include "fakes/kube_api_server/http_wire.h"
+#include "fakes/kube_api_server/selectors.h"
+#include "fakes/kube_api_server/table.h"
 
 namespace ferry::fakes {
 namespace {
 
 using nlohmann::json;
 
-std::string meta(const json& obj, const char* field) {
-  if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
-      obj["metadata"][field].is_string()) {
-    return obj["metadata"][field].get<std::string>();
-  }
-  return "";
-}
+using Target = FakeApiServer::Target;
 
-int httpCodeOf(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-      return 400;
-    case absl::StatusCode::kNotFound:
-      return 404;
-    case absl::StatusCode::kAlreadyExists:
-      return 409;
-    case absl::StatusCode::kFailedPrecondition:
-      return 409;
-    default:
-      return 500;
-  }
+std::string accept(const FakeApiServer::Request& req) {
+  auto it = req.headers.find("accept");
+  return it == req.headers.end() ? "" : it->second;
 }
-
-const char* reasonOf(int code) {
-  switch (code) {
-    case 400:
-      return "BadRequest";
-    case 401:
-      return "Unauthorized";
-    case 404:
-      return "NotFound";
-    case 405:
-      return "MethodNotAllowed";
-    case 409:
-      return "AlreadyExists";
-    case 410:
-      return "Expired";
-    default:
-      return "InternalError";
-  }
-}
-
-// Where a request path points: a resource, a namespace filter and maybe an object name.
-struct Target {
-  const kube::Resource* resource = nullptr;
-  std::string ns;
-  std::string name;
-};
 
 std::optional<Target> parseTarget(const std::string& path) {
   for (const kube::Resource* r : kube::kKnownResources) {
@@ -98,10 +59,20 @@ std::optional<Target> parseTarget(const std::string& path) {
 
 }  // namespace
 
+FakeApiServer::FakeApiServer(FakeApiServerOptions options)
+    : options_(std::move(options)), discovery_(std::make_unique<Discovery>(options_.crds)) {}
+
 absl::StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::start(FakeApiServerOptions options) {
   std::unique_ptr<FakeApiServer> server(new FakeApiServer(std::move(options)));
   if (auto s = server->listen(); !s.ok()) {
     return s;
+  }
+  for (const std::string& ns : server->options_.initial_namespaces) {
+    if (auto created = server->create(
+            {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+        !created.ok()) {
+      return created.status();
+    }
   }
   server->accept_thread_ = std::thread([s = server.get()] { s->acceptLoop(); });
   return server;
@@ -199,24 +170,25 @@ void FakeApiServer::serveConnection(int fd) {
 }
 
 FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* streamed) {
-  auto fail = [](int code, const std::string& message) {
-    return Response{code, wire::statusObject(code, reasonOf(code), message)};
-  };
   if (!options_.required_token.empty()) {
     auto auth = req.headers.find("authorization");
     if (auth == req.headers.end() || auth->second != "Bearer " + options_.required_token) {
-      return fail(401, "Unauthorized");
+      return wire::failure(401, "Unauthorized");
+    }
+  }
+  if (req.method == "GET") {
+    if (std::optional<json> doc = discovery_->serve(req.path)) {
+      return {200, std::move(*doc)};
     }
   }
   std::optional<Target> target = parseTarget(req.path);
   if (!target) {
-    return fail(404,
-                absl::StrCat("the server could not find the requested resource (", req.path, ")"));
+    return wire::failure(
+        404, absl::StrCat("the server could not find the requested resource (", req.path, ")"));
   }
   const kube::Resource& r = *target->resource;
   if (req.method == "GET" && target->name.empty()) {
-    auto w = req.query.find("watch");
-    if (w != req.query.end() && (w->second == "1" || w->second == "true")) {
+    if (wire::queryBool(req, "watch")) {
       *streamed = true;
       serveWatch(fd, r, target->ns, req);
       return {};
@@ -226,48 +198,16 @@ FakeApiServer::Response FakeApiServer::handle(const Request& req, int fd, bool* 
   if (req.method == "GET") {
     auto obj = get(r, target->ns, target->name);
     if (!obj) {
-      return fail(404, absl::StrCat(r.plural, " \"", target->name, "\" not found"));
+      return wire::failure(404, absl::StrCat(r.plural, " \"", target->name, "\" not found"));
+    }
+    if (wantsTable(accept(req))) {
+      return {200, asTable(r, {*obj}, discovery_->crdVersion(r),
+                           wire::queryParam(req, "includeObject") == "Object",
+                           metaField(*obj, "resourceVersion"))};
     }
     return {200, *obj};
   }
-  if (req.method == "DELETE" && !target->name.empty()) {
-    auto before = get(r, target->ns, target->name);
-    absl::Status s = remove(r, target->ns, target->name);
-    if (!s.ok()) {
-      return fail(httpCodeOf(s), std::string(s.message()));
-    }
-    return {200, *before};
-  }
-  if ((req.method == "POST" && target->name.empty()) ||
-      (req.method == "PUT" && !target->name.empty())) {
-    json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      return fail(400, "the request body is not a JSON object");
-    }
-    body.emplace("apiVersion", r.apiVersion());
-    body.emplace("kind", r.kind);
-    if (r.namespaced && !target->ns.empty()) {
-      if (!body.contains("metadata") || !body["metadata"].is_object()) {
-        body["metadata"] = json::object();
-      }
-      const std::string ns = meta(body, "namespace");
-      if (!ns.empty() && ns != target->ns) {
-        return fail(400,
-                    "the namespace of the provided object does not match the namespace "
-                    "sent on the request");
-      }
-      body["metadata"]["namespace"] = target->ns;
-    }
-    if (req.method == "PUT" && meta(body, "name") != target->name) {
-      return fail(400, "the name of the object does not match the name on the URL");
-    }
-    auto stored = req.method == "POST" ? create(std::move(body)) : update(std::move(body));
-    if (!stored.ok()) {
-      return fail(httpCodeOf(stored.status()), std::string(stored.status().message()));
-    }
-    return {req.method == "POST" ? 201 : 200, *stored};
-  }
-  return fail(405, absl::StrCat(req.method, " is not supported on ", req.path));
+  return handleWrite(*target, req);
 }
 
 FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const std::string& ns,
@@ -277,6 +217,11 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
     absl::SimpleAtoi(l->second, &limit);
   }
   const std::string collection = r.collectionPath();
+  absl::StatusOr<Selector> selector = Selector::parse(wire::queryParam(req, "labelSelector"),
+                                                      wire::queryParam(req, "fieldSelector"), r);
+  if (!selector.ok()) {
+    return wire::failure(selector.status());
+  }
   std::lock_guard<std::mutex> lock(mu_);
   ++list_requests_[collection];
   uint64_t list_rv = rv_;
@@ -289,23 +234,23 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
       token = json::parse(decoded, nullptr, false);
     }
     if (!token.is_object() || !token.contains("rv") || !token.contains("start")) {
-      return {400, wire::statusObject(400, "BadRequest", "invalid continue token")};
+      return wire::failure(400, "invalid continue token");
     }
     list_rv = token["rv"].get<uint64_t>();
     start = token["start"].get<size_t>();
     snapshot_key = absl::StrCat(collection, "|", ns, "|", list_rv);
     if (list_rv < compacted_rv_ || !list_snapshots_.count(snapshot_key)) {
-      return {410, wire::statusObject(
-                       410, "Expired",
-                       "The provided continue parameter is too old to display a consistent list "
-                       "result. You can start a new list without the continue parameter.")};
+      return wire::failure(410,
+                           "The provided continue parameter is too old to display a consistent "
+                           "list result. You can start a new list without the continue parameter.");
     }
   } else {
     snapshot_key = absl::StrCat(collection, "|", ns, "|", list_rv);
     std::vector<json>& snap = list_snapshots_[snapshot_key];
     snap.clear();
     for (const auto& [key, obj] : objects_[collection]) {
-      if (ns.empty() || meta(obj, "namespace") == ns) {
+      if ((ns.empty() || FakeApiServer::metaField(obj, "namespace") == ns) &&
+          selector->matches(obj)) {
         snap.push_back(obj);
       }
     }
@@ -315,6 +260,21 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
   if (limit > 0) {
     end = std::min(snap.size(), start + static_cast<size_t>(limit));
   }
+  json metadata = {{"resourceVersion", std::to_string(list_rv)}};
+  if (end < snap.size()) {
+    metadata["continue"] = absl::Base64Escape(json{{"rv", list_rv}, {"start", end}}.dump());
+    metadata["remainingItemCount"] = snap.size() - end;
+  }
+  if (wantsTable(accept(req))) {
+    json table = asTable(
+        r, std::vector<json>(snap.begin() + start, snap.begin() + end), discovery_->crdVersion(r),
+        wire::queryParam(req, "includeObject") == "Object", std::to_string(list_rv));
+    table["metadata"] = metadata;
+    if (end == snap.size()) {
+      list_snapshots_.erase(snapshot_key);
+    }
+    return {200, table};
+  }
   json items = json::array();
   for (size_t i = start; i < end; ++i) {
     json item = snap[i];
@@ -322,11 +282,7 @@ FakeApiServer::Response FakeApiServer::handleList(const kube::Resource& r, const
     item.erase("apiVersion");
     items.push_back(std::move(item));
   }
-  json metadata = {{"resourceVersion", std::to_string(list_rv)}};
-  if (end < snap.size()) {
-    metadata["continue"] = absl::Base64Escape(json{{"rv", list_rv}, {"start", end}}.dump());
-    metadata["remainingItemCount"] = snap.size() - end;
-  } else {
+  if (end == snap.size()) {
     list_snapshots_.erase(snapshot_key);
   }
   return {200, json{{"kind", r.kind + "List"},

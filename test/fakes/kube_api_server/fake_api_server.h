@@ -40,7 +40,17 @@ struct FakeApiServerOptions {
   std::chrono::milliseconds bookmark_interval{0};
   // When set, requests must carry "Authorization: Bearer <token>" or get 401.
   std::string required_token;
+  // CustomResourceDefinitions (as JSON) of custom kinds among kube::kKnownResources: their
+  // short names, printer columns and schemas appear in discovery and OpenAPI.
+  std::vector<nlohmann::json> crds;
+  // As a real server: creating an object in a namespace that does not exist is 404. Off by
+  // default so tests need not create the namespaces their objects name.
+  bool require_namespaces = false;
+  // Namespaces that exist from the start (a real cluster has default, kube-system, ...).
+  std::vector<std::string> initial_namespaces;
 };
+
+class Discovery;
 
 class FakeApiServer {
  public:
@@ -89,22 +99,41 @@ class FakeApiServer {
     std::string ns;
     std::string type;
     nlohmann::json object;
+    nlohmann::json prev;  // the object before a MODIFIED (for selectors on watches)
   };
   struct Request;
   struct Response;
+  // A string field of an object's metadata ("" when absent).
+  static std::string metaField(const nlohmann::json& object, const char* field);
+  // Where a request path points: a resource, a namespace filter and maybe an object name.
+  struct Target {
+    const kube::Resource* resource = nullptr;
+    std::string ns;
+    std::string name;
+  };
 
  private:
-  explicit FakeApiServer(FakeApiServerOptions options) : options_(std::move(options)) {}
+  explicit FakeApiServer(FakeApiServerOptions options);
   absl::Status listen();
   void acceptLoop();
   void serveConnection(int fd);
   Response handle(const Request& req, int fd, bool* streamed);
   Response handleList(const kube::Resource& r, const std::string& ns, const Request& req);
+  // POST, PUT, PATCH and DELETE (write.cc).
+  Response handleWrite(const Target& target, const Request& req);
+  Response handlePatch(const Target& target, const Request& req);
+  // Checks a request body against the target (kind, apiVersion, name, namespace) and fills
+  // what the server defaults; a 400 or 422 Status when the body is refused.
+  std::optional<Response> admitBody(const Target& target, nlohmann::json& body,
+                                    const Request& req) const;
   void serveWatch(int fd, const kube::Resource& r, const std::string& ns, const Request& req);
   absl::StatusOr<nlohmann::json> store(nlohmann::json object, const std::string& mode);
   const kube::Resource* resourceForObject(const nlohmann::json& object, std::string* error) const;
+  // 404 when options_.require_namespaces and namespace `ns` of a namespaced kind is missing.
+  std::optional<Response> requireNamespace(const kube::Resource& r, const std::string& ns) const;
 
   const FakeApiServerOptions options_;
+  std::unique_ptr<Discovery> discovery_;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::thread accept_thread_;
@@ -115,6 +144,9 @@ class FakeApiServer {
   uint64_t rv_ = 1000;
   uint64_t compacted_rv_ = 0;
   uint64_t uid_counter_ = 0;
+  uint64_t generated_names_ = 0;
+  // Server-side apply: what each field manager applied last, by "collection|ns/name|manager".
+  std::map<std::string, nlohmann::json> applied_;
   // collection path -> "ns/name" -> object
   std::map<std::string, std::map<std::string, nlohmann::json>> objects_;
   std::deque<Event> history_;

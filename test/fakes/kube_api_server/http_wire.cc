@@ -54,6 +54,34 @@ bool readMore(int fd, std::string& buffer) {
   }
 }
 
+// A chunked request body (kubectl streams files it reads with -f that way).
+bool readChunkedBody(int fd, std::string& buffer, std::string& body) {
+  body.clear();
+  while (true) {
+    size_t eol;
+    while ((eol = buffer.find("\r\n")) == std::string::npos) {
+      if (buffer.size() > kMaxHeader || !readMore(fd, buffer)) {
+        return false;
+      }
+    }
+    const std::string size_line = buffer.substr(0, buffer.find_first_of(";\r"));
+    size_t size = 0;
+    if (!absl::SimpleHexAtoi(size_line, &size) || body.size() + size > kMaxBody) {
+      return false;
+    }
+    while (buffer.size() < eol + 2 + size + 2) {
+      if (!readMore(fd, buffer)) {
+        return false;
+      }
+    }
+    body.append(buffer, eol + 2, size);
+    buffer.erase(0, eol + 2 + size + 2);
+    if (size == 0) {
+      return true;  // no trailers expected from Kubernetes clients
+    }
+  }
+}
+
 }  // namespace
 
 bool readRequest(int fd, std::string& buffer, FakeApiServer::Request& req) {
@@ -92,6 +120,10 @@ bool readRequest(int fd, std::string& buffer, FakeApiServer::Request& req) {
   }
   if (auto c = req.headers.find("connection"); c != req.headers.end()) {
     req.keep_alive = absl::AsciiStrToLower(c->second) != "close";
+  }
+  if (auto te = req.headers.find("transfer-encoding");
+      te != req.headers.end() && absl::AsciiStrToLower(te->second) == "chunked") {
+    return readChunkedBody(fd, buffer, req.body);
   }
   size_t length = 0;
   if (auto cl = req.headers.find("content-length"); cl != req.headers.end()) {
@@ -142,6 +174,8 @@ const char* reasonPhrase(int status) {
       return "Conflict";
     case 410:
       return "Gone";
+    case 415:
+      return "Unsupported Media Type";
     case 422:
       return "Unprocessable Entity";
     default:
@@ -170,10 +204,71 @@ bool writeLastChunk(int fd) {
   return writeAll(fd, "0\r\n\r\n");
 }
 
+std::string queryParam(const FakeApiServer::Request& req, const char* key) {
+  auto it = req.query.find(key);
+  return it == req.query.end() ? "" : it->second;
+}
+
+bool queryBool(const FakeApiServer::Request& req, const char* key) {
+  auto it = req.query.find(key);
+  if (it == req.query.end()) {
+    return false;
+  }
+  const std::string& v = it->second;
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True";
+}
+
 nlohmann::json statusObject(int code, const std::string& reason, const std::string& message) {
   return {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", nlohmann::json::object()},
           {"status", "Failure"}, {"message", message}, {"reason", reason},
           {"code", code}};
+}
+
+const char* statusReason(int code) {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Expired";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    default:
+      return "InternalError";
+  }
+}
+
+FakeApiServer::Response failure(int code, const std::string& message, const char* reason) {
+  return {code, statusObject(code, reason != nullptr ? reason : statusReason(code), message)};
+}
+
+FakeApiServer::Response failure(const absl::Status& status) {
+  const std::string message(status.message());
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return failure(400, message);
+    case absl::StatusCode::kNotFound:
+      return failure(404, message);
+    case absl::StatusCode::kAlreadyExists:
+      return failure(409, message, "AlreadyExists");
+    case absl::StatusCode::kFailedPrecondition:
+      return failure(409, message);
+    case absl::StatusCode::kOutOfRange:
+      return failure(422, message);
+    case absl::StatusCode::kUnimplemented:
+      return failure(415, message);
+    default:
+      return failure(500, message);
+  }
 }
 
 }  // namespace ferry::fakes::wire

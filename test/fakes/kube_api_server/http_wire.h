@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include "absl/status/status.h"
+
 #include "fakes/kube_api_server/fake_api_server.h"
 
 namespace ferry::fakes {
@@ -34,9 +36,22 @@ bool writeResponse(int fd, int status, const std::string& body, bool keep_alive)
 bool writeChunkedHeader(int fd);
 bool writeChunk(int fd, const std::string& data);
 bool writeLastChunk(int fd);
+// A query parameter ("" when absent).
+std::string queryParam(const FakeApiServer::Request& req, const char* key);
+// A boolean query parameter as the API server reads it (Go's strconv.ParseBool: 1, t, T,
+// true, TRUE, True).
+bool queryBool(const FakeApiServer::Request& req, const char* key);
 // A v1 Status object as the API server returns for failures.
 nlohmann::json statusObject(int code, const std::string& reason, const std::string& message);
 const char* reasonPhrase(int status);
+// The Status reason the API server gives with an HTTP status (409: Conflict).
+const char* statusReason(int code);
+// A failed request as the API server answers it: the HTTP status and a Status object.
+FakeApiServer::Response failure(int code, const std::string& message, const char* reason = nullptr);
+// From a Status of the object API: InvalidArgument 400 BadRequest, NotFound 404,
+// AlreadyExists 409 AlreadyExists, FailedPrecondition 409 Conflict (stale resourceVersion),
+// OutOfRange 422 Invalid, Unimplemented 415 UnsupportedMediaType.
+FakeApiServer::Response failure(const absl::Status& status);
 
 }  // namespace wire
 }  // namespace ferry::fakes

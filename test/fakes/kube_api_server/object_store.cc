@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 
 namespace ferry::fakes {
@@ -11,15 +13,15 @@ namespace {
 
 using nlohmann::json;
 
-std::string meta(const json& obj, const char* field) {
+}  // namespace
+
+std::string FakeApiServer::metaField(const json& obj, const char* field) {
   if (obj.contains("metadata") && obj["metadata"].is_object() && obj["metadata"].contains(field) &&
       obj["metadata"][field].is_string()) {
     return obj["metadata"][field].get<std::string>();
   }
   return "";
 }
-
-}  // namespace
 
 const kube::Resource* FakeApiServer::resourceForObject(const json& object,
                                                        std::string* error) const {
@@ -45,8 +47,8 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
   if (r == nullptr) {
     return absl::InvalidArgumentError(error);
   }
-  const std::string name = meta(object, "name");
-  const std::string ns = r->namespaced ? meta(object, "namespace") : "";
+  const std::string name = FakeApiServer::metaField(object, "name");
+  const std::string ns = r->namespaced ? FakeApiServer::metaField(object, "namespace") : "";
   if (name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(r->kind, ": metadata.name: Required value"));
   }
@@ -60,35 +62,38 @@ absl::StatusOr<json> FakeApiServer::store(json object, const std::string& mode) 
   auto& objs = objects_[collection];
   auto existing = objs.find(key);
   std::string type;
+  json prev;
   if (existing == objs.end()) {
     if (mode == "update") {
       return absl::NotFoundError(absl::StrCat(r->plural, " \"", name, "\" not found"));
     }
     type = "ADDED";
-    if (meta(object, "uid").empty()) {
+    if (FakeApiServer::metaField(object, "uid").empty()) {
       object["metadata"]["uid"] = absl::StrFormat("00000000-0000-4000-8000-%012x", ++uid_counter_);
     }
-    object["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z";
+    object["metadata"]["creationTimestamp"] =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
   } else {
     if (mode == "create") {
       return absl::AlreadyExistsError(absl::StrCat(r->plural, " \"", name, "\" already exists"));
     }
-    const std::string want_rv = meta(object, "resourceVersion");
+    const std::string want_rv = FakeApiServer::metaField(object, "resourceVersion");
     if (mode == "update" && !want_rv.empty() &&
-        want_rv != meta(existing->second, "resourceVersion")) {
+        want_rv != FakeApiServer::metaField(existing->second, "resourceVersion")) {
       return absl::FailedPreconditionError(absl::StrCat(
           "Operation cannot be fulfilled on ", r->plural, " \"", name,
           "\": the object has been modified; please apply your changes to the latest version "
           "and try again"));
     }
     type = "MODIFIED";
+    prev = existing->second;
     object["metadata"]["uid"] = existing->second["metadata"]["uid"];
     object["metadata"]["creationTimestamp"] = existing->second["metadata"]["creationTimestamp"];
   }
   const uint64_t rv = ++rv_;
   object["metadata"]["resourceVersion"] = std::to_string(rv);
   objs[key] = object;
-  history_.push_back(Event{rv, collection, ns, type, object});
+  history_.push_back(Event{rv, collection, ns, type, object, std::move(prev)});
   cv_.notify_all();
   return object;
 }
@@ -117,7 +122,8 @@ absl::Status FakeApiServer::remove(const kube::Resource& resource, const std::st
   objs.erase(it);
   const uint64_t rv = ++rv_;
   object["metadata"]["resourceVersion"] = std::to_string(rv);
-  history_.push_back(Event{rv, collection, resource.namespaced ? ns : "", "DELETED", object});
+  history_.push_back(
+      Event{rv, collection, resource.namespaced ? ns : "", "DELETED", object, object});
   cv_.notify_all();
   return absl::OkStatus();
 }

@@ -6,8 +6,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "fakes/kube_api_server/discovery.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/http_wire.h"
+#include "fakes/kube_api_server/selectors.h"
+#include "fakes/kube_api_server/table.h"
 
 namespace ferry::fakes {
 namespace {
@@ -19,9 +22,25 @@ std::string eventLine(const std::string& type, const json& object) {
   return json{{"type", type}, {"object", object}}.dump() + "\n";
 }
 
-bool truthy(const std::map<std::string, std::string>& q, const char* key) {
-  auto it = q.find(key);
-  return it != q.end() && (it->second == "true" || it->second == "1");
+// An event as a watcher with a selector sees it (the watch cache's rule): an object that
+// starts matching is ADDED, one that stops matching is DELETED (as it was, at the event's
+// resourceVersion).
+std::optional<std::pair<std::string, json>> filtered(const FakeApiServer::Event& e,
+                                                     const Selector& selector) {
+  if (selector.empty()) {
+    return std::pair{e.type, e.object};
+  }
+  const bool now = e.type != "DELETED" && selector.matches(e.object);
+  const bool before = !e.prev.is_null() && selector.matches(e.prev);
+  if (now) {
+    return std::pair{std::string(before ? "MODIFIED" : "ADDED"), e.object};
+  }
+  if (before) {
+    json old = e.prev;
+    old["metadata"]["resourceVersion"] = std::to_string(e.rv);
+    return std::pair{std::string("DELETED"), old};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -29,7 +48,7 @@ bool truthy(const std::map<std::string, std::string>& q, const char* key) {
 void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::string& ns,
                                const Request& req) {
   const std::string collection = r.collectionPath();
-  const bool bookmarks = truthy(req.query, "allowWatchBookmarks");
+  const bool bookmarks = wire::queryBool(req, "allowWatchBookmarks");
   Clock::time_point deadline = Clock::time_point::max();
   if (auto t = req.query.find("timeoutSeconds"); t != req.query.end()) {
     int seconds = 0;
@@ -37,6 +56,22 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
       deadline = Clock::now() + std::chrono::seconds(seconds);
     }
   }
+  absl::StatusOr<Selector> selector = Selector::parse(wire::queryParam(req, "labelSelector"),
+                                                      wire::queryParam(req, "fieldSelector"), r);
+  if (!selector.ok()) {
+    const auto resp = wire::failure(selector.status());
+    wire::writeResponse(fd, resp.status, resp.body.dump(), false);
+    return;
+  }
+  // Objects as the client asked for them: themselves, or one-row Tables (kubectl get -w).
+  auto accept = req.headers.find("accept");
+  const bool table = accept != req.headers.end() && wantsTable(accept->second);
+  auto render = [&](const json& obj) {
+    return table ? asTable(r, {obj}, discovery_->crdVersion(r),
+                           wire::queryParam(req, "includeObject") == "Object",
+                           metaField(obj, "resourceVersion"))
+                 : obj;
+  };
   auto gone = [&](const std::string& message) {
     const json status = wire::statusObject(410, "Expired", message);
     if (options_.gone_as_http_status) {
@@ -64,8 +99,8 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
     // No version: the current state as synthetic ADDED events, then changes.
     cursor = rv_;
     for (const auto& [key, obj] : objects_[collection]) {
-      if (ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0) {
-        pending.push_back(eventLine("ADDED", obj));
+      if ((ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0) && selector->matches(obj)) {
+        pending.push_back(eventLine("ADDED", render(obj)));
       }
     }
   } else if (!absl::SimpleAtoi(rv_param->second, &cursor)) {
@@ -109,7 +144,9 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
                                [](uint64_t v, const Event& e) { return v < e.rv; });
     for (; it != history_.end(); ++it) {
       if (it->collection == collection && (ns.empty() || it->ns == ns)) {
-        pending.push_back(eventLine(it->type, it->object));
+        if (auto event = filtered(*it, *selector)) {
+          pending.push_back(eventLine(event->first, render(event->second)));
+        }
       }
     }
     cursor = std::max(cursor, rv_);

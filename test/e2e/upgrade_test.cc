@@ -1,0 +1,195 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Agent upgrades in place (issue 18): SIGTERM to a node's agent and, at once, a new agent; the
+// new one takes the listeners over (agent/handover.h) and the old one drains in place.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "e2e/mesh.h"
+#include "e2e/observe.h"
+#include "harness/process.h"
+#include "privileged.h"
+#include "status_testing.h"
+
+namespace ferry::e2e {
+namespace {
+
+constexpr char kMarker[] = "FERRY-UPGRADE-PROBE";
+
+// Waits (bounded: 30 s) until `text` is in a process's output.
+bool waitOutput(harness::Process& p, const std::string& text) {
+  for (int i = 0; i < 1500; ++i) {
+    if (p.log().find(text) != std::string::npos) {
+      return true;
+    }
+    if (!p.running()) {
+      return p.log().find(text) != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::unique_ptr<harness::Process> spawnApp(Mesh& m, const harness::Pod& pod,
+                                           const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/bin/python3", meshAppsScript()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto p = m.cluster().spawn(pod, argv);
+  REQUIRE_OK(p);
+  return *std::move(p);
+}
+
+void touch(const std::string& path) {
+  std::ofstream(path) << "go\n";
+}
+
+int counted(const std::string& out, const char* key) {
+  size_t at = out.find(key);
+  return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + std::strlen(key));
+}
+
+}  // namespace
+
+TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  // SIGTERM first, then the new agent (maxUnavailable), or the new agent beside the running one
+  // and SIGTERM once it is ready (maxSurge, the chart's way).
+  const bool surge = GENERATE(false, true);
+  INFO((surge ? "surge: new agent first" : "SIGTERM first"));
+  auto mesh = Mesh::start();
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  auto warm = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "send",
+                                  "--host=" + server.ipv4, "--port=8080", "--text=warm"});
+  REQUIRE_OK(warm);
+
+  // Cross-node (n1p1 -> n2p1: source and destination agent) and same-node (n2p2 -> n2p1).
+  const std::string stop = m.cluster().scratchDir() + "/stop-probes";
+  std::vector<std::unique_ptr<harness::Process>> probers;
+  for (const harness::Pod* from : {&m.pod(1, 1), &m.pod(2, 2)}) {
+    probers.push_back(
+        spawnApp(m, *from,
+                 {"probe-every", "--host=" + server.ipv4, "--port=8080", "--interval=0.01",
+                  "--count=6000", "--text=" + std::string(kMarker), "--name=" + stop}));
+  }
+  for (auto& p : probers) {
+    REQUIRE(waitOutput(*p, "STARTED"));
+  }
+  // Three rounds, each upgrading the source's agent, then the destination's.
+  for (int round = 0; round < 6; ++round) {
+    const int node = 1 + round % 2;
+    INFO("upgrade " << round + 1 << ", node" << node);
+    auto up = m.upgradeAgent(node, surge);
+    REQUIRE_OK(up);
+    if (surge) {
+      // Handed over, it waits for its SIGTERM (exiting first would have the kubelet restart it).
+      CHECK(up->old->running());
+      up->old->signal(SIGTERM);
+    }
+    auto rc = up->old->wait(absl::Seconds(30));
+    REQUIRE_OK(rc);
+    CHECK(*rc == 0);
+    CHECK_THAT(up->old->log(), Catch::Contains("serves the node now"));
+    auto stats = m.stats(node);
+    REQUIRE_OK(stats);
+    std::printf(
+        "%s node%d: SIGTERM (or start) to the new agent accepting: %.0f ms; new "
+        "agent's own start to accepting: %lld ms\n",
+        surge ? "surge" : "sigterm-first", node, absl::ToDoubleMilliseconds(up->ready_after),
+        static_cast<long long>((*stats)["takeover_ready_ms"]));
+    CHECK((*stats)["takeover_ready_ms"] >= 0);
+    CHECK_THAT(m.agentLog(node), Catch::Contains("handover: took"));
+  }
+  // The new agents serve (the probes also went on through both restarts).
+  auto after =
+      m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "attempts", "--host=" + server.ipv4,
+                          "--port=8080", "--count=5", "--text=after"});
+  REQUIRE_OK(after);
+  CHECK_THAT(*after, Catch::Contains("OK=5 FAILED=0"));
+  touch(stop);
+  for (auto& p : probers) {
+    auto rc = p->wait(absl::Seconds(60));
+    REQUIRE_OK(rc);
+    std::string out = p->log();
+    INFO(out);
+    std::printf("prober: %s", out.c_str());
+    CHECK(counted(out, "FAILED=") == 0);
+    // About one a 10 ms through six hand-overs (each ~0.2 s): the windows were probed.
+    CHECK(counted(out, "OK=") > 60);
+  }
+}
+
+TEST_CASE("agent upgrade in place: streams that end within the grace are untouched",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.extra_agent_flags = {"--drain-grace=40s"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+
+  // The source agent (node1), then the destination agent (node2).
+  for (int node : {1, 2}) {
+    INFO("upgrading node" << node);
+    const std::string release = absl::StrCat(m.cluster().scratchDir(), "/release-", node);
+    auto streams = spawnApp(
+        m, m.pod(1, 1),
+        {"streams", "--host=" + server.ipv4, "--port=8080", "--count=10", "--text=" + release});
+    REQUIRE(waitOutput(*streams, "STREAMING"));
+    REQUIRE_THAT(streams->log(), !Catch::Contains("NOT STREAMING"));
+    auto up = m.upgradeAgent(node);
+    REQUIRE_OK(up);
+    const pid_t old_pid = up->old->pid();
+    REQUIRE(up->old->running());  // it drains the streams
+    // The new agent says who drains: metrics and the readiness answer.
+    std::string page =
+        scrapeUntil(m.metricsPort(node), "ferry_agent_predecessor_draining_connections",
+                    {{"pid", std::to_string(old_pid)}}, 1);
+    CHECK_THAT(page, Catch::Contains(absl::StrCat(
+                         "ferry_agent_predecessor_draining_connections{pid=\"", old_pid, "\"}")));
+    auto ready = httpGet(m.readinessPort(node), "/healthz/ready");
+    REQUIRE_OK(ready);
+    CHECK_THAT(*ready,
+               Catch::Contains(absl::StrCat("previous agent (pid ", old_pid, ") draining")));
+    // New connections meanwhile go to the new agent.
+    auto during =
+        m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "attempts",
+                            "--host=" + server.ipv4, "--port=8080", "--count=3", "--text=during"});
+    REQUIRE_OK(during);
+    CHECK_THAT(*during, Catch::Contains("OK=3 FAILED=0"));
+    REQUIRE(up->old->running());
+
+    absl::Time released = absl::Now();
+    touch(release);
+    auto done = streams->wait(absl::Seconds(60));
+    REQUIRE_OK(done);
+    INFO(streams->log());
+    CHECK_THAT(streams->log(), Catch::Contains("OK=10 BAD=0"));
+    CHECK(counted(streams->log(), "BYTES=") > 0);
+    // The old agent leaves once its connections ended, well before the 40 s grace.
+    auto rc = up->old->wait(absl::Seconds(20));
+    REQUIRE_OK(rc);
+    CHECK(*rc == 0);
+    absl::Duration exit_after = absl::Now() - released;
+    std::printf(
+        "node%d: SIGTERM to the new agent accepting %.0f ms; old agent exited %.0f ms after the "
+        "streams "
+        "were released (grace 40 s)\n",
+        node, absl::ToDoubleMilliseconds(up->ready_after), absl::ToDoubleMilliseconds(exit_after));
+    CHECK(exit_after < absl::Seconds(20));
+    INFO(up->old->log());
+    CHECK_THAT(up->old->log(), Catch::Contains("drain: handed over, 0 connections left"));
+  }
+}
+
+}  // namespace ferry::e2e
