@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "e2e/manifests.h"
 #include "e2e/mesh.h"
 #include "e2e/wire_capture.h"
 #include "harness/process.h"
@@ -261,22 +262,7 @@ TEST_CASE("the agent image with the chart's privileges carries encrypted, police
 
   absl::Status app = m.startApp(m.pod(2, 1), {"echo-server", "--port=8080"}, 8080);
   REQUIRE_OK(app);
-  absl::Status applied =
-      m.applyManifest("policy-allow.yaml", R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: allow-n1p2
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals: ["cluster.local/ns/default/sa/sa-n1p2"]
-)");
+  absl::Status applied = m.applyManifest("policy-allow.yaml", kAllowOnlyN1p2);
   REQUIRE_OK(applied);
   auto wire = WireCapture::start(m, "bridge");
   REQUIRE_OK(wire);

@@ -45,4 +45,21 @@ inline const std::string kDenyAdmin = n2p1Policy("deny-admin", "DENY", R"(  - to
         paths: ["/admin*"]
 )");
 
+// n2p1 admits only n1p2 (by its service account).
+inline constexpr char kAllowOnlyN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: allow-n1p2
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: n2p1
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sa-n1p2"]
+)";
+
 }  // namespace ferry::e2e

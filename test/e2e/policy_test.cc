@@ -19,22 +19,6 @@ bool echoWorks(Mesh& m, const harness::Pod& from, const harness::Pod& to) {
   return out.ok() && out->find("OK") != std::string::npos;
 }
 
-constexpr char kAllowOnlyN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: allow-n1p2
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: ALLOW
-  rules:
-  - from:
-    - source:
-        principals: ["cluster.local/ns/default/sa/sa-n1p2"]
-)";
-
 constexpr char kDenyN1p1ToN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
 kind: AuthorizationPolicy
 metadata:
