@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "agent/loopback_listener.h"
 
 namespace ferry::agent {
 namespace {
@@ -35,16 +36,6 @@ uint16_t portOf(int fd) {
   socklen_t len = sizeof(a);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   return ntohs(a.sin_port);
-}
-
-int connectTo(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-  return fd;
 }
 
 // Bounded wait (5 s) for a condition another thread sets.
@@ -110,7 +101,7 @@ TEST_CASE("handover: listeners move as the same sockets, ready and drain reports
                          old.fds.back()});
   }
   // A connection queued on the old socket before the hand-over is accepted by the new side.
-  int queued = connectTo(portOf(old.fds[0]));
+  int queued = testing::loopbackConnect(portOf(old.fds[0]));
   const std::string path = socketPath("main");
   auto server = HandoverServer::start(path, old.callbacks());
   REQUIRE(server.ok());

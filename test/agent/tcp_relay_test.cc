@@ -20,16 +20,6 @@ namespace {
 
 using testing::loopbackListener;
 
-int blockingConnect(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-  return fd;
-}
-
 // Client <-> [a | relay | b] <-> server, the relay on its own loop thread.
 struct Rig {
   EventLoop loop;
@@ -42,7 +32,7 @@ struct Rig {
     uint16_t front_port, back_port;
     int front = loopbackListener(&front_port);
     int back = loopbackListener(&back_port);
-    client = blockingConnect(front_port);
+    client = testing::loopbackConnect(front_port);
     int a = ::accept4(front, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fail_upstream) {
       ::close(back);  // nothing listens there any more: connect is refused
