@@ -22,31 +22,44 @@ const volatile __u32 ferry_agent_mark = 0;
 #define FERRY_REFUSE 0
 #define FERRY_ALLOW 1
 
-// 1 when the destination is in the mesh and nothing exempts this connect.
-static __always_inline int ferry_should_capture(struct bpf_sock_addr* ctx,
-                                                const struct ferry_pod_config* pod,
-                                                const __u8 dst[16], __u16 port) {
+static __always_inline int ferry_is_agent_socket(struct bpf_sock_addr* ctx) {
+  struct bpf_sock* sk = ctx->sk;
+  return ferry_agent_mark != 0 && sk && sk->mark == ferry_agent_mark;
+}
+
+// The prologue both families share: the enrolled pod making this connect when it is a TCP
+// connect to a mesh destination that nothing exempts, otherwise NULL (the connect goes out
+// untouched).
+static __always_inline const struct ferry_pod_config* ferry_capturing_pod(
+    struct bpf_sock_addr* ctx, const __u8 dst[16], __u16 port) {
+  if (ctx->protocol != FERRY_IPPROTO_TCP) {
+    return NULL;
+  }
+  if (ferry_is_agent_socket(ctx)) {
+    ferry_count(FERRY_CTR_CONNECT_AGENT_SOCKET);
+    return NULL;
+  }
+  __u64 netns = bpf_get_netns_cookie(ctx);
+  const struct ferry_pod_config* pod = bpf_map_lookup_elem(&ferry_pods, &netns);
+  if (!pod) {
+    return NULL;
+  }
   if (pod->flags & FERRY_POD_F_OPT_OUT) {
     ferry_count(FERRY_CTR_CONNECT_OPTED_OUT);
-    return 0;
+    return NULL;
   }
   struct ferry_lpm_key lpm = {.prefixlen = 128};
   __builtin_memcpy(lpm.addr, dst, 16);
   if (!bpf_map_lookup_elem(&ferry_cidrs, &lpm)) {
     ferry_count(FERRY_CTR_CONNECT_NOT_MESH);
-    return 0;
+    return NULL;
   }
   struct ferry_port_key pk = {.port = port, .direction = FERRY_DIR_OUTBOUND};
   if (bpf_map_lookup_elem(&ferry_ports, &pk)) {
     ferry_count(FERRY_CTR_CONNECT_EXCLUDED_PORT);
-    return 0;
+    return NULL;
   }
-  return 1;
-}
-
-static __always_inline int ferry_is_agent_socket(struct bpf_sock_addr* ctx) {
-  struct bpf_sock* sk = ctx->sk;
-  return ferry_agent_mark != 0 && sk && sk->mark == ferry_agent_mark;
+  return pod;
 }
 
 static __always_inline int ferry_record(struct bpf_sock_addr* ctx,
@@ -61,22 +74,11 @@ static __always_inline int ferry_record(struct bpf_sock_addr* ctx,
 
 SEC("cgroup/connect4")
 int ferry_connect4(struct bpf_sock_addr* ctx) {
-  if (ctx->protocol != FERRY_IPPROTO_TCP) {
-    return FERRY_ALLOW;
-  }
-  if (ferry_is_agent_socket(ctx)) {
-    ferry_count(FERRY_CTR_CONNECT_AGENT_SOCKET);
-    return FERRY_ALLOW;
-  }
-  __u64 netns = bpf_get_netns_cookie(ctx);
-  const struct ferry_pod_config* pod = bpf_map_lookup_elem(&ferry_pods, &netns);
-  if (!pod) {
-    return FERRY_ALLOW;
-  }
   __u8 dst[16];
   ferry_addr_v4(dst, ctx->user_ip4);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
-  if (!ferry_should_capture(ctx, pod, dst, port)) {
+  const struct ferry_pod_config* pod = ferry_capturing_pod(ctx, dst, port);
+  if (!pod) {
     return FERRY_ALLOW;
   }
   __u32 listener;
@@ -94,22 +96,11 @@ int ferry_connect4(struct bpf_sock_addr* ctx) {
 
 SEC("cgroup/connect6")
 int ferry_connect6(struct bpf_sock_addr* ctx) {
-  if (ctx->protocol != FERRY_IPPROTO_TCP) {
-    return FERRY_ALLOW;
-  }
-  if (ferry_is_agent_socket(ctx)) {
-    ferry_count(FERRY_CTR_CONNECT_AGENT_SOCKET);
-    return FERRY_ALLOW;
-  }
-  __u64 netns = bpf_get_netns_cookie(ctx);
-  const struct ferry_pod_config* pod = bpf_map_lookup_elem(&ferry_pods, &netns);
-  if (!pod) {
-    return FERRY_ALLOW;
-  }
   __u8 dst[16];
   ferry_addr_v6(dst, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
-  if (!ferry_should_capture(ctx, pod, dst, port)) {
+  const struct ferry_pod_config* pod = ferry_capturing_pod(ctx, dst, port);
+  if (!pod) {
     return FERRY_ALLOW;
   }
   // A dual-stack socket connecting to an IPv4-mapped address stays IPv4 on the wire: it must

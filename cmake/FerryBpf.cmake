@@ -5,8 +5,9 @@
 # compiles <file.bpf.c> with clang -target bpf into <name>.bpf.o, runs
 # `bpftool gen skeleton` to produce <name>.skel.h, and defines the INTERFACE target
 # <name>_skel that puts the skeleton on the include path and links libbpf.
-# vmlinux.h comes from the running kernel's BTF (/sys/kernel/btf/vmlinux) when present,
-# otherwise from the committed bpf/include/vmlinux.h.
+# vmlinux.h comes from FERRY_VMLINUX_H when set (a header dumped with `bpftool btf dump file
+# /sys/kernel/btf/vmlinux format c` on a kernel with BTF), otherwise from the running kernel's
+# BTF; with neither, configuring stops with that advice.
 
 find_program(FERRY_CLANG clang REQUIRED)
 find_program(FERRY_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
@@ -14,18 +15,29 @@ find_program(FERRY_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 set(FERRY_BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf-gen)
 file(MAKE_DIRECTORY ${FERRY_BPF_GEN_DIR})
 
-if(EXISTS /sys/kernel/btf/vmlinux)
+set(FERRY_VMLINUX_H "" CACHE FILEPATH "vmlinux.h to build the BPF programs with (default: dump the running kernel's BTF)")
+if(FERRY_VMLINUX_H)
+  if(NOT EXISTS ${FERRY_VMLINUX_H})
+    message(FATAL_ERROR "FERRY_VMLINUX_H=${FERRY_VMLINUX_H} does not exist")
+  endif()
+  add_custom_command(
+    OUTPUT ${FERRY_BPF_GEN_DIR}/vmlinux.h
+    COMMAND ${CMAKE_COMMAND} -E copy ${FERRY_VMLINUX_H} ${FERRY_BPF_GEN_DIR}/vmlinux.h
+    DEPENDS ${FERRY_VMLINUX_H}
+    COMMENT "Using vmlinux.h from FERRY_VMLINUX_H")
+elseif(EXISTS /sys/kernel/btf/vmlinux)
   add_custom_command(
     OUTPUT ${FERRY_BPF_GEN_DIR}/vmlinux.h
     COMMAND ${FERRY_BPFTOOL} btf dump file /sys/kernel/btf/vmlinux format c
             > ${FERRY_BPF_GEN_DIR}/vmlinux.h
     COMMENT "Generating vmlinux.h from the running kernel's BTF")
 else()
-  add_custom_command(
-    OUTPUT ${FERRY_BPF_GEN_DIR}/vmlinux.h
-    COMMAND ${CMAKE_COMMAND} -E copy ${CMAKE_SOURCE_DIR}/bpf/include/vmlinux.h
-            ${FERRY_BPF_GEN_DIR}/vmlinux.h
-    COMMENT "No kernel BTF here: using the committed vmlinux.h")
+  message(FATAL_ERROR
+    "The BPF programs need the kernel's type information and this machine's kernel has no BTF "
+    "(/sys/kernel/btf/vmlinux is missing; it needs CONFIG_DEBUG_INFO_BTF=y). Build on a kernel "
+    "with BTF, or dump vmlinux.h on one with "
+    "`bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h` and configure with "
+    "-DFERRY_VMLINUX_H=/path/to/vmlinux.h.")
 endif()
 add_custom_target(ferry_vmlinux_h DEPENDS ${FERRY_BPF_GEN_DIR}/vmlinux.h)
 
