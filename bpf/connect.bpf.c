@@ -30,8 +30,9 @@ static __always_inline int ferry_is_agent_socket(struct bpf_sock_addr* ctx) {
 // The prologue both families share: the enrolled pod making this connect when it is a TCP
 // connect to a mesh destination that nothing exempts, otherwise NULL (the connect goes out
 // untouched).
-static __always_inline const struct ferry_pod_config* ferry_capturing_pod(
-    struct bpf_sock_addr* ctx, const __u8 dst[16], __u16 port) {
+static __always_inline const struct ferry_pod_config* ferry_capturing_pod(struct bpf_sock_addr* ctx,
+                                                                          const __u8 dst[16],
+                                                                          __u16 port) {
   if (ctx->protocol != FERRY_IPPROTO_TCP) {
     return NULL;
   }
