@@ -4,8 +4,8 @@
 // without Helm. It uses the engine Helm is built on — Go's text/template with the sprig
 // function library — and re-creates Helm's own additions (include, tpl, required, toYaml,
 // fromYaml, toJson, fromJson, lookup) and its built-in objects (.Values, .Release, .Chart,
-// .Capabilities, .Template). It is not Helm: .Files, hooks, subcharts, values.schema.json and
-// Capabilities discovery are not implemented, and a chart that uses them fails to render here
+// .Capabilities, .Template, .Files.Get). It is not Helm: the rest of .Files, hooks, subcharts,
+// values.schema.json and Capabilities discovery are not implemented, and a chart that uses them fails to render here
 // (an unknown function is a parse error), never silently renders differently.
 //
 // Usage: ferry-chart-render [--include-crds] [--namespace NS] [--name NAME] [-f values.yaml]... CHART_DIR
@@ -144,6 +144,24 @@ func fromJSON(s string) map[string]interface{} {
 	return out
 }
 
+// chartFiles is Helm's .Files, reduced to Get: a file of the chart by its path relative to the
+// chart folder, "" when it is missing (as Helm answers; templates use `required` to fail).
+type chartFiles struct {
+	dir string
+}
+
+func (f chartFiles) Get(name string) string {
+	clean := filepath.Clean(name)
+	if filepath.IsAbs(clean) || strings.HasPrefix(clean, "..") || strings.HasPrefix(clean, "templates/") {
+		return ""
+	}
+	data, err := os.ReadFile(filepath.Join(f.dir, clean))
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
 type renderer struct {
 	tmpl *template.Template
 }
@@ -262,6 +280,7 @@ func run(opts options) (string, error) {
 	top := map[string]interface{}{
 		"Values": values,
 		"Chart":  chartMetadata(chartRaw),
+		"Files":  chartFiles{dir: opts.chartDir},
 		"Release": map[string]interface{}{
 			"Name": opts.releaseName, "Namespace": opts.namespace, "Service": "Helm",
 			"IsInstall": true, "IsUpgrade": false, "Revision": 1,
