@@ -196,6 +196,12 @@ void Agent::addMetricSources() {
                           "When the workload certificate of an identity expires (Unix time)",
                           seconds, {{"identity", identity}}));
     }
+    if (std::optional<bool> up = parts_.state->connected()) {
+      out.push_back(gauge("ferry_controlplane_connected",
+                          "1 while the agent's stream from ferry-controller is up (0: it serves "
+                          "its last configuration)",
+                          *up ? 1 : 0));
+    }
     out.push_back(gauge("ferry_ready", "1 when the agent is ready (see /healthz/ready)",
                         readiness().ready ? 1 : 0));
     return out;

@@ -96,6 +96,11 @@ std::string ControllerLink::lastError() const {
   return c ? c->lastError() : "not connected";
 }
 
+bool ControllerLink::connected() const {
+  auto c = client();
+  return c != nullptr && c->connected();
+}
+
 absl::StatusOr<std::string> ControllerLink::signWorkload(const model::ObjectKey& pod,
                                                          const std::string& csr_pem,
                                                          absl::Duration timeout) {

@@ -36,6 +36,8 @@ class ControllerLink {
   const std::string& node() const { return config_.node; }
   const std::string& trustDomain() const { return config_.trust_domain; }
   std::string lastError() const;
+  // True while the watch stream to the controller is up.
+  bool connected() const;
 
  private:
   std::shared_ptr<controlplane::ControlPlaneClient> client() const;
@@ -61,6 +63,7 @@ class ControllerStateSource : public StateSource {
   // Waits for the first snapshot (bounded): an agent with no state at all would refuse every
   // pod, so it fails start-up with the controller's error instead.
   absl::Status start(Callback on_update) override;
+  std::optional<bool> connected() const override { return link_->connected(); }
 
  private:
   std::shared_ptr<ControllerLink> link_;

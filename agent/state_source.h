@@ -6,6 +6,7 @@
 // them (WorkloadStateHolder) and keeps serving the last good one when a source fails.
 
 #include <functional>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "model/model.h"
@@ -18,6 +19,9 @@ class StateSource {
   virtual ~StateSource() = default;
   // Delivers the first snapshot before returning (or fails), later ones from any thread.
   virtual absl::Status start(Callback on_update) = 0;
+  // Whether the source's upstream (the controller) is connected now; nullopt when the source
+  // has none (a folder, a fixed snapshot). Exported as ferry_controlplane_connected.
+  virtual std::optional<bool> connected() const { return std::nullopt; }
 };
 
 // A fixed snapshot (tests; an agent with no state source serves enrolled pods with default

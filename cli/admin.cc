@@ -15,7 +15,8 @@ namespace ferry::cli {
 
 using nlohmann::json;
 
-absl::StatusOr<json> adminGet(const std::string& address, const std::string& path) {
+absl::StatusOr<std::string> httpGetBody(const std::string& address, const std::string& path,
+                                        absl::string_view what, absl::string_view unreachable) {
   size_t colon = address.rfind(':');
   uint32_t port = 0;
   sockaddr_in a{};
@@ -23,7 +24,8 @@ absl::StatusOr<json> adminGet(const std::string& address, const std::string& pat
   if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
       port == 0 || port > 65535 ||
       inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr) != 1) {
-    return absl::InvalidArgumentError("--admin must be IPv4:PORT, not '" + address + "'");
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be IPv4:PORT, not '", address, "'"));
   }
   a.sin_port = htons(static_cast<uint16_t>(port));
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -32,10 +34,9 @@ absl::StatusOr<json> adminGet(const std::string& address, const std::string& pat
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     ::close(fd);
-    return absl::UnavailableError("no agent admin API at " + address +
-                                  " (is ferry-agent running? --admin sets the address)");
+    return absl::UnavailableError(unreachable);
   }
-  std::string req = "GET " + path + " HTTP/1.0\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + address + "\r\n\r\n";
   ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string out;
   char buf[8192];
@@ -45,11 +46,22 @@ absl::StatusOr<json> adminGet(const std::string& address, const std::string& pat
   }
   ::close(fd);
   size_t body = out.find("\r\n\r\n");
-  if (out.rfind("HTTP/1.0 200", 0) != 0 || body == std::string::npos) {
-    return absl::UnavailableError(absl::StrCat("agent at ", address, " answered ", path, " with '",
+  // HTTP/1.0 or 1.1 (Prometheus answers 1.1 to a 1.0 request).
+  if (!out.starts_with("HTTP/1.") || out.substr(8, 5) != " 200 " || body == std::string::npos) {
+    return absl::UnavailableError(absl::StrCat(what, " ", address, " answered ", path, " with '",
                                                out.substr(0, out.find('\r')), "'"));
   }
-  json j = json::parse(out.substr(body + 4), nullptr, false);
+  return out.substr(body + 4);
+}
+
+absl::StatusOr<json> adminGet(const std::string& address, const std::string& path) {
+  auto body = httpGetBody(
+      address, path, "--admin",
+      "no agent admin API at " + address + " (is ferry-agent running? --admin sets the address)");
+  if (!body.ok()) {
+    return body.status();
+  }
+  json j = json::parse(*body, nullptr, false);
   if (j.is_discarded()) {
     return absl::DataLossError("agent at " + address + ": " + path + " is not JSON");
   }

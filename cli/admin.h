@@ -14,6 +14,11 @@ namespace ferry::cli {
 
 inline constexpr char kDefaultAdmin[] = "127.0.0.1:15000";
 
+// GET http://<address><path> (HTTP/1.0, 5 s timeouts): the body of a 200 answer. `what` names
+// the flag the address came from in errors; `unreachable` is the error when nothing listens.
+absl::StatusOr<std::string> httpGetBody(const std::string& address, const std::string& path,
+                                        absl::string_view what, absl::string_view unreachable);
+
 // GET http://<address><path> and parse the JSON body. `address` is "host:port" (IPv4).
 absl::StatusOr<nlohmann::json> adminGet(const std::string& address, const std::string& path);
 

@@ -11,10 +11,13 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "cli/admin.h"
 #include "cli/check.h"
 #include "cli/inventory.h"
 #include "cli/listing.h"
+#include "cli/stat.h"
 #include "ferry/version.h"
 
 namespace ferry::cli {
@@ -33,6 +36,9 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl policies  [--manifests DIR | --admin IP:PORT] [-o table|json]
+  ferryctl stat services|workloads [--agents IP:PORT[,IP:PORT...] | --prometheus URL]
+                 [-n NAMESPACE] [--window DURATION] [--watch [--count N]]
+                 [--reporter destination|source] [-o table|json]
 
 Without --manifests, state comes from the agent's admin API (--admin, default 127.0.0.1:15000).
 <source> and <destination> name pods as namespace/name. check decides what the destination's
@@ -45,6 +51,12 @@ check --batch reads one JSON query a line on stdin, {"source": "ns/pod", "destin
 "ns/pod", "method": M, "path": P, "port": N, "host": H, "headers": {...}, "plaintext": B}
 (source and destination required), and answers each with one line: check's JSON report or
 {"error": "..."}; it exits 1 if any line was an error.
+stat: per destination Service or workload, requests a second, success rate (not 5xx, not 0),
+p50/p95/p99 latency and TCP connections (open now, opened in the window), from Istio's
+metrics. --agents scrapes the agents' metrics endpoints (default 127.0.0.1:15020) twice a
+window apart (default 10s); --prometheus http://HOST:PORT asks a Prometheus server (PromQL
+over the window). --watch prints a frame every window (one JSON line each with -o json) until
+interrupted or --count frames.
 )";
 
 struct UsageError {
@@ -59,7 +71,53 @@ struct Options {
   bool json = false;
   bool batch = false;
   CheckArgs check;
+  StatArgs stat;
 };
+
+// One flag of `stat`; an empty message: `arg` is not a flag (a positional argument).
+template <typename Value>
+std::optional<UsageError> parseStatFlag(std::string_view arg, Value& value, StatArgs& s) {
+  auto needs = [&] { return UsageError{std::string(arg) + " needs a value"}; };
+  if (arg == "--watch") {
+    s.watch = true;
+  } else if (arg == "--agents" || arg == "--prometheus" || arg == "-n" || arg == "--namespace" ||
+             arg == "--window" || arg == "--count" || arg == "--reporter" || arg == "-o" ||
+             arg == "--output") {
+    std::optional<std::string> v = value(arg);
+    if (!v || v->empty()) {
+      return needs();
+    }
+    if (arg == "--agents") {
+      for (absl::string_view a : absl::StrSplit(*v, ',', absl::SkipEmpty())) {
+        s.agents.emplace_back(a);
+      }
+    } else if (arg == "--prometheus") {
+      s.prometheus = *v;
+    } else if (arg == "-n" || arg == "--namespace") {
+      s.options.ns = *v;
+    } else if (arg == "--reporter") {
+      s.options.reporter = *v;
+    } else if (arg == "--window") {
+      if (!absl::ParseDuration(*v, &s.window)) {
+        return UsageError{"--window must be a duration such as 10s or 1m, not '" + *v + "'"};
+      }
+    } else if (arg == "--count") {
+      auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), s.count);
+      if (ec != std::errc() || end != v->data() + v->size() || s.count < 1) {
+        return UsageError{"--count must be a number of frames >= 1, not '" + *v + "'"};
+      }
+    } else if (*v != "json" && *v != "table") {
+      return UsageError{"-o must be table or json, not '" + *v + "'"};
+    } else {
+      s.json = *v == "json";
+    }
+  } else if (arg.starts_with("-") && arg.size() > 1) {
+    return UsageError{"unknown flag '" + std::string(arg) + "' for stat"};
+  } else {
+    return UsageError{""};
+  }
+  return std::nullopt;
+}
 
 std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
@@ -69,7 +127,8 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   o.command = args[0];
   bool check = o.command == "check";
   bool agent_only = o.command == "status" || o.command == "certs";
-  if (!check && !agent_only && o.command != "workloads" && o.command != "services" &&
+  bool stat = o.command == "stat";
+  if (!check && !agent_only && !stat && o.command != "workloads" && o.command != "services" &&
       o.command != "policies") {
     return UsageError{"unknown command '" + o.command + "'"};
   }
@@ -92,6 +151,15 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
     auto needsValue = [&](std::string_view flag) {
       return UsageError{std::string(flag) + " needs a value"};
     };
+    if (stat) {
+      std::optional<UsageError> e = parseStatFlag(arg, value, o.stat);
+      if (e && e->message.empty()) {
+        o.positional.emplace_back(arg);  // not a stat flag
+      } else if (e) {
+        return e;
+      }
+      continue;
+    }
     if (arg == "--manifests" && !agent_only) {
       if (!(o.manifests = value(arg))) {
         return needsValue(arg);
@@ -152,6 +220,18 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   }
   if (o.manifests && o.admin) {
     return UsageError{"--manifests and --admin are two sources: give one"};
+  }
+  if (stat) {
+    if (o.positional.size() != 1 ||
+        (o.positional[0] != "services" && o.positional[0] != "workloads")) {
+      return UsageError{"stat takes services or workloads" +
+                        (o.positional.empty() ? std::string() : ", not '" + o.positional[0] + "'")};
+    }
+    o.stat.options.by = o.positional[0] == "workloads" ? StatBy::kWorkload : StatBy::kService;
+    if (auto e = validateStatArgs(o.stat)) {
+      return UsageError{*e};
+    }
+    return std::nullopt;
   }
   if (!check) {
     if (!o.positional.empty()) {
@@ -214,6 +294,9 @@ int run(int argc, char** argv) {
   if (auto err = parse(argc, argv, o)) {
     std::cerr << "ferryctl: " << err->message << "\n\n" << kUsageText;
     return kUsage;
+  }
+  if (o.command == "stat") {
+    return runStat(o.stat, std::cout, std::cerr);
   }
   const std::string admin = o.admin.value_or(kDefaultAdmin);
   if (o.command == "status" || o.command == "certs") {
