@@ -64,13 +64,22 @@ std::vector<nlohmann::json> accessLogLines(const std::string& output) {
 
 absl::StatusOr<std::unique_ptr<Prometheus>> Prometheus::start(const std::string& scratch_dir,
                                                               uint16_t target_port) {
+  return start(scratch_dir, std::vector<uint16_t>{target_port});
+}
+
+absl::StatusOr<std::unique_ptr<Prometheus>> Prometheus::start(
+    const std::string& scratch_dir, const std::vector<uint16_t>& target_ports) {
   std::unique_ptr<Prometheus> p(new Prometheus());
-  p->dir_ = absl::StrCat(scratch_dir, "/prometheus-", target_port);
+  p->dir_ = absl::StrCat(scratch_dir, "/prometheus-", target_ports.at(0));
   fs::create_directories(p->dir_ + "/data");
+  std::string targets;
+  for (uint16_t port : target_ports) {
+    absl::StrAppend(&targets, targets.empty() ? "" : ", ", "'127.0.0.1:", port, "'");
+  }
   std::ofstream(p->dir_ + "/prometheus.yml")
       << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
       << "scrape_configs:\n  - job_name: ferry-agent\n    static_configs:\n"
-      << "      - targets: ['127.0.0.1:" << target_port << "']\n";
+      << "      - targets: [" << targets << "]\n";
   p->port_ = freeLoopbackPort();
   auto process =
       harness::spawnProcess({},
@@ -89,6 +98,10 @@ Prometheus::~Prometheus() {
   process_.reset();
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
+}
+
+std::string Prometheus::url() const {
+  return absl::StrCat("http://127.0.0.1:", port_);
 }
 
 std::string Prometheus::queryScalar(const std::string& promql) {

@@ -31,11 +31,16 @@ class Prometheus {
   // `scratch_dir` and starts the server on a free loopback port.
   static absl::StatusOr<std::unique_ptr<Prometheus>> start(const std::string& scratch_dir,
                                                            uint16_t target_port);
+  // The same, scraping every port of `target_ports` (job ferry, one target each).
+  static absl::StatusOr<std::unique_ptr<Prometheus>> start(
+      const std::string& scratch_dir, const std::vector<uint16_t>& target_ports);
   ~Prometheus();
   // Evaluates an instant query until it returns a result (bounded, ~30 s); the first value of
   // the first series as Prometheus prints it ("5"), or "" when nothing came back.
   std::string queryScalar(const std::string& promql);
   std::string log() const { return process_->log(); }
+  // http://127.0.0.1:<port>, for clients such as `ferryctl stat --prometheus`.
+  std::string url() const;
 
  private:
   Prometheus() = default;
