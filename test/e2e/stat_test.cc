@@ -21,6 +21,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cli/stat_math.h"
 #include "e2e/http_apps.h"
@@ -339,6 +340,31 @@ TEST_CASE(
     INFO("recorded series read by an alert: " << name);
     CHECK(recorded.count(name) == 1);
   }
+
+  // --watch: one JSON line per frame, bounded by --count; no traffic now, so no rate, no
+  // success rate and no latency (never a made-up 100%).
+  auto watch = harness::runProcess({},
+                                   {FERRYCTL_PATH, "stat", "services", "--agents", agents,
+                                    "--window", "1s", "--watch", "--count", "2", "-o", "json"},
+                                   absl::Seconds(30));
+  REQUIRE_OK(watch);
+  REQUIRE(watch->exit_code == 0);
+  std::vector<std::string> frames = absl::StrSplit(watch->out, '\n', absl::SkipEmpty());
+  REQUIRE(frames.size() == 2);
+  for (const std::string& line : frames) {
+    nlohmann::json frame = nlohmann::json::parse(line);
+    const nlohmann::json& idle = row(frame, "shop");
+    CHECK(idle["requests"] == 0.0);
+    CHECK(idle["success_rate"].is_null());
+    CHECK(idle["latency_ms"]["p50"].is_null());
+  }
+  auto table = harness::runProcess(
+      {}, {FERRYCTL_PATH, "stat", "workloads", "--agents", agents, "--window", "1s"},
+      absl::Seconds(30));
+  REQUIRE_OK(table);
+  std::cout << "stat e2e: ferryctl stat workloads (idle):\n" << table->out;
+  CHECK(table->out.starts_with("NAMESPACE  WORKLOAD  RPS"));
+  CHECK(table->out.find("default    n2p2") != std::string::npos);
 
   // ferry_controlplane_connected (the config-stale alert): 1, 0 while the controller is away,
   // 1 once it is back.
