@@ -204,7 +204,7 @@ TEST_CASE("stat: --prometheus asks PromQL over the window with the row's labels"
         "istio_tcp_connections_opened_total{reporter=\"source\"}[5000ms]))");
 }
 
-TEST_CASE("stat: JSON and table name every figure; no traffic prints as null or '-'",
+TEST_CASE("stat: JSON and table name every figure, no traffic prints as null or '-'",
           "[cli][stat]") {
   StatRow r{.ns = "shop", .name = "cart", .requests = 20, .failures = 1, .seconds = 10};
   r.p50 = 4;
