@@ -41,7 +41,8 @@ struct Span {
 // the SDKs, so every agent decides the same for one trace id).
 class Sampler {
  public:
-  explicit Sampler(double ratio = 0) : ratio_(ratio) {}
+  Sampler() = default;  // samples no new trace
+  explicit Sampler(double ratio) : ratio_(ratio) {}
   double ratio() const { return ratio_; }
   bool sampleRoot(const std::array<uint8_t, 16>& trace_id) const;
   bool sample(const TraceContext* parent, const std::array<uint8_t, 16>& trace_id) const {
@@ -49,7 +50,7 @@ class Sampler {
   }
 
  private:
-  double ratio_;
+  double ratio_ = 0;
 };
 
 }  // namespace ferry::trace
