@@ -174,9 +174,13 @@ TEST_CASE("otlp exporter: a partial batch goes when its interval is over", "[tra
   config.flush_interval = absl::Milliseconds(50);
   auto e = SpanExporter::create(config, std::make_unique<FakeTransport>(shared));
   REQUIRE_OK(e.status());
+  // Twice, so that the second span comes while the thread sleeps with an empty queue.
   REQUIRE((*e)->enqueue(spanNumbered(1)));
   REQUIRE(waitFor(*shared, [&] { return shared->bodies.size() == 1; }));
   REQUIRE(waitCounts(**e, [](auto c) { return c.exported == 1 && c.queued == 0; }));
+  REQUIRE((*e)->enqueue(spanNumbered(2)));
+  REQUIRE(waitFor(*shared, [&] { return shared->bodies.size() == 2; }));
+  REQUIRE(waitCounts(**e, [](auto c) { return c.exported == 2 && c.queued == 0; }));
 }
 
 TEST_CASE("otlp exporter: a stuck collector costs a bounded queue; drops are counted", "[trace]") {

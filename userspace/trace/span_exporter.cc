@@ -131,7 +131,8 @@ bool SpanExporter::enqueue(Span span) {
       oldest_ = std::chrono::steady_clock::now();
     }
     queue_.push_back(std::move(span));
-    wake = queue_.size() == config_.max_batch_spans;
+    // The first span sets the thread's deadline; a full batch goes at once.
+    wake = queue_.size() == 1 || queue_.size() == config_.max_batch_spans;
   }
   if (wake) {
     wake_.notify_one();
@@ -159,12 +160,17 @@ void SpanExporter::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     // Sleeps until a batch is full, the oldest span is due, a flush is asked for or we stop.
-    wake_.wait_until(
-        lock, queue_.empty() ? std::chrono::steady_clock::time_point::max() : oldest_ + interval,
-        [&] {
-          return stopping_ || flush_requested_ || queue_.size() >= config_.max_batch_spans ||
-                 (!queue_.empty() && std::chrono::steady_clock::now() >= oldest_ + interval);
-        });
+    // The deadline is taken anew on each wake-up: the first span of an empty queue sets it.
+    auto due = [&] {
+      return !queue_.empty() && std::chrono::steady_clock::now() >= oldest_ + interval;
+    };
+    while (!stopping_ && !flush_requested_ && queue_.size() < config_.max_batch_spans && !due()) {
+      if (queue_.empty()) {
+        wake_.wait(lock);
+      } else {
+        wake_.wait_until(lock, oldest_ + interval);
+      }
+    }
     const bool stop = stopping_;
     flush_requested_ = false;
     // Everything due goes out now, a batch at a time; the lock is released while sending.
