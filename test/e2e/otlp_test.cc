@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
@@ -290,6 +291,59 @@ TEST_CASE("spans from both agents reach an OTLP collector, decodable by OpenTele
   CHECK(client["resource"]["service.name"] == "n1p1.default");
   CHECK(server["resource"]["service.name"] == "n2p1.default");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a collector that never answers costs a bounded queue, requests are served",
+          "[privileged][e2e][telemetry]") {
+  FERRY_REQUIRE_ROOT();
+  // Listens and never accepts: an export connects (the backlog) and waits for its 5 s timeout.
+  const int stuck = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(stuck, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  REQUIRE(::listen(stuck, 16) == 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(stuck, reinterpret_cast<sockaddr*>(&a), &len);
+  constexpr int kQueue = 2;
+  constexpr int kRequests = 20;
+  MeshOptions options;
+  // Ratio 1: every new trace is sampled, by the source agent, and the destination follows it.
+  options.extra_agent_flags = {
+      absl::StrCat("--trace-endpoint=http://127.0.0.1:", ntohs(a.sin_port), "/v1/traces"),
+      "--trace-sampling=1", absl::StrCat("--trace-queue-spans=", kQueue), "--trace-batch-spans=1"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.applyManifest("front.yaml", routedFront()));
+  REQUIRE_OK(m.startApp(m.pod(2, 1), {"http-server", absl::StrCat("--port=", kAppPort)}, kAppPort));
+  std::vector<std::string> paths;
+  for (int i = 0; i < kRequests; ++i) {
+    paths.push_back(absl::StrCat("/r", i));
+  }
+  auto out = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "http-post",
+                                 absl::StrCat("--host=", kFrontVip), "--port=80", "--bytes=1",
+                                 "--text=" + absl::StrJoin(paths, " ")});
+  REQUIRE_OK(out);
+  std::vector<std::string> lines = absl::StrSplit(*out, '\n', absl::SkipEmpty());
+  REQUIRE(lines.size() == kRequests);
+  for (const std::string& line : lines) {
+    INFO(line);
+    REQUIRE(line.starts_with("200 "));
+    // The app's parent span is sampled: the source agent started the trace and sampled it.
+    CHECK(line.find("-01 bytes=1") != std::string::npos);
+  }
+  for (int node : {1, 2}) {
+    // The first span went to the stuck export; the queue holds kQueue; the rest were dropped.
+    std::string text = scrapeUntil(m.metricsPort(node), "ferry_trace_spans_total",
+                                   {{"outcome", "dropped"}}, kRequests - 1 - kQueue);
+    INFO("node " << node << ": " << text.substr(std::min(text.find("ferry_trace"), text.size())));
+    CHECK(sampleValue(text, "ferry_trace_spans_total", {{"outcome", "dropped"}}) ==
+          kRequests - 1 - kQueue);
+    CHECK(sampleValue(text, "ferry_trace_spans_total", {{"outcome", "exported"}}) == 0);
+    CHECK(sampleValue(text, "ferry_trace_queue_spans", {}) <= kQueue);
+  }
+  ::close(stuck);
 }
 
 }  // namespace
