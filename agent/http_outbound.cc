@@ -290,8 +290,11 @@ class HttpOutbound : public EventHandler, public Deferred {
     view.query = target->query;
     view.authority = x_.authority;
     view.headers = fields;
-    x_.incoming_traceparent = view.headerJoined("traceparent").value_or("");
-    x_.trace = forwardedTrace(x_.incoming_traceparent, ctx_.shared.telemetry->sampler());
+    if (ctx_.shared.telemetry->spanExporter() != nullptr) {
+      // A client span of our own; without export the destination's agent starts the trace.
+      x_.incoming_traceparent = view.headerJoined("traceparent").value_or("");
+      x_.trace = forwardedTrace(x_.incoming_traceparent, ctx_.shared.telemetry->sampler());
+    }
     x_.view = ctx_.shared.routing->current();
     x_.state = ctx_.shared.workloads->current();
     x_.rule = x_.view->table ? x_.view->table->match(service_, port_, view) : nullptr;
@@ -329,7 +332,9 @@ class HttpOutbound : public EventHandler, public Deferred {
                                        model::Service{.key = backend->service}.hostname());
     http::HeaderEdits edits;
     x_.rule->applyHeaderModifier(edits);
-    setForwardedTrace(x_.incoming_traceparent, *x_.trace, edits);
+    if (x_.trace) {
+      setForwardedTrace(x_.incoming_traceparent, *x_.trace, edits);
+    }
     x_.head = forwardedRequestHead(head.method, fields, target->forwarded(), edits);
     prepareMirror(head, target->forwarded(), edits);
     x_.cluster->budget.requestStarted();
@@ -957,11 +962,13 @@ class HttpOutbound : public EventHandler, public Deferred {
     r.response_bytes = x_.response_bytes;
     r.duration = absl::FromChrono(std::chrono::steady_clock::now() - x_.started);
     r.upstream_cluster = x_.upstream_cluster;
-    if (!x_.trace) {  // refused before the head was read whole
-      x_.trace = forwardedTrace("", ctx_.shared.telemetry->sampler());
+    if (!x_.trace && ctx_.shared.telemetry->spanExporter() != nullptr) {
+      x_.trace = forwardedTrace("", ctx_.shared.telemetry->sampler());  // refused before routing
     }
-    auto incoming = trace::parseTraceparent(x_.incoming_traceparent);
-    setTrace(r, incoming.ok() ? &*incoming : nullptr, *x_.trace);
+    if (x_.trace) {
+      auto incoming = trace::parseTraceparent(x_.incoming_traceparent);
+      setTrace(r, incoming.ok() ? &*incoming : nullptr, *x_.trace);
+    }
     ctx_.shared.telemetry->recordRequest(r);
   }
 

@@ -355,7 +355,8 @@ TEST_CASE("a request's span: server kind, parent, Istio-like attributes and reso
   CHECK(d.parent_span_id == incoming->span_id);
 }
 
-TEST_CASE("only sampled requests become spans; export outcomes are ferry_ metrics", "[telemetry]") {
+TEST_CASE("only sampled requests become spans, and export outcomes are ferry_ metrics",
+          "[telemetry]") {
   // A collector that is not there: every export fails, and is counted.
   TelemetryConfig config{.metrics_address = "127.0.0.1:0",
                          .tracing = {.endpoint = "http://127.0.0.1:1/v1/traces",
