@@ -76,8 +76,7 @@ trace::Span requestSpan(const HttpRequestInfo& r, const std::string& cluster_nam
   a.emplace_back("http.method", r.method);
   a.emplace_back("http.url", absl::StrCat("http://", r.authority, r.path));
   a.emplace_back("http.path", r.path.substr(0, r.path.find('?')));
-  a.emplace_back("http.protocol",
-                 r.protocol == "grpc" ? std::string("grpc") : std::string("HTTP/1.1"));
+  a.emplace_back("http.protocol", r.protocol);  // Istio's request_protocol: "http" or "grpc"
   a.emplace_back("http.status_code", int64_t{r.response_code});
   if (r.grpc_status >= 0) {
     a.emplace_back("grpc.status_code", int64_t{r.grpc_status});

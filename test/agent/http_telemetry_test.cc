@@ -327,7 +327,7 @@ TEST_CASE("a request's span: server kind, parent, Istio-like attributes and reso
       {"http.method", std::string("POST")},
       {"http.url", std::string("http://web/orders")},
       {"http.path", std::string("/orders")},
-      {"http.protocol", std::string("HTTP/1.1")},
+      {"http.protocol", std::string("http")},
       {"http.status_code", int64_t{201}},
       {"request_size", int64_t{12}},
       {"response_size", int64_t{34}},

@@ -265,7 +265,7 @@ TEST_CASE("spans from both agents reach an OTLP collector, decodable by OpenTele
       {"destination.service", service},
       {"http.method", "POST"},
       {"http.path", "/orders"},
-      {"http.protocol", "HTTP/1.1"},
+      {"http.protocol", "http"},
       {"http.status_code", 200},
       {"request_size", 7},
       {"response_flags", "-"},

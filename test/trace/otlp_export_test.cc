@@ -238,6 +238,21 @@ TEST_CASE("otlp exporter: stopping sends what is queued once", "[trace]") {
   REQUIRE(shared->bodies.size() == 1);
 }
 
+TEST_CASE("otlp exporter: stopping after a failed export makes no last try", "[trace]") {
+  auto shared = std::make_shared<FakeTransport::Shared>();
+  shared->fail = true;
+  {
+    auto e = SpanExporter::create(fakeConfig(100, 2), std::make_unique<FakeTransport>(shared));
+    REQUIRE_OK(e.status());
+    REQUIRE((*e)->enqueue(spanNumbered(1)));
+    REQUIRE((*e)->enqueue(spanNumbered(2)));  // a full batch: sent, fails
+    REQUIRE(waitCounts(**e, [](auto c) { return c.failed == 2; }));
+    REQUIRE((*e)->enqueue(spanNumbered(3)));  // waits for its interval (an hour)
+  }
+  std::lock_guard<std::mutex> lock(shared->mu);
+  REQUIRE(shared->posts_started == 1);
+}
+
 TEST_CASE("otlp exporter: bad configurations are refused", "[trace]") {
   struct Row {
     std::string description;

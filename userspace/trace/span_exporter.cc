@@ -158,6 +158,7 @@ SpanExporter::Counts SpanExporter::counts() const {
 void SpanExporter::run() {
   const auto interval = absl::ToChronoNanoseconds(config_.flush_interval);
   std::unique_lock<std::mutex> lock(mu_);
+  bool last_failed = false;  // the last export failed
   for (;;) {
     // Sleeps until a batch is full, the oldest span is due, a flush is asked for or we stop.
     // The deadline is taken anew on each wake-up: the first span of an empty queue sets it.
@@ -173,6 +174,12 @@ void SpanExporter::run() {
     }
     const bool stop = stopping_;
     flush_requested_ = false;
+    if (stop && last_failed) {
+      // Stopping while the collector is away: no last try, so shutdown waits for at most the
+      // export already under way.
+      failed_.fetch_add(queue_.size(), std::memory_order_relaxed);
+      queue_.clear();
+    }
     // Everything due goes out now, a batch at a time; the lock is released while sending.
     while (!queue_.empty()) {
       const auto end =
@@ -182,11 +189,10 @@ void SpanExporter::run() {
       queue_.erase(queue_.begin(), end);
       oldest_ = std::chrono::steady_clock::now();  // the rest waited at least this long
       lock.unlock();
-      const bool sent = exportBatch(batch);
+      last_failed = !exportBatch(batch);
       lock.lock();
-      if (stop && !sent) {
-        // Stopping with the collector away: one try only, so shutdown stays bounded.
-        failed_.fetch_add(queue_.size(), std::memory_order_relaxed);
+      if (stop && last_failed) {
+        failed_.fetch_add(queue_.size(), std::memory_order_relaxed);  // one try only
         queue_.clear();
       }
       if (!stop && queue_.size() < config_.max_batch_spans && !flush_requested_) {

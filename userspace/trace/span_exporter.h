@@ -69,7 +69,8 @@ class SpanExporter {
   // `transport` null: otlpHttpTransport(config).
   static absl::StatusOr<std::unique_ptr<SpanExporter>> create(
       const ExporterConfig& config, std::unique_ptr<Transport> transport = nullptr);
-  // Sends what is queued (one last try, bounded by the timeout) and stops the thread.
+  // Sends what is queued (one last try, bounded by the timeout; none when the last export
+  // failed) and stops the thread: at most two timeouts with an export under way.
   ~SpanExporter();
 
   // Never waits for I/O. False: the queue was full and the span was dropped.
