@@ -183,7 +183,8 @@ TEST_CASE("otlp exporter: a partial batch goes when its interval is over", "[tra
   REQUIRE(waitCounts(**e, [](auto c) { return c.exported == 2 && c.queued == 0; }));
 }
 
-TEST_CASE("otlp exporter: a stuck collector costs a bounded queue; drops are counted", "[trace]") {
+TEST_CASE("otlp exporter: a stuck collector costs a bounded queue, and drops are counted",
+          "[trace]") {
   auto shared = std::make_shared<FakeTransport::Shared>();
   shared->hold = true;
   auto e = SpanExporter::create(fakeConfig(5, 2), std::make_unique<FakeTransport>(shared));
