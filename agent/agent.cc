@@ -91,7 +91,11 @@ absl::Status Agent::init() {
       .metrics_address = config_.metrics_address,
       .metrics_fd = inherited_.takeOne("metrics"),
       .access_log = {.enabled = config_.access_log, .sample_rate = config_.access_log_sample},
-      .cluster_name = config_.cluster_name};
+      .cluster_name = config_.cluster_name,
+      .tracing = {.endpoint = config_.trace_endpoint,
+                  .max_queue_spans = config_.trace_queue_spans,
+                  .max_batch_spans = config_.trace_batch_spans},
+      .trace_sampling = config_.trace_sampling};
   auto telemetry = Telemetry::create(telemetry_config, parts_.access_log_sink);
   if (!telemetry.ok()) {
     return telemetry.status();

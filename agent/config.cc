@@ -96,6 +96,17 @@ absl::Status Config::validate() const {
   if (!(access_log_sample >= 0.0 && access_log_sample <= 1.0)) {
     return absl::InvalidArgumentError("--access-log-sample must be between 0 and 1");
   }
+  if (!(trace_sampling >= 0.0 && trace_sampling <= 1.0)) {
+    return absl::InvalidArgumentError("--trace-sampling must be between 0 and 1");
+  }
+  if (!trace_endpoint.empty() && !trace_endpoint.starts_with("http://") &&
+      !trace_endpoint.starts_with("https://")) {
+    return absl::InvalidArgumentError(
+        "--trace-endpoint must be an OTLP/HTTP URL, e.g. http://otel-collector:4318/v1/traces");
+  }
+  if (trace_batch_spans > trace_queue_spans) {
+    return absl::InvalidArgumentError("--trace-batch-spans must not exceed --trace-queue-spans");
+  }
   return absl::OkStatus();
 }
 
@@ -215,6 +226,16 @@ absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args) {
       if (!absl::SimpleAtod(value, &c.access_log_sample)) {
         return absl::InvalidArgumentError("--access-log-sample: \"" + value + "\" is not a number");
       }
+    } else if (name == "trace-endpoint") {
+      c.trace_endpoint = value;
+    } else if (name == "trace-sampling") {
+      if (!absl::SimpleAtod(value, &c.trace_sampling)) {
+        return absl::InvalidArgumentError("--trace-sampling: \"" + value + "\" is not a number");
+      }
+    } else if (name == "trace-queue-spans") {
+      s = parseNumber<uint32_t>(name, value, 1, 1000000, c.trace_queue_spans);
+    } else if (name == "trace-batch-spans") {
+      s = parseNumber<uint32_t>(name, value, 1, 100000, c.trace_batch_spans);
     } else {
       return absl::InvalidArgumentError("unknown flag --" + name + "\n" + usage());
     }
@@ -269,7 +290,13 @@ std::string usage() {
   --metrics-address=IP:PORT     Prometheus endpoint (0.0.0.0:15020; "off" = none; port 0 = any)
   --metrics-port=N              same as --metrics-address=0.0.0.0:N
   --readiness-address=IP --readiness-port=N   /healthz/ready (0.0.0.0:15021; port 0 = any)
-  --access-log=on|off --access-log-sample=F   JSON access log to stdout, share written (on, 1))";
+  --access-log=on|off --access-log-sample=F   JSON access log to stdout, share written (on, 1)
+  --trace-endpoint=URL          send a span per HTTP request to this OTLP/HTTP collector
+                                (http://HOST:4318/v1/traces, protobuf; "" = none)
+  --trace-sampling=F            share of new traces sampled, 0..1 (0.01); a request with a
+                                valid traceparent follows its sampled flag
+  --trace-queue-spans=N --trace-batch-spans=N   spans held for the collector at most (4096;
+                                beyond: dropped and counted) and sent per request (512))";
 }
 
 }  // namespace ferry::agent

@@ -28,6 +28,9 @@ inline constexpr uint32_t kDefaultHttpHeaderTimeoutMs = 10000;
 inline constexpr uint32_t kDefaultMaxHttpAwaitingHeaders = 1024;
 inline constexpr uint32_t kDefaultHttpIdleTimeoutMs = 3600000;
 inline constexpr uint32_t kDefaultDrainGraceMs = 5000;
+inline constexpr double kDefaultTraceSampling = 0.01;  // Istio's default: 1% of new traces
+inline constexpr uint32_t kDefaultTraceQueueSpans = 4096;
+inline constexpr uint32_t kDefaultTraceBatchSpans = 512;
 
 struct Config {
   std::string node_name;  // required: which node this agent serves
@@ -79,6 +82,11 @@ struct Config {
   uint16_t readiness_port = kDefaultReadinessPort;  // 0: pick a free port (tests)
   bool access_log = true;
   double access_log_sample = 1.0;  // share of access-log lines written, 0..1
+  // Spans to an OTLP/HTTP collector (agent/telemetry_spans.h): "" = none.
+  std::string trace_endpoint;
+  double trace_sampling = kDefaultTraceSampling;  // share of new traces sampled, 0..1
+  uint32_t trace_queue_spans = kDefaultTraceQueueSpans;
+  uint32_t trace_batch_spans = kDefaultTraceBatchSpans;
 
   std::string stateFile() const;
   std::string handoverSocket() const;

@@ -219,7 +219,8 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   bool choose(bool h2, http::FilterOutput& out) {
     auto sink = [this](const http::RequestRecord& r) { onRecord(r); };
     if (h2) {
-      auto f = http::Http2Filter::create({}, authorize_, traceHeaderHook());
+      auto f = http::Http2Filter::create({}, authorize_,
+                                         traceHeaderHook(ctx_.shared.telemetry->sampler()));
       if (!f.ok()) {
         LOG_WARN_EVERY_SECOND("inbound HTTP/2 to ", pod_->info.name, ": ", f.status().ToString());
         closing_ = true;
@@ -230,7 +231,7 @@ class HttpInbound : public Deferred, public HeaderWaiter {
       h2_->start(out);
     } else {
       h1_ = std::make_unique<http::Http1Filter>(http::Http1FilterConfig{}, authorize_,
-                                                traceHeaderHook());
+                                                traceHeaderHook(ctx_.shared.telemetry->sampler()));
       h1_->setRecordSink(sink);
     }
     return true;

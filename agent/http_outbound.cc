@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/http_messages.h"
 #include "agent/http_mirror.h"
+#include "agent/http_telemetry.h"
 #include "agent/log.h"
 #include "agent/outbound.h"
 #include "agent/route_state.h"
@@ -103,6 +104,10 @@ struct Exchange {
   const char* flags = "";       // Envoy's response flags for a local answer
   std::optional<routing::EndpointRef> endpoint;  // of the last try
   bool reported = false;
+  // Tracing: the traceparent received and our client span (set once the head is parsed).
+  std::string incoming_traceparent;
+  std::optional<trace::TraceContext> trace;
+  std::string upstream_cluster;      // Istio's "outbound|<port>||<service host>"
   std::optional<MirrorCopy> mirror;  // RequestMirror: sent once the request is read whole
 };
 
@@ -285,6 +290,11 @@ class HttpOutbound : public EventHandler, public Deferred {
     view.query = target->query;
     view.authority = x_.authority;
     view.headers = fields;
+    if (ctx_.shared.telemetry->spanExporter() != nullptr) {
+      // A client span of our own; without export the destination's agent starts the trace.
+      x_.incoming_traceparent = view.headerJoined("traceparent").value_or("");
+      x_.trace = forwardedTrace(x_.incoming_traceparent, ctx_.shared.telemetry->sampler());
+    }
     x_.view = ctx_.shared.routing->current();
     x_.state = ctx_.shared.workloads->current();
     x_.rule = x_.view->table ? x_.view->table->match(service_, port_, view) : nullptr;
@@ -318,8 +328,13 @@ class HttpOutbound : public EventHandler, public Deferred {
     x_.cluster_id =
         absl::StrCat(backend->service.ns, "/", backend->service.name, ":", backend_port);
     x_.backend_service = backend->service;
+    x_.upstream_cluster = absl::StrCat("outbound|", backend_port, "||",
+                                       model::Service{.key = backend->service}.hostname());
     http::HeaderEdits edits;
     x_.rule->applyHeaderModifier(edits);
+    if (x_.trace) {
+      setForwardedTrace(x_.incoming_traceparent, *x_.trace, edits);
+    }
     x_.head = forwardedRequestHead(head.method, fields, target->forwarded(), edits);
     prepareMirror(head, target->forwarded(), edits);
     x_.cluster->budget.requestStarted();
@@ -946,6 +961,14 @@ class HttpOutbound : public EventHandler, public Deferred {
     r.request_bytes = x_.request_bytes;
     r.response_bytes = x_.response_bytes;
     r.duration = absl::FromChrono(std::chrono::steady_clock::now() - x_.started);
+    r.upstream_cluster = x_.upstream_cluster;
+    if (!x_.trace && ctx_.shared.telemetry->spanExporter() != nullptr) {
+      x_.trace = forwardedTrace("", ctx_.shared.telemetry->sampler());  // refused before routing
+    }
+    if (x_.trace) {
+      auto incoming = trace::parseTraceparent(x_.incoming_traceparent);
+      setTrace(r, incoming.ok() ? &*incoming : nullptr, *x_.trace);
+    }
     ctx_.shared.telemetry->recordRequest(r);
   }
 

@@ -2,6 +2,7 @@
 #include "agent/http_telemetry.h"
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "agent/telemetry_peers.h"
 
 namespace ferry::agent {
@@ -38,23 +39,42 @@ std::string responseFlags(const http::RequestRecord& r) {
 
 }  // namespace
 
-trace::TraceContext forwardedTrace(std::string_view incoming) {
+trace::TraceContext forwardedTrace(std::string_view incoming, const trace::Sampler& sampler) {
   if (!incoming.empty()) {
     auto parent = trace::parseTraceparent(incoming);
     if (parent.ok()) {
       return parent->child();
     }
   }
-  return trace::TraceContext::generate(/*sampled=*/false);
+  trace::TraceContext root = trace::TraceContext::generate(/*sampled=*/false);
+  if (sampler.sampleRoot(root.trace_id)) {
+    root.flags |= trace::kSampledFlag;
+  }
+  return root;
 }
 
-http::RequestHeaderHook traceHeaderHook() {
-  return [](const http::RequestView& view, http::HeaderEdits& edits) {
+void setForwardedTrace(std::string_view incoming, const trace::TraceContext& ours,
+                       http::HeaderEdits& edits) {
+  if (!incoming.empty() && !trace::parseTraceparent(incoming).ok()) {
+    edits.remove("tracestate");
+  }
+  edits.set("traceparent", ours.format());
+}
+
+void setTrace(HttpRequestInfo& r, const trace::TraceContext* incoming,
+              const trace::TraceContext& ours) {
+  r.trace_id = ours.traceIdHex();
+  r.span_id = ours.spanIdHex();
+  r.trace_sampled = ours.sampled();
+  if (incoming != nullptr && incoming->trace_id == ours.trace_id) {
+    r.parent_span_id = incoming->spanIdHex();
+  }
+}
+
+http::RequestHeaderHook traceHeaderHook(trace::Sampler sampler) {
+  return [sampler](const http::RequestView& view, http::HeaderEdits& edits) {
     std::string incoming = view.headerJoined("traceparent").value_or("");
-    if (!incoming.empty() && !trace::parseTraceparent(incoming).ok()) {
-      edits.remove("tracestate");
-    }
-    edits.set("traceparent", forwardedTrace(incoming).format());
+    setForwardedTrace(incoming, forwardedTrace(incoming, sampler), edits);
   };
 }
 
@@ -77,12 +97,13 @@ ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod&
 }
 
 HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
-                                const InboundPeer& peer, const http::RequestRecord& record) {
-  return httpRequestInfo(inboundHttpConnection(state, pod, peer), record);
+                                const InboundPeer& peer, const http::RequestRecord& record,
+                                const trace::Sampler& sampler) {
+  return httpRequestInfo(inboundHttpConnection(state, pod, peer), record, sampler);
 }
 
-HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection,
-                                const http::RequestRecord& record) {
+HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::RequestRecord& record,
+                                const trace::Sampler& sampler) {
   HttpRequestInfo r;
   r.connection = connection;
   r.connection.policy = l7Outcome(record);
@@ -102,11 +123,14 @@ HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection,
   auto forwarded = trace::parseTraceparent(record.forwarded_traceparent);
   // Forwarded: our span is the one the app saw. Not forwarded (denied, malformed): the span
   // this agent answered in.
-  trace::TraceContext ours = forwarded.ok() ? *forwarded : forwardedTrace(record.traceparent);
-  r.trace_id = ours.traceIdHex();
-  r.span_id = ours.spanIdHex();
-  if (incoming.ok() && incoming->trace_id == ours.trace_id) {
-    r.parent_span_id = incoming->spanIdHex();
+  trace::TraceContext ours =
+      forwarded.ok() ? *forwarded : forwardedTrace(record.traceparent, sampler);
+  setTrace(r, incoming.ok() ? &*incoming : nullptr, ours);
+  if (!connection.destination.address.empty()) {
+    // Istio's inbound cluster name: "inbound|<port>||".
+    r.upstream_cluster = absl::StrCat(
+        "inbound|",
+        connection.destination.address.substr(connection.destination.address.rfind(':') + 1), "||");
   }
   return r;
 }
@@ -117,7 +141,8 @@ void HttpInboundReporter::report(const http::RequestRecord& record) {
     connection_ = inboundHttpConnection(*state, *pod_, peer_);
     state_ = state;
   }
-  ctx_.shared.telemetry->recordRequest(httpRequestInfo(connection_, record));
+  ctx_.shared.telemetry->recordRequest(
+      httpRequestInfo(connection_, record, ctx_.shared.telemetry->sampler()));
 }
 
 }  // namespace ferry::agent

@@ -18,18 +18,29 @@
 #include "agent/workload_state.h"
 #include "http/http1_filter.h"
 #include "http/request_view.h"
+#include "trace/span.h"
 #include "trace/traceparent.h"
 
 namespace ferry::agent {
 
 // The context to forward for a request that carried `incoming` (a traceparent value, "" when
-// absent): a child of a valid incoming context, otherwise the root of a new, unsampled trace
-// (Ferry records no spans of its own, so it does not ask others to).
-trace::TraceContext forwardedTrace(std::string_view incoming);
+// absent): a child of a valid incoming context (sampled as its parent is), otherwise the root of
+// a new trace, sampled as `sampler` decides for a root (trace/span.h; the default samples none:
+// an agent that exports no spans does not ask others to record theirs).
+trace::TraceContext forwardedTrace(std::string_view incoming, const trace::Sampler& sampler = {});
 
-// Replaces the request's traceparent with forwardedTrace(...), and drops tracestate when the
-// incoming traceparent was unusable (the spec forbids using it then).
-http::RequestHeaderHook traceHeaderHook();
+// Puts `ours` in the request's traceparent, and drops tracestate when `incoming` (the
+// traceparent received) was unusable (the spec forbids using it then).
+void setForwardedTrace(std::string_view incoming, const trace::TraceContext& ours,
+                       http::HeaderEdits& edits);
+
+// Sets the request's trace fields for our span `ours`; its parent is `incoming` (the context
+// received, null when none was valid) when that is of the same trace.
+void setTrace(HttpRequestInfo& r, const trace::TraceContext* incoming,
+              const trace::TraceContext& ours);
+
+// Replaces the request's traceparent with forwardedTrace(...) (setForwardedTrace).
+http::RequestHeaderHook traceHeaderHook(trace::Sampler sampler = {});
 
 // Who talked to whom on an inbound connection to `pod` (the part of every request's report that
 // depends only on the connection and the state): peers, service, mTLS, no policy yet.
@@ -37,11 +48,14 @@ ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod&
                                      const InboundPeer& peer);
 
 // The destination-side report of one finished request on an inbound connection to `pod`.
+// `sampler` decides for a request that was answered here without a traceparent (denied,
+// malformed): the span this agent answered in starts a trace then.
 HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
-                                const InboundPeer& peer, const http::RequestRecord& record);
+                                const InboundPeer& peer, const http::RequestRecord& record,
+                                const trace::Sampler& sampler = {});
 // The same from inboundHttpConnection(...) computed before.
-HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection,
-                                const http::RequestRecord& record);
+HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::RequestRecord& record,
+                                const trace::Sampler& sampler = {});
 
 // Reports an inbound connection's requests to ctx.shared.telemetry against the current state.
 // The connection part is computed once per state snapshot, not per request (it looks the peers

@@ -8,6 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/log.h"
+#include "agent/telemetry_spans.h"
 
 namespace ferry::agent {
 namespace {
@@ -180,6 +182,20 @@ absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
       };
     });
   }
+  if (!config.tracing.endpoint.empty()) {
+    trace::ExporterConfig tracing = config.tracing;
+    tracing.on_error = [](const absl::Status& s) {
+      FERRY_LOG_EVERY_SECOND(kWarn, "trace export failed, spans dropped: ", s.message());
+    };
+    auto spans = trace::SpanExporter::create(tracing);
+    if (!spans.ok()) {
+      return spans.status();
+    }
+    t->spans_ = *std::move(spans);
+    t->sampler_ = trace::Sampler(config.trace_sampling);
+    trace::SpanExporter* exporter = t->spans_.get();
+    t->addSource([exporter] { return spanExportSamples(*exporter); });
+  }
   return t;
 }
 
@@ -245,6 +261,9 @@ void Telemetry::recordRequest(const HttpRequestInfo& r) {
                                     .response_bytes = r.response_bytes};
     exporter_->istio().recordRequest(
         connectionLabels(r.connection, r.protocol, flags, cluster_name_), outcome);
+  }
+  if (spans_ && r.trace_sampled && !r.trace_id.empty()) {
+    spans_->enqueue(requestSpan(r, cluster_name_));  // counted when dropped
   }
   accesslog::Entry e = logEntry(r.connection, accesslog::Kind::kRequest);
   e.timestamp = absl::Now() - r.duration;

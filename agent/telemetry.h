@@ -26,6 +26,8 @@
 #include "accesslog/accesslog.h"
 #include "agent/admin.h"
 #include "metrics/exporter.h"
+#include "trace/span.h"
+#include "trace/span_exporter.h"
 
 namespace ferry::agent {
 
@@ -89,6 +91,10 @@ struct HttpRequestInfo {
   std::string trace_id;        // 32 hex; empty: no trace
   std::string span_id;         // our span, 16 hex
   std::string parent_span_id;  // the caller's span, 16 hex; empty: we started the trace
+  bool trace_sampled = false;  // the span is exported (when an exporter is configured)
+  // Istio's upstream cluster: "outbound|80||web.default.svc.cluster.local" at the source,
+  // "inbound|8080||" at the destination; empty: none was picked.
+  std::string upstream_cluster;
   // False for a request refused before policy ran (malformed): it counts no policy decision.
   bool policy_evaluated = true;
   // Envoy's response flags ("DPE" malformed request, "UC" app connection lost); a policy
@@ -128,6 +134,10 @@ struct TelemetryConfig {
   metrics::MetricsLimits limits;
   // source_cluster / destination_cluster of this agent's own cluster (--cluster-name).
   std::string cluster_name = "Kubernetes";
+  // Spans to an OTLP/HTTP collector (trace/span_exporter.h); endpoint "": no export.
+  trace::ExporterConfig tracing;
+  // Share of new traces sampled (a request with a valid traceparent follows its flag).
+  double trace_sampling = 0;
 };
 
 class Telemetry {
@@ -153,6 +163,10 @@ class Telemetry {
   int metricsFd() const;
   void stopMetricsServer();
   accesslog::Logger& accessLog() { return *access_log_; }
+  // The sampling decision for traces this agent starts (trace_sampling; 0 without export).
+  const trace::Sampler& sampler() const { return sampler_; }
+  // Null without a trace endpoint.
+  trace::SpanExporter* spanExporter() { return spans_.get(); }
 
  private:
   friend class ConnectionTelemetry;
@@ -166,6 +180,8 @@ class Telemetry {
   std::unique_ptr<accesslog::Logger> access_log_;
   class Decisions;
   std::unique_ptr<Decisions> decisions_;
+  trace::Sampler sampler_;
+  std::unique_ptr<trace::SpanExporter> spans_;
 };
 
 }  // namespace ferry::agent

@@ -2,8 +2,12 @@
 #include "agent/http_telemetry.h"
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "agent/telemetry_spans.h"
 #include "metrics/scrape.h"
 #include "status_testing.h"
 
@@ -252,6 +256,137 @@ TEST_CASE("request reports count by code, flags and decisions, not for malformed
   auto bad = nlohmann::json::parse(sink->lines()[1]);
   CHECK(bad["response_flags"] == "DPE");
   CHECK(bad["policy_decision"].is_null());
+}
+
+TEST_CASE("sampling: a valid traceparent's flag decides, new traces follow the ratio",
+          "[telemetry]") {
+  constexpr char kUnsampled[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+  struct Row {
+    std::string description, incoming;
+    double ratio;
+    bool sampled, same_trace;
+  };
+  const std::vector<Row> rows = {
+      {"sampled parent, ratio 0", kIncoming, 0.0, true, true},
+      {"unsampled parent, ratio 1", kUnsampled, 1.0, false, true},
+      {"no parent, ratio 1", "", 1.0, true, false},
+      {"no parent, ratio 0", "", 0.0, false, false},
+      {"unusable parent, ratio 1: a new sampled trace", "garbage", 1.0, true, false},
+  };
+  for (const Row& row : rows) {
+    INFO(row.description);
+    trace::TraceContext ours = forwardedTrace(row.incoming, trace::Sampler(row.ratio));
+    CHECK(ours.sampled() == row.sampled);
+    CHECK((ours.traceIdHex() == kTraceId) == row.same_trace);
+    // The hook forwards the same decision.
+    http::RequestView view;
+    std::vector<http::Header> headers;
+    if (!row.incoming.empty()) {
+      headers.push_back({"traceparent", row.incoming});
+    }
+    view.headers = headers;
+    http::HeaderEdits edits;
+    traceHeaderHook(trace::Sampler(row.ratio))(view, edits);
+    REQUIRE(edits.additions().size() == 1);
+    auto forwarded = trace::parseTraceparent(edits.additions()[0].second);
+    REQUIRE_OK(forwarded);
+    CHECK(forwarded->sampled() == row.sampled);
+  }
+}
+
+TEST_CASE("a request's span: server kind, parent, Istio-like attributes and resource",
+          "[telemetry]") {
+  WorkloadState state(snapshot());
+  http::RequestRecord record = allowedRecord();
+  HttpRequestInfo r = httpRequestInfo(state, webPod(), kPeer, record);
+  REQUIRE(r.trace_sampled);
+  CHECK(r.upstream_cluster == "inbound|8080||");
+  trace::Span s = requestSpan(r, "Kubernetes");
+  CHECK(s.kind == trace::SpanKind::kServer);
+  auto forwarded = trace::parseTraceparent(record.forwarded_traceparent);
+  REQUIRE_OK(forwarded);
+  CHECK(s.trace_id == forwarded->trace_id);
+  CHECK(s.span_id == forwarded->span_id);  // the span the app sees as its parent
+  auto incoming = trace::parseTraceparent(kIncoming);
+  CHECK(s.parent_span_id == incoming->span_id);
+  CHECK(s.flags == trace::kSampledFlag);
+  CHECK(s.name == "web.default.svc.cluster.local:80/*");
+  CHECK(s.end_unix_nanos - s.start_unix_nanos == 5'000'000);
+  CHECK_FALSE(s.error);
+  std::map<std::string, trace::AttributeValue> a(s.attributes.begin(), s.attributes.end());
+  const std::map<std::string, trace::AttributeValue> expected = {
+      {"source.workload", std::string("client")},
+      {"source.namespace", std::string("default")},
+      {"source.principal", std::string("spiffe://cluster.local/ns/default/sa/client")},
+      {"destination.workload", std::string("web")},
+      {"destination.namespace", std::string("default")},
+      {"destination.service", std::string("web.default.svc.cluster.local")},
+      {"istio.canonical_service", std::string("web")},
+      {"istio.canonical_revision", std::string("v1")},
+      {"istio.namespace", std::string("default")},
+      {"http.method", std::string("POST")},
+      {"http.url", std::string("http://web/orders")},
+      {"http.path", std::string("/orders")},
+      {"http.protocol", std::string("http")},
+      {"http.status_code", int64_t{201}},
+      {"request_size", int64_t{12}},
+      {"response_size", int64_t{34}},
+      {"response_flags", std::string("-")},
+      {"upstream_cluster", std::string("inbound|8080||")},
+      {"connection.mtls", true},
+  };
+  for (const auto& [key, value] : expected) {
+    INFO(key);
+    REQUIRE(a.count(key) == 1);
+    CHECK(a[key] == value);
+  }
+  std::map<std::string, trace::AttributeValue> resource(s.resource.begin(), s.resource.end());
+  CHECK(resource["service.name"] == trace::AttributeValue(std::string("web.default")));
+  CHECK(resource["k8s.namespace.name"] == trace::AttributeValue(std::string("default")));
+
+  http::RequestRecord denied = allowedRecord();
+  denied.allowed = false;
+  denied.status = 503;
+  denied.forwarded_traceparent.clear();
+  trace::Span d = requestSpan(httpRequestInfo(state, webPod(), kPeer, denied), "Kubernetes");
+  std::map<std::string, trace::AttributeValue> da(d.attributes.begin(), d.attributes.end());
+  CHECK(da["response_flags"] == trace::AttributeValue(std::string("DENY")));
+  CHECK(d.error);
+  CHECK(d.parent_span_id == incoming->span_id);
+}
+
+TEST_CASE("only sampled requests become spans, and export outcomes are ferry_ metrics",
+          "[telemetry]") {
+  // A collector that is not there: every export fails, and is counted.
+  TelemetryConfig config{.metrics_address = "127.0.0.1:0",
+                         .tracing = {.endpoint = "http://127.0.0.1:1/v1/traces",
+                                     .max_batch_spans = 1,
+                                     .timeout = absl::Seconds(2)}};
+  auto t = Telemetry::create(config, std::make_shared<accesslog::MemorySink>());
+  REQUIRE_OK(t);
+  REQUIRE((*t)->spanExporter() != nullptr);
+  CHECK((*t)->sampler().ratio() == 0);
+  WorkloadState state(snapshot());
+  http::RequestRecord sampled = allowedRecord();
+  http::RequestRecord unsampled = allowedRecord();
+  unsampled.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+  unsampled.forwarded_traceparent = forwardedTrace(unsampled.traceparent).format();
+  (*t)->recordRequest(httpRequestInfo(state, webPod(), kPeer, unsampled));
+  (*t)->recordRequest(httpRequestInfo(state, webPod(), kPeer, sampled));
+  const std::string url = absl::StrCat("http://127.0.0.1:", (*t)->metricsPort(), "/metrics");
+  double failed = 0;
+  for (int i = 0; i < 500 && failed < 1; ++i) {
+    failed =
+        sampleValue(httpGet(url), "ferry_trace_spans_total", {{"outcome", "failed"}}).value_or(0);
+    if (failed < 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  CHECK(failed == 1);
+  std::string text = httpGet(url);
+  CHECK(sampleValue(text, "ferry_trace_spans_total", {{"outcome", "exported"}}) == 0);
+  CHECK(sampleValue(text, "ferry_trace_spans_total", {{"outcome", "dropped"}}) == 0);
+  CHECK(sampleValue(text, "ferry_trace_queue_spans", {}) == 0);
 }
 
 }  // namespace
