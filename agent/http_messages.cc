@@ -19,6 +19,19 @@ void appendField(std::string& out, std::string_view name, std::string_view value
   out.append(name).append(": ").append(value).append("\r\n");
 }
 
+// The edits' additions; a route must not be able to change framing or break the head.
+void appendAdditions(std::string& out, const http::HeaderEdits& edits) {
+  using http::chars::equalsIgnoreCase;
+  for (const auto& [name, value] : edits.additions()) {
+    if (!http::chars::isToken(name) || !fieldValueOk(value) || hopByHopField(name) ||
+        equalsIgnoreCase(name, "content-length") || equalsIgnoreCase(name, "transfer-encoding") ||
+        equalsIgnoreCase(name, "host")) {
+      continue;
+    }
+    appendField(out, name, value);
+  }
+}
+
 }  // namespace
 
 bool hopByHopField(std::string_view name) {
@@ -44,29 +57,23 @@ std::string forwardedRequestHead(std::string_view method, std::span<const http::
     }
     appendField(out, h.name, h.value);
   }
-  for (const auto& [name, value] : edits.additions()) {
-    // A route must not be able to change framing or break the head.
-    if (!http::chars::isToken(name) || !fieldValueOk(value) || hopByHopField(name) ||
-        equalsIgnoreCase(name, "content-length") || equalsIgnoreCase(name, "transfer-encoding") ||
-        equalsIgnoreCase(name, "host")) {
-      continue;
-    }
-    appendField(out, name, value);
-  }
+  appendAdditions(out, edits);
   out.append("\r\n");
   return out;
 }
 
-std::string forwardedResponseHead(const http::MessageHead& head, bool close) {
+std::string forwardedResponseHead(const http::MessageHead& head, bool close,
+                                  const http::HeaderEdits& edits) {
   std::string out;
   out.reserve(256);
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
   out.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason).append("\r\n");
   for (const http::Header& h : head.headers) {
-    if (!hopByHopField(h.name)) {
+    if (!hopByHopField(h.name) && (edits.empty() || !edits.removes(h.name))) {
       appendField(out, h.name, h.value);
     }
   }
+  appendAdditions(out, edits);
   if (close) {
     out.append("connection: close\r\n");
   }
@@ -87,10 +94,33 @@ std::string localReply(int status, std::string_view body, bool close) {
   return out;
 }
 
+std::string redirectReply(int status, std::string_view location, bool close) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+  out.append(reasonPhrase(status)).append("\r\n");
+  appendField(out, "location", location);
+  appendField(out, "content-length", "0");
+  appendField(out, "server", "ferry");
+  if (close) {
+    out.append("connection: close\r\n");
+  }
+  out.append("\r\n");
+  return out;
+}
+
 std::string_view reasonPhrase(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
     case 400:
       return "Bad Request";
     case 403:

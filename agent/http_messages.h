@@ -25,12 +25,17 @@ bool hopByHopField(std::string_view name);
 std::string forwardedRequestHead(std::string_view method, std::span<const http::Header> fields,
                                  std::string_view target, const http::HeaderEdits& edits);
 
-// "HTTP/1.1 <status> <reason>" and the fields minus hop-by-hop ones; `close` adds
-// "connection: close" (the client connection ends after this response).
-std::string forwardedResponseHead(const http::MessageHead& head, bool close);
+// "HTTP/1.1 <status> <reason>" and the fields minus hop-by-hop ones and those `edits` removes
+// (a route's ResponseHeaderModifier), then the edits' additions (checked as for requests);
+// `close` adds "connection: close" (the client connection ends after this response).
+std::string forwardedResponseHead(const http::MessageHead& head, bool close,
+                                  const http::HeaderEdits& edits = {});
 
 // A complete text/plain response made by the agent.
 std::string localReply(int status, std::string_view body, bool close);
+
+// An empty redirect response (RequestRedirect) with `location`.
+std::string redirectReply(int status, std::string_view location, bool close);
 
 std::string_view reasonPhrase(int status);
 

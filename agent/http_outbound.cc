@@ -67,6 +67,8 @@ struct Exchange {
   model::ObjectKey backend_service;
   int local_status = 0;  // answered here once the request is read (404, fault abort...)
   std::string local_body;
+  std::string local_location;        // RequestRedirect: the local answer is this redirect
+  http::HeaderEdits response_edits;  // ResponseHeaderModifier of the rule and the backend
   std::string method;
   bool head_request = false;
   bool keep_alive = true;
@@ -314,6 +316,15 @@ class HttpOutbound : public EventHandler, public Deferred {
       count(&routing::RouteStats::faults_injected);
       x_.delay = fault.delay;
     }
+    if (const routing::Redirect* redirect = x_.rule->redirect()) {
+      x_.local_location = redirect->location({.authority = x_.authority,
+                                              .listener_port = port_,
+                                              .path = target->path,
+                                              .query = target->query,
+                                              .has_query = target->has_query});
+      local(redirect->status(), "", "");
+      return;
+    }
     const routing::BackendTarget* backend = x_.rule->pickBackend(ctx_.rng);
     if (backend == nullptr) {
       local(500, "no backend with a weight\n", "NR");
@@ -330,13 +341,26 @@ class HttpOutbound : public EventHandler, public Deferred {
     x_.backend_service = backend->service;
     x_.upstream_cluster = absl::StrCat("outbound|", backend_port, "||",
                                        model::Service{.key = backend->service}.hostname());
-    http::HeaderEdits edits;
-    x_.rule->applyHeaderModifier(edits);
-    if (x_.trace) {
-      setForwardedTrace(x_.incoming_traceparent, *x_.trace, edits);
+    // Filters of the rule, then of the chosen backend: header edits both ways, URLRewrite.
+    routing::ForwardEdits edits = x_.rule->forwardEdits(*backend, target->path);
+    std::string forwarded_target = target->forwarded();
+    if (edits.path != target->path) {
+      forwarded_target = edits.path;
+      if (target->has_query) {
+        forwarded_target.append("?").append(target->query);
+      }
     }
-    x_.head = forwardedRequestHead(head.method, fields, target->forwarded(), edits);
-    prepareMirror(head, target->forwarded(), edits);
+    const std::string& host = edits.host.empty() ? x_.authority : edits.host;
+    if (!edits.host.empty()) {
+      fields.clear();
+      http::fieldsWithAuthority(head.headers, host, fields);
+    }
+    if (x_.trace) {
+      setForwardedTrace(x_.incoming_traceparent, *x_.trace, edits.request);
+    }
+    x_.response_edits = std::move(edits.response);
+    x_.head = forwardedRequestHead(head.method, fields, forwarded_target, edits.request);
+    prepareMirror(head, host, forwarded_target, edits.request);
     x_.cluster->budget.requestStarted();
     x_.budget_started = true;
     if (auto timeout = x_.rule->requestTimeout()) {
@@ -388,8 +412,8 @@ class HttpOutbound : public EventHandler, public Deferred {
 
   // RequestMirror: the copy's head is made now, while the received fields (views into the input)
   // are valid; it leaves with its body once the request is read whole (takeMirror).
-  void prepareMirror(const http::MessageHead& head, std::string_view target,
-                     const http::HeaderEdits& edits) {
+  void prepareMirror(const http::MessageHead& head, std::string_view authority,
+                     std::string_view target, const http::HeaderEdits& edits) {
     const routing::BackendTarget* mirror = x_.rule->mirror();
     if (mirror == nullptr || !x_.rule->shouldMirror()) {
       return;
@@ -400,7 +424,7 @@ class HttpOutbound : public EventHandler, public Deferred {
       countMirrorDrop(x_.stats, &routing::RouteStats::mirror_dropped_unavailable);
       return;
     }
-    const std::string shadow = http::shadowAuthority(x_.authority);
+    const std::string shadow = http::shadowAuthority(authority);
     std::vector<http::Header> fields;
     http::fieldsWithAuthority(head.headers, shadow, fields);
     x_.mirror = MirrorCopy{
@@ -446,7 +470,8 @@ class HttpOutbound : public EventHandler, public Deferred {
       x_.answered = status;
       x_.response_bytes = body.size();
     }
-    out_.append(localReply(status, body, close));
+    out_.append(x_.local_location.empty() ? localReply(status, body, close)
+                                          : redirectReply(status, x_.local_location, close));
     if (close) {
       close_after_ = true;
     }
@@ -740,7 +765,7 @@ class HttpOutbound : public EventHandler, public Deferred {
     if (close) {
       close_after_ = true;
     }
-    out_.append(forwardedResponseHead(head, close));
+    out_.append(forwardedResponseHead(head, close, x_.response_edits));
     return true;
   }
 

@@ -3,10 +3,12 @@
 
 // The HTTP-aware outbound path (issue 8): a captured connection to a Service VIP:port that has
 // an HTTPRoute attached is terminated here and every HTTP/1.1 request is routed on its own:
-//   match a rule (none: 404) -> fault injection (abort: that status; delay: a timer) -> pick a
-//   backend Service by weight, then an endpoint of it (routing::Cluster: P2C, outlier
-//   detection, circuit breaking; refused: 503) -> header modifier -> forward on a keep-alive
-//   upstream connection to that endpoint (upstream_pool.h) -> relay the response. A rule's
+//   match a rule (none: 404) -> fault injection (abort: that status; delay: a timer) ->
+//   RequestRedirect (answered here: status and Location) -> pick a backend Service by weight,
+//   then an endpoint of it (routing::Cluster: P2C, outlier detection, circuit breaking;
+//   refused: 503) -> the rule's then the backend's filters (request header modifier,
+//   URLRewrite of path and Host) -> forward on a keep-alive upstream connection to that
+//   endpoint (upstream_pool.h) -> relay the response (response header modifier). A rule's
 //   RequestMirror sends a copy, once the request is read whole, fire and forget (http_mirror.h).
 // Per-try (backendRequest) and overall (request) timeouts answer 504 from an event-loop timer,
 // even when the backend never answers; the upstream connection is then closed. Retries follow

@@ -76,12 +76,57 @@ void from_json(const nlohmann::json& j, HttpRouteMatch& v) {
   getOptional(j, "method", v.method);
 }
 
+void to_json(nlohmann::json& j, const HttpUrlRewrite& v) {
+  j = nlohmann::json{{"hostname", v.hostname}};
+  putOptional(j, "path", v.path);
+}
+
+void from_json(const nlohmann::json& j, HttpUrlRewrite& v) {
+  v = HttpUrlRewrite{};
+  getOr(j, "hostname", v.hostname);
+  getOptional(j, "path", v.path);
+}
+
+void to_json(nlohmann::json& j, const HttpRequestRedirect& v) {
+  j = nlohmann::json{{"scheme", v.scheme},
+                     {"hostname", v.hostname},
+                     {"port", v.port},
+                     {"status_code", v.status_code}};
+  putOptional(j, "path", v.path);
+}
+
+void from_json(const nlohmann::json& j, HttpRequestRedirect& v) {
+  v = HttpRequestRedirect{};
+  getOr(j, "scheme", v.scheme);
+  getOr(j, "hostname", v.hostname);
+  getOr(j, "port", v.port);
+  getOr(j, "status_code", v.status_code);
+  getOptional(j, "path", v.path);
+}
+
+void to_json(nlohmann::json& j, const BackendFilters& v) {
+  j = nlohmann::json::object();
+  putOptional(j, "request_header_modifier", v.request_header_modifier);
+  putOptional(j, "response_header_modifier", v.response_header_modifier);
+  putOptional(j, "rewrite", v.rewrite);
+}
+
+void from_json(const nlohmann::json& j, BackendFilters& v) {
+  v = BackendFilters{};
+  getOptional(j, "request_header_modifier", v.request_header_modifier);
+  getOptional(j, "response_header_modifier", v.response_header_modifier);
+  getOptional(j, "rewrite", v.rewrite);
+}
+
 void to_json(nlohmann::json& j, const HttpRouteRule& v) {
   j = nlohmann::json{{"matches", v.matches},
                      {"backends", v.backends},
                      {"mirror_numerator", v.mirror_numerator},
                      {"mirror_denominator", v.mirror_denominator}};
   putOptional(j, "request_header_modifier", v.request_header_modifier);
+  putOptional(j, "response_header_modifier", v.response_header_modifier);
+  putOptional(j, "redirect", v.redirect);
+  putOptional(j, "rewrite", v.rewrite);
   putOptional(j, "request_timeout_ms", v.request_timeout_ms);
   putOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
   putOptional(j, "retry", v.retry);
@@ -93,6 +138,9 @@ void from_json(const nlohmann::json& j, HttpRouteRule& v) {
   getOr(j, "matches", v.matches);
   getOr(j, "backends", v.backends);
   getOptional(j, "request_header_modifier", v.request_header_modifier);
+  getOptional(j, "response_header_modifier", v.response_header_modifier);
+  getOptional(j, "redirect", v.redirect);
+  getOptional(j, "rewrite", v.rewrite);
   getOptional(j, "request_timeout_ms", v.request_timeout_ms);
   getOptional(j, "backend_request_timeout_ms", v.backend_request_timeout_ms);
   getOptional(j, "retry", v.retry);

@@ -52,7 +52,17 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpHeaderMatch, type, name, val
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpQueryMatch, type, name, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpPathMatch, type, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpHeaderModifier, set, add, remove)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackendRef, service, port, weight)
+NLOHMANN_JSON_SERIALIZE_ENUM(HttpPathModifier::Type,
+                             {{HttpPathModifier::Type::kReplaceFullPath, "ReplaceFullPath"},
+                              {HttpPathModifier::Type::kReplacePrefixMatch, "ReplacePrefixMatch"}})
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpPathModifier, type, value)
+void to_json(nlohmann::json& j, const HttpUrlRewrite& v);
+void from_json(const nlohmann::json& j, HttpUrlRewrite& v);
+void to_json(nlohmann::json& j, const HttpRequestRedirect& v);
+void from_json(const nlohmann::json& j, HttpRequestRedirect& v);
+void to_json(nlohmann::json& j, const BackendFilters& v);
+void from_json(const nlohmann::json& j, BackendFilters& v);
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackendRef, service, port, weight, filters)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpRetry, attempts, codes, backoff_ms)
 
 // Types with std::optional members (nlohmann 3.11.2 has no std::optional support; absent

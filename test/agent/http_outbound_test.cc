@@ -65,6 +65,37 @@ TEST_CASE("forwarded response head: connection fields replaced by ours", "[agent
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: close\r\n\r\n");
 }
 
+TEST_CASE("forwarded response head: ResponseHeaderModifier edits", "[agent][routing][filters]") {
+  http::Http1Parser p(http::Http1Parser::Kind::kResponse);
+  auto head = parseHead(p,
+                        "HTTP/1.1 200 OK\r\nX-Header-Set: old\r\nX-Header-Add: a1\r\n"
+                        "X-Header-Remove: r\r\nContent-Length: 2\r\n\r\nok");
+  http::HeaderEdits edits;
+  edits.set("X-Header-Set", "set-overwrites-values");
+  edits.add("X-Header-Add", "header-val-1");
+  edits.remove("X-Header-Remove");
+  edits.add("content-length", "99");  // a route never changes framing
+  edits.add("transfer-encoding", "chunked");
+  edits.add("connection", "keep-alive");
+  CHECK(forwardedResponseHead(head, true, edits) ==
+        "HTTP/1.1 200 OK\r\nX-Header-Add: a1\r\nContent-Length: 2\r\n"
+        "X-Header-Set: set-overwrites-values\r\nX-Header-Add: header-val-1\r\n"
+        "connection: close\r\n\r\n");
+}
+
+TEST_CASE("redirect replies: status, reason, Location, empty body", "[agent][routing][filters]") {
+  CHECK(redirectReply(301, "http://example.org/x?a=1", false) ==
+        "HTTP/1.1 301 Moved Permanently\r\nlocation: http://example.org/x?a=1\r\n"
+        "content-length: 0\r\nserver: ferry\r\n\r\n");
+  for (auto [status, reason] :
+       {std::pair{302, "Found"}, std::pair{303, "See Other"}, std::pair{307, "Temporary Redirect"},
+        std::pair{308, "Permanent Redirect"}}) {
+    CHECK(redirectReply(status, "/", true)
+              .rfind(absl::StrCat("HTTP/1.1 ", status, " ", reason, "\r\n"), 0) == 0);
+  }
+  CHECK(redirectReply(302, "/", true).find("connection: close\r\n") != std::string::npos);
+}
+
 TEST_CASE("local replies carry their length and a reason", "[agent][routing]") {
   std::string r = localReply(504, "upstream request timeout\n", false);
   CHECK(r.rfind("HTTP/1.1 504 Gateway Timeout\r\n", 0) == 0);

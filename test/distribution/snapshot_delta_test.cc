@@ -59,7 +59,16 @@ model::NodeSnapshot baseSnapshot() {
   rr.matches.push_back(match);
   rr.backends = {model::BackendRef{{"default", "web"}, 80, 90},
                  model::BackendRef{{"default", "web-v2"}, 80, 10}};
-  route.rules = {rr};
+  rr.response_header_modifier = model::HttpHeaderModifier{{{"x-set", "1"}}, {}, {"x-drop"}};
+  rr.rewrite = model::HttpUrlRewrite{
+      "v2.web", model::HttpPathModifier{model::HttpPathModifier::Type::kReplacePrefixMatch, "/v2"}};
+  rr.backends[1].filters.request_header_modifier =
+      model::HttpHeaderModifier{{}, {{"x-b", "2"}}, {}};
+  model::HttpRouteRule redirect_rule;
+  redirect_rule.redirect = model::HttpRequestRedirect{
+      "https", "example.org",
+      model::HttpPathModifier{model::HttpPathModifier::Type::kReplaceFullPath, "/new"}, 8443, 308};
+  route.rules = {rr, redirect_rule};
   route.annotations["fault.ferry.dev/abort-status"] = "503";
   s.routes = {route};
   return s;
@@ -91,6 +100,26 @@ TEST_CASE("model JSON round-trips every resource kind, optionals included", "[di
   CHECK(back->routes[0].rules[0].backends[1].weight == 10u);
   CHECK(back->routes[0].rules[0].mirror_numerator == 1u);
   CHECK(back->routes[0].rules[0].mirror_denominator == 3u);
+  // Gateway API filters (issue 22 point 2): rule-level, per-backend, and a redirect rule.
+  const model::HttpRouteRule& r0 = back->routes[0].rules[0];
+  REQUIRE(r0.response_header_modifier.has_value());
+  CHECK(r0.response_header_modifier->remove == std::vector<std::string>{"x-drop"});
+  REQUIRE(r0.rewrite.has_value());
+  CHECK(r0.rewrite->hostname == "v2.web");
+  CHECK(r0.rewrite->path->type == model::HttpPathModifier::Type::kReplacePrefixMatch);
+  CHECK(r0.rewrite->path->value == "/v2");
+  CHECK_FALSE(r0.redirect.has_value());
+  CHECK(r0.backends[0].filters.empty());
+  REQUIRE(r0.backends[1].filters.request_header_modifier.has_value());
+  CHECK(r0.backends[1].filters.request_header_modifier->add[0].second == "2");
+  REQUIRE(back->routes[0].rules.size() == 2);
+  const auto& redirect = back->routes[0].rules[1].redirect;
+  REQUIRE(redirect.has_value());
+  CHECK(redirect->scheme == "https");
+  CHECK(redirect->hostname == "example.org");
+  CHECK(redirect->path->type == model::HttpPathModifier::Type::kReplaceFullPath);
+  CHECK(redirect->port == 8443);
+  CHECK(redirect->status_code == 308);
   CHECK(back->routes[0].annotations.at("fault.ferry.dev/abort-status") == "503");
   CHECK(back->services[0].annotations.at("ferry.dev/max-connections") == "8");
   CHECK(indexSnapshot(*back) == indexed);

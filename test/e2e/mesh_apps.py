@@ -11,10 +11,12 @@
                                     C echo round trips, all connections open at once or in turn;
                                     prints "OK <C>"
   send          --host H --port P --text T   send T, half-close, expect it echoed
-  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N|sleep:MS
+  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N|sleep:MS|echo
                                     HTTP/1.1 keep-alive backend: GET/POST answer 200 "NAME"
                                     (fail50: every other request 503; hang: never answers;
-                                    status:N always N; sleep:MS answers after MS ms); GET
+                                    status:N always N; sleep:MS answers after MS ms; echo:
+                                    answers JSON {name, path, host, headers} of the request
+                                    with X-Header-Set/-Add/-Remove: from-NAME); GET
                                     /__stats (not counted) answers {"GET": n, "POST": m,
                                     "max_active": k, "connections": c, "hosts": {Host: n}}:
                                     what it received, most at once, over how many
@@ -391,6 +393,21 @@ def http_app(port, name, behavior):
             elif behavior.startswith("sleep:"):
                 time.sleep(int(behavior[6:]) / 1000)
                 self.answer(200, name)
+            elif behavior == "echo":
+                # The request as received (path with query, Host, header fields by lower-case
+                # name, repeated ones joined with ","), and three response fields a route's
+                # ResponseHeaderModifier may set, append to or remove.
+                seen = {k.lower(): ",".join(self.headers.get_all(k)) for k in self.headers.keys()}
+                body = json.dumps({"name": name, "path": self.path,
+                                   "host": self.headers.get("Host", "-"),
+                                   "headers": seen}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("X-Header-Set", "from-" + name)
+                self.send_header("X-Header-Add", "from-" + name)
+                self.send_header("X-Header-Remove", "from-" + name)
+                self.end_headers()
+                self.wfile.write(body)
             else:
                 self.answer(200, name)
 

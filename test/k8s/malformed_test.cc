@@ -168,9 +168,9 @@ TEST_CASE("malformed manifests are refused with a clear reason, good ones still 
        "HTTPRoute demo/bad: spec.rules[0].backendRefs[0].weight: -1 is out of range",
        routeWith("  - backendRefs: [{name: web-v1, port: 80, weight: -1}]\n")},
       {"unsupported filter",
-       "HTTPRoute demo/bad: spec.rules[0].filters[0].type: filter type 'URLRewrite' is not "
-       "supported",
-       routeWith("  - filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]\n")},
+       "HTTPRoute demo/bad: spec.rules[0].filters[0].type: filter type 'Lua' is not a Gateway "
+       "API v1.0 standard filter",
+       routeWith("  - filters: [{type: Lua}]\n")},
       {"bad duration",
        "HTTPRoute demo/bad: spec.rules[0].timeouts.request: '5 seconds' is not a Gateway API "
        "duration",

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "k8s/decoders.h"
 #include "policy/text.h"
 
@@ -207,7 +208,144 @@ void decodeMirror(const Field& m, const Meta& meta, model::HttpRouteRule& rule) 
   }
 }
 
-void decodeFilter(const Field& f, const Meta& meta, model::HttpRouteRule& rule) {
+model::HttpHeaderModifier decodeHeaderModifier(const Field& m) {
+  m.allowOnly({"set", "add", "remove"});
+  model::HttpHeaderModifier mod;
+  std::vector<std::string> seen;
+  // Gateway API keys set, add and remove by name (case-insensitive): a name appears once.
+  auto once = [&](const Field& f, const std::string& name) {
+    std::string lower = absl::AsciiStrToLower(name);
+    for (const std::string& s : seen) {
+      if (s == lower) {
+        f.fail(text::cat("header '", name, "' is listed twice"));
+      }
+    }
+    seen.push_back(std::move(lower));
+  };
+  for (auto [key, out] : {std::pair{"set", &mod.set}, std::pair{"add", &mod.add}}) {
+    seen.clear();
+    for (const auto& h : m[key].list()) {
+      h.allowOnly({"name", "value"});
+      std::string name = headerName(h["name"]);
+      once(h["name"], name);
+      if (!h["value"].present()) {
+        h["value"].fail("required field is missing");
+      }
+      out->emplace_back(std::move(name), h["value"].str());
+    }
+  }
+  seen.clear();
+  for (const auto& r : m["remove"].list()) {
+    std::string name = headerName(r);
+    once(r, name);
+    mod.remove.push_back(std::move(name));
+  }
+  return mod;
+}
+
+// A path that goes into the request line or Location as it is.
+void checkPathValue(const Field& f, const std::string& value, bool may_be_empty) {
+  if (value.empty() && may_be_empty) {
+    return;
+  }
+  if (value.empty() || value[0] != '/') {
+    f.fail(text::cat("'", value, "' must start with '/'"));
+  }
+  if (value.size() > 1024) {
+    f.fail("longer than 1024 characters");
+  }
+  for (char c : value) {
+    if (c == '#' || c == '?' || static_cast<unsigned char>(c) <= 0x20 ||
+        static_cast<unsigned char>(c) >= 0x7f) {
+      f.fail(text::cat("'", value, "' may not hold '#', '?', spaces or control characters"));
+    }
+  }
+}
+
+model::HttpPathModifier decodePathModifier(const Field& p) {
+  p.allowOnly({"type", "replaceFullPath", "replacePrefixMatch"});
+  std::string type = p["type"].nonEmptyStr();
+  model::HttpPathModifier out;
+  std::string_view field = "replaceFullPath", other = "replacePrefixMatch";
+  if (type == "ReplacePrefixMatch") {
+    out.type = model::HttpPathModifier::Type::kReplacePrefixMatch;
+    std::swap(field, other);
+  } else if (type != "ReplaceFullPath") {
+    p["type"].fail(text::cat("'", type, "' is not ReplaceFullPath or ReplacePrefixMatch"));
+  }
+  if (p[other].present()) {
+    p[other].fail(text::cat("not allowed with type ", type));
+  }
+  if (!p[field].present()) {
+    p[field].fail(text::cat("required with type ", type));
+  }
+  out.value = p[field].str();
+  checkPathValue(p[field], out.value, /*may_be_empty=*/field == "replacePrefixMatch");
+  return out;
+}
+
+std::string preciseHostname(const Field& f) {
+  std::string host = f.nonEmptyStr();
+  checkDnsSubdomain(f, host);  // no wildcard: Gateway API's PreciseHostname
+  return host;
+}
+
+model::HttpRequestRedirect decodeRedirect(const Field& r) {
+  r.allowOnly({"scheme", "hostname", "path", "port", "statusCode"});
+  model::HttpRequestRedirect out;
+  if (r["scheme"].present()) {
+    out.scheme = r["scheme"].str();
+    if (out.scheme != "http" && out.scheme != "https") {
+      r["scheme"].fail(text::cat("'", out.scheme, "' is not http or https"));
+    }
+  }
+  if (r["hostname"].present()) {
+    out.hostname = preciseHostname(r["hostname"]);
+  }
+  if (r["path"].present()) {
+    out.path = decodePathModifier(r["path"]);
+  }
+  if (r["port"].present()) {
+    out.port = decodePort(r["port"]);
+  }
+  if (r["statusCode"].present()) {
+    int64_t code = r["statusCode"].integer(0, 999);
+    if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
+      r["statusCode"].fail(text::cat(code, " is not 301, 302, 303, 307 or 308"));
+    }
+    out.status_code = static_cast<uint16_t>(code);
+  }
+  return out;
+}
+
+model::HttpUrlRewrite decodeRewrite(const Field& r) {
+  r.allowOnly({"hostname", "path"});
+  model::HttpUrlRewrite out;
+  if (r["hostname"].present()) {
+    out.hostname = preciseHostname(r["hostname"]);
+  }
+  if (r["path"].present()) {
+    out.path = decodePathModifier(r["path"]);
+  }
+  return out;
+}
+
+// The filters of a rule or of one backendRef, and where a ReplacePrefixMatch was set (it needs
+// the rule's single PathPrefix match, checked once the matches are known).
+struct Filters {
+  std::optional<model::HttpHeaderModifier> request_headers, response_headers;
+  std::optional<model::HttpRequestRedirect> redirect;
+  std::optional<model::HttpUrlRewrite> rewrite;
+  std::optional<Field> redirect_field, rewrite_field, prefix_field;
+};
+
+bool replacesPrefix(const std::optional<model::HttpPathModifier>& path) {
+  return path && path->type == model::HttpPathModifier::Type::kReplacePrefixMatch;
+}
+
+// One entry of rules[].filters (`per_backend` false) or backendRefs[].filters.
+void decodeFilter(const Field& f, const Meta& meta, bool per_backend, Filters& out,
+                  model::HttpRouteRule& rule) {
   f.allowOnly({"type", "requestHeaderModifier", "responseHeaderModifier", "requestMirror",
                "requestRedirect", "urlRewrite", "extensionRef", "cors"});
   std::string type = f["type"].nonEmptyStr();
@@ -222,37 +360,79 @@ void decodeFilter(const Field& f, const Meta& meta, model::HttpRouteRule& rule) 
       f[field].fail(text::cat("required with type ", type));
     }
   };
-  if (type == "RequestHeaderModifier") {
-    only("requestHeaderModifier");
-    if (rule.request_header_modifier) {
-      f.fail("only one RequestHeaderModifier filter is allowed per rule");
+  auto once = [&](bool already) {
+    if (already) {
+      f.fail(text::cat("only one ", type, " filter is allowed per ",
+                       per_backend ? "backendRef" : "rule"));
     }
-    Field m = f["requestHeaderModifier"];
-    m.allowOnly({"set", "add", "remove"});
-    model::HttpHeaderModifier mod;
-    for (const auto& h : m["set"].list()) {
-      h.allowOnly({"name", "value"});
-      mod.set.emplace_back(headerName(h["name"]), h["value"].strOr(""));
+  };
+  if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier") {
+    const bool request = type == "RequestHeaderModifier";
+    const char* field = request ? "requestHeaderModifier" : "responseHeaderModifier";
+    auto& slot = request ? out.request_headers : out.response_headers;
+    only(field);
+    once(slot.has_value());
+    slot = decodeHeaderModifier(f[field]);
+  } else if (type == "URLRewrite") {
+    only("urlRewrite");
+    once(out.rewrite.has_value());
+    out.rewrite = decodeRewrite(f["urlRewrite"]);
+    out.rewrite_field = f;
+    if (replacesPrefix(out.rewrite->path)) {
+      out.prefix_field = f["urlRewrite"]["path"];
     }
-    for (const auto& h : m["add"].list()) {
-      h.allowOnly({"name", "value"});
-      mod.add.emplace_back(headerName(h["name"]), h["value"].strOr(""));
+  } else if (type == "RequestRedirect" && !per_backend) {
+    only("requestRedirect");
+    once(out.redirect.has_value());
+    out.redirect = decodeRedirect(f["requestRedirect"]);
+    out.redirect_field = f;
+    if (replacesPrefix(out.redirect->path)) {
+      out.prefix_field = f["requestRedirect"]["path"];
     }
-    auto remove_items = m["remove"].list();
-    for (const auto& r : remove_items) {
-      mod.remove.push_back(headerName(r));
-    }
-    rule.request_header_modifier = std::move(mod);
-  } else if (type == "RequestMirror") {
+  } else if (type == "RequestMirror" && !per_backend) {
     only("requestMirror");
     if (rule.mirror) {
       f.fail("Ferry supports one RequestMirror filter per rule");
     }
     decodeMirror(f["requestMirror"], meta, rule);
+  } else if (per_backend && (type == "RequestRedirect" || type == "RequestMirror")) {
+    f["type"].fail(text::cat(type,
+                             " is not supported per backend by Ferry (a redirect answers before "
+                             "a backend is chosen; mirroring is per rule): put it in the rule's "
+                             "filters"));
+  } else if (type == "CORS") {
+    f["type"].fail(
+        "CORS is not in the standard channel of Gateway API v1.0, the version Ferry implements "
+        "(docs/gateway-api.md)");
+  } else if (type == "ExtensionRef") {
+    f["type"].fail("ExtensionRef names an implementation-specific filter; Ferry defines none");
   } else {
     f["type"].fail(text::cat("filter type '", type,
-                             "' is not supported by Ferry (RequestHeaderModifier, "
-                             "RequestMirror)"));
+                             "' is not a Gateway API v1.0 standard filter (RequestHeaderModifier, "
+                             "ResponseHeaderModifier, RequestMirror, RequestRedirect, "
+                             "URLRewrite)"));
+  }
+  if (out.redirect && out.rewrite) {
+    f.fail("RequestRedirect and URLRewrite may not be combined");
+  }
+}
+
+// ReplacePrefixMatch replaces the prefix the request matched: the rule must have exactly one
+// match, and it must be a PathPrefix one (an absent path is PathPrefix "/").
+void checkPrefixReplace(const Filters& filters, const std::vector<model::HttpRouteMatch>& matches) {
+  if (!filters.prefix_field) {
+    return;
+  }
+  if (matches.size() != 1) {
+    filters.prefix_field->fail(
+        text::cat("ReplacePrefixMatch needs exactly one match in the rule "
+                  "(it has ",
+                  matches.size(), ")"));
+  }
+  const auto& path = matches[0].path;
+  if (path && path->type != model::HttpPathMatch::Type::kPathPrefix) {
+    filters.prefix_field->fail(
+        "ReplacePrefixMatch needs the rule's match to be of type PathPrefix");
   }
 }
 
@@ -270,8 +450,23 @@ model::HttpRouteRule decodeRule(const Field& f, const Meta& meta) {
     // Gateway API's default: match every request.
     rule.matches.push_back(model::HttpRouteMatch{model::HttpPathMatch{}, {}, {}, std::nullopt});
   }
+  Filters filters;
   for (const auto& filter : f["filters"].list()) {
-    decodeFilter(filter, meta, rule);
+    decodeFilter(filter, meta, /*per_backend=*/false, filters, rule);
+  }
+  checkPrefixReplace(filters, rule.matches);
+  rule.request_header_modifier = std::move(filters.request_headers);
+  rule.response_header_modifier = std::move(filters.response_headers);
+  rule.redirect = filters.redirect;
+  rule.rewrite = filters.rewrite;
+  if (rule.redirect && !f["backendRefs"].list().empty()) {
+    f["backendRefs"].fail(
+        "not allowed with a RequestRedirect filter (the redirect is the rule's answer)");
+  }
+  if (rule.redirect && rule.mirror) {
+    filters.redirect_field->fail(
+        "Ferry does not mirror redirected requests: RequestRedirect and RequestMirror may not "
+        "share a rule");
   }
   for (const auto& b : f["backendRefs"].list()) {
     b.allowOnly({"group", "kind", "name", "namespace", "port", "weight", "filters"});
@@ -279,9 +474,18 @@ model::HttpRouteRule decodeRule(const Field& f, const Meta& meta) {
     if (b["weight"].present()) {
       ref.weight = static_cast<uint32_t>(b["weight"].integer(0, 1'000'000));
     }
-    if (!b["filters"].list().empty()) {
-      b["filters"].fail("per-backend filters are not supported by Ferry");
+    Filters own;
+    for (const auto& filter : b["filters"].list()) {
+      decodeFilter(filter, meta, /*per_backend=*/true, own, rule);
     }
+    checkPrefixReplace(own, rule.matches);
+    if (own.rewrite && rule.rewrite) {
+      own.rewrite_field->fail(
+          "the rule has a URLRewrite filter already; Ferry applies one URLRewrite per request");
+    }
+    ref.filters.request_header_modifier = std::move(own.request_headers);
+    ref.filters.response_header_modifier = std::move(own.response_headers);
+    ref.filters.rewrite = std::move(own.rewrite);
     rule.backends.push_back(std::move(ref));
   }
   Field timeouts = f["timeouts"];

@@ -183,10 +183,34 @@ struct HttpHeaderModifier {
   std::vector<std::pair<std::string, std::string>> set, add;
   std::vector<std::string> remove;
 };
+// HTTPPathModifier of RequestRedirect and URLRewrite.
+struct HttpPathModifier {
+  enum class Type { kReplaceFullPath, kReplacePrefixMatch } type = Type::kReplaceFullPath;
+  std::string value;
+};
+// HTTPURLRewriteFilter: empty hostname = Host unchanged.
+struct HttpUrlRewrite {
+  std::string hostname;
+  std::optional<HttpPathModifier> path;
+};
+// HTTPRequestRedirectFilter: empty scheme/hostname and port 0 = derived from the request.
+struct HttpRequestRedirect {
+  std::string scheme, hostname;
+  std::optional<HttpPathModifier> path;
+  uint16_t port = 0;
+  uint16_t status_code = 302;
+};
+// backendRefs[].filters: applied only when the request goes to that backend.
+struct BackendFilters {
+  std::optional<HttpHeaderModifier> request_header_modifier, response_header_modifier;
+  std::optional<HttpUrlRewrite> rewrite;
+  bool empty() const { return !request_header_modifier && !response_header_modifier && !rewrite; }
+};
 struct BackendRef {
   ObjectKey service;
   uint16_t port = 0;
   uint32_t weight = 1;
+  BackendFilters filters;
 };
 struct HttpRetry {
   uint32_t attempts = 0;
@@ -196,7 +220,9 @@ struct HttpRetry {
 struct HttpRouteRule {
   std::vector<HttpRouteMatch> matches;
   std::vector<BackendRef> backends;
-  std::optional<HttpHeaderModifier> request_header_modifier;
+  std::optional<HttpHeaderModifier> request_header_modifier, response_header_modifier;
+  std::optional<HttpRequestRedirect> redirect;  // answers; never with backends
+  std::optional<HttpUrlRewrite> rewrite;        // never with redirect
   std::optional<uint32_t> request_timeout_ms, backend_request_timeout_ms;
   std::optional<HttpRetry> retry;
   std::optional<BackendRef> mirror;

@@ -27,18 +27,30 @@ const BackendTarget* CompiledRule::pickBackend(absl::BitGenRef rng) const {
 }
 
 void CompiledRule::applyHeaderModifier(http::HeaderEdits& edits) const {
-  if (!header_modifier_) {
-    return;
+  if (header_modifier_) {
+    routing::applyHeaderModifier(*header_modifier_, edits);
   }
-  for (const auto& [name, value] : header_modifier_->set) {
-    edits.set(name, value);
+}
+
+ForwardEdits CompiledRule::forwardEdits(const BackendTarget& backend, std::string_view path) const {
+  ForwardEdits out;
+  applyHeaderModifier(out.request);
+  if (backend.request_headers) {
+    routing::applyHeaderModifier(*backend.request_headers, out.request);
   }
-  for (const auto& [name, value] : header_modifier_->add) {
-    edits.add(name, value);
+  if (response_modifier_) {
+    routing::applyHeaderModifier(*response_modifier_, out.response);
   }
-  for (const std::string& name : header_modifier_->remove) {
-    edits.remove(name);
+  if (backend.response_headers) {
+    routing::applyHeaderModifier(*backend.response_headers, out.response);
   }
+  // The decoder allows one URLRewrite per request: the rule's or the backend's.
+  const UrlRewrite* rewrite = rewrite_ ? &*rewrite_ : backend.rewrite ? &*backend.rewrite : nullptr;
+  out.path = rewrite && rewrite->path ? rewrite->path->apply(path) : std::string(path);
+  if (rewrite) {
+    out.host = rewrite->hostname;
+  }
+  return out;
 }
 
 FaultAction CompiledRule::fault(absl::BitGenRef rng) const {
@@ -169,12 +181,37 @@ class RouteTableBuilder {
     std::unique_ptr<CompiledRule> rule(new CompiledRule());
     rule->route_name_ = route.key.str();
     rule->rule_index_ = index;
+    // ReplacePrefixMatch replaces what the rule's one PathPrefix match matched (the decoder
+    // refuses it on any other rule).
+    std::string prefix = "/";
+    if (!in.matches.empty() && in.matches[0].path) {
+      prefix = in.matches[0].path->value;
+    }
+    auto urlRewrite = [&](const model::HttpUrlRewrite& r) {
+      UrlRewrite out{.hostname = r.hostname, .path = std::nullopt};
+      if (r.path) {
+        out.path.emplace(*r.path, prefix);
+      }
+      return out;
+    };
     for (const model::BackendRef& b : in.backends) {
-      rule->backends_.push_back(
-          BackendTarget{.service = b.service, .port = b.port, .weight = b.weight});
+      BackendTarget target{.service = b.service, .port = b.port, .weight = b.weight};
+      target.request_headers = b.filters.request_header_modifier;
+      target.response_headers = b.filters.response_header_modifier;
+      if (b.filters.rewrite) {
+        target.rewrite = urlRewrite(*b.filters.rewrite);
+      }
+      rule->backends_.push_back(std::move(target));
       rule->total_weight_ += b.weight;
     }
     rule->header_modifier_ = in.request_header_modifier;
+    rule->response_modifier_ = in.response_header_modifier;
+    if (in.redirect) {
+      rule->redirect_.emplace(*in.redirect, prefix);
+    }
+    if (in.rewrite) {
+      rule->rewrite_ = urlRewrite(*in.rewrite);
+    }
     if (in.request_timeout_ms && *in.request_timeout_ms > 0) {
       rule->request_timeout_ = absl::Milliseconds(*in.request_timeout_ms);
     }

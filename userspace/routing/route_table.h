@@ -14,6 +14,7 @@
 #include "http/request_view.h"
 #include "model/model.h"
 #include "routing/fault.h"
+#include "routing/filters.h"
 #include "routing/retry.h"
 #include "routing/route_match.h"
 
@@ -26,6 +27,17 @@ struct BackendTarget {
   model::ObjectKey service;  // the backend Service
   uint16_t port = 0;         // service port; 0 = the port the request came to
   uint32_t weight = 1;
+  // backendRefs[].filters: only for requests sent to this backend.
+  std::optional<model::HttpHeaderModifier> request_headers, response_headers;
+  std::optional<UrlRewrite> rewrite;
+};
+
+// What a rule's filters and then its chosen backend's filters do to one forwarded request.
+struct ForwardEdits {
+  http::HeaderEdits request;   // RequestHeaderModifier
+  http::HeaderEdits response;  // ResponseHeaderModifier, on the backend's response
+  std::string path;            // the path to forward (URLRewrite), query not included
+  std::string host;            // the Host to forward (URLRewrite hostname); empty: unchanged
 };
 
 // One rule of one HTTPRoute, compiled (regexes built once).
@@ -39,6 +51,11 @@ class CompiledRule {
   const std::vector<BackendTarget>& backends() const { return backends_; }
   // RequestHeaderModifier, applied to the forwarded request.
   void applyHeaderModifier(http::HeaderEdits& edits) const;
+  // Header modifiers and URLRewrite of the rule, then of `backend` (one of backends()), for a
+  // request to the normalized `path`.
+  ForwardEdits forwardEdits(const BackendTarget& backend, std::string_view path) const;
+  // RequestRedirect: the rule answers with it and has no backends.
+  const Redirect* redirect() const { return redirect_ ? &*redirect_ : nullptr; }
   std::optional<absl::Duration> requestTimeout() const { return request_timeout_; }
   std::optional<absl::Duration> backendRequestTimeout() const { return backend_timeout_; }
   const RetryPolicy& retry() const { return retry_; }
@@ -63,7 +80,9 @@ class CompiledRule {
   size_t rule_index_ = 0;
   std::vector<BackendTarget> backends_;
   uint64_t total_weight_ = 0;
-  std::optional<model::HttpHeaderModifier> header_modifier_;
+  std::optional<model::HttpHeaderModifier> header_modifier_, response_modifier_;
+  std::optional<Redirect> redirect_;
+  std::optional<UrlRewrite> rewrite_;
   std::optional<absl::Duration> request_timeout_, backend_timeout_;
   RetryPolicy retry_;
   std::optional<FaultConfig> fault_;
