@@ -45,7 +45,7 @@ struct RateLimits::PolicyBuckets {
       overrides.push_back(
           std::make_unique<TokenBucket>(o.limit.requests_per_second, o.limit.burst, now));
       for (const model::ObjectKey& sa : o.service_accounts) {
-        override_by_sa.emplace(sa, overrides.back().get());
+        override_by_sa.emplace(sa.ns + "/sa/" + sa.name, overrides.back().get());
       }
     }
   }
@@ -68,20 +68,17 @@ struct RateLimits::PolicyBuckets {
     return t;
   }
 
-  // The override bucket of the peer certificate's ServiceAccount, if any.
+  // The override bucket of the peer certificate's ServiceAccount, if any: looked up by the
+  // "<ns>/sa/<sa>" tail of "spiffe://<td>/ns/<ns>/sa/<sa>", without building a string.
   TokenBucket* overrideFor(std::string_view principal) const {
     if (override_by_sa.empty()) {
       return nullptr;
     }
-    // spiffe://<td>/ns/<ns>/sa/<sa>
     const size_t ns_at = principal.find("/ns/");
-    const size_t sa_at = principal.find("/sa/", ns_at == std::string_view::npos ? 0 : ns_at);
-    if (ns_at == std::string_view::npos || sa_at == std::string_view::npos) {
+    if (ns_at == std::string_view::npos) {
       return nullptr;
     }
-    model::ObjectKey sa{std::string(principal.substr(ns_at + 4, sa_at - ns_at - 4)),
-                        std::string(principal.substr(sa_at + 4))};
-    auto it = override_by_sa.find(sa);
+    auto it = override_by_sa.find(principal.substr(ns_at + 4));
     return it == override_by_sa.end() ? nullptr : it->second;
   }
 
@@ -89,7 +86,7 @@ struct RateLimits::PolicyBuckets {
   std::unique_ptr<TokenBucket> total;
   std::unique_ptr<ratelimit::IdentityBuckets> identities;
   std::vector<std::unique_ptr<TokenBucket>> overrides;
-  std::map<model::ObjectKey, TokenBucket*> override_by_sa;
+  std::map<std::string, TokenBucket*, std::less<>> override_by_sa;  // "<ns>/sa/<sa>"
   std::shared_ptr<Counters> counters;
 };
 

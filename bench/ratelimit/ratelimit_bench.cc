@@ -47,7 +47,10 @@ model::NodeSnapshot snapshotWith(std::vector<model::RateLimitPolicy> limits) {
   return s;
 }
 
-model::RateLimitPolicy policy(std::optional<model::RateLimit> total,
+// Far above what a loop can take (the model's limit, 1,000,000/s, is what the decoder admits).
+constexpr model::RateLimit kHigh{1'000'000'000, 1'000'000'000};
+
+model::RateLimitPolicy limitPolicy(std::optional<model::RateLimit> total,
                               std::optional<model::RateLimit> identity, bool override_sa) {
   model::RateLimitPolicy p;
   p.key = {"demo", "limits"};
@@ -55,7 +58,7 @@ model::RateLimitPolicy policy(std::optional<model::RateLimit> total,
   p.total = total;
   p.identity = identity;
   if (override_sa) {
-    p.overrides.push_back({model::RateLimit{1'000'000, 1'000'000}, {{"demo", "client-7"}}});
+    p.overrides.push_back({kHigh, {{"demo", "client-7"}}});
   }
   return p;
 }
@@ -68,7 +71,6 @@ struct Case {
 };
 
 constexpr int kChecks = 2'000'000;
-constexpr model::RateLimit kHigh{1'000'000, 1'000'000};
 
 std::vector<std::string> principals(int n) {
   std::vector<std::string> out;
@@ -99,7 +101,7 @@ void run(const Case& c) {
 
 void contended() {
   agent::RateLimits limits;
-  limits.update(snapshotWith({policy(kHigh, std::nullopt, false)}));
+  limits.update(snapshotWith({limitPolicy(kHigh, std::nullopt, false)}));
   std::atomic<double> cpu_sum{0};
   auto worker = [&] {
     double cpu0 = threadCpuNs();
@@ -159,17 +161,17 @@ int main() {
   const std::vector<Case> cases = {
       {"no policy on the pod", {}, 1, false},
       {"policy on another port", {[] {
-         auto p = policy(kHigh, std::nullopt, false);
+         auto p = limitPolicy(kHigh, std::nullopt, false);
          p.ports = {9090};
          return p;
        }()},
        1, false},
-      {"total", {policy(kHigh, std::nullopt, false)}, 1, false},
-      {"total + identity, 1 identity", {policy(kHigh, kHigh, false)}, 1, false},
-      {"total + identity, 1000 identities", {policy(kHigh, kHigh, false)}, 1000, false},
-      {"total + override", {policy(kHigh, kHigh, true)}, 8, false},
+      {"total", {limitPolicy(kHigh, std::nullopt, false)}, 1, false},
+      {"total + identity, 1 identity", {limitPolicy(kHigh, kHigh, false)}, 1, false},
+      {"total + identity, 1000 identities", {limitPolicy(kHigh, kHigh, false)}, 1000, false},
+      {"total + override", {limitPolicy(kHigh, kHigh, true)}, 8, false},
       {"over the limit (429 path)",
-       {policy(std::nullopt, model::RateLimit{1, 1}, false)},
+       {limitPolicy(std::nullopt, model::RateLimit{1, 1}, false)},
        1,
        true},
   };
