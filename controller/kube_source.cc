@@ -103,7 +103,8 @@ class KubeSource::Handler : public kube::InformerHandler {
     if (!d.ok()) {
       std::string reason(d.status().message());
       store_.reject(refOf(obj).str(), reason);
-      // A refused AuthorizationPolicy fails closed: its stand-in takes its place.
+      // A refused AuthorizationPolicy or RateLimitPolicy fails closed: its stand-in takes its
+      // place.
       if (auto stand_in = standIn(obj, reason)) {
         return std::move(*stand_in);
       }
@@ -112,7 +113,7 @@ class KubeSource::Handler : public kube::InformerHandler {
   }
 
   std::optional<k8s::Decoded> standIn(const nlohmann::json& obj, std::string reason) const {
-    if (kind_ != k8s::Kind::kAuthorizationPolicy) {
+    if (kind_ != k8s::Kind::kAuthorizationPolicy && kind_ != k8s::Kind::kRateLimitPolicy) {
       return std::nullopt;
     }
     try {

@@ -51,7 +51,7 @@ model::NodeSnapshot snapshotWith(std::vector<model::RateLimitPolicy> limits) {
 constexpr model::RateLimit kHigh{1'000'000'000, 1'000'000'000};
 
 model::RateLimitPolicy limitPolicy(std::optional<model::RateLimit> total,
-                              std::optional<model::RateLimit> identity, bool override_sa) {
+                                   std::optional<model::RateLimit> identity, bool override_sa) {
   model::RateLimitPolicy p;
   p.key = {"demo", "limits"};
   p.selector = model::Labels{{"app", "web"}};
@@ -160,12 +160,14 @@ int main() {
   policyBaseline();
   const std::vector<Case> cases = {
       {"no policy on the pod", {}, 1, false},
-      {"policy on another port", {[] {
+      {"policy on another port",
+       {[] {
          auto p = limitPolicy(kHigh, std::nullopt, false);
          p.ports = {9090};
          return p;
        }()},
-       1, false},
+       1,
+       false},
       {"total", {limitPolicy(kHigh, std::nullopt, false)}, 1, false},
       {"total + identity, 1 identity", {limitPolicy(kHigh, kHigh, false)}, 1, false},
       {"total + identity, 1000 identities", {limitPolicy(kHigh, kHigh, false)}, 1000, false},
