@@ -99,6 +99,40 @@ double metric(Mesh& m, int node, const std::string& name,
       .value_or(-1);
 }
 
+void startApps(Mesh& m) {
+  REQUIRE_OK(
+      m.startApp(m.pod(2, 1), {"http-app", "--port=8080", "--name=n2p1", "--behavior=ok"}, 8080));
+  REQUIRE_OK(m.startApp(m.pod(2, 2), {"echo-server", "--port=9000"}, 9000));
+  REQUIRE_OK(m.applyManifest("ratelimit-services.yaml", kServices));
+  REQUIRE_OK(m.applyManifest("ratelimits.yaml", kLimits));
+}
+
+// 60 a second for 3 s from n1p1: three times its identity's limit, so every refill is taken at
+// once. Counts against the bucket math, Retry-After on every 429, metrics equal to what the
+// client saw.
+void checkOfferedRate(Mesh& m) {
+  nlohmann::json r = paced(m, 1, 1, kHttpVip, 80, 180, 60);
+  INFO(r.dump());
+  const int64_t ok = count(r, "200"), limited = count(r, "429");
+  CHECK(ok + limited == 180);
+  checkAdmitted(r, ok, kRate, kBurst);
+  CHECK(r["retry_after"].get<int64_t>() == limited);
+  for (const auto& v : r["retry_after_values"]) {
+    CHECK(v.get<std::string>() == "1");  // a token every 50 ms: rounded up to a second
+  }
+  const std::map<std::string, std::string> from = {{"reporter", "destination"},
+                                                   {"source_principal", principal(m.pod(1, 1))}};
+  auto with = [&](std::map<std::string, std::string> extra) {
+    extra.insert(from.begin(), from.end());
+    return extra;
+  };
+  CHECK(metric(m, 2, "istio_requests_total",
+               with({{"response_code", "429"}, {"response_flags", "RL"}}), limited) == limited);
+  CHECK(metric(m, 2, "istio_requests_total", with({{"response_code", "200"}}), ok) == ok);
+  CHECK(metric(m, 2, "ferry_rate_limited_total",
+               {{"policy", "default/limited"}, {"kind", "request"}}, limited) == limited);
+}
+
 TEST_CASE(
     "rate limit e2e: 200s and 429s match the bucket math with Retry-After and exact metrics, a "
     "flooding identity leaves another's rate alone, TCP connections are limited per second",
@@ -107,34 +141,10 @@ TEST_CASE(
   auto mesh = Mesh::start(MeshOptions{});
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
-  REQUIRE_OK(
-      m.startApp(m.pod(2, 1), {"http-app", "--port=8080", "--name=n2p1", "--behavior=ok"}, 8080));
-  REQUIRE_OK(m.startApp(m.pod(2, 2), {"echo-server", "--port=9000"}, 9000));
-  REQUIRE_OK(m.applyManifest("ratelimit-services.yaml", kServices));
-  REQUIRE_OK(m.applyManifest("ratelimits.yaml", kLimits));
+  startApps(m);
 
   SECTION("HTTP: a fixed offered rate above the identity limit") {
-    // 60 a second for 3 s: three times the limit, so every refill is taken at once.
-    nlohmann::json r = paced(m, 1, 1, kHttpVip, 80, 180, 60);
-    INFO(r.dump());
-    const int64_t ok = count(r, "200"), limited = count(r, "429");
-    CHECK(ok + limited == 180);
-    checkAdmitted(r, ok, kRate, kBurst);
-    CHECK(r["retry_after"].get<int64_t>() == limited);
-    for (const auto& v : r["retry_after_values"]) {
-      CHECK(v.get<std::string>() == "1");  // a token every 50 ms: rounded up to a second
-    }
-    const std::map<std::string, std::string> from = {{"reporter", "destination"},
-                                                     {"source_principal", principal(m.pod(1, 1))}};
-    auto with = [&](std::map<std::string, std::string> extra) {
-      extra.insert(from.begin(), from.end());
-      return extra;
-    };
-    CHECK(metric(m, 2, "istio_requests_total",
-                 with({{"response_code", "429"}, {"response_flags", "RL"}}), limited) == limited);
-    CHECK(metric(m, 2, "istio_requests_total", with({{"response_code", "200"}}), ok) == ok);
-    CHECK(metric(m, 2, "ferry_rate_limited_total",
-                 {{"policy", "default/limited"}, {"kind", "request"}}, limited) == limited);
+    checkOfferedRate(m);
   }
 
   SECTION("HTTP: a flooding identity does not reduce another identity's rate") {
@@ -161,6 +171,18 @@ TEST_CASE(
                  {{"policy", "default/limited-tcp"}, {"kind", "connection"}}, refused) == refused);
     CHECK(m.stat(2, "tcp_connections_rate_limited") == refused);
   }
+}
+
+TEST_CASE("rate limit e2e: manifest mode (agents read the folder) enforces the same limits",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.controller = false;
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  startApps(m);
+  checkOfferedRate(m);
 }
 
 }  // namespace
