@@ -76,7 +76,7 @@ TEST_CASE("a Service target limits its pods on the target ports only", "[ratelim
   CHECK(g.admitted(kA, 10, 8080) == 10);
 }
 
-TEST_CASE("a selector target with ports; other namespaces and labels are not limited",
+TEST_CASE("a selector target with ports, other namespaces and labels are not limited",
           "[ratelimit]") {
   Fixture f;
   model::RateLimitPolicy p;
@@ -98,7 +98,7 @@ TEST_CASE("a selector target with ports; other namespaces and labels are not lim
 }
 
 TEST_CASE(
-    "identity buckets isolate clients; a flooder refused by its own bucket spends no "
+    "identity buckets isolate clients, a flooder refused by its own bucket spends no "
     "total",
     "[ratelimit]") {
   Fixture f;

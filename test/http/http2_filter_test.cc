@@ -314,7 +314,7 @@ TEST_CASE("h2: records carry gRPC status and body sizes and duration and tracepa
   CHECK(rig.app.messages.size() == 2);
 }
 
-TEST_CASE("h2: a rate-limited stream gets 429 with retry-after; gRPC gets UNAVAILABLE", "[http2]") {
+TEST_CASE("h2: a rate-limited stream gets 429 with retry-after, gRPC gets UNAVAILABLE", "[http2]") {
   Authorizer limiter = [](const RequestView& v) {
     AuthzDecision d;
     d.allow = v.path.find("limited") == std::string_view::npos;
