@@ -69,6 +69,7 @@ Agent::Agent(Config config, AgentParts parts)
           ? std::nullopt
           : std::optional(absl::Milliseconds(config_.outlier_base_ejection_ms)));
   shared_.routing = routing_.get();
+  shared_.rate_limits = rate_limits_.get();
   for (const auto& [cidrs, ranges] : {std::pair{&config_.pod_cidrs, &shared_.pod_ranges},
                                       std::pair{&config_.service_cidrs, &shared_.service_ranges}}) {
     for (const std::string& cidr : *cidrs) {
@@ -117,6 +118,7 @@ absl::Status Agent::init() {
     auto state = std::make_shared<const WorkloadState>(std::move(snap));
     logFailingClosed(workloads_.current()->policies(), state->policies());
     routing_->update(*state);  // before the state is published: a worker seeing it finds its routes
+    rate_limits_->update(state->snapshot());
     workloads_.set(std::move(state));
     onStateApplied(version);
   });

@@ -20,6 +20,7 @@
 #include "agent/config.h"
 #include "agent/handover.h"
 #include "agent/pod_registry.h"
+#include "agent/rate_limits.h"
 #include "agent/route_state.h"
 #include "agent/state_source.h"
 #include "agent/telemetry.h"
@@ -92,6 +93,7 @@ class Agent {
   LocalPodsHolder pods_;
   Shared shared_;
   std::unique_ptr<RoutingState> routing_;
+  std::unique_ptr<RateLimits> rate_limits_ = std::make_unique<RateLimits>();
   std::unique_ptr<Telemetry> telemetry_;
   std::unique_ptr<Workers> workers_;
   std::vector<std::unique_ptr<WorkerContext>> contexts_;

@@ -80,6 +80,7 @@ std::string Agent::configDumpJson() const {
   out["policies"] = snap.policies;
   out["peer_authentications"] = snap.peer_authentications;
   out["routes"] = snap.routes;
+  out["rate_limits"] = snap.rate_limits;
   // The bundle holds certificates only, but it is long: say how many roots, not what they are.
   size_t roots = 0;
   for (size_t at = 0;

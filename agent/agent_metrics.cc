@@ -151,6 +151,22 @@ void Agent::addMetricSources() {
                         static_cast<double>(registry_ ? registry_->size() : 0)));
     return out;
   }));
+  // One series pair per RateLimitPolicy ever applied here (bounded by configuration).
+  telemetry_->addSource(guarded([this] {
+    std::vector<Sample> out;
+    for (const RateLimitCount& c : rate_limits_->counts()) {
+      for (const auto& [kind, value] :
+           {std::pair{"request", c.requests}, std::pair{"connection", c.connections}}) {
+        out.push_back(counter("ferry_rate_limited_total",
+                              "Requests (429) and TCP connections refused by a RateLimitPolicy",
+                              static_cast<double>(value), {{"policy", c.policy}, {"kind", kind}}));
+      }
+    }
+    out.push_back(gauge("ferry_rate_limits_failing_closed",
+                        "Refused RateLimitPolicies in force as limit-to-zero stand-ins",
+                        static_cast<double>(rate_limits_->failingClosed().size())));
+    return out;
+  }));
   telemetry_->addSource(guarded([this] {
     std::vector<Sample> out;
     for (const auto& [name, value] : parts_.capture->kernelCounters()) {

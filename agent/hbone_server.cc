@@ -113,6 +113,8 @@ class InboundConnection : public TunnelConnection {
     }
     if (attrs.http) {
       http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port(), baggage};
+    } else if (!admitConnectionRate(ctx_, *pod_, app.port(), r.peer.uri(), r.peer.uri())) {
+      return 429;  // the source resets its client's connection
     }
     pending_.emplace_back(r.id, app, std::move(report));
     watchPolicy(r.id, *w, std::move(attrs));

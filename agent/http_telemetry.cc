@@ -15,11 +15,13 @@ PolicyOutcome l7Outcome(const http::RequestRecord& r) {
   if (!r.authorized) {
     return o;  // refused before policy ran
   }
-  o.allowed = r.allowed;
+  // A request refused after policy with a flag of its own (a rate limit: "RL") was allowed by
+  // policy: it is reported under that flag, not as a policy denial.
+  o.allowed = r.allowed || !r.response_flags.empty();
   o.policy = r.policy;
   o.reason = r.reason;
   if (!r.policy.empty()) {
-    o.action = r.allowed ? PolicyOutcome::Action::kAllow : PolicyOutcome::Action::kDeny;
+    o.action = o.allowed ? PolicyOutcome::Action::kAllow : PolicyOutcome::Action::kDeny;
     int rule = -1;
     o.rule = absl::SimpleAtoi(r.rule, &rule) ? rule : -1;
   }
@@ -28,6 +30,9 @@ PolicyOutcome l7Outcome(const http::RequestRecord& r) {
 
 // Envoy's flag names for what went wrong besides policy.
 std::string responseFlags(const http::RequestRecord& r) {
+  if (!r.response_flags.empty()) {
+    return r.response_flags;  // set by the authorizer: "RL" for a rate limit
+  }
   if (!r.authorized && r.local_reply) {
     return "DPE";  // downstream protocol error: the request was malformed
   }

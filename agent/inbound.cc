@@ -9,6 +9,7 @@
 #include "agent/inbound.h"
 #include "agent/listeners.h"
 #include "agent/log.h"
+#include "agent/rate_limits.h"
 #include "agent/revocation.h"
 #include "agent/tcp_relay.h"
 #include "agent/telemetry_peers.h"
@@ -75,6 +76,21 @@ void relayCounted(WorkerContext& ctx, int downstream, int upstream,
   }
 }
 
+bool admitConnectionRate(WorkerContext& ctx, const LocalPod& pod, uint16_t port,
+                         const std::string& principal, const std::string& peer) {
+  if (ctx.shared.rate_limits == nullptr) {
+    return true;
+  }
+  RateLimitVerdict v = ctx.shared.rate_limits->check(pod.info.uid, port, principal, false);
+  if (v.allowed) {
+    return true;
+  }
+  ctx.stats.inc(ctx.stats.tcp_connections_rate_limited);
+  LOG_INFO_EVERY_SECOND("inbound ", peer, " -> ", pod.info.name, ":", port,
+                        ": connection refused: ", v.reason);
+  return false;
+}
+
 void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
   ctx.stats.inc(ctx.stats.inbound_plain_accepted);
   sockaddr_storage local{}, peer{};
@@ -114,6 +130,10 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   }
   if (attrs.http) {
     startHttpInbound(ctx, fd, pod, dst, InboundPeer{"", src.ip(), dst.ip(), dst.port()});
+    return;
+  }
+  if (!admitConnectionRate(ctx, *pod, dst.port(), "", src.str())) {
+    closeWithReset(fd);
     return;
   }
   auto app = connectToApp(ctx, *pod, dst);

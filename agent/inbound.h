@@ -23,6 +23,12 @@ absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod, const 
 const model::Workload& workloadOf(const WorkloadState& state, const LocalPod& pod,
                                   model::Workload& fallback);
 
+// A new connection to a TCP (non-HTTP) port of `pod` past its RateLimitPolicies (rate_limits.h):
+// false, counted (ferry_rate_limited_total) and logged, when a limit refuses it; the caller then
+// resets it. `principal` is the peer's SPIFFE ID ("spiffe://..."), empty for plaintext.
+bool admitConnectionRate(WorkerContext& ctx, const LocalPod& pod, uint16_t port,
+                         const std::string& principal, const std::string& peer);
+
 // Relays between two sockets (upstream still connecting) with the connection counted in stats.
 // `connect_failures` (may be null) counts an upstream that never connected. `telemetry`: the
 // connection's reports (one per reporter), closed with the relay's byte counts. `on_done` (may be

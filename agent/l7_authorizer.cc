@@ -7,6 +7,7 @@
 
 #include "agent/inbound.h"
 #include "agent/log.h"
+#include "agent/rate_limits.h"
 #include "policy/engine.h"
 #include "policy/protocol.h"
 #include "policy/text.h"
@@ -31,6 +32,28 @@ bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& work
                 uint16_t port) {
   return policy::isHttpPort(snapshot.services, workload, port);
 }
+
+namespace {
+
+// A request policy allowed, past the pod's rate limits: over a limit it becomes a 429 with
+// Retry-After and Envoy's "RL" flag.
+void limitRate(RateLimits& limits, const LocalPod& pod, const InboundPeer& peer,
+               const http::RequestView& view, http::AuthzDecision& out) {
+  RateLimitVerdict v = limits.check(pod.info.uid, peer.destination_port, peer.principal, true);
+  if (v.allowed) {
+    return;
+  }
+  out.allow = false;
+  out.status = 429;
+  out.reply_headers.emplace_back("retry-after", v.retryAfterSeconds());
+  out.response_flags = "RL";
+  out.reason = v.reason;
+  LOG_INFO_EVERY_SECOND("inbound HTTP ", peer.principal.empty() ? peer.source_ip : peer.principal,
+                        " -> ", pod.info.name, " ", std::string(view.method), " ",
+                        std::string(view.path), ": ", v.reason);
+}
+
+}  // namespace
 
 http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
                                   InboundPeer peer) {
@@ -63,8 +86,13 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
       out.policy = d.rule.policy->key.str();
       out.rule = std::to_string(d.rule.rule);
     }
-    if (d.allowed) {
+    if (d.allowed && ctx.shared.rate_limits != nullptr) {
+      limitRate(*ctx.shared.rate_limits, *pod, peer, view, out);
+    }
+    if (out.allow) {
       ctx.stats.inc(ctx.stats.http_requests_allowed);
+    } else if (!out.response_flags.empty()) {
+      ctx.stats.inc(ctx.stats.http_requests_rate_limited);
     } else {
       ctx.stats.inc(ctx.stats.http_requests_denied);
       LOG_INFO_EVERY_SECOND("inbound HTTP ",

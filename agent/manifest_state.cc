@@ -56,6 +56,7 @@ absl::StatusOr<model::NodeSnapshot> ManifestStateSource::build() {
   snap.policies = loaded.all<model::AuthorizationPolicy>();
   snap.peer_authentications = loaded.all<model::PeerAuthentication>();
   snap.routes = loaded.all<model::HttpRoute>();
+  snap.rate_limits = loaded.all<model::RateLimitPolicy>();
   std::vector<k8s::EndpointSlice> slices = loaded.all<k8s::EndpointSlice>();
   for (const model::Service& svc : snap.services) {
     std::vector<const k8s::EndpointSlice*> mine;

@@ -156,6 +156,11 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
                        InboundPeer{"spiffe://" + attrs.principal, source_ip, dest.ip, dest.port});
       return;
     }
+    if (!admitConnectionRate(ctx, *local, dest.port, "spiffe://" + attrs.principal,
+                             pod->info.name)) {
+      closeWithReset(fd);
+      return;
+    }
     auto app = connectToApp(ctx, *local, *to);
     if (!app.ok()) {
       ctx.stats.inc(ctx.stats.outbound_failed);

@@ -34,6 +34,8 @@ namespace ferry::agent {
   X(policy_dry_run_denied)        /* decisions dry-run policies would deny */            \
   X(http_requests_allowed)        /* L7: requests allowed on inbound HTTP ports */       \
   X(http_requests_denied)         /* L7: requests answered 403 by policy */              \
+  X(http_requests_rate_limited)   /* L7: requests answered 429 by a RateLimitPolicy */   \
+  X(tcp_connections_rate_limited) /* TCP: connections refused by a RateLimitPolicy */    \
   X(http_connections)             /* inbound connections run through an HTTP filter */   \
   X(policy_revoked)               /* open connections closed after a policy change */    \
   X(tls_handshakes_client)        /* completed outbound TLS handshakes */                \

@@ -33,6 +33,7 @@ class Telemetry;
 class Revocations;
 class UpstreamPool;
 class RoutingState;
+class RateLimits;
 
 struct Shared {
   const Config* config = nullptr;
@@ -42,6 +43,7 @@ struct Shared {
   CertificateStore* certs = nullptr;
   Telemetry* telemetry = nullptr;   // metrics and access log (agent/telemetry.h); never null
   RoutingState* routing = nullptr;  // HTTPRoutes and backend clusters (route_state.h); may be null
+  RateLimits* rate_limits = nullptr;  // RateLimitPolicy buckets (rate_limits.h); may be null
   // The cluster's pod ranges (--pod-cidrs), parsed once: a captured connection to an address in
   // them that no snapshot names is refused rather than sent in clear.
   std::vector<policy::Cidr> pod_ranges;

@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <istream>
-#include <ostream>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>

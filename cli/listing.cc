@@ -123,4 +123,59 @@ json policiesJson(const Inventory& inv) {
   return out;
 }
 
+namespace {
+
+std::string limitText(const std::optional<model::RateLimit>& l) {
+  return l ? absl::StrCat(l->requests_per_second, "/s burst ", l->burst) : "-";
+}
+
+json limitJson(const std::optional<model::RateLimit>& l) {
+  return l ? json{{"requests_per_second", l->requests_per_second}, {"burst", l->burst}}
+           : json(nullptr);
+}
+
+std::string rateLimitTarget(const model::RateLimitPolicy& p) {
+  if (!p.target_service.empty()) {
+    return absl::StrCat("Service ", p.target_service,
+                        p.service_port != 0 ? absl::StrCat(":", p.service_port) : "");
+  }
+  std::string ports = p.ports.empty() ? "" : absl::StrCat(" ports ", absl::StrJoin(p.ports, ","));
+  return (p.selector ? labelsText(*p.selector) : std::string("*")) + ports;
+}
+
+}  // namespace
+
+std::string rateLimitsTable(const Inventory& inv) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : inv.rate_limits) {
+    rows.push_back({p.key.ns, p.key.name, rateLimitTarget(p), limitText(p.total),
+                    limitText(p.identity), std::to_string(p.overrides.size()),
+                    p.refused.empty() ? "-" : "refused (limited to zero): " + p.refused});
+  }
+  return renderTable({"NAMESPACE", "NAME", "TARGET", "TOTAL", "IDENTITY", "OVERRIDES", "STATUS"},
+                     rows);
+}
+
+json rateLimitsJson(const Inventory& inv) {
+  json out = json::array();
+  for (const auto& p : inv.rate_limits) {
+    json overrides = json::array();
+    for (const auto& o : p.overrides) {
+      json clients = json::array();
+      for (const auto& sa : o.service_accounts) {
+        clients.push_back(sa.str());
+      }
+      overrides.push_back({{"limit", limitJson(o.limit)}, {"service_accounts", clients}});
+    }
+    out.push_back({{"namespace", p.key.ns},
+                   {"name", p.key.name},
+                   {"target", rateLimitTarget(p)},
+                   {"total", limitJson(p.total)},
+                   {"identity", limitJson(p.identity)},
+                   {"overrides", overrides},
+                   {"refused", p.refused.empty() ? json(nullptr) : json(p.refused)}});
+  }
+  return out;
+}
+
 }  // namespace ferry::cli

@@ -1,7 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// `ferryctl workloads|services|policies`: what the manifests hold, as tables or JSON.
+// `ferryctl workloads|services|policies|ratelimits`: what the manifests hold, as tables or JSON.
 
 #include <string>
 
@@ -16,5 +16,7 @@ std::string servicesTable(const Inventory& inv);
 nlohmann::json servicesJson(const Inventory& inv);
 std::string policiesTable(const Inventory& inv);
 nlohmann::json policiesJson(const Inventory& inv);
+std::string rateLimitsTable(const Inventory& inv);
+nlohmann::json rateLimitsJson(const Inventory& inv);
 
 }  // namespace ferry::cli

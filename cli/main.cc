@@ -39,6 +39,7 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl stat services|workloads [--agents IP:PORT[,IP:PORT...] | --prometheus URL]
                  [-n NAMESPACE] [--window DURATION] [--watch [--count N]]
                  [--reporter destination|source] [-o table|json]
+  ferryctl ratelimits [--manifests DIR | --admin IP:PORT] [-o table|json]
 
 Without --manifests, state comes from the agent's admin API (--admin, default 127.0.0.1:15000).
 <source> and <destination> name pods as namespace/name. check decides what the destination's
@@ -129,7 +130,7 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   bool agent_only = o.command == "status" || o.command == "certs";
   bool stat = o.command == "stat";
   if (!check && !agent_only && !stat && o.command != "workloads" && o.command != "services" &&
-      o.command != "policies") {
+      o.command != "policies" && o.command != "ratelimits") {
     return UsageError{"unknown command '" + o.command + "'"};
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -341,6 +342,8 @@ int run(int argc, char** argv) {
     std::cout << (o.json ? workloadsJson(*inv).dump(2) + "\n" : workloadsTable(*inv));
   } else if (o.command == "services") {
     std::cout << (o.json ? servicesJson(*inv).dump(2) + "\n" : servicesTable(*inv));
+  } else if (o.command == "ratelimits") {
+    std::cout << (o.json ? rateLimitsJson(*inv).dump(2) + "\n" : rateLimitsTable(*inv));
   } else {
     std::cout << (o.json ? policiesJson(*inv).dump(2) + "\n" : policiesTable(*inv));
   }

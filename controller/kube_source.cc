@@ -14,7 +14,8 @@ constexpr k8s::Kind kAllKinds[] = {k8s::Kind::kNamespace,
                                    k8s::Kind::kEndpointSlice,
                                    k8s::Kind::kAuthorizationPolicy,
                                    k8s::Kind::kPeerAuthentication,
-                                   k8s::Kind::kHttpRoute};
+                                   k8s::Kind::kHttpRoute,
+                                   k8s::Kind::kRateLimitPolicy};
 
 std::string metaField(const nlohmann::json& obj, const char* field) {
   auto meta = obj.find("metadata");
@@ -45,6 +46,8 @@ const kube::Resource& resourceFor(k8s::Kind kind) {
       return kube::kPeerAuthentications;
     case k8s::Kind::kHttpRoute:
       return kube::kHttpRoutes;
+    case k8s::Kind::kRateLimitPolicy:
+      return kube::kRateLimitPolicies;
   }
   return kube::kPods;
 }
@@ -100,7 +103,8 @@ class KubeSource::Handler : public kube::InformerHandler {
     if (!d.ok()) {
       std::string reason(d.status().message());
       store_.reject(refOf(obj).str(), reason);
-      // A refused AuthorizationPolicy fails closed: its stand-in takes its place.
+      // A refused AuthorizationPolicy or RateLimitPolicy fails closed: its stand-in takes its
+      // place.
       if (auto stand_in = standIn(obj, reason)) {
         return std::move(*stand_in);
       }
@@ -109,7 +113,7 @@ class KubeSource::Handler : public kube::InformerHandler {
   }
 
   std::optional<k8s::Decoded> standIn(const nlohmann::json& obj, std::string reason) const {
-    if (kind_ != k8s::Kind::kAuthorizationPolicy) {
+    if (kind_ != k8s::Kind::kAuthorizationPolicy && kind_ != k8s::Kind::kRateLimitPolicy) {
       return std::nullopt;
     }
     try {

@@ -40,8 +40,9 @@ void logSummary(const StateStore& store, const Source& source) {
             << store.count(k8s::Kind::kEndpointSlice) << " endpoint slices, "
             << store.count(k8s::Kind::kAuthorizationPolicy) << " authorization policies, "
             << store.count(k8s::Kind::kPeerAuthentication) << " peer authentications, "
-            << store.count(k8s::Kind::kHttpRoute) << " routes; " << store.stats().rejected.load()
-            << " objects refused\n";
+            << store.count(k8s::Kind::kHttpRoute) << " routes, "
+            << store.count(k8s::Kind::kRateLimitPolicy) << " rate limits; "
+            << store.stats().rejected.load() << " objects refused\n";
 }
 
 std::string hostName() {
@@ -74,7 +75,7 @@ absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const Controller
     for (k8s::Kind kind :
          {k8s::Kind::kNamespace, k8s::Kind::kServiceAccount, k8s::Kind::kPod, k8s::Kind::kService,
           k8s::Kind::kEndpointSlice, k8s::Kind::kAuthorizationPolicy,
-          k8s::Kind::kPeerAuthentication, k8s::Kind::kHttpRoute}) {
+          k8s::Kind::kPeerAuthentication, k8s::Kind::kHttpRoute, k8s::Kind::kRateLimitPolicy}) {
       gauge("ferry_controller_objects", "objects in the state store by kind",
             static_cast<double>(store.count(kind)), {{"kind", std::string(k8s::kindName(kind))}});
     }

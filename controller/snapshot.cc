@@ -15,6 +15,7 @@
 //   to those services.
 // - AuthorizationPolicies and PeerAuthentications: those that select a local mesh pod (same
 //   namespace or the root namespace, and the selector matches its labels).
+// - RateLimitPolicies: those whose target may be a local mesh pod (rateLimitTargetsAny).
 #include <mutex>
 
 #include "controller/store.h"
@@ -39,6 +40,22 @@ template <typename Policy>
 bool selectsAny(const Policy& p, bool root, const std::vector<model::Workload>& local) {
   for (const auto& w : local) {
     if (w.mesh_enabled && (root || p.key.ns == w.key.ns) && selects(p.selector, w.labels)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A RateLimitPolicy goes to a node running a mesh pod of its namespace: one with a selector only
+// where it selects such a pod; one that targets a Service wherever its namespace has a mesh pod
+// (the agent resolves the Service's selector and ports from the snapshot's Services).
+bool rateLimitTargetsAny(const model::RateLimitPolicy& p,
+                         const std::vector<model::Workload>& local) {
+  if (p.target_service.empty()) {
+    return selectsAny(p, /*root=*/false, local);
+  }
+  for (const auto& w : local) {
+    if (w.mesh_enabled && w.key.ns == p.key.ns) {
       return true;
     }
   }
@@ -119,6 +136,11 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
       const auto& p = std::get<model::PeerAuthentication>(obj);
       if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
         snap.peer_authentications.push_back(p);
+      }
+    } else if (ref.kind == k8s::Kind::kRateLimitPolicy) {
+      const auto& p = std::get<model::RateLimitPolicy>(obj);
+      if (rateLimitTargetsAny(p, local)) {
+        snap.rate_limits.push_back(p);
       }
     }
   }

@@ -63,6 +63,12 @@ void StateStore::upsertLocked(k8s::Decoded object) {
               << " fails closed: the workloads it selects deny everything until it is fixed ("
               << p->refused << ")\n";
   }
+  if (const auto* p = std::get_if<model::RateLimitPolicy>(&object.object);
+      p != nullptr && !p->refused.empty()) {
+    std::cerr << "ferry-controller: " << object.ref.str()
+              << " fails closed: its target is limited to zero until it is fixed (" << p->refused
+              << ")\n";
+  }
   auto it = objects_.find(object.ref);
   if (it != objects_.end()) {
     indexLocked(it->first, it->second, false);

@@ -53,6 +53,12 @@ inline std::string digest(const model::NodeSnapshot& s) {
     absl::StrAppend(&out, "A ", p.key.str(), " mode=", static_cast<int>(p.mode),
                     " selector=", p.selector ? labelsText(*p.selector) : "*", "\n");
   }
+  for (const auto& l : s.rate_limits) {
+    absl::StrAppend(&out, "L ", l.key.str(), " target=", l.target_service, ":", l.service_port,
+                    " total=", l.total ? l.total->requests_per_second : 0,
+                    " identity=", l.identity ? l.identity->requests_per_second : 0,
+                    " overrides=", l.overrides.size(), " refused=", l.refused, "\n");
+  }
   for (const auto& r : s.routes) {
     absl::StrAppend(&out, "R ", r.key.str(), " rules=", r.rules.size());
     for (const auto& rule : r.rules) {

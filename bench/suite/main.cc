@@ -19,6 +19,7 @@ constexpr char kUsage[] =
     "usage: ferry-bench-suite --out=DIR [--mode=quick|full|tiny] [--rounds=N]\n"
     "         [--latency-seconds=S] [--load-seconds=S] [--idle-connections=N]\n"
     "         [--cases=no_mesh,ferry_l4,ferry_l7,ferry_same_node,stunnel,haproxy]\n"
+    "         [--l7-rate-limit=1]  (a never-binding RateLimitPolicy on the L7 case)\n"
     "       (root: builds a local cluster; see bench/README.md)\n";
 
 // 10,000 held connections are 20,000+ descriptors in one proxy (HAProxy's client side holds
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
   if (flags.count("cases")) {
     o.only_cases = absl::StrSplit(flags["cases"], ',', absl::SkipEmpty());
   }
+  o.l7_rate_limit = flags.count("l7-rate-limit") > 0 && flags["l7-rate-limit"] == "1";
   if (!ok) {
     std::cerr << "ferry-bench-suite: --out is required and numbers must be positive\n" << kUsage;
     return 2;

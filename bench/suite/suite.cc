@@ -66,6 +66,23 @@ spec:
         paths: ["/bench/*"]
 )";
 
+// --l7-rate-limit=1: limits far above what the load generator offers, so every request is
+// checked (total and identity bucket) and admitted.
+constexpr char kL7RateLimit[] = R"(apiVersion: security.ferry.dev/v1alpha1
+kind: RateLimitPolicy
+metadata:
+  name: bench-l7
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: n2p3
+  total:
+    requestsPerSecond: 1000000
+  identity:
+    requestsPerSecond: 1000000
+)";
+
 }  // namespace
 
 Suite::~Suite() {
@@ -274,6 +291,12 @@ absl::Status Suite::startPeers() {
 absl::Status Suite::applyL7Policy() {
   if (auto s = mesh_->applyManifest("bench-l7-service.yaml", kL7Service); !s.ok()) {
     return s;
+  }
+  if (options_.l7_rate_limit) {
+    note("ferry_l7: with a never-binding RateLimitPolicy (total and identity) on n2p3");
+    if (auto s = mesh_->applyManifest("bench-l7-ratelimit.yaml", kL7RateLimit); !s.ok()) {
+      return s;
+    }
   }
   return mesh_->applyManifest("bench-l7-policy.yaml", kL7Policy);
 }

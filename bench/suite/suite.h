@@ -31,6 +31,9 @@ struct SuiteOptions {
   int saturation_connections = 16;
   int new_connection_concurrency = 8;
   std::vector<std::string> only_cases;  // empty: all
+  // Also puts a never-binding RateLimitPolicy (total and per identity) on the L7 case's pod, so
+  // that its CPU per request includes the rate-limit checks (issue 21).
+  bool l7_rate_limit = false;
 };
 
 struct Case {

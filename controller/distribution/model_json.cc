@@ -62,6 +62,28 @@ void from_json(const nlohmann::json& j, PeerAuthentication& v) {
   getOptional(j, "selector", v.selector);
 }
 
+void to_json(nlohmann::json& j, const RateLimitPolicy& v) {
+  j = nlohmann::json{
+      {"key", v.key},     {"target_service", v.target_service}, {"service_port", v.service_port},
+      {"ports", v.ports}, {"overrides", v.overrides},           {"refused", v.refused}};
+  putOptional(j, "selector", v.selector);
+  putOptional(j, "total", v.total);
+  putOptional(j, "identity", v.identity);
+}
+
+void from_json(const nlohmann::json& j, RateLimitPolicy& v) {
+  v = RateLimitPolicy{};
+  getOr(j, "key", v.key);
+  getOr(j, "target_service", v.target_service);
+  getOr(j, "service_port", v.service_port);
+  getOr(j, "ports", v.ports);
+  getOr(j, "overrides", v.overrides);
+  getOr(j, "refused", v.refused);
+  getOptional(j, "selector", v.selector);
+  getOptional(j, "total", v.total);
+  getOptional(j, "identity", v.identity);
+}
+
 void to_json(nlohmann::json& j, const HttpRouteMatch& v) {
   j = nlohmann::json{{"headers", v.headers}, {"query_params", v.query_params}};
   putOptional(j, "path", v.path);

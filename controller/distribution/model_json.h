@@ -64,6 +64,8 @@ void to_json(nlohmann::json& j, const BackendFilters& v);
 void from_json(const nlohmann::json& j, BackendFilters& v);
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackendRef, service, port, weight, filters)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpRetry, attempts, codes, backoff_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RateLimit, requests_per_second, burst)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RateLimitOverride, limit, service_accounts)
 
 // Types with std::optional members (nlohmann 3.11.2 has no std::optional support; absent
 // key <=> nullopt).
@@ -71,6 +73,8 @@ void to_json(nlohmann::json& j, const AuthorizationPolicy& v);
 void from_json(const nlohmann::json& j, AuthorizationPolicy& v);
 void to_json(nlohmann::json& j, const PeerAuthentication& v);
 void from_json(const nlohmann::json& j, PeerAuthentication& v);
+void to_json(nlohmann::json& j, const RateLimitPolicy& v);
+void from_json(const nlohmann::json& j, RateLimitPolicy& v);
 void to_json(nlohmann::json& j, const HttpRouteMatch& v);
 void from_json(const nlohmann::json& j, HttpRouteMatch& v);
 void to_json(nlohmann::json& j, const HttpRouteRule& v);

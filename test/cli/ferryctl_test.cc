@@ -465,6 +465,19 @@ TEST_CASE("ferryctl: workloads, services and policies list the manifests", "[cli
   Run wt = ferryctl({"workloads", "--manifests", POLICIES_DIR});
   REQUIRE(wt.code == 0);
   CHECK_THAT(wt.out, Catch::Contains("demo       n1p2"));
+
+  Run rl = ferryctl({"ratelimits", "--manifests", POLICIES_DIR});
+  REQUIRE(rl.code == 0);
+  CHECK_THAT(rl.out, Catch::StartsWith("NAMESPACE  NAME        TARGET"));
+  CHECK_THAT(rl.out, Catch::Contains("web-limits  Service web:80  100/s burst 100  20/s burst 10"));
+  CHECK(std::count(rl.out.begin(), rl.out.end(), '\n') == 2);  // header + 1 policy
+  Run rj = ferryctl({"ratelimits", "--manifests", POLICIES_DIR, "-o", "json"});
+  REQUIRE(rj.code == 0);
+  json limits = json::parse(rj.out);
+  REQUIRE(limits.size() == 1);
+  CHECK(limits[0]["overrides"][0]["service_accounts"] == json::array({"demo/client"}));
+  CHECK(limits[0]["overrides"][0]["limit"]["requests_per_second"] == 50);
+  CHECK(limits[0]["refused"].is_null());
 }
 
 }  // namespace

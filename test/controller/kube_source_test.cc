@@ -302,6 +302,43 @@ TEST_CASE("PeerAuthentication create, update and delete reach the right node vie
       [&] { return !has("node2"); }, {"node2"});
 }
 
+TEST_CASE("RateLimitPolicy create, retarget, refusal and delete reach the right node views only") {
+  Cluster c;
+  auto limit = [&](const std::string& node) {
+    auto limits = c.view(node).rate_limits;
+    return limits.empty() ? std::optional<model::RateLimitPolicy>() : limits[0];
+  };
+  c.expect(
+      "create selecting app=b",
+      [&] {
+        c.apply(rateLimitPolicyJson("mesh", "rl", {{"selector", {{"matchLabels", {{"app", "b"}}}}}},
+                                    10));
+      },
+      [&] { return limit("node2").has_value(); }, {"node2"});
+  CHECK(limit("node2")->total == model::RateLimit{10, 10});
+  c.expect(
+      "retarget to Service svc-a: every node with a mesh pod of the namespace",
+      [&] {
+        c.apply(rateLimitPolicyJson("mesh", "rl",
+                                    {{"targetRef", {{"kind", "Service"}, {"name", "svc-a"}}}}, 10));
+      },
+      [&] { return limit("node1").has_value() && limit("node2")->target_service == "svc-a"; },
+      {"node1", "node2"});
+  c.expect(
+      "a bad edit: the limit-to-zero stand-in takes its place",
+      [&] {
+        c.apply(rateLimitPolicyJson("mesh", "rl",
+                                    {{"targetRef", {{"kind", "Service"}, {"name", "svc-a"}}}}, 0));
+      },
+      [&] { return limit("node1") && !limit("node1")->refused.empty(); }, {"node1", "node2"});
+  CHECK(limit("node1")->total == model::RateLimit{0, 0});
+  CHECK(limit("node1")->target_service == "svc-a");
+  CHECK_FALSE(limit("node3").has_value());
+  c.expect(
+      "delete", [&] { c.remove(kube::kRateLimitPolicies, "mesh", "rl"); },
+      [&] { return !limit("node1") && !limit("node2"); }, {"node1", "node2"});
+}
+
 TEST_CASE("HTTPRoute create, update and delete reach the right node views only") {
   Cluster c;
   auto route = [&](const std::string& node) {

@@ -71,6 +71,19 @@ model::NodeSnapshot baseSnapshot() {
   route.rules = {rr, redirect_rule};
   route.annotations["fault.ferry.dev/abort-status"] = "503";
   s.routes = {route};
+  model::RateLimitPolicy limit;
+  limit.key = {"default", "web-limits"};
+  limit.target_service = "web";
+  limit.service_port = 80;
+  limit.total = model::RateLimit{100, 150};
+  limit.overrides = {{model::RateLimit{5, 1}, {{"jobs", "batch"}}}};
+  model::RateLimitPolicy refused_limit;
+  refused_limit.key = {"default", "refused-limits"};
+  refused_limit.selector = model::Labels{};
+  refused_limit.ports = {9000};
+  refused_limit.total = model::RateLimit{0, 0};
+  refused_limit.refused = "spec.total.requestsPerSecond: 0 is below 1";
+  s.rate_limits = {limit, refused_limit};
   return s;
 }
 
@@ -122,6 +135,11 @@ TEST_CASE("model JSON round-trips every resource kind, optionals included", "[di
   CHECK(redirect->status_code == 308);
   CHECK(back->routes[0].annotations.at("fault.ferry.dev/abort-status") == "503");
   CHECK(back->services[0].annotations.at("ferry.dev/max-connections") == "8");
+  REQUIRE(back->rate_limits.size() == 2);  // keyed by namespace/name: sorted
+  CHECK(back->rate_limits[0] == s.rate_limits[1]);
+  CHECK(back->rate_limits[1] == s.rate_limits[0]);
+  CHECK_FALSE(back->rate_limits[1].identity.has_value());
+  CHECK(back->rate_limits[0].selector == model::Labels{});
   CHECK(indexSnapshot(*back) == indexed);
 }
 

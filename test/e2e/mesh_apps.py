@@ -25,6 +25,15 @@
   http-load     --host H --port P --count C --connections K [--method M]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
+  paced-load    --host H --port P --count C --rate R [--kind http|tcp]
+                                    C attempts offered at R a second (attempt i at start + i/R),
+                                    http: GETs on one keep-alive connection (a new one after a
+                                    close), tcp: a new connection each, one line echoed (against
+                                    echo-server); prints JSON {"status": {"200": n, "429": m, ...}
+                                    (tcp: "allow" / "refused"), "retry_after": 429s carrying
+                                    Retry-After, "span_min_s", "span_max_s"}: the time from the
+                                    first answer to the last send, and from the first send to the
+                                    last answer (what the far end's clock can have seen)
   http-server   --port P            HTTP/1.1: GET answers "path=<path>" and X-Seen-Host; POST
                                     answers "path=<path> traceparent=<received or -> bytes=<body
                                     size>"; CONNECT answers 200, then "tunnel=<target>
@@ -467,6 +476,67 @@ def http_load(host, port, count, connections, method):
     result["elapsed_s"] = round(time.monotonic() - start, 2)
     result["errors"] = result["errors"][:5]
     print(json.dumps(result), flush=True)
+def paced_load(host, port, count, rate, kind):
+    import http.client
+    import json
+    result = {"status": {}, "retry_after": 0, "retry_after_values": [], "errors": []}
+    conn = None
+    first_send = first_answer = last_send = last_answer = None
+    start = time.monotonic()
+    for i in range(count):
+        due = start + i / rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)  # pacing the offered rate, not synchronization
+        last_send = time.monotonic()
+        if first_send is None:
+            first_send = last_send
+        if kind == "tcp":
+            try:
+                with socket.create_connection((host, port), timeout=10) as s:
+                    s.sendall(b"ping\n")
+                    got = b""
+                    while not got.endswith(b"\n"):
+                        chunk = s.recv(64)
+                        if not chunk:
+                            break
+                        got += chunk
+                    status = "allow" if got == b"ping\n" else "refused"
+            except OSError:
+                status = "refused"
+        else:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=30)
+                conn.request("GET", "/")
+                r = conn.getresponse()
+                r.read()
+                status = str(r.status)
+                if status == "429" and r.getheader("retry-after") is not None:
+                    result["retry_after"] += 1
+                    if len(result["retry_after_values"]) < 5:
+                        result["retry_after_values"].append(r.getheader("retry-after"))
+                if r.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                status = "error"
+                if len(result["errors"]) < 5:
+                    result["errors"].append("%s: %s" % (type(e).__name__, e))
+        last_answer = time.monotonic()
+        if first_answer is None:
+            first_answer = last_answer
+        result["status"][status] = result["status"].get(status, 0) + 1
+    if conn is not None:
+        conn.close()
+    result["span_min_s"] = max(0.0, last_send - first_answer)
+    result["span_max_s"] = last_answer - first_send
+    print(json.dumps(result), flush=True)
+
+
 def http_post(host, port, paths, nbytes, traceparent):
     """POSTs `nbytes` to each path in turn on one keep-alive connection, with `traceparent` when
     given; prints lines as http_get does."""
@@ -894,6 +964,7 @@ def main():
     ap.add_argument("--conn", default="new")
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=10.0)
     a = ap.parse_args()
     try:
         if a.mode == "echo-server":
@@ -914,6 +985,8 @@ def main():
             http_app(a.port, a.name, a.behavior)
         elif a.mode == "http-load":
             http_load(a.host, a.port, a.count, a.connections, a.method)
+        elif a.mode == "paced-load":
+            paced_load(a.host, a.port, a.count, a.rate, a.kind)
         elif a.mode == "http-get":
             http_get(a.host, a.port, a.text.split(" "))
         elif a.mode == "http-raw":

@@ -356,5 +356,45 @@ TEST_CASE("backpressure: pipelined requests beyond the limit are held", "[http1]
   CHECK_FALSE(h.out.close);
 }
 
+// A refusal other than policy's (a rate limit): the authorizer's status, header fields and
+// response flag reach the client and the record, in the request's place in the pipeline.
+TEST_CASE("a rate-limited request is answered 429 with Retry-After, flagged RL",
+          "[http1][filter]") {
+  int calls = 0;
+  Authorizer limiter = [&calls](const RequestView&) {
+    AuthzDecision d;
+    d.allow = ++calls != 2;
+    if (!d.allow) {
+      d.status = 429;
+      d.reply_headers = {{"retry-after", "3"}};
+      d.response_flags = "RL";
+      d.reason = "rate limited by ns/limits";
+    }
+    return d;
+  };
+  Http1Filter filter({}, limiter);
+  std::vector<RequestRecord> records;
+  filter.setRecordSink([&](const RequestRecord& r) { records.push_back(r); });
+  FilterOutput out;
+  filter.onDownstreamData(
+      "GET /a HTTP/1.1\r\nHost: s\r\n\r\nGET /b HTTP/1.1\r\nHost: s\r\n\r\n"
+      "GET /c HTTP/1.1\r\nHost: s\r\n\r\n",
+      out);
+  CHECK(out.to_upstream == "GET /a HTTP/1.1\r\nHost: s\r\n\r\nGET /c HTTP/1.1\r\nHost: s\r\n\r\n");
+  out.to_upstream.clear();
+  filter.onUpstreamData(kOk, out);
+  CHECK(out.to_downstream ==
+        kOk +
+            "HTTP/1.1 429 Too Many Requests\r\ncontent-length: 18\r\ncontent-type: "
+            "text/plain\r\nretry-after: 3\r\n\r\nlocal_rate_limited");
+  CHECK_FALSE(out.close);  // the connection stays usable
+  REQUIRE(records.size() == 2);
+  CHECK(records[1].status == 429);
+  CHECK(records[1].response_flags == "RL");
+  CHECK(records[1].local_reply);
+  CHECK(records[1].reason == "rate limited by ns/limits");
+  CHECK(records[0].response_flags.empty());
+}
+
 }  // namespace
 }  // namespace ferry::http

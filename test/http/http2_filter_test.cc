@@ -314,5 +314,41 @@ TEST_CASE("h2: records carry gRPC status and body sizes and duration and tracepa
   CHECK(rig.app.messages.size() == 2);
 }
 
+TEST_CASE("h2: a rate-limited stream gets 429 with retry-after, gRPC gets UNAVAILABLE", "[http2]") {
+  Authorizer limiter = [](const RequestView& v) {
+    AuthzDecision d;
+    d.allow = v.path.find("limited") == std::string_view::npos;
+    if (!d.allow) {
+      d.status = 429;
+      d.reply_headers = {{"retry-after", "2"}};
+      d.response_flags = "RL";
+    }
+    return d;
+  };
+  Rig rig({}, echoApp, nullptr, nullptr, limiter);
+  const int32_t ok = rig.client.request(get("/fine"));
+  const int32_t limited = rig.client.request(get("/limited"));
+  Fields grpc = {{":method", "POST"},
+                 {":scheme", "http"},
+                 {":authority", "svc"},
+                 {":path", "/limited.v1.Svc/Get"},
+                 {"content-type", "application/grpc"},
+                 {"te", "trailers"}};
+  const int32_t grpc_limited = rig.client.request(grpc, std::string("\0\0\0\0\0", 5));
+  rig.run();
+  CHECK(rig.client.messages[ok].header(":status") == "200");
+  const H2Message& l = rig.client.messages[limited];
+  CHECK(l.header(":status") == "429");
+  CHECK(l.header("retry-after") == "2");
+  CHECK(l.body == "local_rate_limited");
+  const H2Message& g = rig.client.messages[grpc_limited];
+  CHECK(g.header(":status") == "429");
+  CHECK(g.header("grpc-status") == "14");
+  CHECK(g.header("retry-after") == "2");
+  CHECK(g.header("grpc-message") == "local_rate_limited");
+  CHECK(rig.app.messages.size() == 1);
+  CHECK_FALSE(rig.closed);
+}
+
 }  // namespace
 }  // namespace ferry::http

@@ -116,6 +116,19 @@ TEST_CASE("the policies folder is the demo cluster", "[k8s][examples]") {
   CHECK(pas[0].key.ns == "ferry-system");
   CHECK_FALSE(pas[0].selector.has_value());
 
+  auto limits = r.all<model::RateLimitPolicy>();
+  REQUIRE(limits.size() == 1);
+  CHECK(limits[0].key == model::ObjectKey{"demo", "web-limits"});
+  CHECK(limits[0].target_service == "web");
+  CHECK(limits[0].service_port == 80);
+  CHECK(limits[0].total == model::RateLimit{100, 100});
+  CHECK(limits[0].identity == model::RateLimit{20, 10});
+  REQUIRE(limits[0].overrides.size() == 1);
+  CHECK(limits[0].overrides[0].limit == model::RateLimit{50, 50});
+  CHECK(limits[0].overrides[0].service_accounts ==
+        std::vector<model::ObjectKey>{{"demo", "client"}});
+  CHECK(limits[0].refused.empty());
+
   auto routes = r.all<model::HttpRoute>();
   REQUIRE(routes.size() == 1);
   const auto& route = routes[0];

@@ -10,8 +10,6 @@ namespace ferry::http {
 
 namespace {
 
-constexpr std::string_view kDeniedBody = "RBAC: access denied";
-
 const char* statusText(uint16_t status) {
   switch (status) {
     case 400:
@@ -20,6 +18,8 @@ const char* statusText(uint16_t status) {
       return "Forbidden";
     case 414:
       return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
     case 431:
       return "Request Header Fields Too Large";
     case 501:
@@ -33,15 +33,27 @@ const char* statusText(uint16_t status) {
   }
 }
 
-void appendLocalReply(std::string& out, uint16_t status, std::string_view body, bool close) {
+void appendLocalReply(std::string& out, uint16_t status, std::string_view body, bool close,
+                      const std::vector<std::pair<std::string, std::string>>& headers = {}) {
   out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(statusText(status));
   out.append("\r\ncontent-length: ").append(std::to_string(body.size()));
   out.append("\r\ncontent-type: text/plain\r\n");
+  for (const auto& [name, value] : headers) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
   if (close) {
     out.append("connection: close\r\n");
   }
   out.append("\r\n").append(body);
 }
+
+}  // namespace
+
+std::string_view denialBody(uint16_t status) {
+  return status == 429 ? kRateLimitedBody : kDeniedBody;
+}
+
+namespace {
 
 bool validFieldValue(std::string_view v) {
   for (char c : v) {
@@ -264,6 +276,9 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
   }
   ++stats_.denied;
   p.kind = Pending::Kind::kDenied;
+  p.deny_status = decision.status;
+  p.reply_headers = std::move(decision.reply_headers);
+  p.record.response_flags = std::move(decision.response_flags);
   const bool has_body = head.framing != BodyFraming::kNone;
   // A client waiting for 100-continue may or may not send the body after a final status
   // (RFC 9110 10.1.1), and a client switching protocols may already be sending the new one:
@@ -351,9 +366,10 @@ void Http1Filter::flushLocalReplies(FilterOutput& out) {
   while (!closed_ && !pending_.empty() && pending_.front().kind != Pending::Kind::kForwarded) {
     Pending& p = pending_.front();
     if (p.kind == Pending::Kind::kDenied) {
-      appendLocalReply(out.to_downstream, 403, kDeniedBody, p.close_after);
-      p.record.status = 403;
-      p.record.response_body_bytes = kDeniedBody.size();
+      const std::string_view body = denialBody(p.deny_status);
+      appendLocalReply(out.to_downstream, p.deny_status, body, p.close_after, p.reply_headers);
+      p.record.status = p.deny_status;
+      p.record.response_body_bytes = body.size();
     } else {
       appendLocalReply(out.to_downstream, p.error_status, statusText(p.error_status), true);
       p.record.status = p.error_status;

@@ -72,11 +72,12 @@ struct RequestRecord {
   bool allowed = false;
   std::string policy;
   std::string rule;
-  std::string reason;        // the authorizer's explanation (AuthzDecision::reason)
-  uint16_t status = 0;       // response status (403 for denials, 0 if none was sent)
-  bool local_reply = false;  // answered by the filter, not the app
-  bool grpc = false;         // content-type application/grpc[+...]
-  int grpc_status = -1;      // grpc-status of the response (trailers or trailers-only); -1: none
+  std::string reason;          // the authorizer's explanation (AuthzDecision::reason)
+  uint16_t status = 0;         // response status (403 for denials, 0 if none was sent)
+  std::string response_flags;  // AuthzDecision::response_flags of a refused request ("RL")
+  bool local_reply = false;    // answered by the filter, not the app
+  bool grpc = false;           // content-type application/grpc[+...]
+  int grpc_status = -1;        // grpc-status of the response (trailers or trailers-only); -1: none
   // Body bytes (Istio's request and response sizes): what the app was sent of the request's
   // body, and what the client was sent of the response's (the app's, or a local reply's).
   uint64_t request_body_bytes = 0;
@@ -133,6 +134,8 @@ class Http1Filter {
     bool upgrade = false;
     bool close_after = false;
     uint16_t error_status = 0;
+    uint16_t deny_status = 403;
+    std::vector<std::pair<std::string, std::string>> reply_headers;  // of a denial
     RequestRecord record;  // filled only when a record sink is set
     std::chrono::steady_clock::time_point started;
   };

@@ -16,8 +16,6 @@ namespace {
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
-constexpr std::string_view kDeniedBody = "RBAC: access denied";
-
 nghttp2_nv nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
@@ -40,6 +38,7 @@ const char* grpcStatusFor(uint16_t status) {
       return "7";  // PERMISSION_DENIED
     case 431:
       return "8";  // RESOURCE_EXHAUSTED
+    case 429:
     case 502:
     case 503:
       return "14";  // UNAVAILABLE
@@ -493,7 +492,8 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
   s.record.reason = std::move(decision.reason);
   if (!decision.allow) {
     ++stats_.denied;
-    localReply(s, 403, view.grpc);
+    s.record.response_flags = std::move(decision.response_flags);
+    localReply(s, decision.status, view.grpc, decision.reply_headers);
     return;
   }
   ++stats_.allowed;
@@ -557,7 +557,7 @@ void Http2Filter::forwardRequest(Stream& s, const RequestView& view, std::string
   up_to_down_[up_id] = s.down_id;
 }
 
-void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
+void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc, const Fields& extra) {
   s.local = true;
   s.forwarded = false;
   s.resp_started = true;
@@ -567,28 +567,36 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
   if (grpc) {
     s.record.grpc_status = std::atoi(grpcStatusFor(status));
     // Trailers-only: one HEADERS frame with END_STREAM carrying the gRPC status.
-    const nghttp2_nv nva[] = {
+    std::vector<nghttp2_nv> nva = {
         nv(":status", code),
         nv("content-type", "application/grpc"),
         nv("grpc-status", grpcStatusFor(status)),
-        nv("grpc-message", status == 403 ? kDeniedBody : std::string_view("request refused")),
+        nv("grpc-message", status == 403 || status == 429 ? denialBody(status)
+                                                          : std::string_view("request refused")),
     };
-    nghttp2_submit_response(down_, s.down_id, nva, 4, nullptr);
+    for (const auto& [n, v] : extra) {
+      nva.push_back(nv(n, v));
+    }
+    nghttp2_submit_response(down_, s.down_id, nva.data(), nva.size(), nullptr);
     return;
   }
-  s.to_down = status == 403 ? std::string(kDeniedBody) : std::to_string(status) + " refused";
+  s.to_down = status == 403 || status == 429 ? std::string(denialBody(status))
+                                             : std::to_string(status) + " refused";
   s.record.response_body_bytes = s.to_down.size();
   s.to_down_off = 0;
   s.to_down_eof = true;
   const std::string length = std::to_string(s.to_down.size());
-  const nghttp2_nv nva[] = {
+  std::vector<nghttp2_nv> nva = {
       nv(":status", code),
       nv("content-type", "text/plain"),
       nv("content-length", length),
   };
+  for (const auto& [n, v] : extra) {
+    nva.push_back(nv(n, v));
+  }
   nghttp2_data_provider prd{};
   prd.read_callback = &Callbacks::readDown;
-  nghttp2_submit_response(down_, s.down_id, nva, 3, &prd);
+  nghttp2_submit_response(down_, s.down_id, nva.data(), nva.size(), &prd);
 }
 
 void Http2Filter::onResponseHeaders(Stream& s, bool end_stream) {

@@ -90,7 +90,8 @@ class Http2Filter {
   Stream* downStream(int32_t id);
   Stream* upStream(int32_t id);
   void onRequestHeaders(Stream& s, bool end_stream);
-  void localReply(Stream& s, uint16_t status, bool grpc);
+  void localReply(Stream& s, uint16_t status, bool grpc,
+                  const std::vector<std::pair<std::string, std::string>>& extra = {});
   void forwardRequest(Stream& s, const RequestView& view, std::string_view path, bool end_stream);
   void onResponseHeaders(Stream& s, bool end_stream);
   void onClientReset();

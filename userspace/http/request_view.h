@@ -55,9 +55,20 @@ struct AuthzDecision {
   std::string policy;
   std::string rule;
   std::string reason;  // for the access log: "denied by ns/name rule 0", ...
+  // A refusal answered otherwise than policy's 403 (a rate limit: 429): its status, the header
+  // fields the local reply carries (Retry-After), and Envoy's response flag for it ("RL").
+  uint16_t status = 403;
+  std::vector<std::pair<std::string, std::string>> reply_headers;
+  std::string response_flags;
 };
 
 using Authorizer = std::function<AuthzDecision(const RequestView&)>;
+
+// The body of a local reply refusing a request (Envoy's words): "RBAC: access denied" for 403,
+// "local_rate_limited" for 429.
+inline constexpr std::string_view kDeniedBody = "RBAC: access denied";
+inline constexpr std::string_view kRateLimitedBody = "local_rate_limited";
+std::string_view denialBody(uint16_t status);
 
 // Edits to the forwarded request's header fields, collected from the hook below and applied
 // once when the request is forwarded. The place where tracing (traceparent) and other

@@ -36,6 +36,7 @@ const std::vector<KindInfo>& kinds() {
        "HTTPRoute",
        {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"},
        true},
+      {Kind::kRateLimitPolicy, "RateLimitPolicy", {"security.ferry.dev/v1alpha1"}, true},
   };
   return kKinds;
 }
@@ -103,6 +104,8 @@ Object decodeBody(Kind kind, const Field& root, const Meta& meta, const DecodeOp
       return internal::decodePeerAuthentication(root, meta);
     case Kind::kHttpRoute:
       return internal::decodeHttpRoute(root, meta);
+    case Kind::kRateLimitPolicy:
+      return internal::decodeRateLimitPolicy(root, meta);
   }
   root.fail("unhandled kind");
 }
@@ -230,7 +233,8 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
                    absl::InvalidArgumentError(text::cat(
                        "kind '", *kind_name,
                        "' is not one Ferry reads (Namespace, ServiceAccount, Pod, Service, "
-                       "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute)"))});
+                       "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute, "
+                       "RateLimitPolicy)"))});
     return;
   }
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});
@@ -480,12 +484,16 @@ std::optional<Kind> kindFromName(std::string_view name) {
 
 std::optional<Decoded> refusedStandIn(Kind kind, const YAML::Node& node, std::string reason,
                                       const DecodeOptions& options) {
-  if (kind != Kind::kAuthorizationPolicy) {
+  if (kind != Kind::kAuthorizationPolicy && kind != Kind::kRateLimitPolicy) {
     return std::nullopt;
   }
   std::optional<ObjectRef> ref = peekRef(kind, node, options);
   if (!ref) {
     return std::nullopt;
+  }
+  if (kind == Kind::kRateLimitPolicy) {
+    auto limit = internal::refusedRateLimitPolicy(node, ref->key, std::move(reason));
+    return Decoded{*ref, "", std::move(*limit)};
   }
   auto policy = internal::refusedAuthorizationPolicy(node, ref->key, options, std::move(reason));
   if (!policy) {

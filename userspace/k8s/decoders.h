@@ -51,5 +51,11 @@ std::optional<model::AuthorizationPolicy> refusedAuthorizationPolicy(const YAML:
                                                                      std::string reason);
 model::PeerAuthentication decodePeerAuthentication(const Field& root, const Meta& meta);
 model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta);
+model::RateLimitPolicy decodeRateLimitPolicy(const Field& root, const Meta& meta);
+// The fail-closed stand-in for a RateLimitPolicy the decoder refused with `reason`: its target as
+// far as it reads (else every workload of the namespace) limited to zero.
+std::optional<model::RateLimitPolicy> refusedRateLimitPolicy(const YAML::Node& node,
+                                                             const model::ObjectKey& key,
+                                                             std::string reason);
 
 }  // namespace ferry::k8s::internal

@@ -23,6 +23,7 @@ enum class Kind {
   kAuthorizationPolicy,
   kPeerAuthentication,
   kHttpRoute,
+  kRateLimitPolicy,
 };
 
 // "Namespace", "Pod", "HTTPRoute", ... as Kubernetes spells the kind.
@@ -57,7 +58,7 @@ struct ObjectRef {
 // controller's to combine.
 using Object = std::variant<model::Namespace, model::ServiceAccount, model::Workload,
                             model::Service, EndpointSlice, model::AuthorizationPolicy,
-                            model::PeerAuthentication, model::HttpRoute>;
+                            model::PeerAuthentication, model::HttpRoute, model::RateLimitPolicy>;
 
 struct Decoded {
   ObjectRef ref;

@@ -42,6 +42,8 @@ inline const Resource kAuthorizationPolicies{"security.ferry.dev", "v1alpha1",
                                              "authorizationpolicies", "AuthorizationPolicy", true};
 inline const Resource kPeerAuthentications{"security.ferry.dev", "v1alpha1", "peerauthentications",
                                            "PeerAuthentication", true};
+inline const Resource kRateLimitPolicies{"security.ferry.dev", "v1alpha1", "ratelimitpolicies",
+                                         "RateLimitPolicy", true};
 inline const Resource kHttpRoutes{"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute",
                                   true};
 // Written by the controller itself: the leader-election Lease, the CA Secret and the ConfigMap
@@ -59,6 +61,7 @@ inline const Resource* const kKnownResources[] = {&kPods,
                                                   &kAuthorizationPolicies,
                                                   &kPeerAuthentications,
                                                   &kHttpRoutes,
+                                                  &kRateLimitPolicies,
                                                   &kLeases,
                                                   &kSecrets,
                                                   &kConfigMaps};

@@ -160,6 +160,37 @@ struct PeerAuthentication {
   std::map<uint16_t, MtlsMode> port_modes;
 };
 
+// security.ferry.dev/v1alpha1 RateLimitPolicy, shaped after Linkerd's HTTPLocalRateLimitPolicy:
+// token buckets enforced by the destination agent, per destination pod. On HTTP ports each
+// request takes a token (over the limit: 429 with Retry-After); on TCP ports each new connection.
+inline constexpr uint32_t kMaxRequestsPerSecond = 1'000'000;
+struct RateLimit {
+  uint32_t requests_per_second = 0;
+  uint32_t burst = 0;  // bucket size; the decoder sets it to requests_per_second when unset
+  bool operator==(const RateLimit&) const = default;
+};
+struct RateLimitOverride {
+  RateLimit limit;                          // one bucket shared by every client listed
+  std::vector<ObjectKey> service_accounts;  // clientRefs of kind ServiceAccount
+  bool operator==(const RateLimitOverride&) const = default;
+};
+struct RateLimitPolicy {
+  ObjectKey key;
+  // Exactly one target: a Service of key.ns (its pods, on the target port of `service_port`, or
+  // of every port when 0), or a workload selector (on `ports`, every port when empty).
+  std::string target_service;
+  uint16_t service_port = 0;
+  std::optional<Labels> selector;
+  std::vector<uint16_t> ports;
+  std::optional<RateLimit> total;     // every client together
+  std::optional<RateLimit> identity;  // each client identity its own bucket
+  std::vector<RateLimitOverride> overrides;
+  // Non-empty on a stand-in for a policy the controller could not admit (the reason): its
+  // target, as far as it reads, is limited to zero until it is fixed (never widens access).
+  std::string refused;
+  bool operator==(const RateLimitPolicy&) const = default;
+};
+
 // gateway.networking.k8s.io/v1 HTTPRoute attached to a Service (GAMMA).
 struct HttpHeaderMatch {
   enum class Type { kExact, kRegularExpression } type = Type::kExact;
@@ -252,6 +283,7 @@ struct NodeSnapshot {
   std::vector<ServiceEndpoints> endpoints;
   std::vector<AuthorizationPolicy> policies;
   std::vector<PeerAuthentication> peer_authentications;
+  std::vector<RateLimitPolicy> rate_limits;
   std::vector<HttpRoute> routes;
   std::string trust_domain = "cluster.local";
   std::string trust_bundle_pem;  // every root currently trusted (more than one during rotation)

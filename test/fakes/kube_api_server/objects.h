@@ -109,6 +109,16 @@ inline json peerAuthenticationJson(const std::string& ns, const std::string& nam
           {"spec", spec}};
 }
 
+inline json rateLimitPolicyJson(const std::string& ns, const std::string& name, const json& target,
+                                int total) {
+  json spec = target;
+  spec["total"] = {{"requestsPerSecond", total}};
+  return {{"apiVersion", "security.ferry.dev/v1alpha1"},
+          {"kind", "RateLimitPolicy"},
+          {"metadata", {{"name", name}, {"namespace", ns}}},
+          {"spec", spec}};
+}
+
 inline json httpRouteJson(const std::string& ns, const std::string& name,
                           const std::string& parent_service, const std::string& backend,
                           int weight = 1) {

@@ -34,6 +34,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto& doc : ferry::k8s::decodeDocuments(text, "fuzz.yaml")) {
     if (!doc.decoded.ok()) {
       FUZZ_CHECK(!doc.decoded.status().message().empty());
+      // A refused RateLimitPolicy's stand-in limits its target to zero.
+      if (doc.stand_in) {
+        if (auto* l = std::get_if<ferry::model::RateLimitPolicy>(&doc.stand_in->object)) {
+          FUZZ_CHECK(!l->refused.empty() && l->total && l->total->requests_per_second == 0 &&
+                     !l->identity && l->overrides.empty());
+          continue;
+        }
+      }
       // A refused policy's stand-in denies what it selects and always compiles.
       if (doc.stand_in) {
         auto* p = std::get_if<ferry::model::AuthorizationPolicy>(&doc.stand_in->object);
