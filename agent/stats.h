@@ -35,6 +35,8 @@ namespace ferry::agent {
   X(http_requests_allowed)        /* L7: requests allowed on inbound HTTP ports */       \
   X(http_requests_denied)         /* L7: requests answered 403 by policy */              \
   X(http_connections)             /* inbound connections run through an HTTP filter */   \
+  X(jwt_valid)                    /* L7: requests with a verified JWT */                 \
+  X(jwt_refused)                  /* L7: requests answered 401 for a bad JWT */          \
   X(policy_revoked)               /* open connections closed after a policy change */    \
   X(tls_handshakes_client)        /* completed outbound TLS handshakes */                \
   X(tls_handshakes_server)        /* completed inbound TLS handshakes */                 \

@@ -29,6 +29,8 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl check <source> <destination> [METHOD PATH] [--manifests DIR | --admin IP:PORT]
                  [-o table|json] [--port N] [--host HOST] [--header NAME:VALUE]...
                  [--trust-domain TD] [--plaintext]
+                 [--request-principal ISS/SUB [--claim NAME=VALUE]... [--audience AUD]...
+                  [--presenter AZP]]
   ferryctl check --batch [--manifests DIR | --admin IP:PORT]
   ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
@@ -41,6 +43,9 @@ connection, then the request METHOD PATH when given. --plaintext: the source has
 identity (as a pod outside the mesh). The port defaults to the target port of the Service
 selecting the pod.
 CONNECT takes an empty PATH and its target as --host HOST:PORT.
+--request-principal: the request carries a valid JWT with this iss/sub (as after the agent's
+RequestAuthentication); --claim NAME=VALUE adds a string claim (repeat for a list; nested claims
+as outer][inner), --audience and --presenter its aud and azp.
 check --batch reads one JSON query a line on stdin, {"source": "ns/pod", "destination":
 "ns/pod", "method": M, "path": P, "port": N, "host": H, "headers": {...}, "plaintext": B}
 (source and destination required), and answers each with one line: check's JSON report or
@@ -144,6 +149,32 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
         return UsageError{"--header must be NAME:VALUE, not '" + *v + "'"};
       }
       o.check.headers.emplace_back(v->substr(0, colon), v->substr(colon + 1));
+    } else if (check && arg == "--request-principal") {
+      auto v = value(arg);
+      if (!v || v->empty()) {
+        return needsValue(arg);
+      }
+      o.check.request_principal = *v;
+    } else if (check && arg == "--claim") {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      auto eq = v->find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return UsageError{"--claim must be NAME=VALUE, not '" + *v + "'"};
+      }
+      o.check.claims.emplace_back(v->substr(0, eq), v->substr(eq + 1));
+    } else if (check && (arg == "--audience" || arg == "--presenter")) {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      if (arg == "--audience") {
+        o.check.audiences.push_back(*v);
+      } else {
+        o.check.presenter = *v;
+      }
     } else if (arg.starts_with("-") && arg.size() > 1) {
       return UsageError{"unknown flag '" + std::string(arg) + "' for " + o.command};
     } else {
@@ -152,6 +183,11 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   }
   if (o.manifests && o.admin) {
     return UsageError{"--manifests and --admin are two sources: give one"};
+  }
+  if (!o.check.request_principal &&
+      (!o.check.claims.empty() || !o.check.audiences.empty() || !o.check.presenter.empty())) {
+    return UsageError{
+        "--claim, --audience and --presenter describe a JWT: give --request-principal"};
   }
   if (!check) {
     if (!o.positional.empty()) {

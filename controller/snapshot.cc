@@ -13,8 +13,9 @@
 //   any of them and the agent refuses a ClusterIP it does not know (a Service outside the mesh
 //   resolves to its non-mesh pods, which the agent passes through), and the HTTPRoutes attached
 //   to those services.
-// - AuthorizationPolicies and PeerAuthentications: those that select a local mesh pod (same
-//   namespace or the root namespace, and the selector matches its labels).
+// - AuthorizationPolicies, PeerAuthentications and RequestAuthentications: those that select a
+//   local mesh pod (same namespace or the root namespace, and the selector matches its labels);
+//   a RequestAuthentication's jwksUri rules carry the keys the controller last fetched.
 #include <mutex>
 
 #include "controller/store.h"
@@ -119,6 +120,11 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
       const auto& p = std::get<model::PeerAuthentication>(obj);
       if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
         snap.peer_authentications.push_back(p);
+      }
+    } else if (ref.kind == k8s::Kind::kRequestAuthentication) {
+      const auto& p = std::get<model::RequestAuthentication>(obj);
+      if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
+        snap.request_authentications.push_back(withJwksLocked(p));
       }
     }
   }

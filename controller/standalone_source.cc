@@ -26,7 +26,8 @@ const std::set<k8s::Kind> kAllKinds = {k8s::Kind::kNamespace,
                                        k8s::Kind::kEndpointSlice,
                                        k8s::Kind::kAuthorizationPolicy,
                                        k8s::Kind::kPeerAuthentication,
-                                       k8s::Kind::kHttpRoute};
+                                       k8s::Kind::kHttpRoute,
+                                       k8s::Kind::kRequestAuthentication};
 
 }  // namespace
 

@@ -47,6 +47,8 @@ absl::Status decodeOne(const ResourceKey& id, const std::string& text, model::No
       return decodeInto(id, text, out.routes);
     case v1::KIND_POD_INDEX:
       return decodeInto(id, text, out.pod_index);
+    case v1::KIND_REQUEST_AUTHENTICATION:
+      return decodeInto(id, text, out.request_authentications);
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("resource ", id.second, " has unknown kind ", static_cast<int>(id.first)));
@@ -77,6 +79,8 @@ std::string kindName(v1::Kind kind) {
       return "HTTPRoute";
     case v1::KIND_POD_INDEX:
       return "PodIndexEntry";
+    case v1::KIND_REQUEST_AUTHENTICATION:
+      return "RequestAuthentication";
     default:
       return absl::StrCat("Kind(", static_cast<int>(kind), ")");
   }
@@ -99,6 +103,7 @@ IndexedSnapshot indexSnapshot(const model::NodeSnapshot& snapshot) {
   indexAll(v1::KIND_AUTHORIZATION_POLICY, snapshot.policies, byKey, out.resources);
   indexAll(v1::KIND_PEER_AUTHENTICATION, snapshot.peer_authentications, byKey, out.resources);
   indexAll(v1::KIND_HTTP_ROUTE, snapshot.routes, byKey, out.resources);
+  indexAll(v1::KIND_REQUEST_AUTHENTICATION, snapshot.request_authentications, byKey, out.resources);
   return out;
 }
 

@@ -16,6 +16,8 @@ const char* statusText(uint16_t status) {
   switch (status) {
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 403:
       return "Forbidden";
     case 414:
@@ -33,10 +35,14 @@ const char* statusText(uint16_t status) {
   }
 }
 
-void appendLocalReply(std::string& out, uint16_t status, std::string_view body, bool close) {
+void appendLocalReply(std::string& out, uint16_t status, std::string_view body, bool close,
+                      std::string_view www_authenticate = {}) {
   out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(statusText(status));
   out.append("\r\ncontent-length: ").append(std::to_string(body.size()));
   out.append("\r\ncontent-type: text/plain\r\n");
+  if (!www_authenticate.empty()) {
+    out.append("www-authenticate: ").append(www_authenticate).append("\r\n");
+  }
   if (close) {
     out.append("connection: close\r\n");
   }
@@ -257,13 +263,17 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
     // CONNECT's target is its authority: forwarded in the normal form policy matched.
     const std::string forwarded_target =
         target->form == RequestTarget::Form::kAuthority ? authority_ : target->forwarded();
-    p.record.forwarded_traceparent = serializeRequest(view, forwarded_target, out);
+    p.record.forwarded_traceparent = serializeRequest(view, forwarded_target, decision.edits, out);
     forward_body_ = true;
     pending_.push_back(std::move(p));
     return;
   }
   ++stats_.denied;
   p.kind = Pending::Kind::kDenied;
+  if (decision.status != 403) {
+    p.denial = std::make_unique<Pending::Denial>(
+        Pending::Denial{decision.status, decision.body, decision.www_authenticate});
+  }
   const bool has_body = head.framing != BodyFraming::kNone;
   // A client waiting for 100-continue may or may not send the body after a final status
   // (RFC 9110 10.1.1), and a client switching protocols may already be sending the new one:
@@ -278,8 +288,11 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
 }
 
 std::string Http1Filter::serializeRequest(const RequestView& view, std::string_view target,
-                                          FilterOutput& out) {
+                                          const HeaderEdits& decided, FilterOutput& out) {
   edits_.clear();
+  if (!decided.empty()) {
+    edits_.append(decided);
+  }
   if (hook_) {
     hook_(view, edits_);
   }
@@ -350,7 +363,12 @@ void Http1Filter::rejectRequest(uint16_t status, const char* reason, FilterOutpu
 void Http1Filter::flushLocalReplies(FilterOutput& out) {
   while (!closed_ && !pending_.empty() && pending_.front().kind != Pending::Kind::kForwarded) {
     Pending& p = pending_.front();
-    if (p.kind == Pending::Kind::kDenied) {
+    if (p.kind == Pending::Kind::kDenied && p.denial) {
+      appendLocalReply(out.to_downstream, p.denial->status, p.denial->body, p.close_after,
+                       p.denial->www_authenticate);
+      p.record.status = p.denial->status;
+      p.record.response_body_bytes = p.denial->body.size();
+    } else if (p.kind == Pending::Kind::kDenied) {
       appendLocalReply(out.to_downstream, 403, kDeniedBody, p.close_after);
       p.record.status = 403;
       p.record.response_body_bytes = kDeniedBody.size();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,12 @@ class Http1Filter {
     bool upgrade = false;
     bool close_after = false;
     uint16_t error_status = 0;
+    // A refusal other than 403 (AuthzDecision::status): 401 for a refused JWT.
+    struct Denial {
+      uint16_t status;
+      std::string body, www_authenticate;
+    };
+    std::unique_ptr<Denial> denial;
     RequestRecord record;  // filled only when a record sink is set
     std::chrono::steady_clock::time_point started;
   };
@@ -145,7 +152,8 @@ class Http1Filter {
   void rejectRequest(uint16_t status, const char* reason, FilterOutput& out);
   void flushLocalReplies(FilterOutput& out);
   // Returns the traceparent the hook set, as forwarded ("" when none).
-  std::string serializeRequest(const RequestView& view, std::string_view target, FilterOutput& out);
+  std::string serializeRequest(const RequestView& view, std::string_view target,
+                               const HeaderEdits& decided, FilterOutput& out);
   void finishResponse(FilterOutput& out);
   void maybeCloseAtEof(FilterOutput& out);
   void upstreamFailed(const char* reason, FilterOutput& out);

@@ -36,6 +36,8 @@ std::vector<nghttp2_nv> toNv(const Fields& fields) {
 // gRPC's mapping of HTTP statuses (doc/http-grpc-status-mapping.md) for local replies.
 const char* grpcStatusFor(uint16_t status) {
   switch (status) {
+    case 401:
+      return "16";  // UNAUTHENTICATED
     case 403:
       return "7";  // PERMISSION_DENIED
     case 431:
@@ -493,17 +495,18 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
   s.record.reason = std::move(decision.reason);
   if (!decision.allow) {
     ++stats_.denied;
-    localReply(s, 403, view.grpc);
+    localReply(s, decision.status, view.grpc, decision.body, decision.www_authenticate);
     return;
   }
   ++stats_.allowed;
-  forwardRequest(s, view, method == "CONNECT" ? std::string_view() : target.forwarded(),
-                 end_stream);
+  forwardRequest(s, view, method == "CONNECT" ? std::string_view() : target.forwarded(), end_stream,
+                 decision.edits);
 }
 
 void Http2Filter::forwardRequest(Stream& s, const RequestView& view, std::string_view path,
-                                 bool end_stream) {
+                                 bool end_stream, const HeaderEdits& decided) {
   HeaderEdits edits;
+  edits.append(decided);
   if (hook_) {
     hook_(view, edits);
   }
@@ -557,7 +560,8 @@ void Http2Filter::forwardRequest(Stream& s, const RequestView& view, std::string
   up_to_down_[up_id] = s.down_id;
 }
 
-void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
+void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc, std::string_view body,
+                             std::string_view www_authenticate) {
   s.local = true;
   s.forwarded = false;
   s.resp_started = true;
@@ -571,12 +575,17 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
         nv(":status", code),
         nv("content-type", "application/grpc"),
         nv("grpc-status", grpcStatusFor(status)),
-        nv("grpc-message", status == 403 ? kDeniedBody : std::string_view("request refused")),
+        nv("grpc-message", status == 403   ? kDeniedBody
+                           : !body.empty() ? body
+                                           : std::string_view("request refused")),
+        nv("www-authenticate", www_authenticate),
     };
-    nghttp2_submit_response(down_, s.down_id, nva, 4, nullptr);
+    nghttp2_submit_response(down_, s.down_id, nva, www_authenticate.empty() ? 4 : 5, nullptr);
     return;
   }
-  s.to_down = status == 403 ? std::string(kDeniedBody) : std::to_string(status) + " refused";
+  s.to_down = status == 403   ? std::string(kDeniedBody)
+              : !body.empty() ? std::string(body)
+                              : std::to_string(status) + " refused";
   s.record.response_body_bytes = s.to_down.size();
   s.to_down_off = 0;
   s.to_down_eof = true;
@@ -585,10 +594,11 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc) {
       nv(":status", code),
       nv("content-type", "text/plain"),
       nv("content-length", length),
+      nv("www-authenticate", www_authenticate),
   };
   nghttp2_data_provider prd{};
   prd.read_callback = &Callbacks::readDown;
-  nghttp2_submit_response(down_, s.down_id, nva, 3, &prd);
+  nghttp2_submit_response(down_, s.down_id, nva, www_authenticate.empty() ? 3 : 4, &prd);
 }
 
 void Http2Filter::onResponseHeaders(Stream& s, bool end_stream) {

@@ -90,8 +90,10 @@ class Http2Filter {
   Stream* downStream(int32_t id);
   Stream* upStream(int32_t id);
   void onRequestHeaders(Stream& s, bool end_stream);
-  void localReply(Stream& s, uint16_t status, bool grpc);
-  void forwardRequest(Stream& s, const RequestView& view, std::string_view path, bool end_stream);
+  void localReply(Stream& s, uint16_t status, bool grpc, std::string_view body = {},
+                  std::string_view www_authenticate = {});
+  void forwardRequest(Stream& s, const RequestView& view, std::string_view path, bool end_stream,
+                      const HeaderEdits& decided);
   void onResponseHeaders(Stream& s, bool end_stream);
   void onClientReset();
   void terminate(uint32_t code, const char* reason);

@@ -49,16 +49,6 @@ struct RequestView {
   std::optional<std::string> headerJoined(std::string_view name) const;
 };
 
-// The authorizer's answer. `policy` and `rule` name what decided (for logs and metrics).
-struct AuthzDecision {
-  bool allow = false;
-  std::string policy;
-  std::string rule;
-  std::string reason;  // for the access log: "denied by ns/name rule 0", ...
-};
-
-using Authorizer = std::function<AuthzDecision(const RequestView&)>;
-
 // Edits to the forwarded request's header fields, collected from the hook below and applied
 // once when the request is forwarded. The place where tracing (traceparent) and other
 // propagated headers go.
@@ -76,6 +66,11 @@ class HeaderEdits {
   bool removes(std::string_view name) const;
   const std::vector<std::pair<std::string, std::string>>& additions() const { return adds_; }
   bool empty() const { return adds_.empty() && removes_.empty(); }
+  // Everything `other` does, after what this one does.
+  void append(const HeaderEdits& other) {
+    removes_.insert(removes_.end(), other.removes_.begin(), other.removes_.end());
+    adds_.insert(adds_.end(), other.adds_.begin(), other.adds_.end());
+  }
   void clear() {
     adds_.clear();
     removes_.clear();
@@ -85,6 +80,24 @@ class HeaderEdits {
   std::vector<std::pair<std::string, std::string>> adds_;
   std::vector<std::string> removes_;
 };
+
+// The authorizer's answer. `policy` and `rule` name what decided (for logs and metrics).
+struct AuthzDecision {
+  bool allow = false;
+  std::string policy;
+  std::string rule;
+  std::string reason;  // for the access log: "denied by ns/name rule 0", ...
+  // A refusal's local reply: 403 `RBAC: access denied`, or 401 with `body` and a
+  // WWW-Authenticate field for a refused credential (JWT), as Envoy answers.
+  uint16_t status = 403;
+  std::string body;
+  std::string www_authenticate;
+  // Edits to an allowed request's fields (request authentication: the token removed, claims
+  // added), applied before the RequestHeaderHook's.
+  HeaderEdits edits;
+};
+
+using Authorizer = std::function<AuthzDecision(const RequestView&)>;
 
 // Called for each allowed request just before it is forwarded. Names and values are checked
 // by the filter (a bad edit is dropped, never forwarded).

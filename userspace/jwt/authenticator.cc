@@ -88,16 +88,28 @@ std::string claimPath(std::string_view dotted) {
 
 }  // namespace
 
-Authenticator::Authenticator(std::vector<model::JwtRule> rules) {
+Authenticator::Authenticator(std::vector<model::JwtRule> rules, JwksCache* cache) {
   for (auto& spec : rules) {
     Rule r;
     r.spec = std::move(spec);
     if (!r.spec.jwks_error.empty()) {
       r.key_error = r.spec.jwks_error;
-    } else if (auto jwks = parseJwks(r.spec.jwks); jwks.ok()) {
-      r.jwks = *std::move(jwks);
     } else {
-      r.key_error = std::string(jwks.status().message());
+      absl::StatusOr<std::shared_ptr<const Jwks>> jwks;
+      if (cache == nullptr) {
+        jwks = parseJwks(r.spec.jwks);
+      } else {
+        auto it = cache->find(r.spec.jwks);
+        if (it == cache->end()) {
+          it = cache->emplace(r.spec.jwks, parseJwks(r.spec.jwks)).first;
+        }
+        jwks = it->second;
+      }
+      if (jwks.ok()) {
+        r.jwks = *std::move(jwks);
+      } else {
+        r.key_error = std::string(jwks.status().message());
+      }
     }
     if (!r.key_error.empty()) {
       key_errors_.push_back(text::cat(r.spec.issuer, ": ", r.key_error));

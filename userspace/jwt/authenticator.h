@@ -15,6 +15,7 @@
 //   client's own copies of those output headers are always removed, so the app can trust them.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,9 +46,13 @@ struct Outcome {
   policy::RequestAuth auth_;
 };
 
+// Parsed JWKS by their text, shared by the authenticators built from one state.
+using JwksCache = std::map<std::string, absl::StatusOr<std::shared_ptr<const Jwks>>>;
+
 class Authenticator {
  public:
-  explicit Authenticator(std::vector<model::JwtRule> rules);
+  // `cache`, when given, is consulted and filled so that a JWKS is parsed once.
+  explicit Authenticator(std::vector<model::JwtRule> rules, JwksCache* cache = nullptr);
 
   bool empty() const { return rules_.empty(); }
   // `headers` as received (any case); `query` without '?'. `now` in seconds since the epoch.

@@ -36,6 +36,10 @@ const std::vector<KindInfo>& kinds() {
        "HTTPRoute",
        {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"},
        true},
+      {Kind::kRequestAuthentication,
+       "RequestAuthentication",
+       {"security.ferry.dev/v1alpha1"},
+       true},
   };
   return kKinds;
 }
@@ -103,6 +107,8 @@ Object decodeBody(Kind kind, const Field& root, const Meta& meta, const DecodeOp
       return internal::decodePeerAuthentication(root, meta);
     case Kind::kHttpRoute:
       return internal::decodeHttpRoute(root, meta);
+    case Kind::kRequestAuthentication:
+      return internal::decodeRequestAuthentication(root, meta);
   }
   root.fail("unhandled kind");
 }
@@ -230,7 +236,8 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
                    absl::InvalidArgumentError(text::cat(
                        "kind '", *kind_name,
                        "' is not one Ferry reads (Namespace, ServiceAccount, Pod, Service, "
-                       "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute)"))});
+                       "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute, "
+                       "RequestAuthentication)"))});
     return;
   }
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});

@@ -51,5 +51,6 @@ std::optional<model::AuthorizationPolicy> refusedAuthorizationPolicy(const YAML:
                                                                      std::string reason);
 model::PeerAuthentication decodePeerAuthentication(const Field& root, const Meta& meta);
 model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta);
+model::RequestAuthentication decodeRequestAuthentication(const Field& root, const Meta& meta);
 
 }  // namespace ferry::k8s::internal

@@ -23,6 +23,7 @@ enum class Kind {
   kAuthorizationPolicy,
   kPeerAuthentication,
   kHttpRoute,
+  kRequestAuthentication,
 };
 
 // "Namespace", "Pod", "HTTPRoute", ... as Kubernetes spells the kind.
@@ -55,9 +56,10 @@ struct ObjectRef {
 // Pods decode to model::Workload. Workload::mesh_enabled reflects the pod alone (opt-out label
 // ferry.dev/mesh=disabled, or hostNetwork); the namespace's membership label is the
 // controller's to combine.
-using Object = std::variant<model::Namespace, model::ServiceAccount, model::Workload,
-                            model::Service, EndpointSlice, model::AuthorizationPolicy,
-                            model::PeerAuthentication, model::HttpRoute>;
+using Object =
+    std::variant<model::Namespace, model::ServiceAccount, model::Workload, model::Service,
+                 EndpointSlice, model::AuthorizationPolicy, model::PeerAuthentication,
+                 model::HttpRoute, model::RequestAuthentication>;
 
 struct Decoded {
   ObjectRef ref;

@@ -44,6 +44,8 @@ inline const Resource kPeerAuthentications{"security.ferry.dev", "v1alpha1", "pe
                                            "PeerAuthentication", true};
 inline const Resource kHttpRoutes{"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute",
                                   true};
+inline const Resource kRequestAuthentications{
+    "security.ferry.dev", "v1alpha1", "requestauthentications", "RequestAuthentication", true};
 // Written by the controller itself: the leader-election Lease, the CA Secret and the ConfigMap
 // that publishes the trust bundle.
 inline const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
@@ -59,6 +61,7 @@ inline const Resource* const kKnownResources[] = {&kPods,
                                                   &kAuthorizationPolicies,
                                                   &kPeerAuthentications,
                                                   &kHttpRoutes,
+                                                  &kRequestAuthentications,
                                                   &kLeases,
                                                   &kSecrets,
                                                   &kConfigMaps};
