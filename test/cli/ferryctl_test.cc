@@ -446,3 +446,54 @@ TEST_CASE("ferryctl: workloads, services and policies list the manifests", "[cli
 }
 
 }  // namespace
+
+namespace ferry::cli {
+namespace {
+
+TEST_CASE("ferryctl check: decisions that involve a request principal and claims", "[cli][jwt]") {
+  struct Row {
+    std::vector<std::string> extra;
+    bool allowed;
+    const char* policy;
+    int rule;
+  };
+  const Row rows[] = {
+      // policies/request-authentication.yaml: /orders needs a token, writes the group claim.
+      {{"GET", "/orders"}, false, "demo/web-orders-need-jwt", 0},
+      {{"GET", "/orders", "--request-principal", "https://auth.demo.example/alice"},
+       true,
+       "demo/web-allow-client",
+       0},
+      {{"POST", "/orders", "--request-principal", "https://auth.demo.example/alice"},
+       false,
+       "demo/web-orders-need-jwt",
+       1},
+      {{"POST", "/orders", "--request-principal", "https://auth.demo.example/alice", "--claim",
+        "groups=dev", "--claim", "groups=orders-admin"},
+       true,
+       "demo/web-allow-client",
+       0},
+  };
+  for (const Row& row : rows) {
+    std::vector<std::string> args = {"check", "demo/n1p1", "demo/n1p2"};
+    args.insert(args.end(), row.extra.begin(), row.extra.end());
+    args.insert(args.end(), {"--manifests", POLICIES_DIR, "-o", "json"});
+    Run r = ferryctl(args);
+    INFO(r.err << r.out);
+    REQUIRE(r.code == 0);
+    json j = json::parse(r.out);
+    CHECK(j["allowed"] == row.allowed);
+    CHECK(j["policy"] == row.policy);
+    CHECK(j["rule"] == row.rule);
+  }
+  Run shown = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/orders", "--request-principal",
+                        "https://auth.demo.example/alice", "--manifests", POLICIES_DIR});
+  CHECK_THAT(shown.out, Catch::Contains("JWT https://auth.demo.example/alice"));
+  Run usage = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/", "--claim", "a=b",
+                        "--manifests", POLICIES_DIR});
+  CHECK(usage.code == 2);
+  CHECK_THAT(usage.err, Catch::Contains("--request-principal"));
+}
+
+}  // namespace
+}  // namespace ferry::cli
