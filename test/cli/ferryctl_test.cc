@@ -438,7 +438,9 @@ TEST_CASE("ferryctl: workloads, services and policies list the manifests", "[cli
   CHECK_THAT(p.out, Catch::StartsWith("NAMESPACE  NAME"));
   CHECK_THAT(p.out, Catch::Contains("deny-admin"));
   CHECK_THAT(p.out, Catch::Contains("DENY"));
-  CHECK(std::count(p.out.begin(), p.out.end(), '\n') == 6);  // header + 5 policies
+  // header + 6 policies (request-authentication.yaml adds web-orders-need-jwt)
+  CHECK(std::count(p.out.begin(), p.out.end(), '\n') == 7);
+  CHECK_THAT(p.out, Catch::Contains("web-orders-need-jwt"));
 
   Run wt = ferryctl({"workloads", "--manifests", POLICIES_DIR});
   REQUIRE(wt.code == 0);

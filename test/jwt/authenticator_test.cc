@@ -157,6 +157,32 @@ TEST_CASE("key rotation: a new JWKS applies to the next request", "[jwt]") {
   CHECK(run(after, {{"authorization", new_bearer}}).kind == Outcome::Kind::kValid);
 }
 
+TEST_CASE("a verified token is remembered, but time still applies to it", "[jwt]") {
+  Authenticator a({rule()});
+  std::string bearer = "Bearer " + token();  // exp = kNow + 60
+  for (int i = 0; i < 3; ++i) {
+    Outcome out = run(a, {{"authorization", bearer}});
+    REQUIRE(out.kind == Outcome::Kind::kValid);
+    CHECK(out.principal == "iss-a/alice");
+    REQUIRE(out.auth() != nullptr);
+    CHECK(out.auth()->principal == "iss-a/alice");
+  }
+  // Past exp + skew the same text is refused, cached or not.
+  Outcome late;
+  a.authenticate({{"authorization", bearer}}, "", kNow + 60 + kClockSkewSeconds + 1, late);
+  CHECK(late.error == "Jwt is expired");
+  // One character changed in the signature is a different token, verified afresh.
+  std::string tampered = bearer;
+  tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+  CHECK(run(a, {{"authorization", tampered}}).error == "Jwt verification fails");
+  // Many distinct tokens: the bounded cache keeps answering correctly.
+  for (int i = 0; i < 1000; ++i) {
+    std::string b = "Bearer " + token("iss-a", {{"n", i}});
+    REQUIRE(run(a, {{"authorization", b}}).kind == Outcome::Kind::kValid);
+  }
+  CHECK(run(a, {{"authorization", bearer}}).kind == Outcome::Kind::kValid);
+}
+
 TEST_CASE("a rule without keys refuses its tokens; missing tokens still pass", "[jwt]") {
   model::JwtRule fetched = rule();
   fetched.jwks.clear();

@@ -143,28 +143,37 @@ void Authenticator::authenticate(
     return;
   }
   for (size_t i = 0; i < found.size(); ++i) {
-    absl::StatusOr<Token> token = parseToken(found[i].token);
-    if (!token.ok()) {
-      out.kind = Outcome::Kind::kInvalid;
-      out.error = std::string(token.status().message());
-      return;
-    }
+    std::shared_ptr<const Verified> verified = cached(found[i].token);
     const Rule* rule = nullptr;
-    for (const Rule& r : rules_) {
-      if (r.spec.issuer == token->issuer) {
-        rule = &r;
-        break;
-      }
-    }
     absl::Status st = absl::OkStatus();
-    if (rule == nullptr) {
-      st = absl::UnauthenticatedError("Jwt issuer is not configured");
-    } else if (!rule->jwks) {
-      st = absl::UnauthenticatedError("Jwks remote fetch is failed");
+    if (verified != nullptr) {
+      // Verified before with these keys: only time moves on.
+      rule = ruleFor(verified->token.issuer);
+      st = checkClaims(verified->token, {}, now);
     } else {
-      st = checkClaims(*token, rule->spec.audiences, now);
+      auto fresh = std::make_shared<Verified>();
+      fresh->text = std::string(found[i].token);
+      absl::StatusOr<Token> token = parseToken(fresh->text);
+      if (!token.ok()) {
+        out.kind = Outcome::Kind::kInvalid;
+        out.error = std::string(token.status().message());
+        return;
+      }
+      rule = ruleFor(token->issuer);
+      if (rule == nullptr) {
+        st = absl::UnauthenticatedError("Jwt issuer is not configured");
+      } else if (!rule->jwks) {
+        st = absl::UnauthenticatedError("Jwks remote fetch is failed");
+      } else {
+        st = checkClaims(*token, rule->spec.audiences, now);
+        if (st.ok()) {
+          st = checkSignature(*token, *rule->jwks);
+        }
+      }
       if (st.ok()) {
-        st = checkSignature(*token, *rule->jwks);
+        fresh->token = *std::move(token);
+        verified = std::move(fresh);
+        remember(verified);
       }
     }
     if (!st.ok()) {
@@ -172,6 +181,7 @@ void Authenticator::authenticate(
       out.error = std::string(st.message());
       return;
     }
+    const Token* token = &verified->token;
     if (!found[i].header.empty() && !rule->spec.forward_original_token) {
       out.remove_headers.push_back(found[i].header);
     }
@@ -189,7 +199,8 @@ void Authenticator::authenticate(
       }
     }
     if (i == 0) {
-      out.token = *std::move(token);
+      out.token = *token;
+      out.pinned_ = verified;  // out.token's views point into it
     }
   }
   out.kind = Outcome::Kind::kValid;
@@ -201,6 +212,39 @@ void Authenticator::authenticate(
     if (c.is_string) {
       out.auth_.claims.emplace_back(c.path, c.value);
     }
+  }
+}
+
+const Authenticator::Rule* Authenticator::ruleFor(std::string_view issuer) const {
+  for (const Rule& r : rules_) {
+    if (r.spec.issuer == issuer) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+Authenticator::Shard& Authenticator::shardFor(std::string_view token) const {
+  return cache_[std::hash<std::string_view>()(token) % cache_.size()];
+}
+
+std::shared_ptr<const Authenticator::Verified> Authenticator::cached(std::string_view token) const {
+  Shard& shard = shardFor(token);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.by_text.find(token);
+  return it == shard.by_text.end() ? nullptr : it->second;
+}
+
+void Authenticator::remember(std::shared_ptr<const Verified> verified) const {
+  Shard& shard = shardFor(verified->text);
+  std::lock_guard lock(shard.mu);
+  if (!shard.by_text.emplace(verified->text, verified).second) {
+    return;
+  }
+  shard.order.push_back(std::move(verified));
+  if (shard.order.size() > kCachedPerShard) {
+    shard.by_text.erase(shard.order.front()->text);
+    shard.order.pop_front();
   }
 }
 

@@ -14,8 +14,12 @@
 //   unless forwardOriginalToken, and outputPayloadToHeader / outputClaimToHeaders are set. A
 //   client's own copies of those output headers are always removed, so the app can trust them.
 
+#include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +48,7 @@ struct Outcome {
  private:
   friend class Authenticator;
   policy::RequestAuth auth_;
+  std::shared_ptr<const void> pinned_;  // keeps the cache entry `token` views alive
 };
 
 // Parsed JWKS by their text, shared by the authenticators built from one state.
@@ -67,8 +72,29 @@ class Authenticator {
     std::shared_ptr<const Jwks> jwks;  // null: no usable keys
     std::string key_error;
   };
+  // Tokens that passed every check with this authenticator's keys, by their text (Envoy's
+  // jwt_cache): a client repeating its token costs a lookup and the time check, not a signature
+  // verification. Bounded (first in, first out), sharded for the workers; a new state (new keys,
+  // rotation) has a new, empty cache.
+  struct Verified {
+    std::string text;
+    Token token;  // views into `text`
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string_view, std::shared_ptr<const Verified>> by_text;
+    std::deque<std::shared_ptr<const Verified>> order;
+  };
+  static constexpr size_t kCachedPerShard = 64;
+
+  const Rule* ruleFor(std::string_view issuer) const;
+  Shard& shardFor(std::string_view token) const;
+  std::shared_ptr<const Verified> cached(std::string_view token) const;
+  void remember(std::shared_ptr<const Verified> verified) const;
+
   std::vector<Rule> rules_;
   std::vector<std::string> key_errors_;
+  mutable std::array<Shard, 8> cache_;
 };
 
 // The jwtRules that apply to `workload`, in a stable order (root namespace first).
