@@ -167,10 +167,13 @@ class DistributionService final : public v1::Distribution::Service {
     return grpc::Status::OK;
   }
 
-  IndexedSnapshot current(const std::string& node, bool pod_index) {
+  IndexedSnapshot current(const std::string& node, const v1::WatchRequest& req) {
     model::NodeSnapshot snap = view_.snapshotFor(node);
-    if (!pod_index) {
+    if (!req.pod_index()) {
       snap.pod_index.clear();
+    }
+    if (!req.request_authentication()) {
+      snap.request_authentications.clear();
     }
     snap.node = node;
     snap.trust_domain = ca_.config().trust_domain;
@@ -195,7 +198,7 @@ class DistributionService final : public v1::Distribution::Service {
       seen_generation = signal_->generation;
       seen_drops = signal_->drops;
     }
-    IndexedSnapshot sent = current(*node, req->pod_index());
+    IndexedSnapshot sent = current(*node, *req);
     v1::WatchResponse first;
     {
       std::lock_guard lock(mu_);
@@ -238,7 +241,7 @@ class DistributionService final : public v1::Distribution::Service {
         }
         seen_generation = sig.generation;
       }
-      IndexedSnapshot next = current(*node, req->pod_index());
+      IndexedSnapshot next = current(*node, *req);
       if (sameContent(next, sent)) {
         continue;
       }

@@ -175,6 +175,7 @@ struct ControlPlaneClient::Impl {
       req.set_epoch(epoch);
       req.set_last_version(state.version);
       req.set_pod_index(true);
+      req.set_request_authentication(true);
       active_watch = &ctx;
     }
     auto reader = stub->Watch(&ctx, req);
