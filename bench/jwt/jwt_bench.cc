@@ -57,10 +57,9 @@ int main() {
   const policy::WorkloadPolicies policies = snapshot->forWorkload("demo", {{"app", "web"}});
 
   std::printf("%-8s %-28s %12s %12s\n", "alg", "case", "cpu ns/req", "x policy");
-  for (auto [type, alg] : {std::pair{TestKey::Type::kRsa, "RS256"},
-                           std::pair{TestKey::Type::kRsa, "PS256"},
-                           std::pair{TestKey::Type::kP256, "ES256"},
-                           std::pair{TestKey::Type::kP384, "ES384"}}) {
+  for (auto [type, alg] :
+       {std::pair{TestKey::Type::kRsa, "RS256"}, std::pair{TestKey::Type::kRsa, "PS256"},
+        std::pair{TestKey::Type::kP256, "ES256"}, std::pair{TestKey::Type::kP384, "ES384"}}) {
     TestKey key(type, "k1");
     model::JwtRule jwt_rule;
     jwt_rule.issuer = "https://issuer.bench";

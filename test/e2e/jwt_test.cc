@@ -52,8 +52,8 @@ std::string requestAuthentication(const std::string& jwks, bool forward) {
       "apiVersion: security.ferry.dev/v1alpha1\nkind: RequestAuthentication\n"
       "metadata: {name: api-jwt, namespace: default}\nspec:\n"
       "  selector: {matchLabels: {app: n2p1}}\n  jwtRules:\n  - issuer: ",
-      kIssuer, "\n    audiences: [api]\n    jwks: '", jwks, "'\n    forwardOriginalToken: ",
-      forward ? "true" : "false",
+      kIssuer, "\n    audiences: [api]\n    jwks: '", jwks,
+      "'\n    forwardOriginalToken: ", forward ? "true" : "false",
       "\n    outputPayloadToHeader: x-jwt-payload\n"
       "    outputClaimToHeaders: [{header: x-user, claim: sub}]\n");
 }
@@ -79,8 +79,8 @@ TEST_CASE("JWT e2e: 401 for bad tokens, principals and claims in policy, outputs
   auto mesh = Mesh::start(MeshOptions{});
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
-  REQUIRE_OK(m.startApp(m.pod(2, 1),
-                        {"http-app", "--port=8080", "--name=api", "--behavior=echo-headers"}, 8080));
+  REQUIRE_OK(m.startApp(
+      m.pod(2, 1), {"http-app", "--port=8080", "--name=api", "--behavior=echo-headers"}, 8080));
   REQUIRE_OK(m.applyManifest(
       "api.yaml", absl::StrCat("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: "
                                "default}\nspec:\n  clusterIP: ",
@@ -139,10 +139,10 @@ TEST_CASE("JWT e2e: 401 for bad tokens, principals and claims in policy, outputs
   // No token: allowed while no policy asks for a request principal.
   CHECK(call(m, "/x", {}).status == 200);
   // An ALLOW policy requiring a request principal: no token -> 403, a token -> 200.
-  REQUIRE_OK(m.applyManifest("allow.yaml", allowPolicy(absl::StrCat(
-                                               "  - from:\n    - source:\n        "
-                                               "requestPrincipals: [\"",
-                                               kIssuer, "/*\"]\n"))));
+  REQUIRE_OK(
+      m.applyManifest("allow.yaml", allowPolicy(absl::StrCat("  - from:\n    - source:\n        "
+                                                             "requestPrincipals: [\"",
+                                                             kIssuer, "/*\"]\n"))));
   Answer missing = call(m, "/x", {});
   CHECK(missing.status == 403);
   CHECK(missing.body == "RBAC: access denied");
@@ -163,8 +163,8 @@ TEST_CASE("JWT e2e: 401 for bad tokens, principals and claims in policy, outputs
   CHECK(old_key.status == 401);
   CHECK(old_key.body == "Jwks doesn't have key to match kid or alg from Jwt");
   const int64_t t = std::time(nullptr);
-  const std::string token = next.sign(
-      "RS256", json{{"iss", kIssuer}, {"sub", "bob"}, {"aud", "api"}, {"exp", t + 300}});
+  const std::string token =
+      next.sign("RS256", json{{"iss", kIssuer}, {"sub", "bob"}, {"aud", "api"}, {"exp", t + 300}});
   Answer rotated = call(m, "/x", {"Authorization: Bearer " + token});
   INFO(rotated.body);
   REQUIRE(rotated.status == 200);

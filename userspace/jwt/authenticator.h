@@ -18,11 +18,11 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
-#include <unordered_map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
