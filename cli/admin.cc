@@ -62,6 +62,8 @@ absl::StatusOr<Inventory> inventoryFromConfigDump(const json& dump) {
     inv.workloads = dump.at("workloads").get<std::vector<model::Workload>>();
     inv.services = dump.at("services").get<std::vector<model::Service>>();
     inv.policies = dump.at("policies").get<std::vector<model::AuthorizationPolicy>>();
+    inv.request_authentications = dump.value("request_authentications", json::array())
+                                      .get<std::vector<model::RequestAuthentication>>();
     // Controller mode: pods on other nodes are in the pod index only (a full entry wins).
     for (model::Workload& w :
          dump.value("pod_index", json::array()).get<std::vector<model::Workload>>()) {

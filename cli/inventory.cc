@@ -67,6 +67,7 @@ absl::StatusOr<Inventory> loadInventory(const std::filesystem::path& folder,
   inv.workloads = loaded.all<model::Workload>();
   inv.services = loaded.all<model::Service>();
   inv.policies = loaded.all<model::AuthorizationPolicy>();
+  inv.request_authentications = loaded.all<model::RequestAuthentication>();
   return inv;
 }
 

@@ -18,6 +18,7 @@ struct Inventory {
   std::vector<model::Workload> workloads;
   std::vector<model::Service> services;
   std::vector<model::AuthorizationPolicy> policies;
+  std::vector<model::RequestAuthentication> request_authentications;
 
   const model::Workload* findPod(const model::ObjectKey& key) const;
   // Services in the pod's namespace whose selector the pod's labels satisfy.

@@ -16,5 +16,8 @@ std::string servicesTable(const Inventory& inv);
 nlohmann::json servicesJson(const Inventory& inv);
 std::string policiesTable(const Inventory& inv);
 nlohmann::json policiesJson(const Inventory& inv);
+// RequestAuthentications: what each selects, its issuers and where their keys come from.
+std::string requestAuthenticationsTable(const Inventory& inv);
+nlohmann::json requestAuthenticationsJson(const Inventory& inv);
 
 }  // namespace ferry::cli

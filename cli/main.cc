@@ -35,6 +35,7 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl policies  [--manifests DIR | --admin IP:PORT] [-o table|json]
+  ferryctl requestauthentications [--manifests DIR | --admin IP:PORT] [-o table|json]
 
 Without --manifests, state comes from the agent's admin API (--admin, default 127.0.0.1:15000).
 <source> and <destination> name pods as namespace/name. check decides what the destination's
@@ -75,7 +76,7 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   bool check = o.command == "check";
   bool agent_only = o.command == "status" || o.command == "certs";
   if (!check && !agent_only && o.command != "workloads" && o.command != "services" &&
-      o.command != "policies") {
+      o.command != "policies" && o.command != "requestauthentications") {
     return UsageError{"unknown command '" + o.command + "'"};
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -294,6 +295,9 @@ int run(int argc, char** argv) {
     std::cout << (o.json ? workloadsJson(*inv).dump(2) + "\n" : workloadsTable(*inv));
   } else if (o.command == "services") {
     std::cout << (o.json ? servicesJson(*inv).dump(2) + "\n" : servicesTable(*inv));
+  } else if (o.command == "requestauthentications") {
+    std::cout << (o.json ? requestAuthenticationsJson(*inv).dump(2) + "\n"
+                         : requestAuthenticationsTable(*inv));
   } else {
     std::cout << (o.json ? policiesJson(*inv).dump(2) + "\n" : policiesTable(*inv));
   }

@@ -491,6 +491,16 @@ TEST_CASE("ferryctl check: decisions that involve a request principal and claims
   Run shown = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/orders", "--request-principal",
                         "https://auth.demo.example/alice", "--manifests", POLICIES_DIR});
   CHECK_THAT(shown.out, Catch::Contains("JWT https://auth.demo.example/alice"));
+  Run listed = ferryctl({"requestauthentications", "--manifests", POLICIES_DIR, "-o", "json"});
+  REQUIRE(listed.code == 0);
+  json ras = json::parse(listed.out);
+  REQUIRE(ras.size() == 1);
+  CHECK(ras[0]["name"] == "web-jwt");
+  REQUIRE(ras[0]["jwt_rules"].size() == 2);
+  CHECK(ras[0]["jwt_rules"][0]["keys"] == "inline");
+  CHECK(ras[0]["jwt_rules"][1]["keys"] == "https://idp.platform.example/.well-known/jwks.json");
+  Run table = ferryctl({"requestauthentications", "--manifests", POLICIES_DIR});
+  CHECK_THAT(table.out, Catch::Contains("https://auth.demo.example"));
   Run usage = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/", "--claim", "a=b",
                         "--manifests", POLICIES_DIR});
   CHECK(usage.code == 2);
