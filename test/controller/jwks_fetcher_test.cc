@@ -2,23 +2,17 @@
 // jwksUri fetching by the controller (issue 21 point 2) against a local HTTP server: bounded in
 // size and time, checked, pushed with the node state; a failure keeps the last good keys and is
 // counted; a new key set (rotation) reaches the node state.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <catch2/catch.hpp>
-#include <mutex>
-#include <thread>
 
 #include "controller/jwks_fetcher.h"
+#include "controller/jwks_server.h"
 #include "controller/view_testing.h"
 #include "k8s/decode.h"
 
 namespace ferry::controller {
 namespace {
+
+using testing::JwksServer;
 
 using testing::waitUntil;
 
@@ -26,81 +20,6 @@ constexpr const char* kJwksA =
     R"({"keys":[{"kty":"EC","crv":"P-256","kid":"a","x":"Ao2uBGXVS8ON8B1YIWPw1_fa2vURCct-9bAxrhX2vBQ","y":"961uxCElY6dubpnDHoSjqZG8hwua6O9U5gveRpLPcgM"}]})";
 constexpr const char* kJwksB =
     R"({"keys":[{"kty":"EC","crv":"P-256","kid":"b","x":"Ao2uBGXVS8ON8B1YIWPw1_fa2vURCct-9bAxrhX2vBQ","y":"961uxCElY6dubpnDHoSjqZG8hwua6O9U5gveRpLPcgM"}]})";
-
-// One answer at a time, set by the test: status and body, or silence (never answers).
-class JwksServer {
- public:
-  JwksServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~JwksServer() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-  }
-  std::string uri() const { return "http://127.0.0.1:" + std::to_string(port_) + "/jwks.json"; }
-  void answer(int status, std::string body, bool silent = false) {
-    std::lock_guard lock(mu_);
-    status_ = status;
-    body_ = std::move(body);
-    silent_ = silent;
-  }
-  int requests() const { return requests_.load(); }
-
- private:
-  void serve() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) {
-        continue;
-      }
-      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) {
-        continue;
-      }
-      char buf[4096];
-      (void)!::read(c, buf, sizeof(buf));  // the request head fits one read from libcurl
-      ++requests_;
-      std::string reply;
-      bool silent;
-      {
-        std::lock_guard lock(mu_);
-        silent = silent_;
-        reply = "HTTP/1.1 " + std::to_string(status_) +
-                " X\r\ncontent-length: " + std::to_string(body_.size()) +
-                "\r\nconnection: close\r\n\r\n" + body_;
-      }
-      if (silent) {
-        // Hold the connection until the client gives up (its timeout) or the test ends.
-        pollfd w{c, POLLIN, 0};
-        while (!stop_ && ::poll(&w, 1, 20) == 0) {
-        }
-      } else {
-        (void)!::write(c, reply.data(), reply.size());
-      }
-      ::close(c);
-    }
-  }
-
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0};
-  std::mutex mu_;
-  int status_ = 200;
-  std::string body_;
-  bool silent_ = false;
-  std::thread thread_;
-};
 
 TEST_CASE("fetchJwks: bounded, checked answers", "[controller][jwt]") {
   JwksServer server;

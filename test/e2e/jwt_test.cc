@@ -6,8 +6,10 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "controller/jwks_server.h"
 #include "e2e/mesh.h"
 #include "jwt/token_signer.h"
 #include "privileged.h"
@@ -170,6 +172,54 @@ TEST_CASE("JWT e2e: 401 for bad tokens, principals and claims in policy, outputs
   REQUIRE(rotated.status == 200);
   CHECK(json::parse(rotated.body).value("authorization", "") == "Bearer " + token);
   CHECK(json::parse(rotated.body).value("x-user", "") == "bob");
+}
+
+TEST_CASE("JWT e2e: ferry-controller fetches a jwksUri; tokens are refused until it has keys",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  controller::testing::JwksServer server;  // on the host's loopback, where the controller runs
+  server.answer(503, "");
+  auto mesh = Mesh::start(MeshOptions{});
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.startApp(
+      m.pod(2, 1), {"http-app", "--port=8080", "--name=api", "--behavior=echo-headers"}, 8080));
+  REQUIRE_OK(m.applyManifest(
+      "api.yaml", absl::StrCat("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: "
+                               "default}\nspec:\n  clusterIP: ",
+                               kVip,
+                               "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n"
+                               "  selector: {app: n2p1}\n")));
+  const TestKey key(TestKey::Type::kRsa, "uri-1");
+  REQUIRE_OK(m.applyManifest(
+      "jwt.yaml",
+      absl::StrCat("apiVersion: security.ferry.dev/v1alpha1\nkind: RequestAuthentication\n"
+                   "metadata: {name: api-jwt, namespace: default}\nspec:\n"
+                   "  selector: {matchLabels: {app: n2p1}}\n  jwtRules:\n  - issuer: ",
+                   kIssuer, "\n    jwksUri: ", server.uri(), "\n")));
+  const int64_t t = std::time(nullptr);
+  const std::string field =
+      "Authorization: Bearer " +
+      key.sign("RS256", json{{"iss", kIssuer}, {"sub", "carol"}, {"exp", t + 600}});
+  // No keys yet (the URI answers 503): the issuer's tokens are refused, requests without pass.
+  Answer refused = call(m, "/x", {field});
+  CHECK(refused.status == 401);
+  CHECK(refused.body == "Jwks remote fetch is failed");
+  CHECK(call(m, "/x", {}).status == 200);
+  CHECK(server.requests() >= 1);
+  // The URI starts answering: the controller's retry fetches the keys and pushes them.
+  server.answer(200, key.jwks());
+  Answer ok;
+  for (int i = 0; i < 60 && ok.status != 200; ++i) {  // bounded: the retry is every 10 s
+    ok = call(m, "/x", {field});
+    if (ok.status != 200) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  INFO(ok.head << "\n" << ok.body << "\n" << m.controllerLog());
+  REQUIRE(ok.status == 200);
+  CHECK(json::parse(ok.body).value("x-user", "-") == "-");  // no claim output configured
+  CHECK_THAT(m.controllerLog(), Catch::Contains("jwksUri fetch failed"));
 }
 
 }  // namespace
