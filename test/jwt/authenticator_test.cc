@@ -183,7 +183,7 @@ TEST_CASE("a verified token is remembered, but time still applies to it", "[jwt]
   CHECK(run(a, {{"authorization", bearer}}).kind == Outcome::Kind::kValid);
 }
 
-TEST_CASE("a rule without keys refuses its tokens; missing tokens still pass", "[jwt]") {
+TEST_CASE("a rule without keys refuses its tokens, missing tokens still pass", "[jwt]") {
   model::JwtRule fetched = rule();
   fetched.jwks.clear();
   fetched.jwks_uri = "https://issuer.example/jwks";
