@@ -174,7 +174,7 @@ TEST_CASE("JWT e2e: 401 for bad tokens, principals and claims in policy, outputs
   CHECK(json::parse(rotated.body).value("x-user", "") == "bob");
 }
 
-TEST_CASE("JWT e2e: ferry-controller fetches a jwksUri; tokens are refused until it has keys",
+TEST_CASE("JWT e2e: ferry-controller fetches a jwksUri, tokens are refused until it has keys",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   controller::testing::JwksServer server;  // on the host's loopback, where the controller runs
