@@ -78,6 +78,7 @@ std::string Agent::configDumpJson() const {
   out["services"] = snap.services;
   out["endpoints"] = snap.endpoints;
   out["policies"] = snap.policies;
+  out["request_authentications"] = snap.request_authentications;
   out["peer_authentications"] = snap.peer_authentications;
   out["routes"] = snap.routes;
   out["rate_limits"] = snap.rate_limits;

@@ -1,6 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/l7_authorizer.h"
 
+#include <chrono>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -55,6 +56,33 @@ void limitRate(RateLimits& limits, const LocalPod& pod, const InboundPeer& peer,
 
 }  // namespace
 
+bool authenticateRequest(const jwt::Authenticator& authn, const http::RequestView& view,
+                         const policy::HttpRequest& http, jwt::Outcome& token,
+                         http::AuthzDecision& out) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  authn.authenticate(http.headers, view.query, now, token);
+  if (token.kind == jwt::Outcome::Kind::kInvalid) {
+    // Envoy's jwt_authn answer (RFC 6750 section 3).
+    out.allow = false;
+    out.status = 401;
+    out.body = token.error;
+    out.reply_headers.emplace_back("www-authenticate",
+                                   text::cat("Bearer realm=\"http://", view.authority, view.path,
+                                             "\", error=\"invalid_token\""));
+    out.reason = text::cat("JWT refused: ", token.error);
+    return false;
+  }
+  for (const std::string& name : token.remove_headers) {
+    out.edits.remove(name);
+  }
+  for (const auto& [name, value] : token.set_headers) {
+    out.edits.add(name, value);
+  }
+  return true;
+}
+
 http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
                                   InboundPeer peer) {
   auto source_ip = policy::IpAddress::parse(peer.source_ip);
@@ -71,6 +99,22 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     request.destination_ip = destination_ip;
     request.destination_port = peer.destination_port;
     request.http = &http;
+    http::AuthzDecision out;
+    jwt::Outcome token;
+    if (auto authn = state->policies().authenticator(*w)) {
+      if (!authenticateRequest(*authn, view, http, token, out)) {
+        ctx.stats.inc(ctx.stats.jwt_refused);
+        LOG_INFO_EVERY_SECOND("inbound HTTP ",
+                              peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
+                              pod->info.name, " ", std::string(view.method), " ",
+                              std::string(view.path), ": ", out.reason);
+        return out;
+      }
+      request.auth = token.auth();
+      if (request.auth != nullptr) {
+        ctx.stats.inc(ctx.stats.jwt_valid);
+      }
+    }
     policy::Decision d = state->policies().evaluate(*w, request);
     if (d.dry_run) {
       recordDryRun(
@@ -79,7 +123,6 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
                     " -> ", pod->info.name, " ", view.method, " ", view.path),
           &ctx.stats);
     }
-    http::AuthzDecision out;
     out.allow = d.allowed;
     out.reason = d.str();
     if (d.rule.policy != nullptr) {

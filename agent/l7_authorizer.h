@@ -17,6 +17,7 @@
 #include "agent/worker_context.h"
 #include "hbone/baggage.h"
 #include "http/request_view.h"
+#include "jwt/authenticator.h"
 #include "model/model.h"
 #include "policy/request.h"
 
@@ -31,6 +32,14 @@ bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& work
 // only by an ALLOW rule naming their method), a WebSocket upgrade as the GET it starts as.
 // Views into `view`.
 policy::HttpRequest toPolicyRequest(const http::RequestView& view);
+
+// Request authentication (RequestAuthentication, JWT) of one request: false when its token is
+// refused, with `out` set to the 401 Envoy sends (body and WWW-Authenticate); otherwise `out.edits`
+// gets what is removed from and added to the forwarded request, and `token` the verified JWT (if
+// any) that the policy engine is then shown.
+bool authenticateRequest(const jwt::Authenticator& authn, const http::RequestView& view,
+                         const policy::HttpRequest& http, jwt::Outcome& token,
+                         http::AuthzDecision& out);
 
 // The verified facts of one inbound connection that every request on it shares.
 struct InboundPeer {

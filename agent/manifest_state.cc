@@ -57,6 +57,15 @@ absl::StatusOr<model::NodeSnapshot> ManifestStateSource::build() {
   snap.peer_authentications = loaded.all<model::PeerAuthentication>();
   snap.routes = loaded.all<model::HttpRoute>();
   snap.rate_limits = loaded.all<model::RateLimitPolicy>();
+  // Agents never fetch: a jwksUri needs ferry-controller, so its tokens are refused here.
+  snap.request_authentications = loaded.all<model::RequestAuthentication>();
+  for (auto& ra : snap.request_authentications) {
+    for (auto& rule : ra.jwt_rules) {
+      if (!rule.jwks_uri.empty() && rule.jwks.empty()) {
+        rule.jwks_error = "jwksUri is fetched by ferry-controller, not in manifest mode";
+      }
+    }
+  }
   std::vector<k8s::EndpointSlice> slices = loaded.all<k8s::EndpointSlice>();
   for (const model::Service& svc : snap.services) {
     std::vector<const k8s::EndpointSlice*> mine;

@@ -21,6 +21,8 @@ bool selects(const std::optional<model::Labels>& selector, const model::Workload
   return true;
 }
 
+constexpr const char* kRootNamespace = "ferry-system";
+
 }  // namespace
 
 PolicyState::PolicyState(const model::NodeSnapshot& snapshot)
@@ -31,6 +33,39 @@ PolicyState::PolicyState(const model::NodeSnapshot& snapshot)
     }
   }
   failing_closed_ = snapshot_->refused();
+  if (snapshot.request_authentications.empty()) {
+    return;
+  }
+  // Each JWKS is parsed once per state, whichever workloads use it.
+  request_authentications_ = snapshot.request_authentications;
+  jwt::JwksCache keys;
+  for (const model::Workload& w : snapshot.workloads) {
+    if (w.node != snapshot.node || w.uid.empty()) {
+      continue;
+    }
+    std::vector<model::JwtRule> rules = jwt::rulesFor(request_authentications_, w, kRootNamespace);
+    if (rules.empty()) {
+      continue;
+    }
+    auto authn = std::make_shared<const jwt::Authenticator>(std::move(rules), &keys);
+    for (const auto& e : authn->keyErrors()) {
+      jwt_key_errors_.push_back(w.key.str() + ": " + e);
+    }
+    authn_by_uid_.emplace(w.uid, std::move(authn));
+  }
+}
+
+std::shared_ptr<const jwt::Authenticator> PolicyState::authenticator(
+    const model::Workload& destination) const {
+  if (auto it = authn_by_uid_.find(destination.uid); it != authn_by_uid_.end()) {
+    return it->second;
+  }
+  if (request_authentications_.empty()) {
+    return nullptr;
+  }
+  // A pod the state does not know yet: its rules as far as its namespace and labels are known.
+  auto rules = jwt::rulesFor(request_authentications_, destination, kRootNamespace);
+  return rules.empty() ? nullptr : std::make_shared<const jwt::Authenticator>(std::move(rules));
 }
 
 policy::Decision PolicyState::evaluate(const model::Workload& destination,
@@ -101,6 +136,12 @@ void logFailingClosed(const PolicyState& before, const PolicyState& after) {
   for (const std::string& p : was) {
     if (std::find(now.begin(), now.end(), p) == now.end()) {
       LOG_INFO("AuthorizationPolicy ", p, ": no longer failing closed");
+    }
+  }
+  const auto& keys_was = before.jwtKeyErrors();
+  for (const std::string& e : after.jwtKeyErrors()) {
+    if (std::find(keys_was.begin(), keys_was.end(), e) == keys_was.end()) {
+      LOG_WARN("RequestAuthentication for ", e, ": no usable keys; its tokens are refused (401)");
     }
   }
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "agent/stats.h"
+#include "jwt/authenticator.h"
 #include "model/model.h"
 #include "policy/engine.h"
 
@@ -63,9 +64,18 @@ class PolicyState {
   // controller, or failing to compile here).
   const std::vector<std::string>& failingClosed() const { return failing_closed_; }
 
+  // The RequestAuthentication (JWT) rules for `destination`, keys parsed once per state; null
+  // when none apply.
+  std::shared_ptr<const jwt::Authenticator> authenticator(const model::Workload& destination) const;
+  // "issuer: reason" of each JWT rule in force without usable keys (its tokens are refused).
+  const std::vector<std::string>& jwtKeyErrors() const { return jwt_key_errors_; }
+
  private:
   std::shared_ptr<const policy::PolicySnapshot> snapshot_;
   std::map<std::string, policy::WorkloadPolicies> by_uid_;  // local workloads
+  std::map<std::string, std::shared_ptr<const jwt::Authenticator>> authn_by_uid_;
+  std::vector<model::RequestAuthentication> request_authentications_;
+  std::vector<std::string> jwt_key_errors_;
   std::vector<std::string> failing_closed_;
 };
 

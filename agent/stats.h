@@ -37,6 +37,8 @@ namespace ferry::agent {
   X(http_requests_rate_limited)   /* L7: requests answered 429 by a RateLimitPolicy */   \
   X(tcp_connections_rate_limited) /* TCP: connections refused by a RateLimitPolicy */    \
   X(http_connections)             /* inbound connections run through an HTTP filter */   \
+  X(jwt_valid)                    /* L7: requests with a verified JWT */                 \
+  X(jwt_refused)                  /* L7: requests answered 401 for a bad JWT */          \
   X(policy_revoked)               /* open connections closed after a policy change */    \
   X(tls_handshakes_client)        /* completed outbound TLS handshakes */                \
   X(tls_handshakes_server)        /* completed inbound TLS handshakes */                 \

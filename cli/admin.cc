@@ -76,6 +76,8 @@ absl::StatusOr<Inventory> inventoryFromConfigDump(const json& dump) {
     inv.policies = dump.at("policies").get<std::vector<model::AuthorizationPolicy>>();
     inv.rate_limits =
         dump.value("rate_limits", json::array()).get<std::vector<model::RateLimitPolicy>>();
+    inv.request_authentications = dump.value("request_authentications", json::array())
+                                      .get<std::vector<model::RequestAuthentication>>();
     // Controller mode: pods on other nodes are in the pod index only (a full entry wins).
     for (model::Workload& w :
          dump.value("pod_index", json::array()).get<std::vector<model::Workload>>()) {

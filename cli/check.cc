@@ -137,6 +137,7 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
                                       "for the TCP connection, as the data path does"));
   }
   policy::HttpRequest http;
+  policy::RequestAuth auth;
   // On an HTTP port the agent decides the connection first; a refused connection carries no
   // request, so the request is asked only once the connection is admitted.
   if (args.method && args.path && r.http_port && policies.evaluate(request).allowed) {
@@ -175,6 +176,16 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
       http.headers.emplace_back(name, value);
     }
     request.http = &http;
+    if (args.request_principal) {
+      r.request_principal = *args.request_principal;
+      auth.principal = r.request_principal;
+      auth.presenter = args.presenter;
+      auth.audiences.assign(args.audiences.begin(), args.audiences.end());
+      for (const auto& [name, value] : args.claims) {
+        auth.claims.emplace_back(name, value);
+      }
+      request.auth = &auth;
+    }
   }
 
   const policy::Explanation ex = policies.explain(request);
@@ -208,7 +219,9 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
 
 std::string checkTable(const CheckReport& r) {
   std::string request =
-      r.http ? absl::StrCat("HTTP ", r.method, " ", r.path, r.host.empty() ? "" : " host ", r.host)
+      r.http
+          ? absl::StrCat("HTTP ", r.method, " ", r.path, r.host.empty() ? "" : " host ", r.host,
+                         r.request_principal.empty() ? " (no JWT)" : " JWT ", r.request_principal)
       : r.http_port ? std::string("connection to an HTTP port (requests are decided one by one)")
                     : std::string("TCP connection (L4)");
   std::string out = renderTable(
@@ -266,6 +279,8 @@ nlohmann::json checkJson(const CheckReport& r) {
     request["method"] = r.method;
     request["path"] = r.path;
     request["host"] = r.host;
+    request["request_principal"] =
+        r.request_principal.empty() ? json(nullptr) : json(r.request_principal);
   }
   return {
       {"source", {{"pod", r.source}, {"principal", r.source_principal}, {"ip", r.source_ip}}},

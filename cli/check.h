@@ -26,6 +26,13 @@ struct CheckArgs {
   std::optional<uint16_t> port;             // unset: the target port of the Service in front
   std::optional<std::string> host;          // unset: that Service's hostname
   std::vector<std::pair<std::string, std::string>> headers;
+  // The request's verified JWT, as the agent would have it after RequestAuthentication: its
+  // principal "<iss>/<sub>" (set: the request carries a valid token), and claims by name
+  // ("groups", nested "outer][inner", several values for a list), audiences and presenter.
+  std::optional<std::string> request_principal;
+  std::vector<std::pair<std::string, std::string>> claims;
+  std::vector<std::string> audiences;
+  std::string presenter;
   std::string trust_domain = "cluster.local";
   // The source connects without mutual TLS (no verified identity), as a pod outside the mesh
   // does; implied when the source pod is not in the mesh.
@@ -51,6 +58,7 @@ struct CheckReport {
   bool http_port = false;  // a Service names the port HTTP: requests are decided one by one
   bool http = false;       // the answer is for an HTTP request (else for the connection)
   std::string method, host, path;
+  std::string request_principal;  // empty: no JWT
   bool allowed = false;
   std::string reason;      // deny_matched, no_allow_policy, allow_matched, no_allow_matched
   std::string summary;     // the engine's one-line decision
@@ -72,7 +80,8 @@ nlohmann::json checkJson(const CheckReport& report);
 // One query of `ferryctl check --batch`, a JSON object with the command line's parts:
 //   {"source": "ns/pod", "destination": "ns/pod", "method": "GET", "path": "/x",
 //    "port": 8080, "host": "h", "headers": {"name": "value"}, "plaintext": true,
-//    "trust_domain": "cluster.local"}
+//    "trust_domain": "cluster.local", "request_principal": "iss/sub",
+//    "claims": {"groups": ["a", "b"], "outer][inner": "v"}}
 // Only source and destination are required; method and path come together or not at all.
 absl::StatusOr<CheckArgs> checkArgsFromJson(const nlohmann::json& query);
 

@@ -43,8 +43,9 @@ absl::StatusOr<CheckArgs> checkArgsFromJson(const nlohmann::json& query) {
   if (!query.is_object()) {
     return absl::InvalidArgumentError("a query is a JSON object");
   }
-  static const char* const kKnown[] = {"source", "destination", "method",    "path",        "port",
-                                       "host",   "headers",     "plaintext", "trust_domain"};
+  static const char* const kKnown[] = {
+      "source",       "destination",       "method", "path", "port", "host", "headers", "plaintext",
+      "trust_domain", "request_principal", "claims"};
   for (const auto& [name, _] : query.items()) {
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* k) { return name == k; }) == std::end(kKnown)) {
@@ -108,6 +109,27 @@ absl::StatusOr<CheckArgs> checkArgsFromJson(const nlohmann::json& query) {
         return absl::InvalidArgumentError("headers must be an object of strings");
       }
       args.headers.emplace_back(name, value.get<std::string>());
+    }
+  }
+  if (auto it = query.find("request_principal"); it != query.end()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return absl::InvalidArgumentError("request_principal must be a non-empty string");
+    }
+    args.request_principal = it->get<std::string>();
+  }
+  if (auto it = query.find("claims"); it != query.end()) {
+    const char* kShape = "claims must be an object of strings or lists of strings";
+    if (!it->is_object() || !args.request_principal) {
+      return absl::InvalidArgumentError(
+          it->is_object() ? "claims need request_principal (a verified JWT)" : kShape);
+    }
+    for (const auto& [name, value] : it->items()) {
+      for (const auto& v : value.is_array() ? value : nlohmann::json::array({value})) {
+        if (!v.is_string()) {
+          return absl::InvalidArgumentError(kShape);
+        }
+        args.claims.emplace_back(name, v.get<std::string>());
+      }
     }
   }
   return args;

@@ -68,6 +68,7 @@ absl::StatusOr<Inventory> loadInventory(const std::filesystem::path& folder,
   inv.services = loaded.all<model::Service>();
   inv.policies = loaded.all<model::AuthorizationPolicy>();
   inv.rate_limits = loaded.all<model::RateLimitPolicy>();
+  inv.request_authentications = loaded.all<model::RequestAuthentication>();
   return inv;
 }
 

@@ -19,6 +19,7 @@ struct Inventory {
   std::vector<model::Service> services;
   std::vector<model::AuthorizationPolicy> policies;
   std::vector<model::RateLimitPolicy> rate_limits;
+  std::vector<model::RequestAuthentication> request_authentications;
 
   const model::Workload* findPod(const model::ObjectKey& key) const;
   // Services in the pod's namespace whose selector the pod's labels satisfy.

@@ -110,6 +110,50 @@ std::string policiesTable(const Inventory& inv) {
   return renderTable({"NAMESPACE", "NAME", "ACTION", "SELECTS", "RULES"}, rows);
 }
 
+namespace {
+
+// "inline", the jwksUri, or why its tokens are refused.
+std::string keysOf(const model::JwtRule& r) {
+  if (!r.jwks_error.empty()) {
+    return absl::StrCat("refused: ", r.jwks_error);
+  }
+  return r.jwks_uri.empty() ? "inline" : r.jwks_uri;
+}
+
+std::string raScope(const model::RequestAuthentication& ra) {
+  return ra.selector ? labelsText(*ra.selector) : "whole namespace";
+}
+
+}  // namespace
+
+std::string requestAuthenticationsTable(const Inventory& inv) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& ra : inv.request_authentications) {
+    for (const auto& r : ra.jwt_rules) {
+      rows.push_back({ra.key.ns, ra.key.name, raScope(ra), r.issuer, keysOf(r)});
+    }
+    if (ra.jwt_rules.empty()) {
+      rows.push_back({ra.key.ns, ra.key.name, raScope(ra), "(none)", ""});
+    }
+  }
+  return renderTable({"NAMESPACE", "NAME", "SELECTS", "ISSUER", "KEYS"}, rows);
+}
+
+json requestAuthenticationsJson(const Inventory& inv) {
+  json out = json::array();
+  for (const auto& ra : inv.request_authentications) {
+    json rules = json::array();
+    for (const auto& r : ra.jwt_rules) {
+      rules.push_back({{"issuer", r.issuer}, {"audiences", r.audiences}, {"keys", keysOf(r)}});
+    }
+    out.push_back({{"namespace", ra.key.ns},
+                   {"name", ra.key.name},
+                   {"selector", ra.selector ? json(*ra.selector) : json(nullptr)},
+                   {"jwt_rules", rules}});
+  }
+  return out;
+}
+
 json policiesJson(const Inventory& inv) {
   json out = json::array();
   for (const auto& p : inv.policies) {

@@ -18,5 +18,8 @@ std::string policiesTable(const Inventory& inv);
 nlohmann::json policiesJson(const Inventory& inv);
 std::string rateLimitsTable(const Inventory& inv);
 nlohmann::json rateLimitsJson(const Inventory& inv);
+// RequestAuthentications: what each selects, its issuers and where their keys come from.
+std::string requestAuthenticationsTable(const Inventory& inv);
+nlohmann::json requestAuthenticationsJson(const Inventory& inv);
 
 }  // namespace ferry::cli

@@ -32,6 +32,8 @@ constexpr std::string_view kUsageText = R"(usage:
   ferryctl check <source> <destination> [METHOD PATH] [--manifests DIR | --admin IP:PORT]
                  [-o table|json] [--port N] [--host HOST] [--header NAME:VALUE]...
                  [--trust-domain TD] [--plaintext]
+                 [--request-principal ISS/SUB [--claim NAME=VALUE]... [--audience AUD]...
+                  [--presenter AZP]]
   ferryctl check --batch [--manifests DIR | --admin IP:PORT]
   ferryctl workloads [--manifests DIR | --admin IP:PORT] [-o table|json]
   ferryctl services  [--manifests DIR | --admin IP:PORT] [-o table|json]
@@ -40,6 +42,7 @@ constexpr std::string_view kUsageText = R"(usage:
                  [-n NAMESPACE] [--window DURATION] [--watch [--count N]]
                  [--reporter destination|source] [-o table|json]
   ferryctl ratelimits [--manifests DIR | --admin IP:PORT] [-o table|json]
+  ferryctl requestauthentications [--manifests DIR | --admin IP:PORT] [-o table|json]
 
 Without --manifests, state comes from the agent's admin API (--admin, default 127.0.0.1:15000).
 <source> and <destination> name pods as namespace/name. check decides what the destination's
@@ -48,6 +51,9 @@ connection, then the request METHOD PATH when given. --plaintext: the source has
 identity (as a pod outside the mesh). The port defaults to the target port of the Service
 selecting the pod.
 CONNECT takes an empty PATH and its target as --host HOST:PORT.
+--request-principal: the request carries a valid JWT with this iss/sub (as after the agent's
+RequestAuthentication); --claim NAME=VALUE adds a string claim (repeat for a list; nested claims
+as outer][inner), --audience and --presenter its aud and azp.
 check --batch reads one JSON query a line on stdin, {"source": "ns/pod", "destination":
 "ns/pod", "method": M, "path": P, "port": N, "host": H, "headers": {...}, "plaintext": B}
 (source and destination required), and answers each with one line: check's JSON report or
@@ -130,7 +136,8 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
   bool agent_only = o.command == "status" || o.command == "certs";
   bool stat = o.command == "stat";
   if (!check && !agent_only && !stat && o.command != "workloads" && o.command != "services" &&
-      o.command != "policies" && o.command != "ratelimits") {
+      o.command != "policies" && o.command != "ratelimits" &&
+      o.command != "requestauthentications") {
     return UsageError{"unknown command '" + o.command + "'"};
   }
   for (size_t i = 1; i < args.size(); ++i) {
@@ -213,6 +220,32 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
         return UsageError{"--header must be NAME:VALUE, not '" + *v + "'"};
       }
       o.check.headers.emplace_back(v->substr(0, colon), v->substr(colon + 1));
+    } else if (check && arg == "--request-principal") {
+      auto v = value(arg);
+      if (!v || v->empty()) {
+        return needsValue(arg);
+      }
+      o.check.request_principal = *v;
+    } else if (check && arg == "--claim") {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      auto eq = v->find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return UsageError{"--claim must be NAME=VALUE, not '" + *v + "'"};
+      }
+      o.check.claims.emplace_back(v->substr(0, eq), v->substr(eq + 1));
+    } else if (check && (arg == "--audience" || arg == "--presenter")) {
+      auto v = value(arg);
+      if (!v) {
+        return needsValue(arg);
+      }
+      if (arg == "--audience") {
+        o.check.audiences.push_back(*v);
+      } else {
+        o.check.presenter = *v;
+      }
     } else if (arg.starts_with("-") && arg.size() > 1) {
       return UsageError{"unknown flag '" + std::string(arg) + "' for " + o.command};
     } else {
@@ -233,6 +266,11 @@ std::optional<UsageError> parse(int argc, char** argv, Options& o) {
       return UsageError{*e};
     }
     return std::nullopt;
+  }
+  if (!o.check.request_principal &&
+      (!o.check.claims.empty() || !o.check.audiences.empty() || !o.check.presenter.empty())) {
+    return UsageError{
+        "--claim, --audience and --presenter describe a JWT: give --request-principal"};
   }
   if (!check) {
     if (!o.positional.empty()) {
@@ -344,6 +382,9 @@ int run(int argc, char** argv) {
     std::cout << (o.json ? servicesJson(*inv).dump(2) + "\n" : servicesTable(*inv));
   } else if (o.command == "ratelimits") {
     std::cout << (o.json ? rateLimitsJson(*inv).dump(2) + "\n" : rateLimitsTable(*inv));
+  } else if (o.command == "requestauthentications") {
+    std::cout << (o.json ? requestAuthenticationsJson(*inv).dump(2) + "\n"
+                         : requestAuthenticationsTable(*inv));
   } else {
     std::cout << (o.json ? policiesJson(*inv).dump(2) + "\n" : policiesTable(*inv));
   }

@@ -15,7 +15,8 @@ constexpr k8s::Kind kAllKinds[] = {k8s::Kind::kNamespace,
                                    k8s::Kind::kAuthorizationPolicy,
                                    k8s::Kind::kPeerAuthentication,
                                    k8s::Kind::kHttpRoute,
-                                   k8s::Kind::kRateLimitPolicy};
+                                   k8s::Kind::kRateLimitPolicy,
+                                   k8s::Kind::kRequestAuthentication};
 
 std::string metaField(const nlohmann::json& obj, const char* field) {
   auto meta = obj.find("metadata");
@@ -48,6 +49,8 @@ const kube::Resource& resourceFor(k8s::Kind kind) {
       return kube::kHttpRoutes;
     case k8s::Kind::kRateLimitPolicy:
       return kube::kRateLimitPolicies;
+    case k8s::Kind::kRequestAuthentication:
+      return kube::kRequestAuthentications;
   }
   return kube::kPods;
 }

@@ -16,6 +16,7 @@
 #include "controller/config.h"
 #include "controller/ha/ca_secret.h"
 #include "controller/ha/leader_election.h"
+#include "controller/jwks_fetcher.h"
 #include "controller/kube_source.h"
 #include "controller/standalone_source.h"
 #include "controller/store.h"
@@ -42,6 +43,7 @@ void logSummary(const StateStore& store, const Source& source) {
             << store.count(k8s::Kind::kPeerAuthentication) << " peer authentications, "
             << store.count(k8s::Kind::kHttpRoute) << " routes, "
             << store.count(k8s::Kind::kRateLimitPolicy) << " rate limits; "
+            << store.count(k8s::Kind::kRequestAuthentication) << " request authentications; "
             << store.stats().rejected.load() << " objects refused\n";
 }
 
@@ -54,14 +56,15 @@ std::string hostName() {
 absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const ControllerConfig& config,
                                                                 const StateStore& store,
                                                                 AgentServer& agents,
-                                                                const LeaderElector* elector) {
+                                                                const LeaderElector* elector,
+                                                                const JwksFetcher& jwks) {
   auto exporter = metrics::Exporter::start(absl::StrCat("0.0.0.0:", config.metrics_port));
   if (!exporter.ok()) {
     return absl::Status(
         exporter.status().code(),
         absl::StrCat("--metrics-port ", config.metrics_port, ": ", exporter.status().message()));
   }
-  (*exporter)->addSource([&store, &agents, elector] {
+  (*exporter)->addSource([&store, &agents, elector, &jwks] {
     std::vector<metrics::Sample> out;
     auto gauge = [&](std::string name, std::string help, double v,
                      std::vector<std::pair<std::string, std::string>> labels = {}) {
@@ -75,7 +78,8 @@ absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const Controller
     for (k8s::Kind kind :
          {k8s::Kind::kNamespace, k8s::Kind::kServiceAccount, k8s::Kind::kPod, k8s::Kind::kService,
           k8s::Kind::kEndpointSlice, k8s::Kind::kAuthorizationPolicy,
-          k8s::Kind::kPeerAuthentication, k8s::Kind::kHttpRoute, k8s::Kind::kRateLimitPolicy}) {
+          k8s::Kind::kPeerAuthentication, k8s::Kind::kHttpRoute, k8s::Kind::kRateLimitPolicy,
+          k8s::Kind::kRequestAuthentication}) {
       gauge("ferry_controller_objects", "objects in the state store by kind",
             static_cast<double>(store.count(kind)), {{"kind", std::string(k8s::kindName(kind))}});
     }
@@ -90,6 +94,11 @@ absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const Controller
             static_cast<double>(agents.distribution().deltasSent()));
     counter("ferry_controller_resumes_total", "agent streams resumed from their version",
             static_cast<double>(agents.distribution().resumes()));
+    counter("ferry_controller_jwks_fetches_total", "jwksUri fetches that succeeded",
+            static_cast<double>(jwks.fetched()));
+    counter("ferry_controller_jwks_fetch_failures_total",
+            "jwksUri fetches that failed (the last good keys are kept)",
+            static_cast<double>(jwks.failed()));
     gauge("ferry_controller_leader", "1 when this replica holds the leader Lease",
           elector == nullptr || elector->leading() ? 1 : 0);
     return out;
@@ -146,6 +155,8 @@ int run(const ControllerConfig& config) {
               << "\n";
   }
   logSummary(store, *source);
+  // Keys of RequestAuthentication jwksUris, fetched here and pushed with the node state.
+  JwksFetcher jwks(store, JwksFetcherOptions{});
   auto agents = AgentServer::start(config, store, client.get());
   if (!agents.ok()) {
     std::cerr << "ferry-controller: " << agents.status().message() << "\n";
@@ -197,7 +208,7 @@ int run(const ControllerConfig& config) {
   }
   std::unique_ptr<metrics::Exporter> exporter;
   if (config.metrics_port > 0) {
-    auto started = startMetrics(config, store, **agents, elector.get());
+    auto started = startMetrics(config, store, **agents, elector.get(), jwks);
     if (!started.ok()) {
       std::cerr << "ferry-controller: " << started.status().message() << "\n";
       return 1;

@@ -13,8 +13,9 @@
 //   any of them and the agent refuses a ClusterIP it does not know (a Service outside the mesh
 //   resolves to its non-mesh pods, which the agent passes through), and the HTTPRoutes attached
 //   to those services.
-// - AuthorizationPolicies and PeerAuthentications: those that select a local mesh pod (same
-//   namespace or the root namespace, and the selector matches its labels).
+// - AuthorizationPolicies, PeerAuthentications and RequestAuthentications: those that select a
+//   local mesh pod (same namespace or the root namespace, and the selector matches its labels);
+//   a RequestAuthentication's jwksUri rules carry the keys the controller last fetched.
 // - RateLimitPolicies: those whose target may be a local mesh pod (rateLimitTargetsAny).
 #include <mutex>
 
@@ -141,6 +142,11 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
       const auto& p = std::get<model::RateLimitPolicy>(obj);
       if (rateLimitTargetsAny(p, local)) {
         snap.rate_limits.push_back(p);
+      }
+    } else if (ref.kind == k8s::Kind::kRequestAuthentication) {
+      const auto& p = std::get<model::RequestAuthentication>(obj);
+      if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
+        snap.request_authentications.push_back(withJwksLocked(p));
       }
     }
   }

@@ -27,7 +27,8 @@ const std::set<k8s::Kind> kAllKinds = {k8s::Kind::kNamespace,
                                        k8s::Kind::kAuthorizationPolicy,
                                        k8s::Kind::kPeerAuthentication,
                                        k8s::Kind::kHttpRoute,
-                                       k8s::Kind::kRateLimitPolicy};
+                                       k8s::Kind::kRateLimitPolicy,
+                                       k8s::Kind::kRequestAuthentication};
 
 }  // namespace
 

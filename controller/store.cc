@@ -162,6 +162,57 @@ void StateStore::setTrustBundle(std::string pem) {
   notify(v);
 }
 
+void StateStore::setJwks(const std::string& uri, const absl::StatusOr<std::string>& jwks) {
+  uint64_t v;
+  {
+    std::unique_lock lock(mu_);
+    FetchedJwks& entry = jwks_by_uri_[uri];
+    if (jwks.ok() ? entry.jwks == *jwks && entry.error.empty()
+                  : !entry.jwks.empty() || entry.error == jwks.status().message()) {
+      return;  // unchanged, or a failure that keeps the last good keys
+    }
+    if (jwks.ok()) {
+      entry = FetchedJwks{*jwks, ""};
+    } else {
+      entry.error = std::string(jwks.status().message());
+    }
+    v = ++version_;
+  }
+  notify(v);
+}
+
+std::set<std::string> StateStore::jwksUris() const {
+  std::shared_lock lock(mu_);
+  std::set<std::string> out;
+  for (const auto& [ref, obj] : objects_) {
+    if (const auto* ra = std::get_if<model::RequestAuthentication>(&obj)) {
+      for (const auto& rule : ra->jwt_rules) {
+        if (!rule.jwks_uri.empty()) {
+          out.insert(rule.jwks_uri);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+model::RequestAuthentication StateStore::withJwksLocked(
+    const model::RequestAuthentication& ra) const {
+  model::RequestAuthentication out = ra;
+  for (auto& rule : out.jwt_rules) {
+    if (rule.jwks_uri.empty()) {
+      continue;
+    }
+    auto it = jwks_by_uri_.find(rule.jwks_uri);
+    if (it == jwks_by_uri_.end() || it->second.jwks.empty()) {
+      rule.jwks_error = it == jwks_by_uri_.end() ? "not fetched yet" : it->second.error;
+    } else {
+      rule.jwks = it->second.jwks;
+    }
+  }
+  return out;
+}
+
 uint64_t StateStore::version() const {
   std::shared_lock lock(mu_);
   return version_;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "controller/node_view.h"
 #include "k8s/object.h"
 
@@ -51,6 +52,12 @@ class StateStore : public NodeViewProvider {
   void reject(const std::string& where, const std::string& reason);
   // The PEM roots every node view carries (set by the CA; several during a rotation).
   void setTrustBundle(std::string pem);
+  // A jwksUri's keys as the JwksFetcher last got them (or why not). A failure after a success
+  // keeps the last good keys; before any success the rules using the URI carry the error, so
+  // their tokens are refused (Istio's behaviour with an unreachable jwksUri).
+  void setJwks(const std::string& uri, const absl::StatusOr<std::string>& jwks);
+  // Every jwksUri of the RequestAuthentications in the store.
+  std::set<std::string> jwksUris() const;
 
   uint64_t version() const;
   const StoreStats& stats() const { return stats_; }
@@ -73,6 +80,7 @@ class StateStore : public NodeViewProvider {
   void indexLocked(const k8s::ObjectRef& ref, const k8s::Object& object, bool add);
   bool meshMemberLocked(const model::Workload& w) const;
   model::ServiceEndpoints endpointsLocked(const model::Service& svc) const;
+  model::RequestAuthentication withJwksLocked(const model::RequestAuthentication& ra) const;
   void notify(uint64_t version);
 
   const StoreOptions options_;
@@ -84,6 +92,11 @@ class StateStore : public NodeViewProvider {
   std::map<std::string, model::ObjectKey> pod_by_uid_, pod_by_ip_;
   std::map<model::ObjectKey, std::set<model::ObjectKey>> slices_by_service_;
   std::string trust_bundle_pem_;
+  struct FetchedJwks {
+    std::string jwks;   // last good; empty before the first success
+    std::string error;  // set while no good keys are known
+  };
+  std::map<std::string, FetchedJwks> jwks_by_uri_;
   std::vector<std::string> recent_rejections_;
   StoreStats stats_;
 

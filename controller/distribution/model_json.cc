@@ -84,6 +84,18 @@ void from_json(const nlohmann::json& j, RateLimitPolicy& v) {
   getOptional(j, "identity", v.identity);
 }
 
+void to_json(nlohmann::json& j, const RequestAuthentication& v) {
+  j = nlohmann::json{{"key", v.key}, {"jwt_rules", v.jwt_rules}};
+  putOptional(j, "selector", v.selector);
+}
+
+void from_json(const nlohmann::json& j, RequestAuthentication& v) {
+  v = RequestAuthentication{};
+  getOr(j, "key", v.key);
+  getOr(j, "jwt_rules", v.jwt_rules);
+  getOptional(j, "selector", v.selector);
+}
+
 void to_json(nlohmann::json& j, const HttpRouteMatch& v) {
   j = nlohmann::json{{"headers", v.headers}, {"query_params", v.query_params}};
   putOptional(j, "path", v.path);

@@ -66,6 +66,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(BackendRef, service, port, weigh
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HttpRetry, attempts, codes, backoff_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RateLimit, requests_per_second, burst)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RateLimitOverride, limit, service_accounts)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JwtHeader, name, prefix)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClaimToHeader, header, claim)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(JwtRule, issuer, audiences, jwks, jwks_uri,
+                                                jwks_error, from_headers, from_params,
+                                                forward_original_token, output_payload_to_header,
+                                                output_claim_to_headers)
 
 // Types with std::optional members (nlohmann 3.11.2 has no std::optional support; absent
 // key <=> nullopt).
@@ -80,6 +86,8 @@ void from_json(const nlohmann::json& j, HttpRouteMatch& v);
 void to_json(nlohmann::json& j, const HttpRouteRule& v);
 void from_json(const nlohmann::json& j, HttpRouteRule& v);
 void to_json(nlohmann::json& j, const HttpRoute& v);
+void to_json(nlohmann::json& j, const RequestAuthentication& v);
+void from_json(const nlohmann::json& j, RequestAuthentication& v);
 void from_json(const nlohmann::json& j, HttpRoute& v);
 
 }  // namespace ferry::model

@@ -175,6 +175,9 @@ class DistributionService final : public v1::Distribution::Service {
     if (!req.rate_limits()) {
       snap.rate_limits.clear();
     }
+    if (!req.request_authentication()) {
+      snap.request_authentications.clear();
+    }
     snap.node = node;
     snap.trust_domain = ca_.config().trust_domain;
     snap.trust_bundle_pem = ca_.trustBundlePem(absl::Now());

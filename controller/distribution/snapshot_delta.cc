@@ -49,6 +49,8 @@ absl::Status decodeOne(const ResourceKey& id, const std::string& text, model::No
       return decodeInto(id, text, out.pod_index);
     case v1::KIND_RATE_LIMIT_POLICY:
       return decodeInto(id, text, out.rate_limits);
+    case v1::KIND_REQUEST_AUTHENTICATION:
+      return decodeInto(id, text, out.request_authentications);
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("resource ", id.second, " has unknown kind ", static_cast<int>(id.first)));
@@ -81,6 +83,8 @@ std::string kindName(v1::Kind kind) {
       return "PodIndexEntry";
     case v1::KIND_RATE_LIMIT_POLICY:
       return "RateLimitPolicy";
+    case v1::KIND_REQUEST_AUTHENTICATION:
+      return "RequestAuthentication";
     default:
       return absl::StrCat("Kind(", static_cast<int>(kind), ")");
   }
@@ -104,6 +108,7 @@ IndexedSnapshot indexSnapshot(const model::NodeSnapshot& snapshot) {
   indexAll(v1::KIND_PEER_AUTHENTICATION, snapshot.peer_authentications, byKey, out.resources);
   indexAll(v1::KIND_HTTP_ROUTE, snapshot.routes, byKey, out.resources);
   indexAll(v1::KIND_RATE_LIMIT_POLICY, snapshot.rate_limits, byKey, out.resources);
+  indexAll(v1::KIND_REQUEST_AUTHENTICATION, snapshot.request_authentications, byKey, out.resources);
   return out;
 }
 

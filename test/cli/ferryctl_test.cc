@@ -460,7 +460,9 @@ TEST_CASE("ferryctl: workloads, services and policies list the manifests", "[cli
   CHECK_THAT(p.out, Catch::StartsWith("NAMESPACE  NAME"));
   CHECK_THAT(p.out, Catch::Contains("deny-admin"));
   CHECK_THAT(p.out, Catch::Contains("DENY"));
-  CHECK(std::count(p.out.begin(), p.out.end(), '\n') == 6);  // header + 5 policies
+  // header + 6 policies (request-authentication.yaml adds web-orders-need-jwt)
+  CHECK(std::count(p.out.begin(), p.out.end(), '\n') == 7);
+  CHECK_THAT(p.out, Catch::Contains("web-orders-need-jwt"));
 
   Run wt = ferryctl({"workloads", "--manifests", POLICIES_DIR});
   REQUIRE(wt.code == 0);
@@ -481,3 +483,64 @@ TEST_CASE("ferryctl: workloads, services and policies list the manifests", "[cli
 }
 
 }  // namespace
+
+namespace ferry::cli {
+namespace {
+
+TEST_CASE("ferryctl check: decisions that involve a request principal and claims", "[cli][jwt]") {
+  struct Row {
+    std::vector<std::string> extra;
+    bool allowed;
+    const char* policy;
+    int rule;
+  };
+  const Row rows[] = {
+      // policies/request-authentication.yaml: /orders needs a token, writes the group claim.
+      {{"GET", "/orders"}, false, "demo/web-orders-need-jwt", 0},
+      {{"GET", "/orders", "--request-principal", "https://auth.demo.example/alice"},
+       true,
+       "demo/web-allow-client",
+       0},
+      {{"POST", "/orders", "--request-principal", "https://auth.demo.example/alice"},
+       false,
+       "demo/web-orders-need-jwt",
+       1},
+      {{"POST", "/orders", "--request-principal", "https://auth.demo.example/alice", "--claim",
+        "groups=dev", "--claim", "groups=orders-admin"},
+       true,
+       "demo/web-allow-client",
+       0},
+  };
+  for (const Row& row : rows) {
+    std::vector<std::string> args = {"check", "demo/n1p1", "demo/n1p2"};
+    args.insert(args.end(), row.extra.begin(), row.extra.end());
+    args.insert(args.end(), {"--manifests", POLICIES_DIR, "-o", "json"});
+    Run r = ferryctl(args);
+    INFO(r.err << r.out);
+    REQUIRE(r.code == 0);
+    json j = json::parse(r.out);
+    CHECK(j["allowed"] == row.allowed);
+    CHECK(j["policy"] == row.policy);
+    CHECK(j["rule"] == row.rule);
+  }
+  Run shown = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/orders", "--request-principal",
+                        "https://auth.demo.example/alice", "--manifests", POLICIES_DIR});
+  CHECK_THAT(shown.out, Catch::Contains("JWT https://auth.demo.example/alice"));
+  Run listed = ferryctl({"requestauthentications", "--manifests", POLICIES_DIR, "-o", "json"});
+  REQUIRE(listed.code == 0);
+  json ras = json::parse(listed.out);
+  REQUIRE(ras.size() == 1);
+  CHECK(ras[0]["name"] == "web-jwt");
+  REQUIRE(ras[0]["jwt_rules"].size() == 2);
+  CHECK(ras[0]["jwt_rules"][0]["keys"] == "inline");
+  CHECK(ras[0]["jwt_rules"][1]["keys"] == "https://idp.platform.example/.well-known/jwks.json");
+  Run table = ferryctl({"requestauthentications", "--manifests", POLICIES_DIR});
+  CHECK_THAT(table.out, Catch::Contains("https://auth.demo.example"));
+  Run usage = ferryctl({"check", "demo/n1p1", "demo/n1p2", "GET", "/", "--claim", "a=b",
+                        "--manifests", POLICIES_DIR});
+  CHECK(usage.code == 2);
+  CHECK_THAT(usage.err, Catch::Contains("--request-principal"));
+}
+
+}  // namespace
+}  // namespace ferry::cli

@@ -11,12 +11,14 @@
                                     C echo round trips, all connections open at once or in turn;
                                     prints "OK <C>"
   send          --host H --port P --text T   send T, half-close, expect it echoed
-  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N|sleep:MS|echo
+  http-app      --port P --name NAME --behavior ok|fail50|hang|status:N|sleep:MS|echo|
+                                    echo-headers
                                     HTTP/1.1 keep-alive backend: GET/POST answer 200 "NAME"
                                     (fail50: every other request 503; hang: never answers;
                                     status:N always N; sleep:MS answers after MS ms; echo:
                                     answers JSON {name, path, host, headers} of the request
-                                    with X-Header-Set/-Add/-Remove: from-NAME); GET
+                                    with X-Header-Set/-Add/-Remove: from-NAME; echo-headers:
+                                    answers JSON {lower-case name: value} of its fields); GET
                                     /__stats (not counted) answers {"GET": n, "POST": m,
                                     "max_active": k, "connections": c, "hosts": {Host: n}}:
                                     what it received, most at once, over how many
@@ -399,6 +401,8 @@ def http_app(port, name, behavior):
                 self.answer(503, "fail " + name)
             elif behavior.startswith("status:"):
                 self.answer(int(behavior[7:]), "status " + name)
+            elif behavior == "echo-headers":
+                self.answer(200, json.dumps({k.lower(): v for k, v in self.headers.items()}))
             elif behavior.startswith("sleep:"):
                 time.sleep(int(behavior[6:]) / 1000)
                 self.answer(200, name)

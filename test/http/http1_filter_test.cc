@@ -396,5 +396,36 @@ TEST_CASE("a rate-limited request is answered 429 with Retry-After, flagged RL",
   CHECK(records[0].response_flags.empty());
 }
 
+// A refused credential (JWT): 401 with the authorizer's body and WWW-Authenticate; an accepted
+// one forwards with the authorizer's header edits, before the hook's.
+TEST_CASE("a refused JWT is answered 401 with its body and WWW-Authenticate", "[http1][filter]") {
+  Authorizer authn = [](const RequestView& v) {
+    AuthzDecision d;
+    d.allow = v.path == "/ok";
+    if (d.allow) {
+      d.edits.remove("authorization");
+      d.edits.add("x-user", "bob");
+    } else {
+      d.status = 401;
+      d.body = "Jwt is expired";
+      d.reply_headers = {{"www-authenticate", "Bearer error=\"invalid_token\""}};
+    }
+    return d;
+  };
+  Http1Filter filter({}, authn);
+  FilterOutput out;
+  filter.onDownstreamData(
+      "GET /ok HTTP/1.1\r\nHost: s\r\nAuthorization: Bearer t\r\n\r\n"
+      "GET /no HTTP/1.1\r\nHost: s\r\n\r\n",
+      out);
+  CHECK(out.to_upstream == "GET /ok HTTP/1.1\r\nHost: s\r\nx-user: bob\r\n\r\n");
+  filter.onUpstreamData(kOk, out);
+  CHECK(out.to_downstream ==
+        kOk +
+            "HTTP/1.1 401 Unauthorized\r\ncontent-length: 14\r\ncontent-type: "
+            "text/plain\r\nwww-authenticate: Bearer error=\"invalid_token\"\r\n\r\nJwt is expired");
+  CHECK_FALSE(out.close);
+}
+
 }  // namespace
 }  // namespace ferry::http

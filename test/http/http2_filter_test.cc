@@ -314,6 +314,27 @@ TEST_CASE("h2: records carry gRPC status and body sizes and duration and tracepa
   CHECK(rig.app.messages.size() == 2);
 }
 
+TEST_CASE("h2: a refused JWT gets 401 with its body and www-authenticate", "[http2]") {
+  Authorizer authn = [](const RequestView& v) {
+    AuthzDecision d;
+    d.allow = v.path != "/refused";
+    if (!d.allow) {
+      d.status = 401;
+      d.body = "Jwt is expired";
+      d.reply_headers = {{"www-authenticate", "Bearer error=\"invalid_token\""}};
+    }
+    return d;
+  };
+  Rig rig({}, echoApp, nullptr, nullptr, authn);
+  const int32_t refused = rig.client.request(get("/refused"));
+  rig.run();
+  const H2Message& r = rig.client.messages[refused];
+  CHECK(r.header(":status") == "401");
+  CHECK(r.header("www-authenticate") == "Bearer error=\"invalid_token\"");
+  CHECK(r.body == "Jwt is expired");
+  CHECK(rig.app.messages.empty());
+}
+
 TEST_CASE("h2: a rate-limited stream gets 429 with retry-after, gRPC gets UNAVAILABLE", "[http2]") {
   Authorizer limiter = [](const RequestView& v) {
     AuthzDecision d;

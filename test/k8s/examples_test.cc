@@ -147,6 +147,20 @@ TEST_CASE("the policies folder is the demo cluster", "[k8s][examples]") {
   CHECK(route.rules[1].retry->attempts == 2);
   CHECK(route.rules[1].retry->codes == std::vector<uint32_t>{502, 503});
   CHECK(route.rules[1].retry->backoff_ms == 100);
+
+  auto ras = r.all<model::RequestAuthentication>();
+  REQUIRE(ras.size() == 1);
+  CHECK(ras[0].selector == model::Labels{{"app", "web"}});
+  REQUIRE(ras[0].jwt_rules.size() == 2);
+  CHECK(ras[0].jwt_rules[0].issuer == "https://auth.demo.example");
+  CHECK(ras[0].jwt_rules[0].audiences == std::vector<std::string>{"web"});
+  CHECK(ras[0].jwt_rules[0].output_claim_to_headers ==
+        std::vector<model::ClaimToHeader>{{"x-user", "sub"}});
+  CHECK(ras[0].jwt_rules[1].jwks_uri == "https://idp.platform.example/.well-known/jwks.json");
+  const auto& orders = policy(r, "demo", "web-orders-need-jwt");
+  CHECK(orders.action == model::PolicyAction::kDeny);
+  CHECK(orders.rules[0].from[0].not_request_principals == std::vector<std::string>{"*"});
+  CHECK(orders.rules[1].when[0].key == "request.auth.claims[groups]");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,13 @@ struct Req {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string sni;
   bool tunnel = false;  // HttpRequest::tunnel: CONNECT or a non-WebSocket upgrade
+  // A verified JWT (request.auth.*); absent: the request carried none.
+  struct Jwt {
+    std::string principal, presenter;
+    std::vector<std::string> audiences;
+    std::vector<std::pair<std::string, std::string>> claims;  // RequestAuth::claims paths
+  };
+  std::optional<Jwt> jwt;
 };
 
 // The engine's Request views strings it does not own; the built request keeps its own copy of
@@ -63,6 +71,7 @@ struct Req {
 struct BuiltRequest {
   Req owned;
   HttpRequest http;
+  RequestAuth auth;
   Request request;
 };
 
@@ -83,6 +92,15 @@ inline std::unique_ptr<BuiltRequest> build(const Req& by_value) {
   b->request.destination_port = r.port;
   b->request.sni = r.sni;
   b->request.http = r.http ? &b->http : nullptr;
+  if (r.jwt) {
+    b->auth.principal = r.jwt->principal;
+    b->auth.presenter = r.jwt->presenter;
+    b->auth.audiences.assign(r.jwt->audiences.begin(), r.jwt->audiences.end());
+    for (const auto& [k, v] : r.jwt->claims) {
+      b->auth.claims.emplace_back(k, v);
+    }
+    b->request.auth = &b->auth;
+  }
   return b;
 }
 

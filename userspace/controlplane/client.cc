@@ -176,6 +176,7 @@ struct ControlPlaneClient::Impl {
       req.set_last_version(state.version);
       req.set_pod_index(true);
       req.set_rate_limits(true);
+      req.set_request_authentication(true);
       active_watch = &ctx;
     }
     auto reader = stub->Watch(&ctx, req);

@@ -14,6 +14,8 @@ const char* statusText(uint16_t status) {
   switch (status) {
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 403:
       return "Forbidden";
     case 414:
@@ -269,7 +271,7 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
     // CONNECT's target is its authority: forwarded in the normal form policy matched.
     const std::string forwarded_target =
         target->form == RequestTarget::Form::kAuthority ? authority_ : target->forwarded();
-    p.record.forwarded_traceparent = serializeRequest(view, forwarded_target, out);
+    p.record.forwarded_traceparent = serializeRequest(view, forwarded_target, decision.edits, out);
     forward_body_ = true;
     pending_.push_back(std::move(p));
     return;
@@ -277,6 +279,7 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
   ++stats_.denied;
   p.kind = Pending::Kind::kDenied;
   p.deny_status = decision.status;
+  p.deny_body = std::string(denialBody(decision));
   p.reply_headers = std::move(decision.reply_headers);
   p.record.response_flags = std::move(decision.response_flags);
   const bool has_body = head.framing != BodyFraming::kNone;
@@ -293,8 +296,11 @@ void Http1Filter::onRequestHead(FilterOutput& out) {
 }
 
 std::string Http1Filter::serializeRequest(const RequestView& view, std::string_view target,
-                                          FilterOutput& out) {
+                                          const HeaderEdits& decided, FilterOutput& out) {
   edits_.clear();
+  if (!decided.empty()) {
+    edits_.append(decided);
+  }
   if (hook_) {
     hook_(view, edits_);
   }
@@ -366,10 +372,10 @@ void Http1Filter::flushLocalReplies(FilterOutput& out) {
   while (!closed_ && !pending_.empty() && pending_.front().kind != Pending::Kind::kForwarded) {
     Pending& p = pending_.front();
     if (p.kind == Pending::Kind::kDenied) {
-      const std::string_view body = denialBody(p.deny_status);
-      appendLocalReply(out.to_downstream, p.deny_status, body, p.close_after, p.reply_headers);
+      appendLocalReply(out.to_downstream, p.deny_status, p.deny_body, p.close_after,
+                       p.reply_headers);
       p.record.status = p.deny_status;
-      p.record.response_body_bytes = body.size();
+      p.record.response_body_bytes = p.deny_body.size();
     } else {
       appendLocalReply(out.to_downstream, p.error_status, statusText(p.error_status), true);
       p.record.status = p.error_status;

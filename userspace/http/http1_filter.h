@@ -134,8 +134,10 @@ class Http1Filter {
     bool upgrade = false;
     bool close_after = false;
     uint16_t error_status = 0;
+    // A refusal's local reply (AuthzDecision): status, body and header fields.
     uint16_t deny_status = 403;
-    std::vector<std::pair<std::string, std::string>> reply_headers;  // of a denial
+    std::string deny_body;
+    std::vector<std::pair<std::string, std::string>> reply_headers;
     RequestRecord record;  // filled only when a record sink is set
     std::chrono::steady_clock::time_point started;
   };
@@ -148,7 +150,8 @@ class Http1Filter {
   void rejectRequest(uint16_t status, const char* reason, FilterOutput& out);
   void flushLocalReplies(FilterOutput& out);
   // Returns the traceparent the hook set, as forwarded ("" when none).
-  std::string serializeRequest(const RequestView& view, std::string_view target, FilterOutput& out);
+  std::string serializeRequest(const RequestView& view, std::string_view target,
+                               const HeaderEdits& decided, FilterOutput& out);
   void finishResponse(FilterOutput& out);
   void maybeCloseAtEof(FilterOutput& out);
   void upstreamFailed(const char* reason, FilterOutput& out);

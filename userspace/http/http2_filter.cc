@@ -34,6 +34,8 @@ std::vector<nghttp2_nv> toNv(const Fields& fields) {
 // gRPC's mapping of HTTP statuses (doc/http-grpc-status-mapping.md) for local replies.
 const char* grpcStatusFor(uint16_t status) {
   switch (status) {
+    case 401:
+      return "16";  // UNAUTHENTICATED
     case 403:
       return "7";  // PERMISSION_DENIED
     case 431:
@@ -493,17 +495,18 @@ void Http2Filter::onRequestHeaders(Stream& s, bool end_stream) {
   if (!decision.allow) {
     ++stats_.denied;
     s.record.response_flags = std::move(decision.response_flags);
-    localReply(s, decision.status, view.grpc, decision.reply_headers);
+    localReply(s, decision.status, view.grpc, decision.body, decision.reply_headers);
     return;
   }
   ++stats_.allowed;
-  forwardRequest(s, view, method == "CONNECT" ? std::string_view() : target.forwarded(),
-                 end_stream);
+  forwardRequest(s, view, method == "CONNECT" ? std::string_view() : target.forwarded(), end_stream,
+                 decision.edits);
 }
 
 void Http2Filter::forwardRequest(Stream& s, const RequestView& view, std::string_view path,
-                                 bool end_stream) {
+                                 bool end_stream, const HeaderEdits& decided) {
   HeaderEdits edits;
+  edits.append(decided);
   if (hook_) {
     hook_(view, edits);
   }
@@ -557,7 +560,11 @@ void Http2Filter::forwardRequest(Stream& s, const RequestView& view, std::string
   up_to_down_[up_id] = s.down_id;
 }
 
-void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc, const Fields& extra) {
+void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc, std::string_view body,
+                             const Fields& extra) {
+  if (body.empty()) {
+    body = status == 403 || status == 429 ? denialBody(status) : std::string_view();
+  }
   s.local = true;
   s.forwarded = false;
   s.resp_started = true;
@@ -571,8 +578,7 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc, const Fields
         nv(":status", code),
         nv("content-type", "application/grpc"),
         nv("grpc-status", grpcStatusFor(status)),
-        nv("grpc-message", status == 403 || status == 429 ? denialBody(status)
-                                                          : std::string_view("request refused")),
+        nv("grpc-message", !body.empty() ? body : std::string_view("request refused")),
     };
     for (const auto& [n, v] : extra) {
       nva.push_back(nv(n, v));
@@ -580,8 +586,7 @@ void Http2Filter::localReply(Stream& s, uint16_t status, bool grpc, const Fields
     nghttp2_submit_response(down_, s.down_id, nva.data(), nva.size(), nullptr);
     return;
   }
-  s.to_down = status == 403 || status == 429 ? std::string(denialBody(status))
-                                             : std::to_string(status) + " refused";
+  s.to_down = !body.empty() ? std::string(body) : std::to_string(status) + " refused";
   s.record.response_body_bytes = s.to_down.size();
   s.to_down_off = 0;
   s.to_down_eof = true;

@@ -90,9 +90,11 @@ class Http2Filter {
   Stream* downStream(int32_t id);
   Stream* upStream(int32_t id);
   void onRequestHeaders(Stream& s, bool end_stream);
-  void localReply(Stream& s, uint16_t status, bool grpc,
+  // A local reply: `body` empty is denialBody(status) for 403 and 429, else "N refused".
+  void localReply(Stream& s, uint16_t status, bool grpc, std::string_view body = {},
                   const std::vector<std::pair<std::string, std::string>>& extra = {});
-  void forwardRequest(Stream& s, const RequestView& view, std::string_view path, bool end_stream);
+  void forwardRequest(Stream& s, const RequestView& view, std::string_view path, bool end_stream,
+                      const HeaderEdits& decided);
   void onResponseHeaders(Stream& s, bool end_stream);
   void onClientReset();
   void terminate(uint32_t code, const char* reason);

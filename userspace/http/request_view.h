@@ -49,27 +49,6 @@ struct RequestView {
   std::optional<std::string> headerJoined(std::string_view name) const;
 };
 
-// The authorizer's answer. `policy` and `rule` name what decided (for logs and metrics).
-struct AuthzDecision {
-  bool allow = false;
-  std::string policy;
-  std::string rule;
-  std::string reason;  // for the access log: "denied by ns/name rule 0", ...
-  // A refusal answered otherwise than policy's 403 (a rate limit: 429): its status, the header
-  // fields the local reply carries (Retry-After), and Envoy's response flag for it ("RL").
-  uint16_t status = 403;
-  std::vector<std::pair<std::string, std::string>> reply_headers;
-  std::string response_flags;
-};
-
-using Authorizer = std::function<AuthzDecision(const RequestView&)>;
-
-// The body of a local reply refusing a request (Envoy's words): "RBAC: access denied" for 403,
-// "local_rate_limited" for 429.
-inline constexpr std::string_view kDeniedBody = "RBAC: access denied";
-inline constexpr std::string_view kRateLimitedBody = "local_rate_limited";
-std::string_view denialBody(uint16_t status);
-
 // Edits to the forwarded request's header fields, collected from the hook below and applied
 // once when the request is forwarded. The place where tracing (traceparent) and other
 // propagated headers go.
@@ -87,6 +66,11 @@ class HeaderEdits {
   bool removes(std::string_view name) const;
   const std::vector<std::pair<std::string, std::string>>& additions() const { return adds_; }
   bool empty() const { return adds_.empty() && removes_.empty(); }
+  // Everything `other` does, after what this one does.
+  void append(const HeaderEdits& other) {
+    removes_.insert(removes_.end(), other.removes_.begin(), other.removes_.end());
+    adds_.insert(adds_.end(), other.adds_.begin(), other.adds_.end());
+  }
   void clear() {
     adds_.clear();
     removes_.clear();
@@ -96,6 +80,36 @@ class HeaderEdits {
   std::vector<std::pair<std::string, std::string>> adds_;
   std::vector<std::string> removes_;
 };
+
+// The authorizer's answer. `policy` and `rule` name what decided (for logs and metrics).
+struct AuthzDecision {
+  bool allow = false;
+  std::string policy;
+  std::string rule;
+  std::string reason;  // for the access log: "denied by ns/name rule 0", ...
+  // A refusal's local reply, as Envoy answers: its status (403 policy, 429 rate limit, 401
+  // refused JWT), its body (empty: denialBody(status)), the header fields it carries
+  // (Retry-After, WWW-Authenticate), and Envoy's response flag for it ("RL"; empty: none).
+  uint16_t status = 403;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> reply_headers;
+  std::string response_flags;
+  // Edits to an allowed request's fields (request authentication: the token removed, claims
+  // added), applied before the RequestHeaderHook's.
+  HeaderEdits edits;
+};
+
+using Authorizer = std::function<AuthzDecision(const RequestView&)>;
+
+// The body of a local reply refusing a request (Envoy's words): "RBAC: access denied" for 403,
+// "local_rate_limited" for 429.
+inline constexpr std::string_view kDeniedBody = "RBAC: access denied";
+inline constexpr std::string_view kRateLimitedBody = "local_rate_limited";
+std::string_view denialBody(uint16_t status);
+// What a refusal's local reply carries: the decision's body, else denialBody(status).
+inline std::string_view denialBody(const AuthzDecision& d) {
+  return d.body.empty() ? denialBody(d.status) : std::string_view(d.body);
+}
 
 // Called for each allowed request just before it is forwarded. Names and values are checked
 // by the filter (a bad edit is dropped, never forwarded).

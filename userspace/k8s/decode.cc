@@ -37,6 +37,10 @@ const std::vector<KindInfo>& kinds() {
        {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"},
        true},
       {Kind::kRateLimitPolicy, "RateLimitPolicy", {"security.ferry.dev/v1alpha1"}, true},
+      {Kind::kRequestAuthentication,
+       "RequestAuthentication",
+       {"security.ferry.dev/v1alpha1"},
+       true},
   };
   return kKinds;
 }
@@ -106,6 +110,8 @@ Object decodeBody(Kind kind, const Field& root, const Meta& meta, const DecodeOp
       return internal::decodeHttpRoute(root, meta);
     case Kind::kRateLimitPolicy:
       return internal::decodeRateLimitPolicy(root, meta);
+    case Kind::kRequestAuthentication:
+      return internal::decodeRequestAuthentication(root, meta);
   }
   root.fail("unhandled kind");
 }
@@ -234,7 +240,7 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
                        "kind '", *kind_name,
                        "' is not one Ferry reads (Namespace, ServiceAccount, Pod, Service, "
                        "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute, "
-                       "RateLimitPolicy)"))});
+                       "RateLimitPolicy, RequestAuthentication)"))});
     return;
   }
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});

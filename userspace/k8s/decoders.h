@@ -57,5 +57,6 @@ model::RateLimitPolicy decodeRateLimitPolicy(const Field& root, const Meta& meta
 std::optional<model::RateLimitPolicy> refusedRateLimitPolicy(const YAML::Node& node,
                                                              const model::ObjectKey& key,
                                                              std::string reason);
+model::RequestAuthentication decodeRequestAuthentication(const Field& root, const Meta& meta);
 
 }  // namespace ferry::k8s::internal

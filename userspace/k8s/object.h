@@ -24,6 +24,7 @@ enum class Kind {
   kPeerAuthentication,
   kHttpRoute,
   kRateLimitPolicy,
+  kRequestAuthentication,
 };
 
 // "Namespace", "Pod", "HTTPRoute", ... as Kubernetes spells the kind.
@@ -56,9 +57,10 @@ struct ObjectRef {
 // Pods decode to model::Workload. Workload::mesh_enabled reflects the pod alone (opt-out label
 // ferry.dev/mesh=disabled, or hostNetwork); the namespace's membership label is the
 // controller's to combine.
-using Object = std::variant<model::Namespace, model::ServiceAccount, model::Workload,
-                            model::Service, EndpointSlice, model::AuthorizationPolicy,
-                            model::PeerAuthentication, model::HttpRoute, model::RateLimitPolicy>;
+using Object =
+    std::variant<model::Namespace, model::ServiceAccount, model::Workload, model::Service,
+                 EndpointSlice, model::AuthorizationPolicy, model::PeerAuthentication,
+                 model::HttpRoute, model::RateLimitPolicy, model::RequestAuthentication>;
 
 struct Decoded {
   ObjectRef ref;

@@ -46,6 +46,8 @@ inline const Resource kRateLimitPolicies{"security.ferry.dev", "v1alpha1", "rate
                                          "RateLimitPolicy", true};
 inline const Resource kHttpRoutes{"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute",
                                   true};
+inline const Resource kRequestAuthentications{
+    "security.ferry.dev", "v1alpha1", "requestauthentications", "RequestAuthentication", true};
 // Written by the controller itself: the leader-election Lease, the CA Secret and the ConfigMap
 // that publishes the trust bundle.
 inline const Resource kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
@@ -62,6 +64,7 @@ inline const Resource* const kKnownResources[] = {&kPods,
                                                   &kPeerAuthentications,
                                                   &kHttpRoutes,
                                                   &kRateLimitPolicies,
+                                                  &kRequestAuthentications,
                                                   &kLeases,
                                                   &kSecrets,
                                                   &kConfigMaps};

@@ -191,6 +191,40 @@ struct RateLimitPolicy {
   bool operator==(const RateLimitPolicy&) const = default;
 };
 
+// security.ferry.dev/v1alpha1 RequestAuthentication: JWT rules (Istio's JWTRule) for the
+// workloads it selects, verified by the destination agent on HTTP ports.
+struct JwtHeader {
+  std::string name;
+  std::string prefix;  // stripped from the value, e.g. "Bearer "
+  auto operator<=>(const JwtHeader&) const = default;
+};
+struct ClaimToHeader {
+  std::string header;
+  std::string claim;  // "name" or nested "outer.inner"
+  auto operator<=>(const ClaimToHeader&) const = default;
+};
+struct JwtRule {
+  std::string issuer;
+  std::vector<std::string> audiences;  // empty: `aud` is not checked
+  // The JWKS JSON: inline (`jwks`), or fetched by the controller from `jwks_uri` and sent with
+  // the node state (agents never fetch).
+  std::string jwks;
+  std::string jwks_uri;
+  // Set when jwks_uri has never been fetched successfully: this issuer's tokens are refused
+  // (401) and missing tokens still pass, as Istio does with its placeholder JWKS.
+  std::string jwks_error;
+  std::vector<JwtHeader> from_headers;   // empty: `Authorization: Bearer <token>`
+  std::vector<std::string> from_params;  // empty (with from_headers empty): `access_token`
+  bool forward_original_token = false;
+  std::string output_payload_to_header;
+  std::vector<ClaimToHeader> output_claim_to_headers;
+};
+struct RequestAuthentication {
+  ObjectKey key;
+  std::optional<Labels> selector;
+  std::vector<JwtRule> jwt_rules;
+};
+
 // gateway.networking.k8s.io/v1 HTTPRoute attached to a Service (GAMMA).
 struct HttpHeaderMatch {
   enum class Type { kExact, kRegularExpression } type = Type::kExact;
@@ -284,6 +318,7 @@ struct NodeSnapshot {
   std::vector<AuthorizationPolicy> policies;
   std::vector<PeerAuthentication> peer_authentications;
   std::vector<RateLimitPolicy> rate_limits;
+  std::vector<RequestAuthentication> request_authentications;
   std::vector<HttpRoute> routes;
   std::string trust_domain = "cluster.local";
   std::string trust_bundle_pem;  // every root currently trusted (more than one during rotation)

@@ -22,9 +22,9 @@ absl::StatusOr<ConditionAttribute> parseConditionKey(std::string_view key) {
       {"destination.ip", AttributeKind::kDestinationIp},
       {"destination.port", AttributeKind::kDestinationPort},
       {"connection.sni", AttributeKind::kConnectionSni},
-      {"request.auth.principal", AttributeKind::kRequestAuth},
-      {"request.auth.audiences", AttributeKind::kRequestAuth},
-      {"request.auth.presenter", AttributeKind::kRequestAuth},
+      {"request.auth.principal", AttributeKind::kRequestPrincipal},
+      {"request.auth.audiences", AttributeKind::kRequestAudiences},
+      {"request.auth.presenter", AttributeKind::kRequestPresenter},
   };
   for (const auto& f : kFixed) {
     if (key == f.name) {
@@ -45,8 +45,24 @@ absl::StatusOr<ConditionAttribute> parseConditionKey(std::string_view key) {
     }
     return ConditionAttribute{AttributeKind::kRequestHeader, text::toLowerAscii(name)};
   }
-  if ((key).starts_with("request.auth.claims[") && (key).ends_with("]")) {
-    return ConditionAttribute{AttributeKind::kRequestAuth, ""};
+  constexpr std::string_view kClaims = "request.auth.claims[";
+  if ((key).starts_with(kClaims) && (key).ends_with("]")) {
+    std::string_view path = key.substr(kClaims.size(), key.size() - kClaims.size() - 1);
+    // Each name non-empty: "[]", "[a][]" and "[[a]" are refused.
+    size_t start = 0;
+    while (true) {
+      size_t end = path.find("][", start);
+      std::string_view name = path.substr(start, end == std::string_view::npos ? end : end - start);
+      if (name.empty() || name.find_first_of("[]") != std::string_view::npos) {
+        return absl::InvalidArgumentError(
+            text::cat("'", key, "': expected request.auth.claims[<name>] or [<name>][<name>]..."));
+      }
+      if (end == std::string_view::npos) {
+        break;
+      }
+      start = end + 2;
+    }
+    return ConditionAttribute{AttributeKind::kRequestClaim, "", std::string(path)};
   }
   return absl::InvalidArgumentError(text::cat(
       "unknown key '", key,

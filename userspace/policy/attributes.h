@@ -15,20 +15,26 @@
 namespace ferry::policy {
 
 enum class AttributeKind {
-  kRequestHeader,    // request.headers[<name>]            (HTTP)
-  kSourceIp,         // source.ip                          (L4)
-  kRemoteIp,         // remote.ip                          (HTTP: X-Forwarded-For aware in Istio)
-  kSourceNamespace,  // source.namespace                   (L4, from the peer's SPIFFE ID)
-  kSourcePrincipal,  // source.principal                   (L4, the peer's SPIFFE ID)
-  kRequestAuth,      // request.auth.*                     (HTTP, JWT; always absent in Ferry)
-  kDestinationIp,    // destination.ip                     (L4)
-  kDestinationPort,  // destination.port                   (L4)
-  kConnectionSni,    // connection.sni                     (treated as HTTP-level, as Istio)
+  kRequestHeader,     // request.headers[<name>]            (HTTP)
+  kSourceIp,          // source.ip                          (L4)
+  kRemoteIp,          // remote.ip                          (HTTP: X-Forwarded-For aware in Istio)
+  kSourceNamespace,   // source.namespace                   (L4, from the peer's SPIFFE ID)
+  kSourcePrincipal,   // source.principal                   (L4, the peer's SPIFFE ID)
+  kRequestPrincipal,  // request.auth.principal            (HTTP, JWT "iss/sub")
+  kRequestAudiences,  // request.auth.audiences            (HTTP, JWT `aud`)
+  kRequestPresenter,  // request.auth.presenter            (HTTP, JWT `azp`)
+  kRequestClaim,      // request.auth.claims[<name>]...    (HTTP, JWT claim; nested [a][b])
+  kDestinationIp,     // destination.ip                     (L4)
+  kDestinationPort,   // destination.port                   (L4)
+  kConnectionSni,     // connection.sni                     (treated as HTTP-level, as Istio)
 };
 
 struct ConditionAttribute {
   AttributeKind kind;
   std::string header;  // lower-cased header name for kRequestHeader
+  // kRequestClaim: the claim's path, names joined with "][" as written inside the outer
+  // brackets ("groups", "realm_access][roles"); the form RequestAuth::claims uses.
+  std::string claim;
 };
 
 absl::StatusOr<ConditionAttribute> parseConditionKey(std::string_view key);

@@ -31,6 +31,17 @@ struct HttpRequest {
   bool tunnel = false;
 };
 
+// A request's verified JWT (RequestAuthentication), as Istio's request.auth.* attributes.
+struct RequestAuth {
+  std::string_view principal;  // "<iss>/<sub>"
+  std::string_view presenter;  // `azp`; empty when absent
+  std::vector<std::string_view> audiences;
+  // Every string claim, and every string in a list claim, by path: top-level names as they are,
+  // nested object members as "<outer>][<inner>" (request.auth.claims[outer][inner]). A name
+  // appears once per value.
+  std::vector<std::pair<std::string_view, std::string_view>> claims;
+};
+
 struct Request {
   // The peer's authentication state: its verified SPIFFE ID
   // ("spiffe://cluster.local/ns/demo/sa/client") when it authenticated (mutual TLS, or checked
@@ -47,6 +58,9 @@ struct Request {
   // Null for a connection-level decision; see engine.h for what it does with rules that need
   // HTTP attributes.
   const HttpRequest* http = nullptr;
+  // The request's verified JWT; null when it carried none (no request principal). Only read
+  // with `http` set.
+  const RequestAuth* auth = nullptr;
   // The destination port carries HTTP and each request on it is decided again with `http` set.
   // Only read when `http` is null (the connection-level decision on such a port).
   bool http_port = false;

@@ -154,8 +154,10 @@ bool sourceHolds(const CompiledSource& s, const View& v, HttpParts parts, std::s
     return unknownHttp(parts, s.request_principals.set(), at, "requestPrincipals", why) &&
            unknownHttp(parts, s.remote_ip_blocks.set(), at, "remoteIpBlocks", why);
   }
-  // Ferry has no request authentication (JWT): the request principal is always absent.
-  return holds(s.request_principals, stringIs({}), at, "requestPrincipals", showString({}), why) &&
+  // A request without a verified JWT has no request principal: no value, `*` included, matches.
+  std::string_view request_principal = r.auth ? r.auth->principal : std::string_view();
+  return holds(s.request_principals, stringIs(request_principal), at, "requestPrincipals",
+               showString(request_principal), why) &&
          // No trusted proxies in front of a pod: the remote IP is the peer's IP.
          holds(s.remote_ip_blocks, ipIn(r.source_ip), at, "remoteIpBlocks", showIp(r.source_ip),
                why);
@@ -208,6 +210,34 @@ bool headerHolds(const CompiledCondition& c, const View& v, std::string_view at,
   return holds(c.strings, matches, at, "", shown, why);
 }
 
+// request.auth.audiences and request.auth.claims[...]: a list attribute matches when any of its
+// values matches (Istio's list matcher), and a `notValues` entry excludes when any does.
+bool authListHolds(const CompiledCondition& c, const RequestAuth* auth, std::string_view at,
+                   std::string* why) {
+  std::vector<std::string_view> values;
+  if (auth != nullptr && c.attribute.kind == AttributeKind::kRequestAudiences) {
+    values = auth->audiences;
+  } else if (auth != nullptr) {
+    for (const auto& [name, value] : auth->claims) {
+      if (name == c.attribute.claim) {
+        values.push_back(value);
+      }
+    }
+  }
+  auto matches = [&](const StringMatcher& m) {
+    return std::any_of(values.begin(), values.end(),
+                       [&](std::string_view value) { return !value.empty() && m.matches(value); });
+  };
+  auto shown = [&] {
+    std::string out;
+    for (std::string_view value : values) {
+      out += (out.empty() ? "" : ", ") + show(value);
+    }
+    return out.empty() ? std::string("(absent)") : out;
+  };
+  return holds(c.strings, matches, at, "", shown, why);
+}
+
 bool conditionHolds(const CompiledCondition& c, const View& v, std::string_view at,
                     std::string* why) {
   const Request& r = v.request;
@@ -231,8 +261,18 @@ bool conditionHolds(const CompiledCondition& c, const View& v, std::string_view 
                    why);
     case AttributeKind::kConnectionSni:
       return holds(c.strings, stringIs(r.sni), at, "", showString(r.sni), why);
-    case AttributeKind::kRequestAuth:
-      return holds(c.strings, stringIs({}), at, "", showString({}), why);
+    case AttributeKind::kRequestPrincipal:
+    case AttributeKind::kRequestPresenter: {
+      std::string_view value;
+      if (r.auth != nullptr) {
+        value = c.attribute.kind == AttributeKind::kRequestPrincipal ? r.auth->principal
+                                                                     : r.auth->presenter;
+      }
+      return holds(c.strings, stringIs(value), at, "", showString(value), why);
+    }
+    case AttributeKind::kRequestAudiences:
+    case AttributeKind::kRequestClaim:
+      return authListHolds(c, r.auth, at, why);
   }
   return false;
 }

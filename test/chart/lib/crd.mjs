@@ -130,7 +130,9 @@ export function printerColumnProblems(version) {
     }
     let node = root;
     for (const part of col.jsonPath.replace(/^\./, "").split(".")) {
-      node = node?.properties?.[part];
+      // "items[*]" or "items[0]": the list's item schema.
+      const list = part.match(/^([^[]+)\[(\*|[0-9]+)\]$/);
+      node = list ? node?.properties?.[list[1]]?.items : node?.properties?.[part];
     }
     if (!node) {
       problems.push(`printer column ${col.name}: ${col.jsonPath} is not in the schema`);
