@@ -75,20 +75,28 @@ std::string bearer(const TestKey& key, json extra = json::object()) {
   return "Authorization: Bearer " + key.sign("ES256", claims);
 }
 
+// The api Service on n2p1, an HTTP app that echoes the request headers it received.
+absl::Status startApi(Mesh& m) {
+  if (auto s = m.startApp(
+          m.pod(2, 1), {"http-app", "--port=8080", "--name=api", "--behavior=echo-headers"}, 8080);
+      !s.ok()) {
+    return s;
+  }
+  return m.applyManifest(
+      "api.yaml", absl::StrCat("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: "
+                               "default}\nspec:\n  clusterIP: ",
+                               kVip,
+                               "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n"
+                               "  selector: {app: n2p1}\n"));
+}
+
 TEST_CASE("JWT e2e: 401 for bad tokens, principals and claims in policy, outputs, key rotation",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   auto mesh = Mesh::start(MeshOptions{});
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
-  REQUIRE_OK(m.startApp(
-      m.pod(2, 1), {"http-app", "--port=8080", "--name=api", "--behavior=echo-headers"}, 8080));
-  REQUIRE_OK(m.applyManifest(
-      "api.yaml", absl::StrCat("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: "
-                               "default}\nspec:\n  clusterIP: ",
-                               kVip,
-                               "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n"
-                               "  selector: {app: n2p1}\n")));
+  REQUIRE_OK(startApi(m));
   const TestKey key(TestKey::Type::kP256, "k1");
   REQUIRE_OK(m.applyManifest("jwt.yaml", requestAuthentication(key.jwks(), false)));
 
@@ -182,14 +190,7 @@ TEST_CASE("JWT e2e: ferry-controller fetches a jwksUri, tokens are refused until
   auto mesh = Mesh::start(MeshOptions{});
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
-  REQUIRE_OK(m.startApp(
-      m.pod(2, 1), {"http-app", "--port=8080", "--name=api", "--behavior=echo-headers"}, 8080));
-  REQUIRE_OK(m.applyManifest(
-      "api.yaml", absl::StrCat("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: "
-                               "default}\nspec:\n  clusterIP: ",
-                               kVip,
-                               "\n  ports: [{name: http, port: 80, targetPort: 8080}]\n"
-                               "  selector: {app: n2p1}\n")));
+  REQUIRE_OK(startApi(m));
   const TestKey key(TestKey::Type::kRsa, "uri-1");
   REQUIRE_OK(m.applyManifest(
       "jwt.yaml",
