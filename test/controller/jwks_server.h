@@ -16,21 +16,15 @@
 #include <string>
 #include <thread>
 
+#include "agent/loopback_listener.h"
+
 namespace ferry::controller::testing {
 
 // One answer at a time, set by the test: status and body, or silence (never answers).
 class JwksServer {
  public:
   JwksServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = ::ferry::agent::testing::loopbackListener(&port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~JwksServer() {

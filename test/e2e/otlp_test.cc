@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/loopback_listener.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
 #include "metrics/scrape.h"
@@ -48,15 +49,7 @@ class OtlpReceiver {
  public:
   explicit OtlpReceiver(std::string dir) : dir_(std::move(dir)) {
     std::filesystem::create_directories(dir_);
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = ::ferry::agent::testing::loopbackListener(&port_);
     accept_ = std::thread([this] { acceptLoop(); });
   }
   ~OtlpReceiver() {
