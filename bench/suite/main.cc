@@ -18,7 +18,7 @@ namespace {
 constexpr char kUsage[] =
     "usage: ferry-bench-suite --out=DIR [--mode=quick|full|tiny] [--rounds=N]\n"
     "         [--latency-seconds=S] [--load-seconds=S] [--idle-connections=N]\n"
-    "         [--cases=no_mesh,ferry_l4,ferry_l7,ferry_same_node,stunnel,haproxy]\n"
+    "         [--cases=no_mesh,ferry_l4,ferry_l7,ferry_l7_routed,ferry_same_node,stunnel,haproxy]\n"
     "         [--l7-rate-limit=1]  (a never-binding RateLimitPolicy on the L7 case)\n"
     "       (root: builds a local cluster; see bench/README.md)\n";
 

@@ -15,6 +15,7 @@ CASES = [
     ("no_mesh", "no mesh"),
     ("ferry_l4", "Ferry L4"),
     ("ferry_l7", "Ferry L7"),
+    ("ferry_l7_routed", "Ferry L7 routed"),
     ("ferry_same_node", "Ferry same node"),
     ("stunnel", "stunnel pair"),
     ("haproxy", "HAProxy pair"),

@@ -66,6 +66,23 @@ spec:
         paths: ["/bench/*"]
 )";
 
+// The routed L7 case: an HTTPRoute on bench-l7 (the GAMMA pattern) makes n1p1's agent terminate
+// each request to the Service's VIP and route it (routed outbound: match, backend pick, pooled
+// upstream connection) before the L7 case's HBONE hop and policy at n2p3.
+constexpr char kL7Route[] = R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: bench-l7
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: bench-l7, port: 8080}
+  rules:
+  - backendRefs:
+    - {name: bench-l7, port: 8080}
+)";
+constexpr char kL7ServiceVip[] = "10.96.0.31";
+
 // --l7-rate-limit=1: limits far above what the load generator offers, so every request is
 // checked (total and identity bucket) and admitted.
 constexpr char kL7RateLimit[] = R"(apiVersion: security.ferry.dev/v1alpha1
@@ -196,6 +213,8 @@ absl::Status Suite::setUp() {
        http(l4.ipv4, kAppPort), agents},
       {"ferry_l7", "Ferry + L7 policy", mesh_->pod(1, 1), http(l7.ipv4, kAppPort), "", 0, "",
        agents},
+      {"ferry_l7_routed", "Ferry + HTTPRoute + L7 policy", mesh_->pod(1, 1),
+       http(kL7ServiceVip, kAppPort), "", 0, "", agents},
       {"ferry_same_node", "Ferry same node", mesh_->pod(2, 3), http(l4.ipv4, kAppPort), l4.ipv4,
        kIperfPort, "", agents},
       {"stunnel",
@@ -298,6 +317,9 @@ absl::Status Suite::applyL7Policy() {
       return s;
     }
   }
+  if (auto s = mesh_->applyManifest("bench-l7-route.yaml", kL7Route); !s.ok()) {
+    return s;
+  }
   return mesh_->applyManifest("bench-l7-policy.yaml", kL7Policy);
 }
 
@@ -334,7 +356,7 @@ absl::Status Suite::checkCase(const Case& c) {
   if (j.is_discarded() || j["errors"] != 0 || j["bad_status"] != 0) {
     return absl::UnavailableError(absl::StrCat("answers badly: ", *out));
   }
-  if (c.id == "ferry_l7" || c.id == "haproxy") {
+  if (c.id == "ferry_l7" || c.id == "ferry_l7_routed" || c.id == "haproxy") {
     std::string denied = c.http_target.substr(0, c.http_target.find('/')) + "/other";
     auto d =
         loadgen(c.client,

@@ -71,6 +71,7 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
   for (const Expect& e : std::vector<Expect>{{"no_mesh", true, false, false},
                                              {"ferry_l4", true, true, true},
                                              {"ferry_l7", false, true, false},
+                                             {"ferry_l7_routed", false, true, false},
                                              {"ferry_same_node", true, true, false},
                                              {"stunnel", true, true, true},
                                              {"haproxy", true, true, true}}) {
