@@ -1,16 +1,15 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/http_mirror.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/epoll.h>
 
-#include <cerrno>
 #include <chrono>
 #include <optional>
 #include <string_view>
+#include <utility>
 
+#include "agent/connection.h"
 #include "agent/log.h"
-#include "agent/sockets.h"
 #include "agent/upstream_pool.h"
 #include "http/http1_parser.h"
 
@@ -30,7 +29,7 @@ void bump(routing::RouteStats* stats, std::atomic<uint64_t> routing::RouteStats:
 
 // One copy on its upstream connection, from the first byte written to the last one read.
 // Owned by the event loop; frees itself through deleteLater.
-class MirrorRequest : public EventHandler, public Deferred {
+class MirrorRequest : public Deferred {
  public:
   MirrorRequest(WorkerContext& ctx, MirrorCopy copy) : ctx_(ctx), copy_(std::move(copy)) {
     resp_.setRequestContext(copy_.head_request, false);
@@ -78,7 +77,7 @@ class MirrorRequest : public EventHandler, public Deferred {
     return true;
   }
 
-  void onEvents(uint32_t events) override {
+  void onEvents(uint32_t events) {
     if (done_) {
       return;
     }
@@ -111,9 +110,11 @@ class MirrorRequest : public EventHandler, public Deferred {
       }
       conn_ = *std::move(opened);
     }
-    interest_ = EPOLLIN | EPOLLOUT;
-    if (!ctx_.loop.add(conn_.fd, interest_, this).ok()) {
-      closeWithReset(conn_.fd);
+    link_ = std::make_unique<Connection>(ctx_.loop, conn_.fd,
+                                         [this](uint32_t events) { onEvents(events); });
+    link_->queueOwned(std::exchange(copy_.request, {}));  // the body's memory goes once it is sent
+    if (!link_->watch(true).ok()) {
+      link_->close(true);
       conn_ = UpstreamConn{};
       return false;
     }
@@ -122,44 +123,28 @@ class MirrorRequest : public EventHandler, public Deferred {
 
   // False when the copy ended here.
   bool write() {
-    while (off_ < copy_.request.size()) {
-      ssize_t n =
-          ::send(conn_.fd, copy_.request.data() + off_, copy_.request.size() - off_, MSG_NOSIGNAL);
-      if (n > 0) {
-        off_ += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        return true;
-      }
+    if (!link_->flush()) {
       finish(Outcome::kConnectFailure, false);
       return false;
     }
-    if (interest_ != EPOLLIN) {
-      std::string().swap(copy_.request);  // sent: the body's memory goes back now
-      off_ = 0;
-      interest_ = EPOLLIN;
-      (void)ctx_.loop.modify(conn_.fd, interest_, this);
-    }
+    link_->want(true);
     return true;
   }
 
   void read() {
     char buf[kReadChunk];
-    ssize_t n = ::recv(conn_.fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) {
-        finish(Outcome::kReset, false);
-      }
+    Connection::ReadResult r = link_->read(buf, sizeof(buf));
+    if (r.status == Connection::ReadStatus::kAgain) {
       return;
     }
-    if (n == 0) {
-      const bool complete = resp_.finish().type == Event::Type::kMessageComplete && status_ >= 200;
+    if (r.status != Connection::ReadStatus::kData) {
+      const bool complete = r.status == Connection::ReadStatus::kEof &&
+                            resp_.finish().type == Event::Type::kMessageComplete && status_ >= 200;
       finish(complete ? Outcome::kSuccess : Outcome::kReset, false);
       return;
     }
     answered_ = true;
-    std::string_view input(buf, static_cast<size_t>(n));
+    std::string_view input(buf, r.bytes);
     while (!done_) {
       Event ev = resp_.next(input);
       switch (ev.type) {
@@ -211,12 +196,12 @@ class MirrorRequest : public EventHandler, public Deferred {
       }
     }
     endPick(outcome);
-    ctx_.loop.remove(conn_.fd);
     if (reusable) {
+      (void)link_->release();
       ++conn_.responses;
       upstreamPool(ctx_).put(std::move(conn_));
     } else {
-      closeWithReset(conn_.fd);
+      link_->close(true);
     }
     conn_ = UpstreamConn{};
     slot_.reset();
@@ -227,9 +212,8 @@ class MirrorRequest : public EventHandler, public Deferred {
   MirrorCopy copy_;
   std::optional<routing::Cluster::Pick> pick_;
   std::unique_ptr<ConnectionSlot> slot_;
-  UpstreamConn conn_;
-  uint32_t interest_ = 0;
-  size_t off_ = 0;
+  UpstreamConn conn_;  // its pool key and use count (the descriptor is the link's)
+  std::unique_ptr<Connection> link_;
   http::Http1Parser resp_{http::Http1Parser::Kind::kResponse};
   int status_ = 0;
   bool answered_ = false;
