@@ -17,6 +17,8 @@
 // the client is read only while less than 256 KiB of such a body waits here, including while its
 // try waits for a connection slot or a fault delay.
 // The source hop routes; the destination hop still authorizes (inbound is unchanged).
+// The decision is agent/http/route_decision.h, the tries agent/http/upstream_attempts.h; this
+// file's code is the client and upstream I/O around them (agent/http/README.md).
 
 #include <memory>
 #include <string>
