@@ -6,14 +6,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "agent/certificates.h"
-#include "agent/hbone_pool.h"
-#include "agent/http_waiting.h"
-#include "agent/listeners.h"
+#include "agent/http/http_waiting.h"
+#include "agent/http/upstream_pool.h"
+#include "agent/identity/certificates.h"
+#include "agent/identity/revocation.h"
 #include "agent/log.h"
-#include "agent/revocation.h"
-#include "agent/route_state.h"
-#include "agent/upstream_pool.h"
+#include "agent/proxy/hbone_pool.h"
+#include "agent/proxy/listeners.h"
+#include "agent/state/route_state.h"
 
 namespace ferry::agent {
 

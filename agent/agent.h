@@ -14,16 +14,16 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/admin.h"
-#include "agent/capture.h"
-#include "agent/certificates.h"
+#include "agent/admin/admin.h"
 #include "agent/config.h"
-#include "agent/handover.h"
-#include "agent/pod_registry.h"
-#include "agent/rate_limits.h"
-#include "agent/route_state.h"
-#include "agent/state_source.h"
-#include "agent/telemetry.h"
+#include "agent/drain/handover.h"
+#include "agent/identity/certificates.h"
+#include "agent/pods/capture.h"
+#include "agent/pods/pod_registry.h"
+#include "agent/state/rate_limits.h"
+#include "agent/state/route_state.h"
+#include "agent/state/state_source.h"
+#include "agent/telemetry/telemetry.h"
 #include "agent/worker_context.h"
 #include "agent/workers.h"
 #include "enroll/server.h"
@@ -45,8 +45,8 @@ class Agent {
   Agent& operator=(const Agent&) = delete;
 
   // Drains in place: readiness says "draining"; the listeners stay until a successor takes
-  // them over (agent/handover.h), connections in flight are served; returns once both are done
-  // or `grace` has passed, then stops the workers. Called by the destructor with no grace.
+  // them over (agent/drain/handover.h), connections in flight are served; returns once both are
+  // done or `grace` has passed, then stops the workers. Called by the destructor with no grace.
   void drain(std::chrono::milliseconds grace);
   // A successor has taken the listeners over: this agent accepts nothing any more.
   bool handedOver() const { return handed_over_.load(); }

@@ -1,6 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
-// Upgrades and restarts (agent/handover.h): a starting agent takes every listener over from the
-// running one, opens them once it is ready, and the old one then drains in place.
+// Upgrades and restarts (agent/drain/handover.h): a starting agent takes every listener over from
+// the running one, opens them once it is ready, and the old one then drains in place.
 #include <unistd.h>
 
 #include <condition_variable>
@@ -8,8 +8,8 @@
 #include <mutex>
 
 #include "agent/agent.h"
-#include "agent/listeners.h"
 #include "agent/log.h"
+#include "agent/proxy/listeners.h"
 
 namespace ferry::agent {
 

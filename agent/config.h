@@ -71,18 +71,19 @@ struct Config {
   // Keep one spare descriptor per worker: out of descriptors, a listener accepts a pending
   // connection with it and closes it (a fast refusal) rather than leaving it queued (overload.h).
   bool fd_reserve = false;
-  // Upgrades (agent/handover.h): after SIGTERM the agent keeps its listeners until a successor
-  // takes them over and serves its connections until they end, for at most this long.
+  // Upgrades (agent/drain/handover.h): after SIGTERM the agent keeps its listeners until a
+  // successor takes them over and serves its connections until they end, for at most this long.
   uint32_t drain_grace_ms = kDefaultDrainGraceMs;
   std::string handover_socket;  // "": <enroll socket>.handover
   std::string log_level = "info";
-  // Telemetry (agent/telemetry.h): "" turns the metrics endpoint off; port 0 picks one (tests).
+  // Telemetry (agent/telemetry/telemetry.h): "" turns the metrics endpoint off; port 0 picks one
+  // (tests).
   std::string metrics_address = kDefaultMetricsAddress;
   std::string readiness_address = "0.0.0.0";
   uint16_t readiness_port = kDefaultReadinessPort;  // 0: pick a free port (tests)
   bool access_log = true;
   double access_log_sample = 1.0;  // share of access-log lines written, 0..1
-  // Spans to an OTLP/HTTP collector (agent/telemetry_spans.h): "" = none.
+  // Spans to an OTLP/HTTP collector (agent/telemetry/telemetry_spans.h): "" = none.
   std::string trace_endpoint;
   double trace_sampling = kDefaultTraceSampling;  // share of new traces sampled, 0..1
   uint32_t trace_queue_spans = kDefaultTraceQueueSpans;

@@ -1,11 +1,11 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/parts.h"
 
-#include "agent/bpf_capture.h"
-#include "agent/certificates.h"
-#include "agent/controlplane_state.h"
-#include "agent/manifest_state.h"
-#include "agent/workload_certs.h"
+#include "agent/identity/certificates.h"
+#include "agent/identity/workload_certs.h"
+#include "agent/pods/bpf_capture.h"
+#include "agent/state/controlplane_state.h"
+#include "agent/state/manifest_state.h"
 
 namespace ferry::agent {
 

@@ -12,14 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "agent/capture.h"
 #include "agent/config.h"
-#include "agent/event_loop.h"
-#include "agent/local_pods.h"
-#include "agent/overload.h"
-#include "agent/policy_state.h"
+#include "agent/io/event_loop.h"
+#include "agent/io/overload.h"
+#include "agent/pods/capture.h"
+#include "agent/pods/local_pods.h"
+#include "agent/state/policy_state.h"
+#include "agent/state/workload_state.h"
 #include "agent/stats.h"
-#include "agent/workload_state.h"
 #include "policy/ip.h"
 
 namespace ferry::agent {
@@ -41,7 +41,8 @@ struct Shared {
   Capture* capture = nullptr;
   LocalPodsHolder* pods = nullptr;
   CertificateStore* certs = nullptr;
-  Telemetry* telemetry = nullptr;   // metrics and access log (agent/telemetry.h); never null
+  Telemetry* telemetry =
+      nullptr;  // metrics and access log (agent/telemetry/telemetry.h); never null
   RoutingState* routing = nullptr;  // HTTPRoutes and backend clusters (route_state.h); may be null
   RateLimits* rate_limits = nullptr;  // RateLimitPolicy buckets (rate_limits.h); may be null
   // The cluster's pod ranges (--pod-cidrs), parsed once: a captured connection to an address in
@@ -70,8 +71,8 @@ struct WorkerContext {
   Stats stats;
   std::mt19937 rng;
   std::map<std::string, std::vector<std::unique_ptr<PodListener>>> listeners;  // by pod uid
-  // False while a predecessor still serves the node (agent/handover.h): listeners are opened or
-  // taken over but not watched until the agent is ready. Worker thread only after start.
+  // False while a predecessor still serves the node (agent/drain/handover.h): listeners are opened
+  // or taken over but not watched until the agent is ready. Worker thread only after start.
   bool accepting = true;
   // Inbound HBONE connections of this worker (hbone_server.cc), told to drain on hand-over.
   std::set<TunnelConnection*> inbound_tunnels;

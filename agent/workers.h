@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/event_loop.h"
+#include "agent/io/event_loop.h"
 
 namespace ferry::agent {
 

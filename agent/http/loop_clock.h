@@ -10,8 +10,8 @@
 #include <utility>
 
 #include "absl/time/clock.h"
-#include "agent/event_loop.h"
 #include "agent/http/upstream_attempts.h"
+#include "agent/io/event_loop.h"
 
 namespace ferry::agent {
 

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "agent/http_messages.h"
-#include "agent/http_telemetry.h"
+#include "agent/http/http_messages.h"
+#include "agent/telemetry/http_telemetry.h"
 #include "http/authority.h"
 #include "http/path.h"
 

@@ -18,8 +18,8 @@
 
 #include "absl/random/bit_gen_ref.h"
 #include "absl/time/time.h"
-#include "agent/http_mirror.h"
-#include "agent/route_state.h"
+#include "agent/http/http_mirror.h"
+#include "agent/state/route_state.h"
 #include "http/http1_parser.h"
 #include "http/request_view.h"
 #include "model/model.h"

@@ -1,10 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/http/routed_exchange.h"
 
-#include "agent/http_telemetry.h"
-#include "agent/outbound.h"
-#include "agent/telemetry.h"
-#include "agent/telemetry_peers.h"
+#include "agent/proxy/outbound.h"
+#include "agent/telemetry/http_telemetry.h"
+#include "agent/telemetry/telemetry.h"
+#include "agent/telemetry/telemetry_peers.h"
 
 namespace ferry::agent {
 

@@ -12,13 +12,13 @@
 #include <optional>
 #include <string>
 
-#include "agent/connection.h"
 #include "agent/http/route_decision.h"
-#include "agent/local_pods.h"
-#include "agent/route_state.h"
-#include "agent/upstream_pool.h"
+#include "agent/http/upstream_pool.h"
+#include "agent/io/connection.h"
+#include "agent/pods/local_pods.h"
+#include "agent/state/route_state.h"
+#include "agent/state/workload_state.h"
 #include "agent/worker_context.h"
-#include "agent/workload_state.h"
 #include "http/http1_parser.h"
 
 namespace ferry::agent {

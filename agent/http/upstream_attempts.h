@@ -24,7 +24,7 @@
 
 #include "absl/random/bit_gen_ref.h"
 #include "absl/time/time.h"
-#include "agent/route_state.h"
+#include "agent/state/route_state.h"
 #include "routing/routing.h"
 
 namespace ferry::agent {

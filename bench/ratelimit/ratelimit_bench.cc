@@ -1,6 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
-// Nanoseconds per rate-limit check (agent/rate_limits.h, what the destination agent adds to an
-// HTTP request or TCP connection), beside the policy decision every such request already pays.
+// Nanoseconds per rate-limit check (agent/state/rate_limits.h, what the destination agent adds to
+// an HTTP request or TCP connection), beside the policy decision every such request already pays.
 // Not a test; see README.md for how to run it.
 //
 // Figures are the thread's CPU time per check (CLOCK_THREAD_CPUTIME_ID), wall time beside it.
@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/rate_limits.h"
+#include "agent/state/rate_limits.h"
 #include "policy/engine.h"
 
 namespace {

@@ -3,8 +3,8 @@
 // (test/policy/enforcement_rows.h): the CLI's runCheck() over an inventory, and the agent's
 // PolicyState (the connection, then the request as the L7 authorizer asks it) over the same
 // pods, Service and policies as a node snapshot.
-#include "agent/l7_authorizer.h"
-#include "agent/policy_state.h"
+#include "agent/http/l7_authorizer.h"
+#include "agent/state/policy_state.h"
 #include "cli/check.h"
 #include "enforcement_rows.h"
 

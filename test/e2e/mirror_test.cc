@@ -205,7 +205,7 @@ TEST_CASE(
   CHECK(backendStats(m, 1, 2, 8090).value("GET", 0) == kRequests + kRequests / 2);
 
   // Bounded: the hanging mirror holds kRequests copies; the agent keeps at most 256 in flight
-  // (kMaxMirrorsInFlight, agent/http_mirror.h), so of 100 more exactly 56 are sent and 44
+  // (kMaxMirrorsInFlight, agent/http/http_mirror.h), so of 100 more exactly 56 are sent and 44
   // dropped, and the client's answers do not change.
   const double sent_before = metric(m, "ferry_route_mirrors_total", kRoute, 0);
   const double overload_before =

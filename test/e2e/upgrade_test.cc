@@ -1,6 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // Agent upgrades in place (issue 18): SIGTERM to a node's agent and, at once, a new agent; the
-// new one takes the listeners over (agent/handover.h) and the old one drains in place.
+// new one takes the listeners over (agent/drain/handover.h) and the old one drains in place.
 #include <signal.h>
 
 #include <catch2/catch.hpp>

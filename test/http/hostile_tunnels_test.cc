@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "../policy/policy_test_util.h"
-#include "agent/l7_authorizer.h"
+#include "agent/http/l7_authorizer.h"
 #include "h2_rig.h"
 #include "http/http1_filter.h"
 

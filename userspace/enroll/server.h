@@ -28,7 +28,7 @@ class Server {
   // Binds `socket_path` (mode 0600, parent directories created). A stale socket file left by a
   // dead agent is replaced; a live agent already listening there is an error.
   // `inherited_fd` >= 0: a listening socket already bound there, handed over by the agent that
-  // served it before (agent/handover.h); used as it is.
+  // served it before (agent/drain/handover.h); used as it is.
   static absl::StatusOr<std::unique_ptr<Server>> start(const std::string& socket_path,
                                                        Handler& handler, int inherited_fd = -1);
   ~Server();  // stops the thread, closes connections, unlinks the socket file

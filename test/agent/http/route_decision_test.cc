@@ -9,8 +9,8 @@
 #include <random>
 #include <string>
 
-#include "agent/route_state.h"
-#include "agent/workload_state.h"
+#include "agent/state/route_state.h"
+#include "agent/state/workload_state.h"
 #include "http/http1_parser.h"
 #include "routing/fault.h"
 

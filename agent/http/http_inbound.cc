@@ -1,0 +1,453 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/http/http_inbound.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "agent/http/http_waiting.h"
+#include "agent/log.h"
+#include "agent/proxy/inbound.h"
+#include "agent/telemetry/http_telemetry.h"
+#include "http/http2_filter.h"
+
+namespace ferry::agent {
+namespace {
+
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+// Bytes waiting to be written to one side before the relay stops reading the other.
+constexpr size_t kMaxPendingOut = 256 * 1024;
+constexpr size_t kReadChunk = 16 * 1024;
+
+class HttpInbound : public Deferred, public HeaderWaiter {
+ public:
+  HttpInbound(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, InboundPeer peer)
+      : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)), reporter_(ctx_, pod_, peer_) {
+    down_.owner = up_.owner = this;
+  }
+
+  ~HttpInbound() override {
+    stopWaiting();
+    cancel(connect_timer_);
+    cancel(idle_timer_);
+  }
+
+  // A new connection waits for its first request head from now on; false (counted) when the
+  // agent is at --max-http-awaiting-headers and this worker has no older waiter to close.
+  bool admit() { return startWaiting(); }
+
+  void start(int downstream, int upstream) {
+    down_.fd = downstream;
+    up_.fd = upstream;
+    ctx_.stats.inc(ctx_.stats.connections_active);
+    ctx_.stats.inc(ctx_.stats.http_connections);
+    http::Authorizer authorize = makeL7Authorizer(ctx_, pod_, peer_);
+    authorize_ = [this, authorize = std::move(authorize)](const http::RequestView& view) {
+      onRequestHead();
+      return authorize(view);
+    };
+    connect_timer_ = ctx_.loop.addTimer(
+        std::chrono::milliseconds(ctx_.shared.config->connect_timeout_ms), [this] {
+          connect_timer_ = 0;
+          ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+          finish(true);
+        });
+    down_.interest = 0;
+    up_.interest = EPOLLOUT;
+    (void)ctx_.loop.add(down_.fd, down_.interest, &down_);
+    (void)ctx_.loop.add(up_.fd, up_.interest, &up_);
+  }
+
+  void setOnReset(std::function<void()> fn) { on_reset_ = std::move(fn); }
+
+  void evictForNewer() override {
+    LOG_INFO_EVERY_SECOND("inbound HTTP to ", pod_->info.name,
+                          ": closing the oldest connection "
+                          "still without a request head (--max-http-awaiting-headers reached)");
+    finish(true);
+  }
+
+ private:
+  struct Side : public EventHandler {
+    HttpInbound* owner = nullptr;
+    int fd = -1;
+    std::string out;  // filter output waiting to be written to this side
+    size_t out_off = 0;
+    bool read_eof = false;
+    bool shut_pending = false;  // half-close once `out` is written
+    bool shut_write = false;
+    bool registered = true;
+    uint32_t interest = 0;
+    uint64_t read_bytes = 0;
+    void onEvents(uint32_t events) override { owner->onSide(*this, events); }
+    size_t pending() const { return out.size() - out_off; }
+  };
+
+  void onSide(Side& side, uint32_t events) {
+    if (done_) {
+      return;
+    }
+    if (connecting_ && &side == &up_) {
+      if (socketError(up_.fd) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+        ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+        finish(true);
+        return;
+      }
+      connecting_ = false;
+      cancel(connect_timer_);
+    }
+    if (events & EPOLLERR) {
+      finish(true);
+      return;
+    }
+    if ((events & EPOLLHUP) && side.interest == 0 && side.registered) {
+      ctx_.loop.remove(side.fd);
+      side.registered = false;
+    }
+    pump();
+  }
+
+  bool roomToRead() const {
+    return down_.pending() < kMaxPendingOut && up_.pending() < kMaxPendingOut && !closing_;
+  }
+  bool wantsDown() const {
+    return !connecting_ && !down_.read_eof && roomToRead() &&
+           (h1_ == nullptr || h1_->wantsDownstreamData());
+  }
+  // The app is not read before the client's first bytes chose the protocol: an h2c server sends
+  // its SETTINGS at once, which must not be taken for an HTTP/1 response.
+  bool wantsUp() const { return !connecting_ && protocolKnown() && !up_.read_eof && roomToRead(); }
+
+  void pump() {
+    for (int round = 0; round < 4 && !done_; ++round) {
+      bool progress = false;
+      if (wantsDown()) {
+        progress |= readSide(down_);
+      }
+      if (wantsUp() && !done_) {
+        progress |= readSide(up_);
+      }
+      if (done_ || !writeSide(down_) || !writeSide(up_)) {
+        finish(true);
+        return;
+      }
+      if (!progress) {
+        break;
+      }
+    }
+    if (done_) {
+      return;
+    }
+    bool flushed = down_.pending() == 0 && up_.pending() == 0;
+    bool filter_closed = (h1_ && h1_->closed()) || (h2_ && h2_->closed());
+    if (flushed && (closing_ || filter_closed)) {
+      finish(false);
+      return;
+    }
+    if (flushed && down_.read_eof && up_.read_eof) {
+      finish(false);
+      return;
+    }
+    updateInterest(down_);
+    updateInterest(up_);
+  }
+
+  // Reads what the socket has (bounded) and feeds the filter; false when nothing was read.
+  bool readSide(Side& side) {
+    char buf[kReadChunk];
+    ssize_t n = ::recv(side.fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) {
+        return false;
+      }
+      finish(true);
+      return false;
+    }
+    http::FilterOutput out;
+    if (n == 0) {
+      side.read_eof = true;
+      if (&side == &down_) {
+        if (!protocolKnown()) {
+          choose(false, out);
+        }
+        h1_ ? h1_->onDownstreamEof(out) : h2_->onDownstreamEof(out);
+      } else {
+        if (!protocolKnown()) {
+          choose(false, out);
+        }
+        h1_ ? h1_->onUpstreamEof(out) : h2_->onUpstreamEof(out);
+      }
+      apply(out);
+      return true;
+    }
+    side.read_bytes += static_cast<uint64_t>(n);
+    std::string_view data(buf, static_cast<size_t>(n));
+    if (&side == &down_ && !onClientBytes()) {
+      finish(true);
+      return false;
+    }
+    if (&side == &down_) {
+      if (!protocolKnown()) {
+        sniff_.append(data);
+        size_t k = std::min(sniff_.size(), kH2Preface.size());
+        bool maybe_h2 = std::string_view(sniff_).substr(0, k) == kH2Preface.substr(0, k);
+        if (maybe_h2 && sniff_.size() < kH2Preface.size()) {
+          return true;  // wait for the whole preface
+        }
+        if (!choose(maybe_h2, out)) {
+          apply(out);
+          return true;
+        }
+        std::string first = std::move(sniff_);
+        h1_ ? h1_->onDownstreamData(first, out) : h2_->onDownstreamData(first, out);
+      } else {
+        h1_ ? h1_->onDownstreamData(data, out) : h2_->onDownstreamData(data, out);
+      }
+    } else {
+      h1_ ? h1_->onUpstreamData(data, out) : h2_->onUpstreamData(data, out);
+    }
+    apply(out);
+    return true;
+  }
+
+  bool protocolKnown() const { return h1_ != nullptr || h2_ != nullptr; }
+
+  bool choose(bool h2, http::FilterOutput& out) {
+    auto sink = [this](const http::RequestRecord& r) { onRecord(r); };
+    if (h2) {
+      auto f = http::Http2Filter::create({}, authorize_,
+                                         traceHeaderHook(ctx_.shared.telemetry->sampler()));
+      if (!f.ok()) {
+        LOG_WARN_EVERY_SECOND("inbound HTTP/2 to ", pod_->info.name, ": ", f.status().ToString());
+        closing_ = true;
+        return false;
+      }
+      h2_ = *std::move(f);
+      h2_->setRecordSink(sink);
+      h2_->start(out);
+    } else {
+      h1_ = std::make_unique<http::Http1Filter>(http::Http1FilterConfig{}, authorize_,
+                                                traceHeaderHook(ctx_.shared.telemetry->sampler()));
+      h1_->setRecordSink(sink);
+    }
+    return true;
+  }
+
+  void apply(http::FilterOutput& out) {
+    up_.out.append(out.to_upstream);
+    down_.out.append(out.to_downstream);
+    up_.shut_pending |= out.shutdown_upstream;
+    down_.shut_pending |= out.shutdown_downstream;
+    closing_ |= out.close;
+  }
+
+  bool writeSide(Side& side) {
+    while (side.pending() > 0) {
+      ssize_t n = ::send(side.fd, side.out.data() + side.out_off, side.pending(), MSG_NOSIGNAL);
+      if (n > 0) {
+        side.out_off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return true;
+      }
+      return false;
+    }
+    side.out.clear();
+    side.out_off = 0;
+    if (side.shut_pending && !side.shut_write) {
+      ::shutdown(side.fd, SHUT_WR);
+      side.shut_write = true;
+    }
+    return true;
+  }
+
+  void updateInterest(Side& side) {
+    uint32_t want = 0;
+    if (&side == &down_ ? wantsDown() : wantsUp()) {
+      want |= EPOLLIN;
+    }
+    if (side.pending() > 0 || (&side == &up_ && connecting_)) {
+      want |= EPOLLOUT;
+    }
+    if (!side.registered) {
+      if (want != 0) {
+        side.interest = want;
+        side.registered = true;
+        (void)ctx_.loop.add(side.fd, want, &side);
+      }
+      return;
+    }
+    if (want != side.interest) {
+      side.interest = want;
+      (void)ctx_.loop.modify(side.fd, want, &side);
+    }
+  }
+
+  void onRecord(const http::RequestRecord& r) {
+    reporter_.report(r);
+    if (r.authorized && in_flight_ > 0 && --in_flight_ == 0) {
+      // A pipelined next head that arrived in part while this one was served is timed now.
+      if (h1_ != nullptr && h1_->partialRequestHead()) {
+        if (!startWaiting()) {
+          closing_ = true;  // refused at the cap: close once what is pending is written
+        }
+        return;
+      }
+      startIdle();
+    }
+  }
+
+  // --- Waiting for a request head (http_waiting.h) and keep-alive idleness. ---
+
+  bool startWaiting() {
+    if (!ctx_.header_waits->enter(*this, ctx_.shared.config->max_http_awaiting_headers)) {
+      return false;
+    }
+    cancel(idle_timer_);
+    header_timer_ = ctx_.loop.addTimer(
+        std::chrono::milliseconds(ctx_.shared.config->http_header_timeout_ms), [this] {
+          header_timer_ = 0;
+          ctx_.stats.inc(ctx_.stats.http_header_timeouts);
+          LOG_INFO_EVERY_SECOND("inbound HTTP ", peer_.source_ip, " -> ", pod_->info.name,
+                                ": no complete request head within ",
+                                ctx_.shared.config->http_header_timeout_ms, " ms; closing");
+          finish(true);
+        });
+    return true;
+  }
+
+  void stopWaiting() {
+    ctx_.header_waits->leave(*this);
+    cancel(header_timer_);
+  }
+
+  // From the authorizer: a request head is complete.
+  void onRequestHead() {
+    stopWaiting();
+    cancel(idle_timer_);
+    ++in_flight_;
+  }
+
+  // Client bytes on a keep-alive HTTP/1 connection with no request in flight start the next
+  // request: its head is timed and counted like a new connection's. False: refused, close.
+  bool onClientBytes() {
+    if (waiting() || in_flight_ > 0 || h1_ == nullptr || h1_->tunneling()) {
+      return true;
+    }
+    return startWaiting();
+  }
+
+  void startIdle() {
+    if (waiting() || done_ || (h1_ != nullptr && h1_->tunneling())) {
+      return;
+    }
+    cancel(idle_timer_);
+    idle_timer_ = ctx_.loop.addTimer(
+        std::chrono::milliseconds(ctx_.shared.config->http_idle_timeout_ms), [this] {
+          idle_timer_ = 0;
+          if (h1_ != nullptr && h1_->tunneling()) {
+            return;  // became a tunnel (Upgrade, CONNECT) after its last record: not idle
+          }
+          ctx_.stats.inc(ctx_.stats.http_idle_timeouts);
+          finish(false);
+        });
+  }
+
+  void cancel(EventLoop::TimerId& timer) {
+    if (timer != 0) {
+      ctx_.loop.cancelTimer(timer);
+      timer = 0;
+    }
+  }
+
+  void finish(bool reset) {
+    if (done_) {
+      return;
+    }
+    done_ = true;
+    if (reset && on_reset_) {
+      std::function<void()> fn = std::move(on_reset_);
+      fn();
+    }
+    stopWaiting();
+    cancel(connect_timer_);
+    cancel(idle_timer_);
+    for (Side* s : {&down_, &up_}) {
+      if (s->registered) {
+        ctx_.loop.remove(s->fd);
+      }
+      reset ? closeWithReset(s->fd) : (void)::close(s->fd);
+      s->fd = -1;
+    }
+    ctx_.stats.inc(ctx_.stats.connections_active, -1);
+    ctx_.stats.inc(ctx_.stats.bytes_sent_upstream, static_cast<int64_t>(down_.read_bytes));
+    ctx_.stats.inc(ctx_.stats.bytes_sent_downstream, static_cast<int64_t>(up_.read_bytes));
+    ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
+  }
+
+  WorkerContext& ctx_;
+  std::shared_ptr<const LocalPod> pod_;
+  InboundPeer peer_;
+  HttpInboundReporter reporter_;
+  http::Authorizer authorize_;
+  Side down_;
+  Side up_;
+  std::string sniff_;
+  std::unique_ptr<http::Http1Filter> h1_;
+  std::unique_ptr<http::Http2Filter> h2_;
+  bool connecting_ = true;
+  bool closing_ = false;
+  bool done_ = false;
+  EventLoop::TimerId connect_timer_ = 0;
+  EventLoop::TimerId header_timer_ = 0;  // while waiting for a request head
+  EventLoop::TimerId idle_timer_ = 0;    // while no request is in flight (keep-alive)
+  int in_flight_ = 0;                    // request heads authorized and not yet answered
+  std::function<void()> on_reset_;
+};
+
+}  // namespace
+
+void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const LocalPod> pod,
+                      const SocketAddress& app, InboundPeer peer) {
+  auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
+  if (!relay->admit()) {
+    closeWithReset(downstream);
+    return;
+  }
+  auto fd = connectToApp(ctx, *pod, app);
+  if (!fd.ok()) {
+    ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
+    closeWithReset(downstream);
+    return;
+  }
+  relay.release()->start(downstream, *fd);  // deletes itself once finished
+}
+
+absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
+                                     const SocketAddress& app, InboundPeer peer,
+                                     std::function<void()> on_reset) {
+  auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
+  if (!relay->admit()) {
+    return absl::ResourceExhaustedError("too many HTTP connections waiting for request headers");
+  }
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    return absl::InternalError(std::string("socketpair: ") + std::strerror(errno));
+  }
+  auto fd = connectToApp(ctx, *pod, app);
+  if (!fd.ok()) {
+    ::close(pair[0]);
+    ::close(pair[1]);
+    return fd.status();
+  }
+  relay->setOnReset(std::move(on_reset));
+  relay.release()->start(pair[1], *fd);
+  return pair[0];
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,281 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Inbound HBONE (15008): terminate mTLS with the destination pod's certificate (the peer is
+// verified against the trust bundle and must be a SPIFFE ID of our trust domain), accept a
+// CONNECT only for this pod's own address, authorize it, connect to the app inside the pod's
+// namespace, and answer 200 only once that connect succeeded.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <tuple>
+
+#include "agent/config.h"
+#include "agent/http/http_inbound.h"
+#include "agent/identity/certificates.h"
+#include "agent/identity/revocation.h"
+#include "agent/log.h"
+#include "agent/proxy/hbone_server.h"
+#include "agent/proxy/hbone_tunnel.h"
+#include "agent/proxy/inbound.h"
+#include "agent/proxy/listeners.h"
+#include "agent/proxy/outbound.h"
+#include "agent/telemetry/telemetry_peers.h"
+#include "hbone/baggage.h"
+#include "hbone/server.h"
+
+namespace ferry::agent {
+namespace {
+
+bool agentPort(uint16_t port) {
+  return port == kOutboundPort || port == kInboundPlainPort || port == kHbonePort;
+}
+
+class InboundConnection : public TunnelConnection {
+ public:
+  InboundConnection(WorkerContext& ctx, int fd, std::shared_ptr<const LocalPod> pod,
+                    std::string peer_ip)
+      : TunnelConnection(ctx, fd, /*connecting=*/false, /*client=*/false),
+        pod_(std::move(pod)),
+        peer_ip_(std::move(peer_ip)) {
+    ctx_.inbound_tunnels.insert(this);
+    ctx_.shared.inbound_tunnels_open.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~InboundConnection() override {
+    ctx_.inbound_tunnels.erase(this);
+    ctx_.shared.inbound_tunnels_open.fetch_sub(1, std::memory_order_relaxed);
+    for (const auto& [stream, id] : revocable_) {
+      Revocations::of(ctx_).remove(id);
+    }
+  }
+
+  absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
+    hbone::HboneSettings settings;
+    settings.max_concurrent_streams = ctx_.shared.config->max_streams_per_connection;
+    auto server = hbone::HboneServer::create(
+        std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); }, settings);
+    if (!server.ok()) {
+      return server.status();
+    }
+    server_ = server->get();
+    setConnection(*std::move(server));
+    return absl::OkStatus();
+  }
+
+ protected:
+  void afterEvents() override {
+    // Connect to the app for streams accepted in decide(); done here, outside nghttp2's
+    // callbacks, because the answer (respond) must not be sent from inside them.
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (const auto& [id, app, report] : pending) {
+      startApp(id, app, report);
+    }
+  }
+
+ private:
+  int decide(const hbone::StreamRequest& r) {
+    ctx_.stats.inc(ctx_.stats.inbound_hbone_streams);
+    sockaddr_storage ss{};
+    socklen_t len = r.authority.toSockaddr(&ss);
+    SocketAddress app = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    const auto& ips = pod_->info.ips;
+    if (std::find(ips.begin(), ips.end(), app.ip()) == ips.end() || agentPort(app.port())) {
+      ctx_.stats.inc(ctx_.stats.inbound_hbone_bad_authority);
+      LOG_INFO_EVERY_SECOND("inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name,
+                            ": :authority ", r.authority.toString(), " is not this pod's address");
+      return 400;
+    }
+    auto state = ctx_.shared.workloads->current();
+    model::Workload fallback;
+    const model::Workload* w = &workloadOf(*state, *pod_, fallback);
+    ConnectionAttributes attrs;
+    attrs.principal = r.peer.trust_domain + "/ns/" + r.peer.ns + "/sa/" + r.peer.service_account;
+    attrs.source_namespace = r.peer.ns;
+    attrs.source_ip = peer_ip_;
+    attrs.destination_ip = app.ip();
+    attrs.destination_port = app.port();
+    attrs.http = isHttpPort(state->snapshot(), *w, app.port());
+    Decision d = state->policies().authorize(*w, attrs, &ctx_.stats);
+    ConnectionInfo report =
+        inboundReport(*state, *pod_, attrs.principal, /*mtls=*/true, peer_ip_, peer_ip_, app, d);
+    std::optional<hbone::Baggage> baggage = believedBaggage(r);
+    if (baggage) {
+      adoptBaggage(report, *baggage);
+    }
+    if (!d.allowed) {
+      ctx_.shared.telemetry->connectionDenied(report);
+      ctx_.stats.inc(ctx_.stats.policy_denied);
+      LOG_INFO_EVERY_SECOND("inbound HBONE ", r.peer.uri(), " -> ", pod_->info.name, " ", app.str(),
+                            ": denied: ", d.reason);
+      return 403;
+    }
+    if (attrs.http) {
+      http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port(), baggage};
+    } else if (!admitConnectionRate(ctx_, *pod_, app.port(), r.peer.uri(), r.peer.uri())) {
+      return 429;  // the source resets its client's connection
+    }
+    pending_.emplace_back(r.id, app, std::move(report));
+    watchPolicy(r.id, *w, std::move(attrs));
+    return hbone::kDeferDecision;
+  }
+
+  // The source's baggage when the peer certificate backs it; a claim it contradicts is
+  // counted (ferry_baggage_rejected_total) and ignored, so the node view names the source.
+  std::optional<hbone::Baggage> believedBaggage(const hbone::StreamRequest& r) {
+    if (r.baggage.empty()) {
+      return std::nullopt;
+    }
+    hbone::Baggage b = hbone::decodeBaggage(r.baggage);
+    std::string why;
+    if (!hbone::believeBaggage(b, r.peer, &why)) {
+      static LogLimiter limiter;
+      ctx_.stats.inc(ctx_.stats.baggage_rejected);
+      LOG_WARN_LIMITED(limiter, "inbound HBONE from ", r.peer.uri(), " to ", pod_->info.name,
+                       ": baggage ignored: ", why);
+      return std::nullopt;
+    }
+    return b;
+  }
+
+  // A later policy that denies the stream resets it (revocation.h). Entries of finished streams
+  // are dropped as new streams come, so a long-lived pooled connection keeps few.
+  void watchPolicy(hbone::StreamId stream, const model::Workload& w, ConnectionAttributes attrs) {
+    Revocations& revocations = Revocations::of(ctx_);
+    if (revocable_.size() > 2 * bridges_.size() + 16) {
+      std::erase_if(revocable_, [&](const auto& entry) {
+        bool gone = !bridges_.contains(entry.first);
+        if (gone) {
+          revocations.remove(entry.second);
+        }
+        return gone;
+      });
+    }
+    revocable_[stream] = revocations.add(w, std::move(attrs), [this, stream] {
+      revocable_.erase(stream);
+      if (closed()) {
+        return false;
+      }
+      // Only a stream still open is revoked: one whose bridge ended (its entry lingers until the
+      // next sweep above) or that never reached its app is not counted or logged.
+      auto bridge = bridges_.find(stream);
+      bool pending = std::any_of(pending_.begin(), pending_.end(),
+                                 [&](const auto& p) { return std::get<0>(p) == stream; });
+      if (bridge == bridges_.end() && !pending) {
+        return false;
+      }
+      conn().reset(stream);
+      if (bridge != bridges_.end()) {
+        bridge->second->abort();
+      }
+      flush();
+      return true;
+    });
+  }
+
+  // Resets stream `id` if it is still open when called (the HTTP relay gave up on its client).
+  std::function<void()> resetHook(hbone::StreamId id) {
+    return [alive = std::weak_ptr<int>(alive_), this, id] {
+      if (alive.expired() || closed()) {
+        return;
+      }
+      auto bridge = bridges_.find(id);
+      if (bridge == bridges_.end()) {
+        return;
+      }
+      conn().reset(id);
+      bridge->second->abort();
+      flush();
+    };
+  }
+
+  void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
+    auto l7 = http_streams_.extract(id);
+    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()), resetHook(id))
+                 : connectToApp(ctx_, *pod_, app);
+    if (!fd.ok()) {
+      ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+      (void)server_->respond(id, 503);
+      return;
+    }
+    auto* bridge = new StreamBridge(ctx_, this, id, *fd, /*fd_connecting=*/true,
+                                    /*client=*/false);
+    attach(id, bridge);
+    bridge->setOnConnected([this, id, bridge, report](bool ok) {
+      if (closed()) {
+        return;
+      }
+      if (!ok) {
+        ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+        (void)server_->respond(id, 503);
+        bridge->abort();
+      } else {
+        bridge->setOpened();
+        bridge->setTelemetry(ctx_.shared.telemetry->openConnection(report));
+        (void)server_->respond(id, 200);
+      }
+      flush();
+    });
+    bridge->start();
+  }
+
+  std::shared_ptr<const LocalPod> pod_;
+  std::string peer_ip_;
+  hbone::HboneServer* server_ = nullptr;
+  std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
+  std::map<hbone::StreamId, InboundPeer> http_streams_;  // accepted streams on HTTP ports
+  std::map<hbone::StreamId, Revocations::Id> revocable_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // resetHook()s outlive us safely
+};
+
+}  // namespace
+
+namespace {
+void forEachInboundTunnel(WorkerContext& ctx, void (hbone::HboneConnection::*step)()) {
+  std::vector<TunnelConnection*> all(ctx.inbound_tunnels.begin(), ctx.inbound_tunnels.end());
+  for (TunnelConnection* t : all) {
+    if (ctx.inbound_tunnels.count(t) != 0 && !t->closed()) {  // a flush may have ended one
+      (t->conn().*step)();
+      t->flush();
+    }
+  }
+}
+}  // namespace
+
+void drainInboundTunnels(WorkerContext& ctx) {
+  // The shutdown notice first; the final GOAWAY (streams after the last one taken are refused)
+  // once any stream the peer opened before it saw the notice has arrived.
+  forEachInboundTunnel(ctx, &hbone::HboneConnection::announceDrain);
+  ctx.loop.addTimer(std::chrono::milliseconds(200),
+                    [&ctx] { forEachInboundTunnel(ctx, &hbone::HboneConnection::drain); });
+}
+
+void acceptHbone(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof(peer);
+  std::string peer_ip;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    peer_ip = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len).ip();
+  }
+  auto state = ctx.shared.workloads->current();
+  PodIdentity id = identityOf(*pod, state->workloadByUid(pod->info.uid));
+  auto tls_ctx = ctx.shared.certs->contextFor(id.ns, id.service_account);
+  if (!tls_ctx.ok()) {
+    LOG_WARN_EVERY_SECOND("inbound HBONE to ", pod->info.name, ": no certificate for ", id.ns, "/",
+                          id.service_account, ": ", tls_ctx.status().ToString());
+    ctx.stats.inc(ctx.stats.tls_handshake_failures);
+    closeWithReset(fd);
+    return;
+  }
+  auto* conn = new InboundConnection(ctx, fd, pod, peer_ip);
+  if (auto s = conn->init(*tls_ctx); !s.ok()) {
+    LOG_WARN_EVERY_SECOND("inbound HBONE: ", s.ToString());
+    conn->close("server setup failed");
+    return;
+  }
+  conn->flush();
+}
+
+}  // namespace ferry::agent

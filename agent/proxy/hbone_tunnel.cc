@@ -1,0 +1,456 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/proxy/hbone_tunnel.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "agent/log.h"
+
+namespace ferry::agent {
+
+using hbone::HboneEventType;
+
+// ---- TunnelConnection ---------------------------------------------------------------------
+
+TunnelConnection::TunnelConnection(WorkerContext& ctx, int fd, bool connecting, bool client)
+    : ctx_(ctx), fd_(fd), connecting_(connecting), client_(client) {
+  interest_ = static_cast<uint32_t>(connecting ? EPOLLOUT : EPOLLIN);
+  (void)ctx_.loop.add(fd_, interest_, this);
+}
+
+TunnelConnection::~TunnelConnection() {
+  if (!closed_) {
+    ctx_.loop.remove(fd_);
+    ::close(fd_);
+  }
+}
+
+void TunnelConnection::setConnection(std::unique_ptr<hbone::HboneConnection> conn) {
+  conn_ = std::move(conn);
+}
+
+void TunnelConnection::onEvents(uint32_t events) {
+  if (closed_) {
+    return;
+  }
+  if (connecting_) {
+    if (socketError(fd_) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+      close("connect to peer 15008 failed");
+      return;
+    }
+    connecting_ = false;
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    for (int i = 0; i < 16 && !eof_; ++i) {
+      absl::Span<uint8_t> room = conn_->networkIn().prepare(16384);
+      ssize_t n = ::recv(fd_, room.data(), room.size(), 0);
+      if (n > 0) {
+        conn_->networkIn().commit(static_cast<size_t>(n));
+        if (absl::Status s = conn_->onNetworkInput(); !s.ok()) {
+          break;  // flush() sees the error, sends any alert and closes
+        }
+        if (static_cast<size_t>(n) < room.size()) {
+          break;
+        }
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        eof_ = true;
+        conn_->onNetworkEof();
+      }
+      break;
+    }
+  }
+  flush();
+}
+
+void TunnelConnection::flush() {
+  if (closed_) {
+    return;
+  }
+  if (in_flush_) {
+    flush_again_ = true;
+    return;
+  }
+  in_flush_ = true;
+  do {
+    flush_again_ = false;
+    dispatch();
+    if (closed_) {
+      return;
+    }
+    if (!writeOut()) {
+      in_flush_ = false;
+      close("write to peer failed");
+      return;
+    }
+  } while (flush_again_);
+  in_flush_ = false;
+  afterEvents();
+  if (closed_) {
+    return;
+  }
+  if (!conn_->error().ok() && conn_->networkOut().empty()) {
+    close(std::string(conn_->error().message()));
+    return;
+  }
+  if ((eof_ || conn_->finished()) && conn_->networkOut().empty() && bridges_.empty()) {
+    close(eof_ ? "peer closed" : "finished");
+    return;
+  }
+  if (eof_ && conn_->networkOut().empty()) {
+    close("peer closed");
+    return;
+  }
+  updateInterest();
+}
+
+void TunnelConnection::dispatch() {
+  conn_->takeEvents(events_);
+  for (size_t i = 0; i < events_.size() && !closed_; ++i) {
+    const hbone::HboneEvent e = events_[i];
+    if (e.type == HboneEventType::kHandshakeDone) {
+      ctx_.stats.inc(client_ ? ctx_.stats.tls_handshakes_client : ctx_.stats.tls_handshakes_server);
+      onHandshakeDone();
+      continue;
+    }
+    if (e.type == HboneEventType::kStreamOpened) {
+      onStreamOpened(e.stream);
+      continue;
+    }
+    if (e.type == HboneEventType::kGoaway) {
+      continue;  // acceptsNewStreams() turns false; streams in flight finish
+    }
+    auto it = bridges_.find(e.stream);
+    if (it == bridges_.end()) {
+      continue;
+    }
+    StreamBridge* b = it->second;
+    switch (e.type) {
+      case HboneEventType::kResponse:
+        b->onResponse(e.status);
+        break;
+      case HboneEventType::kReadable:
+        b->onTunnelReadable();
+        break;
+      case HboneEventType::kWritable:
+        b->onTunnelWritable();
+        break;
+      case HboneEventType::kClosed:
+        bridges_.erase(e.stream);
+        b->onTunnelClosed(e.error_code);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+bool TunnelConnection::writeOut() {
+  want_write_ = false;
+  if (connecting_) {
+    return true;
+  }
+  tls::ByteBuffer& out = conn_->networkOut();
+  while (!out.empty()) {
+    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out.consume(static_cast<size_t>(n));
+      if (out.empty()) {
+        (void)conn_->onNetworkOutputDrained();
+        out.shrinkIfEmpty();
+      }
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      want_write_ = true;
+      return true;
+    }
+    return false;
+  }
+  return true;
+}
+
+void TunnelConnection::updateInterest() {
+  uint32_t want = eof_ ? 0u : static_cast<uint32_t>(EPOLLIN);
+  if (connecting_ || want_write_) {
+    want |= EPOLLOUT;
+  }
+  if (want != interest_) {
+    interest_ = want;
+    (void)ctx_.loop.modify(fd_, want, this);
+  }
+}
+
+void TunnelConnection::close(const std::string& why) {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  LOG_DEBUG("hbone connection closed: ", why);
+  if (conn_ && !conn_->handshakeDone()) {
+    ctx_.stats.inc(ctx_.stats.tls_handshake_failures);
+    if (conn_->error().code() == absl::StatusCode::kPermissionDenied) {
+      ctx_.stats.inc(ctx_.stats.tls_peer_rejected);
+    }
+    LOG_INFO_EVERY_SECOND(client_ ? "outbound" : "inbound", " HBONE handshake failed: ", why);
+  }
+  auto bridges = std::move(bridges_);
+  bridges_.clear();
+  for (auto& [id, b] : bridges) {
+    b->onTunnelFailed();
+  }
+  onClosing();
+  ctx_.loop.remove(fd_);
+  if (!conn_ || !conn_->error().ok()) {
+    closeWithReset(fd_);
+  } else {
+    ::close(fd_);
+  }
+  ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
+}
+
+// ---- StreamBridge ---------------------------------------------------------------------------
+
+StreamBridge::StreamBridge(WorkerContext& ctx, TunnelConnection* tunnel, hbone::StreamId id, int fd,
+                           bool fd_connecting, bool client)
+    : ctx_(ctx),
+      tunnel_(tunnel),
+      id_(id),
+      fd_(fd),
+      client_(client),
+      up_(ctx.shared.config->max_buffer_bytes),
+      fd_connecting_(fd_connecting),
+      opened_(client) {
+  ctx_.stats.inc(ctx_.stats.connections_active);
+}
+
+StreamBridge::~StreamBridge() {
+  if (connect_timer_ != 0) {
+    ctx_.loop.cancelTimer(connect_timer_);
+  }
+}
+
+void StreamBridge::start() {
+  interest_ = static_cast<uint32_t>(fd_connecting_ ? EPOLLOUT : EPOLLIN);
+  registered_ = true;
+  (void)ctx_.loop.add(fd_, interest_, this);
+  if (fd_connecting_) {
+    connect_timer_ = ctx_.loop.addTimer(
+        std::chrono::milliseconds(ctx_.shared.config->connect_timeout_ms), [this] {
+          connect_timer_ = 0;
+          if (fd_connecting_ && !done_) {
+            fd_connecting_ = false;
+            auto cb = std::move(on_connected_);
+            if (cb) {
+              cb(false);
+            }
+          }
+        });
+  }
+}
+
+void StreamBridge::onEvents(uint32_t events) {
+  if (done_) {
+    return;
+  }
+  if (fd_connecting_) {
+    bool ok = socketError(fd_) == 0 && !(events & (EPOLLERR | EPOLLHUP));
+    fd_connecting_ = false;
+    if (connect_timer_ != 0) {
+      ctx_.loop.cancelTimer(connect_timer_);
+      connect_timer_ = 0;
+    }
+    auto cb = std::move(on_connected_);
+    if (cb) {
+      cb(ok);  // may finish() this bridge
+    }
+    if (done_) {
+      return;
+    }
+  } else if (events & EPOLLERR) {
+    tunnel_->conn().reset(id_);
+    tunnel_->detach(id_);
+    finish(true);
+    tunnel_->flush();
+    return;
+  }
+  fd_blocked_ = false;
+  pump();
+}
+
+void StreamBridge::onResponse(int status) {
+  if (status == 200) {
+    return;
+  }
+  // Refused by the destination's agent (policy 403, bad authority 400, app down 503): the app
+  // sees a reset, as it would from a refused connect.
+  ctx_.stats.inc(status == 403 ? ctx_.stats.policy_denied : ctx_.stats.outbound_failed);
+  LOG_INFO_EVERY_SECOND("hbone stream refused by peer with status ", status);
+  tunnel_->detach(id_);
+  finish(true);
+}
+
+void StreamBridge::pump() {
+  if (done_ || fd_connecting_) {
+    return;
+  }
+  hbone::HboneConnection& conn = tunnel_->conn();
+  // Stream -> socket: consume only what the socket took (that is what opens the peer's window).
+  if (!fd_shut_) {
+    while (true) {
+      absl::Span<const uint8_t> data = conn.peek(id_);
+      if (data.empty()) {
+        break;
+      }
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        conn.consume(id_, static_cast<size_t>(n));
+        bytes_down_ += static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        fd_blocked_ = true;
+        break;
+      }
+      conn.reset(id_);
+      tunnel_->detach(id_);
+      finish(true);
+      tunnel_->flush();
+      return;
+    }
+    if (!fd_blocked_ && opened_) {
+      uint8_t none[1];
+      if (conn.read(id_, absl::Span<uint8_t>(none, 0)).eof) {
+        ::shutdown(fd_, SHUT_WR);
+        fd_shut_ = true;
+      }
+    }
+  }
+  // Socket -> stream.
+  if (opened_) {
+    while (!fd_eof_ && !up_.full()) {
+      auto [ptr, room] = up_.writable();
+      ssize_t n = ::recv(fd_, ptr, room, 0);
+      if (n > 0) {
+        up_.commit(static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < room) {
+          break;
+        }
+        continue;
+      }
+      if (n == 0) {
+        fd_eof_ = true;
+        break;
+      }
+      if (errno == EAGAIN || errno == EINTR) {
+        break;
+      }
+      conn.reset(id_);
+      tunnel_->detach(id_);
+      finish(true);
+      tunnel_->flush();
+      return;
+    }
+    while (!up_.empty()) {
+      size_t took = conn.write(
+          id_,
+          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(up_.data()), up_.readable()));
+      if (took == 0) {
+        break;  // kWritable will call again
+      }
+      up_.consume(took);
+      bytes_up_ += took;
+    }
+    if (up_.empty()) {
+      up_.shrink();
+      if (fd_eof_ && !tunnel_shut_) {
+        conn.shutdownWrite(id_);
+        tunnel_shut_ = true;
+      }
+    }
+  }
+  updateInterest();
+  tunnel_->flush();
+}
+
+void StreamBridge::updateInterest() {
+  if (done_) {
+    return;
+  }
+  uint32_t want = 0;
+  if (fd_connecting_ || fd_blocked_) {
+    want |= EPOLLOUT;
+  }
+  if (opened_ && !fd_eof_ && !up_.full()) {
+    want |= EPOLLIN;
+  }
+  if (want == interest_) {
+    return;
+  }
+  interest_ = want;
+  if (want == 0) {
+    // Nothing wanted: leave the set so a hung-up socket cannot make the loop spin.
+    if (registered_) {
+      ctx_.loop.remove(fd_);
+      registered_ = false;
+    }
+    return;
+  }
+  if (registered_) {
+    (void)ctx_.loop.modify(fd_, want, this);
+  } else {
+    registered_ = true;
+    (void)ctx_.loop.add(fd_, want, this);
+  }
+}
+
+void StreamBridge::onTunnelClosed(uint32_t error_code) {
+  if (done_) {
+    return;
+  }
+  if (error_code == 0) {
+    pump();  // deliver anything left
+  }
+  finish(error_code != 0 || !fd_shut_);
+}
+
+void StreamBridge::onTunnelFailed() {
+  finish(true);
+}
+
+void StreamBridge::abort() {
+  tunnel_->detach(id_);
+  finish(true);
+}
+
+void StreamBridge::finish(bool reset) {
+  if (done_) {
+    return;
+  }
+  done_ = true;
+  if (registered_) {
+    ctx_.loop.remove(fd_);
+  }
+  if (reset) {
+    closeWithReset(fd_);
+  } else {
+    ::close(fd_);
+  }
+  fd_ = -1;
+  ctx_.stats.inc(ctx_.stats.connections_active, -1);
+  ctx_.stats.inc(client_ ? ctx_.stats.bytes_sent_upstream : ctx_.stats.bytes_sent_downstream,
+                 static_cast<int64_t>(bytes_up_));
+  ctx_.stats.inc(client_ ? ctx_.stats.bytes_sent_downstream : ctx_.stats.bytes_sent_upstream,
+                 static_cast<int64_t>(bytes_down_));
+  // bytes_up_ left the local socket: the source's bytes on the client side, the app's answer
+  // on the server side.
+  telemetry_.close({.bytes_from_source = client_ ? bytes_up_ : bytes_down_,
+                    .bytes_to_source = client_ ? bytes_down_ : bytes_up_,
+                    .reset = reset});
+  ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,125 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Drives userspace/hbone's sans-IO connections from a worker's event loop.
+//
+// TunnelConnection owns the TCP socket of one HBONE connection (client or server side): it
+// moves ciphertext between the socket and the connection's buffers, dispatches the
+// connection's events to the StreamBridge of each stream, and closes itself when the
+// connection is finished.
+//
+// StreamBridge joins one plain TCP socket (the app's, or the connection to the app) with one
+// HBONE stream. Backpressure both ways: bytes from the socket wait in a bounded Buffer until the
+// stream takes them (write() accepts only what its bounded send buffer holds; kWritable says
+// when to retry), and bytes from the stream are consumed only once the socket took them, which
+// is what credits the HTTP/2 window back to the sender. Half-close maps FIN <-> END_STREAM.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/io/buffer.h"
+#include "agent/io/event_loop.h"
+#include "agent/telemetry/telemetry.h"
+#include "agent/worker_context.h"
+#include "hbone/connection.h"
+
+namespace ferry::agent {
+
+class StreamBridge;
+
+class TunnelConnection : public EventHandler, public Deferred {
+ public:
+  TunnelConnection(WorkerContext& ctx, int fd, bool connecting, bool client);
+  ~TunnelConnection() override;
+
+  hbone::HboneConnection& conn() { return *conn_; }
+  bool closed() const { return closed_; }
+  // Call after any stream-side call on conn(): dispatches events, writes output, updates
+  // interest, and closes the connection once it is finished. Re-entrant calls coalesce.
+  void flush();
+  void attach(hbone::StreamId id, StreamBridge* bridge) { bridges_[id] = bridge; }
+  void detach(hbone::StreamId id) { bridges_.erase(id); }
+  size_t bridgeCount() const { return bridges_.size(); }
+  void onEvents(uint32_t events) override;
+  void close(const std::string& why);
+
+ protected:
+  void setConnection(std::unique_ptr<hbone::HboneConnection> conn);
+  virtual void onHandshakeDone() {}
+  virtual void onStreamOpened(hbone::StreamId) {}
+  virtual void afterEvents() {}  // e.g. start deferred app connects, idle timers
+  virtual void onClosing() {}    // leave the pool
+
+  WorkerContext& ctx_;
+  int fd_;
+  bool connecting_;
+  bool client_;
+  std::unique_ptr<hbone::HboneConnection> conn_;
+  std::map<hbone::StreamId, StreamBridge*> bridges_;
+
+ private:
+  void dispatch();
+  bool writeOut();
+  void updateInterest();
+
+  bool closed_ = false;
+  bool eof_ = false;
+  bool in_flush_ = false;
+  bool flush_again_ = false;
+  bool want_write_ = false;
+  uint32_t interest_ = 0;
+  std::vector<hbone::HboneEvent> events_;
+};
+
+class StreamBridge : public EventHandler, public Deferred {
+ public:
+  // `fd_connecting`: fd is a connect in progress (server side, to the app); the bridge calls
+  // `on_connected(ok)` when it completes, and moves no bytes before.
+  StreamBridge(WorkerContext& ctx, TunnelConnection* tunnel, hbone::StreamId id, int fd,
+               bool fd_connecting, bool client);
+  ~StreamBridge() override;
+
+  void start();  // registers the socket with the loop
+  void setOnConnected(std::function<void(bool ok)> fn) { on_connected_ = std::move(fn); }
+  void setOpened() { opened_ = true; }
+  // Closed with this stream's byte counts when the bridge finishes.
+  void setTelemetry(ConnectionTelemetry t) { telemetry_ = std::move(t); }
+
+  void onEvents(uint32_t events) override;  // the plain socket
+  void onResponse(int status);              // client: the server's answer
+  void onTunnelReadable() { pump(); }
+  void onTunnelWritable() { pump(); }
+  void onTunnelClosed(uint32_t error_code);
+  void onTunnelFailed();  // the whole connection went away
+  void abort();           // reset both sides (e.g. refused before opening)
+
+ private:
+  void pump();
+  void finish(bool reset);
+  void updateInterest();
+
+  WorkerContext& ctx_;
+  TunnelConnection* tunnel_;
+  hbone::StreamId id_;
+  int fd_;
+  bool client_;
+  Buffer up_;  // socket -> stream
+  bool fd_connecting_;
+  bool opened_;
+  bool fd_eof_ = false;
+  bool fd_shut_ = false;
+  bool fd_blocked_ = false;
+  bool tunnel_shut_ = false;
+  bool done_ = false;
+  bool registered_ = false;
+  uint32_t interest_ = 0;
+  uint64_t bytes_up_ = 0;
+  uint64_t bytes_down_ = 0;
+  EventLoop::TimerId connect_timer_ = 0;
+  std::function<void(bool)> on_connected_;
+  ConnectionTelemetry telemetry_;
+};
+
+}  // namespace ferry::agent

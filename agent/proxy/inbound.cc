@@ -1,0 +1,151 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// Inbound plaintext (15006): connections sk_lookup steered to the agent because they arrived
+// for a pod's address without HBONE. PERMISSIVE serves them as an unauthenticated source,
+// subject to policy; STRICT refuses them.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/http/http_inbound.h"
+#include "agent/identity/revocation.h"
+#include "agent/log.h"
+#include "agent/proxy/inbound.h"
+#include "agent/proxy/listeners.h"
+#include "agent/proxy/tcp_relay.h"
+#include "agent/state/rate_limits.h"
+#include "agent/telemetry/telemetry_peers.h"
+
+namespace ferry::agent {
+
+absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod,
+                                 const SocketAddress& app) {
+  // From inside the pod's namespace to its own address: the packet stays on `lo`, which
+  // sk_lookup leaves alone, so it reaches the app and not our 15006 again.
+  auto fd = tcpSocketIn(pod.netns, app.family(), ctx.shared.config->socket_mark);
+  if (!fd.ok()) {
+    return fd.status();
+  }
+  if (auto s = startConnect(*fd, app); !s.ok()) {
+    ::close(*fd);
+    return s;
+  }
+  return *fd;
+}
+
+const model::Workload& workloadOf(const WorkloadState& state, const LocalPod& pod,
+                                  model::Workload& fallback) {
+  if (const model::Workload* w = state.workloadByUid(pod.info.uid)) {
+    return *w;
+  }
+  fallback.uid = pod.info.uid;
+  fallback.key = {pod.info.ns, pod.info.name};
+  fallback.service_account = pod.info.service_account;
+  fallback.ips = pod.info.ips;
+  return fallback;
+}
+
+void relayCounted(WorkerContext& ctx, int downstream, int upstream,
+                  std::atomic<int64_t>* connect_failures,
+                  std::vector<ConnectionTelemetry> telemetry, std::function<void()> on_done,
+                  TcpRelay** relay) {
+  ctx.stats.inc(ctx.stats.connections_active);
+  Stats* stats = &ctx.stats;
+  // std::function needs a copyable callable: the move-only reports ride in a shared_ptr.
+  auto reports = std::make_shared<std::vector<ConnectionTelemetry>>(std::move(telemetry));
+  TcpRelay* started = TcpRelay::start(
+      ctx.loop, downstream, upstream, /*b_connecting=*/true, ctx.shared.config->max_buffer_bytes,
+      ctx.shared.config->connect_timeout_ms,
+      [stats, connect_failures, reports, on_done = std::move(on_done)](const RelayResult& r) {
+        stats->inc(stats->connections_active, -1);
+        stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
+        stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
+        if (r.connect_failed && connect_failures != nullptr) {
+          stats->inc(*connect_failures);
+        }
+        for (ConnectionTelemetry& t : *reports) {
+          t.close({.bytes_from_source = r.bytes_a_to_b,
+                   .bytes_to_source = r.bytes_b_to_a,
+                   .connect_failed = r.connect_failed,
+                   .reset = r.reset});
+        }
+        if (on_done) {
+          on_done();
+        }
+      });
+  if (relay != nullptr) {
+    *relay = started;
+  }
+}
+
+bool admitConnectionRate(WorkerContext& ctx, const LocalPod& pod, uint16_t port,
+                         const std::string& principal, const std::string& peer) {
+  if (ctx.shared.rate_limits == nullptr) {
+    return true;
+  }
+  RateLimitVerdict v = ctx.shared.rate_limits->check(pod.info.uid, port, principal, false);
+  if (v.allowed) {
+    return true;
+  }
+  ctx.stats.inc(ctx.stats.tcp_connections_rate_limited);
+  LOG_INFO_EVERY_SECOND("inbound ", peer, " -> ", pod.info.name, ":", port,
+                        ": connection refused: ", v.reason);
+  return false;
+}
+
+void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
+  ctx.stats.inc(ctx.stats.inbound_plain_accepted);
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) {
+    closeWithReset(fd);
+    return;
+  }
+  SocketAddress dst = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
+  SocketAddress src = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
+  auto state = ctx.shared.workloads->current();
+  model::Workload fallback;
+  const model::Workload* workload = &workloadOf(*state, *pod, fallback);
+  if (mtlsModeFor(state->snapshot(), *workload, dst.port()) == model::MtlsMode::kStrict) {
+    ctx.stats.inc(ctx.stats.inbound_plain_refused_strict);
+    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
+                          ": plaintext refused (STRICT mTLS)");
+    closeWithReset(fd);
+    return;
+  }
+  ConnectionAttributes attrs;
+  attrs.source_ip = src.ip();
+  attrs.destination_ip = dst.ip();
+  attrs.destination_port = dst.port();
+  attrs.http = isHttpPort(state->snapshot(), *workload, dst.port());
+  Decision d = state->policies().authorize(*workload, attrs, &ctx.stats);
+  ConnectionInfo report =
+      inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d);
+  if (!d.allowed) {
+    ctx.shared.telemetry->connectionDenied(report);
+    ctx.stats.inc(ctx.stats.policy_denied);
+    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
+                          ": denied (plaintext, ", d.reason, ")");
+    closeWithReset(fd);
+    return;
+  }
+  if (attrs.http) {
+    startHttpInbound(ctx, fd, pod, dst, InboundPeer{"", src.ip(), dst.ip(), dst.port()});
+    return;
+  }
+  if (!admitConnectionRate(ctx, *pod, dst.port(), "", src.str())) {
+    closeWithReset(fd);
+    return;
+  }
+  auto app = connectToApp(ctx, *pod, dst);
+  if (!app.ok()) {
+    ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
+    closeWithReset(fd);
+    return;
+  }
+  std::vector<ConnectionTelemetry> reports;
+  reports.push_back(ctx.shared.telemetry->openConnection(report));
+  relayRevocable(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed, *workload, std::move(attrs),
+                 std::move(reports));
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,199 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/proxy/outbound.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/http/http_inbound.h"
+#include "agent/http/http_outbound.h"
+#include "agent/identity/revocation.h"
+#include "agent/log.h"
+#include "agent/proxy/hbone_client.h"
+#include "agent/proxy/inbound.h"
+#include "agent/proxy/listeners.h"
+#include "agent/state/route_state.h"
+#include "agent/telemetry/telemetry_peers.h"
+
+namespace ferry::agent {
+
+std::string principalOf(const std::string& trust_domain, const PodIdentity& id) {
+  return trust_domain + "/ns/" + id.ns + "/sa/" + id.service_account;
+}
+
+namespace {
+
+LogLimiter unknown_destination_log;
+LogLimiter not_enrolled_log;
+
+bool inRanges(const std::vector<policy::Cidr>& ranges, const std::string& ip) {
+  std::optional<policy::IpAddress> address = policy::IpAddress::parse(ip);
+  if (!address) {
+    return false;
+  }
+  for (const policy::Cidr& range : ranges) {
+    if (range.contains(*address)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress& to, int fd,
+                 const ConnectionInfo& report) {
+  ctx.stats.inc(ctx.stats.outbound_passthrough);
+  auto up = tcpSocketIn(source.netns, to.family(), ctx.shared.config->socket_mark);
+  if (!up.ok()) {
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(fd);
+    return;
+  }
+  if (!startConnect(*up, to).ok()) {
+    ::close(*up);
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(fd);
+    return;
+  }
+  std::vector<ConnectionTelemetry> reports;
+  reports.push_back(ctx.shared.telemetry->openConnection(report));
+  relayCounted(ctx, fd, *up, &ctx.stats.outbound_failed, std::move(reports));
+}
+
+}  // namespace
+
+void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
+  ctx.stats.inc(ctx.stats.outbound_accepted);
+  auto original = ctx.shared.capture->originalDestination(fd, pod->info);
+  if (!original.ok()) {
+    ctx.stats.inc(ctx.stats.outbound_no_original_dst);
+    LOG_WARN_EVERY_SECOND("outbound from ", pod->info.name,
+                          ": no original destination: ", original.status().ToString());
+    closeWithReset(fd);
+    return;
+  }
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof(peer);
+  std::string source_ip;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    source_ip = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len).ip();
+  }
+  auto state = ctx.shared.workloads->current();
+  if (ctx.shared.routing != nullptr) {
+    auto vip = state->serviceByVip(original->ip(), original->port());
+    if (vip && ctx.shared.routing->hasRoutes(vip->service->key, original->port())) {
+      // An HTTPRoute is attached: this hop parses HTTP and routes each request, even when the
+      // parent Service itself has no endpoints (GAMMA "frontend" services).
+      startHttpOutbound(ctx, pod, *original, source_ip, fd);
+      return;
+    }
+  }
+  Destination dest = state->resolve(original->ip(), original->port(), ctx.rng);
+  if (dest.ip.empty()) {
+    ctx.stats.inc(ctx.stats.outbound_no_endpoint);
+    LOG_INFO_EVERY_SECOND("outbound from ", pod->info.name, " to ", original->str(),
+                          ": service has no ready endpoint for this port");
+    closeWithReset(fd);
+    return;
+  }
+  forwardToDestination(ctx, pod, *state, dest, source_ip, fd);
+}
+
+void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod,
+                          const WorkloadState& state_ref, const Destination& dest,
+                          const std::string& source_ip, int fd) {
+  const WorkloadState* state = &state_ref;
+  auto to = SocketAddress::parse(dest.ip, dest.port);
+  if (!to.ok()) {
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(fd);
+    return;
+  }
+  PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
+  std::string source_principal = principalOf(state->trustDomain(), identity);
+  if (dest.workload == nullptr) {
+    const bool pod_range = inRanges(ctx.shared.pod_ranges, dest.ip);
+    if (pod_range || inRanges(ctx.shared.service_ranges, dest.ip)) {
+      // A pod address or ClusterIP the state does not name: maybe a mesh pod or Service the
+      // controller has not told this node about yet. Sending it in clear (kube-proxy would take
+      // a VIP on to some pod) could bypass that pod's policy; refuse, and let the client's retry
+      // find it once the state arrives.
+      ctx.stats.inc(ctx.stats.outbound_unknown_destination);
+      LOG_WARN_LIMITED(unknown_destination_log, "outbound from ", pod->info.ns, "/", pod->info.name,
+                       " to ", to->str(), ": refused: no ", pod_range ? "pod" : "Service",
+                       " with this address in state version ", state->snapshot().version);
+      closeWithReset(fd);
+      return;
+    }
+    passthrough(ctx, *pod, *to, fd,
+                outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
+    return;
+  }
+  auto pods = ctx.shared.pods->current();
+  if (const LocalPod* local = pods->findByIp(dest.ip)) {
+    ctx.stats.inc(ctx.stats.outbound_same_node);
+    ConnectionAttributes attrs;
+    attrs.principal = source_principal;
+    attrs.source_namespace = identity.ns;
+    attrs.source_ip = source_ip;
+    attrs.destination_ip = dest.ip;
+    attrs.destination_port = dest.port;
+    attrs.http = isHttpPort(state->snapshot(), *dest.workload, dest.port);
+    Decision d = state->policies().authorize(*dest.workload, attrs, &ctx.stats);
+    // Same node: this agent is both ends, so it reports as source and as destination, as two
+    // agents would. The identity was checked locally: counted as mutual TLS.
+    ConnectionInfo as_source =
+        outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
+    ConnectionInfo as_destination = as_source;
+    as_destination.reporter = TelemetryReporter::kDestination;
+    if (!d.allowed) {
+      ctx.shared.telemetry->connectionDenied(as_destination);
+      ctx.stats.inc(ctx.stats.policy_denied);
+      LOG_INFO_EVERY_SECOND("outbound ", pod->info.name, " -> ", to->str(),
+                            " (same node): denied: ", d.reason);
+      closeWithReset(fd);
+      return;
+    }
+    if (attrs.http) {  // same node skips encryption, not L7 policy
+      startHttpInbound(ctx, fd, pods->by_ip.at(dest.ip), *to,
+                       InboundPeer{"spiffe://" + attrs.principal, source_ip, dest.ip, dest.port});
+      return;
+    }
+    if (!admitConnectionRate(ctx, *local, dest.port, "spiffe://" + attrs.principal,
+                             pod->info.name)) {
+      closeWithReset(fd);
+      return;
+    }
+    auto app = connectToApp(ctx, *local, *to);
+    if (!app.ok()) {
+      ctx.stats.inc(ctx.stats.outbound_failed);
+      closeWithReset(fd);
+      return;
+    }
+    std::vector<ConnectionTelemetry> reports;
+    reports.push_back(ctx.shared.telemetry->openConnection(as_source));
+    reports.push_back(ctx.shared.telemetry->openConnection(as_destination));
+    relayRevocable(ctx, fd, *app, &ctx.stats.outbound_failed, *dest.workload, std::move(attrs),
+                   std::move(reports));
+    return;
+  }
+  if (!dest.workload->mesh_enabled) {
+    // Outside the mesh (the pod or its namespace opted out): plain TCP, as ztunnel does for a
+    // workload whose protocol is TCP.
+    passthrough(ctx, *pod, *to, fd,
+                outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
+    return;
+  }
+  if (dest.workload->node == state->node()) {
+    // A mesh pod of this node that is not enrolled here (its CNI ADD has not reached this
+    // agent): nothing enforces its policy yet, so it gets nothing.
+    ctx.stats.inc(ctx.stats.outbound_not_enrolled);
+    LOG_WARN_LIMITED(not_enrolled_log, "outbound from ", pod->info.ns, "/", pod->info.name, " to ",
+                     to->str(), ": refused: mesh pod ", dest.workload->key.ns, "/",
+                     dest.workload->key.name, " is not enrolled on this node");
+    closeWithReset(fd);
+    return;
+  }
+  ctx.stats.inc(ctx.stats.outbound_hbone);
+  startHboneOutbound(ctx, pod, identity, dest, source_ip, fd);
+}
+
+}  // namespace ferry::agent

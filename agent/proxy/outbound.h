@@ -1,0 +1,34 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Outbound (15001): a connection the capture redirected from an app in a local pod. The source
+// workload is the pod whose listener accepted it; the capture tells the original destination;
+// the workload state resolves a service VIP to one endpoint. Then one of:
+//  - destination outside the mesh: plain TCP from the pod's namespace (passthrough);
+//  - destination pod on this node: policy of the destination applied with the source's
+//    identity, then plain TCP inside the destination's namespace (no wire, no encryption);
+//  - destination pod on another node: an HBONE stream on a pooled mTLS connection to
+//    <pod-ip>:15008, dialled from the source pod's namespace with the source pod's certificate.
+
+#include <memory>
+#include <string>
+
+#include "agent/pods/local_pods.h"
+#include "agent/state/workload_state.h"
+#include "agent/worker_context.h"
+
+namespace ferry::agent {
+
+// Identity of a local pod as a principal ("<td>/ns/<ns>/sa/<sa>").
+std::string principalOf(const std::string& trust_domain, const PodIdentity& id);
+
+// Connects `fd` (a captured connection, or one end of an HTTP outbound's upstream socketpair)
+// to one resolved destination: passthrough, same node, or HBONE. Takes `fd`.
+void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
+                          const WorkloadState& state, const Destination& destination,
+                          const std::string& source_ip, int fd);
+
+// Handles a connection the pod's 15001 listener accepted (the entry point of this file).
+void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
+
+}  // namespace ferry::agent

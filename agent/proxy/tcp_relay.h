@@ -1,0 +1,72 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Copies bytes both ways between two TCP sockets on one event loop: used where no encryption is
+// needed (plaintext inbound on 15006, same-node outbound). Each direction has its own bounded
+// buffer; a full buffer stops reading its source (backpressure reaches the sender's TCP window),
+// EOF on one side becomes shutdown(SHUT_WR) on the other once its bytes are delivered
+// (half-close), an error on either side resets both.
+
+#include <cstdint>
+#include <functional>
+
+#include "agent/io/buffer.h"
+#include "agent/io/event_loop.h"
+#include "agent/io/sockets.h"
+
+namespace ferry::agent {
+
+struct RelayResult {
+  uint64_t bytes_a_to_b = 0;
+  uint64_t bytes_b_to_a = 0;
+  bool connect_failed = false;
+  bool reset = false;
+};
+
+class TcpRelay : public Deferred {
+ public:
+  using DoneCallback = std::function<void(const RelayResult&)>;
+
+  // Takes ownership of both sockets. `b_connecting`: b is a non-blocking connect in progress;
+  // nothing is read from a until it completes, and if it fails a is reset. The relay deletes
+  // itself (deleteLater) when both directions are done.
+  static TcpRelay* start(EventLoop& loop, int a, int b, bool b_connecting, size_t max_buffer,
+                         uint32_t connect_timeout_ms, DoneCallback done);
+
+  ~TcpRelay() override;
+  void abort() { finish(true); }  // resets both sides (a policy change revoked the connection)
+
+ private:
+  struct Side : public EventHandler {
+    TcpRelay* relay = nullptr;
+    int fd = -1;
+    Buffer in;  // bytes read from this side, waiting to be written to the other
+    bool read_eof = false;
+    bool shut_write = false;  // we sent FIN to this side
+    uint32_t interest = 0;
+    bool registered = true;
+    uint64_t moved = 0;
+    explicit Side(size_t max) : in(max) {}
+    void onEvents(uint32_t events) override { relay->onSide(*this, events); }
+  };
+
+  TcpRelay(EventLoop& loop, int a, int b, size_t max_buffer, DoneCallback done);
+  void onSide(Side& side, uint32_t events);
+  void pump();
+  bool readFrom(Side& from);
+  bool writeTo(Side& to, Side& from);
+  void updateInterest(Side& side);
+  void finish(bool reset);
+  Side& peer(Side& s) { return &s == &a_ ? b_ : a_; }
+
+  EventLoop& loop_;
+  Side a_;
+  Side b_;
+  bool connecting_ = false;
+  bool done_ = false;
+  bool connect_failed_ = false;
+  EventLoop::TimerId connect_timer_ = 0;
+  DoneCallback on_done_;
+};
+
+}  // namespace ferry::agent

@@ -1,0 +1,153 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/telemetry/http_telemetry.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/telemetry/telemetry_peers.h"
+
+namespace ferry::agent {
+namespace {
+
+constexpr std::string_view kSpiffePrefix = "spiffe://";
+
+PolicyOutcome l7Outcome(const http::RequestRecord& r) {
+  PolicyOutcome o;
+  if (!r.authorized) {
+    return o;  // refused before policy ran
+  }
+  // A request refused after policy with a flag of its own (a rate limit: "RL") was allowed by
+  // policy: it is reported under that flag, not as a policy denial.
+  o.allowed = r.allowed || !r.response_flags.empty();
+  o.policy = r.policy;
+  o.reason = r.reason;
+  if (!r.policy.empty()) {
+    o.action = o.allowed ? PolicyOutcome::Action::kAllow : PolicyOutcome::Action::kDeny;
+    int rule = -1;
+    o.rule = absl::SimpleAtoi(r.rule, &rule) ? rule : -1;
+  }
+  return o;
+}
+
+// Envoy's flag names for what went wrong besides policy.
+std::string responseFlags(const http::RequestRecord& r) {
+  if (!r.response_flags.empty()) {
+    return r.response_flags;  // set by the authorizer: "RL" for a rate limit
+  }
+  if (!r.authorized && r.local_reply) {
+    return "DPE";  // downstream protocol error: the request was malformed
+  }
+  if (r.local_reply && r.status == 502) {
+    return "UC";  // the app's connection ended before it answered
+  }
+  return "";
+}
+
+}  // namespace
+
+trace::TraceContext forwardedTrace(std::string_view incoming, const trace::Sampler& sampler) {
+  if (!incoming.empty()) {
+    auto parent = trace::parseTraceparent(incoming);
+    if (parent.ok()) {
+      return parent->child();
+    }
+  }
+  trace::TraceContext root = trace::TraceContext::generate(/*sampled=*/false);
+  if (sampler.sampleRoot(root.trace_id)) {
+    root.flags |= trace::kSampledFlag;
+  }
+  return root;
+}
+
+void setForwardedTrace(std::string_view incoming, const trace::TraceContext& ours,
+                       http::HeaderEdits& edits) {
+  if (!incoming.empty() && !trace::parseTraceparent(incoming).ok()) {
+    edits.remove("tracestate");
+  }
+  edits.set("traceparent", ours.format());
+}
+
+void setTrace(HttpRequestInfo& r, const trace::TraceContext* incoming,
+              const trace::TraceContext& ours) {
+  r.trace_id = ours.traceIdHex();
+  r.span_id = ours.spanIdHex();
+  r.trace_sampled = ours.sampled();
+  if (incoming != nullptr && incoming->trace_id == ours.trace_id) {
+    r.parent_span_id = incoming->spanIdHex();
+  }
+}
+
+http::RequestHeaderHook traceHeaderHook(trace::Sampler sampler) {
+  return [sampler](const http::RequestView& view, http::HeaderEdits& edits) {
+    std::string incoming = view.headerJoined("traceparent").value_or("");
+    setForwardedTrace(incoming, forwardedTrace(incoming, sampler), edits);
+  };
+}
+
+ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod& pod,
+                                     const InboundPeer& peer) {
+  std::string principal = peer.principal;
+  if (principal.starts_with(kSpiffePrefix)) {
+    principal.erase(0, kSpiffePrefix.size());  // inboundReport wants the agent's form
+  }
+  SocketAddress destination;
+  if (auto parsed = SocketAddress::parse(peer.destination_ip, peer.destination_port); parsed.ok()) {
+    destination = *parsed;
+  }
+  ConnectionInfo info = inboundReport(state, pod, principal, /*mtls=*/!principal.empty(),
+                                      peer.source_ip, peer.source_ip, destination, Decision{});
+  if (peer.baggage) {
+    adoptBaggage(info, *peer.baggage);
+  }
+  return info;
+}
+
+HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
+                                const InboundPeer& peer, const http::RequestRecord& record,
+                                const trace::Sampler& sampler) {
+  return httpRequestInfo(inboundHttpConnection(state, pod, peer), record, sampler);
+}
+
+HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::RequestRecord& record,
+                                const trace::Sampler& sampler) {
+  HttpRequestInfo r;
+  r.connection = connection;
+  r.connection.policy = l7Outcome(record);
+  r.policy_evaluated = record.authorized;
+  r.response_flags = responseFlags(record);
+  r.method = record.method;
+  r.path = record.path;
+  r.authority = record.authority;
+  r.protocol = record.grpc ? "grpc" : "http";
+  r.response_code = record.status;
+  r.grpc_status = record.grpc_status;
+  r.request_bytes = record.request_body_bytes;
+  r.response_bytes = record.response_body_bytes;
+  r.duration = absl::FromChrono(record.duration);
+
+  auto incoming = trace::parseTraceparent(record.traceparent);
+  auto forwarded = trace::parseTraceparent(record.forwarded_traceparent);
+  // Forwarded: our span is the one the app saw. Not forwarded (denied, malformed): the span
+  // this agent answered in.
+  trace::TraceContext ours =
+      forwarded.ok() ? *forwarded : forwardedTrace(record.traceparent, sampler);
+  setTrace(r, incoming.ok() ? &*incoming : nullptr, ours);
+  if (!connection.destination.address.empty()) {
+    // Istio's inbound cluster name: "inbound|<port>||".
+    r.upstream_cluster = absl::StrCat(
+        "inbound|",
+        connection.destination.address.substr(connection.destination.address.rfind(':') + 1), "||");
+  }
+  return r;
+}
+
+void HttpInboundReporter::report(const http::RequestRecord& record) {
+  std::shared_ptr<const WorkloadState> state = ctx_.shared.workloads->current();
+  if (state_.lock() != state) {
+    connection_ = inboundHttpConnection(*state, *pod_, peer_);
+    state_ = state;
+  }
+  ctx_.shared.telemetry->recordRequest(
+      httpRequestInfo(connection_, record, ctx_.shared.telemetry->sampler()));
+}
+
+}  // namespace ferry::agent

@@ -1,0 +1,114 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#include "agent/identity/revocation.h"
+
+#include <catch2/catch.hpp>
+
+namespace ferry::agent {
+namespace {
+
+model::NodeSnapshot stateWith(std::vector<model::AuthorizationPolicy> policies) {
+  model::NodeSnapshot snap;
+  snap.version = policies.size() + 1;
+  model::Workload w;
+  w.uid = "db";
+  w.key = {"prod", "db-0"};
+  w.labels = {{"app", "db"}};
+  snap.workloads.push_back(w);
+  snap.policies = std::move(policies);
+  return snap;
+}
+
+// One worker whose loop never runs: recheck() is called directly.
+struct Worker {
+  WorkloadStateHolder workloads;
+  Shared shared;
+  EventLoop loop;
+  std::unique_ptr<WorkerContext> ctx;
+  Worker() {
+    workloads.set(std::make_shared<const WorkloadState>(stateWith({})));
+    shared.workloads = &workloads;
+    ctx = std::make_unique<WorkerContext>(0, loop, shared);
+  }
+  void apply(std::vector<model::AuthorizationPolicy> policies) {
+    workloads.set(std::make_shared<const WorkloadState>(stateWith(std::move(policies))));
+  }
+};
+
+TEST_CASE("revocation counts and closes only connections still open", "[agent][revocation]") {
+  Worker worker;
+  WorkerContext& ctx = *worker.ctx;
+  Revocations& revocations = Revocations::of(ctx);
+  const model::Workload db = worker.workloads.current()->snapshot().workloads[0];
+  ConnectionAttributes attrs;
+  attrs.principal = "cluster.local/ns/prod/sa/web";
+  attrs.destination_port = 5432;
+  // Vary how many of the denied entries are still open, including none and all.
+  for (int open : {0, 1, 3}) {
+    for (int finished : {0, 2}) {
+      INFO(open << " open, " << finished << " finished");
+      int closed_open = 0;
+      int closed_finished = 0;
+      for (int i = 0; i < open; ++i) {
+        revocations.add(db, attrs, [&] {
+          ++closed_open;
+          return true;
+        });
+      }
+      for (int i = 0; i < finished; ++i) {
+        // An HBONE stream whose bridge already ended: its entry lingers until the next sweep.
+        revocations.add(db, attrs, [&] {
+          ++closed_finished;
+          return false;
+        });
+      }
+      const int64_t before = ctx.stats.policy_revoked.load();
+      model::AuthorizationPolicy deny_all;
+      deny_all.key = {"prod", "deny-all"};
+      deny_all.action = model::PolicyAction::kDeny;
+      deny_all.rules.emplace_back();
+      worker.apply({deny_all});
+      revocations.recheck();
+      CHECK(closed_open == open);
+      CHECK(closed_finished == finished);
+      CHECK(ctx.stats.policy_revoked.load() - before == open);
+      CHECK(revocations.size() == 0);
+      // Back to an open state for the next round.
+      worker.apply({});
+      revocations.recheck();
+    }
+  }
+}
+
+TEST_CASE("revocation leaves connections the new policy still allows", "[agent][revocation]") {
+  Worker worker;
+  WorkerContext& ctx = *worker.ctx;
+  Revocations& revocations = Revocations::of(ctx);
+  const model::Workload db = worker.workloads.current()->snapshot().workloads[0];
+  ConnectionAttributes web;
+  web.principal = "cluster.local/ns/prod/sa/web";
+  web.destination_port = 5432;
+  ConnectionAttributes plaintext = web;
+  plaintext.principal.clear();
+  int closed = 0;
+  revocations.add(db, web, [&] {
+    ++closed;
+    return true;
+  });
+  revocations.add(db, plaintext, [&] {
+    ++closed;
+    return true;
+  });
+  // ALLOW principals ["*"]: the plaintext connection loses, the mTLS one stays.
+  model::AuthorizationPolicy any_peer;
+  any_peer.key = {"prod", "any-peer"};
+  any_peer.rules.emplace_back();
+  any_peer.rules[0].from.push_back(model::Source{.principals = {"*"}});
+  worker.apply({any_peer});
+  revocations.recheck();
+  CHECK(closed == 1);
+  CHECK(ctx.stats.policy_revoked.load() == 1);
+  CHECK(revocations.size() == 1);
+}
+
+}  // namespace
+}  // namespace ferry::agent
