@@ -112,39 +112,52 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
     closeWithReset(fd);
     return;
   }
-  ConnectionAttributes attrs;
-  attrs.source_ip = src.ip();
-  attrs.destination_ip = dst.ip();
-  attrs.destination_port = dst.port();
-  attrs.http = isHttpPort(state->snapshot(), *workload, dst.port());
-  Decision d = state->policies().authorize(*workload, attrs, &ctx.stats);
-  ConnectionInfo report =
-      inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d);
+  LocalDelivery in{.pod = pod, .workload = workload, .to = dst, .peer = src.str()};
+  in.attrs.source_ip = src.ip();
+  in.attrs.destination_ip = dst.ip();
+  in.attrs.destination_port = dst.port();
+  in.reports = [&](const Decision& d) {
+    return std::vector<ConnectionInfo>{
+        inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d)};
+  };
+  in.connect_failures = &ctx.stats.inbound_app_connect_failed;
+  deliverToLocalPod(ctx, *state, std::move(in), fd);
+}
+
+void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in, int fd) {
+  in.attrs.http = isHttpPort(state.snapshot(), *in.workload, in.to.port());
+  Decision d = state.policies().authorize(*in.workload, in.attrs, &ctx.stats);
+  std::vector<ConnectionInfo> infos = in.reports(d);
   if (!d.allowed) {
-    ctx.shared.telemetry->connectionDenied(report);
+    ctx.shared.telemetry->connectionDenied(infos.front());
     ctx.stats.inc(ctx.stats.policy_denied);
-    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
-                          ": denied (plaintext, ", d.reason, ")");
+    LOG_INFO_EVERY_SECOND("inbound ", in.peer, " -> ", in.pod->info.name, " ", in.to.str(),
+                          ": denied (", in.attrs.principal.empty() ? "plaintext" : "mTLS", ", ",
+                          d.reason, ")");
     closeWithReset(fd);
     return;
   }
-  if (attrs.http) {
-    startHttpInbound(ctx, fd, pod, dst, InboundPeer{"", src.ip(), dst.ip(), dst.port()});
+  const std::string principal = in.attrs.principal.empty() ? "" : "spiffe://" + in.attrs.principal;
+  if (in.attrs.http) {
+    startHttpInbound(ctx, fd, in.pod, in.to,
+                     InboundPeer{principal, in.attrs.source_ip, in.to.ip(), in.to.port()});
     return;
   }
-  if (!admitConnectionRate(ctx, *pod, dst.port(), "", src.str())) {
+  if (!admitConnectionRate(ctx, *in.pod, in.to.port(), principal, in.peer)) {
     closeWithReset(fd);
     return;
   }
-  auto app = connectToApp(ctx, *pod, dst);
+  auto app = connectToApp(ctx, *in.pod, in.to);
   if (!app.ok()) {
-    ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
+    ctx.stats.inc(*in.connect_failures);
     closeWithReset(fd);
     return;
   }
   std::vector<ConnectionTelemetry> reports;
-  reports.push_back(ctx.shared.telemetry->openConnection(report));
-  relayRevocable(ctx, fd, *app, &ctx.stats.inbound_app_connect_failed, *workload, std::move(attrs),
+  for (const ConnectionInfo& info : infos) {
+    reports.push_back(ctx.shared.telemetry->openConnection(info));
+  }
+  relayRevocable(ctx, fd, *app, in.connect_failures, *in.workload, std::move(in.attrs),
                  std::move(reports));
 }
 

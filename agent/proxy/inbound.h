@@ -4,6 +4,7 @@
 // The inbound side shared by plaintext (15006), HBONE (15008) and same-node delivery: open the
 // connection to the app inside its pod's namespace.
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -17,6 +18,23 @@ namespace ferry::agent {
 
 // Handles a connection the pod's 15006 listener accepted (plaintext inbound).
 void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
+
+// One connection to a local pod's port, served as its destination whoever carried it here (the
+// pod's 15006 listener, or this agent's own outbound when the source pod is on this node too):
+// the pod's policy with `attrs` as the peer, then the HTTP filters on an HTTP port, or the
+// connection rate limit, the app connect and the relay (revocable).
+struct LocalDelivery {
+  std::shared_ptr<const LocalPod> pod;        // the destination
+  const model::Workload* workload = nullptr;  // its workload (state's, or workloadOf's fallback)
+  SocketAddress to;                           // the app: the pod's own address and the port
+  ConnectionAttributes attrs;                 // the peer as policy sees it (`http` is set here)
+  std::string peer;                           // who connected, for log lines
+  // The connection's reports once the decision is known, the destination's first (a denial is
+  // reported on it); each is opened when the relay starts.
+  std::function<std::vector<ConnectionInfo>(const Decision&)> reports;
+  std::atomic<int64_t>* connect_failures = nullptr;  // counts an app that cannot be reached
+};
+void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in, int fd);
 
 // A non-blocking connect (in progress) from inside `pod`'s namespace to `app` (the pod's own
 // address and the port the client asked for).

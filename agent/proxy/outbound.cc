@@ -128,51 +128,29 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
     return;
   }
   auto pods = ctx.shared.pods->current();
-  if (const LocalPod* local = pods->findByIp(dest.ip)) {
+  if (pods->findByIp(dest.ip) != nullptr) {
+    // Same node: this agent is both ends, so it serves the destination's side as the pod's
+    // inbound would, and reports as source and as destination, as two agents would. The
+    // identity was checked locally: counted as mutual TLS.
     ctx.stats.inc(ctx.stats.outbound_same_node);
-    ConnectionAttributes attrs;
-    attrs.principal = source_principal;
-    attrs.source_namespace = identity.ns;
-    attrs.source_ip = source_ip;
-    attrs.destination_ip = dest.ip;
-    attrs.destination_port = dest.port;
-    attrs.http = isHttpPort(state->snapshot(), *dest.workload, dest.port);
-    Decision d = state->policies().authorize(*dest.workload, attrs, &ctx.stats);
-    // Same node: this agent is both ends, so it reports as source and as destination, as two
-    // agents would. The identity was checked locally: counted as mutual TLS.
-    ConnectionInfo as_source =
-        outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
-    ConnectionInfo as_destination = as_source;
-    as_destination.reporter = TelemetryReporter::kDestination;
-    if (!d.allowed) {
-      ctx.shared.telemetry->connectionDenied(as_destination);
-      ctx.stats.inc(ctx.stats.policy_denied);
-      LOG_INFO_EVERY_SECOND("outbound ", pod->info.name, " -> ", to->str(),
-                            " (same node): denied: ", d.reason);
-      closeWithReset(fd);
-      return;
-    }
-    if (attrs.http) {  // same node skips encryption, not L7 policy
-      startHttpInbound(ctx, fd, pods->by_ip.at(dest.ip), *to,
-                       InboundPeer{"spiffe://" + attrs.principal, source_ip, dest.ip, dest.port});
-      return;
-    }
-    if (!admitConnectionRate(ctx, *local, dest.port, "spiffe://" + attrs.principal,
-                             pod->info.name)) {
-      closeWithReset(fd);
-      return;
-    }
-    auto app = connectToApp(ctx, *local, *to);
-    if (!app.ok()) {
-      ctx.stats.inc(ctx.stats.outbound_failed);
-      closeWithReset(fd);
-      return;
-    }
-    std::vector<ConnectionTelemetry> reports;
-    reports.push_back(ctx.shared.telemetry->openConnection(as_source));
-    reports.push_back(ctx.shared.telemetry->openConnection(as_destination));
-    relayRevocable(ctx, fd, *app, &ctx.stats.outbound_failed, *dest.workload, std::move(attrs),
-                   std::move(reports));
+    LocalDelivery in{.pod = pods->by_ip.at(dest.ip),
+                     .workload = dest.workload,
+                     .to = *to,
+                     .peer = pod->info.name + " (same node)"};
+    in.attrs.principal = source_principal;
+    in.attrs.source_namespace = identity.ns;
+    in.attrs.source_ip = source_ip;
+    in.attrs.destination_ip = dest.ip;
+    in.attrs.destination_port = dest.port;
+    in.reports = [&](const Decision& d) {
+      ConnectionInfo as_source =
+          outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
+      ConnectionInfo as_destination = as_source;
+      as_destination.reporter = TelemetryReporter::kDestination;
+      return std::vector<ConnectionInfo>{as_destination, as_source};
+    };
+    in.connect_failures = &ctx.stats.outbound_failed;
+    deliverToLocalPod(ctx, *state, std::move(in), fd);
     return;
   }
   if (!dest.workload->mesh_enabled) {
