@@ -20,11 +20,12 @@ constexpr int kIperfBusyAttempts = 5;
 }  // namespace
 
 void Suite::measureLatency(int round, const Case& c) {
-  auto out = loadgen(c.client,
-                     {"run", "--target=" + c.http_target, absl::StrCat("--rate=", options_.rate),
-                      absl::StrCat("--connections=", options_.latency_connections),
-                      absl::StrCat("--seconds=", options_.latency_seconds)},
-                     options_.latency_seconds);
+  std::vector<std::string> args = {"run", "--target=" + c.http_target,
+                                   absl::StrCat("--rate=", options_.rate),
+                                   absl::StrCat("--connections=", options_.latency_connections),
+                                   absl::StrCat("--seconds=", options_.latency_seconds)};
+  args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
+  auto out = loadgen(c.client, args, options_.latency_seconds);
   auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
   if (!out.ok() || j.is_discarded()) {
     ++failures_;
@@ -81,6 +82,7 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   if (new_connections) {
     args.push_back("--new-connections");
   }
+  args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
   auto before = cpuSeconds(c.proxies);
   auto out = loadgen(c.client, args, options_.load_seconds);
   auto after = cpuSeconds(c.proxies);
