@@ -83,6 +83,11 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
     args.push_back("--new-connections");
   }
   args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
+  // Each proxy's own CPU too (for Ferry: the client-side agent, then the server-side one).
+  std::vector<absl::StatusOr<double>> each_before;
+  for (pid_t pid : c.proxies) {
+    each_before.push_back(cpuSeconds({pid}));
+  }
   auto before = cpuSeconds(c.proxies);
   auto out = loadgen(c.client, args, options_.load_seconds);
   auto after = cpuSeconds(c.proxies);
@@ -101,6 +106,13 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
       static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));
   if (!c.proxies.empty() && completed > 0) {
     row(round, c, prefix + "_cpu_us_per_req", (*after - *before) * 1e6 / completed);
+    for (size_t i = 0; i < c.proxies.size(); ++i) {
+      auto each_after = cpuSeconds({c.proxies[i]});
+      if (each_before[i].ok() && each_after.ok()) {
+        row(round, c, absl::StrCat(prefix, "_cpu_us_per_req_proxy", i + 1),
+            (*each_after - *each_before[i]) * 1e6 / completed);
+      }
+    }
   }
 }
 

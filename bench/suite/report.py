@@ -140,6 +140,8 @@ def main():
                      "+ JWT, first-seen tokens | ratio |")
         lines.append("|---|---:|---:|---:|---:|---:|")
         for metric, label in [("sat_cpu_us_per_req", "agent CPU per request (us, both agents)"),
+                              ("sat_cpu_us_per_req_proxy1", "of which the client's agent (us)"),
+                              ("sat_cpu_us_per_req_proxy2", "of which the server's agent (us)"),
                               ("sat_rps", "requests/s at saturation"),
                               ("lat_p50_us", "latency p50 (us) at 1,000 req/s"),
                               ("lat_p99_us", "latency p99 (us) at 1,000 req/s")]:
