@@ -58,6 +58,8 @@ struct Parsed {
   int64_t end = -1;
   int status = 0;
   bool close = false;
+  bool has_retry_after = false;
+  std::string retry_after;
 };
 
 Parsed parseResponse(const std::string& in) {
@@ -75,6 +77,12 @@ Parsed parseResponse(const std::string& in) {
   p.status = code;
   std::string head = absl::AsciiStrToLower(in.substr(0, hdr + 2));
   p.close = head.find("\r\nconnection: close\r\n") != std::string::npos;
+  if (const size_t ra = head.find("\r\nretry-after:"); ra != std::string::npos) {
+    const size_t start = ra + 14;
+    p.has_retry_after = true;
+    p.retry_after = std::string(
+        absl::StripAsciiWhitespace(head.substr(start, head.find("\r\n", start) - start)));
+  }
   const size_t cl = head.find("\r\ncontent-length:");
   if (cl == std::string::npos) {
     p.end = -2;
@@ -98,10 +106,16 @@ class Engine {
     for (size_t i = 0; i < conns_.size(); ++i) {
       conns_[i].index = static_cast<uint32_t>(i);
     }
-    request_ =
+    const std::string head =
         absl::StrCat("GET ", options.target.path, " HTTP/1.1\r\nHost: ", options.target.host,
                      "\r\nUser-Agent: ferry-loadgen\r\n",
-                     options.new_connection_per_request ? "Connection: close\r\n" : "", "\r\n");
+                     options.new_connection_per_request ? "Connection: close\r\n" : "");
+    if (options.header_lines.empty()) {
+      requests_.push_back(head + "\r\n");
+    }
+    for (const std::string& line : options.header_lines) {
+      requests_.push_back(absl::StrCat(head, line, "\r\n\r\n"));
+    }
   }
   ~Engine() {
     for (Conn& c : conns_) {
@@ -125,6 +139,7 @@ class Engine {
     bool connecting = false;
     bool busy = false;
     int64_t origin_ns = 0;
+    const std::string* request = nullptr;
     size_t written = 0;
     std::string in;
     std::deque<int64_t> pending;  // intended start times waiting for this connection
@@ -153,7 +168,9 @@ class Engine {
   const LoadOptions& options_;
   Address address_;
   std::vector<Conn> conns_;
-  std::string request_;
+  std::vector<std::string> requests_;  // one per header line, used in turn
+  uint64_t started_ = 0;
+  int64_t first_send_ns_ = -1, last_send_ns_ = -1, first_answer_ns_ = -1, last_answer_ns_ = -1;
   int epoll_ = -1;
   int timer_ = -1;
   int64_t start_ns_ = 0;
@@ -198,7 +215,12 @@ void Engine::closeConn(Conn& c) {
 void Engine::start(Conn& c, int64_t origin_ns) {
   c.busy = true;
   c.origin_ns = origin_ns;
+  c.request = &requests_[started_++ % requests_.size()];
   c.written = 0;
+  last_send_ns_ = monoNs();
+  if (first_send_ns_ < 0) {
+    first_send_ns_ = last_send_ns_;
+  }
   if (c.fd < 0 && !openConn(c)) {
     finish(c, false, 0);
     return;
@@ -209,9 +231,9 @@ void Engine::start(Conn& c, int64_t origin_ns) {
 }
 
 bool Engine::writeRequest(Conn& c) {
-  while (c.written < request_.size()) {
-    ssize_t n =
-        ::send(c.fd, request_.data() + c.written, request_.size() - c.written, MSG_NOSIGNAL);
+  const std::string& request = *c.request;
+  while (c.written < request.size()) {
+    ssize_t n = ::send(c.fd, request.data() + c.written, request.size() - c.written, MSG_NOSIGNAL);
     if (n < 0) {
       return errno == EAGAIN;  // EPOLLOUT finishes it
     }
@@ -293,12 +315,25 @@ void Engine::readResponse(Conn& c) {
   } else {
     c.in.erase(0, static_cast<size_t>(p.end));
   }
+  if (status == 429 && p.has_retry_after) {
+    ++result_.retry_after;
+    if (result_.retry_after_values.size() < 5) {
+      result_.retry_after_values.push_back(p.retry_after);
+    }
+  }
   finish(c, true, status);
 }
 
 void Engine::finish(Conn& c, bool ok, int status) {
   const int64_t now = monoNs();
   c.busy = false;
+  if (ok) {
+    ++result_.status[status];
+    last_answer_ns_ = now;
+    if (first_answer_ns_ < 0) {
+      first_answer_ns_ = now;
+    }
+  }
   if (!ok) {
     ++result_.errors;
   } else if (status < 200 || status > 299) {
@@ -387,7 +422,10 @@ absl::StatusOr<LoadResult> Engine::run() {
   for (;;) {
     const int64_t now = monoNs();
     if (open_loop) {
-      const uint64_t due = schedule.dueCount(std::min(now, end_ns_ - 1));
+      uint64_t due = schedule.dueCount(std::min(now, end_ns_ - 1));
+      if (options_.requests > 0) {
+        due = std::min(due, options_.requests);
+      }
       for (; next_index < due; ++next_index) {
         Conn& c = conns_[schedule.connectionOf(next_index)];
         if (c.busy) {
@@ -430,6 +468,11 @@ absl::StatusOr<LoadResult> Engine::run() {
     }
   }
   result_.seconds = static_cast<double>(std::max(last_done_ns_, end_ns_) - start_ns_) / 1e9;
+  if (first_answer_ns_ >= 0) {
+    result_.span_min_s =
+        static_cast<double>(std::max<int64_t>(0, last_send_ns_ - first_answer_ns_)) / 1e9;
+    result_.span_max_s = static_cast<double>(last_answer_ns_ - first_send_ns_) / 1e9;
+  }
   if (!open_loop) {
     // Closed loop: rate over the measured window only.
     result_.seconds = options_.seconds;
@@ -473,7 +516,14 @@ absl::StatusOr<Target> parseTarget(const std::string& text) {
   return t;
 }
 
-absl::StatusOr<LoadResult> runLoad(const LoadOptions& options) {
+absl::StatusOr<LoadResult> runLoad(const LoadOptions& given) {
+  LoadOptions options = given;
+  if (options.requests > 0) {
+    if (options.rate <= 0) {
+      return absl::InvalidArgumentError("a number of requests needs a rate");
+    }
+    options.seconds = static_cast<double>(options.requests) / options.rate;
+  }
   if (options.connections < 1 || options.seconds <= 0 || options.rate < 0) {
     return absl::InvalidArgumentError("need connections >= 1, seconds > 0 and rate >= 0");
   }

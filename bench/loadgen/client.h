@@ -11,6 +11,7 @@
 // connection and asks the server to close it.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,15 +36,27 @@ struct LoadOptions {
   double seconds = 10;
   bool new_connection_per_request = false;
   double drain_seconds = 5;  // after `seconds`, how long in-flight requests may still finish
+  // Open loop: offer exactly this many requests at `rate` (`seconds` becomes requests / rate).
+  uint64_t requests = 0;
+  // Request i carries header_lines[i % size] ("Name: value"), e.g. a bearer token each.
+  std::vector<std::string> header_lines;
 };
 
 struct LoadResult {
-  uint64_t completed = 0;   // 2xx responses
-  uint64_t bad_status = 0;  // complete responses that were not 2xx
-  uint64_t errors = 0;      // connect failures, resets, truncated responses, drain timeouts
-  uint64_t connects = 0;    // TCP connections opened
-  double seconds = 0;       // from the first due request to the last completion
-  Histogram latency;        // of completed requests, from their intended start
+  uint64_t completed = 0;          // 2xx responses
+  uint64_t bad_status = 0;         // complete responses that were not 2xx
+  uint64_t errors = 0;             // connect failures, resets, truncated responses, drain timeouts
+  uint64_t connects = 0;           // TCP connections opened
+  double seconds = 0;              // from the first due request to the last completion
+  Histogram latency;               // of completed requests, from their intended start
+  std::map<int, uint64_t> status;  // complete responses by status code
+  uint64_t retry_after = 0;        // 429s carrying Retry-After
+  std::vector<std::string> retry_after_values;  // the first few
+  // The client's clock, for a server's-eye bound (rate limits): from the first answer to the
+  // last send (the far end saw at least this span) and from the first send to the last answer
+  // (at most this span). A request is "sent" when it is handed to its connection.
+  double span_min_s = 0;
+  double span_max_s = 0;
   double rps() const { return seconds > 0 ? static_cast<double>(completed) / seconds : 0; }
 };
 

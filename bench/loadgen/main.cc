@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,7 +20,9 @@ constexpr char kUsage[] =
     "usage:\n"
     "  ferry-loadgen serve [--listen=0.0.0.0] [--port=8080] [--body=1024] [--threads=1]\n"
     "  ferry-loadgen run --target=IP:PORT[/path] [--rate=R (0: closed loop)] [--connections=4]\n"
-    "                    [--seconds=10] [--new-connections]   (prints one JSON line)\n"
+    "                    [--seconds=10 | --requests=N (open loop: N requests at R)]\n"
+    "                    [--new-connections] [--header-file=F (request i carries line i of F,\n"
+    "                    \"Name: value\", in turn)]   (prints one JSON line)\n"
     "  ferry-loadgen hold --target=IP:PORT[/path] --connections=N\n"
     "                    (opens N connections, one request each, prints \"held N\", waits)\n";
 
@@ -102,6 +105,22 @@ int main(int argc, char** argv) {
     }
     options.connections = static_cast<int>(connections);
     options.new_connection_per_request = flags.count("new-connections") > 0;
+    double requests;
+    if (!number("requests", 0, &requests) || requests < 0) {
+      return usage("bad --requests");
+    }
+    options.requests = static_cast<uint64_t>(requests);
+    if (flags.count("header-file")) {
+      std::ifstream in(flags["header-file"]);
+      for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) {
+          options.header_lines.push_back(line);
+        }
+      }
+      if (!in.eof() || options.header_lines.empty()) {
+        return usage("cannot read header lines from " + flags["header-file"]);
+      }
+    }
     auto result = runLoad(options);
     if (!result.ok()) {
       std::fprintf(stderr, "ferry-loadgen: %s\n", result.status().ToString().c_str());
@@ -120,7 +139,15 @@ int main(int argc, char** argv) {
         {"p99_us", h.percentile(0.99) / 1e3},
         {"p999_us", h.percentile(0.999) / 1e3},
         {"max_us", h.max() / 1e3},
+        {"span_min_s", result->span_min_s},
+        {"span_max_s", result->span_max_s},
+        {"retry_after", result->retry_after},
+        {"retry_after_values", result->retry_after_values},
     };
+    nlohmann::json& by_status = j["status"] = nlohmann::json::object();
+    for (const auto& [code, n] : result->status) {
+      by_status[std::to_string(code)] = n;
+    }
     std::printf("%s\n", j.dump().c_str());
     return result->completed > 0 ? 0 : 1;
   }

@@ -20,11 +20,12 @@ constexpr int kIperfBusyAttempts = 5;
 }  // namespace
 
 void Suite::measureLatency(int round, const Case& c) {
-  auto out = loadgen(c.client,
-                     {"run", "--target=" + c.http_target, absl::StrCat("--rate=", options_.rate),
-                      absl::StrCat("--connections=", options_.latency_connections),
-                      absl::StrCat("--seconds=", options_.latency_seconds)},
-                     options_.latency_seconds);
+  std::vector<std::string> args = {"run", "--target=" + c.http_target,
+                                   absl::StrCat("--rate=", options_.rate),
+                                   absl::StrCat("--connections=", options_.latency_connections),
+                                   absl::StrCat("--seconds=", options_.latency_seconds)};
+  args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
+  auto out = loadgen(c.client, args, options_.latency_seconds);
   auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
   if (!out.ok() || j.is_discarded()) {
     ++failures_;
@@ -81,6 +82,12 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   if (new_connections) {
     args.push_back("--new-connections");
   }
+  args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
+  // Each proxy's own CPU too (for Ferry: the client-side agent, then the server-side one).
+  std::vector<absl::StatusOr<double>> each_before;
+  for (pid_t pid : c.proxies) {
+    each_before.push_back(cpuSeconds({pid}));
+  }
   auto before = cpuSeconds(c.proxies);
   auto out = loadgen(c.client, args, options_.load_seconds);
   auto after = cpuSeconds(c.proxies);
@@ -99,6 +106,13 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
       static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));
   if (!c.proxies.empty() && completed > 0) {
     row(round, c, prefix + "_cpu_us_per_req", (*after - *before) * 1e6 / completed);
+    for (size_t i = 0; i < c.proxies.size(); ++i) {
+      auto each_after = cpuSeconds({c.proxies[i]});
+      if (each_before[i].ok() && each_after.ok()) {
+        row(round, c, absl::StrCat(prefix, "_cpu_us_per_req_proxy", i + 1),
+            (*each_after - *each_before[i]) * 1e6 / completed);
+      }
+    }
   }
 }
 

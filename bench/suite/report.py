@@ -16,6 +16,8 @@ CASES = [
     ("ferry_l4", "Ferry L4"),
     ("ferry_l7", "Ferry L7"),
     ("ferry_l7_routed", "Ferry L7 routed"),
+    ("ferry_l7_jwt", "Ferry L7 + JWT, repeated token"),
+    ("ferry_l7_jwt_new", "Ferry L7 + JWT, first-seen tokens"),
     ("ferry_same_node", "Ferry same node"),
     ("stunnel", "stunnel pair"),
     ("haproxy", "HAProxy pair"),
@@ -131,6 +133,24 @@ def main():
         a, b = m("ferry_l4", metric), m("ferry_l7", metric)
         lines.append(f"| {label} | {fmt(a)} | {fmt(b)} | {fmt(ratio(b, a))} |")
 
+    # Issue 21: a JWT-checked request against the policy-only L7 request, same agents, same run.
+    if any(m(c, "sat_cpu_us_per_req") is not None for c in ("ferry_l7_jwt", "ferry_l7_jwt_new")):
+        lines.append("\n## JWT request authentication against the policy-only L7 request "
+                     "(same run; goal <= 1.3x)\n")
+        lines.append("| metric | Ferry L7 | + JWT, repeated token | ratio | "
+                     "+ JWT, first-seen tokens | ratio |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for metric, label in [("sat_cpu_us_per_req", "agent CPU per request (us, both agents)"),
+                              ("sat_cpu_us_per_req_proxy1", "of which the client's agent (us)"),
+                              ("sat_cpu_us_per_req_proxy2", "of which the server's agent (us)"),
+                              ("sat_rps", "requests/s at saturation"),
+                              ("lat_p50_us", "latency p50 (us) at 1,000 req/s"),
+                              ("lat_p99_us", "latency p99 (us) at 1,000 req/s")]:
+            a = m("ferry_l7", metric)
+            b, c = m("ferry_l7_jwt", metric), m("ferry_l7_jwt_new", metric)
+            lines.append(f"| {label} | {fmt(a)} | {fmt(b)} | {fmt(ratio(b, a))} | {fmt(c)} | "
+                         f"{fmt(ratio(c, a))} |")
+
     lines.append("\n## Targets (issue 10; goals, not assertions)\n")
     lines.append("| target | measured | met |")
     lines.append("|---|---:|:---:|")
@@ -180,6 +200,13 @@ def main():
         for c, l in cases:
             vals = [m(c, "sat_cpu_us_per_req"), m(c, "conn_cpu_us_per_req")]
             f.write(f'"{l}" ' + " ".join("NaN" if v is None else str(v) for v in vals) + "\n")
+    # A run of cases without iperf3 rows (the L7 cases alone) has nothing to plot there.
+    throughput_plot = "" if all(m(c, "tput1_gbps") is None for c, _ in cases) else f"""
+set output '{out}/throughput.png'
+set title 'iperf3 throughput'
+set ylabel 'Gbit/s'
+plot '{out}/throughput.dat' using 2:xtic(1) title '1 stream', '' using 3 title '8 streams'
+"""
     script = f"""
 set terminal pngcairo size 1000,560 noenhanced
 set style data histograms
@@ -194,11 +221,7 @@ set ylabel 'microseconds (log scale)'
 set logscale y
 plot '{out}/latency.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p90', '' using 4 title 'p99', '' using 5 title 'p99.9'
 unset logscale y
-set output '{out}/throughput.png'
-set title 'iperf3 throughput'
-set ylabel 'Gbit/s'
-plot '{out}/throughput.dat' using 2:xtic(1) title '1 stream', '' using 3 title '8 streams'
-set output '{out}/cpu.png'
+{throughput_plot}set output '{out}/cpu.png'
 set title 'Proxy CPU per request at saturation (both sides)'
 set ylabel 'CPU microseconds'
 plot '{out}/cpu.dat' using 2:xtic(1) title 'keep-alive request', '' using 3 title 'new connection + request'

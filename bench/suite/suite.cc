@@ -234,6 +234,27 @@ absl::Status Suite::setUp() {
        http("127.0.0.1", kHaproxyHttpLocal),
        {hac, has}},
   };
+  if (jwt_) {
+    const std::string target = absl::StrCat(l7.ipv4, ":", kAppPort, kJwtPath);
+    all.push_back({"ferry_l7_jwt",
+                   "Ferry L7 + JWT, repeated token",
+                   mesh_->pod(1, 1),
+                   target,
+                   "",
+                   0,
+                   "",
+                   agents,
+                   {"--header-file=" + jwt_->repeated_headers}});
+    all.push_back({"ferry_l7_jwt_new",
+                   "Ferry L7 + JWT, first-seen tokens",
+                   mesh_->pod(1, 1),
+                   target,
+                   "",
+                   0,
+                   "",
+                   agents,
+                   {"--header-file=" + jwt_->distinct_headers}});
+  }
   for (Case& c : all) {
     if (options_.only_cases.empty() ||
         std::count(options_.only_cases.begin(), options_.only_cases.end(), c.id) > 0) {
@@ -311,6 +332,23 @@ absl::Status Suite::applyL7Policy() {
   if (auto s = mesh_->applyManifest("bench-l7-service.yaml", kL7Service); !s.ok()) {
     return s;
   }
+  std::string policy = kL7Policy;
+  if (!options_.l7_jwt.empty()) {
+    const std::string dir = mesh_->cluster().scratchDir() + "/jwt";
+    fs::create_directories(dir);
+    auto jwt = makeJwtCases(options_.l7_jwt, dir);
+    if (!jwt.ok()) {
+      return jwt.status();
+    }
+    jwt_ = *std::move(jwt);
+    note(absl::StrCat("ferry_l7: a RequestAuthentication (", options_.l7_jwt,
+                      ") on n2p3; ferry_l7_jwt repeats one token, ferry_l7_jwt_new sends ",
+                      kDistinctTokens, " tokens in turn"));
+    if (auto s = mesh_->applyManifest("bench-l7-jwt.yaml", jwt_->request_authentication); !s.ok()) {
+      return s;
+    }
+    policy += jwt_->policy_rule;
+  }
   if (options_.l7_rate_limit) {
     note("ferry_l7: with a never-binding RateLimitPolicy (total and identity) on n2p3");
     if (auto s = mesh_->applyManifest("bench-l7-ratelimit.yaml", kL7RateLimit); !s.ok()) {
@@ -320,7 +358,7 @@ absl::Status Suite::applyL7Policy() {
   if (auto s = mesh_->applyManifest("bench-l7-route.yaml", kL7Route); !s.ok()) {
     return s;
   }
-  return mesh_->applyManifest("bench-l7-policy.yaml", kL7Policy);
+  return mesh_->applyManifest("bench-l7-policy.yaml", policy);
 }
 
 absl::StatusOr<std::string> Suite::loadgen(const harness::Pod& pod, std::vector<std::string> args,
@@ -346,9 +384,10 @@ absl::Status Suite::checkCases() {
 }
 
 absl::Status Suite::checkCase(const Case& c) {
-  auto out = loadgen(
-      c.client,
-      {"run", "--target=" + c.http_target, "--rate=50", "--connections=1", "--seconds=0.2"}, 1);
+  std::vector<std::string> args = {"run", "--target=" + c.http_target, "--rate=50",
+                                   "--connections=1", "--seconds=0.2"};
+  args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
+  auto out = loadgen(c.client, args, 1);
   if (!out.ok()) {
     return absl::UnavailableError(absl::StrCat("does not answer: ", out.status().message()));
   }
@@ -367,6 +406,17 @@ absl::Status Suite::checkCase(const Case& c) {
           absl::StrCat("a request outside the HTTP ACL was allowed: ", *d));
     }
     note(absl::StrCat(c.id, ": requests outside the HTTP ACL are refused (checked)"));
+  }
+  if (!c.loadgen_args.empty()) {
+    // The JWT cases: the same path without a token is refused (the policy needs its principal).
+    auto d = loadgen(
+        c.client,
+        {"run", "--target=" + c.http_target, "--rate=50", "--connections=1", "--seconds=0.1"}, 1);
+    if (d.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a request without a token was allowed: ", *d));
+    }
+    note(absl::StrCat(c.id, ": requests without a token are refused (checked)"));
   }
   return absl::OkStatus();
 }

@@ -9,12 +9,14 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "e2e/mesh.h"
 #include "harness/process.h"
+#include "suite/jwt_cases.h"
 
 namespace ferry::bench {
 
@@ -34,6 +36,8 @@ struct SuiteOptions {
   // Also puts a never-binding RateLimitPolicy (total and per identity) on the L7 case's pod, so
   // that its CPU per request includes the rate-limit checks (issue 21).
   bool l7_rate_limit = false;
+  // An algorithm (RS256, PS256, ES256, ES384): adds the JWT cases of jwt_cases.h.
+  std::string l7_jwt;
 };
 
 struct Case {
@@ -43,8 +47,9 @@ struct Case {
   std::string http_target;  // ip:port/path as ferry-loadgen takes it
   std::string iperf_host;   // empty: no throughput rows for this case
   uint16_t iperf_port = 0;
-  std::string hold_target;     // empty: no memory rows for this case
-  std::vector<pid_t> proxies;  // whose CPU and memory count
+  std::string hold_target;                // empty: no memory rows for this case
+  std::vector<pid_t> proxies;             // whose CPU and memory count
+  std::vector<std::string> loadgen_args;  // added to each `ferry-loadgen run` of the case
 };
 
 class Suite {
@@ -78,6 +83,7 @@ class Suite {
   std::unique_ptr<e2e::Mesh> mesh_;
   std::vector<std::unique_ptr<harness::Process>> processes_;
   std::vector<Case> cases_;
+  std::optional<JwtCases> jwt_;
   std::ofstream csv_;
   std::ofstream meta_;
   int failures_ = 0;

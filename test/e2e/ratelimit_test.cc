@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // RateLimitPolicy through real agents fed by ferry-controller (issue 21 point 1). Clients on
-// node 1 offer a fixed rate to a Service on node 2 whose agent enforces the limits. Expected
+// node 1 offer a fixed rate to a Service on node 2 whose agent enforces the limits: HTTP from
+// ferry-loadgen (open loop, a fixed number of requests at a fixed rate, counts by status), TCP
+// connections from mesh_apps.py paced-load. Expected
 // counts come from the bucket math, burst + rate x elapsed, with elapsed bounded by what the
 // client measured (the far end's clock saw the requests between the first answer and the last
 // send at least, between the first send and the last answer at most): correctness bounds, not
@@ -64,12 +66,37 @@ spec:
   total: {requestsPerSecond: 5}
 )";
 
-nlohmann::json paced(Mesh& m, int node, int pod, const std::string& host, int port, int count,
-                     int rate, const std::string& kind = "http") {
+// `count` HTTP requests offered at `rate` a second on one keep-alive connection (a new one
+// after the agent closes it) by ferry-loadgen in the pod: {"status": {"200": n, "429": m},
+// "retry_after", "retry_after_values", "span_min_s", "span_max_s", "errors", ...}, or
+// {"failed": why}. No assertion here: it also runs on a second thread (checkRan after the join).
+nlohmann::json offer(Mesh& m, int node, int pod, const std::string& host, int port, int count,
+                     int rate) {
+  auto out =
+      m.run(m.pod(node, pod),
+            {FERRY_LOADGEN_BIN, "run", absl::StrCat("--target=", host, ":", port, "/"),
+             absl::StrCat("--rate=", rate), absl::StrCat("--requests=", count), "--connections=1"},
+            absl::Seconds(120));
+  if (!out.ok()) {
+    return {{"failed", std::string(out.status().message())}};
+  }
+  nlohmann::json r = nlohmann::json::parse(*out, nullptr, /*allow_exceptions=*/false);
+  return r.is_discarded() ? nlohmann::json{{"failed", *out}} : r;
+}
+
+void checkRan(const nlohmann::json& r) {
+  INFO(r.dump());
+  REQUIRE_FALSE(r.contains("failed"));
+  CHECK(r["errors"] == 0);
+}
+
+// TCP: `count` connections offered at `rate` a second, one line echoed on each.
+nlohmann::json pacedConnections(Mesh& m, int node, int pod, const std::string& host, int port,
+                                int count, int rate) {
   auto out = m.run(m.pod(node, pod),
                    {"/usr/bin/python3", meshAppsScript(), "paced-load", "--host=" + host,
                     absl::StrCat("--port=", port), absl::StrCat("--count=", count),
-                    absl::StrCat("--rate=", rate), "--kind=" + kind},
+                    absl::StrCat("--rate=", rate), "--kind=tcp"},
                    absl::Seconds(120));
   REQUIRE_OK(out);
   return nlohmann::json::parse(*out);
@@ -111,7 +138,8 @@ void startApps(Mesh& m) {
 // once. Counts against the bucket math, Retry-After on every 429, metrics equal to what the
 // client saw.
 void checkOfferedRate(Mesh& m) {
-  nlohmann::json r = paced(m, 1, 1, kHttpVip, 80, 180, 60);
+  nlohmann::json r = offer(m, 1, 1, kHttpVip, 80, 180, 60);
+  checkRan(r);
   INFO(r.dump());
   const int64_t ok = count(r, "200"), limited = count(r, "429");
   CHECK(ok + limited == 180);
@@ -151,9 +179,11 @@ TEST_CASE(
     nlohmann::json flood, quiet;
     // The flooder offers 200 a second for 3 s; the quiet client 15 a second (under its 20)
     // for the same 3 s, from another ServiceAccount.
-    std::thread flooder([&] { flood = paced(m, 1, 1, kHttpVip, 80, 600, 200); });
-    quiet = paced(m, 1, 2, kHttpVip, 80, 45, 15);
+    std::thread flooder([&] { flood = offer(m, 1, 1, kHttpVip, 80, 600, 200); });
+    quiet = offer(m, 1, 2, kHttpVip, 80, 45, 15);
     flooder.join();
+    checkRan(flood);
+    checkRan(quiet);
     INFO("flood " << flood.dump() << "\nquiet " << quiet.dump());
     CHECK(count(quiet, "200") == 45);
     CHECK(count(flood, "200") + count(flood, "429") == 600);
@@ -162,7 +192,7 @@ TEST_CASE(
 
   SECTION("TCP: new connections per second") {
     // 20 connections a second for 2 s against 5 a second (burst 5).
-    nlohmann::json r = paced(m, 1, 1, kTcpVip, 90, 40, 20, "tcp");
+    nlohmann::json r = pacedConnections(m, 1, 1, kTcpVip, 90, 40, 20);
     INFO(r.dump());
     const int64_t allowed = count(r, "allow"), refused = count(r, "refused");
     CHECK(allowed + refused == 40);

@@ -2,6 +2,9 @@
 // Token verification: one row per token, valid ones for every algorithm Ferry accepts and the
 // hostile ones (alg none, algorithm confusion, expiry, issuer, audience, size, encoding,
 // duplicate claims, signature, kid), each with the exact outcome.
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
+
 #include <catch2/catch.hpp>
 #include <functional>
 
@@ -335,6 +338,44 @@ TEST_CASE("base64url decoding is strict and round-trips", "[jwt]") {
   for (const char* bad : {"Zg==", "Z", "Zm9v YmFy", "Zm9v/", "Zh"}) {
     CAPTURE(bad);
     CHECK_FALSE(base64UrlDecode(bad).has_value());
+  }
+}
+
+// The hand-written r || s -> DER conversion against OpenSSL's own encoder, for widths of P-256 and
+// P-384 and halves with leading zero bytes, a high first bit, all zeros and all ones.
+TEST_CASE("ECDSA raw signatures convert to the DER OpenSSL writes", "[jwt]") {
+  auto openssl = [](std::string_view raw) {
+    const size_t w = raw.size() / 2;
+    const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
+    ECDSA_SIG* sig = ECDSA_SIG_new();
+    ECDSA_SIG_set0(sig, BN_bin2bn(p, w, nullptr), BN_bin2bn(p + w, w, nullptr));
+    unsigned char* der = nullptr;
+    const int len = i2d_ECDSA_SIG(sig, &der);
+    std::string out(reinterpret_cast<char*>(der), len);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(sig);
+    return out;
+  };
+  int rows = 0;
+  for (size_t width : {size_t{32}, size_t{48}}) {
+    for (unsigned char first : {0x00, 0x01, 0x7f, 0x80, 0xff}) {
+      for (size_t zeros : {size_t{0}, size_t{1}, size_t{2}, width}) {
+        std::string half(width, static_cast<char>(0xa5));
+        half[0] = static_cast<char>(first);
+        for (size_t i = 0; i < zeros; ++i) {
+          half[i] = 0;
+        }
+        for (const std::string& raw : {half + half, half + std::string(width, '\xff')}) {
+          CAPTURE(width, int(first), zeros);
+          CHECK(ecdsaRawToDer(raw) == openssl(raw));
+          ++rows;
+        }
+      }
+    }
+  }
+  CHECK(rows == 80);
+  for (std::string bad : {std::string(), std::string(63, 'a'), std::string(98, 'a')}) {
+    CHECK_FALSE(ecdsaRawToDer(bad).has_value());
   }
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -137,6 +138,79 @@ TEST_CASE("a server stall is charged to every request due during it", "[loadgen]
   // The requests due in the stall's first half waited at least 100 ms each: about 50 of them.
   CHECK(r->latency.countAtOrAbove(100'000'000) >= 40);
   CHECK(r->latency.max() >= 190'000'000);
+}
+
+// A fixed number of requests at a fixed rate, each with the next header line, against a server
+// that refuses every third with 429 + Retry-After and closes the connection after the tenth
+// answer: counts by status, Retry-After, the lines in turn, a reconnect, and the client's spans.
+TEST_CASE("a fixed number of requests is counted by status with the header lines in turn",
+          "[loadgen]") {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  std::vector<std::string> seen;
+  int accepted = 0;
+  std::thread server([&] {
+    int answered = 0;
+    while (answered < 30) {
+      int fd = ::accept(listener, nullptr, nullptr);
+      ++accepted;
+      std::string in;
+      char buf[4096];
+      ssize_t n;
+      bool open = true;
+      while (open && (n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
+        in.append(buf, static_cast<size_t>(n));
+        size_t end;
+        while (open && (end = in.find("\r\n\r\n")) != std::string::npos) {
+          const size_t t = in.find("X-Token: ");
+          seen.push_back(t < end ? in.substr(t + 9, in.find("\r\n", t) - t - 9) : "");
+          in.erase(0, end + 4);
+          ++answered;
+          std::string response =
+              answered % 3 == 0
+                  ? "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+                  : "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n";
+          open = answered != 10;
+          response += open ? "\r\n" : "Connection: close\r\n\r\n";
+          response += answered % 3 == 0 ? "" : "ok";
+          (void)!::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
+        }
+      }
+      ::close(fd);
+    }
+  });
+  LoadOptions o;
+  o.target = loopback(ntohs(a.sin_port));
+  o.rate = 300;
+  o.connections = 1;
+  o.requests = 30;
+  o.header_lines = {"X-Token: t0", "X-Token: t1", "X-Token: t2"};
+  auto r = runLoad(o);
+  server.join();
+  ::close(listener);
+  REQUIRE_OK(r);
+  CHECK(r->errors == 0);
+  CHECK(r->status == std::map<int, uint64_t>{{200, 20}, {429, 10}});
+  CHECK(r->completed == 20);
+  CHECK(r->bad_status == 10);
+  CHECK(r->retry_after == 10);
+  CHECK(r->retry_after_values == std::vector<std::string>(5, "1"));
+  CHECK(accepted == 2);
+  CHECK(r->connects == 2);
+  REQUIRE(seen.size() == 30);
+  for (size_t i = 0; i < seen.size(); ++i) {
+    CHECK(seen[i] == "t" + std::to_string(i % 3));
+  }
+  // The 30th request is due 29/300 s after the first: the client's spans cover at least that.
+  CHECK(r->span_max_s >= 29.0 / 300);
+  CHECK(r->span_min_s > 0);
+  CHECK(r->span_min_s < r->span_max_s);
 }
 
 TEST_CASE("holdConnections keeps every connection open after one request", "[loadgen]") {

@@ -3,6 +3,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +26,38 @@ using ParamBld = std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)>
 using Params = std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)>;
 using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
 using Bn = std::unique_ptr<BIGNUM, decltype(&BN_free)>;
+
+// A verification context for `alg` with `pkey`, as jwks.h describes; null if OpenSSL refuses.
+std::shared_ptr<EVP_PKEY_CTX> prepareVerifier(EVP_PKEY* pkey, Alg alg) {
+  std::shared_ptr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr),
+                                    EVP_PKEY_CTX_free);
+  const EVP_MD* md = digestOf(alg);
+  if (!ctx || md == nullptr || EVP_PKEY_verify_init(ctx.get()) != 1) {
+    return nullptr;
+  }
+  bool ok = true;
+  switch (alg) {
+    case Alg::kPS256:
+    case Alg::kPS384:
+    case Alg::kPS512:
+      // RFC 7518 3.5: MGF1 with the same hash, salt as long as the hash.
+      ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) == 1 &&
+           EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST) == 1 &&
+           EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), md) == 1;
+      break;
+    case Alg::kRS256:
+    case Alg::kRS384:
+    case Alg::kRS512:
+      ok = EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) == 1;
+      break;
+    default:
+      break;
+  }
+  if (!ok || EVP_PKEY_CTX_set_signature_md(ctx.get(), md) != 1) {
+    return nullptr;
+  }
+  return ctx;
+}
 
 absl::StatusOr<std::string> member(const nlohmann::json& jwk, const char* name) {
   auto it = jwk.find(name);
@@ -150,6 +183,24 @@ std::string_view algName(Alg alg) {
   return "?";
 }
 
+const EVP_MD* digestOf(Alg alg) {
+  static const EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  static const EVP_MD* const sha384 = EVP_MD_fetch(nullptr, "SHA384", nullptr);
+  static const EVP_MD* const sha512 = EVP_MD_fetch(nullptr, "SHA512", nullptr);
+  switch (alg) {
+    case Alg::kRS256:
+    case Alg::kPS256:
+    case Alg::kES256:
+      return sha256;
+    case Alg::kRS384:
+    case Alg::kPS384:
+    case Alg::kES384:
+      return sha384;
+    default:
+      return sha512;
+  }
+}
+
 bool keyAccepts(const Key& key, Alg alg) {
   if (key.alg && *key.alg != alg) {
     return false;
@@ -206,6 +257,15 @@ absl::StatusOr<std::shared_ptr<const Jwks>> parseJwks(std::string_view json) {
         return absl::InvalidArgumentError(absl::StrCat("keys[", i, "]: alg ", alg->dump(),
                                                        " does not fit a ", kty->get<std::string>(),
                                                        " key"));
+      }
+    }
+    for (const auto& a : kAlgs) {
+      if (keyAccepts(*key, a.alg)) {
+        key->verifiers[static_cast<size_t>(a.alg)] = prepareVerifier(key->pkey.get(), a.alg);
+        if (!key->verifiers[static_cast<size_t>(a.alg)]) {
+          return absl::InternalError(absl::StrCat("keys[", i, "]: OpenSSL cannot verify ",
+                                                  std::string(a.name), " with it"));
+        }
       }
     }
     out->keys.push_back(*std::move(key));

@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,7 @@
 namespace ferry::jwt {
 
 enum class Alg { kRS256, kRS384, kRS512, kPS256, kPS384, kPS512, kES256, kES384 };
+inline constexpr size_t kAlgCount = 8;
 
 // "RS256" -> kRS256; nullopt for every other name ("none", "HS256", "EdDSA", ...).
 std::optional<Alg> algFromName(std::string_view name);
@@ -28,11 +30,19 @@ std::string_view algName(Alg alg);
 
 enum class KeyType { kRsa, kEcP256, kEcP384 };
 
+// The digest of `alg`, fetched from OpenSSL's default provider once per process (an
+// EVP_sha256()-style constant makes OpenSSL 3 fetch it again on every use).
+const EVP_MD* digestOf(Alg alg);
+
 struct Key {
   std::string kid;         // empty when the JWK has none
   std::optional<Alg> alg;  // the JWK's `alg`, when given: the only algorithm it verifies
   KeyType type = KeyType::kRsa;
   std::shared_ptr<EVP_PKEY> pkey;
+  // Per algorithm the key accepts, a verification context made once with the JWKS (signature
+  // algorithm fetched, padding and digest set): a token's check duplicates it and verifies the
+  // digest, so no request pays OpenSSL's method fetches. Null for an algorithm the key refuses.
+  std::array<std::shared_ptr<EVP_PKEY_CTX>, kAlgCount> verifiers;
 };
 
 // Whether `key` may verify a token signed with `alg`: the algorithm family must match the key

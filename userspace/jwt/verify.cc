@@ -1,8 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "jwt/verify.h"
 
-#include <openssl/bn.h>
-#include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
 
 #include <memory>
@@ -105,80 +103,68 @@ bool numericDate(const json& payload, const char* name, bool& has, int64_t& out)
   return true;
 }
 
-const EVP_MD* digestFor(Alg alg) {
-  switch (alg) {
-    case Alg::kRS256:
-    case Alg::kPS256:
-    case Alg::kES256:
-      return EVP_sha256();
-    case Alg::kRS384:
-    case Alg::kPS384:
-    case Alg::kES384:
-      return EVP_sha384();
-    default:
-      return EVP_sha512();
-  }
-}
-
-// JWS ECDSA signatures are r || s, fixed width; OpenSSL verifies DER.
-std::optional<std::string> ecdsaDer(const std::string& raw, size_t width) {
-  if (raw.size() != 2 * width) {
-    return std::nullopt;
-  }
-  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(ECDSA_SIG_new(), ECDSA_SIG_free);
-  const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
-  BIGNUM* r = BN_bin2bn(p, width, nullptr);
-  BIGNUM* s = BN_bin2bn(p + width, width, nullptr);
-  if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return std::nullopt;
-  }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(sig.get(), &der);
-  if (len <= 0) {
-    return std::nullopt;
-  }
-  std::string out(reinterpret_cast<char*>(der), len);
-  OPENSSL_free(der);
-  return out;
-}
-
+// The signature over the digest of the signing input, with the key's prepared context for the
+// algorithm duplicated (a context is not shared between threads while it verifies).
 bool verifyWith(const Key& key, const Token& token) {
+  EVP_PKEY_CTX* prepared = key.verifiers[static_cast<size_t>(token.alg)].get();
+  if (prepared == nullptr) {
+    return false;
+  }
   std::string der;
-  const std::string* sig = &token.signature;
+  std::string_view sig = token.signature;
   if (token.alg == Alg::kES256 || token.alg == Alg::kES384) {
-    auto converted = ecdsaDer(token.signature, token.alg == Alg::kES256 ? 32 : 48);
-    if (!converted) {
+    auto converted = ecdsaRawToDer(token.signature);
+    if (!converted || token.signature.size() != (token.alg == Alg::kES256 ? 64u : 96u)) {
       return false;
     }
     der = *std::move(converted);
-    sig = &der;
+    sig = der;
   }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_PKEY_CTX* pctx = nullptr;
-  if (!ctx ||
-      EVP_DigestVerifyInit(ctx.get(), &pctx, digestFor(token.alg), nullptr, key.pkey.get()) != 1) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  if (EVP_Digest(token.signing_input.data(), token.signing_input.size(), digest, &digest_len,
+                 digestOf(token.alg), nullptr) != 1) {
     return false;
   }
-  if (token.alg == Alg::kPS256 || token.alg == Alg::kPS384 || token.alg == Alg::kPS512) {
-    // RFC 7518 3.5: MGF1 with the same hash, salt as long as the hash.
-    if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-        EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
-        EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, digestFor(token.alg)) != 1) {
-      return false;
-    }
-  } else if (key.type == KeyType::kRsa &&
-             EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
-    return false;
-  }
-  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
-                          sig->size(),
-                          reinterpret_cast<const unsigned char*>(token.signing_input.data()),
-                          token.signing_input.size()) == 1;
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_dup(prepared),
+                                                                  EVP_PKEY_CTX_free);
+  return ctx && EVP_PKEY_verify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
+                                sig.size(), digest, digest_len) == 1;
 }
 
 }  // namespace
+
+std::optional<std::string> ecdsaRawToDer(std::string_view raw) {
+  const size_t width = raw.size() / 2;
+  if (raw.size() % 2 != 0 || width == 0 || width > 48) {
+    return std::nullopt;
+  }
+  // ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 3279): each integer without
+  // leading zero bytes, with one 0x00 before a high first bit; short-form lengths suffice (at
+  // most 2 * (2 + 49) bytes).
+  auto integer = [](std::string_view half, std::string& out) {
+    while (half.size() > 1 && half.front() == '\0') {
+      half.remove_prefix(1);
+    }
+    const bool pad = (static_cast<unsigned char>(half.front()) & 0x80) != 0;
+    out.push_back(0x02);
+    out.push_back(static_cast<char>(half.size() + (pad ? 1 : 0)));
+    if (pad) {
+      out.push_back('\0');
+    }
+    out.append(half);
+  };
+  std::string body;
+  body.reserve(2 * (width + 3));
+  integer(raw.substr(0, width), body);
+  integer(raw.substr(width), body);
+  std::string der;
+  der.reserve(body.size() + 2);
+  der.push_back(0x30);
+  der.push_back(static_cast<char>(body.size()));
+  der += body;
+  return der;
+}
 
 absl::StatusOr<Token> parseToken(std::string_view text) {
   if (text.size() > kMaxTokenBytes) {

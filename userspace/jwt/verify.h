@@ -7,6 +7,7 @@
 // which become the 401's body.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -54,5 +55,9 @@ absl::Status checkClaims(const Token& token, const std::vector<std::string>& aud
 // The signature, with a key fitting the algorithm whose `kid` equals the token's (as in Envoy, a
 // key without `kid` fits any token, and a token without `kid` tries every fitting key).
 absl::Status checkSignature(const Token& token, const Jwks& jwks);
+
+// A JWS ECDSA signature (r || s, fixed width, RFC 7518 3.4) as the DER OpenSSL verifies; nullopt
+// for an odd or empty length or one above P-384's.
+std::optional<std::string> ecdsaRawToDer(std::string_view raw);
 
 }  // namespace ferry::jwt
