@@ -45,6 +45,22 @@ std::string randomEpoch() {
   return absl::StrCat(absl::Hex(v, absl::kZeroPad16));
 }
 
+// Applies a view provider's policy changes to what a node holds.
+void applyChanges(controller::NodeViewChanges& changes, IndexedSnapshot& state) {
+  auto drop = [&](v1::Kind kind, const std::vector<model::ObjectKey>& keys) {
+    for (const auto& key : keys) {
+      state.resources.erase({kind, key.str()});
+    }
+  };
+  drop(v1::KIND_AUTHORIZATION_POLICY, changes.gone.policies);
+  drop(v1::KIND_PEER_AUTHENTICATION, changes.gone.peer_authentications);
+  drop(v1::KIND_RATE_LIMIT_POLICY, changes.gone.rate_limits);
+  drop(v1::KIND_REQUEST_AUTHENTICATION, changes.gone.request_authentications);
+  for (auto& [id, json] : indexSnapshot(changes.upserts).resources) {
+    state.resources[id] = std::move(json);
+  }
+}
+
 }  // namespace
 
 std::string controllerIdentity(const std::string& trust_domain, const ServerConfig& config) {
@@ -167,8 +183,11 @@ class DistributionService final : public v1::Distribution::Service {
     return grpc::Status::OK;
   }
 
-  IndexedSnapshot current(const std::string& node, const v1::WatchRequest& req) {
+  // The node's whole view, rebuilt; `view_version` gets the view provider's version of it.
+  IndexedSnapshot current(const std::string& node, const v1::WatchRequest& req,
+                          uint64_t& view_version) {
     model::NodeSnapshot snap = view_.snapshotFor(node);
+    view_version = snap.version;
     if (!req.pod_index()) {
       snap.pod_index.clear();
     }
@@ -182,6 +201,26 @@ class DistributionService final : public v1::Distribution::Service {
     snap.trust_domain = ca_.config().trust_domain;
     snap.trust_bundle_pem = ca_.trustBundlePem(absl::Now());
     return indexSnapshot(snap);
+  }
+
+  // `sent` brought up to date with only what changed since `view_version` when the view
+  // provider can tell (policy changes); otherwise the whole view, rebuilt.
+  IndexedSnapshot updated(const std::string& node, const v1::WatchRequest& req,
+                          const IndexedSnapshot& sent, uint64_t& view_version) {
+    controller::NodeViewChanges changes = view_.changesSince(node, view_version);
+    if (changes.rebuild || ca_.trustBundlePem(absl::Now()) != sent.trust_bundle_pem) {
+      return current(node, req, view_version);
+    }
+    if (!req.rate_limits()) {
+      changes.upserts.rate_limits.clear();
+    }
+    if (!req.request_authentication()) {
+      changes.upserts.request_authentications.clear();
+    }
+    IndexedSnapshot out = sent;
+    applyChanges(changes, out);
+    view_version = changes.version;
+    return out;
   }
 
   static bool sameContent(const IndexedSnapshot& a, const IndexedSnapshot& b) {
@@ -201,7 +240,8 @@ class DistributionService final : public v1::Distribution::Service {
       seen_generation = signal_->generation;
       seen_drops = signal_->drops;
     }
-    IndexedSnapshot sent = current(*node, *req);
+    uint64_t view_version = 0;
+    IndexedSnapshot sent = current(*node, *req, view_version);
     v1::WatchResponse first;
     {
       std::lock_guard lock(mu_);
@@ -244,7 +284,7 @@ class DistributionService final : public v1::Distribution::Service {
         }
         seen_generation = sig.generation;
       }
-      IndexedSnapshot next = current(*node, *req);
+      IndexedSnapshot next = updated(*node, *req, sent, view_version);
       if (sameContent(next, sent)) {
         continue;
       }
