@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <optional>
 #include <random>
 
 #include "absl/strings/escaping.h"
@@ -45,20 +46,38 @@ std::string randomEpoch() {
   return absl::StrCat(absl::Hex(v, absl::kZeroPad16));
 }
 
-// Applies a view provider's policy changes to what a node holds.
-void applyChanges(controller::NodeViewChanges& changes, IndexedSnapshot& state) {
+// What a node holds with a view provider's policy changes applied, or nullopt when they change
+// nothing it holds (a change concerning other nodes): most streams, at no copy of their state.
+std::optional<IndexedSnapshot> withChanges(const controller::NodeViewChanges& changes,
+                                           const IndexedSnapshot& held) {
+  std::vector<ResourceKey> gone;
   auto drop = [&](v1::Kind kind, const std::vector<model::ObjectKey>& keys) {
     for (const auto& key : keys) {
-      state.resources.erase({kind, key.str()});
+      if (held.resources.count({kind, key.str()}) != 0) {
+        gone.emplace_back(kind, key.str());
+      }
     }
   };
   drop(v1::KIND_AUTHORIZATION_POLICY, changes.gone.policies);
   drop(v1::KIND_PEER_AUTHENTICATION, changes.gone.peer_authentications);
   drop(v1::KIND_RATE_LIMIT_POLICY, changes.gone.rate_limits);
   drop(v1::KIND_REQUEST_AUTHENTICATION, changes.gone.request_authentications);
-  for (auto& [id, json] : indexSnapshot(changes.upserts).resources) {
-    state.resources[id] = std::move(json);
+  std::map<ResourceKey, std::string> upserts = indexSnapshot(changes.upserts).resources;
+  std::erase_if(upserts, [&](const auto& item) {
+    auto it = held.resources.find(item.first);
+    return it != held.resources.end() && it->second == item.second;
+  });
+  if (gone.empty() && upserts.empty()) {
+    return std::nullopt;
   }
+  IndexedSnapshot out = held;
+  for (const ResourceKey& id : gone) {
+    out.resources.erase(id);
+  }
+  for (auto& [id, json] : upserts) {
+    out.resources[id] = std::move(json);
+  }
+  return out;
 }
 
 }  // namespace
@@ -204,9 +223,10 @@ class DistributionService final : public v1::Distribution::Service {
   }
 
   // `sent` brought up to date with only what changed since `view_version` when the view
-  // provider can tell (policy changes); otherwise the whole view, rebuilt.
-  IndexedSnapshot updated(const std::string& node, const v1::WatchRequest& req,
-                          const IndexedSnapshot& sent, uint64_t& view_version) {
+  // provider can tell (policy changes; nullopt when nothing `sent` holds changed); otherwise the
+  // whole view, rebuilt.
+  std::optional<IndexedSnapshot> updated(const std::string& node, const v1::WatchRequest& req,
+                                         const IndexedSnapshot& sent, uint64_t& view_version) {
     controller::NodeViewChanges changes = view_.changesSince(node, view_version);
     if (changes.rebuild || ca_.trustBundlePem(absl::Now()) != sent.trust_bundle_pem) {
       return current(node, req, view_version);
@@ -217,10 +237,8 @@ class DistributionService final : public v1::Distribution::Service {
     if (!req.request_authentication()) {
       changes.upserts.request_authentications.clear();
     }
-    IndexedSnapshot out = sent;
-    applyChanges(changes, out);
     view_version = changes.version;
-    return out;
+    return withChanges(changes, sent);
   }
 
   static bool sameContent(const IndexedSnapshot& a, const IndexedSnapshot& b) {
@@ -284,10 +302,11 @@ class DistributionService final : public v1::Distribution::Service {
         }
         seen_generation = sig.generation;
       }
-      IndexedSnapshot next = updated(*node, *req, sent, view_version);
-      if (sameContent(next, sent)) {
+      std::optional<IndexedSnapshot> changed = updated(*node, *req, sent, view_version);
+      if (!changed || sameContent(*changed, sent)) {
         continue;
       }
+      IndexedSnapshot next = *std::move(changed);
       v1::WatchResponse delta;
       {
         std::lock_guard lock(mu_);
