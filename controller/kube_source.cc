@@ -97,7 +97,7 @@ class KubeSource::Handler : public kube::InformerHandler {
 
   absl::StatusOr<k8s::Decoded> decode(const nlohmann::json& obj) {
     // yaml-cpp reads JSON, so the decoders see exactly what the API server sent.
-    auto d = k8s::decodeObjectText(obj.dump(), decode_);
+    auto d = k8s::decodeJsonObject(obj, decode_);
     if (d.ok() && d->ref.kind != kind_) {
       d = absl::InvalidArgumentError(absl::StrCat("expected kind ",
                                                   std::string(k8s::kindName(kind_)), ", got ",

@@ -107,6 +107,87 @@ model::ServiceEndpoints StateStore::endpointsLocked(const model::Service& svc) c
   return eps;
 }
 
+std::vector<model::Workload> StateStore::localWorkloadsLocked(const std::string& node) const {
+  std::vector<model::Workload> local;
+  if (auto pods = pods_by_node_.find(node); pods != pods_by_node_.end() && !node.empty()) {
+    local.reserve(pods->second.size());
+    for (const auto& key : pods->second) {
+      auto it = objects_.find(k8s::ObjectRef{k8s::Kind::kPod, key});
+      model::Workload w = std::get<model::Workload>(it->second);
+      w.mesh_enabled = meshMemberLocked(w);
+      local.push_back(std::move(w));
+    }
+  }
+  return local;
+}
+
+bool StateStore::addPolicyLocked(const k8s::Object& object,
+                                 const std::vector<model::Workload>& local,
+                                 model::NodeSnapshot& snap) const {
+  if (const auto* p = std::get_if<model::AuthorizationPolicy>(&object)) {
+    if (selectsAny(*p, p->root_namespace, local)) {
+      snap.policies.push_back(*p);
+      return true;
+    }
+  } else if (const auto* p = std::get_if<model::PeerAuthentication>(&object)) {
+    if (selectsAny(*p, p->key.ns == options_.root_namespace, local)) {
+      snap.peer_authentications.push_back(*p);
+      return true;
+    }
+  } else if (const auto* p = std::get_if<model::RateLimitPolicy>(&object)) {
+    if (rateLimitTargetsAny(*p, local)) {
+      snap.rate_limits.push_back(*p);
+      return true;
+    }
+  } else if (const auto* p = std::get_if<model::RequestAuthentication>(&object)) {
+    if (selectsAny(*p, p->key.ns == options_.root_namespace, local)) {
+      snap.request_authentications.push_back(withJwksLocked(*p));
+      return true;
+    }
+  }
+  return false;
+}
+
+NodeViewChanges StateStore::changesSince(const std::string& node, uint64_t since) const {
+  std::shared_lock lock(mu_);
+  NodeViewChanges out;
+  out.version = version_;
+  if (since < rebuild_before_ || since > version_) {
+    return out;  // rebuild
+  }
+  out.rebuild = false;
+  std::set<k8s::ObjectRef> changed;
+  for (auto it = policy_changes_.rbegin(); it != policy_changes_.rend() && it->first > since;
+       ++it) {
+    changed.insert(it->second);
+  }
+  if (changed.empty()) {
+    return out;
+  }
+  const std::vector<model::Workload> local = localWorkloadsLocked(node);
+  for (const k8s::ObjectRef& ref : changed) {
+    auto it = objects_.find(ref);
+    if (it != objects_.end() && addPolicyLocked(it->second, local, out.upserts)) {
+      continue;
+    }
+    switch (ref.kind) {
+      case k8s::Kind::kAuthorizationPolicy:
+        out.gone.policies.push_back(ref.key);
+        break;
+      case k8s::Kind::kPeerAuthentication:
+        out.gone.peer_authentications.push_back(ref.key);
+        break;
+      case k8s::Kind::kRateLimitPolicy:
+        out.gone.rate_limits.push_back(ref.key);
+        break;
+      default:
+        out.gone.request_authentications.push_back(ref.key);
+        break;
+    }
+  }
+  return out;
+}
+
 model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
   std::shared_lock lock(mu_);
   model::NodeSnapshot snap;
@@ -114,41 +195,21 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
   snap.node = node;
   snap.trust_domain = options_.trust_domain;
   snap.trust_bundle_pem = trust_bundle_pem_;
+  snap.workloads = localWorkloadsLocked(node);
   std::set<model::ObjectKey> in_view;
   bool any_mesh = false;
-  if (auto pods = pods_by_node_.find(node); pods != pods_by_node_.end() && !node.empty()) {
-    for (const auto& key : pods->second) {
-      auto it = objects_.find(k8s::ObjectRef{k8s::Kind::kPod, key});
-      model::Workload w = std::get<model::Workload>(it->second);
-      w.mesh_enabled = meshMemberLocked(w);
-      any_mesh = any_mesh || w.mesh_enabled;
-      in_view.insert(key);
-      snap.workloads.push_back(std::move(w));
-    }
+  for (const auto& w : snap.workloads) {
+    any_mesh = any_mesh || w.mesh_enabled;
+    in_view.insert(w.key);
   }
-  const std::vector<model::Workload> local = snap.workloads;
-  for (const auto& [ref, obj] : objects_) {
-    if (ref.kind == k8s::Kind::kAuthorizationPolicy) {
-      const auto& p = std::get<model::AuthorizationPolicy>(obj);
-      if (selectsAny(p, p.root_namespace, local)) {
-        snap.policies.push_back(p);
-      }
-    } else if (ref.kind == k8s::Kind::kPeerAuthentication) {
-      const auto& p = std::get<model::PeerAuthentication>(obj);
-      if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
-        snap.peer_authentications.push_back(p);
-      }
-    } else if (ref.kind == k8s::Kind::kRateLimitPolicy) {
-      const auto& p = std::get<model::RateLimitPolicy>(obj);
-      if (rateLimitTargetsAny(p, local)) {
-        snap.rate_limits.push_back(p);
-      }
-    } else if (ref.kind == k8s::Kind::kRequestAuthentication) {
-      const auto& p = std::get<model::RequestAuthentication>(obj);
-      if (selectsAny(p, p.key.ns == options_.root_namespace, local)) {
-        snap.request_authentications.push_back(withJwksLocked(p));
-      }
-    }
+  // Policy kinds sort after pods, services and slices (the bulk of the store).
+  static_assert(k8s::Kind::kAuthorizationPolicy > k8s::Kind::kEndpointSlice &&
+                k8s::Kind::kPeerAuthentication > k8s::Kind::kAuthorizationPolicy &&
+                k8s::Kind::kRateLimitPolicy > k8s::Kind::kAuthorizationPolicy &&
+                k8s::Kind::kRequestAuthentication > k8s::Kind::kAuthorizationPolicy);
+  for (auto it = objects_.lower_bound(k8s::ObjectRef{k8s::Kind::kAuthorizationPolicy, {}});
+       it != objects_.end(); ++it) {
+    addPolicyLocked(it->second, snap.workloads, snap);
   }
   if (!any_mesh) {
     return snap;

@@ -8,6 +8,13 @@ namespace ferry::controller {
 namespace {
 
 constexpr size_t kRecentRejections = 32;
+// Policy changes remembered for changesSince: a view further behind than this is rebuilt.
+constexpr size_t kPolicyChangeLog = 4096;
+
+bool isPolicyKind(k8s::Kind kind) {
+  return kind == k8s::Kind::kAuthorizationPolicy || kind == k8s::Kind::kPeerAuthentication ||
+         kind == k8s::Kind::kRateLimitPolicy || kind == k8s::Kind::kRequestAuthentication;
+}
 
 }  // namespace
 
@@ -90,12 +97,27 @@ void StateStore::removeLocked(const k8s::ObjectRef& ref) {
   ++stats_.applied;
 }
 
+void StateStore::logChangeLocked(uint64_t v, const k8s::ObjectRef* ref) {
+  if (ref == nullptr || !isPolicyKind(ref->kind)) {
+    rebuild_before_ = v;
+    policy_changes_.clear();
+    return;
+  }
+  policy_changes_.emplace_back(v, *ref);
+  if (policy_changes_.size() > kPolicyChangeLog) {
+    rebuild_before_ = policy_changes_.front().first;
+    policy_changes_.pop_front();
+  }
+}
+
 void StateStore::upsert(k8s::Decoded object) {
   uint64_t v;
   {
     std::unique_lock lock(mu_);
+    const k8s::ObjectRef ref = object.ref;
     upsertLocked(std::move(object));
     v = ++version_;
+    logChangeLocked(v, &ref);
   }
   notify(v);
 }
@@ -109,6 +131,7 @@ void StateStore::remove(const k8s::ObjectRef& ref) {
     }
     removeLocked(ref);
     v = ++version_;
+    logChangeLocked(v, &ref);
   }
   notify(v);
 }
@@ -138,6 +161,7 @@ void StateStore::replace(const std::set<k8s::Kind>& kinds, std::vector<k8s::Deco
     }
     ++stats_.replaces;
     v = ++version_;
+    logChangeLocked(v, nullptr);
   }
   notify(v);
 }
@@ -158,6 +182,7 @@ void StateStore::setTrustBundle(std::string pem) {
     std::unique_lock lock(mu_);
     trust_bundle_pem_ = std::move(pem);
     v = ++version_;
+    logChangeLocked(v, nullptr);
   }
   notify(v);
 }
@@ -177,6 +202,7 @@ void StateStore::setJwks(const std::string& uri, const absl::StatusOr<std::strin
       entry.error = std::string(jwks.status().message());
     }
     v = ++version_;
+    logChangeLocked(v, nullptr);
   }
   notify(v);
 }

@@ -7,6 +7,7 @@
 // CA and the distribution server read it through NodeViewProvider.
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <set>
@@ -71,6 +72,7 @@ class StateStore : public NodeViewProvider {
 
   // NodeViewProvider.
   model::NodeSnapshot snapshotFor(const std::string& node) const override;
+  NodeViewChanges changesSince(const std::string& node, uint64_t since) const override;
   std::optional<model::Workload> findWorkload(const model::ObjectKey& pod) const override;
   void subscribe(std::function<void(uint64_t)> on_change) override;
 
@@ -78,6 +80,14 @@ class StateStore : public NodeViewProvider {
   void upsertLocked(k8s::Decoded object);
   void removeLocked(const k8s::ObjectRef& ref);
   void indexLocked(const k8s::ObjectRef& ref, const k8s::Object& object, bool add);
+  // Records the change that made version `v`: one policy-kind object (`ref`) or anything else
+  // (nullptr), which makes views older than `v` rebuild.
+  void logChangeLocked(uint64_t v, const k8s::ObjectRef* ref);
+  // The pods scheduled on `node`, mesh_enabled resolved (the local part of its view).
+  std::vector<model::Workload> localWorkloadsLocked(const std::string& node) const;
+  // Adds `object` to `snap` if it is a policy-kind object in the view of a node running `local`.
+  bool addPolicyLocked(const k8s::Object& object, const std::vector<model::Workload>& local,
+                       model::NodeSnapshot& snap) const;
   bool meshMemberLocked(const model::Workload& w) const;
   model::ServiceEndpoints endpointsLocked(const model::Service& svc) const;
   model::RequestAuthentication withJwksLocked(const model::RequestAuthentication& ra) const;
@@ -91,6 +101,11 @@ class StateStore : public NodeViewProvider {
   std::map<std::string, std::set<model::ObjectKey>> pods_by_node_;
   std::map<std::string, model::ObjectKey> pod_by_uid_, pod_by_ip_;
   std::map<model::ObjectKey, std::set<model::ObjectKey>> slices_by_service_;
+  // Change log for changesSince: the latest single policy-kind changes (version, object), oldest
+  // first; views older than rebuild_before_ (a change of anything else, or the oldest version
+  // dropped from the log) must be rebuilt.
+  std::deque<std::pair<uint64_t, k8s::ObjectRef>> policy_changes_;
+  uint64_t rebuild_before_ = 0;
   std::string trust_bundle_pem_;
   struct FetchedJwks {
     std::string jwks;   // last good; empty before the first success

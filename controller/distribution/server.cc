@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <optional>
 #include <random>
 
 #include "absl/strings/escaping.h"
@@ -43,6 +44,40 @@ std::string randomEpoch() {
   std::random_device rd;
   uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
   return absl::StrCat(absl::Hex(v, absl::kZeroPad16));
+}
+
+// What a node holds with a view provider's policy changes applied, or nullopt when they change
+// nothing it holds (a change concerning other nodes): most streams, at no copy of their state.
+std::optional<IndexedSnapshot> withChanges(const controller::NodeViewChanges& changes,
+                                           const IndexedSnapshot& held) {
+  std::vector<ResourceKey> gone;
+  auto drop = [&](v1::Kind kind, const std::vector<model::ObjectKey>& keys) {
+    for (const auto& key : keys) {
+      if (held.resources.count({kind, key.str()}) != 0) {
+        gone.emplace_back(kind, key.str());
+      }
+    }
+  };
+  drop(v1::KIND_AUTHORIZATION_POLICY, changes.gone.policies);
+  drop(v1::KIND_PEER_AUTHENTICATION, changes.gone.peer_authentications);
+  drop(v1::KIND_RATE_LIMIT_POLICY, changes.gone.rate_limits);
+  drop(v1::KIND_REQUEST_AUTHENTICATION, changes.gone.request_authentications);
+  std::map<ResourceKey, std::string> upserts = indexSnapshot(changes.upserts).resources;
+  std::erase_if(upserts, [&](const auto& item) {
+    auto it = held.resources.find(item.first);
+    return it != held.resources.end() && it->second == item.second;
+  });
+  if (gone.empty() && upserts.empty()) {
+    return std::nullopt;
+  }
+  IndexedSnapshot out = held;
+  for (const ResourceKey& id : gone) {
+    out.resources.erase(id);
+  }
+  for (auto& [id, json] : upserts) {
+    out.resources[id] = std::move(json);
+  }
+  return out;
 }
 
 }  // namespace
@@ -167,8 +202,11 @@ class DistributionService final : public v1::Distribution::Service {
     return grpc::Status::OK;
   }
 
-  IndexedSnapshot current(const std::string& node, const v1::WatchRequest& req) {
+  // The node's whole view, rebuilt; `view_version` gets the view provider's version of it.
+  IndexedSnapshot current(const std::string& node, const v1::WatchRequest& req,
+                          uint64_t& view_version) {
     model::NodeSnapshot snap = view_.snapshotFor(node);
+    view_version = snap.version;
     if (!req.pod_index()) {
       snap.pod_index.clear();
     }
@@ -182,6 +220,25 @@ class DistributionService final : public v1::Distribution::Service {
     snap.trust_domain = ca_.config().trust_domain;
     snap.trust_bundle_pem = ca_.trustBundlePem(absl::Now());
     return indexSnapshot(snap);
+  }
+
+  // `sent` brought up to date with only what changed since `view_version` when the view
+  // provider can tell (policy changes; nullopt when nothing `sent` holds changed); otherwise the
+  // whole view, rebuilt.
+  std::optional<IndexedSnapshot> updated(const std::string& node, const v1::WatchRequest& req,
+                                         const IndexedSnapshot& sent, uint64_t& view_version) {
+    controller::NodeViewChanges changes = view_.changesSince(node, view_version);
+    if (changes.rebuild || ca_.trustBundlePem(absl::Now()) != sent.trust_bundle_pem) {
+      return current(node, req, view_version);
+    }
+    if (!req.rate_limits()) {
+      changes.upserts.rate_limits.clear();
+    }
+    if (!req.request_authentication()) {
+      changes.upserts.request_authentications.clear();
+    }
+    view_version = changes.version;
+    return withChanges(changes, sent);
   }
 
   static bool sameContent(const IndexedSnapshot& a, const IndexedSnapshot& b) {
@@ -201,7 +258,8 @@ class DistributionService final : public v1::Distribution::Service {
       seen_generation = signal_->generation;
       seen_drops = signal_->drops;
     }
-    IndexedSnapshot sent = current(*node, *req);
+    uint64_t view_version = 0;
+    IndexedSnapshot sent = current(*node, *req, view_version);
     v1::WatchResponse first;
     {
       std::lock_guard lock(mu_);
@@ -244,10 +302,11 @@ class DistributionService final : public v1::Distribution::Service {
         }
         seen_generation = sig.generation;
       }
-      IndexedSnapshot next = current(*node, *req);
-      if (sameContent(next, sent)) {
+      std::optional<IndexedSnapshot> changed = updated(*node, *req, sent, view_version);
+      if (!changed || sameContent(*changed, sent)) {
         continue;
       }
+      IndexedSnapshot next = *std::move(changed);
       v1::WatchResponse delta;
       {
         std::lock_guard lock(mu_);

@@ -31,30 +31,57 @@ absl::Status decodeInto(const ResourceKey& id, const std::string& text, std::vec
   return absl::OkStatus();
 }
 
-absl::Status decodeOne(const ResourceKey& id, const std::string& text, model::NodeSnapshot& out) {
+std::string byKey(const auto& item) {
+  return item.key.str();
+}
+std::string byUid(const model::Workload& w) {
+  return w.uid.empty() ? w.key.str() : w.uid;
+}
+std::string byService(const model::ServiceEndpoints& e) {
+  return e.service.str();
+}
+
+// Calls f(list, key_of) with the NodeSnapshot member listing resources of id's kind and the
+// function naming an item of it as a ResourceKey does; an unknown kind is an error.
+template <typename F>
+absl::Status withList(const ResourceKey& id, F f) {
+  using S = model::NodeSnapshot;
   switch (id.first) {
     case v1::KIND_WORKLOAD:
-      return decodeInto(id, text, out.workloads);
+      return f(&S::workloads, byUid);
     case v1::KIND_SERVICE:
-      return decodeInto(id, text, out.services);
+      return f(&S::services, byKey<model::Service>);
     case v1::KIND_ENDPOINTS:
-      return decodeInto(id, text, out.endpoints);
+      return f(&S::endpoints, byService);
     case v1::KIND_AUTHORIZATION_POLICY:
-      return decodeInto(id, text, out.policies);
+      return f(&S::policies, byKey<model::AuthorizationPolicy>);
     case v1::KIND_PEER_AUTHENTICATION:
-      return decodeInto(id, text, out.peer_authentications);
+      return f(&S::peer_authentications, byKey<model::PeerAuthentication>);
     case v1::KIND_HTTP_ROUTE:
-      return decodeInto(id, text, out.routes);
+      return f(&S::routes, byKey<model::HttpRoute>);
     case v1::KIND_POD_INDEX:
-      return decodeInto(id, text, out.pod_index);
+      return f(&S::pod_index, byUid);
     case v1::KIND_RATE_LIMIT_POLICY:
-      return decodeInto(id, text, out.rate_limits);
+      return f(&S::rate_limits, byKey<model::RateLimitPolicy>);
     case v1::KIND_REQUEST_AUTHENTICATION:
-      return decodeInto(id, text, out.request_authentications);
+      return f(&S::request_authentications, byKey<model::RequestAuthentication>);
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("resource ", id.second, " has unknown kind ", static_cast<int>(id.first)));
   }
+}
+
+absl::Status decodeOne(const ResourceKey& id, const std::string& text, model::NodeSnapshot& out) {
+  return withList(id, [&](auto list, auto) { return decodeInto(id, text, out.*list); });
+}
+
+// Where the item named `key` is or belongs in `list`, which is in key order (as materialize
+// builds it from the ordered resources).
+template <typename T, typename KeyOf>
+typename std::vector<T>::iterator findSorted(std::vector<T>& list, const std::string& key,
+                                             KeyOf key_of) {
+  return std::lower_bound(list.begin(), list.end(), key,
+                          [&](const T& item, const std::string& k) { return key_of(item) < k; });
 }
 
 void setHeader(const IndexedSnapshot& s, const std::string& epoch, v1::WatchResponse& r) {
@@ -96,19 +123,16 @@ IndexedSnapshot indexSnapshot(const model::NodeSnapshot& snapshot) {
   out.node = snapshot.node;
   out.trust_domain = snapshot.trust_domain;
   out.trust_bundle_pem = snapshot.trust_bundle_pem;
-  auto byKey = [](const auto& item) { return item.key.str(); };
-  auto byUid = [](const model::Workload& w) { return w.uid.empty() ? w.key.str() : w.uid; };
+  auto key = [](const auto& item) { return byKey(item); };
   indexAll(v1::KIND_WORKLOAD, snapshot.workloads, byUid, out.resources);
   indexAll(v1::KIND_POD_INDEX, snapshot.pod_index, byUid, out.resources);
-  indexAll(v1::KIND_SERVICE, snapshot.services, byKey, out.resources);
-  indexAll(
-      v1::KIND_ENDPOINTS, snapshot.endpoints,
-      [](const model::ServiceEndpoints& e) { return e.service.str(); }, out.resources);
-  indexAll(v1::KIND_AUTHORIZATION_POLICY, snapshot.policies, byKey, out.resources);
-  indexAll(v1::KIND_PEER_AUTHENTICATION, snapshot.peer_authentications, byKey, out.resources);
-  indexAll(v1::KIND_HTTP_ROUTE, snapshot.routes, byKey, out.resources);
-  indexAll(v1::KIND_RATE_LIMIT_POLICY, snapshot.rate_limits, byKey, out.resources);
-  indexAll(v1::KIND_REQUEST_AUTHENTICATION, snapshot.request_authentications, byKey, out.resources);
+  indexAll(v1::KIND_SERVICE, snapshot.services, key, out.resources);
+  indexAll(v1::KIND_ENDPOINTS, snapshot.endpoints, byService, out.resources);
+  indexAll(v1::KIND_AUTHORIZATION_POLICY, snapshot.policies, key, out.resources);
+  indexAll(v1::KIND_PEER_AUTHENTICATION, snapshot.peer_authentications, key, out.resources);
+  indexAll(v1::KIND_HTTP_ROUTE, snapshot.routes, key, out.resources);
+  indexAll(v1::KIND_RATE_LIMIT_POLICY, snapshot.rate_limits, key, out.resources);
+  indexAll(v1::KIND_REQUEST_AUTHENTICATION, snapshot.request_authentications, key, out.resources);
   return out;
 }
 
@@ -179,43 +203,104 @@ v1::WatchResponse deltaResponse(const IndexedSnapshot& from, const IndexedSnapsh
   return r;
 }
 
-absl::Status applyResponse(const v1::WatchResponse& response, IndexedSnapshot& state) {
-  IndexedSnapshot next;
+namespace {
+
+// Moves the decoded upserts of `response` (in `decoded`, in the order decodeOne filled it) into
+// `snapshot`, replacing or inserting each at its key's place, after removing the removals (one of
+// an unknown kind names nothing held).
+void patchMaterialized(const v1::WatchResponse& response, model::NodeSnapshot& decoded,
+                       model::NodeSnapshot& snapshot) {
+  for (const v1::ResourceId& gone : response.removals()) {
+    const ResourceKey id{gone.kind(), gone.key()};
+    withList(id, [&](auto member, auto key_of) {
+      auto& list = snapshot.*member;
+      auto it = findSorted(list, id.second, key_of);
+      if (it != list.end() && key_of(*it) == id.second) {
+        list.erase(it);
+      }
+      return absl::OkStatus();
+    }).IgnoreError();
+  }
+  std::map<v1::Kind, size_t> taken;  // per kind, how many decoded items were moved already
+  for (const v1::Resource& res : response.upserts()) {
+    const ResourceKey id{res.id().kind(), res.id().key()};
+    // Every upsert decoded, so its kind is known.
+    withList(id, [&](auto member, auto key_of) {
+      auto& list = snapshot.*member;
+      auto item = std::move((decoded.*member)[taken[id.first]++]);
+      auto it = findSorted(list, id.second, key_of);
+      if (it != list.end() && key_of(*it) == id.second) {
+        *it = std::move(item);
+      } else {
+        list.insert(it, std::move(item));
+      }
+      return absl::OkStatus();
+    }).IgnoreError();
+  }
+}
+
+}  // namespace
+
+absl::Status applyResponse(const v1::WatchResponse& response, IndexedSnapshot& state,
+                           model::NodeSnapshot* materialized) {
   if (response.full()) {
+    IndexedSnapshot next;
     next.trust_domain = response.trust_domain();
     next.trust_bundle_pem = response.trust_bundle_pem();
-  } else {
-    if (response.base_version() != state.version) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("delta is based on version ", response.base_version(),
-                       " but this agent holds version ", state.version));
+    next.version = response.version();
+    next.node = response.node();
+    for (const v1::Resource& res : response.upserts()) {
+      next.resources[{res.id().kind(), res.id().key()}] = res.json();
     }
-    if (!state.node.empty() && response.node() != state.node) {
-      return absl::FailedPreconditionError(absl::StrCat("delta is for node '", response.node(),
-                                                        "' but state is for '", state.node, "'"));
+    absl::StatusOr<model::NodeSnapshot> decoded = materialize(next);
+    if (!decoded.ok()) {
+      return decoded.status();
     }
-    next = state;
-    if (response.has_trust_domain()) {
-      next.trust_domain = response.trust_domain();
+    state = std::move(next);
+    if (materialized != nullptr) {
+      *materialized = *std::move(decoded);
     }
-    if (response.has_trust_bundle_pem()) {
-      next.trust_bundle_pem = response.trust_bundle_pem();
-    }
+    return absl::OkStatus();
   }
-  next.version = response.version();
-  next.node = response.node();
-  for (const v1::ResourceId& id : response.removals()) {
-    next.resources.erase({id.kind(), id.key()});
+  if (response.base_version() != state.version) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("delta is based on version ", response.base_version(),
+                     " but this agent holds version ", state.version));
   }
-  model::NodeSnapshot scratch;
+  if (!state.node.empty() && response.node() != state.node) {
+    return absl::FailedPreconditionError(absl::StrCat("delta is for node '", response.node(),
+                                                      "' but state is for '", state.node, "'"));
+  }
+  // Decode everything first: nothing changes unless all of it is good.
+  model::NodeSnapshot decoded;
   for (const v1::Resource& res : response.upserts()) {
-    ResourceKey id{res.id().kind(), res.id().key()};
-    if (absl::Status s = decodeOne(id, res.json(), scratch); !s.ok()) {
+    if (absl::Status s = decodeOne({res.id().kind(), res.id().key()}, res.json(), decoded);
+        !s.ok()) {
       return s;
     }
-    next.resources[id] = res.json();
   }
-  state = std::move(next);
+  if (response.has_trust_domain()) {
+    state.trust_domain = response.trust_domain();
+  }
+  if (response.has_trust_bundle_pem()) {
+    state.trust_bundle_pem = response.trust_bundle_pem();
+  }
+  state.version = response.version();
+  state.node = response.node();
+  for (const v1::ResourceId& id : response.removals()) {
+    state.resources.erase({id.kind(), id.key()});
+  }
+  for (const v1::Resource& res : response.upserts()) {
+    state.resources[{res.id().kind(), res.id().key()}] = res.json();
+  }
+  if (materialized == nullptr) {
+    return absl::OkStatus();
+  }
+  materialized->version = state.version;
+  materialized->node = state.node;
+  materialized->trust_domain = state.trust_domain;
+  materialized->trust_bundle_pem = state.trust_bundle_pem;
+  patchMaterialized(response, decoded, *materialized);
   return absl::OkStatus();
 }
 

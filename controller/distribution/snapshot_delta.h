@@ -39,8 +39,11 @@ v1::WatchResponse deltaResponse(const IndexedSnapshot& from, const IndexedSnapsh
 
 // Applies a response on top of `state`. All or nothing: on error `state` is untouched (the agent
 // keeps its last good state). A delta whose base_version differs from state.version, or any
-// resource that does not decode as its kind, is refused.
-absl::Status applyResponse(const v1::WatchResponse& response, IndexedSnapshot& state);
+// resource that does not decode as its kind, is refused. With `materialized` (which must equal
+// materialize(state) before), it is kept equal to materialize(state) by decoding only what the
+// response carries.
+absl::Status applyResponse(const v1::WatchResponse& response, IndexedSnapshot& state,
+                           model::NodeSnapshot* materialized = nullptr);
 
 std::string kindName(v1::Kind kind);
 

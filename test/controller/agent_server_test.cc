@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <random>
 
+#include "controller/distribution/snapshot_delta.h"
 #include "controller/running_controller.h"
 #include "controller/view_testing.h"
 #include "controlplane/client.h"
@@ -114,6 +116,50 @@ TEST_CASE("agent server: a root rotation reaches watching agents and the bundle 
   auto cert = tls::certFromPem(*leaf);
   REQUIRE_OK(cert);
   CHECK_OK(tls::verifySvid(**bundle, cert->get(), nullptr, "cluster.local", absl::Now()));
+}
+
+TEST_CASE("agent server: policy changes reach a watching agent equal to the view rebuilt") {
+  Fixture f;
+  auto client = controlplane::ControlPlaneClient::start(f.client("node1"), nullptr);
+  REQUIRE_OK(client);
+  REQUIRE(waitUntil([&] { return (*client)->snapshot().has_value(); }));
+  auto content = [](const model::NodeSnapshot& s) {
+    return distribution::indexSnapshot(s).resources;
+  };
+  std::mt19937 rng(5);
+  int in_view = 0;
+  for (int step = 0; step < 40; ++step) {
+    // Policies selecting the local pod or not, changed and removed: only policy kinds change
+    // after the folder's load, so the server takes each from the view's changes (changesSince).
+    const model::ObjectKey key{"demo", "p" + std::to_string(rng() % 4)};
+    const bool peer = rng() % 3 == 0;
+    const k8s::ObjectRef ref{
+        peer ? k8s::Kind::kPeerAuthentication : k8s::Kind::kAuthorizationPolicy, key};
+    const model::Labels selector{{"app", rng() % 2 ? "web" : "other"}};
+    if (rng() % 4 == 0) {
+      f.store.remove(ref);
+    } else if (peer) {
+      model::PeerAuthentication p{key, selector, model::MtlsMode::kStrict, {}};
+      p.port_modes[static_cast<uint16_t>(1000 + step)] = model::MtlsMode::kDisable;
+      f.store.upsert({ref, "", p});
+    } else {
+      model::AuthorizationPolicy p;
+      p.key = key;
+      p.selector = selector;
+      p.rules.emplace_back();
+      p.rules[0].from.emplace_back();
+      p.rules[0].from[0].principals = {"marker-" + std::to_string(step)};
+      f.store.upsert({ref, "", p});
+    }
+    const auto want = content(f.store.snapshotFor("node1"));
+    INFO("step " << step);
+    REQUIRE(waitUntil([&] { return content(*(*client)->snapshot()) == want; }));
+    in_view += want.count({distribution::v1::KIND_AUTHORIZATION_POLICY, key.str()}) +
+               want.count({distribution::v1::KIND_PEER_AUTHENTICATION, key.str()});
+  }
+  CHECK(in_view > 5);
+  CHECK((*client)->stats().full_snapshots == 1);
+  CHECK((*client)->stats().rejected_updates == 0);
 }
 
 TEST_CASE("agent server: bad CA and token inputs are refused with the flag named") {

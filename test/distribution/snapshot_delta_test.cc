@@ -2,6 +2,7 @@
 #include "controller/distribution/snapshot_delta.h"
 
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "controller/distribution/model_json.h"
 
@@ -265,6 +266,97 @@ TEST_CASE("a bad update is refused and leaves the last good state", "[distributi
     CHECK(applyResponse(delta, state).code() == absl::StatusCode::kFailedPrecondition);
     CHECK(state == good);
   }
+}
+
+// Every list of `s` in its order, as JSON: equal only if the same items sit in the same places.
+std::string inOrder(const model::NodeSnapshot& s) {
+  nlohmann::json j = {{"v", s.version},       {"node", s.node},
+                      {"td", s.trust_domain}, {"bundle", s.trust_bundle_pem},
+                      {"w", s.workloads},     {"i", s.pod_index},
+                      {"s", s.services},      {"e", s.endpoints},
+                      {"p", s.policies},      {"pa", s.peer_authentications},
+                      {"l", s.rate_limits},   {"ra", s.request_authentications},
+                      {"r", s.routes}};
+  return j.dump();
+}
+
+TEST_CASE("a delta patches the materialized snapshot exactly as materializing the new state",
+          "[distribution]") {
+  std::mt19937 rng(GENERATE(11u, 12u, 13u));
+  auto below = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  model::NodeSnapshot cluster = baseSnapshot();
+  IndexedSnapshot state = indexSnapshot(cluster);
+  auto held = materialize(state);
+  REQUIRE(held.ok());
+  int upserts = 0, removals = 0;
+  for (int step = 0; step < 200; ++step) {
+    // A few random edits: workloads and pod-index entries by uid, policies and services by key.
+    for (int edits = 1 + below(3); edits > 0; --edits) {
+      const std::string n = std::to_string(below(12));
+      switch (below(5)) {
+        case 0:
+          std::erase_if(cluster.workloads, [&](const auto& w) { return w.uid == "u" + n; });
+          cluster.workloads.push_back(pod("u" + n, "w" + std::to_string(step), "node1"));
+          break;
+        case 1:
+          std::erase_if(cluster.pod_index, [&](const auto& w) { return w.uid == "i" + n; });
+          if (below(2)) {
+            cluster.pod_index.push_back(model::podIndexEntry(pod("i" + n, "x", "node2")));
+          }
+          break;
+        case 2: {
+          std::erase_if(cluster.policies, [&](const auto& p) { return p.key.name == "p" + n; });
+          model::AuthorizationPolicy p;
+          p.key = {below(2) ? "default" : "other", "p" + n};
+          p.dry_run = below(2) != 0;
+          if (below(3)) {
+            cluster.policies.push_back(p);
+          }
+          break;
+        }
+        case 3:
+          if (!cluster.services.empty() && below(2)) {
+            cluster.services.erase(cluster.services.begin());
+          } else {
+            model::Service svc;
+            svc.key = {"default", "s" + n};
+            svc.vips = {"10.96.1." + n};
+            cluster.services.push_back(svc);
+          }
+          break;
+        default:
+          cluster.trust_bundle_pem = "ROOT-" + n;
+          break;
+      }
+    }
+    cluster.version = state.version + 1;
+    v1::WatchResponse delta = deltaResponse(state, indexSnapshot(cluster), "e1");
+    upserts += delta.upserts_size();
+    removals += delta.removals_size();
+    REQUIRE(applyResponse(delta, state, &*held).ok());
+    auto fresh = materialize(state);
+    REQUIRE(fresh.ok());
+    INFO("step " << step);
+    REQUIRE(inOrder(*held) == inOrder(*fresh));
+    REQUIRE(state == indexSnapshot(cluster));
+  }
+  CHECK(upserts > 120);
+  CHECK(removals > 50);
+  // A refused delta leaves both the state and the materialized snapshot as they were.
+  v1::WatchResponse bad;
+  bad.set_version(state.version + 1);
+  bad.set_base_version(state.version);
+  bad.set_node(state.node);
+  v1::Resource* gone = bad.add_upserts();
+  gone->mutable_id()->set_kind(v1::KIND_SERVICE);
+  gone->mutable_id()->set_key("default/x");
+  gone->set_json("[]");
+  bad.add_removals()->CopyFrom(gone->id());
+  const IndexedSnapshot before = state;
+  const std::string held_before = inOrder(*held);
+  CHECK(applyResponse(bad, state, &*held).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(state == before);
+  CHECK(inOrder(*held) == held_before);
 }
 
 }  // namespace

@@ -162,6 +162,42 @@ struct ControlPlaneClient::Impl {
     return !info.ok() || absl::Now() >= info->not_before + (info->not_after - info->not_before) / 2;
   }
 
+  // Applies one response to the last good state and its materialized snapshot, or leaves both
+  // as they were. A full response is decoded outside the lock; a delta decodes only what it
+  // carries and is applied in place.
+  absl::Status apply(const v1::WatchResponse& resp) {
+    if (resp.full()) {
+      distribution::IndexedSnapshot next;
+      model::NodeSnapshot materialized;
+      if (absl::Status s = distribution::applyResponse(resp, next, &materialized); !s.ok()) {
+        return s;
+      }
+      std::lock_guard lock(mu);
+      state = std::move(next);
+      snapshot = std::move(materialized);
+      accepted(resp);
+      return absl::OkStatus();
+    }
+    std::lock_guard lock(mu);
+    if (resp.epoch() != epoch || !snapshot) {
+      return absl::FailedPreconditionError("delta from another controller epoch");
+    }
+    if (absl::Status s = distribution::applyResponse(resp, state, &*snapshot); !s.ok()) {
+      return s;
+    }
+    accepted(resp);
+    return absl::OkStatus();
+  }
+
+  // Bookkeeping after `resp` was applied; `mu` held.
+  void accepted(const v1::WatchResponse& resp) {
+    epoch = resp.epoch();
+    if (!state.trust_bundle_pem.empty()) {
+      roots = state.trust_bundle_pem;
+    }
+    resp.full() ? ++stats.full_snapshots : ++stats.deltas;
+  }
+
   // One Watch stream, until it ends. Returns whether any update was applied.
   bool watchOnce(ControlPlaneClient& owner) {
     auto stub = v1::Distribution::NewStub(channel(true));
@@ -184,19 +220,7 @@ struct ControlPlaneClient::Impl {
     v1::WatchResponse resp;
     while (reader->Read(&resp)) {
       owner.connected_ = true;
-      distribution::IndexedSnapshot next;
-      absl::StatusOr<model::NodeSnapshot> materialized;
-      {
-        std::lock_guard lock(mu);
-        next = (resp.epoch() == epoch || resp.full()) ? state : distribution::IndexedSnapshot{};
-      }
-      absl::Status s = resp.epoch() != epoch && !resp.full()
-                           ? absl::FailedPreconditionError("delta from another controller epoch")
-                           : distribution::applyResponse(resp, next);
-      if (s.ok()) {
-        materialized = distribution::materialize(next);
-        s = materialized.status();
-      }
+      absl::Status s = apply(resp);
       if (!s.ok()) {
         // Keep the last good state; ask for a full snapshot on the next stream.
         std::lock_guard lock(mu);
@@ -206,19 +230,10 @@ struct ControlPlaneClient::Impl {
         ctx.TryCancel();
         break;
       }
-      {
-        std::lock_guard lock(mu);
-        state = std::move(next);
-        epoch = resp.epoch();
-        snapshot = *materialized;
-        if (!state.trust_bundle_pem.empty()) {
-          roots = state.trust_bundle_pem;
-        }
-        resp.full() ? ++stats.full_snapshots : ++stats.deltas;
-      }
       applied_any = true;
       if (on_update) {
-        on_update(*materialized);
+        // Only this thread writes `snapshot`; readers copy it under `mu`.
+        on_update(*snapshot);
       }
     }
     grpc::Status status = reader->Finish();

@@ -88,10 +88,25 @@ bool Budget::chargeText(const std::string& text) {
     }
     nodes_ = counter.nodes();
   } catch (const OverBudget&) {
-    over_ = text::cat("more than ", kMaxManifestNodes,
-                      " YAML nodes (an alias counts its whole subtree every time it is used)");
+    overNodes();
   }
   return over_.empty();
+}
+
+bool Budget::chargeNodes(size_t nodes) {
+  if (!over_.empty()) {
+    return false;
+  }
+  nodes_ += nodes;
+  if (nodes_ > kMaxManifestNodes) {
+    overNodes();
+  }
+  return over_.empty();
+}
+
+void Budget::overNodes() {
+  over_ = text::cat("more than ", kMaxManifestNodes,
+                    " YAML nodes (an alias counts its whole subtree every time it is used)");
 }
 
 bool Budget::chargeFlowEntries(size_t entries) {

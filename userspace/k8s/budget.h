@@ -17,6 +17,9 @@ class Budget {
   // charged its anchor's expanded size; one to a node still open (a cycle) is over budget.
   // Counting stops at the budget. Throws YAML::Exception where the text is not valid YAML.
   bool chargeText(const std::string& text);
+  // Charges `nodes` counted by the caller on a parsed tree without aliases (JSON), the count
+  // chargeText would reach on its text.
+  bool chargeNodes(size_t nodes);
   // Entries of flow collections ([...], {...}, all of JSON), counted in the text: yaml-cpp
   // queues every token of a flow collection before its first event, so they are charged as
   // nodes before the parser sees them.
@@ -27,6 +30,8 @@ class Budget {
   const std::string& over() const { return over_; }
 
  private:
+  void overNodes();
+
   size_t nodes_ = 0;
   size_t objects_ = 0;
   std::string over_;

@@ -2,6 +2,7 @@
 #include "k8s/decode.h"
 
 #include <exception>
+#include <nlohmann/json.hpp>
 
 #include "k8s/budget.h"
 #include "k8s/decoders.h"
@@ -532,7 +533,27 @@ absl::StatusOr<Decoded> decodeObjectAs(Kind kind, const YAML::Node& node,
   return decodeKnown(kind, node, false, options);
 }
 
-absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptions& options) {
+namespace {
+
+// The YAML nodes of a JSON tree as yaml-cpp's parser reports them: one per scalar, sequence and
+// mapping, and one per mapping key.
+size_t jsonNodes(const nlohmann::json& j) {
+  size_t n = 1;
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      n += 1 + jsonNodes(value);
+    }
+  } else if (j.is_array()) {
+    for (const auto& value : j) {
+      n += jsonNodes(value);
+    }
+  }
+  return n;
+}
+
+// decodeObjectText past the text checks; `nodes` is the text's node count when known.
+absl::StatusOr<Decoded> decodeCheckedText(std::string_view raw, std::optional<size_t> nodes,
+                                          const DecodeOptions& options) {
   const std::string text = normalizeLineBreaks(raw);
   size_t flow_entries = 0;
   if (auto st = checkFlowCommas(text, &flow_entries); !st.ok()) {
@@ -541,13 +562,25 @@ absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptio
   }
   try {
     Budget budget;
-    if (!budget.chargeFlowEntries(flow_entries) || !budget.chargeText(text)) {
+    if (!budget.chargeFlowEntries(flow_entries) ||
+        !(nodes ? budget.chargeNodes(*nodes) : budget.chargeText(text))) {
       return absl::InvalidArgumentError(text::cat("object refused: ", budget.over()));
     }
     return decodeObject(YAML::Load(text), options);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(text::cat("not valid JSON or YAML: ", e.what()));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<Decoded> decodeObjectText(std::string_view raw, const DecodeOptions& options) {
+  return decodeCheckedText(raw, std::nullopt, options);
+}
+
+absl::StatusOr<Decoded> decodeJsonObject(const nlohmann::json& object,
+                                         const DecodeOptions& options) {
+  return decodeCheckedText(object.dump(), jsonNodes(object), options);
 }
 
 std::vector<DocumentResult> decodeDocuments(std::string_view raw, std::string_view source,
