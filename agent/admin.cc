@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/log.h"
 #include "agent/overload.h"
+#include "net/socket_address.h"
 
 namespace ferry::agent {
 namespace {
@@ -73,10 +74,11 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(const std::strin
                                                                 uint16_t port,
                                                                 std::map<std::string, Route> routes,
                                                                 int inherited_fd) {
+  std::optional<net::IpAddress> ip = net::IpAddress::parse(address);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+  if (ip && ip->v4) {
+    addr = *reinterpret_cast<const sockaddr_in*>(net::SocketAddress::from(*ip, port).sa());
+  } else {
     if (inherited_fd >= 0) {
       ::close(inherited_fd);
     }
