@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -97,6 +98,8 @@ ScopedNetns::~ScopedNetns() {
   // Returning to our own namespace cannot fail unless the kernel is out of memory; staying in a
   // pod's namespace would silently send later traffic from the wrong place, so stop instead.
   if (!enterNetns(back_fd_)) {
+    std::fprintf(stderr, "cannot return to the original network namespace: %s; aborting\n",
+                 std::strerror(errno));
     std::abort();
   }
 }
