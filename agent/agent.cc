@@ -73,7 +73,7 @@ Agent::Agent(Config config, AgentParts parts)
   for (const auto& [cidrs, ranges] : {std::pair{&config_.pod_cidrs, &shared_.pod_ranges},
                                       std::pair{&config_.service_cidrs, &shared_.service_ranges}}) {
     for (const std::string& cidr : *cidrs) {
-      if (auto parsed = policy::Cidr::parse(cidr); parsed.ok()) {  // validate() refused bad ones
+      if (auto parsed = net::Cidr::parse(cidr); parsed.ok()) {  // validate() refused bad ones
         ranges->push_back(*parsed);
       }
     }

@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "policy/ip.h"
+#include "net/ip.h"
 
 namespace ferry::agent {
 
@@ -73,7 +73,7 @@ absl::Status Config::validate() const {
         "--certs is required (folder of <ns>.<sa>.crt/.key and bundle.pem), or --controller");
   }
   for (const std::string& cidr : pod_cidrs) {
-    if (auto parsed = policy::Cidr::parse(cidr); !parsed.ok()) {
+    if (auto parsed = net::Cidr::parse(cidr); !parsed.ok()) {
       return absl::InvalidArgumentError("--pod-cidrs: \"" + cidr + "\" is not a CIDR");
     }
   }

@@ -20,7 +20,7 @@
 #include "agent/state/policy_state.h"
 #include "agent/state/workload_state.h"
 #include "agent/stats.h"
-#include "policy/ip.h"
+#include "net/ip.h"
 
 namespace ferry::agent {
 
@@ -47,10 +47,10 @@ struct Shared {
   RateLimits* rate_limits = nullptr;  // RateLimitPolicy buckets (rate_limits.h); may be null
   // The cluster's pod ranges (--pod-cidrs), parsed once: a captured connection to an address in
   // them that no snapshot names is refused rather than sent in clear.
-  std::vector<policy::Cidr> pod_ranges;
+  std::vector<net::Cidr> pod_ranges;
   // The cluster's Service ranges (--service-cidrs): a ClusterIP no snapshot names is refused the
   // same way (the controller sends every Service, mesh or not, to a node with a mesh pod).
-  std::vector<policy::Cidr> service_ranges;
+  std::vector<net::Cidr> service_ranges;
   // HTTP connections waiting for a request head, over every worker (--max-http-awaiting-headers
   // caps it; http_waiting.h).
   std::atomic<int64_t> http_awaiting_headers{0};

@@ -1,7 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "cli/admin.h"
 
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "cli/table.h"
 #include "controller/distribution/model_json.h"
+#include "net/socket_address.h"
 
 namespace ferry::cli {
 
@@ -19,20 +19,21 @@ absl::StatusOr<std::string> httpGetBody(const std::string& address, const std::s
                                         absl::string_view what, absl::string_view unreachable) {
   size_t colon = address.rfind(':');
   uint32_t port = 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port == 0 || port > 65535 ||
-      inet_pton(AF_INET, address.substr(0, colon).c_str(), &a.sin_addr) != 1) {
+  std::optional<net::IpAddress> ip;
+  if (colon != std::string::npos) {
+    ip = net::IpAddress::parse(address.substr(0, colon));
+  }
+  if (!ip || !ip->v4 || !absl::SimpleAtoi(address.substr(colon + 1), &port) || port == 0 ||
+      port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " must be IPv4:PORT, not '", address, "'"));
   }
-  a.sin_port = htons(static_cast<uint16_t>(port));
+  net::SocketAddress a = net::SocketAddress::from(*ip, static_cast<uint16_t>(port));
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+  if (::connect(fd, a.sa(), a.len) != 0) {
     ::close(fd);
     return absl::UnavailableError(unreachable);
   }

@@ -115,8 +115,8 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
   r.http_port = policy::isHttpPort(inv.services, d, r.port);
   policy::Request request{
       .source_principal = r.source_principal,
-      .source_ip = policy::IpAddress::parse(r.source_ip),
-      .destination_ip = policy::IpAddress::parse(r.destination_ip),
+      .source_ip = net::IpAddress::parse(r.source_ip),
+      .destination_ip = net::IpAddress::parse(r.destination_ip),
       .destination_port = r.port,
       .http_port = r.http_port,
   };

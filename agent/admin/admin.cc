@@ -15,26 +15,11 @@
 #include "absl/strings/str_split.h"
 #include "agent/io/overload.h"
 #include "agent/log.h"
+#include "http/status.h"
+#include "net/socket_address.h"
 
 namespace ferry::agent {
 namespace {
-
-const char* reasonPhrase(int code) {
-  switch (code) {
-    case 200:
-      return "OK";
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "Error";
-  }
-}
 
 std::optional<AdminServer::Request> parseRequestLine(const std::string& request) {
   size_t sp1 = request.find(' ');
@@ -73,10 +58,11 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(const std::strin
                                                                 uint16_t port,
                                                                 std::map<std::string, Route> routes,
                                                                 int inherited_fd) {
+  std::optional<net::IpAddress> ip = net::IpAddress::parse(address);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+  if (ip && ip->v4) {
+    addr = *reinterpret_cast<const sockaddr_in*>(net::SocketAddress::from(*ip, port).sa());
+  } else {
     if (inherited_fd >= 0) {
       ::close(inherited_fd);
     }
@@ -190,9 +176,10 @@ void AdminServer::serve(int client) {
     resp = it == routes_.end() ? Response{404, "text/plain", "not found\n"}
                                : it->second(*request_line);
   }
-  std::string out = absl::StrCat(
-      "HTTP/1.0 ", resp.code, " ", reasonPhrase(resp.code), "\r\nContent-Type: ", resp.content_type,
-      "\r\nContent-Length: ", resp.body.size(), "\r\nConnection: close\r\n\r\n", resp.body);
+  std::string out = absl::StrCat("HTTP/1.0 ", resp.code, " ", http::reasonPhrase(resp.code),
+                                 "\r\nContent-Type: ", resp.content_type,
+                                 "\r\nContent-Length: ", resp.body.size(),
+                                 "\r\nConnection: close\r\n\r\n", resp.body);
   size_t sent = 0;
   while (sent < out.size()) {
     ssize_t n = ::send(client, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);

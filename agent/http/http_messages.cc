@@ -2,6 +2,7 @@
 #include "agent/http/http_messages.h"
 
 #include "http/chars.h"
+#include "http/status.h"
 
 namespace ferry::agent {
 namespace {
@@ -67,7 +68,7 @@ std::string forwardedResponseHead(const http::MessageHead& head, bool close,
   std::string out;
   out.reserve(256);
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
-  out.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason).append("\r\n");
+  out.append(head.reason.empty() ? http::reasonPhrase(head.status) : head.reason).append("\r\n");
   for (const http::Header& h : head.headers) {
     if (!hopByHopField(h.name) && (edits.empty() || !edits.removes(h.name))) {
       appendField(out, h.name, h.value);
@@ -83,7 +84,7 @@ std::string forwardedResponseHead(const http::MessageHead& head, bool close,
 
 std::string localReply(int status, std::string_view body, bool close) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
-  out.append(reasonPhrase(status)).append("\r\n");
+  out.append(http::reasonPhrase(status)).append("\r\n");
   appendField(out, "content-length", std::to_string(body.size()));
   appendField(out, "content-type", "text/plain");
   appendField(out, "server", "ferry");
@@ -96,7 +97,7 @@ std::string localReply(int status, std::string_view body, bool close) {
 
 std::string redirectReply(int status, std::string_view location, bool close) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
-  out.append(reasonPhrase(status)).append("\r\n");
+  out.append(http::reasonPhrase(status)).append("\r\n");
   appendField(out, "location", location);
   appendField(out, "content-length", "0");
   appendField(out, "server", "ferry");
@@ -105,45 +106,6 @@ std::string redirectReply(int status, std::string_view location, bool close) {
   }
   out.append("\r\n");
   return out;
-}
-
-std::string_view reasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 303:
-      return "See Other";
-    case 307:
-      return "Temporary Redirect";
-    case 308:
-      return "Permanent Redirect";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-  }
 }
 
 }  // namespace ferry::agent

@@ -37,6 +37,4 @@ std::string localReply(int status, std::string_view body, bool close);
 // An empty redirect response (RequestRedirect) with `location`.
 std::string redirectReply(int status, std::string_view location, bool close);
 
-std::string_view reasonPhrase(int status);
-
 }  // namespace ferry::agent

@@ -85,8 +85,8 @@ bool authenticateRequest(const jwt::Authenticator& authn, const http::RequestVie
 
 http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
                                   InboundPeer peer) {
-  auto source_ip = policy::IpAddress::parse(peer.source_ip);
-  auto destination_ip = policy::IpAddress::parse(peer.destination_ip);
+  auto source_ip = net::IpAddress::parse(peer.source_ip);
+  auto destination_ip = net::IpAddress::parse(peer.destination_ip);
   return [&ctx, pod = std::move(pod), peer = std::move(peer), source_ip,
           destination_ip](const http::RequestView& view) -> http::AuthzDecision {
     auto state = ctx.shared.workloads->current();

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <optional>
 
+#include "backoff/backoff.h"
+
 namespace ferry::agent {
 
 enum class OverloadCause { kEmfile, kEnfile, kEnobufs, kEnomem };
@@ -29,19 +31,16 @@ class AcceptBackoff {
 
   explicit AcceptBackoff(std::chrono::milliseconds initial = kInitial,
                          std::chrono::milliseconds max = kMax)
-      : initial_(initial), max_(max), next_(initial) {}
+      : backoff_({.initial = absl::FromChrono(initial),
+                  .max = absl::FromChrono(max),
+                  .multiplier = 2.0,
+                  .jitter = 0.0}) {}
   // The pause to take now; the one after it is twice as long, up to the maximum.
-  std::chrono::milliseconds next() {
-    std::chrono::milliseconds now = next_;
-    next_ = std::min(next_ * 2, max_);
-    return now;
-  }
-  void reset() { next_ = initial_; }
+  std::chrono::milliseconds next() { return absl::ToChronoMilliseconds(backoff_.next()); }
+  void reset() { backoff_.reset(); }
 
  private:
-  std::chrono::milliseconds initial_;
-  std::chrono::milliseconds max_;
-  std::chrono::milliseconds next_;
+  Backoff backoff_;
 };
 
 // One descriptor (/dev/null) kept open so that, when the process is out of descriptors, closing

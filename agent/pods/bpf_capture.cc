@@ -66,8 +66,7 @@ absl::StatusOr<std::unique_ptr<BpfCapture>> BpfCapture::start(const Config& conf
   return std::unique_ptr<BpfCapture>(new BpfCapture(*std::move(capture)));
 }
 
-absl::Status BpfCapture::addPod(const enroll::PodInfo& pod, const NetnsHandle&,
-                                int inbound_listener_fd) {
+absl::Status BpfCapture::addPod(const enroll::PodInfo& pod, const Netns&, int inbound_listener_fd) {
   bpf::PodSpec spec;
   spec.netns_path = pod.netns;
   for (const std::string& ip : pod.ips) {

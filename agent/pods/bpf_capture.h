@@ -17,7 +17,7 @@ class BpfCapture : public Capture {
  public:
   static absl::StatusOr<std::unique_ptr<BpfCapture>> start(const Config& config);
 
-  absl::Status addPod(const enroll::PodInfo& pod, const NetnsHandle& netns,
+  absl::Status addPod(const enroll::PodInfo& pod, const Netns& netns,
                       int inbound_listener_fd) override;
   void removePod(const enroll::PodInfo& pod) override;
   absl::StatusOr<SocketAddress> originalDestination(int accepted_fd,

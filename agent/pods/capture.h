@@ -21,7 +21,7 @@ class Capture {
   virtual ~Capture() = default;
   // `inbound_listener_fd`: one of the pod's 15006 listeners (a reuseport group: the kernel
   // picks the worker); `outbound` the same for 15001.
-  virtual absl::Status addPod(const enroll::PodInfo& pod, const NetnsHandle& netns,
+  virtual absl::Status addPod(const enroll::PodInfo& pod, const Netns& netns,
                               int inbound_listener_fd) = 0;
   virtual void removePod(const enroll::PodInfo& pod) = 0;
   // Original destination of a connection accepted on a pod's 15001 listener.
@@ -38,7 +38,7 @@ class Capture {
 // No capture: pods are served on 15006/15008 only; 15001 has no original destinations.
 class NoCapture : public Capture {
  public:
-  absl::Status addPod(const enroll::PodInfo&, const NetnsHandle&, int) override {
+  absl::Status addPod(const enroll::PodInfo&, const Netns&, int) override {
     return absl::OkStatus();
   }
   void removePod(const enroll::PodInfo&) override {}

@@ -18,7 +18,7 @@ namespace ferry::agent {
 
 struct LocalPod {
   enroll::PodInfo info;
-  NetnsHandle netns;
+  Netns netns;
 };
 
 struct LocalPodTable {

@@ -90,7 +90,7 @@ absl::Status PodRegistry::add(const enroll::PodInfo& info, InheritedListeners* i
     shared_.capture->removePod(existing->second->info);
     pods_.erase(existing);
   }
-  auto netns = NetnsHandle::open(info.netns);
+  auto netns = Netns::open(info.netns);
   if (!netns.ok()) {
     return netns.status();
   }

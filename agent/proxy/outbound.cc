@@ -25,12 +25,12 @@ namespace {
 LogLimiter unknown_destination_log;
 LogLimiter not_enrolled_log;
 
-bool inRanges(const std::vector<policy::Cidr>& ranges, const std::string& ip) {
-  std::optional<policy::IpAddress> address = policy::IpAddress::parse(ip);
+bool inRanges(const std::vector<net::Cidr>& ranges, const std::string& ip) {
+  std::optional<net::IpAddress> address = net::IpAddress::parse(ip);
   if (!address) {
     return false;
   }
-  for (const policy::Cidr& range : ranges) {
+  for (const net::Cidr& range : ranges) {
     if (range.contains(*address)) {
       return true;
     }

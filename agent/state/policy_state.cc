@@ -83,8 +83,8 @@ policy::Request connectionRequest(const ConnectionAttributes& attrs, std::string
   principal = attrs.principal.empty() ? std::string() : "spiffe://" + attrs.principal;
   policy::Request r;
   r.source_principal = principal;
-  r.source_ip = policy::IpAddress::parse(attrs.source_ip);
-  r.destination_ip = policy::IpAddress::parse(attrs.destination_ip);
+  r.source_ip = net::IpAddress::parse(attrs.source_ip);
+  r.destination_ip = net::IpAddress::parse(attrs.destination_ip);
   r.destination_port = attrs.destination_port;
   r.http_port = attrs.http;
   return r;

@@ -1,21 +1,14 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/state/workload_state.h"
 
-#include <arpa/inet.h>
+#include "net/ip.h"
 
 namespace ferry::agent {
 namespace {
 // Canonical text so "fd00:0::1" and "fd00::1" are one key.
 std::string canonical(const std::string& ip) {
-  unsigned char buf[16];
-  char out[INET6_ADDRSTRLEN];
-  if (inet_pton(AF_INET, ip.c_str(), buf) == 1) {
-    return inet_ntop(AF_INET, buf, out, sizeof(out));
-  }
-  if (inet_pton(AF_INET6, ip.c_str(), buf) == 1) {
-    return inet_ntop(AF_INET6, buf, out, sizeof(out));
-  }
-  return ip;
+  std::optional<net::IpAddress> parsed = net::IpAddress::parse(ip);
+  return parsed ? parsed->str() : ip;
 }
 }  // namespace
 

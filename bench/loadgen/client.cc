@@ -1,7 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "loadgen/client.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -19,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "net/socket_address.h"
 
 namespace ferry::loadgen {
 namespace {
@@ -29,27 +29,10 @@ int64_t monoNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-struct Address {
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-};
+using Address = net::SocketAddress;
 
 absl::StatusOr<Address> resolve(const Target& t) {
-  Address a;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-  if (::inet_pton(AF_INET, t.host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(t.port);
-    a.len = sizeof(sockaddr_in);
-  } else if (::inet_pton(AF_INET6, t.host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(t.port);
-    a.len = sizeof(sockaddr_in6);
-  } else {
-    return absl::InvalidArgumentError("not a numeric IP address: \"" + t.host + "\"");
-  }
-  return a;
+  return net::SocketAddress::parse(t.host, t.port);
 }
 
 // Where a response ends: header length plus Content-Length, or -1 while incomplete, or -2

@@ -1,7 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "loadgen/server.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -15,31 +14,21 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "net/socket_address.h"
 
 namespace ferry::loadgen {
 namespace {
 
 absl::StatusOr<int> listenOn(const std::string& address, uint16_t port) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    len = sizeof(*v4);
-  } else if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    len = sizeof(*v6);
-  } else {
+  absl::StatusOr<net::SocketAddress> at = net::SocketAddress::parse(address, port);
+  if (!at.ok()) {
     return absl::InvalidArgumentError("not a numeric listen address: \"" + address + "\"");
   }
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ::socket(at->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
+  if (::bind(fd, at->sa(), at->len) != 0 || ::listen(fd, 4096) != 0) {
     std::string err = std::strerror(errno);
     ::close(fd);
     return absl::UnavailableError(absl::StrCat("listen on ", address, ":", port, ": ", err));

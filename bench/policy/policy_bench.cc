@@ -149,8 +149,8 @@ int main(int argc, char** argv) {
                                {{"user-agent", "bench"}, {"accept", "*/*"}}};
       policy::Request request;
       request.source_principal = c.principal;
-      request.source_ip = policy::IpAddress::parse("10.244.1.11");
-      request.destination_ip = policy::IpAddress::parse("10.244.1.12");
+      request.source_ip = net::IpAddress::parse("10.244.1.11");
+      request.destination_ip = net::IpAddress::parse("10.244.1.12");
       request.destination_port = 8080;
       request.http = c.http ? &http : nullptr;
       bool expect_allowed = std::string(c.name) == "last";

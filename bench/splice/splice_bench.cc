@@ -26,7 +26,8 @@
 #include "bpf/capture.h"
 #include "capture_env.h"
 #include "harness/cluster.h"
-#include "netns/netns.h"
+#include "net/netns.h"
+#include "net/socket_address.h"
 
 namespace {
 
@@ -90,12 +91,12 @@ void echoServer(int listener, size_t size, std::atomic<bool>* stop) {
 }
 
 int connectTo(const char* addr, uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  inet_pton(AF_INET, addr, &sa.sin_addr);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+  absl::StatusOr<ferry::net::SocketAddress> sa = ferry::net::SocketAddress::parse(addr, port);
+  if (!sa.ok()) {
+    return -1;
+  }
+  int fd = ::socket(sa->family(), SOCK_STREAM, 0);
+  if (::connect(fd, sa->sa(), sa->len) != 0) {
     return -1;
   }
   int one = 1;

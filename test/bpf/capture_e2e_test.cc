@@ -20,7 +20,8 @@
 #include "bpf/capture.h"
 #include "capture_env.h"
 #include "harness/cluster.h"
-#include "netns/netns.h"
+#include "net/netns.h"
+#include "net/socket_address.h"
 #include "privileged.h"
 #include "status_testing.h"
 
@@ -155,16 +156,14 @@ Accepted serveOne(Capture& capture, int listener, size_t n, bool retry_eagain = 
   sockaddr_storage peer{};
   socklen_t len = sizeof(peer);
   ::getpeername(conn.get(), reinterpret_cast<sockaddr*>(&peer), &len);
-  uint16_t port = 0;
-  Addr16 addr = addressOf(peer, &port);
-  out.peer = formatAddress(addr, 0);
+  out.peer = net::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), len).ip();
   out.ok = expectPattern(conn.get(), n, retry_eagain) && sendPattern(conn.get(), n) &&
            ::shutdown(conn.get(), SHUT_WR) == 0;
   return out;
 }
 
 UniqueFd agentListener(const Pod& pod, uint16_t port) {
-  absl::StatusOr<int> fd = netns::socketInNetns(pod.netns_path, AF_INET6, SOCK_STREAM);
+  absl::StatusOr<int> fd = net::socketInNetns(pod.netns_path, AF_INET6, SOCK_STREAM);
   REQUIRE_OK(fd);
   UniqueFd sock(*fd);
   int one = 1;
@@ -249,8 +248,8 @@ TEST_CASE("e2e: a pod's connects to a remote pod and to service VIPs reach the a
     std::string original;
     std::string source;  // the app's address the agent sees
   };
-  const std::string v4 = app.ipv4 + ":0";
-  const std::string v6 = "[" + app.ipv6 + "]:0";
+  const std::string v4 = app.ipv4;
+  const std::string v6 = app.ipv6;
   const std::vector<Row> rows = {
       {"10.244.2.11", 8080, 1, "10.244.2.11:8080", v4},
       {"fd00:244::2:11", 8080, 1, "[fd00:244::2:11]:8080", v6},
@@ -358,19 +357,17 @@ TEST_CASE("e2e: exempt connects reach the real destination, never the agent",
     REQUIRE_OK_HELD(f.enroll(app));
     // This process is the agent (node 1's agent cgroup, outside the pod subtree): a socket it
     // opens in n1p1 and connects from there goes to the real destination.
-    absl::StatusOr<int> fd = netns::socketInNetns(app.netns_path, AF_INET, SOCK_STREAM);
+    absl::StatusOr<int> fd = net::socketInNetns(app.netns_path, AF_INET, SOCK_STREAM);
     REQUIRE_OK(fd);
     UniqueFd sock(*fd);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(9090);
-    REQUIRE(inet_pton(AF_INET, server.ipv4.c_str(), &sa.sin_addr) == 1);
+    absl::StatusOr<net::SocketAddress> sa = net::SocketAddress::parse(server.ipv4, 9090);
+    REQUIRE_OK(sa);
     int rc = -1;
     for (int attempt = 0; attempt < 50 && rc != 0; ++attempt) {  // the server may be starting
-      rc = ::connect(sock.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+      rc = ::connect(sock.get(), sa->sa(), sa->len);
       if (rc != 0) {
         absl::SleepFor(absl::Milliseconds(100));
-        sock.reset(*netns::socketInNetns(app.netns_path, AF_INET, SOCK_STREAM));
+        sock.reset(*net::socketInNetns(app.netns_path, AF_INET, SOCK_STREAM));
       }
     }
     REQUIRE(rc == 0);
@@ -466,10 +463,8 @@ TEST_CASE("e2e: inbound plaintext is steered to the agent's 15006, HBONE and pro
         sockaddr_storage local{};
         socklen_t len = sizeof(local);
         ::getsockname(conn.get(), reinterpret_cast<sockaddr*>(&local), &len);
-        uint16_t port = 0;
-        Addr16 addr = addressOf(local, &port);
         ::send(conn.get(), "agent", 5, 0);
-        return formatAddress(addr, port);
+        return net::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), len).str();
       });
       auto r = connectFromPeer(dst, 8080);
       std::string expect = absl::StrContains(dst, ":") ? "[" + dst + "]:8080" : dst + ":8080";

@@ -1,7 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "capture_env.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -22,6 +21,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "bpf/sys.h"
+#include "net/netns.h"
+#include "net/socket_address.h"
 
 namespace ferry::bpf::testing {
 namespace {
@@ -33,25 +34,6 @@ void writeFile(const std::string& path, const std::string& text) {
   if (!out) {
     throw std::runtime_error("writing " + path + " failed");
   }
-}
-
-bool fillSockaddr(const std::string& addr, uint16_t port, sockaddr_storage* sa, socklen_t* len) {
-  *sa = {};
-  auto* in = reinterpret_cast<sockaddr_in*>(sa);
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(sa);
-  if (::inet_pton(AF_INET, addr.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  if (::inet_pton(AF_INET6, addr.c_str(), &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -125,28 +107,19 @@ AgentCgroup::~AgentCgroup() {
 }
 
 UniqueFd socketIn(const std::string& netns_path, int domain, int type) {
-  UniqueFd ns(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
-  int fd = -1;
-  std::thread worker([&] {
-    if (ns.valid() && ::setns(ns.get(), CLONE_NEWNET) == 0) {
-      fd = ::socket(domain, type | SOCK_CLOEXEC, 0);
-    }
-  });
-  worker.join();
-  return UniqueFd(fd);
+  absl::StatusOr<int> fd = net::socketInNetns(netns_path, domain, type);
+  return UniqueFd(fd.ok() ? *fd : -1);
 }
 
 UniqueFd listenIn(const std::string& netns_path, const std::string& addr, uint16_t port) {
-  sockaddr_storage sa;
-  socklen_t len;
-  if (!fillSockaddr(addr, port, &sa, &len)) {
+  absl::StatusOr<net::SocketAddress> sa = net::SocketAddress::parse(addr, port);
+  if (!sa.ok()) {
     return UniqueFd();
   }
-  UniqueFd fd = socketIn(netns_path, sa.ss_family, SOCK_STREAM);
+  UniqueFd fd = socketIn(netns_path, sa->family(), SOCK_STREAM);
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (!fd.valid() || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), len) != 0 ||
-      ::listen(fd.get(), 64) != 0) {
+  if (!fd.valid() || ::bind(fd.get(), sa->sa(), sa->len) != 0 || ::listen(fd.get(), 64) != 0) {
     return UniqueFd();
   }
   return fd;
@@ -159,7 +132,7 @@ pid_t spawnInPod(const std::string& cgroup, const std::string& netns_path,
   pid_t pid = ::fork();
   if (pid == 0) {
     int cg = ::open(procs.c_str(), O_WRONLY);
-    if (cg < 0 || ::write(cg, "0", 1) != 1 || ::setns(ns, CLONE_NEWNET) != 0) {
+    if (cg < 0 || ::write(cg, "0", 1) != 1 || !net::enterNetns(ns)) {
       ::_exit(200);
     }
     ::close(cg);
@@ -192,13 +165,12 @@ UniqueFd acceptWithin(int listener, int timeout_ms) {
 }
 
 int connectFromPod(const std::string& addr, uint16_t port, const std::string& payload) {
-  sockaddr_storage sa;
-  socklen_t len;
-  if (!fillSockaddr(addr, port, &sa, &len)) {
+  absl::StatusOr<net::SocketAddress> sa = net::SocketAddress::parse(addr, port);
+  if (!sa.ok()) {
     return EINVAL;
   }
-  int fd = ::socket(sa.ss_family, SOCK_STREAM, 0);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
+  int fd = ::socket(sa->family(), SOCK_STREAM, 0);
+  if (::connect(fd, sa->sa(), sa->len) != 0) {
     int err = errno;
     ::close(fd);
     return err;

@@ -13,10 +13,14 @@
 #include <string>
 
 #include "capture_env.h"
+#include "eventually.h"
 #include "privileged.h"
 
 namespace ferry::bpf::testing {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 const std::vector<std::string> kPodCidrs = {"10.244.0.0/16", "fd00:244::/48"};
 const std::vector<std::string> kServiceCidrs = {"10.96.0.0/16", "fd00:96::/112"};
@@ -39,17 +43,6 @@ bool echo(int fd, size_t n) {
     got += r;
   }
   return ::send(fd, buf.data(), n, 0) == static_cast<ssize_t>(n);
-}
-
-// Polls `done` for up to two seconds: kernel teardown after close() finishes in softirq.
-bool eventually(const std::function<bool()>& done) {
-  for (int i = 0; i < 400; ++i) {
-    if (done()) {
-      return true;
-    }
-    ::usleep(5000);
-  }
-  return done();
 }
 
 void startWithPod(CaptureEnv& env, BpfConfig config = {}) {
@@ -186,7 +179,8 @@ TEST_CASE("fail closed: with no agent listening a captured connect is refused at
   CHECK((*counters)[FERRY_CTR_CONNECT_CAPTURED] == 1);
   CHECK((*counters)[FERRY_CTR_CONNECT_NO_LISTENER] == 1);
   // The refused connect's record is gone.
-  CHECK(eventually([&] { return *env.capture->originalDestinationCount() == 0; }));
+  CHECK(eventually([&] { return *env.capture->originalDestinationCount() == 0; }, 2s,
+                   "*env.capture->originalDestinationCount() == 0"));
 }
 
 TEST_CASE("fail closed: a pod without an address of the family is refused in the hook",
@@ -245,7 +239,8 @@ TEST_CASE("spliced sockets leave the sockhash and records go when connections cl
   }
   CHECK(got == 1);
   CHECK(first == 'a');
-  CHECK(eventually([&] { return (*env.capture->counters())[FERRY_CTR_SPLICE_MSGS] >= 1; }));
+  CHECK(eventually([&] { return (*env.capture->counters())[FERRY_CTR_SPLICE_MSGS] >= 1; }, 2s,
+                   "(*env.capture->counters())[FERRY_CTR_SPLICE_MSGS] >= 1"));
   absl::StatusOr<size_t> spliced = env.capture->splicedSocketCount();
   REQUIRE(spliced.ok());
   CHECK(*spliced == 2);
@@ -262,8 +257,10 @@ TEST_CASE("spliced sockets leave the sockhash and records go when connections cl
   conn.reset();
   ::close(go[0]);
   ::close(go[1]);
-  CHECK(eventually([&] { return *env.capture->splicedSocketCount() == 0; }));
-  CHECK(eventually([&] { return *env.capture->originalDestinationCount() == 0; }));
+  CHECK(eventually([&] { return *env.capture->splicedSocketCount() == 0; }, 2s,
+                   "*env.capture->splicedSocketCount() == 0"));
+  CHECK(eventually([&] { return *env.capture->originalDestinationCount() == 0; }, 2s,
+                   "*env.capture->originalDestinationCount() == 0"));
 }
 
 }  // namespace

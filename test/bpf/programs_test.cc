@@ -20,6 +20,7 @@
 #include "ferry_sk_lookup.skel.h"
 #include "ferry_sk_msg.skel.h"
 #include "ferry_sockops.skel.h"
+#include "net/ip.h"
 #include "privileged.h"
 
 namespace {
@@ -77,18 +78,20 @@ struct SkLookupDeleter {
   void operator()(ferry_sk_lookup* s) const { ferry_sk_lookup__destroy(s); }
 };
 
-ferry_addr_key v4Key(const char* text) {
+// The address in ferry_abi.h's 16-byte normal form (IPv4 as IPv4-mapped).
+ferry_addr_key addrKey(const char* text) {
+  std::optional<ferry::net::IpAddress> ip = ferry::net::IpAddress::parse(text);
+  REQUIRE(ip.has_value());
   ferry_addr_key k{};
-  k.addr[10] = 0xff;
-  k.addr[11] = 0xff;
-  REQUIRE(inet_pton(AF_INET, text, k.addr + 12) == 1);
+  std::memcpy(k.addr, ip->addr16().data(), sizeof(k.addr));
   return k;
 }
 
-ferry_addr_key v6Key(const char* text) {
-  ferry_addr_key k{};
-  REQUIRE(inet_pton(AF_INET6, text, k.addr) == 1);
-  return k;
+// The raw bytes of an address (4 for IPv4, 16 for IPv6), as a BPF context holds them.
+void addressBytes(const char* text, void* out) {
+  std::optional<ferry::net::IpAddress> ip = ferry::net::IpAddress::parse(text);
+  REQUIRE(ip.has_value());
+  std::memcpy(out, ip->bytes.data(), ip->v4 ? 4 : 16);
 }
 
 UniqueFd listenerOn(int family) {
@@ -143,13 +146,13 @@ TEST_CASE("sk_lookup table over BPF_PROG_TEST_RUN", "[bpf][sk_lookup][privileged
   // Pod 0: IPv4 and IPv6 listeners. Pod 1: opted out. Pod 2: enrolled, no listener yet.
   ferry_pod_addr_value pod0{0, 0}, pod1{1, FERRY_POD_F_OPT_OUT}, pod2{2, 0};
   ferry_addr_key k;
-  k = v4Key("10.244.1.11");
+  k = addrKey("10.244.1.11");
   REQUIRE(bpf_map_update_elem(pod_addrs, &k, &pod0, BPF_ANY) == 0);
-  k = v6Key("fd00:244::1:11");
+  k = addrKey("fd00:244::1:11");
   REQUIRE(bpf_map_update_elem(pod_addrs, &k, &pod0, BPF_ANY) == 0);
-  k = v4Key("10.244.1.12");
+  k = addrKey("10.244.1.12");
   REQUIRE(bpf_map_update_elem(pod_addrs, &k, &pod1, BPF_ANY) == 0);
-  k = v4Key("10.244.1.13");
+  k = addrKey("10.244.1.13");
   REQUIRE(bpf_map_update_elem(pod_addrs, &k, &pod2, BPF_ANY) == 0);
   UniqueFd l4 = listenerOn(AF_INET);
   UniqueFd l6 = listenerOn(AF_INET6);
@@ -196,12 +199,11 @@ TEST_CASE("sk_lookup table over BPF_PROG_TEST_RUN", "[bpf][sk_lookup][privileged
     ctx.local_port = row.local_port;
     ctx.remote_port = htons(40000);
     if (row.family == AF_INET) {
-      REQUIRE(inet_pton(AF_INET, row.local_addr, &ctx.local_ip4) == 1);
-      REQUIRE(inet_pton(AF_INET, row.remote_addr ? row.remote_addr : "10.244.2.11",
-                        &ctx.remote_ip4) == 1);
+      addressBytes(row.local_addr, &ctx.local_ip4);
+      addressBytes(row.remote_addr ? row.remote_addr : "10.244.2.11", &ctx.remote_ip4);
     } else {
-      REQUIRE(inet_pton(AF_INET6, row.local_addr, ctx.local_ip6) == 1);
-      REQUIRE(inet_pton(AF_INET6, "fd00:244::2:11", ctx.remote_ip6) == 1);
+      addressBytes(row.local_addr, ctx.local_ip6);
+      addressBytes("fd00:244::2:11", ctx.remote_ip6);
     }
     LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_out = &ctx,
                 .ctx_size_in = sizeof(ctx), .ctx_size_out = sizeof(ctx));

@@ -24,7 +24,7 @@
 
 #include "bpf/capture.h"
 #include "capture_env.h"
-#include "netns/netns.h"
+#include "net/netns.h"
 #include "privileged.h"
 
 namespace {
@@ -75,7 +75,7 @@ int agentSteps(const BpfConfig& config, const std::string& netns_path, FILE* log
       std::fprintf(log, "enroll: %s\n", pod.status().ToString().c_str());
     }
   }
-  absl::StatusOr<int> fd = ferry::netns::socketInNetns(netns_path, AF_INET, SOCK_STREAM);
+  absl::StatusOr<int> fd = ferry::net::socketInNetns(netns_path, AF_INET, SOCK_STREAM);
   if (fd.ok()) {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;

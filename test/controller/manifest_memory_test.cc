@@ -15,11 +15,15 @@
 #include <fstream>
 #include <regex>
 
+#include "eventually.h"
 #include "harness/process.h"
 #include "k8s/manifest_bombs.h"
 
 namespace ferry::controller {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 namespace fs = std::filesystem;
 
@@ -32,18 +36,6 @@ constexpr char kChildAsanOptions[] = "quarantine_size_mb=16";
 #else
 constexpr long kMaxPeakKib = 200 * 1024;  // 200 MiB
 #endif
-
-// Polls `done` every 20 ms for at most 30 s.
-template <typename F>
-bool eventually(F done) {
-  for (int i = 0; i < 1500; ++i) {
-    if (done()) {
-      return true;
-    }
-    usleep(20'000);
-  }
-  return done();
-}
 
 long peakKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -123,10 +115,13 @@ TEST_CASE("ferry-controller's memory stays bounded on alias bombs and it keeps s
   const std::regex serving("serving agents on port ([0-9]+)");
   std::smatch m;
   std::string log;
-  const bool up = eventually([&] {
-    log = controller.log();
-    return std::regex_search(log, m, serving) || !controller.running();
-  });
+  const bool up = eventually(
+      [&] {
+        log = controller.log();
+        return std::regex_search(log, m, serving) || !controller.running();
+      },
+      30s,
+      "log = controller.log(); return std::regex_search(log, m, serving) || !controller.running()");
   INFO("log:\n" << controller.log());
   REQUIRE(up);
   REQUIRE(controller.running());
@@ -143,7 +138,8 @@ TEST_CASE("ferry-controller's memory stays bounded on alias bombs and it keeps s
   // A bomb written while it runs is refused on reload; the process is still there and serving.
   std::ofstream(manifests / ".tmp") << k8s::testing::listBomb();
   fs::rename(manifests / ".tmp", manifests / "later-bomb.yaml");
-  REQUIRE(eventually([&] { return refused("later-bomb.yaml") || !controller.running(); }));
+  REQUIRE(eventually([&] { return refused("later-bomb.yaml") || !controller.running(); }, 30s,
+                     "refused(\"later-bomb.yaml\") || !controller.running()"));
   REQUIRE(controller.running());
   CHECK(accepts(port));
   const long peak = peakKib(controller.pid());

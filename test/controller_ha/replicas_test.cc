@@ -13,11 +13,15 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "controller/ca/ca.h"
+#include "eventually.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "harness/process.h"
 
 namespace ferry::controller {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 using nlohmann::json;
 
@@ -29,18 +33,6 @@ std::string tempDir() {
 
 void writeFile(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;
-}
-
-// Polls `done` every 50 ms for at most 30 s.
-template <typename F>
-bool eventually(F done) {
-  for (int i = 0; i < 600; ++i) {
-    if (done()) {
-      return true;
-    }
-    usleep(50'000);
-  }
-  return false;
 }
 
 std::string holder(fakes::FakeApiServer& api) {
@@ -97,7 +89,8 @@ current-context: c
   auto logs = [&] { return replicas["ctrl-a"]->log() + "\n---\n" + replicas["ctrl-b"]->log(); };
 
   // One root, generated once, published by the one leader.
-  if (!eventually([&] { return !holder(api).empty() && !publishedBundle(api).empty(); })) {
+  if (!eventually([&] { return !holder(api).empty() && !publishedBundle(api).empty(); }, 30s,
+                  "!holder(api).empty() && !publishedBundle(api).empty()")) {
     FAIL("no leader or no published bundle; logs:\n" << logs());
   }
   const std::string root = secretCert(api);
@@ -105,9 +98,9 @@ current-context: c
   CHECK(publishedBundle(api) == root);
   const std::string first = holder(api);
   const std::string second = first == "ctrl-a" ? "ctrl-b" : "ctrl-a";
-  REQUIRE(eventually([&] {
-    return replicas[first]->log().find(first + " leads") != std::string::npos;
-  }));
+  REQUIRE(
+      eventually([&] { return replicas[first]->log().find(first + " leads") != std::string::npos; },
+                 30s, "replicas[first]->log().find(first + \" leads\") != std::string::npos"));
   CHECK(replicas[second]->log().find(second + " leads") == std::string::npos);
 
   // The operator writes a new root into the Secret: the bundle carries new and old roots.
@@ -117,20 +110,24 @@ current-context: c
   secret["data"]["tls.crt"] = absl::Base64Escape(next->cert_pem);
   secret["data"]["tls.key"] = absl::Base64Escape(next->key_pem);
   REQUIRE(api.update(secret).ok());
-  REQUIRE(eventually([&] {
-    const std::string bundle = publishedBundle(api);
-    return bundle.find(next->cert_pem) == 0 && bundle.find(root) != std::string::npos;
-  }));
+  REQUIRE(eventually(
+      [&] {
+        const std::string bundle = publishedBundle(api);
+        return bundle.find(next->cert_pem) == 0 && bundle.find(root) != std::string::npos;
+      },
+      30s,
+      "const std::string bundle = publishedBundle(api); return bundle.find(next->cert_pem) == 0 && "
+      "bundle.find(root) != std::string::npos"));
 
   // The leader stops: it releases the Lease and the other replica leads at once.
   replicas[first]->signal(SIGTERM);
   auto code = replicas[first]->wait(absl::Seconds(20));
   REQUIRE(code.ok());
   CHECK(*code == 0);
-  REQUIRE(eventually([&] { return holder(api) == second; }));
-  REQUIRE(eventually([&] {
-    return replicas[second]->log().find(second + " leads") != std::string::npos;
-  }));
+  REQUIRE(eventually([&] { return holder(api) == second; }, 30s, "holder(api) == second"));
+  REQUIRE(eventually(
+      [&] { return replicas[second]->log().find(second + " leads") != std::string::npos; }, 30s,
+      "replicas[second]->log().find(second + \" leads\") != std::string::npos"));
   std::filesystem::remove_all(dir);
 }
 

@@ -12,27 +12,19 @@
 
 #include "ca/fake_node_view.h"
 #include "controlplane/client.h"
+#include "eventually.h"
 #include "tls/spiffe.h"
 #include "tls/x509.h"
 
 namespace ferry::distribution {
 namespace {
 
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
+
 using testing::FakeNodeView;
 
 constexpr char kToken[] = "standalone-bootstrap-token-0123456789";
-
-// Bounded wait for a condition driven by another thread (no timing is asserted).
-template <typename Pred>
-bool eventually(Pred pred) {
-  for (int i = 0; i < 1000; ++i) {
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
 
 bool hasPod(const std::optional<model::NodeSnapshot>& s, const std::string& name) {
   if (!s.has_value()) {
@@ -113,7 +105,8 @@ TEST_CASE("an agent gets a node-scoped snapshot, then deltas", "[distribution]")
   auto client = controlplane::ControlPlaneClient::start(f.clientConfig("node1"), nullptr);
   REQUIRE(client.ok());
   auto& c = **client;
-  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-1"); }));
+  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-1"); }, 10s,
+                     "hasPod(c.snapshot(), \"web-1\")"));
   CHECK_FALSE(hasPod(c.snapshot(), "db-1"));  // node2's pod is not node1's business
   CHECK(c.stats().full_snapshots == 1);
   CHECK(c.snapshot()->node == "node1");
@@ -122,7 +115,8 @@ TEST_CASE("an agent gets a node-scoped snapshot, then deltas", "[distribution]")
   // A pod on another node, then one on this node: only the latter arrives.
   f.view.upsertWorkload(FakeNodeView::pod("shop", "db-2", "node2", "db"));
   f.view.upsertWorkload(FakeNodeView::pod("shop", "web-2", "node1", "web"));
-  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-2"); }));
+  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-2"); }, 10s,
+                     "hasPod(c.snapshot(), \"web-2\")"));
   CHECK_FALSE(hasPod(c.snapshot(), "db-2"));
   // ... except as an entry of the pod index, which deltas keep current.
   auto indexed = [&](const std::string& name) {
@@ -134,7 +128,7 @@ TEST_CASE("an agent gets a node-scoped snapshot, then deltas", "[distribution]")
   CHECK(indexed("db-1"));
   CHECK(indexed("db-2"));
   f.view.removeWorkload(FakeNodeView::pod("shop", "db-2", "node2").uid);
-  REQUIRE(eventually([&] { return !indexed("db-2"); }));
+  REQUIRE(eventually([&] { return !indexed("db-2"); }, 10s, "!indexed(\"db-2\")"));
   CHECK(indexed("db-1"));
 
   // Update and delete travel as deltas too.
@@ -142,10 +136,14 @@ TEST_CASE("an agent gets a node-scoped snapshot, then deltas", "[distribution]")
   relabeled.labels["version"] = "v2";
   f.view.upsertWorkload(relabeled);
   f.view.removeWorkload(FakeNodeView::pod("shop", "web-2", "node1").uid);
-  REQUIRE(eventually([&] {
-    auto s = c.snapshot();
-    return !hasPod(s, "web-2") && hasPod(s, "web-1") && s->workloads[0].labels.count("version");
-  }));
+  REQUIRE(eventually(
+      [&] {
+        auto s = c.snapshot();
+        return !hasPod(s, "web-2") && hasPod(s, "web-1") && s->workloads[0].labels.count("version");
+      },
+      10s,
+      "auto s = c.snapshot(); return !hasPod(s, \"web-2\") && hasPod(s, \"web-1\") && "
+      "s->workloads[0].labels.count(\"version\")"));
   CHECK(c.stats().full_snapshots == 1);
   CHECK(c.stats().deltas >= 2);
   CHECK(c.stats().rejected_updates == 0);
@@ -156,7 +154,8 @@ TEST_CASE("an agent gets a node-scoped snapshot, then deltas", "[distribution]")
   REQUIRE(f.authority->rotate(absl::Now()).ok());
   f.server->trustBundleChanged();
   REQUIRE(eventually(
-      [&] { return c.snapshot()->trust_bundle_pem == f.authority->activeRootPem() + old_root; }));
+      [&] { return c.snapshot()->trust_bundle_pem == f.authority->activeRootPem() + old_root; },
+      10s, "c.snapshot()->trust_bundle_pem == f.authority->activeRootPem() + old_root"));
 }
 
 TEST_CASE("a reconnecting agent resumes from its version with a delta", "[distribution]") {
@@ -164,12 +163,14 @@ TEST_CASE("a reconnecting agent resumes from its version with a delta", "[distri
   auto client = controlplane::ControlPlaneClient::start(f.clientConfig("node1"), nullptr);
   REQUIRE(client.ok());
   auto& c = **client;
-  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-1"); }));
+  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-1"); }, 10s,
+                     "hasPod(c.snapshot(), \"web-1\")"));
   const uint64_t version_before = c.version();
 
   f.server->dropStreams();
   f.view.upsertWorkload(FakeNodeView::pod("shop", "web-3", "node1", "web"));
-  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-3"); }));
+  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-3"); }, 10s,
+                     "hasPod(c.snapshot(), \"web-3\")"));
   CHECK(f.server->resumes() >= 1);
   CHECK(f.server->fullSnapshotsSent() == 1);  // never a second full snapshot
   CHECK(c.stats().full_snapshots == 1);
@@ -182,11 +183,12 @@ TEST_CASE("an agent keeps its last good state while the controller is away", "[d
   auto client = controlplane::ControlPlaneClient::start(f.clientConfig("node1"), nullptr);
   REQUIRE(client.ok());
   auto& c = **client;
-  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-1") && c.connected(); }));
+  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-1") && c.connected(); }, 10s,
+                     "hasPod(c.snapshot(), \"web-1\") && c.connected()"));
   const model::NodeSnapshot before = *c.snapshot();
 
   f.server.reset();  // controller gone
-  REQUIRE(eventually([&] { return !c.connected(); }));
+  REQUIRE(eventually([&] { return !c.connected(); }, 10s, "!c.connected()"));
   REQUIRE(c.snapshot().has_value());
   CHECK(c.snapshot()->version == before.version);
   CHECK(hasPod(c.snapshot(), "web-1"));
@@ -199,7 +201,8 @@ TEST_CASE("an agent keeps its last good state while the controller is away", "[d
   f.view.upsertWorkload(FakeNodeView::pod("shop", "web-4", "node1", "web"));
   CHECK_FALSE(hasPod(c.snapshot(), "web-4"));
   f.startServer();
-  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-4"); }));
+  REQUIRE(eventually([&] { return hasPod(c.snapshot(), "web-4"); }, 10s,
+                     "hasPod(c.snapshot(), \"web-4\")"));
   CHECK(c.stats().full_snapshots == 2);
   CHECK(hasPod(c.snapshot(), "web-1"));
 }
@@ -209,7 +212,7 @@ TEST_CASE("workload certificates over mTLS follow the node and service account",
   auto client = controlplane::ControlPlaneClient::start(f.clientConfig("node1"), nullptr);
   REQUIRE(client.ok());
   auto& c = **client;
-  REQUIRE(eventually([&] { return c.snapshot().has_value(); }));
+  REQUIRE(eventually([&] { return c.snapshot().has_value(); }, 10s, "c.snapshot().has_value()"));
 
   auto ok = c.signWorkload({"shop", "web-1"}, csrFor("spiffe://cluster.local/ns/shop/sa/web"),
                            absl::Seconds(5));
@@ -233,7 +236,7 @@ TEST_CASE("bootstrap needs a valid token, without one no snapshot", "[distributi
       f.clientConfig("node1", "wrong-token-wrong-token-wrong"), nullptr);
   REQUIRE(client.ok());
   auto& c = **client;
-  REQUIRE(eventually([&] { return c.stats().connects >= 3; }));
+  REQUIRE(eventually([&] { return c.stats().connects >= 3; }, 10s, "c.stats().connects >= 3"));
   CHECK_FALSE(c.snapshot().has_value());
   CHECK_THAT(c.lastError(), Catch::Contains("bootstrap token not valid"));
   CHECK(c.stats().bootstraps == 0);

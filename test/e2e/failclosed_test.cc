@@ -15,12 +15,16 @@
 #include "e2e/observe.h"
 #include "e2e/wire_capture.h"
 #include "enroll/client.h"
+#include "eventually.h"
 #include "harness/process.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 constexpr char kMarker[] = "FERRY-FAILCLOSED-MARKER-3e81d0";
 
@@ -152,10 +156,10 @@ TEST_CASE("SIGTERM during traffic fails closed: nothing in clear, denied pairs s
       m.cluster().spawn(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "hold",
                                       "--host=" + server.ipv4, "--port=8080", "--text=" + release});
   REQUIRE_OK(held);
-  for (int i = 0; i < 500 && (*held)->log().find("HELD") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE_THAT((*held)->log(), Catch::Contains("HELD"));
+  const bool is_held = eventually([&] { return (*held)->log().find("HELD") != std::string::npos; },
+                                  10s, "the held connection to report HELD");
+  INFO((*held)->log());
+  REQUIRE(is_held);
 
   m.agent(1).signal(SIGTERM);
   m.agent(2).signal(SIGTERM);

@@ -17,11 +17,15 @@
 #include "absl/strings/str_split.h"
 #include "e2e/manifests.h"
 #include "e2e/mesh.h"
+#include "eventually.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 constexpr uint16_t kHttp1Port = 9080;
 constexpr uint16_t kHttp2Port = 9081;
@@ -318,10 +322,8 @@ TEST_CASE("a policy change closes open connections it no longer allows", "[privi
   auto local = holdFrom(m.pod(2, 2));
   auto kept = holdFrom(m.pod(1, 2));
   for (auto* p : {remote.get(), local.get(), kept.get()}) {
-    for (int i = 0; i < 100 && p->log().find("OPEN") == std::string::npos; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    REQUIRE(p->log().find("OPEN") != std::string::npos);
+    REQUIRE(eventually([&] { return p->log().find("OPEN") != std::string::npos; }, 10s,
+                       "the held connection to report OPEN"));
   }
   REQUIRE_OK(m.applyManifest("deny-clients.yaml", kDenyNode1p1AndN2p2));
   for (auto* p : {remote.get(), local.get()}) {

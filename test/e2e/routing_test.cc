@@ -4,6 +4,7 @@
 // pods on both nodes (mesh_apps.py http-app). Figures (split, success rate, 504 timing) are
 // printed for the report; assertions are on counts, never on time.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <iostream>
 #include <map>
@@ -17,6 +18,7 @@
 #include "e2e/http_apps.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
+#include "eventually.h"
 #include "metrics/scrape.h"
 #include "privileged.h"
 #include "status_testing.h"
@@ -24,7 +26,9 @@
 namespace ferry::e2e {
 namespace {
 
+using ferry::testing::eventually;
 using metrics::testing::sampleValue;
+using namespace std::chrono_literals;
 
 std::map<std::string, std::string> withLabel(std::map<std::string, std::string> labels,
                                              const std::string& key, const std::string& value) {
@@ -266,9 +270,16 @@ TEST_CASE("routing e2e: an endpoint answering 503 is ejected and returns after t
   const double ejections = routeMetric(m, "ferry_route_ejections_total", "pool", 1);
   CHECK(ejections >= 1);
   // The k-th ejection lasts k x 3 s and began before the run ended (a slow run outlives the
-  // first interval and is ejected again, for longer): after that it is picked again.
-  std::this_thread::sleep_for(
-      std::chrono::milliseconds(3000 * static_cast<int64_t>(std::max(1.0, ejections)) + 500));
+  // first interval and is ejected again, for longer): after that it is picked again. Probe with
+  // one request at a time until the 503 endpoint answers one, bounded by that interval.
+  const std::chrono::milliseconds ejected_for(3000 *
+                                              static_cast<int64_t>(std::max(1.0, ejections)));
+  CHECK(eventually(
+      [&] {
+        httpLoad(m, "10.96.0.35", 1, 1);
+        return backendStats(m, 2, 2, 8083).value("GET", 0) > bad_first;
+      },
+      ejected_for + 10s, "the ejected 503 endpoint to be picked again", 250ms));
   nlohmann::json second = httpLoad(m, "10.96.0.35", 100, 1);
   INFO(second.dump());
   const int64_t bad_second = backendStats(m, 2, 2, 8083).value("GET", 0) - bad_first;
@@ -396,7 +407,14 @@ TEST_CASE("routing e2e: route changes while requests are in flight fail none of 
   FERRY_REQUIRE_ROOT();
   auto mesh = startRoutedMesh(splitRoute(100, 0));
   Mesh& m = *mesh;
+  // Requests the two backends (v1 = n2p1, v2 = n1p2) have served so far.
+  auto served = [&] {
+    return backendStats(m, 2, 1, 8080).value("GET", 0) +
+           backendStats(m, 1, 2, 8080).value("GET", 0);
+  };
+  const int64_t before_load = served();
   nlohmann::json r;
+  std::atomic<bool> client_done{false};
   std::thread client([&] {
     auto out = m.run(m.pod(1, 1),
                      {"/usr/bin/python3", meshAppsScript(), "http-load", "--host=10.96.0.30",
@@ -407,13 +425,18 @@ TEST_CASE("routing e2e: route changes while requests are in flight fail none of 
     } else {
       r = {{"error", out.status().ToString()}};
     }
+    client_done = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(eventually([&] { return client_done || served() > before_load; }, 30s,
+                   "the client's first requests to reach a backend"));
   int changes = 0;
   for (auto [w1, w2] : {std::pair{0, 100}, std::pair{50, 50}, std::pair{100, 0}, std::pair{0, 1}}) {
     CHECK_OK(m.applyManifest("route.yaml", splitRoute(w1, w2)));
     ++changes;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Every agent has the change; let some requests go by under it before the next one.
+    const int64_t at_change = served();
+    CHECK(eventually([&] { return client_done || served() >= at_change + 20; }, 30s,
+                     absl::StrCat("20 requests served under weights ", w1, "/", w2)));
   }
   client.join();
   INFO(r.dump());

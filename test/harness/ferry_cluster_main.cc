@@ -16,7 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "harness/cluster.h"
-#include "netns/netns.h"
+#include "net/netns.h"
 
 namespace {
 
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       cargv.push_back(s.data());
     }
     cargv.push_back(nullptr);
-    auto scope = ferry::netns::ScopedNetns::enter((*pod)->netns_path);
+    auto scope = ferry::net::ScopedNetns::enter((*pod)->netns_path);
     if (!scope.ok()) {
       return fail(scope.status());
     }

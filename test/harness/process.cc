@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "net/netns.h"
 
 namespace ferry::harness {
 namespace {
@@ -41,7 +42,7 @@ int decodeWaitStatus(int status) {
   }
   if (netns != nullptr) {
     int fd = ::open(netns, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+    if (fd < 0 || !net::enterNetns(fd)) {
       _exit(125);
     }
     ::close(fd);

@@ -210,7 +210,8 @@ TEST_CASE("failures back off exponentially (fake clock) and recover") {
   Client client(cfg);
   f.pod("a", "node1");
   InformerOptions options;
-  options.backoff = {milliseconds(100), milliseconds(1600), 2.0, 0.5, 7};
+  options.backoff = {absl::Milliseconds(100), absl::Milliseconds(1600), 2.0, 0.5};
+  options.backoff_seed = 7;
   Informer informer(client, kPods, f.handler, options, &f.sleeper);
   informer.start();
   for (int i = 0; i < 1000 && f.sleeper.sleeps().size() < 6; ++i) {

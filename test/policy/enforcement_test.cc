@@ -11,8 +11,8 @@ Decision decide(const WorkloadPolicies& policies, const EnforcementRow& row) {
   std::string principal = row.peer.principal();
   Request request;
   request.source_principal = principal;
-  request.source_ip = IpAddress::parse("10.244.1.11");
-  request.destination_ip = IpAddress::parse("10.244.1.12");
+  request.source_ip = net::IpAddress::parse("10.244.1.11");
+  request.destination_ip = net::IpAddress::parse("10.244.1.12");
   request.destination_port = row.port;
   request.http_port = row.http_port;
   Decision d = policies.evaluate(request);

@@ -87,8 +87,8 @@ inline std::unique_ptr<BuiltRequest> build(const Req& by_value) {
     b->http.headers.emplace_back(k, v);
   }
   b->request.source_principal = r.principal;
-  b->request.source_ip = IpAddress::parse(r.src);
-  b->request.destination_ip = IpAddress::parse(r.dst);
+  b->request.source_ip = net::IpAddress::parse(r.src);
+  b->request.destination_ip = net::IpAddress::parse(r.dst);
   b->request.destination_port = r.port;
   b->request.sni = r.sni;
   b->request.http = r.http ? &b->http : nullptr;

@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "bpf/features.h"
 #include "bpf/skeletons.h"
+#include "net/netns.h"
+#include "net/socket_address.h"
 
 namespace ferry::bpf {
 namespace {
@@ -94,9 +96,9 @@ uint32_t programId(int fd) {
 }  // namespace
 
 std::string OriginalDestination::toString() const {
-  uint16_t port = 0;
-  Addr16 addr = addressOf(address, &port);
-  return absl::StrCat(formatAddress(addr, port), " from pod ", pod_index);
+  net::SocketAddress sa = net::SocketAddress::fromSockaddr(
+      reinterpret_cast<const sockaddr*>(&address), sizeof(address));
+  return absl::StrCat(sa.str(), " from pod ", pod_index);
 }
 
 Capture::Capture(BpfConfig config, std::unique_ptr<Skeletons> skeletons)

@@ -27,6 +27,7 @@
 #include "bpf/config.h"
 #include "bpf/fd.h"
 #include "bpf/sys.h"
+#include "net/ip.h"
 
 namespace ferry::bpf {
 
@@ -115,7 +116,7 @@ class Capture {
   struct PodState {
     uint32_t index = 0;
     uint64_t cookie = 0;
-    std::vector<Addr16> addresses;
+    std::vector<net::Addr16> addresses;
     UniqueFd link;
   };
 

@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "bpf/capture.h"
 #include "bpf/skeletons.h"
+#include "net/netns.h"
+#include "net/socket_address.h"
 
 namespace ferry::bpf {
 namespace {
@@ -42,7 +44,7 @@ std::vector<Key> mapKeys(int fd) {
   return keys;
 }
 
-ferry_addr_key addrKey(const Addr16& a) {
+ferry_addr_key addrKey(const net::Addr16& a) {
   ferry_addr_key k{};
   std::memcpy(k.addr, a.data(), 16);
   return k;
@@ -66,31 +68,31 @@ absl::StatusOr<uint32_t> Capture::allocateIndex() const {
 
 absl::StatusOr<PodHandle> Capture::enrollPod(const PodSpec& spec) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<Addr16> addresses;
+  std::vector<net::Addr16> addresses;
   ferry_pod_config config{};
   if (!spec.ipv4.empty()) {
-    absl::StatusOr<Addr16> a = parseAddress(spec.ipv4);
-    if (!a.ok() || !isV4Mapped(*a)) {
+    std::optional<net::IpAddress> ip = net::IpAddress::parse(spec.ipv4);
+    if (!ip || !ip->v4) {
       return absl::InvalidArgumentError(absl::StrCat("pod ", spec.netns_path, ": ipv4 \"",
                                                      spec.ipv4, "\" is not an IPv4 address"));
     }
-    std::memcpy(config.outbound_addr4, a->data() + 12, 4);
-    addresses.push_back(*a);
+    std::memcpy(config.outbound_addr4, ip->bytes.data(), 4);
+    addresses.push_back(ip->addr16());
   }
   if (!spec.ipv6.empty()) {
-    absl::StatusOr<Addr16> a = parseAddress(spec.ipv6);
-    if (!a.ok() || isV4Mapped(*a)) {
+    std::optional<net::IpAddress> ip = net::IpAddress::parse(spec.ipv6);
+    if (!ip || ip->v4) {
       return absl::InvalidArgumentError(absl::StrCat("pod ", spec.netns_path, ": ipv6 \"",
                                                      spec.ipv6, "\" is not an IPv6 address"));
     }
-    std::memcpy(config.outbound_addr6, a->data(), 16);
-    addresses.push_back(*a);
+    std::memcpy(config.outbound_addr6, ip->bytes.data(), 16);
+    addresses.push_back(ip->addr16());
   }
   if (addresses.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("pod ", spec.netns_path, ": needs at least one of ipv4, ipv6"));
   }
-  absl::StatusOr<uint64_t> cookie = netnsCookie(spec.netns_path);
+  absl::StatusOr<uint64_t> cookie = net::netnsCookie(spec.netns_path);
   if (!cookie.ok()) {
     return cookie.status();
   }
@@ -122,13 +124,13 @@ absl::StatusOr<PodHandle> Capture::enrollPod(const PodSpec& spec) {
         absl::StrCat("enrolling ", spec.netns_path, ": ferry_pods: ", errnoText(errno)));
   }
   if (existing != pods_.end()) {
-    for (const Addr16& old : existing->second.addresses) {
+    for (const net::Addr16& old : existing->second.addresses) {
       ferry_addr_key k = addrKey(old);
       bpf_map_delete_elem(mapFd(kMapPodAddrs), &k);
     }
   }
   ferry_pod_addr_value value{index, config.flags};
-  for (const Addr16& a : addresses) {
+  for (const net::Addr16& a : addresses) {
     ferry_addr_key k = addrKey(a);
     if (bpf_map_update_elem(mapFd(kMapPodAddrs), &k, &value, BPF_ANY) != 0) {
       return absl::ResourceExhaustedError(
@@ -151,7 +153,7 @@ absl::StatusOr<PodHandle> Capture::enrollPod(const PodSpec& spec) {
 
 void Capture::removePod(PodState& pod) {
   bpf_map_delete_elem(mapFd(kMapPods), &pod.cookie);
-  for (const Addr16& a : pod.addresses) {
+  for (const net::Addr16& a : pod.addresses) {
     ferry_addr_key k = addrKey(a);
     bpf_map_delete_elem(mapFd(kMapPodAddrs), &k);
   }
@@ -181,7 +183,7 @@ absl::Status Capture::unenrollPod(uint64_t netns_cookie) {
 }
 
 absl::Status Capture::unenrollPod(const std::string& netns_path) {
-  absl::StatusOr<uint64_t> cookie = netnsCookie(netns_path);
+  absl::StatusOr<uint64_t> cookie = net::netnsCookie(netns_path);
   if (!cookie.ok()) {
     return cookie.status();
   }
@@ -190,11 +192,11 @@ absl::Status Capture::unenrollPod(const std::string& netns_path) {
 
 absl::Status Capture::recoverPods() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::map<uint32_t, std::vector<Addr16>> addresses;
+  std::map<uint32_t, std::vector<net::Addr16>> addresses;
   for (const ferry_addr_key& k : mapKeys<ferry_addr_key>(mapFd(kMapPodAddrs))) {
     ferry_pod_addr_value v{};
     if (bpf_map_lookup_elem(mapFd(kMapPodAddrs), &k, &v) == 0) {
-      Addr16 a;
+      net::Addr16 a;
       std::memcpy(a.data(), k.addr, 16);
       addresses[v.pod_index].push_back(a);
     }
@@ -288,13 +290,13 @@ absl::Status Capture::setMeshCidrs(const std::vector<std::string>& pod_cidrs,
   for (const auto& [list, kind] : {std::make_pair(&pod_cidrs, FERRY_CIDR_KIND_POD),
                                    std::make_pair(&service_cidrs, FERRY_CIDR_KIND_SERVICE)}) {
     for (const std::string& text : *list) {
-      absl::StatusOr<std::pair<Addr16, uint32_t>> cidr = parseCidr(text);
+      absl::StatusOr<net::Cidr> cidr = net::Cidr::parseExact(text);
       if (!cidr.ok()) {
         return cidr.status();
       }
       ferry_lpm_key key{};
-      key.prefixlen = cidr->second;
-      std::memcpy(key.addr, cidr->first.data(), 16);
+      key.prefixlen = cidr->prefixLen128();
+      std::memcpy(key.addr, cidr->base.addr16().data(), 16);
       wanted.push_back({key, ferry_cidr_value{static_cast<__u32>(kind)}});
     }
   }
@@ -347,38 +349,41 @@ absl::Status Capture::setExcludedPorts(PortDirection direction,
 }
 
 absl::StatusOr<OriginalDestination> Capture::originalDestination(int accepted_fd) const {
-  absl::StatusOr<uint64_t> cookie = socketNetnsCookie(accepted_fd);
+  absl::StatusOr<uint64_t> cookie = net::socketNetnsCookie(accepted_fd);
   if (!cookie.ok()) {
     return cookie.status();
   }
   sockaddr_storage local{};
   sockaddr_storage peer{};
-  socklen_t len = sizeof(local);
-  if (::getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+  socklen_t local_len = sizeof(local);
+  if (::getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("getsockname: ", errnoText(errno)));
   }
-  len = sizeof(peer);
+  socklen_t len = sizeof(peer);
   if (::getpeername(accepted_fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("getpeername: ", errnoText(errno)));
   }
   // The record is filed under the app's view: local = app end (our peer), remote = listener.
   ferry_conn_key key{};
   key.netns_cookie = *cookie;
-  Addr16 app = addressOf(peer, &key.local_port);
-  Addr16 listener = addressOf(local, &key.remote_port);
-  std::memcpy(key.local_addr, app.data(), 16);
-  std::memcpy(key.remote_addr, listener.data(), 16);
+  net::SocketAddress app =
+      net::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), len);
+  net::SocketAddress listener =
+      net::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
+  key.local_port = app.port();
+  key.remote_port = listener.port();
+  std::memcpy(key.local_addr, app.address().addr16().data(), 16);
+  std::memcpy(key.remote_addr, listener.address().addr16().data(), 16);
   ferry_orig_dst orig{};
   if (bpf_map_lookup_elem(mapFd(kMapConns), &key, &orig) != 0) {
     return absl::NotFoundError(absl::StrCat(
-        "no original destination for ", formatAddress(app, key.local_port), " -> ",
-        formatAddress(listener, key.remote_port),
+        "no original destination for ", app.str(), " -> ", listener.str(),
         ": not a captured connection, or its record was evicted (BpfConfig.max_connections)"));
   }
-  Addr16 dst;
+  net::Addr16 dst;
   std::memcpy(dst.data(), orig.addr, 16);
   OriginalDestination out;
-  out.address = sockaddrOf(dst, orig.port);
+  out.address = net::SocketAddress::from(net::IpAddress::fromAddr16(dst), orig.port).storage;
   out.family = orig.family == FERRY_AF_INET6 ? AF_INET6 : AF_INET;
   out.pod_index = orig.pod_index;
   return out;

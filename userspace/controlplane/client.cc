@@ -10,6 +10,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "backoff/backoff.h"
 #include "controller/distribution/distribution.grpc.pb.h"
 #include "controller/distribution/snapshot_delta.h"
 #include "tls/spiffe.h"
@@ -301,13 +302,13 @@ void ControlPlaneClient::run() {
       progressed = d.watchOnce(*this);
     }
     failures = progressed ? 0 : failures + 1;
-    // Backoff with full jitter in [base/2, base].
-    absl::Duration base =
-        std::min(d.config.initial_backoff * (1 << std::min(failures, 16)), d.config.max_backoff);
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    // After a success the pause is the initial one; each failure in a row doubles it, up to the
+    // cap, jittered in [ceiling/2, ceiling].
+    absl::Duration pause = backoffDelay(
+        {.initial = d.config.initial_backoff, .max = d.config.max_backoff, .jitter = 0.5},
+        static_cast<uint32_t>(failures) + 1, d.rng);
     std::unique_lock lock(d.mu);
-    d.cv.wait_for(lock, absl::ToChronoMilliseconds(base * jitter(d.rng)),
-                  [&] { return d.stopping; });
+    d.cv.wait_for(lock, absl::ToChronoMilliseconds(pause), [&] { return d.stopping; });
   }
 }
 

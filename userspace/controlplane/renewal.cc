@@ -2,7 +2,8 @@
 #include "controlplane/renewal.h"
 
 #include <algorithm>
-#include <cmath>
+
+#include "backoff/backoff.h"
 
 namespace ferry::controlplane {
 
@@ -33,12 +34,12 @@ bool CertRenewer::tick() {
   }
   last_error_ = issued.status();
   ++failures_;
-  // Exponential backoff capped at max_backoff, with full jitter in [base/2, base].
-  const double factor = std::ldexp(1.0, std::min(failures_ - 1, 30));
-  absl::Duration base = std::min(policy_.initial_backoff * factor, policy_.max_backoff);
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  absl::Duration delay = base * jitter(rng_);
-  next_ = now + delay;
+  // Exponential backoff capped at max_backoff, jittered in [ceiling/2, ceiling].
+  next_ = now + backoffDelay({.initial = policy_.initial_backoff,
+                              .max = policy_.max_backoff,
+                              .multiplier = 2.0,
+                              .jitter = 0.5},
+                             static_cast<uint32_t>(failures_), rng_);
   // A renewal retry never waits past expiry: one last try right at the end beats a gap.
   if (current_.has_value() && now < current_->not_after && next_ > current_->not_after) {
     next_ = current_->not_after;

@@ -1,13 +1,12 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "enroll/protocol.h"
 
-#include <arpa/inet.h>
-
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "enroll/pod_json.h"
+#include "net/ip.h"
 
 namespace ferry::enroll {
 namespace {
@@ -55,15 +54,8 @@ absl::StatusOr<json> parseObject(std::string_view line, const std::string& what)
 
 // "fd00:244:0::1" and "fd00:244::1" are one address; the agent compares IPs as strings.
 std::string canonicalIp(const std::string& text) {
-  unsigned char buf[16];
-  char out[INET6_ADDRSTRLEN];
-  if (inet_pton(AF_INET, text.c_str(), buf) == 1) {
-    return inet_ntop(AF_INET, buf, out, sizeof(out));
-  }
-  if (inet_pton(AF_INET6, text.c_str(), buf) == 1) {
-    return inet_ntop(AF_INET6, buf, out, sizeof(out));
-  }
-  return text;  // validatePod names the bad entry
+  std::optional<net::IpAddress> parsed = net::IpAddress::parse(text);
+  return parsed ? parsed->str() : text;  // validatePod names the bad entry
 }
 
 }  // namespace
@@ -95,8 +87,7 @@ absl::Status validatePod(const PodInfo& pod) {
         absl::StrCat("pod: \"netns\" must be an absolute path, got \"", pod.netns, "\""));
   }
   for (const std::string& ip : pod.ips) {
-    unsigned char buf[16];
-    if (inet_pton(AF_INET, ip.c_str(), buf) != 1 && inet_pton(AF_INET6, ip.c_str(), buf) != 1) {
+    if (!net::IpAddress::parse(ip)) {
       return absl::InvalidArgumentError(
           absl::StrCat("pod: \"ips\" entry \"", ip, "\" is not an IPv4 or IPv6 address"));
     }

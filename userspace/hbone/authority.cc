@@ -1,9 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "hbone/authority.h"
 
-#include <arpa/inet.h>
-
-#include <cstring>
+#include <optional>
+#include <string_view>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -33,65 +32,50 @@ absl::StatusOr<Authority> Authority::parse(absl::string_view text) {
       !absl::SimpleAtoi(port_text, &port) || port == 0 || port > 65535) {
     return bad(text, "port must be a number in 1..65535");
   }
+  // A literal only: IPv6 in brackets, IPv4 without. A bracketed IPv4-mapped literal stays IPv6
+  // (the family the peer asked for).
+  const bool bracketed = !host.empty() && host.front() == '[';
+  if (bracketed && (host.size() < 3 || host.back() != ']')) {
+    return bad(text, "unbalanced brackets around an IPv6 address");
+  }
+  absl::string_view literal = bracketed ? host.substr(1, host.size() - 2) : host;
+  std::optional<net::IpAddress> ip =
+      net::IpAddress::parse(std::string_view(literal.data(), literal.size()));
+  if (!ip || (literal.find(':') != absl::string_view::npos) != bracketed) {
+    return bad(text, bracketed ? "not a literal IPv6 address"
+                               : "host is not a literal IPv4 address or bracketed IPv6 address");
+  }
   Authority out;
+  out.family = bracketed ? AF_INET6 : AF_INET;
+  out.addr = bracketed ? ip->addr16() : ip->bytes;
   out.port = static_cast<uint16_t>(port);
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') {
-      return bad(text, "unbalanced brackets around an IPv6 address");
-    }
-    std::string v6(host.substr(1, host.size() - 2));
-    if (inet_pton(AF_INET6, v6.c_str(), out.addr.data()) != 1) {
-      return bad(text, "not a literal IPv6 address");
-    }
-    out.family = AF_INET6;
-    return out;
-  }
-  std::string v4(host);
-  if (inet_pton(AF_INET, v4.c_str(), out.addr.data()) != 1) {
-    return bad(text, "host is not a literal IPv4 address or bracketed IPv6 address");
-  }
-  out.family = AF_INET;
   return out;
 }
 
+net::SocketAddress Authority::address() const {
+  net::IpAddress ip;
+  ip.v4 = family == AF_INET;
+  ip.bytes = addr;
+  return net::SocketAddress::from(ip, port);
+}
+
 std::string Authority::toString() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family, addr.data(), buf, sizeof(buf));
-  if (family == AF_INET6) {
-    return absl::StrCat("[", buf, "]:", port);
-  }
-  return absl::StrCat(buf, ":", port);
+  return address().str();
 }
 
 socklen_t Authority::toSockaddr(sockaddr_storage* out) const {
-  std::memset(out, 0, sizeof(*out));
-  if (family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(out);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    std::memcpy(&sin6->sin6_addr, addr.data(), 16);
-    return sizeof(sockaddr_in6);
-  }
-  auto* sin = reinterpret_cast<sockaddr_in*>(out);
-  sin->sin_family = AF_INET;
-  sin->sin_port = htons(port);
-  std::memcpy(&sin->sin_addr, addr.data(), 4);
-  return sizeof(sockaddr_in);
+  net::SocketAddress sa = address();
+  *out = sa.storage;
+  return sa.len;
 }
 
 Authority Authority::fromSockaddr(const sockaddr* sa) {
+  // Keeps the family as given (no IPv4-mapped folding), as a connect(2) target must.
+  net::SocketAddress given = net::SocketAddress::copyOf(sa);
   Authority out;
-  if (sa->sa_family == AF_INET6) {
-    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(sa);
-    out.family = AF_INET6;
-    std::memcpy(out.addr.data(), &sin6->sin6_addr, 16);
-    out.port = ntohs(sin6->sin6_port);
-  } else {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(sa);
-    out.family = AF_INET;
-    std::memcpy(out.addr.data(), &sin->sin_addr, 4);
-    out.port = ntohs(sin->sin_port);
-  }
+  out.family = given.family() == AF_INET6 ? AF_INET6 : AF_INET;
+  out.addr = given.address().bytes;
+  out.port = given.port();
   return out;
 }
 

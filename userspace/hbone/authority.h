@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "net/socket_address.h"
 
 namespace ferry::hbone {
 
@@ -24,6 +25,7 @@ struct Authority {
   static absl::StatusOr<Authority> parse(absl::string_view text);
   // Canonical text ("10.0.0.1:80", "[fd00::1]:80"): what a client sends and logs show.
   std::string toString() const;
+  net::SocketAddress address() const;
   // For connect(2); returns the length to pass.
   socklen_t toSockaddr(sockaddr_storage* out) const;
   static Authority fromSockaddr(const sockaddr* sa);

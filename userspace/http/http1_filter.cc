@@ -5,39 +5,15 @@
 
 #include "http/authority.h"
 #include "http/chars.h"
+#include "http/status.h"
 
 namespace ferry::http {
 
 namespace {
 
-const char* statusText(uint16_t status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 414:
-      return "URI Too Long";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
 void appendLocalReply(std::string& out, uint16_t status, std::string_view body, bool close,
                       const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(statusText(status));
+  out.append("HTTP/1.1 ").append(std::to_string(status)).append(" ").append(reasonPhrase(status));
   out.append("\r\ncontent-length: ").append(std::to_string(body.size()));
   out.append("\r\ncontent-type: text/plain\r\n");
   for (const auto& [name, value] : headers) {
@@ -377,9 +353,9 @@ void Http1Filter::flushLocalReplies(FilterOutput& out) {
       p.record.status = p.deny_status;
       p.record.response_body_bytes = p.deny_body.size();
     } else {
-      appendLocalReply(out.to_downstream, p.error_status, statusText(p.error_status), true);
+      appendLocalReply(out.to_downstream, p.error_status, reasonPhrase(p.error_status), true);
       p.record.status = p.error_status;
-      p.record.response_body_bytes = std::string_view(statusText(p.error_status)).size();
+      p.record.response_body_bytes = std::string_view(reasonPhrase(p.error_status)).size();
     }
     p.record.local_reply = true;
     emitRecord(p);
@@ -511,9 +487,9 @@ void Http1Filter::upstreamFailed(const char* reason, FilterOutput& out) {
   last_error_ = reason;
   if (resp_active_ && !resp_started_ && !pending_.empty() &&
       pending_.front().kind == Pending::Kind::kForwarded) {
-    appendLocalReply(out.to_downstream, 502, statusText(502), true);
+    appendLocalReply(out.to_downstream, 502, reasonPhrase(502), true);
     pending_.front().record.status = 502;
-    pending_.front().record.response_body_bytes = std::string_view(statusText(502)).size();
+    pending_.front().record.response_body_bytes = std::string_view(reasonPhrase(502)).size();
     pending_.front().record.local_reply = true;
     emitRecord(pending_.front());
   }

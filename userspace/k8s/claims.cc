@@ -1,14 +1,14 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "k8s/claims.h"
 
-#include "policy/ip.h"
+#include "net/ip.h"
 #include "policy/text.h"
 
 namespace ferry::k8s {
 namespace {
 
 Claim ipClaim(const std::string& ip, std::string field) {
-  auto parsed = policy::IpAddress::parse(ip);
+  auto parsed = net::IpAddress::parse(ip);
   return {text::cat("ip ", parsed ? parsed->str() : ip), std::move(field), ip};
 }
 

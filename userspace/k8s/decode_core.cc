@@ -4,7 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "k8s/decoders.h"
-#include "policy/ip.h"
+#include "net/ip.h"
 #include "policy/text.h"
 
 namespace ferry::k8s::internal {
@@ -118,7 +118,7 @@ void checkDnsSubdomain(const Field& f, const std::string& value) {
 }
 
 void checkIp(const Field& f, const std::string& value) {
-  if (!policy::IpAddress::parse(value)) {
+  if (!net::IpAddress::parse(value)) {
     f.fail(text::cat("'", value, "' is not an IP address"));
   }
 }
@@ -322,7 +322,7 @@ EndpointSlice decodeEndpointSlice(const Field& root, const Meta& meta) {
       copy.ip = a.str();
       if (slice.address_type != "FQDN") {
         checkIp(a, copy.ip);
-        bool is_v4 = policy::IpAddress::parse(copy.ip)->v4;
+        bool is_v4 = net::IpAddress::parse(copy.ip)->v4;
         if (is_v4 != (slice.address_type == "IPv4")) {
           a.fail(text::cat("'", copy.ip, "' is not an ", slice.address_type, " address"));
         }

@@ -3,9 +3,9 @@
 // names. Values are checked with the policy engine's own parsers, so what is admitted here is
 // exactly what the engine compiles.
 #include "k8s/decoders.h"
+#include "net/ip.h"
 #include "policy/attributes.h"
 #include "policy/compiled.h"
-#include "policy/ip.h"
 #include "policy/string_match.h"
 #include "policy/text.h"
 
@@ -15,7 +15,7 @@ namespace {
 using ValueCheck = absl::Status (*)(std::string_view);
 
 absl::Status checkCidr(std::string_view v) {
-  return policy::Cidr::parse(v).status();
+  return net::Cidr::parse(v).status();
 }
 absl::Status checkPortValue(std::string_view v) {
   return policy::parsePort(v).status();

@@ -29,7 +29,7 @@ Informer::Informer(const Client& client, Resource resource, InformerHandler& han
       options_(options),
       own_sleeper_(sleeper == nullptr ? std::make_unique<RealSleeper>() : nullptr),
       sleeper_(sleeper == nullptr ? own_sleeper_.get() : sleeper),
-      backoff_(options.backoff) {}
+      backoff_(options.backoff, options.backoff_seed) {}
 
 Informer::~Informer() {
   stop();
@@ -90,7 +90,7 @@ void Informer::run() {
       if (!listed.ok()) {
         ++stats_.errors;
         noteError(listed.status());
-        sleeper_->sleepFor(backoff_.next());
+        sleeper_->sleepFor(absl::ToChronoMilliseconds(backoff_.next()));
         continue;
       }
       ++stats_.lists;
@@ -132,12 +132,12 @@ void Informer::run() {
       ++stats_.gone;
       noteError(s);
       rv.clear();  // our version fell out of the server's history: list again
-      sleeper_->sleepFor(backoff_.next());
+      sleeper_->sleepFor(absl::ToChronoMilliseconds(backoff_.next()));
       continue;
     }
     ++stats_.errors;
     noteError(s);
-    sleeper_->sleepFor(backoff_.next());
+    sleeper_->sleepFor(absl::ToChronoMilliseconds(backoff_.next()));
   }
 }
 

@@ -13,8 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "kube/backoff.h"
+#include "backoff/backoff.h"
 #include "kube/client.h"
+#include "kube/sleeper.h"
 
 namespace ferry::kube {
 
@@ -33,7 +34,8 @@ struct InformerOptions {
   // The server ends each watch after this long and the informer resumes; bounds how long a
   // silently broken stream can go unnoticed.
   int watch_timeout_seconds = 300;
-  BackoffOptions backoff;
+  BackoffPolicy backoff;
+  uint64_t backoff_seed = 0;  // 0: random
 };
 
 struct InformerStats {

@@ -3,7 +3,7 @@
 
 #include <charconv>
 
-#include "policy/ip.h"
+#include "net/ip.h"
 #include "policy/string_match.h"
 #include "policy/text.h"
 
@@ -88,7 +88,7 @@ absl::Status checkConditionValue(const ConditionAttribute& attribute, std::strin
     case AttributeKind::kSourceIp:
     case AttributeKind::kRemoteIp:
     case AttributeKind::kDestinationIp:
-      return Cidr::parse(value).status();
+      return net::Cidr::parse(value).status();
     case AttributeKind::kDestinationPort:
       return parsePort(value).status();
     default:

@@ -55,13 +55,13 @@ class Compiler {
     return f;
   }
 
-  Field<Cidr> cidrs(const std::string& path, const std::vector<std::string>& values,
-                    const std::vector<std::string>& not_values) {
-    Field<Cidr> f;
+  Field<net::Cidr> cidrs(const std::string& path, const std::vector<std::string>& values,
+                         const std::vector<std::string>& not_values) {
+    Field<net::Cidr> f;
     auto build = [&](const std::string& p, const std::vector<std::string>& in,
-                     std::vector<Cidr>& out) {
+                     std::vector<net::Cidr>& out) {
       for (size_t i = 0; i < in.size(); ++i) {
-        auto c = Cidr::parse(in[i]);
+        auto c = net::Cidr::parse(in[i]);
         fail(text::cat(p, "[", i, "]"), c.status());
         if (c.ok()) {
           out.push_back(*c);

@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "model/model.h"
+#include "net/ip.h"
 #include "policy/attributes.h"
-#include "policy/ip.h"
 #include "policy/string_match.h"
 
 namespace ferry::policy {
@@ -33,7 +33,7 @@ struct ServiceAccountMatcher {
 struct CompiledSource {
   Field<StringMatcher> principals, namespaces, request_principals;
   Field<ServiceAccountMatcher> service_accounts;
-  Field<Cidr> ip_blocks, remote_ip_blocks;
+  Field<net::Cidr> ip_blocks, remote_ip_blocks;
   // Written with no field at all (`source: {}`): matches nothing, as in ztunnel, where an empty
   // match in a clause is skipped (src/rbac.rs, test rbac_empty_policy).
   bool empty = false;
@@ -48,7 +48,7 @@ struct CompiledCondition {
   std::string key;  // as written, for explanations
   ConditionAttribute attribute;
   Field<StringMatcher> strings;  // header, namespace, principal, sni, request.auth.*
-  Field<Cidr> cidrs;             // source.ip, remote.ip, destination.ip
+  Field<net::Cidr> cidrs;        // source.ip, remote.ip, destination.ip
   Field<uint16_t> ports;         // destination.port
 };
 

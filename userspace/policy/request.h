@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "policy/ip.h"
+#include "net/ip.h"
 
 namespace ferry::policy {
 
@@ -51,8 +51,8 @@ struct Request {
   // source.principal, source.namespace), and their `not` forms hold for it, as in Istio
   // (ztunnel src/rbac.rs tests not_principals/not_namespaces; ISTIO-SECURITY-2021-004).
   std::string_view source_principal;
-  std::optional<IpAddress> source_ip;
-  std::optional<IpAddress> destination_ip;
+  std::optional<net::IpAddress> source_ip;
+  std::optional<net::IpAddress> destination_ip;
   uint16_t destination_port = 0;
   std::string_view sni;
   // Null for a connection-level decision; see engine.h for what it does with rules that need

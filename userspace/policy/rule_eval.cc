@@ -43,7 +43,7 @@ std::string show(const StringMatcher& m) {
 std::string show(const ServiceAccountMatcher& m) {
   return text::cat("'", m.pattern, "'");
 }
-std::string show(const Cidr& c) {
+std::string show(const net::Cidr& c) {
   return c.str();
 }
 std::string show(uint16_t p) {
@@ -86,8 +86,8 @@ auto stringIs(std::string_view value) {
   return [value](const StringMatcher& m) { return !value.empty() && m.matches(value); };
 }
 
-auto ipIn(const std::optional<IpAddress>& ip) {
-  return [&ip](const Cidr& c) { return ip.has_value() && c.contains(*ip); };
+auto ipIn(const std::optional<net::IpAddress>& ip) {
+  return [&ip](const net::Cidr& c) { return ip.has_value() && c.contains(*ip); };
 }
 
 auto portIs(uint16_t port) {
@@ -98,7 +98,7 @@ auto showString(std::string_view s) {
   return [s] { return show(s); };
 }
 
-auto showIp(const std::optional<IpAddress>& ip) {
+auto showIp(const std::optional<net::IpAddress>& ip) {
   return [&ip] { return ip ? ip->str() : std::string("(absent)"); };
 }
 

@@ -2,9 +2,8 @@
 #include "routing/retry.h"
 
 #include <algorithm>
-#include <cmath>
 
-#include "absl/random/distributions.h"
+#include "backoff/backoff.h"
 
 namespace ferry::routing {
 
@@ -64,17 +63,13 @@ bool retryable(const RetryPolicy& policy, uint32_t tries_done, std::string_view 
 }
 
 absl::Duration backoff(const RetryPolicy& policy, uint32_t retry_number, absl::BitGenRef rng) {
-  if (retry_number == 0 || policy.base_backoff <= absl::ZeroDuration()) {
-    return absl::ZeroDuration();
-  }
-  // 2^30 times any sane base is past every cap; stopping there keeps the multiply finite.
-  uint32_t exponent = std::min<uint32_t>(retry_number - 1, 30);
-  absl::Duration cap = policy.base_backoff * static_cast<int64_t>(uint64_t{1} << exponent);
-  if (policy.max_backoff > absl::ZeroDuration()) {
-    cap = std::min(cap, policy.max_backoff);
-  }
-  int64_t cap_us = absl::ToInt64Microseconds(cap);
-  return absl::Microseconds(absl::Uniform<int64_t>(absl::IntervalClosedClosed, rng, 0, cap_us));
+  BackoffPolicy exponential{.initial = policy.base_backoff,
+                            .max = policy.max_backoff > absl::ZeroDuration()
+                                       ? policy.max_backoff
+                                       : absl::InfiniteDuration(),
+                            .multiplier = 2.0,
+                            .jitter = 1.0};
+  return backoffDelay(exponential, retry_number, rng);
 }
 
 }  // namespace ferry::routing

@@ -65,7 +65,7 @@ HttpReply http(uint16_t port, const std::string& method, const std::string& targ
 
 class FakeCapture : public Capture {
  public:
-  absl::Status addPod(const enroll::PodInfo&, const NetnsHandle&, int) override {
+  absl::Status addPod(const enroll::PodInfo&, const Netns&, int) override {
     return absl::OkStatus();
   }
   void removePod(const enroll::PodInfo&) override {}

@@ -17,9 +17,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/loopback_listener.h"
+#include "eventually.h"
 
 namespace ferry::agent {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 int listenLoopback() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -36,18 +40,6 @@ uint16_t portOf(int fd) {
   socklen_t len = sizeof(a);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   return ntohs(a.sin_port);
-}
-
-// Bounded wait (5 s) for a condition another thread sets.
-template <typename F>
-bool eventually(F f) {
-  for (int i = 0; i < 500; ++i) {
-    if (f()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return f();
 }
 
 struct OldSide {
@@ -132,13 +124,14 @@ TEST_CASE("handover: listeners move as the same sockets, ready and drain reports
   std::atomic<int> gone{0};
   (*p)->onGone([&] { ++gone; });
   (*p)->ready();
-  CHECK(eventually([&] { return old.ready_from.load() == ::getpid(); }));
-  CHECK(eventually([&] { return (*p)->connections() == 3; }));
+  CHECK(eventually([&] { return old.ready_from.load() == ::getpid(); }, 5s,
+                   "old.ready_from.load() == ::getpid()"));
+  CHECK(eventually([&] { return (*p)->connections() == 3; }, 5s, "(*p)->connections() == 3"));
   old.connections = 1;
-  CHECK(eventually([&] { return (*p)->connections() == 1; }));
+  CHECK(eventually([&] { return (*p)->connections() == 1; }, 5s, "(*p)->connections() == 1"));
   CHECK((*p)->alive());
   server->reset();  // the old agent exits
-  CHECK(eventually([&] { return gone.load() == 1; }));
+  CHECK(eventually([&] { return gone.load() == 1; }, 5s, "gone.load() == 1"));
   CHECK_FALSE((*p)->alive());
   CHECK(old.aborted == 0);
   // The old side's socket file went with it: it was still its own.
@@ -163,7 +156,7 @@ TEST_CASE(
     REQUIRE(*p != nullptr);
     CHECK(into.size() == 1);
   }  // gone without "ready"
-  CHECK(eventually([&] { return old.aborted.load() == 1; }));
+  CHECK(eventually([&] { return old.aborted.load() == 1; }, 5s, "old.aborted.load() == 1"));
   CHECK(old.ready_from == 0);
 
   // A successor takes over and binds the path anew (as an agent does): the old side's exit
@@ -176,10 +169,10 @@ TEST_CASE(
   auto successor_server = HandoverServer::start(path, next.callbacks());
   REQUIRE(successor_server.ok());
   (*p)->ready();
-  CHECK(eventually([&] { return old.ready_from.load() != 0; }));
+  CHECK(eventually([&] { return old.ready_from.load() != 0; }, 5s, "old.ready_from.load() != 0"));
   server->reset();
   CHECK(std::filesystem::exists(path));
-  CHECK(eventually([&] { return !(*p)->alive(); }));
+  CHECK(eventually([&] { return !(*p)->alive(); }, 5s, "!(*p)->alive()"));
   successor_server->reset();
   CHECK_FALSE(std::filesystem::exists(path));
 }

@@ -12,11 +12,15 @@
 #include <thread>
 
 #include "controller/running_controller.h"
+#include "eventually.h"
 #include "status_testing.h"
 #include "tls/x509.h"
 
 namespace ferry::agent {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 namespace fs = std::filesystem;
 
@@ -46,17 +50,6 @@ spec:
   ports: [{port: 5432}]
 )";
 
-template <typename Pred>
-bool eventually(Pred pred) {
-  for (int i = 0; i < 1000; ++i) {  // bounded
-    if (pred()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
-
 struct Fixture : controller::testing::RunningController {
   std::shared_ptr<ControllerLink> link;
   controlplane::FakeClock clock{absl::Now()};
@@ -68,7 +61,8 @@ struct Fixture : controller::testing::RunningController {
     client->initial_backoff = absl::Milliseconds(20);
     link = std::make_shared<ControllerLink>(*client);
     REQUIRE_OK(link->start([](const model::NodeSnapshot&) {}));
-    REQUIRE(eventually([&] { return link->snapshot().has_value(); }));
+    REQUIRE(eventually([&] { return link->snapshot().has_value(); }, 10s,
+                       "link->snapshot().has_value()"));
   }
   ~Fixture() { link->stop(); }
 };
@@ -105,7 +99,8 @@ TEST_CASE("workload certs: an identity whose last local pod left is dropped") {
   std::ofstream(f.dir / "manifests" / "all.yaml.tmp") << moved;
   std::filesystem::rename(f.dir / "manifests" / "all.yaml.tmp", f.dir / "manifests" / "all.yaml");
   REQUIRE(f.source->waitForReload(reloads, std::chrono::seconds(10)));
-  REQUIRE(eventually([&] { return f.link->snapshot()->version > version; }));
+  REQUIRE(eventually([&] { return f.link->snapshot()->version > version; }, 10s,
+                     "f.link->snapshot()->version > version"));
   certs.refresh();
   auto web = certs.contextFor("demo", "web");
   REQUIRE_FALSE(web.ok());
@@ -137,11 +132,15 @@ TEST_CASE("workload certs: a root rotation widens the bundle and re-issues from 
   certs.refresh();
   REQUIRE(certs.stats().issued == 1);
   REQUIRE_OK(f.server->rotateRoot());
-  REQUIRE(eventually([&] {
-    auto s = f.link->snapshot();
-    return s.has_value() && s->trust_bundle_pem.find("BEGIN CERTIFICATE") !=
-                                s->trust_bundle_pem.rfind("BEGIN CERTIFICATE");
-  }));
+  REQUIRE(eventually(
+      [&] {
+        auto s = f.link->snapshot();
+        return s.has_value() && s->trust_bundle_pem.find("BEGIN CERTIFICATE") !=
+                                    s->trust_bundle_pem.rfind("BEGIN CERTIFICATE");
+      },
+      10s,
+      "auto s = f.link->snapshot(); return s.has_value() && s->trust_bundle_pem.find(\"BEGIN "
+      "CERTIFICATE\") != s->trust_bundle_pem.rfind(\"BEGIN CERTIFICATE\")"));
   certs.refresh();
   auto stats = certs.stats();
   CHECK(stats.root_changes == 1);

@@ -26,7 +26,7 @@ uint16_t localPort(int fd) {
 
 TEST_CASE("every proxied TCP socket has Nagle off: listener, accepted and upstream",
           "[agent][sockets]") {
-  NetnsHandle host;  // invalid: the test's own namespace
+  Netns host;  // invalid: the test's own namespace
   auto listener = listenIn(host, 0, 0);
   REQUIRE(listener.ok());
   CHECK(tcpNoDelay(*listener) != 0);

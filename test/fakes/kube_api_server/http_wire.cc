@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "http/status.h"
 
 namespace ferry::fakes::wire {
 namespace {
@@ -156,36 +157,9 @@ bool writeAll(int fd, const std::string& data) {
   return true;
 }
 
-const char* reasonPhrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Gone";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Entity";
-    default:
-      return "Error";
-  }
-}
-
 bool writeResponse(int fd, int status, const std::string& body, bool keep_alive) {
   return writeAll(
-      fd, absl::StrCat("HTTP/1.1 ", status, " ", reasonPhrase(status),
+      fd, absl::StrCat("HTTP/1.1 ", status, " ", http::reasonPhrase(status),
                        "\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
                        keep_alive ? "" : "\r\nConnection: close", "\r\n\r\n", body));
 }

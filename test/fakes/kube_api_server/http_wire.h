@@ -43,7 +43,6 @@ std::string queryParam(const FakeApiServer::Request& req, const char* key);
 bool queryBool(const FakeApiServer::Request& req, const char* key);
 // A v1 Status object as the API server returns for failures.
 nlohmann::json statusObject(int code, const std::string& reason, const std::string& message);
-const char* reasonPhrase(int status);
 // The Status reason the API server gives with an HTTP status (409: Conflict).
 const char* statusReason(int code);
 // A failed request as the API server answers it: the HTTP status and a Status object.

@@ -61,8 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ferry::policy::HttpRequest http{"GET", "web.demo", "/admin/x?y", {{"x-token", "a"}}};
   ferry::policy::Request request;
   request.source_principal = "spiffe://cluster.local/ns/demo/sa/client";
-  request.source_ip = ferry::policy::IpAddress::parse("10.244.1.11");
-  request.destination_ip = ferry::policy::IpAddress::parse("10.244.1.12");
+  request.source_ip = ferry::net::IpAddress::parse("10.244.1.11");
+  request.destination_ip = ferry::net::IpAddress::parse("10.244.1.12");
   request.destination_port = 8080;
   for (const auto& p : policies) {
     auto view = snapshot->forWorkload(p.key.ns, p.selector.value_or(ferry::model::Labels{}));

@@ -1,16 +1,16 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
-#include "netns/netns.h"
+#include "net/netns.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness/cluster.h"
+#include "net/socket_address.h"
 #include "privileged.h"
 #include "status_testing.h"
 
-namespace ferry::netns {
+namespace ferry::net {
 namespace {
 
 TEST_CASE("sockets made in a pod namespace live there and the thread comes back",
@@ -32,11 +32,9 @@ TEST_CASE("sockets made in a pod namespace live there and the thread comes back"
   // A socket created in the pod can bind the pod's address, which the host does not have.
   auto fd = socketInNetns(pod.netns_path, AF_INET, SOCK_STREAM);
   REQUIRE_OK(fd);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = 0;
-  inet_pton(AF_INET, pod.ipv4.c_str(), &addr.sin_addr);
-  CHECK(::bind(*fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  absl::StatusOr<SocketAddress> addr = SocketAddress::parse(pod.ipv4, 0);
+  REQUIRE_OK(addr);
+  CHECK(::bind(*fd, addr->sa(), addr->len) == 0);
   ::close(*fd);
   // And this thread is back home.
   auto after = netnsCookie("/proc/self/ns/net");
@@ -48,4 +46,4 @@ TEST_CASE("sockets made in a pod namespace live there and the thread comes back"
 }
 
 }  // namespace
-}  // namespace ferry::netns
+}  // namespace ferry::net
