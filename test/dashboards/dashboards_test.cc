@@ -42,7 +42,7 @@ std::set<std::string> exporterMetricNames() {
   }
   // A literal ending in '_' is a prefix ("ferry_bpf_" + map name), not a family.
   const std::regex agent(R"re("(ferry_[a-z0-9_]*[a-z0-9])")re");
-  for (const char* file : {"/agent/agent_metrics.cc", "/agent/telemetry.cc"}) {
+  for (const char* file : {"/agent/agent_metrics.cc", "/agent/telemetry/telemetry.cc"}) {
     collect(file, agent);
   }
   return names;
