@@ -201,10 +201,13 @@ grep -q "DECISION *DENY" "$scratch/check-l4.txt" && grep -q "db-allow-web" "$scr
   die "ferryctl check does not deny n1p1 -> db by db-allow-web"
 
 # --- 6. canary ---------------------------------------------------------------------------------
+# Offered at 40 requests a second: under rate-limit.yaml's limits for the client ServiceAccount
+# (50 a second per web pod), so every request is answered by a backend, none by the limiter.
 requests=200
-say "6. Canary (canary-route.yaml: web 90% v1 / 10% v2): $requests requests from n1p1"
+say "6. Canary (canary-route.yaml: web 90% v1 / 10% v2): $requests requests from n1p1 at 40/s"
 in_pod n1p1 python3 "$apps" http-load --host 10.96.0.10 --port 80 --count "$requests" \
-  --connections 4 >"$scratch/canary.json" || die "the canary load failed: $(cat "$scratch/canary.json")"
+  --connections 4 --pace 40 >"$scratch/canary.json" ||
+  die "the canary load failed: $(cat "$scratch/canary.json")"
 python3 - "$scratch/canary.json" "$requests" <<'EOF' || die "the split is not the route's 90/10"
 import json, sys
 r = json.load(open(sys.argv[1]))

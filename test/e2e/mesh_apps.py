@@ -24,7 +24,7 @@
                                     what it received, most at once, over how many
                                     connections, by Host; every answer carries X-Seen-Host:
                                     the Host it received
-  http-load     --host H --port P --count C --connections K [--method M]
+  http-load     --host H --port P --count C --connections K [--method M] [--pace R]
                                     C requests over K keep-alive connections in parallel;
                                     prints JSON {"status": {...}, "body": {...}, "ms": [...]}
   paced-load    --host H --port P --count C --rate R [--kind http|tcp]
@@ -436,12 +436,14 @@ def http_app(port, name, behavior):
     serve_http(port, Handler)
 
 
-def http_load(host, port, count, connections, method):
+def http_load(host, port, count, connections, method, pace=0.0):
+    """`pace` > 0: requests start at that many a second in all (0: as fast as answered)."""
     import http.client
     import json
     lock = threading.Lock()
     result = {"status": {}, "body": {}, "ms": [], "errors": []}
     todo = [count]
+    began = time.monotonic()
 
     def worker():
         conn = http.client.HTTPConnection(host, port, timeout=30)
@@ -450,6 +452,11 @@ def http_load(host, port, count, connections, method):
                 if todo[0] == 0:
                     break
                 todo[0] -= 1
+                ticket = count - todo[0] - 1
+            if pace > 0:
+                due = began + ticket / pace
+                if due > time.monotonic():
+                    time.sleep(due - time.monotonic())  # pacing the offered rate
             start = time.monotonic()
             try:
                 conn.request(method, "/", body=b"x" * 16 if method == "POST" else None)
@@ -969,6 +976,7 @@ def main():
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--pace", type=float, default=0.0)
     a = ap.parse_args()
     try:
         if a.mode == "echo-server":
@@ -988,7 +996,7 @@ def main():
         elif a.mode == "http-app":
             http_app(a.port, a.name, a.behavior)
         elif a.mode == "http-load":
-            http_load(a.host, a.port, a.count, a.connections, a.method)
+            http_load(a.host, a.port, a.count, a.connections, a.method, a.pace)
         elif a.mode == "paced-load":
             paced_load(a.host, a.port, a.count, a.rate, a.kind)
         elif a.mode == "http-get":
