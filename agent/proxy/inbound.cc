@@ -116,18 +116,22 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   in.attrs.source_ip = src.ip();
   in.attrs.destination_ip = dst.ip();
   in.attrs.destination_port = dst.port();
-  in.reports = [&](const Decision& d) {
-    return std::vector<ConnectionInfo>{
-        inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d)};
-  };
   in.connect_failures = &ctx.stats.inbound_app_connect_failed;
-  deliverToLocalPod(ctx, *state, std::move(in), fd);
+  deliverToLocalPod(
+      ctx, *state, std::move(in),
+      [&](const Decision& d) {
+        return std::vector<ConnectionInfo>{
+            inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d)};
+      },
+      fd);
 }
 
-void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in, int fd) {
+void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in,
+                       absl::FunctionRef<std::vector<ConnectionInfo>(const Decision&)> reports,
+                       int fd) {
   in.attrs.http = isHttpPort(state.snapshot(), *in.workload, in.to.port());
   Decision d = state.policies().authorize(*in.workload, in.attrs, &ctx.stats);
-  std::vector<ConnectionInfo> infos = in.reports(d);
+  std::vector<ConnectionInfo> infos = reports(d);
   if (!d.allowed) {
     ctx.shared.telemetry->connectionDenied(infos.front());
     ctx.stats.inc(ctx.stats.policy_denied);
@@ -153,12 +157,12 @@ void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDeli
     closeWithReset(fd);
     return;
   }
-  std::vector<ConnectionTelemetry> reports;
+  std::vector<ConnectionTelemetry> opened;
   for (const ConnectionInfo& info : infos) {
-    reports.push_back(ctx.shared.telemetry->openConnection(info));
+    opened.push_back(ctx.shared.telemetry->openConnection(info));
   }
   relayRevocable(ctx, fd, *app, in.connect_failures, *in.workload, std::move(in.attrs),
-                 std::move(reports));
+                 std::move(opened));
 }
 
 }  // namespace ferry::agent

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "agent/io/sockets.h"
 #include "agent/pods/local_pods.h"
 #include "agent/proxy/tcp_relay.h"
@@ -29,12 +30,13 @@ struct LocalDelivery {
   SocketAddress to;                           // the app: the pod's own address and the port
   ConnectionAttributes attrs;                 // the peer as policy sees it (`http` is set here)
   std::string peer;                           // who connected, for log lines
-  // The connection's reports once the decision is known, the destination's first (a denial is
-  // reported on it); each is opened when the relay starts.
-  std::function<std::vector<ConnectionInfo>(const Decision&)> reports;
   std::atomic<int64_t>* connect_failures = nullptr;  // counts an app that cannot be reached
 };
-void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in, int fd);
+// `reports`: the connection's reports once the decision is known, the destination's first (a
+// denial is reported on it); each is opened when the relay starts.
+void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in,
+                       absl::FunctionRef<std::vector<ConnectionInfo>(const Decision&)> reports,
+                       int fd);
 
 // A non-blocking connect (in progress) from inside `pod`'s namespace to `app` (the pod's own
 // address and the port the client asked for).

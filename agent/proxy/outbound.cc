@@ -142,15 +142,17 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
     in.attrs.source_ip = source_ip;
     in.attrs.destination_ip = dest.ip;
     in.attrs.destination_port = dest.port;
-    in.reports = [&](const Decision& d) {
-      ConnectionInfo as_source =
-          outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
-      ConnectionInfo as_destination = as_source;
-      as_destination.reporter = TelemetryReporter::kDestination;
-      return std::vector<ConnectionInfo>{as_destination, as_source};
-    };
     in.connect_failures = &ctx.stats.outbound_failed;
-    deliverToLocalPod(ctx, *state, std::move(in), fd);
+    deliverToLocalPod(
+        ctx, *state, std::move(in),
+        [&](const Decision& d) {
+          ConnectionInfo as_source =
+              outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
+          ConnectionInfo as_destination = as_source;
+          as_destination.reporter = TelemetryReporter::kDestination;
+          return std::vector<ConnectionInfo>{as_destination, as_source};
+        },
+        fd);
     return;
   }
   if (!dest.workload->mesh_enabled) {
