@@ -6,14 +6,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agent/http/h2_upstream.h"
 #include "agent/http/http_waiting.h"
 #include "agent/http/upstream_pool.h"
 #include "agent/identity/certificates.h"
 #include "agent/identity/revocation.h"
-#include "agent/log.h"
 #include "agent/proxy/hbone_pool.h"
 #include "agent/proxy/listeners.h"
 #include "agent/state/route_state.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
@@ -81,9 +82,13 @@ Agent::Agent(Config config, AgentParts parts)
 }
 
 absl::Status Agent::init() {
-  if (auto s = rememberHostNetns(); !s.ok()) {
-    return s;
+  // Before any thread enters a pod's namespace: this (the main) thread is in the agent's own.
+  auto sockets = PodSockets::open(config_.socket_mark);
+  if (!sockets.ok()) {
+    return sockets.status();
   }
+  sockets_ = std::make_unique<PodSockets>(*std::move(sockets));
+  shared_.sockets = sockets_.get();
   // Before anything is opened: a running agent's listeners are taken, not fought for.
   if (auto s = takeOver(); !s.ok()) {
     return s;
@@ -133,7 +138,12 @@ absl::Status Agent::init() {
     raw.push_back(contexts_.back().get());
   }
   workers_->start();
-  registry_ = std::make_unique<PodRegistry>(shared_, raw, config_.stateFile());
+  registry_ = std::make_unique<PodRegistry>(EnrollmentTargets{.workers = raw,
+                                                              .capture = *parts_.capture,
+                                                              .sockets = *sockets_,
+                                                              .pods = pods_,
+                                                              .workloads = workloads_},
+                                            config_.stateFile());
   auto restored = registry_->restore(&inherited_);
   if (!restored.ok()) {
     // A corrupt journal must not keep the node's pods unserved: start empty, CNI re-adds.
@@ -179,7 +189,7 @@ void Agent::drain(std::chrono::milliseconds grace) {
     return stats()["connections_active"] == 0 && shared_.inbound_tunnels_open.load() == 0;
   };
   while (workers_ && std::chrono::steady_clock::now() < deadline &&
-         !(handed_over_.load() && idle())) {
+         !(handed_over_.load() && idle()) && !drain_ended_.load(std::memory_order_acquire)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (grace.count() > 0) {

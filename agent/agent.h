@@ -48,6 +48,8 @@ class Agent {
   // them over (agent/drain/handover.h), connections in flight are served; returns once both are
   // done or `grace` has passed, then stops the workers. Called by the destructor with no grace.
   void drain(std::chrono::milliseconds grace);
+  // Ends a drain in progress (or the next one) at once: the operator's second signal.
+  void endDrain() { drain_ended_.store(true, std::memory_order_release); }
   // A successor has taken the listeners over: this agent accepts nothing any more.
   bool handedOver() const { return handed_over_.load(); }
 
@@ -91,6 +93,7 @@ class Agent {
   AgentParts parts_;
   WorkloadStateHolder workloads_;
   LocalPodsHolder pods_;
+  std::unique_ptr<PodSockets> sockets_;  // opened in init(), on the main thread
   Shared shared_;
   std::unique_ptr<RoutingState> routing_;
   std::unique_ptr<RateLimits> rate_limits_ = std::make_unique<RateLimits>();
@@ -103,6 +106,7 @@ class Agent {
   std::unique_ptr<AdminServer> readiness_;
   std::atomic<bool> config_applied_{false};
   std::atomic<bool> draining_{false};
+  std::atomic<bool> drain_ended_{false};
   std::atomic<bool> tearing_down_{false};  // the end of drain(): workers and pods go
   std::mutex metrics_mu_;                  // metric sources vs drain()
   std::atomic<int64_t> config_applied_unix_ms_{0};

@@ -9,9 +9,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
-#include "agent/log.h"
 #include "agent/parts.h"
-#include "controller/distribution/model_json.h"
+#include "distribution/model_json.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
@@ -156,11 +156,12 @@ absl::Status Agent::startAdmin() {
   routes["/logging"] = [](const AdminServer::Request& req) {
     if (req.method == "POST") {
       auto it = req.query.find("level");
-      if (it == req.query.end() || (it->second != "debug" && it->second != "info" &&
-                                    it->second != "warn" && it->second != "error")) {
+      std::optional<LogLevel> level =
+          it == req.query.end() ? std::nullopt : parseLogLevel(it->second);
+      if (!level) {
         return Response{400, "text/plain", "use POST /logging?level=debug|info|warn|error\n"};
       }
-      setLogLevel(parseLogLevel(it->second));
+      setLogLevel(*level);
       LOG_INFO("admin: log level set to ", it->second);
     } else if (req.method != "GET") {
       return Response{405, "text/plain", "use GET or POST\n"};

@@ -8,8 +8,8 @@
 #include <mutex>
 
 #include "agent/agent.h"
-#include "agent/log.h"
 #include "agent/proxy/listeners.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 

@@ -55,7 +55,10 @@ struct Config {
   std::string bpffs_dir;    // pin folder for the capture's links and maps (capture=bpf)
   std::vector<std::string> pod_cidrs = {"10.244.0.0/16", "fd00:244::/64"};
   std::vector<std::string> service_cidrs = {"10.96.0.0/16", "fd00:96::/112"};
-  uint32_t socket_mark = 0;                          // SO_MARK on the agent's own sockets (0: none)
+  uint32_t socket_mark = 0;  // SO_MARK on the agent's own sockets (0: none)
+  // Same-node sockmap splice of app <-> outbound-listener sockets (bpf/README.md, "Splice").
+  // Off: an app socket in a sockmap can see EAGAIN from a blocking recv() on these kernels.
+  bool bpf_splice = false;
   size_t max_buffer_bytes = kDefaultMaxBufferBytes;  // per direction per connection
   uint32_t max_streams_per_connection = kDefaultMaxStreamsPerConnection;
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
@@ -95,7 +98,7 @@ struct Config {
   absl::Status validate() const;
 };
 
-// Parses --name=value flags (see `ferry-agent --help`). Unknown flags and bad values are errors.
+// In agent/flags.cc (Abseil flags, target ferry_agent_flags); see `ferry-agent --help`.
 absl::StatusOr<Config> parseFlags(const std::vector<std::string>& args);
 std::string usage();
 

@@ -3,21 +3,23 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/agent.h"
-#include "agent/log.h"
 #include "agent/parts.h"
 #include "ferry/version.h"
+#include "log/log.h"
 
 int main(int argc, char** argv) {
   using namespace ferry::agent;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << usage() << "\n";
+    std::cout << usage();
     return 0;
   }
   if (!args.empty() && args[0] == "--version") {
@@ -29,7 +31,7 @@ int main(int argc, char** argv) {
     std::cerr << "ferry-agent: " << config.status().message() << "\n";
     return 2;
   }
-  setLogLevel(parseLogLevel(config->log_level));
+  setLogLevel(*ferry::parseLogLevel(config->log_level));
   // Block the signals in every thread; the main thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
@@ -57,7 +59,21 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   LOG_INFO("signal ", sig, ": draining (grace ", config->drain_grace_ms, " ms)");
+  // A second signal (SIGTERM or SIGINT) ends the drain at once, as a second Ctrl-C does. Two
+  // different signals sent together are both seen (the same one twice may merge into one).
+  std::atomic<bool> drained{false};
+  std::thread second([&] {
+    int again = 0;
+    sigwait(&signals, &again);
+    if (!drained.load()) {
+      LOG_INFO("signal ", again, " again: ending the drain now");
+      (*agent)->endDrain();
+    }
+  });
   (*agent)->drain(std::chrono::milliseconds(config->drain_grace_ms));
+  drained.store(true);
+  pthread_kill(second.native_handle(), SIGTERM);  // wakes its sigwait; the signal is blocked
+  second.join();
   LOG_INFO("stopped");
   return 0;
 }

@@ -6,21 +6,9 @@
 #include "agent/pods/bpf_capture.h"
 #include "agent/state/controlplane_state.h"
 #include "agent/state/manifest_state.h"
+#include "log/log.h"
 
 namespace ferry::agent {
-
-LogLevel parseLogLevel(const std::string& name) {
-  if (name == "debug") {
-    return LogLevel::kDebug;
-  }
-  if (name == "warn") {
-    return LogLevel::kWarn;
-  }
-  if (name == "error") {
-    return LogLevel::kError;
-  }
-  return LogLevel::kInfo;
-}
 
 namespace {
 

@@ -6,11 +6,9 @@
 
 #include "absl/status/statusor.h"
 #include "agent/agent.h"
-#include "agent/log.h"
 
 namespace ferry::agent {
 
 absl::StatusOr<AgentParts> buildParts(const Config& config);
-LogLevel parseLogLevel(const std::string& name);
 
 }  // namespace ferry::agent

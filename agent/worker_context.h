@@ -3,6 +3,15 @@
 
 // What a worker's data-path code can reach. `Shared` is agent-wide and read-mostly (snapshots
 // behind atomic shared_ptrs); everything else in WorkerContext belongs to one worker thread.
+//
+// Only the connection paths take it: proxy/ (listeners, outbound, inbound, the HBONE client,
+// pool, server and tunnels) and the HTTP paths in http/ (inbound filters, routed outbound,
+// mirror, upstream pool). Each of them uses many of its parts at once (the loop, stats, RNG,
+// pools, config, state, telemetry, sockets) and hands connections on to the next stage. Rooms
+// that need one or two things are given exactly those instead: identity/ (Revocations: the loop,
+// the state, the stats), telemetry/ (the state and Telemetry), pods/ (EnrollmentTargets), the
+// per-request pieces of http/ (makeL7Authorizer, reportExchange, route decisions), state/,
+// admin/ and io/ (PodSockets) never see it.
 
 #include <atomic>
 #include <map>
@@ -25,6 +34,7 @@
 namespace ferry::agent {
 
 class CertificateStore;
+class PodSockets;
 class PodListener;
 class TunnelConnection;
 class HbonePool;
@@ -32,6 +42,7 @@ class HeaderWaitQueue;
 class Telemetry;
 class Revocations;
 class UpstreamPool;
+class H2UpstreamPool;
 class RoutingState;
 class RateLimits;
 
@@ -39,6 +50,8 @@ struct Shared {
   const Config* config = nullptr;
   WorkloadStateHolder* workloads = nullptr;
   Capture* capture = nullptr;
+  // Sockets inside pods' namespaces (agent/io/sockets.h); never null once the agent runs.
+  const PodSockets* sockets = nullptr;
   LocalPodsHolder* pods = nullptr;
   CertificateStore* certs = nullptr;
   Telemetry* telemetry =
@@ -77,8 +90,9 @@ struct WorkerContext {
   // Inbound HBONE connections of this worker (hbone_server.cc), told to drain on hand-over.
   std::set<TunnelConnection*> inbound_tunnels;
   std::unique_ptr<HbonePool> pool;
-  std::unique_ptr<Revocations> revocations;  // created on first use (revocation.h)
-  std::unique_ptr<UpstreamPool> upstreams;   // created on first use (upstream_pool.h)
+  std::unique_ptr<Revocations> revocations;      // created on first use (revocation.h)
+  std::unique_ptr<UpstreamPool> upstreams;       // created on first use (upstream_pool.h)
+  std::unique_ptr<H2UpstreamPool> h2_upstreams;  // created on first use (h2_upstream.h)
   // --fd-reserve: a descriptor this worker's listeners free to refuse connections when the
   // process is out of them (overload.h); not held otherwise.
   FdReserve fd_reserve;

@@ -4,6 +4,7 @@
 #
 #   sudo bench/run.sh --quick            # about 2 minutes; results in build/bench-results/
 #   sudo bench/run.sh --full             # about 12 minutes; results in bench/results/<date>/
+#   sudo bench/run.sh --quick --profile  # also perf profiles and flame graphs (bench/flame)
 #   options: --build DIR (default ./build)  --out DIR  --no-build  --tiny (seconds; for tests)
 #   anything else goes to ferry-bench-suite (e.g. --rounds=5 --cases=no_mesh,ferry_l4)
 set -euo pipefail
@@ -12,6 +13,7 @@ mode=quick
 build="$root/build"
 out=""
 do_build=1
+profile=0
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -21,6 +23,7 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift ;;
     --out) out="$2"; shift ;;
     --no-build) do_build=0 ;;
+    --profile) profile=1; extra+=("--profile=1") ;;
     *) extra+=("$1") ;;
   esac
   shift
@@ -44,5 +47,8 @@ status=0
 "$build/bench/suite/ferry-bench-suite" --mode="$mode" --out="$out" "${extra[@]}" || status=$?
 /usr/bin/python3 "$root/bench/suite/report.py" "$out"
 cat "$out/table.md"
+if [[ $profile == 1 ]]; then
+  bash "$root/bench/flame/flame.sh" "$out/profiles" "$build/bench-flame" || status=$?
+fi
 echo "bench/run.sh: results in $out"
 exit $status

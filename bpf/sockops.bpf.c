@@ -13,8 +13,9 @@
 #include "lib/conn.h"
 
 // Off by default (BpfConfig.splice): a socket in a sockmap receives through the kernel's
-// tcp_bpf_recvmsg, which can return EAGAIN from a *blocking* recv() after a wakeup that brought
-// no data. Apps in the mesh must not see that, so the splice is opt-in (see bpf/README.md).
+// tcp_bpf_recvmsg, which waits once and returns EAGAIN from a *blocking* recv() when the wakeup
+// brought no data (e.g. the FIN_WAIT2 state change after a half-close). Apps in the mesh must
+// not see that, so the app's end must stay out of any sockmap (bpf/README.md, "Why it stays off").
 const volatile __u32 ferry_splice_enabled = 0;
 
 static __always_inline void ferry_watch_state(struct bpf_sock_ops* skops) {

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/table.h"
-#include "controller/distribution/model_json.h"
+#include "distribution/model_json.h"
 #include "net/socket_address.h"
 
 namespace ferry::cli {

@@ -14,18 +14,6 @@
 namespace ferry::cli {
 namespace {
 
-std::string actionName(model::PolicyAction a) {
-  switch (a) {
-    case model::PolicyAction::kAllow:
-      return "ALLOW";
-    case model::PolicyAction::kDeny:
-      return "DENY";
-    case model::PolicyAction::kAudit:
-      return "AUDIT";
-  }
-  return "?";
-}
-
 std::string reasonName(policy::Decision::Reason r) {
   switch (r) {
     case policy::Decision::Reason::kDenyMatched:
@@ -204,8 +192,9 @@ absl::StatusOr<CheckReport> runCheck(const Inventory& inv, const CheckArgs& args
     r.audits.push_back(a.str());
   }
   for (const auto& p : ex.policies) {
-    CheckReport::Policy out{
-        .name = p.policy.str(), .action = actionName(p.action), .dry_run = p.dry_run};
+    CheckReport::Policy out{.name = p.policy.str(),
+                            .action = std::string(model::actionName(p.action)),
+                            .dry_run = p.dry_run};
     for (const auto& rule : p.rules) {
       out.rules.push_back({.rule = rule.rule,
                            .matched = rule.matched,

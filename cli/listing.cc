@@ -14,18 +14,6 @@ std::string labelsText(const model::Labels& labels) {
   return absl::StrJoin(labels, ",", absl::PairFormatter("="));
 }
 
-std::string actionName(model::PolicyAction a) {
-  switch (a) {
-    case model::PolicyAction::kAllow:
-      return "ALLOW";
-    case model::PolicyAction::kDeny:
-      return "DENY";
-    case model::PolicyAction::kAudit:
-      return "AUDIT";
-  }
-  return "?";
-}
-
 std::string portText(const model::ServicePort& p) {
   std::string target = p.target_port != 0 ? std::to_string(p.target_port) : p.target_port_name;
   return absl::StrCat(p.port, target.empty() ? "" : "->", target, "/", p.protocol,
@@ -104,7 +92,7 @@ json servicesJson(const Inventory& inv) {
 std::string policiesTable(const Inventory& inv) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& p : inv.policies) {
-    rows.push_back({p.key.ns, p.key.name, actionName(p.action), policyScope(p),
+    rows.push_back({p.key.ns, p.key.name, std::string(model::actionName(p.action)), policyScope(p),
                     std::to_string(p.rules.size())});
   }
   return renderTable({"NAMESPACE", "NAME", "ACTION", "SELECTS", "RULES"}, rows);
@@ -159,7 +147,7 @@ json policiesJson(const Inventory& inv) {
   for (const auto& p : inv.policies) {
     out.push_back({{"namespace", p.key.ns},
                    {"name", p.key.name},
-                   {"action", actionName(p.action)},
+                   {"action", model::actionName(p.action)},
                    {"mesh_wide", p.root_namespace},
                    {"selector", p.selector ? json(*p.selector) : json(nullptr)},
                    {"rules", p.rules.size()}});

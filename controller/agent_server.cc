@@ -1,12 +1,11 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "controller/agent_server.h"
 
-#include <iostream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "controller/ha/ca_secret.h"
 #include "kube/client.h"
+#include "log/log.h"
 #include "tls/x509.h"
 
 namespace ferry::controller {
@@ -182,7 +181,7 @@ void AgentServer::refreshTrustBundle() {
     last_bundle_ = bundle;
   }
   if (auto s = writeTrustBundle(bundle); !s.ok()) {
-    std::cerr << "ferry-controller: " << s.message() << "\n";
+    LOG_ERROR(s.message());
   }
   server_->trustBundleChanged();
 }

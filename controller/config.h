@@ -78,6 +78,7 @@ struct ControllerConfig {
   int metrics_port = 0;
   // How often the CA Secret is re-read and the bundle re-published (seconds).
   int resync_seconds = 60;
+  std::string log_level = "info";  // debug, info, warn or error (log/log.h)
 
   std::string ownNamespace() const {
     return own_namespace.empty() ? root_namespace : own_namespace;
@@ -86,8 +87,8 @@ struct ControllerConfig {
   absl::Status validate() const;
 };
 
-// Parses `--flag=value` / `--flag value` (argv[0] skipped). Unknown flags are errors naming
-// the flag. Does not validate.
+// In controller/flags.cc (Abseil flags, target ferry_controller_flags): `--flag=value` /
+// `--flag value` (args[0] skipped). Unknown flags are errors naming the flag. Does not validate.
 absl::StatusOr<ControllerConfig> parseFlags(const std::vector<std::string>& args);
 std::string usage();
 

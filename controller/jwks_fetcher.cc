@@ -3,11 +3,11 @@
 
 #include <curl/curl.h>
 
-#include <iostream>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "jwt/jwks.h"
+#include "log/log.h"
 
 namespace ferry::controller {
 namespace {
@@ -117,8 +117,7 @@ void JwksFetcher::run() {
           ++fetched_;
         } else {
           ++failed_;
-          std::cerr << "ferry-controller: jwksUri fetch failed (last good keys kept, if any): "
-                    << jwks.status().message() << "\n";
+          LOG_WARN("jwksUri fetch failed (last good keys kept, if any): ", jwks.status().message());
         }
         store_.setJwks(u, jwks);
         lock.lock();

@@ -7,17 +7,6 @@
 namespace ferry::controller {
 namespace {
 
-constexpr k8s::Kind kAllKinds[] = {k8s::Kind::kNamespace,
-                                   k8s::Kind::kServiceAccount,
-                                   k8s::Kind::kPod,
-                                   k8s::Kind::kService,
-                                   k8s::Kind::kEndpointSlice,
-                                   k8s::Kind::kAuthorizationPolicy,
-                                   k8s::Kind::kPeerAuthentication,
-                                   k8s::Kind::kHttpRoute,
-                                   k8s::Kind::kRateLimitPolicy,
-                                   k8s::Kind::kRequestAuthentication};
-
 std::string metaField(const nlohmann::json& obj, const char* field) {
   auto meta = obj.find("metadata");
   if (meta == obj.end() || !meta->is_object()) {
@@ -51,6 +40,8 @@ const kube::Resource& resourceFor(k8s::Kind kind) {
       return kube::kRateLimitPolicies;
     case k8s::Kind::kRequestAuthentication:
       return kube::kRequestAuthentications;
+    case k8s::Kind::kGrpcRoute:
+      return kube::kGrpcRoutes;
   }
   return kube::kPods;
 }
@@ -139,7 +130,7 @@ KubeSource::~KubeSource() {
 }
 
 absl::Status KubeSource::start() {
-  for (k8s::Kind kind : kAllKinds) {
+  for (k8s::Kind kind : k8s::kAllKinds) {
     handlers_.push_back(std::make_unique<Handler>(kind, store_, options_.decode));
     auto informer = std::make_unique<kube::Informer>(client_, resourceFor(kind), *handlers_.back(),
                                                      options_.informer, options_.sleeper);

@@ -22,6 +22,7 @@
 #include "controller/store.h"
 #include "ferry/version.h"
 #include "kube/config.h"
+#include "log/log.h"
 #include "metrics/exporter.h"
 
 namespace ferry::controller {
@@ -35,16 +36,15 @@ absl::StatusOr<kube::KubeConfig> kubeConfigFor(const ControllerConfig& config) {
 }
 
 void logSummary(const StateStore& store, const Source& source) {
-  std::cerr << "ferry-controller: " << source.describe() << ": version " << store.version() << ", "
-            << store.count(k8s::Kind::kNamespace) << " namespaces, " << store.count(k8s::Kind::kPod)
-            << " pods, " << store.count(k8s::Kind::kService) << " services, "
-            << store.count(k8s::Kind::kEndpointSlice) << " endpoint slices, "
-            << store.count(k8s::Kind::kAuthorizationPolicy) << " authorization policies, "
-            << store.count(k8s::Kind::kPeerAuthentication) << " peer authentications, "
-            << store.count(k8s::Kind::kHttpRoute) << " routes, "
-            << store.count(k8s::Kind::kRateLimitPolicy) << " rate limits; "
-            << store.count(k8s::Kind::kRequestAuthentication) << " request authentications; "
-            << store.stats().rejected.load() << " objects refused\n";
+  LOG_INFO(
+      source.describe(), ": version ", store.version(), ", ", store.count(k8s::Kind::kNamespace),
+      " namespaces, ", store.count(k8s::Kind::kPod), " pods, ", store.count(k8s::Kind::kService),
+      " services, ", store.count(k8s::Kind::kEndpointSlice), " endpoint slices, ",
+      store.count(k8s::Kind::kAuthorizationPolicy), " authorization policies, ",
+      store.count(k8s::Kind::kPeerAuthentication), " peer authentications, ",
+      store.count(k8s::Kind::kHttpRoute), " routes, ", store.count(k8s::Kind::kRateLimitPolicy),
+      " rate limits; ", store.count(k8s::Kind::kRequestAuthentication),
+      " request authentications; ", store.stats().rejected.load(), " objects refused");
 }
 
 std::string hostName() {
@@ -79,7 +79,7 @@ absl::StatusOr<std::unique_ptr<metrics::Exporter>> startMetrics(const Controller
          {k8s::Kind::kNamespace, k8s::Kind::kServiceAccount, k8s::Kind::kPod, k8s::Kind::kService,
           k8s::Kind::kEndpointSlice, k8s::Kind::kAuthorizationPolicy,
           k8s::Kind::kPeerAuthentication, k8s::Kind::kHttpRoute, k8s::Kind::kRateLimitPolicy,
-          k8s::Kind::kRequestAuthentication}) {
+          k8s::Kind::kRequestAuthentication, k8s::Kind::kGrpcRoute}) {
       gauge("ferry_controller_objects", "objects in the state store by kind",
             static_cast<double>(store.count(kind)), {{"kind", std::string(k8s::kindName(kind))}});
     }
@@ -125,7 +125,7 @@ int run(const ControllerConfig& config) {
   } else {
     auto kube_config = kubeConfigFor(config);
     if (!kube_config.ok()) {
-      std::cerr << "ferry-controller: " << kube_config.status().message() << "\n";
+      LOG_ERROR(kube_config.status().message());
       return 1;
     }
     client = std::make_unique<kube::Client>(*kube_config);
@@ -145,26 +145,24 @@ int run(const ControllerConfig& config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   if (auto s = source->start(); !s.ok()) {
-    std::cerr << "ferry-controller: cannot start " << source->describe() << ": " << s.message()
-              << "\n";
+    LOG_ERROR("cannot start ", source->describe(), ": ", s.message());
     return 1;
   }
-  std::cerr << "ferry-controller: syncing from " << source->describe() << "\n";
+  LOG_INFO("syncing from ", source->describe());
   while (!source->waitForSync(std::chrono::seconds(10))) {
-    std::cerr << "ferry-controller: still waiting for the initial list from " << source->describe()
-              << "\n";
+    LOG_WARN("still waiting for the initial list from ", source->describe());
   }
   logSummary(store, *source);
   // Keys of RequestAuthentication jwksUris, fetched here and pushed with the node state.
   JwksFetcher jwks(store, JwksFetcherOptions{});
   auto agents = AgentServer::start(config, store, client.get());
   if (!agents.ok()) {
-    std::cerr << "ferry-controller: " << agents.status().message() << "\n";
+    LOG_ERROR(agents.status().message());
     source->stop();
     return 1;
   }
-  std::cerr << "ferry-controller: serving agents on port " << (*agents)->port() << " (trust domain "
-            << config.trust_domain << ")\n";
+  LOG_INFO("serving agents on port ", (*agents)->port(), " (trust domain ", config.trust_domain,
+           ")");
 
   // Replicas all serve agents; only the leader writes the trust-bundle ConfigMap.
   // Declared before the elector so the elector (and its thread) is destroyed first.
@@ -177,8 +175,8 @@ int run(const ControllerConfig& config) {
     if (auto s = publishTrustBundle(*client, config.ownNamespace(), config.trust_bundle_configmap,
                                     bundle);
         !s.ok()) {
-      std::cerr << "ferry-controller: cannot publish the trust bundle to ConfigMap "
-                << config.trust_bundle_configmap << ": " << s.message() << "\n";
+      LOG_WARN("cannot publish the trust bundle to ConfigMap ", config.trust_bundle_configmap, ": ",
+               s.message());
     }
   };
   std::unique_ptr<LeaderElector> elector;
@@ -191,14 +189,14 @@ int run(const ControllerConfig& config) {
         .renew_deadline = config.renew_deadline,
         .retry_period = config.retry_period};
     if (auto s = election.validate(); !s.ok()) {
-      std::cerr << "ferry-controller: " << s.message() << "\n";
+      LOG_ERROR(s.message());
       return 2;
     }
     elector = std::make_unique<LeaderElector>(*client, election);
     leader = elector.get();
     elector->start([&, identity = election.identity](bool leading) {
-      std::cerr << "ferry-controller: " << identity << (leading ? " leads" : " no longer leads")
-                << " (Lease " << config.ownNamespace() << "/" << config.lease_name << ")\n";
+      LOG_INFO(identity, leading ? " leads" : " no longer leads", " (Lease ", config.ownNamespace(),
+               "/", config.lease_name, ")");
       if (leading) {
         publishBundle();
       }
@@ -210,7 +208,7 @@ int run(const ControllerConfig& config) {
   if (config.metrics_port > 0) {
     auto started = startMetrics(config, store, **agents, elector.get(), jwks);
     if (!started.ok()) {
-      std::cerr << "ferry-controller: " << started.status().message() << "\n";
+      LOG_ERROR(started.status().message());
       return 1;
     }
     exporter = *std::move(started);
@@ -225,7 +223,7 @@ int run(const ControllerConfig& config) {
     if (sig < 0) {
       if (!config.ca_secret.empty()) {
         if (auto s = (*agents)->rotateRoot(); !s.ok()) {
-          std::cerr << "ferry-controller: CA Secret: " << s.message() << "\n";
+          LOG_WARN("CA Secret: ", s.message());
         }
       }
       (*agents)->refreshTrustBundle();
@@ -236,15 +234,14 @@ int run(const ControllerConfig& config) {
       break;
     }
     if (auto s = (*agents)->rotateRoot(); !s.ok()) {
-      std::cerr << "ferry-controller: root rotation failed, keeping the current root: "
-                << s.message() << "\n";
+      LOG_ERROR("root rotation failed, keeping the current root: ", s.message());
     } else {
-      std::cerr << "ferry-controller: root rotated; the previous root stays trusted for "
-                << config.rotation_overlap_hours << "h\n";
+      LOG_INFO("root rotated; the previous root stays trusted for ", config.rotation_overlap_hours,
+               "h");
       publishBundle();
     }
   }
-  std::cerr << "ferry-controller: signal " << sig << ", stopping\n";
+  LOG_INFO("signal ", sig, ", stopping");
   if (elector) {
     elector->stop();  // hands the Lease over at once
   }
@@ -279,5 +276,6 @@ int main(int argc, char** argv) {
     std::cerr << "ferry-controller: " << s.message() << "\n";
     return 2;
   }
+  ferry::setLogLevel(*ferry::parseLogLevel(config->log_level));
   return ferry::controller::run(*config);
 }

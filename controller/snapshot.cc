@@ -25,16 +25,7 @@ namespace ferry::controller {
 namespace {
 
 bool selects(const std::optional<model::Labels>& selector, const model::Labels& labels) {
-  if (!selector) {
-    return true;
-  }
-  for (const auto& [k, v] : *selector) {
-    auto it = labels.find(k);
-    if (it == labels.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
+  return !selector || model::labelsMatch(*selector, labels);
 }
 
 template <typename Policy>
@@ -249,7 +240,7 @@ model::NodeSnapshot StateStore::snapshotFor(const std::string& node) const {
     snap.pod_index.push_back(std::move(entry));
   }
   for (const auto& [ref, obj] : objects_) {
-    if (ref.kind != k8s::Kind::kHttpRoute) {
+    if (ref.kind != k8s::Kind::kHttpRoute && ref.kind != k8s::Kind::kGrpcRoute) {
       continue;
     }
     const auto& route = std::get<model::HttpRoute>(obj);

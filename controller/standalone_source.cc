@@ -8,27 +8,16 @@
 
 #include <cerrno>
 #include <cstring>
-#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "k8s/loader.h"
+#include "log/log.h"
 
 namespace ferry::controller {
 namespace {
 
 constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
                                 IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
-
-const std::set<k8s::Kind> kAllKinds = {k8s::Kind::kNamespace,
-                                       k8s::Kind::kServiceAccount,
-                                       k8s::Kind::kPod,
-                                       k8s::Kind::kService,
-                                       k8s::Kind::kEndpointSlice,
-                                       k8s::Kind::kAuthorizationPolicy,
-                                       k8s::Kind::kPeerAuthentication,
-                                       k8s::Kind::kHttpRoute,
-                                       k8s::Kind::kRateLimitPolicy,
-                                       k8s::Kind::kRequestAuthentication};
 
 }  // namespace
 
@@ -115,7 +104,7 @@ bool StandaloneSource::reload() {
       // incomplete, and replacing the store with it would drop objects from every node's view.
       // Keep the store; the caller tries again. One line per spell, not per try.
       if (!unreadable_) {
-        std::cerr << "ferry-controller: " << e.message << "; keeping the last good state\n";
+        LOG_WARN(e.message, "; keeping the last good state");
       }
       unreadable_ = true;
       std::lock_guard<std::mutex> lock(mu_);
@@ -125,7 +114,7 @@ bool StandaloneSource::reload() {
     }
   }
   if (unreadable_) {
-    std::cerr << "ferry-controller: " << dir_.string() << " readable again\n";
+    LOG_INFO(dir_.string(), " readable again");
     unreadable_ = false;
   }
   std::set<k8s::ObjectRef> refused = loaded.kept;
@@ -141,7 +130,8 @@ bool StandaloneSource::reload() {
   for (auto& [ref, decoded] : loaded.objects) {
     objects.push_back(std::move(decoded));
   }
-  store_.replace(kAllKinds, std::move(objects), refused);
+  store_.replace(std::set<k8s::Kind>(std::begin(k8s::kAllKinds), std::end(k8s::kAllKinds)),
+                 std::move(objects), refused);
   std::lock_guard<std::mutex> lock(mu_);
   ++reloads_;
   reloaded_.notify_all();
@@ -176,7 +166,7 @@ void StandaloneSource::watchLoop() {
           auto parent = watch_dirs_.find(ev->wd);
           if (parent != watch_dirs_.end()) {
             if (auto s = addWatches(parent->second / ev->name); !s.ok()) {
-              std::cerr << "ferry-controller: " << s.message() << "\n";
+              LOG_WARN(s.message());
             }
           }
         }
@@ -184,8 +174,7 @@ void StandaloneSource::watchLoop() {
           watch_dirs_.erase(ev->wd);
         }
         if (ev->mask & IN_Q_OVERFLOW) {
-          std::cerr << "ferry-controller: inotify queue overflowed; reloading " << dir_.string()
-                    << "\n";
+          LOG_WARN("inotify queue overflowed; reloading ", dir_.string());
         }
       }
     }

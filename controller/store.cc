@@ -1,7 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "controller/store.h"
+#include "log/log.h"
 
-#include <iostream>
 #include <mutex>
 
 namespace ferry::controller {
@@ -66,15 +66,14 @@ void StateStore::indexLocked(const k8s::ObjectRef& ref, const k8s::Object& objec
 void StateStore::upsertLocked(k8s::Decoded object) {
   if (const auto* p = std::get_if<model::AuthorizationPolicy>(&object.object);
       p != nullptr && !p->refused.empty()) {
-    std::cerr << "ferry-controller: " << object.ref.str()
-              << " fails closed: the workloads it selects deny everything until it is fixed ("
-              << p->refused << ")\n";
+    LOG_WARN(object.ref.str(),
+             " fails closed: the workloads it selects deny everything until it is fixed (",
+             p->refused, ")");
   }
   if (const auto* p = std::get_if<model::RateLimitPolicy>(&object.object);
       p != nullptr && !p->refused.empty()) {
-    std::cerr << "ferry-controller: " << object.ref.str()
-              << " fails closed: its target is limited to zero until it is fixed (" << p->refused
-              << ")\n";
+    LOG_WARN(object.ref.str(), " fails closed: its target is limited to zero until it is fixed (",
+             p->refused, ")");
   }
   auto it = objects_.find(object.ref);
   if (it != objects_.end()) {
@@ -168,7 +167,7 @@ void StateStore::replace(const std::set<k8s::Kind>& kinds, std::vector<k8s::Deco
 
 void StateStore::reject(const std::string& where, const std::string& reason) {
   ++stats_.rejected;
-  std::cerr << "ferry-controller: refused " << where << ": " << reason << "\n";
+  LOG_WARN("refused ", where, ": ", reason);
   std::unique_lock lock(mu_);
   recent_rejections_.push_back(where + ": " + reason);
   if (recent_rejections_.size() > kRecentRejections) {

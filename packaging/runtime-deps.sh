@@ -10,10 +10,26 @@ die() {
   echo "runtime-deps: $*" >&2
   exit 1
 }
-[ $# -gt 0 ] || die "usage: runtime-deps.sh BINARY..."
+[ $# -gt 0 ] || die "usage: runtime-deps.sh [--dlopen SONAME]... BINARY..."
 
+# --dlopen SONAME: a library a binary loads at run time (dlopen), which ldd cannot see; it and
+# what it needs are counted as if linked.
 libs=()
-for f in "$@"; do
+files=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = --dlopen ]; then
+    [ $# -ge 2 ] || die "--dlopen needs a soname"
+    path=$(ldconfig -p | awk -v so="$2" '$1 == so { print $NF; exit }')
+    [ -n "$path" ] || die "$2 (--dlopen) is not installed"
+    libs+=("$path")
+    files+=("$path")
+    shift 2
+  else
+    files+=("$1")
+    shift
+  fi
+done
+for f in "${files[@]}"; do
   [ -f "$f" ] || die "$f: no such file"
   [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
   while read -r line; do

@@ -42,8 +42,10 @@ scratch=/tmp/ferry-demo-$id
 pids=()
 cleanup() {
   local rc=$?
-  # Stopping: a process may have exited already, and SIGTERM's status is not a failure.
+  # Stopping: a process may have exited already, and kill's status is not a failure. No successor
+  # is coming, so the agents' drain is ended at once by a second signal (SIGINT after SIGTERM).
   ((${#pids[@]} == 0)) || kill -TERM "${pids[@]}" 2>/dev/null || :
+  ((${#pids[@]} == 0)) || kill -INT "${pids[@]}" 2>/dev/null || :
   ((${#pids[@]} == 0)) || wait "${pids[@]}" 2>/dev/null || :
   if ! "$cluster_cli" down "$id" >/dev/null; then
     echo "DEMO FAILED: ferry-cluster down $id did not remove everything" >&2

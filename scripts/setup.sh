@@ -15,7 +15,7 @@ packages=(
   libcurl4-openssl-dev  # Kubernetes API client (userspace/kube): HTTPS + chunked watch streams
   libre2-dev  # HTTPRoute regular expressions: RE2, linear time, the dialect Envoy uses
   # local cluster, tests and demo
-  iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3-h2
+  iproute2 procps psmisc curl nghttp2-client iperf3 tshark tcpdump python3-h2 python3-grpcio
   openssl prometheus
   # the fake API server's client tests (test/fakes/kube_api_server): the Python client
   python3-kubernetes

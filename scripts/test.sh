@@ -3,19 +3,21 @@
 #   ./scripts/test.sh             release build in build/, every test (needs root)
 #   ./scripts/test.sh --sanitize  AddressSanitizer + UBSan build in build-asan/, every test but the
 #                                 end-to-end suites (e2e_*: real agents on the local cluster, the
-#                                 longest tests) and the 70,000-handshake first-write case, which
-#                                 the release build runs once (its pooled twin, the same frame
-#                                 code without a handshake per size, runs in both)
+#                                 longest tests; bench_suite_test, the benchmark suite end to end
+#                                 on the same cluster) and the 70,000-handshake first-write case,
+#                                 which the release build runs once (its pooled twin, the same
+#                                 frame code without a handshake per size, runs in both); the
+#                                 end-to-end suites are not even compiled there (FERRY_E2E=OFF)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=build
-flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_E2E=ON)
 select=()
 if [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
-  flags=(-DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON)
-  select=(-E '^e2e_|^hbone_first_write_test:the first writes of a new connection')
+  flags=(-DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON -DFERRY_E2E=OFF)
+  select=(-E '^e2e_|^bench_suite_test:|^hbone_first_write_test:the first writes of a new connection')
 fi
 
 ./scripts/setup.sh

@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/io/overload.h"
-#include "agent/log.h"
 #include "http/status.h"
+#include "log/log.h"
 #include "net/socket_address.h"
 
 namespace ferry::agent {

@@ -14,13 +14,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "agent/log.h"
+#include "agent/io/sockets.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
 
 constexpr int kRecordBytes = 64 * 1024;
 constexpr int kHandshakeTimeoutMs = 10000;
+constexpr char kReadyResume[] = "ready resume-v1";
 
 absl::StatusOr<sockaddr_un> unixAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -248,7 +250,7 @@ void Predecessor::ready() {
   if (ready_sent_.exchange(true)) {
     return;
   }
-  if (!gone_flag_.load() && !sendRecord(fd_, "ready", {})) {
+  if (!gone_flag_.load() && !sendRecord(fd_, stream_ ? kReadyResume : "ready", {})) {
     gone_flag_ = true;
   }
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -256,14 +258,36 @@ void Predecessor::ready() {
 }
 
 void Predecessor::watch() {
+  StreamDecoder streams;
   while (!gone_flag_.load()) {
     int r = waitReadable(fd_, stop_fd_, -1);
     if (r < 0) {
       return;  // we are stopping
     }
-    auto text = receive(fd_, nullptr);
+    std::vector<int> fds;
+    auto text = receive(fd_, &fds);
     if (!text.ok() || text->empty()) {
+      for (int f : fds) {
+        ::close(f);
+      }
       break;
+    }
+    if (StreamDecoder::isStreamRecord(*text)) {
+      auto stream = streams.feed(*text, std::move(fds));
+      if (!stream.ok()) {
+        LOG_ERROR(stream.status().ToString(), "; that stream is lost");
+      } else if (stream->has_value()) {
+        ++streams_received_;
+        if (stream_) {
+          stream_(std::move(**stream));
+        } else {
+          ::close((*stream)->app_fd);
+        }
+      }
+      continue;
+    }
+    for (int f : fds) {
+      ::close(f);
     }
     std::vector<std::string> words = absl::StrSplit(*text, ' ');
     int64_t n = 0;
@@ -351,6 +375,27 @@ bool HandoverServer::send(int client, const std::string& text, const std::vector
   return false;
 }
 
+void HandoverServer::sendStreams(int client) {
+  std::vector<HandedStream> streams = callbacks_.handStreams();
+  size_t sent = 0;
+  for (const HandedStream& s : streams) {
+    bool ok = true;
+    for (const HandoverRecord& r : encodeStream(s, kRecordBytes)) {
+      ok = ok && send(client, r.text, r.fds);
+    }
+    sent += ok ? 1 : 0;
+    if (ok) {
+      ::close(s.app_fd);
+    } else {
+      closeWithReset(s.app_fd);
+    }
+  }
+  LOG_INFO("handover: handed ", sent, " of ", streams.size(), " established streams over");
+  if (callbacks_.handed) {
+    callbacks_.handed(sent);
+  }
+}
+
 bool HandoverServer::serve(int client) {
   int r = waitReadable(client, stop_fd_, kHandshakeTimeoutMs);
   if (r <= 0) {
@@ -382,12 +427,15 @@ bool HandoverServer::serve(int client) {
     return false;
   }
   auto ready = sent ? receive(client, nullptr) : absl::StatusOr<std::string>("");
-  if (!ready.ok() || *ready != "ready") {
+  if (!ready.ok() || (*ready != "ready" && *ready != kReadyResume)) {
     LOG_WARN("handover: agent pid ", successor, " went away before it was ready; serving on");
     callbacks_.onAbort();
     return true;
   }
   callbacks_.onReady(static_cast<pid_t>(successor));
+  if (*ready == kReadyResume && callbacks_.handStreams) {
+    sendStreams(client);
+  }
   int64_t reported = -1;
   while (true) {
     int64_t now = callbacks_.connections();

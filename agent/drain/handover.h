@@ -12,6 +12,9 @@
 //   new -> old   "ready" once the new agent is ready (or its predecessor vanished): from then
 //                on it accepts; the old one closes its copies of the listeners (the sockets and
 //                their accept queues live on in the new agent) and drains.
+//                "ready resume-v1" from an agent that takes established streams over: the old
+//                one then sends each resumable stream as a "conn" record with its app socket
+//                and "data" records (stream_state.h, docs/upgrades.md) before it drains the rest.
 //   old -> new   "draining <pid> <connections>" whenever the count changes, until it exits;
 //                the end of the connection tells the new agent its predecessor is gone.
 //
@@ -30,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/drain/stream_state.h"
 
 namespace ferry::agent {
 
@@ -68,6 +72,10 @@ class Predecessor {
   void ready();
   // Calls `gone` when the connection ends (before or after ready()); set before ready().
   void onGone(std::function<void()> gone) { gone_ = std::move(gone); }
+  // Takes established streams over: `stream` runs on the watcher thread for each one handed
+  // (it owns the app socket). Set before ready(); without it none are asked for.
+  void onStream(std::function<void(HandedStream)> stream) { stream_ = std::move(stream); }
+  int64_t streamsReceived() const { return streams_received_.load(); }
   pid_t pid() const { return pid_.load(); }
   int64_t connections() const { return connections_.load(); }
   bool alive() const { return !gone_flag_.load(); }
@@ -84,6 +92,8 @@ class Predecessor {
   std::atomic<bool> gone_flag_{false};
   std::atomic<bool> ready_sent_{false};
   std::function<void()> gone_;
+  std::function<void(HandedStream)> stream_;
+  std::atomic<int64_t> streams_received_{0};
   std::thread watcher_;
   int stop_fd_ = -1;
 };
@@ -98,6 +108,11 @@ class HandoverServer {
     std::function<void(pid_t successor)> onReady;  // the successor accepts now
     std::function<void()> onAbort;                 // it went away before "ready"
     std::function<int64_t()> connections;          // reported while draining
+    // After onReady, for a successor that takes streams over: freeze and return the resumable
+    // streams, sockets given away (sent, then closed here; reset if sending failed, so an app
+    // never mistakes a lost stream for a clean end). May be empty; `handed(n)`: how many went.
+    std::function<std::vector<HandedStream>()> handStreams;
+    std::function<void(size_t sent)> handed;
   };
   // Binds `path` (a stale socket file is replaced; the caller has already taken over from any
   // live agent there).
@@ -112,6 +127,7 @@ class HandoverServer {
   // One successor, from "take" to its end (or ours); false when stopping.
   bool serve(int client);
   bool send(int client, const std::string& text, const std::vector<int>& fds);
+  void sendStreams(int client);
 
   std::string path_;
   int fd_;

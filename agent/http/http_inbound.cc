@@ -10,10 +10,11 @@
 #include <string_view>
 
 #include "agent/http/http_waiting.h"
-#include "agent/log.h"
+#include "agent/io/connection.h"
 #include "agent/proxy/inbound.h"
 #include "agent/telemetry/http_telemetry.h"
 #include "http/http2_filter.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
@@ -26,9 +27,10 @@ constexpr size_t kReadChunk = 16 * 1024;
 class HttpInbound : public Deferred, public HeaderWaiter {
  public:
   HttpInbound(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, InboundPeer peer)
-      : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)), reporter_(ctx_, pod_, peer_) {
-    down_.owner = up_.owner = this;
-  }
+      : ctx_(ctx),
+        pod_(std::move(pod)),
+        peer_(std::move(peer)),
+        reporter_(*ctx_.shared.workloads, *ctx_.shared.telemetry, pod_, peer_) {}
 
   ~HttpInbound() override {
     stopWaiting();
@@ -41,11 +43,14 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   bool admit() { return startWaiting(); }
 
   void start(int downstream, int upstream) {
-    down_.fd = downstream;
-    up_.fd = upstream;
+    down_.conn = std::make_unique<Connection>(ctx_.loop, downstream,
+                                              [this](uint32_t events) { onSide(down_, events); });
+    up_.conn = std::make_unique<Connection>(ctx_.loop, upstream,
+                                            [this](uint32_t events) { onSide(up_, events); });
     ctx_.stats.inc(ctx_.stats.connections_active);
     ctx_.stats.inc(ctx_.stats.http_connections);
-    http::Authorizer authorize = makeL7Authorizer(ctx_, pod_, peer_);
+    http::Authorizer authorize =
+        makeL7Authorizer(*ctx_.shared.workloads, ctx_.shared.rate_limits, ctx_.stats, pod_, peer_);
     authorize_ = [this, authorize = std::move(authorize)](const http::RequestView& view) {
       onRequestHead();
       return authorize(view);
@@ -56,10 +61,8 @@ class HttpInbound : public Deferred, public HeaderWaiter {
           ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
           finish(true);
         });
-    down_.interest = 0;
-    up_.interest = EPOLLOUT;
-    (void)ctx_.loop.add(down_.fd, down_.interest, &down_);
-    (void)ctx_.loop.add(up_.fd, up_.interest, &up_);
+    (void)down_.conn->watch(/*read=*/false);
+    (void)up_.conn->watch(/*read=*/false, /*write=*/true);  // the connect's completion
   }
 
   void setOnReset(std::function<void()> fn) { on_reset_ = std::move(fn); }
@@ -72,19 +75,13 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   }
 
  private:
-  struct Side : public EventHandler {
-    HttpInbound* owner = nullptr;
-    int fd = -1;
-    std::string out;  // filter output waiting to be written to this side
-    size_t out_off = 0;
+  // One socket; the filter output waiting to be written to it is queued on its Connection.
+  struct Side {
+    std::unique_ptr<Connection> conn;
     bool read_eof = false;
-    bool shut_pending = false;  // half-close once `out` is written
-    bool shut_write = false;
-    bool registered = true;
-    uint32_t interest = 0;
+    bool shut_pending = false;  // half-close once the queued output is written
     uint64_t read_bytes = 0;
-    void onEvents(uint32_t events) override { owner->onSide(*this, events); }
-    size_t pending() const { return out.size() - out_off; }
+    size_t pending() const { return conn->pending(); }
   };
 
   void onSide(Side& side, uint32_t events) {
@@ -92,7 +89,7 @@ class HttpInbound : public Deferred, public HeaderWaiter {
       return;
     }
     if (connecting_ && &side == &up_) {
-      if (socketError(up_.fd) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+      if (socketError(up_.conn->fd()) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
         ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
         finish(true);
         return;
@@ -104,11 +101,7 @@ class HttpInbound : public Deferred, public HeaderWaiter {
       finish(true);
       return;
     }
-    if ((events & EPOLLHUP) && side.interest == 0 && side.registered) {
-      ctx_.loop.remove(side.fd);
-      side.registered = false;
-    }
-    pump();
+    pump();  // a hung-up side wanting nothing leaves the epoll set (Connection::onEvents)
   }
 
   bool roomToRead() const {
@@ -159,16 +152,16 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   // Reads what the socket has (bounded) and feeds the filter; false when nothing was read.
   bool readSide(Side& side) {
     char buf[kReadChunk];
-    ssize_t n = ::recv(side.fd, buf, sizeof(buf), 0);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) {
-        return false;
-      }
+    Connection::ReadResult r = side.conn->read(buf, sizeof(buf));
+    if (r.status == Connection::ReadStatus::kAgain) {
+      return false;
+    }
+    if (r.status == Connection::ReadStatus::kError) {
       finish(true);
       return false;
     }
     http::FilterOutput out;
-    if (n == 0) {
+    if (r.status == Connection::ReadStatus::kEof) {
       side.read_eof = true;
       if (&side == &down_) {
         if (!protocolKnown()) {
@@ -184,8 +177,8 @@ class HttpInbound : public Deferred, public HeaderWaiter {
       apply(out);
       return true;
     }
-    side.read_bytes += static_cast<uint64_t>(n);
-    std::string_view data(buf, static_cast<size_t>(n));
+    side.read_bytes += r.bytes;
+    std::string_view data(buf, r.bytes);
     if (&side == &down_ && !onClientBytes()) {
       finish(true);
       return false;
@@ -238,54 +231,26 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   }
 
   void apply(http::FilterOutput& out) {
-    up_.out.append(out.to_upstream);
-    down_.out.append(out.to_downstream);
+    up_.conn->queue(out.to_upstream);
+    down_.conn->queue(out.to_downstream);
     up_.shut_pending |= out.shutdown_upstream;
     down_.shut_pending |= out.shutdown_downstream;
     closing_ |= out.close;
   }
 
   bool writeSide(Side& side) {
-    while (side.pending() > 0) {
-      ssize_t n = ::send(side.fd, side.out.data() + side.out_off, side.pending(), MSG_NOSIGNAL);
-      if (n > 0) {
-        side.out_off += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        return true;
-      }
+    if (!side.conn->flush()) {
       return false;
     }
-    side.out.clear();
-    side.out_off = 0;
-    if (side.shut_pending && !side.shut_write) {
-      ::shutdown(side.fd, SHUT_WR);
-      side.shut_write = true;
+    if (side.pending() == 0 && side.shut_pending) {
+      side.conn->shutdownWrite();
     }
     return true;
   }
 
   void updateInterest(Side& side) {
-    uint32_t want = 0;
-    if (&side == &down_ ? wantsDown() : wantsUp()) {
-      want |= EPOLLIN;
-    }
-    if (side.pending() > 0 || (&side == &up_ && connecting_)) {
-      want |= EPOLLOUT;
-    }
-    if (!side.registered) {
-      if (want != 0) {
-        side.interest = want;
-        side.registered = true;
-        (void)ctx_.loop.add(side.fd, want, &side);
-      }
-      return;
-    }
-    if (want != side.interest) {
-      side.interest = want;
-      (void)ctx_.loop.modify(side.fd, want, &side);
-    }
+    side.conn->want(/*read=*/&side == &down_ ? wantsDown() : wantsUp(),
+                    /*write=*/&side == &up_ && connecting_);
   }
 
   void onRecord(const http::RequestRecord& r) {
@@ -377,13 +342,8 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     stopWaiting();
     cancel(connect_timer_);
     cancel(idle_timer_);
-    for (Side* s : {&down_, &up_}) {
-      if (s->registered) {
-        ctx_.loop.remove(s->fd);
-      }
-      reset ? closeWithReset(s->fd) : (void)::close(s->fd);
-      s->fd = -1;
-    }
+    down_.conn->close(reset);
+    up_.conn->close(reset);
     ctx_.stats.inc(ctx_.stats.connections_active, -1);
     ctx_.stats.inc(ctx_.stats.bytes_sent_upstream, static_cast<int64_t>(down_.read_bytes));
     ctx_.stats.inc(ctx_.stats.bytes_sent_downstream, static_cast<int64_t>(up_.read_bytes));
@@ -419,7 +379,7 @@ void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const 
     closeWithReset(downstream);
     return;
   }
-  auto fd = connectToApp(ctx, *pod, app);
+  auto fd = connectToApp(*ctx.shared.sockets, *pod, app);
   if (!fd.ok()) {
     ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
     closeWithReset(downstream);
@@ -439,7 +399,7 @@ absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const L
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     return absl::InternalError(std::string("socketpair: ") + std::strerror(errno));
   }
-  auto fd = connectToApp(ctx, *pod, app);
+  auto fd = connectToApp(*ctx.shared.sockets, *pod, app);
   if (!fd.ok()) {
     ::close(pair[0]);
     ::close(pair[1]);

@@ -10,8 +10,9 @@
 
 #include "agent/http/upstream_pool.h"
 #include "agent/io/connection.h"
-#include "agent/log.h"
+#include "agent/io/sockets.h"
 #include "http/http1_parser.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {

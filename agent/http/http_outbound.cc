@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <string_view>
 #include <utility>
 
+#include "agent/http/h2_outbound.h"
 #include "agent/http/http_messages.h"
 #include "agent/http/http_mirror.h"
 #include "agent/http/loop_clock.h"
@@ -23,10 +25,11 @@
 #include "agent/http/upstream_attempts.h"
 #include "agent/http/upstream_pool.h"
 #include "agent/io/connection.h"
-#include "agent/log.h"
+#include "agent/proxy/tcp_relay.h"
 #include "agent/state/route_state.h"
 #include "agent/telemetry/telemetry.h"
 #include "http/http1_parser.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
@@ -47,10 +50,9 @@ using Exchange = RoutedExchange;
 
 class HttpOutbound : public Deferred, private AttemptIo {
  public:
-  HttpOutbound(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, model::ObjectKey service,
-               std::string vip, uint16_t port, std::string source_ip, int fd)
+  HttpOutbound(WorkerContext& ctx, RoutedClient who, int fd)
       : ctx_(ctx),
-        who_{std::move(pod), std::move(service), std::move(vip), port, std::move(source_ip)},
+        who_(std::move(who)),
         client_(ctx.loop, fd, [this](uint32_t events) { onClient(events); }),
         clock_(ctx.loop),
         attempts_(clock_, *this, ctx.rng) {}
@@ -124,6 +126,17 @@ class HttpOutbound : public Deferred, private AttemptIo {
   void parseRequests() {
     if (parsing_) {
       return;  // finishExchange() from inside the loop below: the loop goes on by itself
+    }
+    if (!seen_http1_ && !closed_) {
+      // h2c with prior knowledge (what gRPC clients send): the HTTP/2 routed outbound takes it.
+      const size_t k = std::min(in_.size(), kH2Preface.size());
+      if (std::string_view(in_).substr(0, k) == kH2Preface.substr(0, k)) {
+        if (in_.size() >= kH2Preface.size()) {
+          handOverToH2();
+        }
+        return;  // not enough yet to tell
+      }
+      seen_http1_ = true;
     }
     parsing_ = true;
     // next() is called until it needs more bytes, even with no input left: a message whose head
@@ -263,6 +276,15 @@ class HttpOutbound : public Deferred, private AttemptIo {
       copy->request.append(x_.body);
     }
     return copy;
+  }
+
+  void handOverToH2() {
+    closed_ = true;
+    *alive_ = false;
+    const int fd = client_.release();
+    ctx_.stats.inc(ctx_.stats.connections_active, -1);
+    startH2Outbound(ctx_, who_, fd, std::exchange(in_, std::string()));
+    ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
   }
 
   void count(std::atomic<uint64_t> routing::RouteStats::*field) {
@@ -444,6 +466,10 @@ class HttpOutbound : public Deferred, private AttemptIo {
         case Event::Type::kNeedMore:
           return;
         case Event::Type::kHead:
+          if (x_.resp->head().status == 101 && x_.route.websocket) {
+            becomeTunnel(input);
+            return;
+          }
           if (!onResponseHead()) {
             return;
           }
@@ -507,6 +533,42 @@ class HttpOutbound : public Deferred, private AttemptIo {
     return true;
   }
 
+  // The backend accepted a WebSocket handshake (101): the client gets the 101, then the two
+  // connections are one tunnel (a TcpRelay), `rest` (bytes after the 101) and the client's
+  // unparsed bytes first. The exchange is reported as answered 101; the tunnel's bytes count
+  // in the agent's relay stats.
+  void becomeTunnel(std::string_view rest) {
+    if (attempts_.responseHead(101, false, false) != UpstreamAttempts::HeadVerdict::kForward ||
+        !client_.flush() || client_.pending() > 0) {
+      closeAll(true);  // (a slow client still owed earlier bytes: no clean switch)
+      return;
+    }
+    std::string to_client = forwardedResponseHead(x_.resp->head(), false, x_.route.response_edits);
+    to_client.insert(to_client.size() - 2, "connection: upgrade\r\nupgrade: websocket\r\n");
+    to_client.append(rest);
+    x_.answered = 101;
+    const int upstream = x_.link->release();
+    ctx_.loop.deleteLater(std::move(x_.link));
+    (void)attempts_.responseComplete(false);  // the try ends; its connection is the tunnel now
+    attempts_.finish();
+    report();
+    closed_ = true;
+    *alive_ = false;
+    const int client = client_.release();
+    Stats* stats = &ctx_.stats;  // connections_active: this connection becomes the relay's
+    TcpRelay::start(
+        ctx_.loop, client, upstream, /*b_connecting=*/false,
+        {.max_buffer = ctx_.shared.config->max_buffer_bytes,
+         .connect_timeout_ms = ctx_.shared.config->connect_timeout_ms},
+        [stats](const RelayResult& r) {
+          stats->inc(stats->connections_active, -1);
+          stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
+          stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
+        },
+        in_, to_client);
+    ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
+  }
+
   void completeResponse(bool reusable) {
     if (attempts_.responseComplete(reusable)) {
       finishExchange();
@@ -540,7 +602,9 @@ class HttpOutbound : public Deferred, private AttemptIo {
     }
   }
 
-  void report() { reportExchange(ctx_, who_, x_, attempts_.endpoint()); }
+  void report() {
+    reportExchange(*ctx_.shared.workloads, *ctx_.shared.telemetry, who_, x_, attempts_.endpoint());
+  }
 
   void closeAll(bool reset) {
     if (closed_) {
@@ -569,6 +633,7 @@ class HttpOutbound : public Deferred, private AttemptIo {
   bool parsing_ = false;
   bool close_after_ = false;
   bool closed_ = false;
+  bool seen_http1_ = false;  // the first bytes were not the h2 preface
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted grants
   http::Http1Parser req_{http::Http1Parser::Kind::kRequest};
   Exchange x_;
@@ -586,8 +651,13 @@ void startHttpOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>
     closeWithReset(fd);
     return;
   }
-  auto* conn = new HttpOutbound(ctx, source, vip->service->key, original.ip(), original.port(),
-                                source_ip, fd);
+  auto* conn = new HttpOutbound(ctx,
+                                RoutedClient{.pod = source,
+                                             .service = vip->service->key,
+                                             .vip = original.ip(),
+                                             .port = original.port(),
+                                             .source_ip = source_ip},
+                                fd);
   conn->start();
 }
 

@@ -6,9 +6,9 @@
 #include <string_view>
 #include <utility>
 
-#include "agent/log.h"
 #include "agent/proxy/inbound.h"
 #include "agent/state/rate_limits.h"
+#include "log/log.h"
 #include "policy/engine.h"
 #include "policy/protocol.h"
 #include "policy/text.h"
@@ -83,13 +83,14 @@ bool authenticateRequest(const jwt::Authenticator& authn, const http::RequestVie
   return true;
 }
 
-http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
+http::Authorizer makeL7Authorizer(const WorkloadStateHolder& workloads, RateLimits* limits,
+                                  Stats& stats, std::shared_ptr<const LocalPod> pod,
                                   InboundPeer peer) {
   auto source_ip = net::IpAddress::parse(peer.source_ip);
   auto destination_ip = net::IpAddress::parse(peer.destination_ip);
-  return [&ctx, pod = std::move(pod), peer = std::move(peer), source_ip,
+  return [&workloads, limits, &stats, pod = std::move(pod), peer = std::move(peer), source_ip,
           destination_ip](const http::RequestView& view) -> http::AuthzDecision {
-    auto state = ctx.shared.workloads->current();
+    auto state = workloads.current();
     model::Workload fallback;
     const model::Workload* w = &workloadOf(*state, *pod, fallback);
     policy::HttpRequest http = toPolicyRequest(view);
@@ -103,7 +104,7 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
     jwt::Outcome token;
     if (auto authn = state->policies().authenticator(*w)) {
       if (!authenticateRequest(*authn, view, http, token, out)) {
-        ctx.stats.inc(ctx.stats.jwt_refused);
+        stats.inc(stats.jwt_refused);
         LOG_INFO_EVERY_SECOND("inbound HTTP ",
                               peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
                               pod->info.name, " ", std::string(view.method), " ",
@@ -112,7 +113,7 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
       }
       request.auth = token.auth();
       if (request.auth != nullptr) {
-        ctx.stats.inc(ctx.stats.jwt_valid);
+        stats.inc(stats.jwt_valid);
       }
     }
     policy::Decision d = state->policies().evaluate(*w, request);
@@ -121,7 +122,7 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
           d,
           text::cat("inbound HTTP ", peer.principal.empty() ? peer.source_ip : peer.principal,
                     " -> ", pod->info.name, " ", view.method, " ", view.path),
-          &ctx.stats);
+          &stats);
     }
     out.allow = d.allowed;
     out.reason = d.str();
@@ -129,15 +130,15 @@ http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const Loca
       out.policy = d.rule.policy->key.str();
       out.rule = std::to_string(d.rule.rule);
     }
-    if (d.allowed && ctx.shared.rate_limits != nullptr) {
-      limitRate(*ctx.shared.rate_limits, *pod, peer, view, out);
+    if (d.allowed && limits != nullptr) {
+      limitRate(*limits, *pod, peer, view, out);
     }
     if (out.allow) {
-      ctx.stats.inc(ctx.stats.http_requests_allowed);
+      stats.inc(stats.http_requests_allowed);
     } else if (!out.response_flags.empty()) {
-      ctx.stats.inc(ctx.stats.http_requests_rate_limited);
+      stats.inc(stats.http_requests_rate_limited);
     } else {
-      ctx.stats.inc(ctx.stats.http_requests_denied);
+      stats.inc(stats.http_requests_denied);
       LOG_INFO_EVERY_SECOND("inbound HTTP ",
                             peer.principal.empty() ? peer.source_ip : peer.principal, " -> ",
                             pod->info.name, " ", std::string(view.method), " ",

@@ -14,7 +14,8 @@
 #include <string>
 
 #include "agent/pods/local_pods.h"
-#include "agent/worker_context.h"
+#include "agent/state/workload_state.h"
+#include "agent/stats.h"
 #include "hbone/baggage.h"
 #include "http/request_view.h"
 #include "jwt/authenticator.h"
@@ -22,6 +23,8 @@
 #include "policy/request.h"
 
 namespace ferry::agent {
+
+class RateLimits;
 
 // policy::isHttpPort (policy/protocol.h) over the snapshot's Services.
 bool isHttpPort(const model::NodeSnapshot& snapshot, const model::Workload& workload,
@@ -51,9 +54,11 @@ struct InboundPeer {
   std::optional<hbone::Baggage> baggage;
 };
 
-// The authorizer for requests on one inbound connection to `pod`. It counts decisions in the
-// worker's stats (http_requests_allowed / http_requests_denied).
-http::Authorizer makeL7Authorizer(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
+// The authorizer for requests on one inbound connection to `pod`: each request against the
+// state `workloads` holds when it arrives, then (allowed) the pod's rate limits (`limits`, may be
+// null). It counts decisions in the worker's `stats` (http_requests_allowed / _denied / ...).
+http::Authorizer makeL7Authorizer(const WorkloadStateHolder& workloads, RateLimits* limits,
+                                  Stats& stats, std::shared_ptr<const LocalPod> pod,
                                   InboundPeer peer);
 
 }  // namespace ferry::agent

@@ -8,6 +8,7 @@
 #include "agent/http/http_messages.h"
 #include "agent/telemetry/http_telemetry.h"
 #include "http/authority.h"
+#include "http/chars.h"
 #include "http/path.h"
 
 namespace ferry::agent {
@@ -20,10 +21,17 @@ void answer(RouteDecision& d, int status, std::string body, const char* flags, b
   d.local.close = close;
 }
 
-// The RequestMirror copy's head, made from the received fields with the shadow authority.
+// What the primary request is forwarded as (after the rule's and backend's filters).
+struct Forwarded {
+  std::string_view authority;
+  std::string_view target;
+  const http::HeaderEdits& edits;
+};
+
+// The RequestMirror copy's head, made from the received fields and what the primary is
+// `forwarded` as, with the shadow authority.
 void planMirror(RouteDecision& d, const http::MessageHead& head, const RoutedService& to,
-                const RoutingView& view, std::string_view authority, std::string_view target,
-                const http::HeaderEdits& edits) {
+                const RoutingView& view, const Forwarded& forwarded) {
   const routing::BackendTarget* mirror = d.rule->mirror();
   if (mirror == nullptr || !d.rule->shouldMirror()) {
     return;
@@ -34,13 +42,13 @@ void planMirror(RouteDecision& d, const http::MessageHead& head, const RoutedSer
     d.mirror_unavailable = true;
     return;
   }
-  const std::string shadow = http::shadowAuthority(authority);  // `fields` point into it
+  const std::string shadow = http::shadowAuthority(forwarded.authority);  // `fields` point into it
   std::vector<http::Header> fields;
   http::fieldsWithAuthority(head.headers, shadow, fields);
   d.mirror = MirrorCopy{
       .cluster = std::move(cluster),
       .cluster_id = absl::StrCat(mirror->service.ns, "/", mirror->service.name, ":", port),
-      .request = forwardedRequestHead(head.method, fields, target, edits),
+      .request = forwardedRequestHead(head.method, fields, forwarded.target, forwarded.edits),
       .head_request = head.method == "HEAD",
       .timeout = d.rule->requestTimeout().value_or(kMirrorDefaultTimeout)};
 }
@@ -52,8 +60,13 @@ RouteDecision decideRoute(const http::MessageHead& head, const RoutedService& to
                           const trace::Sampler* sampler) {
   RouteDecision d;
   d.authority = std::string(head.host);
-  if (head.upgrade || head.method == "CONNECT") {
-    // A routed service carries requests; a tunnel would bypass routing for good.
+  // A WebSocket handshake is routed like any request and becomes a tunnel to the backend it
+  // picked once that answers 101 (issue 22 point 1); other upgrades and CONNECT would tunnel
+  // past routing for good.
+  const std::optional<std::string_view> upgrade = head.find("upgrade");
+  d.websocket = head.upgrade && head.method == "GET" && upgrade &&
+                http::chars::equalsIgnoreCase(*upgrade, "websocket");
+  if ((head.upgrade && !d.websocket) || head.method == "CONNECT") {
     answer(d, 501, "upgrade and CONNECT are not supported on a routed service\n", "DPE", true);
     return d;
   }
@@ -144,7 +157,14 @@ RouteDecision decideRoute(const http::MessageHead& head, const RoutedService& to
   }
   d.response_edits = std::move(edits.response);
   d.head = forwardedRequestHead(head.method, fields, forwarded_target, edits.request);
-  planMirror(d, head, to, view, host, forwarded_target, edits.request);
+  if (d.websocket) {
+    // The hop-by-hop pair that asks for the switch goes on to the backend (its agent lets a
+    // WebSocket upgrade through); a handshake is not mirrored.
+    d.head.insert(d.head.size() - 2, "connection: upgrade\r\nupgrade: websocket\r\n");
+    return d;
+  }
+  planMirror(d, head, to, view,
+             Forwarded{.authority = host, .target = forwarded_target, .edits = edits.request});
   return d;
 }
 

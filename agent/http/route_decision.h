@@ -4,7 +4,8 @@
 // The per-request decision of the routed outbound path (issue 20 point 2): from a parsed request
 // head, the route table and a random source, what happens to the request, with no socket, timer
 // or connection in sight:
-//   the request target's rules (upgrade/CONNECT 501, bad target or no authority 400) ->
+//   the request target's rules (upgrades other than WebSocket and CONNECT 501, bad target or
+//   no authority 400) ->
 //   match a rule (none: 404) -> fault injection (abort: that status; delay: returned) ->
 //   RequestRedirect (a local answer with a Location) -> a backend Service by weight (none: 500)
 //   and its cluster (none: 503) -> the rule's then the backend's filters (header edits both
@@ -48,6 +49,7 @@ struct RouteDecision {
   const routing::CompiledRule* rule = nullptr;  // valid while the view is held
   routing::RouteStats* stats = nullptr;         // the matched route's counters
   bool fault_injected = false;                  // an abort or a delay was chosen
+  bool websocket = false;  // a WebSocket handshake: a 101 turns the connection into a tunnel
 
   // Forwarding (local.status == 0).
   std::optional<absl::Duration> delay;      // fault delay before the first try

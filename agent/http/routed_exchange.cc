@@ -8,14 +8,15 @@
 
 namespace ferry::agent {
 
-void reportExchange(WorkerContext& ctx, const RoutedClient& client, RoutedExchange& x,
+void reportExchange(const WorkloadStateHolder& workloads, Telemetry& telemetry,
+                    const RoutedClient& client, RoutedExchange& x,
                     const std::optional<routing::EndpointRef>& endpoint) {
   if (!x.active || x.reported) {
     return;
   }
   x.reported = true;
   // Refused before routing (400, 501): no state was taken for the request yet.
-  auto held = x.state != nullptr ? x.state : ctx.shared.workloads->current();
+  auto held = x.state != nullptr ? x.state : workloads.current();
   const WorkloadState& state = *held;
   Destination dest;
   model::ObjectKey service = client.service;
@@ -29,9 +30,10 @@ void reportExchange(WorkerContext& ctx, const RoutedClient& client, RoutedExchan
   const LocalPod& pod = *client.pod;
   PodIdentity identity = identityOf(pod, state.workloadByUid(pod.info.uid));
   HttpRequestInfo r;
-  r.connection =
-      outboundReport(state, pod, principalOf(state.trustDomain(), identity), client.source_ip, dest,
-                     dest.workload != nullptr && dest.workload->mesh_enabled, nullptr);
+  r.connection = outboundReport(
+      state,
+      {.pod = pod, .principal = principalOf(state.trustDomain(), identity), .ip = client.source_ip},
+      dest, dest.workload != nullptr && dest.workload->mesh_enabled, nullptr);
   r.connection.destination_service = model::Service{.key = service}.hostname();
   r.policy_evaluated = false;  // the destination authorizes
   r.response_flags = x.flags;
@@ -39,11 +41,12 @@ void reportExchange(WorkerContext& ctx, const RoutedClient& client, RoutedExchan
   r.path = x.path;
   r.authority = x.route.authority;
   r.response_code = x.answered;
+  r.protocol = x.protocol;
+  r.grpc_status = x.grpc_status;
   r.request_bytes = x.request_bytes;
   r.response_bytes = x.response_bytes;
   r.duration = absl::FromChrono(std::chrono::steady_clock::now() - x.started);
   r.upstream_cluster = x.route.upstream_cluster;
-  Telemetry& telemetry = *ctx.shared.telemetry;
   if (!x.route.trace && telemetry.spanExporter() != nullptr) {
     x.route.trace = forwardedTrace("", telemetry.sampler());  // refused before routing
   }

@@ -18,10 +18,11 @@
 #include "agent/pods/local_pods.h"
 #include "agent/state/route_state.h"
 #include "agent/state/workload_state.h"
-#include "agent/worker_context.h"
 #include "http/http1_parser.h"
 
 namespace ferry::agent {
+
+class Telemetry;
 
 // Where a routed client connection comes from and goes to.
 struct RoutedClient {
@@ -56,16 +57,20 @@ struct RoutedExchange {
   // For the report, once per request.
   std::chrono::steady_clock::time_point started;
   std::string path;
-  uint64_t request_bytes = 0;   // body bytes from the client
-  uint64_t response_bytes = 0;  // body bytes to the client
-  int answered = 0;             // the status the client got; 0: none (connection reset)
-  const char* flags = "";       // Envoy's response flags for a local answer
+  uint64_t request_bytes = 0;     // body bytes from the client
+  uint64_t response_bytes = 0;    // body bytes to the client
+  int answered = 0;               // the status the client got; 0: none (connection reset)
+  const char* flags = "";         // Envoy's response flags for a local answer
+  const char* protocol = "http";  // Istio's request_protocol: "http" or "grpc"
+  int grpc_status = -1;           // gRPC: from grpc-status (trailers, or a trailers-only head)
   bool reported = false;
 };
 
-// Reports `x` once (no-op when inactive or reported). `endpoint`: of its last try, when it was
-// forwarded and one was picked; otherwise the VIP is reported as the destination.
-void reportExchange(WorkerContext& ctx, const RoutedClient& client, RoutedExchange& x,
+// Reports `x` once to `telemetry` (no-op when inactive or reported). `endpoint`: of its last try,
+// when it was forwarded and one was picked; otherwise the VIP is reported as the destination.
+// `workloads` gives the state for an exchange refused before it took one.
+void reportExchange(const WorkloadStateHolder& workloads, Telemetry& telemetry,
+                    const RoutedClient& client, RoutedExchange& x,
                     const std::optional<routing::EndpointRef>& endpoint);
 
 }  // namespace ferry::agent

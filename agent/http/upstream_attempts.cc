@@ -94,9 +94,9 @@ void UpstreamAttempts::connect() {
 }
 
 UpstreamAttempts::HeadVerdict UpstreamAttempts::responseHead(int status, bool keep_alive,
-                                                             bool small_body) {
+                                                             bool small_body, int grpc_status) {
   status_ = status;
-  if (acquireRetry(status, true)) {
+  if (acquireRetry(status, true, grpc_status)) {
     const Outcome outcome = status >= 500 ? Outcome::kHttp5xx : Outcome::kSuccess;
     if (keep_alive && small_body) {
       draining_ = outcome;  // read on, drop the body, keep the connection, then retry
@@ -137,11 +137,12 @@ void UpstreamAttempts::invalidResponse(const char* text) {
 }
 
 // Whether the current failure may be retried; takes a budget slot when so.
-bool UpstreamAttempts::acquireRetry(std::optional<int> status, bool sent) {
+bool UpstreamAttempts::acquireRetry(std::optional<int> status, bool sent, int grpc_status) {
   if (!io_.retriable()) {
     return false;
   }
-  if (!routing::retryable(policy_.retry, tries_, policy_.method, status, sent)) {
+  if (!routing::retryableGrpc(policy_.retry, tries_, grpc_status) &&
+      !routing::retryable(policy_.retry, tries_, policy_.method, status, sent)) {
     return false;
   }
   if (!cluster_->budget.tryAcquireRetry()) {

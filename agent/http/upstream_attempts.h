@@ -87,8 +87,9 @@ class UpstreamAttempts {
   // no waiting try (it gave up, or was served): nothing changed.
   bool granted();
 
-  // Events of the current try's response.
-  HeadVerdict responseHead(int status, bool keep_alive, bool small_body);
+  // Events of the current try's response. `grpc_status`: of a trailers-only gRPC answer (its
+  // head holds grpc-status), else -1; retried when the policy lists it (routing::retryableGrpc).
+  HeadVerdict responseHead(int status, bool keep_alive, bool small_body, int grpc_status = -1);
   // The response ended (`reusable`: its connection may carry another). True when the request is
   // over; false when it was drained for a retry.
   bool responseComplete(bool reusable);
@@ -114,7 +115,7 @@ class UpstreamAttempts {
  private:
   void startTry();
   void connect();
-  bool acquireRetry(std::optional<int> status, bool sent);
+  bool acquireRetry(std::optional<int> status, bool sent, int grpc_status = -1);
   void scheduleRetry();
   void releaseRetrySlot();
   void endTry(routing::Outcome outcome, bool reusable);

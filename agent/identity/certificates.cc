@@ -2,7 +2,7 @@
 #include "agent/identity/certificates.h"
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
+#include "log/log.h"
 #include "tls/x509.h"
 
 namespace ferry::agent {

@@ -3,29 +3,20 @@
 
 #include <vector>
 
-#include "agent/log.h"
-#include "agent/proxy/inbound.h"
-#include "agent/proxy/tcp_relay.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
 Revocations::~Revocations() {
   if (timer_ != 0) {
-    ctx_.loop.cancelTimer(timer_);
+    loop_.cancelTimer(timer_);
   }
-}
-
-Revocations& Revocations::of(WorkerContext& ctx) {
-  if (!ctx.revocations) {
-    ctx.revocations = std::make_unique<Revocations>(ctx);
-  }
-  return *ctx.revocations;
 }
 
 Revocations::Id Revocations::add(const model::Workload& destination, ConnectionAttributes attrs,
                                  Close close) {
   if (checked_ == nullptr) {
-    checked_ = ctx_.shared.workloads->current();
+    checked_ = workloads_.current();
   }
   Id id = next_id_++;
   entries_.emplace(id, Entry{destination.uid, destination.key, std::move(attrs), std::move(close)});
@@ -37,7 +28,7 @@ void Revocations::arm() {
   if (timer_ != 0 || entries_.empty()) {
     return;
   }
-  timer_ = ctx_.loop.addTimer(kRecheckInterval, [this] {
+  timer_ = loop_.addTimer(kRecheckInterval, [this] {
     timer_ = 0;
     recheck();
     arm();
@@ -45,7 +36,7 @@ void Revocations::arm() {
 }
 
 void Revocations::recheck() {
-  auto state = ctx_.shared.workloads->current();
+  auto state = workloads_.current();
   if (state == checked_) {
     return;
   }
@@ -75,27 +66,11 @@ void Revocations::recheck() {
     if (!e.close()) {
       continue;  // it had finished already: nothing was revoked
     }
-    ctx_.stats.inc(ctx_.stats.policy_revoked);
+    stats_.inc(stats_.policy_revoked);
     LOG_INFO_EVERY_SECOND(
         "closed ", e.attrs.principal.empty() ? e.attrs.source_ip : e.attrs.principal, " -> ",
         e.key.str(), " port ", e.attrs.destination_port, ": no longer allowed: ", reason);
   }
-}
-
-void relayRevocable(WorkerContext& ctx, int downstream, int upstream,
-                    std::atomic<int64_t>* connect_failures, const model::Workload& destination,
-                    ConnectionAttributes attrs, std::vector<ConnectionTelemetry> telemetry) {
-  Revocations& revocations = Revocations::of(ctx);
-  auto id = std::make_shared<Revocations::Id>(0);
-  TcpRelay* relay = nullptr;
-  relayCounted(
-      ctx, downstream, upstream, connect_failures, std::move(telemetry),
-      [id, &revocations] { revocations.remove(*id); }, &relay);
-  // The entry is removed when the relay finishes, so a relay reached here is still open.
-  *id = revocations.add(destination, std::move(attrs), [relay] {
-    relay->abort();
-    return true;
-  });
 }
 
 }  // namespace ferry::agent

@@ -21,9 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "agent/io/event_loop.h"
 #include "agent/state/policy_state.h"
-#include "agent/telemetry/telemetry.h"
-#include "agent/worker_context.h"
+#include "agent/state/workload_state.h"
+#include "agent/stats.h"
 #include "model/model.h"
 
 namespace ferry::agent {
@@ -33,13 +34,12 @@ class Revocations {
   static constexpr std::chrono::milliseconds kRecheckInterval{200};
   using Id = uint64_t;
 
-  explicit Revocations(WorkerContext& ctx) : ctx_(ctx) {}
+  // Rechecks on `loop`'s timer against `workloads`, counting revoked connections in `stats`.
+  Revocations(EventLoop& loop, const WorkloadStateHolder& workloads, Stats& stats)
+      : loop_(loop), workloads_(workloads), stats_(stats) {}
   ~Revocations();
   Revocations(const Revocations&) = delete;
   Revocations& operator=(const Revocations&) = delete;
-
-  // The worker's registry (created on first use).
-  static Revocations& of(WorkerContext& ctx);
 
   // `close` must end the connection (and lead to remove(id), or not: a closed entry is dropped
   // here first) and return whether it was still open (false: it had already finished, nothing
@@ -62,17 +62,13 @@ class Revocations {
   };
   void arm();
 
-  WorkerContext& ctx_;
+  EventLoop& loop_;
+  const WorkloadStateHolder& workloads_;
+  Stats& stats_;
   std::map<Id, Entry> entries_;
   Id next_id_ = 1;
   std::shared_ptr<const WorkloadState> checked_;
   EventLoop::TimerId timer_ = 0;
 };
-
-// relayCounted (inbound.h) for a connection `attrs` admitted to `destination`: closed if a
-// later policy no longer allows it.
-void relayRevocable(WorkerContext& ctx, int downstream, int upstream,
-                    std::atomic<int64_t>* connect_failures, const model::Workload& destination,
-                    ConnectionAttributes attrs, std::vector<ConnectionTelemetry> telemetry);
 
 }  // namespace ferry::agent

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
+#include "log/log.h"
 #include "tls/spiffe.h"
 #include "tls/x509.h"
 

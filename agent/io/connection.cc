@@ -18,16 +18,26 @@ Connection::~Connection() {
   }
 }
 
-absl::Status Connection::watch(bool read) {
-  interest_ = (read ? EPOLLIN : 0u) | (pending() > 0 ? EPOLLOUT : 0u);
+absl::Status Connection::watch(bool read, bool write) {
+  interest_ = (read ? EPOLLIN : 0u) | (write || pending() > 0 ? EPOLLOUT : 0u);
   absl::Status s = loop_.add(fd_, interest_, this);
-  watched_ = s.ok();
+  watched_ = registered_ = s.ok();
   return s;
 }
 
-void Connection::want(bool read) {
-  const uint32_t want = (read ? EPOLLIN : 0u) | (pending() > 0 ? EPOLLOUT : 0u);
-  if (watched_ && want != interest_) {
+void Connection::want(bool read, bool write) {
+  const uint32_t want = (read ? EPOLLIN : 0u) | (write || pending() > 0 ? EPOLLOUT : 0u);
+  if (!watched_) {
+    return;
+  }
+  if (!registered_) {
+    if (want != 0) {
+      interest_ = want;
+      registered_ = loop_.add(fd_, want, this).ok();
+    }
+    return;
+  }
+  if (want != interest_) {
     interest_ = want;
     (void)loop_.modify(fd_, want, this);
   }
@@ -42,6 +52,62 @@ Connection::ReadResult Connection::read(char* buf, size_t room) {
     return {ReadStatus::kEof, 0};
   }
   return {errno == EAGAIN || errno == EINTR ? ReadStatus::kAgain : ReadStatus::kError, 0};
+}
+
+Connection::ReadStatus Connection::fill(net::ByteBuffer& buf) {
+  while (true) {
+    absl::Span<uint8_t> room = buf.writable();
+    if (room.empty()) {
+      return ReadStatus::kAgain;  // full: the owner stops reading (backpressure)
+    }
+    ReadResult r = read(reinterpret_cast<char*>(room.data()), room.size());
+    if (r.status != ReadStatus::kData) {
+      return r.status;
+    }
+    buf.commitRead(r.bytes);
+    if (r.bytes < room.size()) {
+      return ReadStatus::kAgain;  // drained for now
+    }
+  }
+}
+
+ssize_t Connection::write(const void* bytes, size_t n) {
+  if (!flush()) {
+    return -1;
+  }
+  if (pending() > 0) {
+    return 0;
+  }
+  const char* p = static_cast<const char*>(bytes);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t sent = ::send(fd_, p + done, n - done, MSG_NOSIGNAL);
+    if (sent > 0) {
+      done += static_cast<size_t>(sent);
+      continue;
+    }
+    if (sent < 0 && (errno == EAGAIN || errno == EINTR)) {
+      break;
+    }
+    return -1;
+  }
+  return static_cast<ssize_t>(done);
+}
+
+bool Connection::writeFrom(net::ByteBuffer& buf) {
+  ssize_t sent = write(buf.data(), buf.size());
+  if (sent < 0) {
+    return false;
+  }
+  buf.consume(static_cast<size_t>(sent));
+  return true;
+}
+
+void Connection::shutdownWrite() {
+  if (!write_shut_ && fd_ >= 0) {
+    ::shutdown(fd_, SHUT_WR);
+    write_shut_ = true;
+  }
 }
 
 void Connection::queueOwned(std::string bytes) {
@@ -76,10 +142,10 @@ bool Connection::flush() {
 }
 
 int Connection::release() {
-  if (watched_) {
+  if (registered_) {
     loop_.remove(fd_);
-    watched_ = false;
   }
+  watched_ = registered_ = false;
   out_.clear();
   out_off_ = 0;
   return std::exchange(fd_, -1);
@@ -93,8 +159,15 @@ void Connection::close(bool reset) {
 }
 
 void Connection::onEvents(uint32_t events) {
-  if (fd_ >= 0) {
-    on_events_(events);
+  if (fd_ < 0) {
+    return;
+  }
+  on_events_(events);
+  // epoll reports HUP whatever the interest set: a socket that wants nothing leaves the set, or
+  // the loop would spin until its owner wants something again (want() brings it back).
+  if ((events & EPOLLHUP) && fd_ >= 0 && interest_ == 0 && registered_) {
+    loop_.remove(fd_);
+    registered_ = false;
   }
 }
 

@@ -7,6 +7,12 @@
 // owner gets the socket's events through `on_events`, decides what to read, and queues what to
 // send; EAGAIN and EINTR never reach it.
 //
+// Relays (tcp_relay, the HBONE tunnel and bridge, the HTTP inbound) read straight into their own
+// buffers and send straight from them (read()/write()/writeFrom(): no copy through the
+// connection), pause reading for backpressure (want(false, ...)), and half-close with
+// shutdownWrite(). A socket that wants nothing leaves the epoll set when it hangs up (epoll
+// reports HUP whatever the interest, which would spin the loop) and rejoins on the next want().
+//
 // Lifetime: an event for the socket may still be in the loop's current batch when the owner is
 // done with it, so a Connection that leaves before its owner is released (release(): the
 // descriptor goes on, e.g. back to a pool) or closed, then destroyed through deleteLater; once
@@ -22,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "agent/io/event_loop.h"
+#include "net/byte_buffer.h"
 
 namespace ferry::agent {
 
@@ -42,13 +49,28 @@ class Connection final : public EventHandler, public Deferred {
   int fd() const { return fd_; }
   bool open() const { return fd_ >= 0; }
 
-  // Registers the socket with the loop: EPOLLIN when `read`, EPOLLOUT when bytes wait.
-  absl::Status watch(bool read);
-  // EPOLLIN when `read`, EPOLLOUT while bytes wait; epoll hears only of a change.
-  void want(bool read);
+  // Registers the socket with the loop: EPOLLIN when `read`, EPOLLOUT when `write` (the owner
+  // holds bytes for the socket, or a connect is in progress) or queued bytes wait.
+  absl::Status watch(bool read, bool write = false);
+  // As watch(), for a watched socket; epoll hears only of a change.
+  void want(bool read, bool write = false);
 
   // One recv() of at most `room` bytes into `buf`.
   ReadResult read(char* buf, size_t room);
+  // Reads into `buf`'s room until the socket has nothing more for now or `buf` is full (kAgain),
+  // the peer's FIN (kEof) or an error (kError). Stops at a short read: no recv() just to hear
+  // EAGAIN.
+  ReadStatus fill(net::ByteBuffer& buf);
+
+  // Sends from the caller's memory, no copy: queued bytes first, then as much of `bytes` as the
+  // socket takes. How many of `bytes` went (fewer than `n`: the socket is full, wait for
+  // EPOLLOUT), or -1 when the peer is gone.
+  ssize_t write(const void* bytes, size_t n);
+  // write() of `buf`'s bytes, consuming what went. False when the peer is gone.
+  bool writeFrom(net::ByteBuffer& buf);
+  // shutdown(SHUT_WR) once (FIN after what was sent); queued bytes must have gone first.
+  void shutdownWrite();
+  bool writeShut() const { return write_shut_; }
 
   // Queues `bytes` behind those waiting (nothing is sent until flush()).
   void queue(std::string_view bytes) { out_.append(bytes); }
@@ -71,6 +93,8 @@ class Connection final : public EventHandler, public Deferred {
   int fd_;
   std::function<void(uint32_t)> on_events_;
   bool watched_ = false;
+  bool registered_ = false;  // in the epoll set (a hung-up socket wanting nothing leaves it)
+  bool write_shut_ = false;
   uint32_t interest_ = 0;
   std::string out_;
   size_t out_off_ = 0;

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "agent/log.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {

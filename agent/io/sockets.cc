@@ -12,33 +12,26 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
+#include "log/log.h"
 
 namespace ferry::agent {
-namespace {
-// The agent's own namespace, where every thread returns after creating a socket in a pod's.
-Netns g_host_netns;
-}  // namespace
 
-absl::Status rememberHostNetns() {
-  if (g_host_netns.valid()) {
-    return absl::OkStatus();
-  }
+absl::StatusOr<PodSockets> PodSockets::open(uint32_t mark) {
   absl::StatusOr<Netns> host = Netns::open("/proc/self/ns/net");
   if (!host.ok()) {
     return host.status();
   }
-  g_host_netns = std::move(*host);
-  return absl::OkStatus();
+  return PodSockets(std::move(*host), mark);
 }
 
-absl::StatusOr<int> tcpSocketIn(const Netns& netns, int family, uint32_t mark) {
+absl::StatusOr<int> PodSockets::tcpSocketIn(const Netns& netns, int family) const {
   std::optional<net::ScopedNetns> inside;
   if (netns.valid()) {
-    if (!g_host_netns.valid()) {
-      return absl::FailedPreconditionError("rememberHostNetns() was not called");
+    if (!host_.valid()) {
+      return absl::FailedPreconditionError(
+          "no namespace to return to: PodSockets::open() was not used");
     }
-    absl::StatusOr<net::ScopedNetns> entered = net::ScopedNetns::enter(netns, g_host_netns);
+    absl::StatusOr<net::ScopedNetns> entered = net::ScopedNetns::enter(netns, host_);
     if (!entered.ok()) {
       return entered.status();
     }
@@ -50,7 +43,7 @@ absl::StatusOr<int> tcpSocketIn(const Netns& netns, int family, uint32_t mark) {
   if (fd < 0) {
     return absl::ErrnoToStatus(saved, "socket");
   }
-  if (mark != 0 && ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) {
+  if (mark_ != 0 && ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark_, sizeof(mark_)) != 0) {
     saved = errno;
     ::close(fd);
     return absl::ErrnoToStatus(saved, "setsockopt SO_MARK");
@@ -68,8 +61,8 @@ absl::StatusOr<int> tcpSocketIn(const Netns& netns, int family, uint32_t mark) {
   return fd;
 }
 
-absl::StatusOr<int> listenIn(const Netns& netns, uint16_t port, uint32_t mark) {
-  auto fd = tcpSocketIn(netns, AF_INET6, mark);
+absl::StatusOr<int> PodSockets::listenIn(const Netns& netns, uint16_t port) const {
+  auto fd = tcpSocketIn(netns, AF_INET6);
   if (!fd.ok()) {
     return fd.status();
   }

@@ -10,8 +10,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
 #include "bpf/abi.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<BpfCapture>> BpfCapture::start(const Config& conf
   bc.pod_cgroup = config.cgroup_path;
   bc.agent_mark = config.socket_mark;
   bc.outbound_port = kOutboundPort;
+  bc.splice = config.bpf_splice;
   auto capture = bpf::Capture::start(bc);
   if (!capture.ok()) {
     return absl::Status(capture.status().code(),

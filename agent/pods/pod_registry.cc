@@ -1,8 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/pods/pod_registry.h"
 
-#include "agent/log.h"
 #include "agent/proxy/listeners.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
@@ -13,9 +13,8 @@ PodIdentity identityOf(const LocalPod& pod, const model::Workload* from_state) {
   return {pod.info.ns, pod.info.service_account.empty() ? "default" : pod.info.service_account};
 }
 
-PodRegistry::PodRegistry(Shared& shared, std::vector<WorkerContext*> workers,
-                         std::string journal_path)
-    : shared_(shared), workers_(std::move(workers)), journal_(std::move(journal_path)) {}
+PodRegistry::PodRegistry(EnrollmentTargets targets, std::string journal_path)
+    : targets_(std::move(targets)), journal_(std::move(journal_path)) {}
 
 absl::StatusOr<size_t> PodRegistry::restore(InheritedListeners* inherited) {
   auto pods = journal_.load();
@@ -86,8 +85,8 @@ absl::Status PodRegistry::add(const enroll::PodInfo& info, InheritedListeners* i
     }
     // The sandbox was re-created: the old namespace is no longer the pod's.
     listener_fds_.erase(info.uid);
-    PodListeners::stop(*existing->second, workers_);
-    shared_.capture->removePod(existing->second->info);
+    PodListeners::stop(*existing->second, targets_.workers);
+    targets_.capture.removePod(existing->second->info);
     pods_.erase(existing);
   }
   auto netns = Netns::open(info.netns);
@@ -99,13 +98,13 @@ absl::Status PodRegistry::add(const enroll::PodInfo& info, InheritedListeners* i
   pod->netns = *std::move(netns);
   if (pod->info.ips.empty()) {
     // The CNI may not know the IPs; the controller's view does.
-    if (const model::Workload* w = shared_.workloads->current()->workloadByUid(info.uid)) {
+    if (const model::Workload* w = targets_.workloads.current()->workloadByUid(info.uid)) {
       pod->info.ips = w->ips;
     }
   }
   std::shared_ptr<const LocalPod> shared_pod = pod;
-  auto named = PodListeners::start(shared_pod, workers_, *shared_.capture,
-                                   shared_.config->socket_mark, inherited);
+  auto named = PodListeners::start(shared_pod, targets_.workers, targets_.capture, targets_.sockets,
+                                   inherited);
   if (!named.ok()) {
     return named.status();
   }
@@ -123,8 +122,8 @@ absl::Status PodRegistry::del(const std::string& uid) {
   }
   // Only an explicit delete ends a pod's capture.
   listener_fds_.erase(uid);
-  PodListeners::stop(*it->second, workers_);
-  shared_.capture->removePod(it->second->info);
+  PodListeners::stop(*it->second, targets_.workers);
+  targets_.capture.removePod(it->second->info);
   LOG_INFO("removed pod ", it->second->info.ns, "/", it->second->info.name, " (uid ", uid, ")");
   pods_.erase(it);
   return absl::OkStatus();
@@ -138,7 +137,7 @@ void PodRegistry::publish() {
       table->by_ip[ip] = pod;
     }
   }
-  shared_.pods->set(std::move(table));
+  targets_.pods.set(std::move(table));
 }
 
 absl::Status PodRegistry::persist() {
@@ -152,7 +151,7 @@ absl::Status PodRegistry::persist() {
 void PodRegistry::stopAll() {
   std::lock_guard lock(mu_);
   for (const auto& [uid, pod] : pods_) {
-    PodListeners::stop(*pod, workers_);
+    PodListeners::stop(*pod, targets_.workers);
   }
   pods_.clear();
   listener_fds_.clear();
@@ -162,7 +161,7 @@ void PodRegistry::stopAll() {
 void PodRegistry::closeListeners() {
   std::lock_guard lock(mu_);
   for (const auto& [uid, pod] : pods_) {
-    PodListeners::stop(*pod, workers_);
+    PodListeners::stop(*pod, targets_.workers);
   }
   listener_fds_.clear();
 }

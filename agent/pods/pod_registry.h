@@ -10,15 +10,31 @@
 #include <vector>
 
 #include "agent/drain/handover.h"
-#include "agent/worker_context.h"
+#include "agent/io/sockets.h"
+#include "agent/pods/capture.h"
+#include "agent/pods/local_pods.h"
+#include "agent/state/workload_state.h"
 #include "enroll/journal.h"
 #include "enroll/server.h"
 
 namespace ferry::agent {
 
+struct WorkerContext;
+
+// What enrolment changes besides its journal: each worker's listeners (opened with `sockets`),
+// the capture and the local pod table the data path reads. The state is only read (a pod's IPs
+// when the CNI did not give them).
+struct EnrollmentTargets {
+  std::vector<WorkerContext*> workers;
+  Capture& capture;
+  const PodSockets& sockets;
+  LocalPodsHolder& pods;
+  const WorkloadStateHolder& workloads;
+};
+
 class PodRegistry : public enroll::Handler {
  public:
-  PodRegistry(Shared& shared, std::vector<WorkerContext*> workers, std::string journal_path);
+  PodRegistry(EnrollmentTargets targets, std::string journal_path);
 
   // Re-enrolls the journal's pods whose network namespace still exists; the others are
   // dropped with a log line. Returns how many were restored.
@@ -43,8 +59,7 @@ class PodRegistry : public enroll::Handler {
   void publish();  // rebuilds the local pod table; mu_ held
   absl::Status persist();
 
-  Shared& shared_;
-  std::vector<WorkerContext*> workers_;
+  EnrollmentTargets targets_;
   enroll::Journal journal_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const LocalPod>> pods_;

@@ -4,13 +4,13 @@
 
 #include "agent/config.h"
 #include "agent/identity/certificates.h"
-#include "agent/log.h"
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/hbone_pool.h"
 #include "agent/proxy/hbone_tunnel.h"
 #include "agent/proxy/outbound.h"
 #include "agent/telemetry/telemetry_peers.h"
 #include "hbone/client.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
@@ -145,7 +145,7 @@ PooledClient* openConnection(WorkerContext& ctx, const LocalPod& source,
   if (!to.ok()) {
     return nullptr;
   }
-  auto fd = tcpSocketIn(source.netns, to->family(), ctx.shared.config->socket_mark);
+  auto fd = ctx.shared.sockets->tcpSocketIn(source.netns, to->family());
   if (!fd.ok()) {
     LOG_WARN_EVERY_SECOND("outbound socket in ", source.info.name, ": ", fd.status().ToString());
     return nullptr;
@@ -197,9 +197,10 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   auto* bridge = new StreamBridge(ctx, conn, *stream, downstream_fd, /*fd_connecting=*/false,
                                   /*client=*/true);
   conn->attach(*stream, bridge);
-  bridge->setTelemetry(ctx.shared.telemetry->openConnection(
-      outboundReport(*state, *source, principalOf(state->trustDomain(), identity), source_ip, dest,
-                     /*mtls=*/true, nullptr)));
+  bridge->setTelemetry(ctx.shared.telemetry->openConnection(outboundReport(
+      *state,
+      {.pod = *source, .principal = principalOf(state->trustDomain(), identity), .ip = source_ip},
+      dest, /*mtls=*/true, nullptr)));
   bridge->start();
   conn->flush();
 }

@@ -16,7 +16,6 @@
 #include "agent/http/http_inbound.h"
 #include "agent/identity/certificates.h"
 #include "agent/identity/revocation.h"
-#include "agent/log.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/hbone_tunnel.h"
 #include "agent/proxy/inbound.h"
@@ -25,6 +24,7 @@
 #include "agent/telemetry/telemetry_peers.h"
 #include "hbone/baggage.h"
 #include "hbone/server.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
@@ -47,7 +47,7 @@ class InboundConnection : public TunnelConnection {
     ctx_.inbound_tunnels.erase(this);
     ctx_.shared.inbound_tunnels_open.fetch_sub(1, std::memory_order_relaxed);
     for (const auto& [stream, id] : revocable_) {
-      Revocations::of(ctx_).remove(id);
+      revocationsOf(ctx_).remove(id);
     }
   }
 
@@ -99,8 +99,9 @@ class InboundConnection : public TunnelConnection {
     attrs.destination_port = app.port();
     attrs.http = isHttpPort(state->snapshot(), *w, app.port());
     Decision d = state->policies().authorize(*w, attrs, &ctx_.stats);
-    ConnectionInfo report =
-        inboundReport(*state, *pod_, attrs.principal, /*mtls=*/true, peer_ip_, peer_ip_, app, d);
+    ConnectionInfo report = inboundReport(
+        *state, *pod_,
+        {.principal = attrs.principal, .mtls = true, .ip = peer_ip_, .address = peer_ip_}, app, d);
     std::optional<hbone::Baggage> baggage = believedBaggage(r);
     if (baggage) {
       adoptBaggage(report, *baggage);
@@ -114,7 +115,8 @@ class InboundConnection : public TunnelConnection {
     }
     if (attrs.http) {
       http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port(), baggage};
-    } else if (!admitConnectionRate(ctx_, *pod_, app.port(), r.peer.uri(), r.peer.uri())) {
+    } else if (!admitConnectionRate(ctx_.shared.rate_limits, ctx_.stats, *pod_, app.port(),
+                                    r.peer.uri(), r.peer.uri())) {
       return 429;  // the source resets its client's connection
     }
     pending_.emplace_back(r.id, app, std::move(report));
@@ -143,7 +145,7 @@ class InboundConnection : public TunnelConnection {
   // A later policy that denies the stream resets it (revocation.h). Entries of finished streams
   // are dropped as new streams come, so a long-lived pooled connection keeps few.
   void watchPolicy(hbone::StreamId stream, const model::Workload& w, ConnectionAttributes attrs) {
-    Revocations& revocations = Revocations::of(ctx_);
+    Revocations& revocations = revocationsOf(ctx_);
     if (revocable_.size() > 2 * bridges_.size() + 16) {
       std::erase_if(revocable_, [&](const auto& entry) {
         bool gone = !bridges_.contains(entry.first);
@@ -194,7 +196,7 @@ class InboundConnection : public TunnelConnection {
   void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
     auto l7 = http_streams_.extract(id);
     auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()), resetHook(id))
-                 : connectToApp(ctx_, *pod_, app);
+                 : connectToApp(*ctx_.shared.sockets, *pod_, app);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
       (void)server_->respond(id, 503);

@@ -1,12 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/proxy/hbone_tunnel.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-
-#include "agent/log.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
@@ -15,17 +10,14 @@ using hbone::HboneEventType;
 // ---- TunnelConnection ---------------------------------------------------------------------
 
 TunnelConnection::TunnelConnection(WorkerContext& ctx, int fd, bool connecting, bool client)
-    : ctx_(ctx), fd_(fd), connecting_(connecting), client_(client) {
-  interest_ = static_cast<uint32_t>(connecting ? EPOLLOUT : EPOLLIN);
-  (void)ctx_.loop.add(fd_, interest_, this);
+    : ctx_(ctx),
+      sock_(ctx.loop, fd, [this](uint32_t events) { onEvents(events); }),
+      connecting_(connecting),
+      client_(client) {
+  (void)sock_.watch(/*read=*/!connecting, /*write=*/connecting);
 }
 
-TunnelConnection::~TunnelConnection() {
-  if (!closed_) {
-    ctx_.loop.remove(fd_);
-    ::close(fd_);
-  }
-}
+TunnelConnection::~TunnelConnection() = default;  // sock_ closes the socket if still open
 
 void TunnelConnection::setConnection(std::unique_ptr<hbone::HboneConnection> conn) {
   conn_ = std::move(conn);
@@ -36,7 +28,7 @@ void TunnelConnection::onEvents(uint32_t events) {
     return;
   }
   if (connecting_) {
-    if (socketError(fd_) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+    if (socketError(sock_.fd()) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
       close("connect to peer 15008 failed");
       return;
     }
@@ -45,18 +37,18 @@ void TunnelConnection::onEvents(uint32_t events) {
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
     for (int i = 0; i < 16 && !eof_; ++i) {
       absl::Span<uint8_t> room = conn_->networkIn().prepare(16384);
-      ssize_t n = ::recv(fd_, room.data(), room.size(), 0);
-      if (n > 0) {
-        conn_->networkIn().commit(static_cast<size_t>(n));
+      Connection::ReadResult r = sock_.read(reinterpret_cast<char*>(room.data()), room.size());
+      if (r.status == Connection::ReadStatus::kData) {
+        conn_->networkIn().commit(r.bytes);
         if (absl::Status s = conn_->onNetworkInput(); !s.ok()) {
           break;  // flush() sees the error, sends any alert and closes
         }
-        if (static_cast<size_t>(n) < room.size()) {
+        if (r.bytes < room.size()) {
           break;
         }
         continue;
       }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      if (r.status != Connection::ReadStatus::kAgain) {
         eof_ = true;
         conn_->onNetworkEof();
       }
@@ -153,35 +145,23 @@ bool TunnelConnection::writeOut() {
   if (connecting_) {
     return true;
   }
-  tls::ByteBuffer& out = conn_->networkOut();
+  net::ByteBuffer& out = conn_->networkOut();
   while (!out.empty()) {
-    ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      out.consume(static_cast<size_t>(n));
-      if (out.empty()) {
-        (void)conn_->onNetworkOutputDrained();
-        out.shrinkIfEmpty();
-      }
-      continue;
+    if (!sock_.writeFrom(out)) {
+      return false;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      want_write_ = true;
+    if (!out.empty()) {
+      want_write_ = true;  // the socket is full: EPOLLOUT resumes
       return true;
     }
-    return false;
+    (void)conn_->onNetworkOutputDrained();  // may produce the frames paused at high water
+    out.shrinkIfEmpty();
   }
   return true;
 }
 
 void TunnelConnection::updateInterest() {
-  uint32_t want = eof_ ? 0u : static_cast<uint32_t>(EPOLLIN);
-  if (connecting_ || want_write_) {
-    want |= EPOLLOUT;
-  }
-  if (want != interest_) {
-    interest_ = want;
-    (void)ctx_.loop.modify(fd_, want, this);
-  }
+  sock_.want(/*read=*/!eof_, /*write=*/connecting_ || want_write_);
 }
 
 void TunnelConnection::close(const std::string& why) {
@@ -203,12 +183,7 @@ void TunnelConnection::close(const std::string& why) {
     b->onTunnelFailed();
   }
   onClosing();
-  ctx_.loop.remove(fd_);
-  if (!conn_ || !conn_->error().ok()) {
-    closeWithReset(fd_);
-  } else {
-    ::close(fd_);
-  }
+  sock_.close(/*reset=*/!conn_ || !conn_->error().ok());
   ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
 }
 
@@ -219,7 +194,7 @@ StreamBridge::StreamBridge(WorkerContext& ctx, TunnelConnection* tunnel, hbone::
     : ctx_(ctx),
       tunnel_(tunnel),
       id_(id),
-      fd_(fd),
+      sock_(ctx.loop, fd, [this](uint32_t events) { onEvents(events); }),
       client_(client),
       up_(ctx.shared.config->max_buffer_bytes),
       fd_connecting_(fd_connecting),
@@ -234,9 +209,7 @@ StreamBridge::~StreamBridge() {
 }
 
 void StreamBridge::start() {
-  interest_ = static_cast<uint32_t>(fd_connecting_ ? EPOLLOUT : EPOLLIN);
-  registered_ = true;
-  (void)ctx_.loop.add(fd_, interest_, this);
+  (void)sock_.watch(/*read=*/!fd_connecting_, /*write=*/fd_connecting_);
   if (fd_connecting_) {
     connect_timer_ = ctx_.loop.addTimer(
         std::chrono::milliseconds(ctx_.shared.config->connect_timeout_ms), [this] {
@@ -257,7 +230,7 @@ void StreamBridge::onEvents(uint32_t events) {
     return;
   }
   if (fd_connecting_) {
-    bool ok = socketError(fd_) == 0 && !(events & (EPOLLERR | EPOLLHUP));
+    bool ok = socketError(sock_.fd()) == 0 && !(events & (EPOLLERR | EPOLLHUP));
     fd_connecting_ = false;
     if (connect_timer_ != 0) {
       ctx_.loop.cancelTimer(connect_timer_);
@@ -271,10 +244,7 @@ void StreamBridge::onEvents(uint32_t events) {
       return;
     }
   } else if (events & EPOLLERR) {
-    tunnel_->conn().reset(id_);
-    tunnel_->detach(id_);
-    finish(true);
-    tunnel_->flush();
+    resetStream();
     return;
   }
   fd_blocked_ = false;
@@ -299,65 +269,43 @@ void StreamBridge::pump() {
   }
   hbone::HboneConnection& conn = tunnel_->conn();
   // Stream -> socket: consume only what the socket took (that is what opens the peer's window).
-  if (!fd_shut_) {
+  if (!sock_.writeShut()) {
     while (true) {
       absl::Span<const uint8_t> data = conn.peek(id_);
       if (data.empty()) {
         break;
       }
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        conn.consume(id_, static_cast<size_t>(n));
-        bytes_down_ += static_cast<uint64_t>(n);
-        continue;
+      ssize_t n = sock_.write(data.data(), data.size());
+      if (n < 0) {
+        resetStream();
+        return;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        fd_blocked_ = true;
+      conn.consume(id_, static_cast<size_t>(n));
+      bytes_down_ += static_cast<uint64_t>(n);
+      if (static_cast<size_t>(n) < data.size()) {
+        fd_blocked_ = true;  // EPOLLOUT resumes
         break;
       }
-      conn.reset(id_);
-      tunnel_->detach(id_);
-      finish(true);
-      tunnel_->flush();
-      return;
     }
     if (!fd_blocked_ && opened_) {
       uint8_t none[1];
       if (conn.read(id_, absl::Span<uint8_t>(none, 0)).eof) {
-        ::shutdown(fd_, SHUT_WR);
-        fd_shut_ = true;
+        sock_.shutdownWrite();
       }
     }
   }
   // Socket -> stream.
   if (opened_) {
-    while (!fd_eof_ && !up_.full()) {
-      auto [ptr, room] = up_.writable();
-      ssize_t n = ::recv(fd_, ptr, room, 0);
-      if (n > 0) {
-        up_.commit(static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < room) {
-          break;
-        }
-        continue;
+    if (!fd_eof_) {
+      Connection::ReadStatus status = sock_.fill(up_);
+      if (status == Connection::ReadStatus::kError) {
+        resetStream();
+        return;
       }
-      if (n == 0) {
-        fd_eof_ = true;
-        break;
-      }
-      if (errno == EAGAIN || errno == EINTR) {
-        break;
-      }
-      conn.reset(id_);
-      tunnel_->detach(id_);
-      finish(true);
-      tunnel_->flush();
-      return;
+      fd_eof_ = status == Connection::ReadStatus::kEof;
     }
     while (!up_.empty()) {
-      size_t took = conn.write(
-          id_,
-          absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(up_.data()), up_.readable()));
+      size_t took = conn.write(id_, up_.readable());
       if (took == 0) {
         break;  // kWritable will call again
       }
@@ -365,7 +313,7 @@ void StreamBridge::pump() {
       bytes_up_ += took;
     }
     if (up_.empty()) {
-      up_.shrink();
+      up_.shrinkIfEmpty();
       if (fd_eof_ && !tunnel_shut_) {
         conn.shutdownWrite(id_);
         tunnel_shut_ = true;
@@ -376,35 +324,20 @@ void StreamBridge::pump() {
   tunnel_->flush();
 }
 
+// The socket failed: the stream is reset and the bridge goes.
+void StreamBridge::resetStream() {
+  tunnel_->conn().reset(id_);
+  tunnel_->detach(id_);
+  finish(true);
+  tunnel_->flush();
+}
+
 void StreamBridge::updateInterest() {
   if (done_) {
     return;
   }
-  uint32_t want = 0;
-  if (fd_connecting_ || fd_blocked_) {
-    want |= EPOLLOUT;
-  }
-  if (opened_ && !fd_eof_ && !up_.full()) {
-    want |= EPOLLIN;
-  }
-  if (want == interest_) {
-    return;
-  }
-  interest_ = want;
-  if (want == 0) {
-    // Nothing wanted: leave the set so a hung-up socket cannot make the loop spin.
-    if (registered_) {
-      ctx_.loop.remove(fd_);
-      registered_ = false;
-    }
-    return;
-  }
-  if (registered_) {
-    (void)ctx_.loop.modify(fd_, want, this);
-  } else {
-    registered_ = true;
-    (void)ctx_.loop.add(fd_, want, this);
-  }
+  sock_.want(/*read=*/opened_ && !fd_eof_ && !up_.full(),
+             /*write=*/fd_connecting_ || fd_blocked_);
 }
 
 void StreamBridge::onTunnelClosed(uint32_t error_code) {
@@ -414,7 +347,7 @@ void StreamBridge::onTunnelClosed(uint32_t error_code) {
   if (error_code == 0) {
     pump();  // deliver anything left
   }
-  finish(error_code != 0 || !fd_shut_);
+  finish(error_code != 0 || !sock_.writeShut());
 }
 
 void StreamBridge::onTunnelFailed() {
@@ -431,15 +364,7 @@ void StreamBridge::finish(bool reset) {
     return;
   }
   done_ = true;
-  if (registered_) {
-    ctx_.loop.remove(fd_);
-  }
-  if (reset) {
-    closeWithReset(fd_);
-  } else {
-    ::close(fd_);
-  }
-  fd_ = -1;
+  sock_.close(reset);
   ctx_.stats.inc(ctx_.stats.connections_active, -1);
   ctx_.stats.inc(client_ ? ctx_.stats.bytes_sent_upstream : ctx_.stats.bytes_sent_downstream,
                  static_cast<int64_t>(bytes_up_));

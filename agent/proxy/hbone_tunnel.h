@@ -13,23 +13,26 @@
 // stream takes them (write() accepts only what its bounded send buffer holds; kWritable says
 // when to retry), and bytes from the stream are consumed only once the socket took them, which
 // is what credits the HTTP/2 window back to the sender. Half-close maps FIN <-> END_STREAM.
+// Both sockets are io::Connections, read into and sent from the HBONE connection's and the
+// bridge's own buffers (no copy in between).
 
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "agent/io/buffer.h"
+#include "agent/io/connection.h"
 #include "agent/io/event_loop.h"
 #include "agent/telemetry/telemetry.h"
 #include "agent/worker_context.h"
 #include "hbone/connection.h"
+#include "net/byte_buffer.h"
 
 namespace ferry::agent {
 
 class StreamBridge;
 
-class TunnelConnection : public EventHandler, public Deferred {
+class TunnelConnection : public Deferred {
  public:
   TunnelConnection(WorkerContext& ctx, int fd, bool connecting, bool client);
   ~TunnelConnection() override;
@@ -42,7 +45,7 @@ class TunnelConnection : public EventHandler, public Deferred {
   void attach(hbone::StreamId id, StreamBridge* bridge) { bridges_[id] = bridge; }
   void detach(hbone::StreamId id) { bridges_.erase(id); }
   size_t bridgeCount() const { return bridges_.size(); }
-  void onEvents(uint32_t events) override;
+  void onEvents(uint32_t events);
   void close(const std::string& why);
 
  protected:
@@ -53,7 +56,7 @@ class TunnelConnection : public EventHandler, public Deferred {
   virtual void onClosing() {}    // leave the pool
 
   WorkerContext& ctx_;
-  int fd_;
+  Connection sock_;
   bool connecting_;
   bool client_;
   std::unique_ptr<hbone::HboneConnection> conn_;
@@ -69,11 +72,10 @@ class TunnelConnection : public EventHandler, public Deferred {
   bool in_flush_ = false;
   bool flush_again_ = false;
   bool want_write_ = false;
-  uint32_t interest_ = 0;
   std::vector<hbone::HboneEvent> events_;
 };
 
-class StreamBridge : public EventHandler, public Deferred {
+class StreamBridge : public Deferred {
  public:
   // `fd_connecting`: fd is a connect in progress (server side, to the app); the bridge calls
   // `on_connected(ok)` when it completes, and moves no bytes before.
@@ -87,8 +89,8 @@ class StreamBridge : public EventHandler, public Deferred {
   // Closed with this stream's byte counts when the bridge finishes.
   void setTelemetry(ConnectionTelemetry t) { telemetry_ = std::move(t); }
 
-  void onEvents(uint32_t events) override;  // the plain socket
-  void onResponse(int status);              // client: the server's answer
+  void onEvents(uint32_t events);  // the plain socket
+  void onResponse(int status);     // client: the server's answer
   void onTunnelReadable() { pump(); }
   void onTunnelWritable() { pump(); }
   void onTunnelClosed(uint32_t error_code);
@@ -97,24 +99,22 @@ class StreamBridge : public EventHandler, public Deferred {
 
  private:
   void pump();
+  void resetStream();
   void finish(bool reset);
   void updateInterest();
 
   WorkerContext& ctx_;
   TunnelConnection* tunnel_;
   hbone::StreamId id_;
-  int fd_;
+  Connection sock_;
   bool client_;
-  Buffer up_;  // socket -> stream
+  net::ByteBuffer up_;  // socket -> stream
   bool fd_connecting_;
   bool opened_;
   bool fd_eof_ = false;
-  bool fd_shut_ = false;
   bool fd_blocked_ = false;
   bool tunnel_shut_ = false;
   bool done_ = false;
-  bool registered_ = false;
-  uint32_t interest_ = 0;
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;
   EventLoop::TimerId connect_timer_ = 0;

@@ -7,20 +7,20 @@
 
 #include "agent/http/http_inbound.h"
 #include "agent/identity/revocation.h"
-#include "agent/log.h"
 #include "agent/proxy/inbound.h"
 #include "agent/proxy/listeners.h"
 #include "agent/proxy/tcp_relay.h"
 #include "agent/state/rate_limits.h"
 #include "agent/telemetry/telemetry_peers.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
-absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod,
+absl::StatusOr<int> connectToApp(const PodSockets& sockets, const LocalPod& pod,
                                  const SocketAddress& app) {
   // From inside the pod's namespace to its own address: the packet stays on `lo`, which
   // sk_lookup leaves alone, so it reaches the app and not our 15006 again.
-  auto fd = tcpSocketIn(pod.netns, app.family(), ctx.shared.config->socket_mark);
+  auto fd = sockets.tcpSocketIn(pod.netns, app.family());
   if (!fd.ok()) {
     return fd.status();
   }
@@ -43,17 +43,24 @@ const model::Workload& workloadOf(const WorkloadState& state, const LocalPod& po
   return fallback;
 }
 
-void relayCounted(WorkerContext& ctx, int downstream, int upstream,
-                  std::atomic<int64_t>* connect_failures,
-                  std::vector<ConnectionTelemetry> telemetry, std::function<void()> on_done,
-                  TcpRelay** relay) {
+Revocations& revocationsOf(WorkerContext& ctx) {
+  if (!ctx.revocations) {
+    ctx.revocations = std::make_unique<Revocations>(ctx.loop, *ctx.shared.workloads, ctx.stats);
+  }
+  return *ctx.revocations;
+}
+
+TcpRelay* relayCounted(WorkerContext& ctx, int downstream, int upstream,
+                       std::atomic<int64_t>* connect_failures,
+                       std::vector<ConnectionTelemetry> telemetry, std::function<void()> on_done) {
   ctx.stats.inc(ctx.stats.connections_active);
   Stats* stats = &ctx.stats;
   // std::function needs a copyable callable: the move-only reports ride in a shared_ptr.
   auto reports = std::make_shared<std::vector<ConnectionTelemetry>>(std::move(telemetry));
-  TcpRelay* started = TcpRelay::start(
-      ctx.loop, downstream, upstream, /*b_connecting=*/true, ctx.shared.config->max_buffer_bytes,
-      ctx.shared.config->connect_timeout_ms,
+  return TcpRelay::start(
+      ctx.loop, downstream, upstream, /*b_connecting=*/true,
+      {.max_buffer = ctx.shared.config->max_buffer_bytes,
+       .connect_timeout_ms = ctx.shared.config->connect_timeout_ms},
       [stats, connect_failures, reports, on_done = std::move(on_done)](const RelayResult& r) {
         stats->inc(stats->connections_active, -1);
         stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
@@ -71,21 +78,18 @@ void relayCounted(WorkerContext& ctx, int downstream, int upstream,
           on_done();
         }
       });
-  if (relay != nullptr) {
-    *relay = started;
-  }
 }
 
-bool admitConnectionRate(WorkerContext& ctx, const LocalPod& pod, uint16_t port,
+bool admitConnectionRate(RateLimits* limits, Stats& stats, const LocalPod& pod, uint16_t port,
                          const std::string& principal, const std::string& peer) {
-  if (ctx.shared.rate_limits == nullptr) {
+  if (limits == nullptr) {
     return true;
   }
-  RateLimitVerdict v = ctx.shared.rate_limits->check(pod.info.uid, port, principal, false);
+  RateLimitVerdict v = limits->check(pod.info.uid, port, principal, false);
   if (v.allowed) {
     return true;
   }
-  ctx.stats.inc(ctx.stats.tcp_connections_rate_limited);
+  stats.inc(stats.tcp_connections_rate_limited);
   LOG_INFO_EVERY_SECOND("inbound ", peer, " -> ", pod.info.name, ":", port,
                         ": connection refused: ", v.reason);
   return false;
@@ -120,8 +124,9 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   deliverToLocalPod(
       ctx, *state, std::move(in),
       [&](const Decision& d) {
-        return std::vector<ConnectionInfo>{
-            inboundReport(*state, *pod, "", /*mtls=*/false, src.ip(), src.str(), dst, d)};
+        return std::vector<ConnectionInfo>{inboundReport(
+            *state, *pod, {.principal = "", .mtls = false, .ip = src.ip(), .address = src.str()},
+            dst, d)};
       },
       fd);
 }
@@ -147,11 +152,12 @@ void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDeli
                      InboundPeer{principal, in.attrs.source_ip, in.to.ip(), in.to.port()});
     return;
   }
-  if (!admitConnectionRate(ctx, *in.pod, in.to.port(), principal, in.peer)) {
+  if (!admitConnectionRate(ctx.shared.rate_limits, ctx.stats, *in.pod, in.to.port(), principal,
+                           in.peer)) {
     closeWithReset(fd);
     return;
   }
-  auto app = connectToApp(ctx, *in.pod, in.to);
+  auto app = connectToApp(*ctx.shared.sockets, *in.pod, in.to);
   if (!app.ok()) {
     ctx.stats.inc(*in.connect_failures);
     closeWithReset(fd);
@@ -161,8 +167,16 @@ void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDeli
   for (const ConnectionInfo& info : infos) {
     opened.push_back(ctx.shared.telemetry->openConnection(info));
   }
-  relayRevocable(ctx, fd, *app, in.connect_failures, *in.workload, std::move(in.attrs),
-                 std::move(opened));
+  // Closed if a later policy no longer allows what was admitted here.
+  Revocations& revocations = revocationsOf(ctx);
+  auto id = std::make_shared<Revocations::Id>(0);
+  TcpRelay* relay = relayCounted(ctx, fd, *app, in.connect_failures, std::move(opened),
+                                 [id, &revocations] { revocations.remove(*id); });
+  // The entry is removed when the relay finishes, so a relay reached here is still open.
+  *id = revocations.add(*in.workload, std::move(in.attrs), [relay] {
+    relay->abort();
+    return true;
+  });
 }
 
 }  // namespace ferry::agent

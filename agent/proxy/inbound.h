@@ -17,6 +17,9 @@
 
 namespace ferry::agent {
 
+class RateLimits;
+class Revocations;
+
 // Handles a connection the pod's 15006 listener accepted (plaintext inbound).
 void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);
 
@@ -40,26 +43,31 @@ void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDeli
 
 // A non-blocking connect (in progress) from inside `pod`'s namespace to `app` (the pod's own
 // address and the port the client asked for).
-absl::StatusOr<int> connectToApp(WorkerContext& ctx, const LocalPod& pod, const SocketAddress& app);
+absl::StatusOr<int> connectToApp(const PodSockets& sockets, const LocalPod& pod,
+                                 const SocketAddress& app);
 
 // The destination workload for `pod`: the state's (by uid), else one built from what the CNI
 // told us at enrolment (stored in `fallback`).
 const model::Workload& workloadOf(const WorkloadState& state, const LocalPod& pod,
                                   model::Workload& fallback);
 
-// A new connection to a TCP (non-HTTP) port of `pod` past its RateLimitPolicies (rate_limits.h):
-// false, counted (ferry_rate_limited_total) and logged, when a limit refuses it; the caller then
-// resets it. `principal` is the peer's SPIFFE ID ("spiffe://..."), empty for plaintext.
-bool admitConnectionRate(WorkerContext& ctx, const LocalPod& pod, uint16_t port,
+// A new connection to a TCP (non-HTTP) port of `pod` past its RateLimitPolicies (`limits`, may be
+// null: none): false, counted in `stats` (ferry_rate_limited_total) and logged, when a limit
+// refuses it; the caller then resets it. `principal` is the peer's SPIFFE ID ("spiffe://..."),
+// empty for plaintext.
+bool admitConnectionRate(RateLimits* limits, Stats& stats, const LocalPod& pod, uint16_t port,
                          const std::string& principal, const std::string& peer);
+
+// The worker's registry of revocable connections (identity/revocation.h), created on first use.
+Revocations& revocationsOf(WorkerContext& ctx);
 
 // Relays between two sockets (upstream still connecting) with the connection counted in stats.
 // `connect_failures` (may be null) counts an upstream that never connected. `telemetry`: the
 // connection's reports (one per reporter), closed with the relay's byte counts. `on_done` (may be
-// empty) runs when the relay has finished; `relay` (may be null) receives the relay.
-void relayCounted(WorkerContext& ctx, int downstream, int upstream,
-                  std::atomic<int64_t>* connect_failures,
-                  std::vector<ConnectionTelemetry> telemetry = {},
-                  std::function<void()> on_done = {}, TcpRelay** relay = nullptr);
+// empty) runs when the relay has finished. Returns the relay (it deletes itself when done).
+TcpRelay* relayCounted(WorkerContext& ctx, int downstream, int upstream,
+                       std::atomic<int64_t>* connect_failures,
+                       std::vector<ConnectionTelemetry> telemetry = {},
+                       std::function<void()> on_done = {});
 
 }  // namespace ferry::agent

@@ -11,10 +11,10 @@
 
 #include "agent/config.h"
 #include "agent/io/sockets.h"
-#include "agent/log.h"
 #include "agent/proxy/hbone_server.h"
 #include "agent/proxy/inbound.h"
 #include "agent/proxy/outbound.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
@@ -161,7 +161,7 @@ void PodListener::dispatch(int fd) {
 
 absl::StatusOr<PodListeners::Named> PodListeners::start(std::shared_ptr<const LocalPod> pod,
                                                         const std::vector<WorkerContext*>& workers,
-                                                        Capture& capture, uint32_t mark,
+                                                        Capture& capture, const PodSockets& sockets,
                                                         InheritedListeners* inherited) {
   static constexpr ListenerKind kKinds[] = {ListenerKind::kOutbound, ListenerKind::kInboundPlain,
                                             ListenerKind::kHbone};
@@ -184,7 +184,7 @@ absl::StatusOr<PodListeners::Named> PodListeners::start(std::shared_ptr<const Lo
       if (i < taken.size()) {
         fd = taken[i];
       } else {
-        auto opened = listenIn(pod->netns, portOf(kind), mark);
+        auto opened = sockets.listenIn(pod->netns, portOf(kind));
         if (!opened.ok()) {
           closeAll();
           return absl::Status(opened.status().code(),

@@ -12,6 +12,7 @@
 #include "agent/drain/handover.h"
 #include "agent/io/event_loop.h"
 #include "agent/io/overload.h"
+#include "agent/io/sockets.h"
 #include "agent/pods/local_pods.h"
 #include "agent/worker_context.h"
 #include "agent/workers.h"
@@ -59,7 +60,8 @@ class PodListeners {
   // are opened (and join the same SO_REUSEPORT group).
   static absl::StatusOr<Named> start(std::shared_ptr<const LocalPod> pod,
                                      const std::vector<WorkerContext*>& workers, Capture& capture,
-                                     uint32_t mark, InheritedListeners* inherited = nullptr);
+                                     const PodSockets& sockets,
+                                     InheritedListeners* inherited = nullptr);
   // Lets every worker accept (the agent took over and is ready).
   static void resumeAll(const std::vector<WorkerContext*>& workers);
   // Closes the pod's listeners on every worker (asynchronously, on each worker's thread). The

@@ -7,12 +7,12 @@
 #include "agent/http/http_inbound.h"
 #include "agent/http/http_outbound.h"
 #include "agent/identity/revocation.h"
-#include "agent/log.h"
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/inbound.h"
 #include "agent/proxy/listeners.h"
 #include "agent/state/route_state.h"
 #include "agent/telemetry/telemetry_peers.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 
@@ -41,7 +41,7 @@ bool inRanges(const std::vector<net::Cidr>& ranges, const std::string& ip) {
 void passthrough(WorkerContext& ctx, const LocalPod& source, const SocketAddress& to, int fd,
                  const ConnectionInfo& report) {
   ctx.stats.inc(ctx.stats.outbound_passthrough);
-  auto up = tcpSocketIn(source.netns, to.family(), ctx.shared.config->socket_mark);
+  auto up = ctx.shared.sockets->tcpSocketIn(source.netns, to.family());
   if (!up.ok()) {
     ctx.stats.inc(ctx.stats.outbound_failed);
     closeWithReset(fd);
@@ -109,6 +109,7 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
   }
   PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
   std::string source_principal = principalOf(state->trustDomain(), identity);
+  const OutboundSource source{.pod = *pod, .principal = source_principal, .ip = source_ip};
   if (dest.workload == nullptr) {
     const bool pod_range = inRanges(ctx.shared.pod_ranges, dest.ip);
     if (pod_range || inRanges(ctx.shared.service_ranges, dest.ip)) {
@@ -123,8 +124,7 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
       closeWithReset(fd);
       return;
     }
-    passthrough(ctx, *pod, *to, fd,
-                outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
+    passthrough(ctx, *pod, *to, fd, outboundReport(*state, source, dest, false, nullptr));
     return;
   }
   auto pods = ctx.shared.pods->current();
@@ -146,8 +146,7 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
     deliverToLocalPod(
         ctx, *state, std::move(in),
         [&](const Decision& d) {
-          ConnectionInfo as_source =
-              outboundReport(*state, *pod, source_principal, source_ip, dest, true, &d);
+          ConnectionInfo as_source = outboundReport(*state, source, dest, true, &d);
           ConnectionInfo as_destination = as_source;
           as_destination.reporter = TelemetryReporter::kDestination;
           return std::vector<ConnectionInfo>{as_destination, as_source};
@@ -158,8 +157,7 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
   if (!dest.workload->mesh_enabled) {
     // Outside the mesh (the pod or its namespace opted out): plain TCP, as ztunnel does for a
     // workload whose protocol is TCP.
-    passthrough(ctx, *pod, *to, fd,
-                outboundReport(*state, *pod, source_principal, source_ip, dest, false, nullptr));
+    passthrough(ctx, *pod, *to, fd, outboundReport(*state, source, dest, false, nullptr));
     return;
   }
   if (dest.workload->node == state->node()) {

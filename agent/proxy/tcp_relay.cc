@@ -1,38 +1,39 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/proxy/tcp_relay.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-
 namespace ferry::agent {
 
-TcpRelay* TcpRelay::start(EventLoop& loop, int a, int b, bool b_connecting, size_t max_buffer,
-                          uint32_t connect_timeout_ms, DoneCallback done) {
-  auto* relay = new TcpRelay(loop, a, b, max_buffer, std::move(done));
+TcpRelay* TcpRelay::start(EventLoop& loop, int a, int b, bool b_connecting, RelayLimits limits,
+                          DoneCallback done, std::string_view a_to_b, std::string_view b_to_a) {
+  auto* relay = new TcpRelay(loop, a, b, limits.max_buffer, std::move(done));
+  if (!a_to_b.empty()) {
+    relay->a_.in.append(a_to_b.data(), a_to_b.size());
+  }
+  if (!b_to_a.empty()) {
+    relay->b_.in.append(b_to_a.data(), b_to_a.size());
+  }
   relay->connecting_ = b_connecting;
   if (b_connecting) {
-    relay->connect_timer_ = loop.addTimer(std::chrono::milliseconds(connect_timeout_ms), [relay] {
-      relay->connect_timer_ = 0;
-      relay->connect_failed_ = true;
-      relay->finish(true);
-    });
+    relay->connect_timer_ =
+        loop.addTimer(std::chrono::milliseconds(limits.connect_timeout_ms), [relay] {
+          relay->connect_timer_ = 0;
+          relay->connect_failed_ = true;
+          relay->finish(true);
+        });
   }
-  relay->a_.interest = b_connecting ? 0u : static_cast<uint32_t>(EPOLLIN);
-  relay->b_.interest = static_cast<uint32_t>(b_connecting ? EPOLLOUT : EPOLLIN);
-  (void)loop.add(a, relay->a_.interest, &relay->a_);
-  (void)loop.add(b, relay->b_.interest, &relay->b_);
+  (void)relay->a_.conn.watch(!b_connecting);
+  (void)relay->b_.conn.watch(!b_connecting, /*write=*/b_connecting);
+  if (!b_connecting && (!a_to_b.empty() || !b_to_a.empty())) {
+    relay->pump();  // the preloaded bytes go out now (interest follows what is left)
+  }
   return relay;
 }
 
 TcpRelay::TcpRelay(EventLoop& loop, int a, int b, size_t max_buffer, DoneCallback done)
-    : loop_(loop), a_(max_buffer), b_(max_buffer), on_done_(std::move(done)) {
-  a_.relay = this;
-  b_.relay = this;
-  a_.fd = a;
-  b_.fd = b;
-}
+    : loop_(loop),
+      a_(this, loop, a, max_buffer),
+      b_(this, loop, b, max_buffer),
+      on_done_(std::move(done)) {}
 
 TcpRelay::~TcpRelay() {
   if (connect_timer_ != 0) {
@@ -45,7 +46,7 @@ void TcpRelay::onSide(Side& side, uint32_t events) {
     return;
   }
   if (connecting_ && &side == &b_) {
-    int err = socketError(b_.fd);
+    int err = socketError(b_.conn.fd());
     if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
       connect_failed_ = true;
       finish(true);
@@ -59,13 +60,7 @@ void TcpRelay::onSide(Side& side, uint32_t events) {
     finish(true);
     return;
   }
-  // epoll reports HUP whatever the interest set; a side that wants nothing must leave the set
-  // or the loop would spin until the other side drains.
-  if ((events & EPOLLHUP) && side.interest == 0) {
-    loop_.remove(side.fd);
-    side.registered = false;
-  }
-  pump();
+  pump();  // a hung-up side wanting nothing leaves the epoll set (Connection::onEvents)
 }
 
 // Moves as much as the sockets allow in both directions, then sets interest to match.
@@ -79,8 +74,8 @@ void TcpRelay::pump() {
       }
     }
   }
-  bool a_done = a_.read_eof && a_.in.empty() && b_.shut_write;
-  bool b_done = b_.read_eof && b_.in.empty() && a_.shut_write;
+  bool a_done = a_.read_eof && a_.in.empty() && b_.conn.writeShut();
+  bool b_done = b_.read_eof && b_.in.empty() && a_.conn.writeShut();
   if (a_done && b_done) {
     finish(false);
     return;
@@ -90,70 +85,34 @@ void TcpRelay::pump() {
 }
 
 bool TcpRelay::readFrom(Side& from) {
-  while (!from.read_eof && !from.in.full()) {
-    auto [ptr, room] = from.in.writable();
-    ssize_t n = ::recv(from.fd, ptr, room, 0);
-    if (n > 0) {
-      from.in.commit(static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < room) {
-        break;  // socket drained for now
-      }
-      continue;
-    }
-    if (n == 0) {
-      from.read_eof = true;
-      break;
-    }
-    if (errno == EAGAIN || errno == EINTR) {
-      break;
-    }
-    return false;
+  if (from.read_eof) {
+    return true;
   }
-  return true;
+  Connection::ReadStatus status = from.conn.fill(from.in);
+  from.read_eof = status == Connection::ReadStatus::kEof;
+  return status != Connection::ReadStatus::kError;
 }
 
 bool TcpRelay::writeTo(Side& to, Side& from) {
-  while (!from.in.empty()) {
-    ssize_t n = ::send(to.fd, from.in.data(), from.in.readable(), MSG_NOSIGNAL);
-    if (n > 0) {
-      from.in.consume(static_cast<size_t>(n));
-      from.moved += static_cast<uint64_t>(n);
-      continue;
+  if (!from.in.empty()) {
+    const size_t before = from.in.size();
+    if (!to.conn.writeFrom(from.in)) {
+      return false;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      return true;
+    from.moved += before - from.in.size();
+    if (!from.in.empty()) {
+      return true;  // the socket is full: EPOLLOUT resumes
     }
-    return false;
   }
-  from.in.shrink();
-  if (from.read_eof && !to.shut_write) {
-    ::shutdown(to.fd, SHUT_WR);
-    to.shut_write = true;
+  from.in.shrinkIfEmpty();
+  if (from.read_eof) {
+    to.conn.shutdownWrite();
   }
   return true;
 }
 
 void TcpRelay::updateInterest(Side& side) {
-  Side& other = peer(side);
-  uint32_t want = 0;
-  if (!side.read_eof && !side.in.full()) {
-    want |= EPOLLIN;
-  }
-  if (!other.in.empty()) {
-    want |= EPOLLOUT;
-  }
-  if (!side.registered) {
-    if (want != 0) {
-      side.interest = want;
-      side.registered = true;
-      (void)loop_.add(side.fd, want, &side);
-    }
-    return;
-  }
-  if (want != side.interest) {
-    side.interest = want;
-    (void)loop_.modify(side.fd, want, &side);
-  }
+  side.conn.want(!side.read_eof && !side.in.full(), /*write=*/!peer(side).in.empty());
 }
 
 void TcpRelay::finish(bool reset) {
@@ -161,17 +120,8 @@ void TcpRelay::finish(bool reset) {
     return;
   }
   done_ = true;
-  for (Side* s : {&a_, &b_}) {
-    if (s->registered) {
-      loop_.remove(s->fd);
-    }
-    if (reset) {
-      closeWithReset(s->fd);
-    } else {
-      ::close(s->fd);
-    }
-    s->fd = -1;
-  }
+  a_.conn.close(reset);
+  b_.conn.close(reset);
   RelayResult result{a_.moved, b_.moved, connect_failed_, reset};
   if (on_done_) {
     on_done_(result);

@@ -5,14 +5,17 @@
 // needed (plaintext inbound on 15006, same-node outbound). Each direction has its own bounded
 // buffer; a full buffer stops reading its source (backpressure reaches the sender's TCP window),
 // EOF on one side becomes shutdown(SHUT_WR) on the other once its bytes are delivered
-// (half-close), an error on either side resets both.
+// (half-close), an error on either side resets both. Both sockets are io::Connections: bytes are
+// read into a side's buffer and sent to the other straight from it (no copy in between).
 
 #include <cstdint>
 #include <functional>
+#include <string_view>
 
-#include "agent/io/buffer.h"
+#include "agent/io/connection.h"
 #include "agent/io/event_loop.h"
 #include "agent/io/sockets.h"
+#include "net/byte_buffer.h"
 
 namespace ferry::agent {
 
@@ -23,6 +26,13 @@ struct RelayResult {
   bool reset = false;
 };
 
+// How much a relay holds: bytes per direction before it stops reading, and how long the
+// upstream connect may take (--max-buffer-bytes, --connect-timeout-ms).
+struct RelayLimits {
+  size_t max_buffer = 0;
+  uint32_t connect_timeout_ms = 0;
+};
+
 class TcpRelay : public Deferred {
  public:
   using DoneCallback = std::function<void(const RelayResult&)>;
@@ -30,24 +40,24 @@ class TcpRelay : public Deferred {
   // Takes ownership of both sockets. `b_connecting`: b is a non-blocking connect in progress;
   // nothing is read from a until it completes, and if it fails a is reset. The relay deletes
   // itself (deleteLater) when both directions are done.
-  static TcpRelay* start(EventLoop& loop, int a, int b, bool b_connecting, size_t max_buffer,
-                         uint32_t connect_timeout_ms, DoneCallback done);
+  // `a_to_b` / `b_to_a`: bytes already read from a (b) that b (a) gets first (a connection
+  // that becomes a tunnel after a handshake read past its end).
+  static TcpRelay* start(EventLoop& loop, int a, int b, bool b_connecting, RelayLimits limits,
+                         DoneCallback done, std::string_view a_to_b = {},
+                         std::string_view b_to_a = {});
 
   ~TcpRelay() override;
   void abort() { finish(true); }  // resets both sides (a policy change revoked the connection)
 
  private:
-  struct Side : public EventHandler {
-    TcpRelay* relay = nullptr;
-    int fd = -1;
-    Buffer in;  // bytes read from this side, waiting to be written to the other
+  struct Side {
+    Side(TcpRelay* relay, EventLoop& loop, int fd, size_t max)
+        : conn(loop, fd, [relay, this](uint32_t events) { relay->onSide(*this, events); }),
+          in(max) {}
+    Connection conn;
+    net::ByteBuffer in;  // bytes read from this side, waiting to be written to the other
     bool read_eof = false;
-    bool shut_write = false;  // we sent FIN to this side
-    uint32_t interest = 0;
-    bool registered = true;
     uint64_t moved = 0;
-    explicit Side(size_t max) : in(max) {}
-    void onEvents(uint32_t events) override { relay->onSide(*this, events); }
   };
 
   TcpRelay(EventLoop& loop, int a, int b, size_t max_buffer, DoneCallback done);

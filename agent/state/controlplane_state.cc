@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "agent/log.h"
+#include "log/log.h"
 #include "tls/x509.h"
 
 namespace ferry::agent {

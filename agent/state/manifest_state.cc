@@ -6,8 +6,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
 #include "k8s/loader.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 

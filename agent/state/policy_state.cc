@@ -3,22 +3,13 @@
 
 #include <algorithm>
 
-#include "agent/log.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {
 
 bool selects(const std::optional<model::Labels>& selector, const model::Workload& w) {
-  if (!selector) {
-    return true;
-  }
-  for (const auto& [k, v] : *selector) {
-    auto it = w.labels.find(k);
-    if (it == w.labels.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
+  return !selector || model::labelsMatch(*selector, w.labels);
 }
 
 constexpr const char* kRootNamespace = "ferry-system";

@@ -5,7 +5,7 @@
 #include <optional>
 #include <set>
 
-#include "agent/log.h"
+#include "log/log.h"
 #include "policy/text.h"
 #include "ratelimit/identity_buckets.h"
 
@@ -100,16 +100,6 @@ struct RateLimits::Table {
 
 namespace {
 
-bool selects(const model::Labels& selector, const model::Labels& labels) {
-  for (const auto& [k, v] : selector) {
-    auto it = labels.find(k);
-    if (it == labels.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The ports of `w` that `p` limits: nullopt when it does not apply to `w`, an empty set for
 // every port.
 std::optional<std::set<uint16_t>> limitedPorts(const model::NodeSnapshot& snap,
@@ -119,7 +109,7 @@ std::optional<std::set<uint16_t>> limitedPorts(const model::NodeSnapshot& snap,
     return std::nullopt;
   }
   if (p.target_service.empty()) {
-    if (p.selector && !selects(*p.selector, w.labels)) {
+    if (p.selector && !model::labelsMatch(*p.selector, w.labels)) {
       return std::nullopt;
     }
     return std::set<uint16_t>(p.ports.begin(), p.ports.end());
@@ -130,7 +120,7 @@ std::optional<std::set<uint16_t>> limitedPorts(const model::NodeSnapshot& snap,
       svc = &s;
     }
   }
-  if (svc == nullptr || svc->selector.empty() || !selects(svc->selector, w.labels)) {
+  if (svc == nullptr || svc->selector.empty() || !model::labelsMatch(svc->selector, w.labels)) {
     return std::nullopt;  // no such Service, or not one of its pods
   }
   const model::ServiceEndpoints* eps = nullptr;

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "agent/io/sockets.h"
-#include "agent/log.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 

@@ -93,8 +93,12 @@ ConnectionInfo inboundHttpConnection(const WorkloadState& state, const LocalPod&
   if (auto parsed = SocketAddress::parse(peer.destination_ip, peer.destination_port); parsed.ok()) {
     destination = *parsed;
   }
-  ConnectionInfo info = inboundReport(state, pod, principal, /*mtls=*/!principal.empty(),
-                                      peer.source_ip, peer.source_ip, destination, Decision{});
+  ConnectionInfo info = inboundReport(state, pod,
+                                      {.principal = principal,
+                                       .mtls = !principal.empty(),
+                                       .ip = peer.source_ip,
+                                       .address = peer.source_ip},
+                                      destination, Decision{});
   if (peer.baggage) {
     adoptBaggage(info, *peer.baggage);
   }
@@ -141,13 +145,12 @@ HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::Re
 }
 
 void HttpInboundReporter::report(const http::RequestRecord& record) {
-  std::shared_ptr<const WorkloadState> state = ctx_.shared.workloads->current();
+  std::shared_ptr<const WorkloadState> state = workloads_.current();
   if (state_.lock() != state) {
     connection_ = inboundHttpConnection(*state, *pod_, peer_);
     state_ = state;
   }
-  ctx_.shared.telemetry->recordRequest(
-      httpRequestInfo(connection_, record, ctx_.shared.telemetry->sampler()));
+  telemetry_.recordRequest(httpRequestInfo(connection_, record, telemetry_.sampler()));
 }
 
 }  // namespace ferry::agent

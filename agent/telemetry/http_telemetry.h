@@ -15,7 +15,6 @@
 #include "agent/pods/local_pods.h"
 #include "agent/state/workload_state.h"
 #include "agent/telemetry/telemetry.h"
-#include "agent/worker_context.h"
 #include "http/http1_filter.h"
 #include "http/request_view.h"
 #include "trace/span.h"
@@ -57,18 +56,23 @@ HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
 HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::RequestRecord& record,
                                 const trace::Sampler& sampler = {});
 
-// Reports an inbound connection's requests to ctx.shared.telemetry against the current state.
+// Reports an inbound connection's requests to `telemetry` against the state `workloads` holds.
 // The connection part is computed once per state snapshot, not per request (it looks the peers
 // up and scans the Services for the destination's): the same report as computing it each time,
 // since a snapshot never changes. Held weakly: an idle connection does not keep an old snapshot.
 class HttpInboundReporter {
  public:
-  HttpInboundReporter(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod, InboundPeer peer)
-      : ctx_(ctx), pod_(std::move(pod)), peer_(std::move(peer)) {}
+  HttpInboundReporter(const WorkloadStateHolder& workloads, Telemetry& telemetry,
+                      std::shared_ptr<const LocalPod> pod, InboundPeer peer)
+      : workloads_(workloads),
+        telemetry_(telemetry),
+        pod_(std::move(pod)),
+        peer_(std::move(peer)) {}
   void report(const http::RequestRecord& record);
 
  private:
-  WorkerContext& ctx_;
+  const WorkloadStateHolder& workloads_;
+  Telemetry& telemetry_;
   std::shared_ptr<const LocalPod> pod_;
   InboundPeer peer_;
   std::weak_ptr<const WorkloadState> state_;  // the snapshot connection_ was computed from

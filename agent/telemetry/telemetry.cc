@@ -8,8 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/log.h"
 #include "agent/telemetry/telemetry_spans.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {

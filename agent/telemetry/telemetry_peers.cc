@@ -168,20 +168,19 @@ std::string serviceOfWorkload(const WorkloadState& state, const std::string& wor
 }
 
 ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
-                             const std::string& peer_principal, bool mtls,
-                             const std::string& source_ip, const std::string& source_address,
-                             const SocketAddress& destination, const Decision& d) {
+                             const InboundSource& source, const SocketAddress& destination,
+                             const Decision& d) {
   ConnectionInfo info;
   info.reporter = TelemetryReporter::kDestination;
-  const model::Workload* source = state.workloadByIp(source_ip);
-  if (source != nullptr && !peer_principal.empty() &&
-      peer_principal !=
-          state.trustDomain() + "/ns/" + source->key.ns + "/sa/" + source->service_account) {
-    source = nullptr;  // the address's pod is not who the certificate says connected
+  const model::Workload* from = state.workloadByIp(source.ip);
+  if (from != nullptr && !source.principal.empty() &&
+      source.principal !=
+          state.trustDomain() + "/ns/" + from->key.ns + "/sa/" + from->service_account) {
+    from = nullptr;  // the address's pod is not who the certificate says connected
   }
-  info.source = workloadPeer(source, peer_principal, source_address);
-  if (source == nullptr) {
-    info.source.ns = namespaceOf(peer_principal);
+  info.source = workloadPeer(from, source.principal, source.address);
+  if (from == nullptr) {
+    info.source.ns = namespaceOf(source.principal);
   }
   const model::Workload* w = state.workloadByUid(pod.info.uid);
   PodIdentity id = identityOf(pod, w);
@@ -189,17 +188,16 @@ ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
       localPodPeer(state, pod, state.trustDomain() + "/ns/" + id.ns + "/sa/" + id.service_account,
                    destination.str());
   info.destination_service = serviceOfWorkload(state, pod.info.uid, destination.port());
-  info.mtls = mtls;
+  info.mtls = source.mtls;
   info.policy = policyOutcome(d);
   return info;
 }
 
-ConnectionInfo outboundReport(const WorkloadState& state, const LocalPod& pod,
-                              const std::string& source_principal, const std::string& source_ip,
+ConnectionInfo outboundReport(const WorkloadState& state, const OutboundSource& source,
                               const Destination& destination, bool mtls, const Decision* d) {
   ConnectionInfo info;
   info.reporter = TelemetryReporter::kSource;
-  info.source = localPodPeer(state, pod, source_principal, source_ip);
+  info.source = localPodPeer(state, source.pod, source.principal, source.ip);
   std::string address = destination.ip.find(':') == std::string::npos
                             ? destination.ip + ":" + std::to_string(destination.port)
                             : "[" + destination.ip + "]:" + std::to_string(destination.port);

@@ -49,15 +49,28 @@ std::string serviceHost(const model::Service* service);
 std::string serviceOfWorkload(const WorkloadState& state, const std::string& workload_uid,
                               uint16_t port = 0);
 
+// Who opened a connection to a local pod, as its (the destination's) agent saw them.
+struct InboundSource {
+  const std::string& principal;  // "<td>/ns/<ns>/sa/<sa>" the peer proved; empty for plaintext
+  bool mtls = false;
+  const std::string& ip;
+  const std::string& address;  // reported when the state knows no pod at `ip`
+};
+// The local pod that opened a connection, as its (the source's) agent reports it.
+struct OutboundSource {
+  const LocalPod& pod;
+  const std::string& principal;  // the identity the agent gives the pod
+  const std::string& ip;
+};
+
 // Reports for each proxy path. `d` null: no policy was evaluated (passthrough).
-// inboundReport names the source by the node view (the state's pod at `source_ip`) only when
-// that pod has the identity `peer_principal` proves; otherwise only the certificate's namespace.
+// inboundReport names the source by the node view (the state's pod at `source.ip`) only when
+// that pod has the identity `source.principal` proves; otherwise only the certificate's
+// namespace.
 ConnectionInfo inboundReport(const WorkloadState& state, const LocalPod& pod,
-                             const std::string& peer_principal, bool mtls,
-                             const std::string& source_ip, const std::string& source_address,
-                             const SocketAddress& destination, const Decision& d);
-ConnectionInfo outboundReport(const WorkloadState& state, const LocalPod& pod,
-                              const std::string& source_principal, const std::string& source_ip,
+                             const InboundSource& source, const SocketAddress& destination,
+                             const Decision& d);
+ConnectionInfo outboundReport(const WorkloadState& state, const OutboundSource& source,
                               const Destination& destination, bool mtls, const Decision* d);
 
 }  // namespace ferry::agent

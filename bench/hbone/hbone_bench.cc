@@ -36,7 +36,7 @@ std::shared_ptr<const tls::TlsContext> contextFor(const fakes::IssuedCert& cert,
   return *ctx;
 }
 
-void move(tls::ByteBuffer& from, tls::ByteBuffer& to) {
+void move(net::ByteBuffer& from, net::ByteBuffer& to) {
   to.append(from.readable());
   from.consume(from.size());
 }

@@ -21,6 +21,7 @@ constexpr char kUsage[] =
     "         [--cases=no_mesh,ferry_l4,ferry_l7,ferry_l7_routed,ferry_same_node,stunnel,haproxy]\n"
     "         [--l7-rate-limit=1]  (a never-binding RateLimitPolicy on the L7 case)\n"
     "         [--l7-jwt=RS256|PS256|ES256|ES384]  (adds ferry_l7_jwt, ferry_l7_jwt_new)\n"
+    "         [--profile=1]  (perf record of each case's proxies: <out>/profiles/)\n"
     "       (root: builds a local cluster; see bench/README.md)\n";
 
 // 10,000 held connections are 20,000+ descriptors in one proxy (HAProxy's client side holds
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
   }
   o.l7_rate_limit = flags.count("l7-rate-limit") > 0 && flags["l7-rate-limit"] == "1";
   o.l7_jwt = flags.count("l7-jwt") ? flags["l7-jwt"] : "";
+  o.profile = flags.count("profile") > 0 && flags["profile"] == "1";
   if (!ok) {
     std::cerr << "ferry-bench-suite: --out is required and numbers must be positive\n" << kUsage;
     return 2;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -17,7 +19,43 @@
 namespace ferry::bench {
 namespace {
 constexpr int kIperfBusyAttempts = 5;
+// A low rate with DWARF stacks: the agent is built without frame pointers.
+constexpr char kProfileHz[] = "199";
+constexpr char kProfileStack[] = "dwarf,16384";
 }  // namespace
+
+std::unique_ptr<harness::Process> Suite::startProfile(int round, const Case& c,
+                                                      const std::string& measurement) {
+  if (!options_.profile || c.proxies.empty() || round != 1) {
+    return nullptr;
+  }
+  const std::string dir = options_.out_dir + "/profiles";
+  std::filesystem::create_directories(dir);
+  std::string pids;
+  for (pid_t pid : c.proxies) {
+    absl::StrAppend(&pids, pids.empty() ? "" : ",", pid);
+  }
+  const std::string base = absl::StrCat(dir, "/", c.id, "-", measurement);
+  auto perf = harness::spawnProcess({},
+                                    {"perf", "record", "-F", kProfileHz, "--call-graph",
+                                     kProfileStack, "-p", pids, "-o", base + ".data"},
+                                    base + ".log");
+  if (!perf.ok()) {
+    note(absl::StrCat(c.id, " ", measurement, ": perf record: ", perf.status().message()));
+    return nullptr;
+  }
+  return *std::move(perf);
+}
+
+void Suite::stopProfile(std::unique_ptr<harness::Process> perf) {
+  if (!perf) {
+    return;
+  }
+  perf->signal(SIGINT);
+  if (auto code = perf->wait(absl::Seconds(60)); !code.ok() || *code != 0) {
+    note("perf record did not end cleanly: " + perf->log());
+  }
+}
 
 void Suite::measureLatency(int round, const Case& c) {
   std::vector<std::string> args = {"run", "--target=" + c.http_target,
@@ -45,6 +83,8 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
   if (c.iperf_host.empty()) {
     return;
   }
+  // A profile starts a few milliseconds into the run (perf attaching): a 2-5 s run hides that.
+  auto perf = startProfile(round, c, absl::StrCat("tput", streams));
   const int seconds = std::max(1, static_cast<int>(std::lround(options_.load_seconds)));
   // The iperf3 server takes one test at a time and learns that the previous one ended only when
   // its control connection closes, which through a proxy can lag the client's exit: "busy" is
@@ -64,6 +104,7 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
       break;
     }
   }
+  stopProfile(std::move(perf));
   if (!bps.ok()) {
     ++failures_;
     note(absl::StrCat("round ", round, " ", c.id, " iperf3 -P ", streams,
@@ -88,9 +129,11 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   for (pid_t pid : c.proxies) {
     each_before.push_back(cpuSeconds({pid}));
   }
+  auto perf = startProfile(round, c, new_connections ? "conn" : "sat");
   auto before = cpuSeconds(c.proxies);
   auto out = loadgen(c.client, args, options_.load_seconds);
   auto after = cpuSeconds(c.proxies);
+  stopProfile(std::move(perf));
   auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
   const std::string what = new_connections ? "new connections" : "saturation";
   if (!out.ok() || j.is_discarded() || !before.ok() || !after.ok()) {
@@ -116,6 +159,25 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   }
 }
 
+void Suite::noteRssByMapping(const Case& c) {
+  constexpr size_t kShown = 25;
+  auto by = rssKibByMapping(c.proxies.front());
+  if (!by.ok()) {
+    note(absl::StrCat(c.id, " idle RSS by mapping: ", by.status().message()));
+    return;
+  }
+  std::string line = absl::StrCat(c.id, " idle RSS by mapping (KiB, proxy 1):");
+  long long rest = 0;
+  for (size_t i = 0; i < by->size(); ++i) {
+    if (i < kShown) {
+      absl::StrAppend(&line, " ", (*by)[i].first, "=", (*by)[i].second);
+    } else {
+      rest += (*by)[i].second;
+    }
+  }
+  note(absl::StrCat(line, " rest(", by->size() > kShown ? by->size() - kShown : 0, ")=", rest));
+}
+
 void Suite::measureMemory(const Case& c) {
   if (c.hold_target.empty() || c.proxies.empty()) {
     return;
@@ -138,6 +200,7 @@ void Suite::measureMemory(const Case& c) {
       peer ? std::min(options_.idle_connections, kPeerHeldConnections) : options_.idle_connections;
   auto idle = rssMean(rssBytes);
   auto idle_anon = rssMean(rssAnonBytes);
+  noteRssByMapping(c);
   auto holder =
       mesh_->cluster().spawn(c.client, {options_.loadgen, "hold", "--target=" + c.hold_target,
                                         absl::StrCat("--connections=", count)});
@@ -175,6 +238,9 @@ void Suite::measureMemory(const Case& c) {
 }
 
 absl::Status Suite::run() {
+  if (options_.profile) {
+    note("profiled: perf record on each case's proxies in round 1 (its CPU figures include perf)");
+  }
   // Memory first, while every proxy is fresh: "idle" means after start-up and one check.
   for (const Case& c : cases_) {
     measureMemory(c);

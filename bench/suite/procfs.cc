@@ -4,7 +4,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -79,6 +81,33 @@ absl::StatusOr<long long> rssAnonKibFromStatus(const std::string& status) {
   return statusKib(status, "RssAnon");
 }
 
+absl::StatusOr<std::vector<std::pair<std::string, long long>>> rssKibByMappingFromSmaps(
+    const std::string& smaps) {
+  std::map<std::string, long long> kib;
+  std::string current;
+  bool any = false;
+  for (absl::string_view line : absl::StrSplit(smaps, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    // A mapping's header starts with its address range "start-end"; its fields end in ':'.
+    if (!f.empty() && f[0].find('-') != absl::string_view::npos && f[0].back() != ':') {
+      current = f.size() >= 6 ? std::string(f[5].substr(f[5].rfind('/') + 1)) : "[anon]";
+      continue;
+    }
+    long long value = 0;
+    if (f.size() >= 2 && f[0] == "Rss:" && absl::SimpleAtoi(f[1], &value)) {
+      kib[current] += value;
+      any = true;
+    }
+  }
+  if (!any) {
+    return absl::InvalidArgumentError("no Rss lines: not /proc/<pid>/smaps text");
+  }
+  std::vector<std::pair<std::string, long long>> out(kib.begin(), kib.end());
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  return out;
+}
+
 absl::StatusOr<double> iperfBitsPerSecond(const std::string& json) {
   auto j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded()) {
@@ -116,6 +145,14 @@ absl::StatusOr<long long> rssBytes(pid_t pid) {
 
 absl::StatusOr<long long> rssAnonBytes(pid_t pid) {
   return statusBytes(pid, "RssAnon");
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, long long>>> rssKibByMapping(pid_t pid) {
+  auto smaps = readFile(absl::StrCat("/proc/", pid, "/smaps"));
+  if (!smaps.ok()) {
+    return smaps.status();
+  }
+  return rssKibByMappingFromSmaps(*smaps);
 }
 
 std::string machineDescription() {

@@ -38,6 +38,10 @@ struct SuiteOptions {
   bool l7_rate_limit = false;
   // An algorithm (RS256, PS256, ES256, ES384): adds the JWT cases of jwt_cases.h.
   std::string l7_jwt;
+  // Records the proxies of each case with `perf record` during its throughput and saturation
+  // runs, into <out>/profiles/<case>-<measurement>.data (bench/flame turns them into SVGs).
+  // Profiling costs CPU: figures of a profiled run are not comparable with others.
+  bool profile = false;
 };
 
 struct Case {
@@ -75,6 +79,13 @@ class Suite {
   void measureThroughput(int round, const Case& c, int streams);
   void measureSaturation(int round, const Case& c, bool new_connections);
   void measureMemory(const Case& c);
+  // meta.txt: the idle RSS of the case's first proxy per mapped file, largest first.
+  void noteRssByMapping(const Case& c);
+  // perf record on the case's proxies until the returned process is stopped (null: not
+  // profiling, or a case without proxies).
+  std::unique_ptr<harness::Process> startProfile(int round, const Case& c,
+                                                 const std::string& measurement);
+  void stopProfile(std::unique_ptr<harness::Process> perf);
 
   void row(int round, const Case& c, const std::string& metric, double value);
   void note(const std::string& line);

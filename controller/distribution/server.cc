@@ -9,7 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "controller/distribution/distribution.grpc.pb.h"
+#include "distribution/distribution.grpc.pb.h"
 #include "tls/verify.h"
 #include "tls/x509.h"
 

@@ -19,8 +19,8 @@
 #include "controller/ca/ca.h"
 #include "controller/ca/csr_authorizer.h"
 #include "controller/distribution/bootstrap_auth.h"
-#include "controller/distribution/snapshot_delta.h"
 #include "controller/node_view.h"
+#include "distribution/snapshot_delta.h"
 
 namespace grpc {
 class Server;

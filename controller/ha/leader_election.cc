@@ -1,10 +1,9 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "controller/ha/leader_election.h"
 
-#include <iostream>
-
 #include <nlohmann/json.hpp>
 #include "absl/strings/str_cat.h"
+#include "log/log.h"
 
 namespace ferry::controller {
 namespace {
@@ -164,8 +163,7 @@ void LeaderElector::stop() {
     lease["spec"]["holderIdentity"] = "";
     lease["spec"]["leaseDurationSeconds"] = 1;
     if (auto s = client_.update(kube::kLeases, lease); !s.ok()) {
-      std::cerr << "ferry-controller: could not release the lease: " << s.status().message()
-                << "\n";
+      LOG_WARN("could not release the lease: ", s.status().message());
     }
   }
 }

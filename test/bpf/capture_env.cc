@@ -17,12 +17,12 @@
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "bpf/sys.h"
 #include "net/netns.h"
 #include "net/socket_address.h"
+#include "poll_until.h"
 
 namespace ferry::bpf::testing {
 namespace {
@@ -78,9 +78,10 @@ TestCgroup::~TestCgroup() {
   if (kill_leftovers_) {
     std::ofstream(path_ + "/cgroup.kill") << "1";
   }
-  for (int i = 0; i < 100 && ::rmdir(path_.c_str()) != 0 && errno == EBUSY; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  // Bounded (2 s): a killed child leaves the cgroup once it has exited. If it stays busy the
+  // cgroup is left behind; nothing else to do in a destructor.
+  static_cast<void>(ferry::testing::pollUntil(
+      [&] { return ::rmdir(path_.c_str()) == 0 || errno != EBUSY; }, std::chrono::seconds(2)));
 }
 
 AgentCgroup::AgentCgroup(const std::string& join) {
@@ -143,13 +144,11 @@ pid_t spawnInPod(const std::string& cgroup, const std::string& netns_path,
 }
 
 int waitChild(pid_t pid, int timeout_ms) {
-  for (int waited = 0; waited <= timeout_ms; waited += 5) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  int status = 0;
+  if (ferry::testing::pollUntil([&] { return ::waitpid(pid, &status, WNOHANG) == pid; },
+                                std::chrono::milliseconds(timeout_ms),
+                                std::chrono::milliseconds(5))) {
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);

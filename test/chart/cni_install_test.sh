@@ -105,7 +105,7 @@ check "... with a clear reason" grep -q "not valid JSON" "$work/err"
 setup_node
 FERRY_CNI_RECHECK_SECONDS=1 bash "$script" run 2>>"$work/log" &
 runner=$!
-wait_for() { # bounded: 15 s
+wait_for() { # the shell's eventually (test/eventually.h): bounded, 15 s
   local i
   for i in $(seq 1 150); do
     "$@" && return 0
@@ -114,7 +114,8 @@ wait_for() { # bounded: 15 s
   return 1
 }
 chained_now() { jq -e 'any(.plugins[]; .type == "ferry-cni")' "$work/node/net.d/10-calico.conflist" >/dev/null 2>&1; }
-sleep 0.5
+check "run waits while there is no primary CNI configuration" \
+  wait_for grep -q "waiting for the primary CNI" "$work/log"
 echo "$conflist" >"$work/node/net.d/10-calico.conflist"
 check "run chains Ferry once the primary CNI writes its config" wait_for chained_now
 echo "$conflist" >"$work/node/net.d/10-calico.conflist"

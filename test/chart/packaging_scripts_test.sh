@@ -43,6 +43,13 @@ check "... every one of them an installed package" all_installed
 check "a script adds no package" test -z "$(bash "$script" "$(dirname "$script")/ferry-cni-install")"
 check "a missing file fails" bash -c "! bash '$script' '$work/nope' 2>/dev/null"
 
+# --dlopen: a library loaded at run time counts with what it needs (the agent's libcurl).
+bash "$script" --dlopen libcurl.so.4 "$(command -v jq)" >"$work/dlopen.txt" 2>"$work/err"
+check "--dlopen libcurl.so.4 resolves" test $? -eq 0
+check "... to libcurl4 beside jq's packages" bash -c "grep -qx libcurl4 '$work/dlopen.txt' && grep -qx libjq1 '$work/dlopen.txt'"
+check "... with libcurl's own dependencies (libnghttp2-14)" grep -qx libnghttp2-14 "$work/dlopen.txt"
+check "--dlopen of a library that is not installed fails" bash -c "! bash '$script' --dlopen libferry-none.so.9 '$(command -v jq)' 2>/dev/null"
+
 # An executable whose shared library has gone away.
 printf 'int ferry_lib(void) { return 1; }\n' >"$work/lib.c"
 printf 'int ferry_lib(void);\nint main(void) { return ferry_lib(); }\n' >"$work/main.c"

@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.h"
+
 extern char** environ;
 
 namespace {
@@ -59,14 +61,11 @@ Run runWith(const std::string& path, const std::vector<std::string>& args) {
   REQUIRE(rc == 0);
   Run r;
   int status = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL(path << " still running after 10 s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!ferry::testing::eventually([&] { return ::waitpid(pid, &status, WNOHANG) != 0; },
+                                  std::chrono::seconds(10), path + " to exit")) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL(path << " still running after 10 s");
   }
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::stringstream ss;
@@ -116,6 +115,21 @@ TEST_CASE("ferryctl help before or after a command prints the usage, exit 0", "[
     CHECK(r.code == 0);
     CHECK(r.out.find("ferryctl check <source> <destination>") != std::string::npos);
   }
+}
+
+TEST_CASE("ferryctl <command> --help adds that command's flags, from the flags library", "[cli]") {
+  Run check = runWith(FERRYCTL_PATH, {"check", "--help"});
+  CHECK(check.code == 0);
+  CHECK(check.out.find("\nferryctl check\nflags:\n") != std::string::npos);
+  CHECK(check.out.find("\n  --header=... (may be repeated)\n") != std::string::npos);
+  CHECK(check.out.find("\n  -o, --output=table\n") != std::string::npos);
+  CHECK(check.out.find("\n  --agents=") == std::string::npos);  // stat's, not check's
+  Run stat = runWith(FERRYCTL_PATH, {"stat", "-h"});
+  CHECK(stat.code == 0);
+  CHECK(stat.out.find("\nferryctl stat\nflags:\n") != std::string::npos);
+  CHECK(stat.out.find("\n  -n, --namespace=\n") != std::string::npos);
+  CHECK(stat.out.find("\n  --window=10s\n") != std::string::npos);
+  CHECK(stat.out.find("\n  --manifests=") == std::string::npos);
 }
 
 TEST_CASE("the deployable binaries answer --version with their name and the project version",

@@ -10,10 +10,10 @@
 #include <fstream>
 #include <random>
 
-#include "controller/distribution/snapshot_delta.h"
 #include "controller/running_controller.h"
 #include "controller/view_testing.h"
 #include "controlplane/client.h"
+#include "distribution/snapshot_delta.h"
 #include "status_testing.h"
 #include "tls/spiffe.h"
 #include "tls/verify.h"

@@ -69,7 +69,7 @@ struct Cluster {
     REQUIRE(source->waitForSync(std::chrono::seconds(10)));
     // One watch per kind the source watches (kAllKinds in controller/kube_source.cc): a test that
     // drops watches must find every one open, or a kind between list and watch misses the drop.
-    REQUIRE(server->waitForOpenWatches(10, std::chrono::seconds(10)));
+    REQUIRE(server->waitForOpenWatches(std::size(k8s::kAllKinds), std::chrono::seconds(10)));
   }
   ~Cluster() { source->stop(); }
 

@@ -6,8 +6,8 @@
 #include <catch2/catch.hpp>
 #include <random>
 
-#include "controller/distribution/snapshot_delta.h"
 #include "controller/store.h"
+#include "distribution/snapshot_delta.h"
 
 namespace ferry::controller {
 namespace {

@@ -1,10 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
-#include "controller/distribution/snapshot_delta.h"
+#include "distribution/snapshot_delta.h"
 
 #include <catch2/catch.hpp>
 #include <random>
 
-#include "controller/distribution/model_json.h"
+#include "distribution/model_json.h"
 
 namespace ferry::distribution {
 namespace {

@@ -10,11 +10,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "e2e/mesh.h"
+#include "eventually.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 bool echoWorks(Mesh& m, const harness::Pod& from, const harness::Pod& to) {
   auto out = m.run(from, {"/usr/bin/python3", meshAppsScript(), "send", "--host=" + to.ipv4,
@@ -46,17 +50,12 @@ class HeldConnection {
     REQUIRE_OK(p);
     proc_ = *std::move(p);
   }
+  // Bounded (30 s; the round trip is local); false at once if the client exits without `word`.
   bool waitFor(const std::string& word) {
-    for (int i = 0; i < 1500; ++i) {  // bounded: the round trip is local
-      if (proc_->log().find(word) != std::string::npos) {
-        return true;
-      }
-      if (!proc_->running()) {
-        return proc_->log().find(word) != std::string::npos;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
+    auto printed = [&] { return proc_->log().find(word) != std::string::npos; };
+    return eventually([&] { return printed() || !proc_->running(); }, 30s,
+                      "'" + word + "' from the held connection (or its exit)") &&
+           printed();
   }
   // The second round trip on the same connection succeeded.
   bool release() {

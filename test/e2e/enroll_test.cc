@@ -8,11 +8,15 @@
 #include "absl/strings/str_cat.h"
 #include "e2e/mesh.h"
 #include "enroll/client.h"
+#include "eventually.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 std::string listeners(Mesh& m, const harness::Pod& pod) {
   auto out = m.run(pod, {"ss", "-ltnH"});
@@ -35,14 +39,12 @@ TEST_CASE("listeners appear in the pod on add, go on delete, come back after a r
   absl::Status del = enroll::delPod(m.enrollSocket(1), Mesh::uidOf(m.pod(1, 2)));
   REQUIRE_OK(del);
   std::string after;
-  for (int i = 0; i < 250; ++i) {  // workers close their listeners asynchronously
-    after = listeners(m, m.pod(1, 2));
-    if (after.find(":1500") == std::string::npos) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  CHECK(after.find(":1500") == std::string::npos);
+  // Workers close their listeners asynchronously.
+  const bool closed = eventually(
+      [&] { return (after = listeners(m, m.pod(1, 2))).find(":1500") == std::string::npos; }, 5s,
+      "the deleted pod's listeners to close");
+  INFO("listeners left: " << after);
+  CHECK(closed);
   CHECK_FALSE(enroll::checkPod(m.enrollSocket(1), Mesh::uidOf(m.pod(1, 2))).ok());
 
   // Journal: n1p1 plus a pod whose namespace no longer exists (died while the agent was down).

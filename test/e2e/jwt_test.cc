@@ -11,12 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "controller/jwks_server.h"
 #include "e2e/mesh.h"
+#include "eventually.h"
 #include "jwt/token_signer.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 using jwt::testing::TestKey;
 using nlohmann::json;
@@ -211,14 +215,11 @@ TEST_CASE("JWT e2e: ferry-controller fetches a jwksUri, tokens are refused until
   // The URI starts answering: the controller's retry fetches the keys and pushes them.
   server.answer(200, key.jwks());
   Answer ok;
-  for (int i = 0; i < 60 && ok.status != 200; ++i) {  // bounded: the retry is every 10 s
-    ok = call(m, "/x", {field});
-    if (ok.status != 200) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    }
-  }
+  // Bounded: the retry is every 10 s.
+  const bool accepted = eventually([&] { return (ok = call(m, "/x", {field})).status == 200; }, 30s,
+                                   "the token to be accepted", 500ms);
   INFO(ok.head << "\n" << ok.body << "\n" << m.controllerLog());
-  REQUIRE(ok.status == 200);
+  REQUIRE(accepted);
   CHECK(json::parse(ok.body).value("x-user", "-") == "-");  // no claim output configured
   CHECK_THAT(m.controllerLog(), Catch::Contains("jwksUri fetch failed"));
 }

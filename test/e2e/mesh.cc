@@ -14,15 +14,16 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "enroll/client.h"
+#include "poll_until.h"
 #include "tls/x509.h"
 
 namespace ferry::e2e {
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 
 std::string agentBinary() {
   // FERRY_E2E_AGENT_BIN runs the suites against another build (before/after measurements).
@@ -180,9 +181,16 @@ absl::StatusOr<std::unique_ptr<Mesh>> Mesh::start(const MeshOptions& options) {
 
 Mesh::~Mesh() {
   apps_.clear();
+  // The end of a test: no successor is coming, so the drain is ended at once (the second signal)
+  // instead of serving out its grace with no one left to serve.
   for (auto& a : agents_) {
     if (a) {
       a->signal(SIGTERM);
+      a->signal(SIGINT);
+    }
+  }
+  for (auto& a : agents_) {
+    if (a) {
       (void)a->wait(absl::Seconds(10));
     }
   }
@@ -266,16 +274,20 @@ absl::StatusOr<Mesh::Upgrade> Mesh::upgradeAgent(int n, bool surge) {
 }
 
 absl::Status Mesh::waitReady(int n) {
-  // Bounded: 300 polls, 20 ms apart (not a timing assertion: the agent is just starting).
-  for (int i = 0; i < 300; ++i) {
-    if (httpGet(admin_ports_[n - 1], "/ready").ok()) {
-      return absl::OkStatus();
-    }
-    if (!agents_[n - 1]->running()) {
-      return absl::InternalError("agent for node" + std::to_string(n) + " exited:\n" +
-                                 agents_[n - 1]->log());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Bounded (not a timing assertion: the agent is just starting).
+  bool ready = false;
+  const bool settled = testing::pollUntil(
+      [&] {
+        ready = httpGet(admin_ports_[n - 1], "/ready").ok();
+        return ready || !agents_[n - 1]->running();
+      },
+      10s);
+  if (ready) {
+    return absl::OkStatus();
+  }
+  if (settled) {
+    return absl::InternalError("agent for node" + std::to_string(n) + " exited:\n" +
+                               agents_[n - 1]->log());
   }
   return absl::DeadlineExceededError("agent never became ready:\n" + agents_[n - 1]->log());
 }
@@ -318,17 +330,18 @@ int Mesh::agentFds(int node) const {
 }
 
 absl::Status Mesh::waitStateVersion(int64_t at_least) {
-  for (int i = 0; i < 500; ++i) {
-    bool all = true;
-    for (int n = 1; n <= options_.nodes; ++n) {
-      all = all && stat(n, "state_version") >= at_least;
-    }
-    if (all) {
-      return absl::OkStatus();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return absl::DeadlineExceededError("agents did not load the new manifests");
+  const bool loaded = testing::pollUntil(
+      [&] {
+        for (int n = 1; n <= options_.nodes; ++n) {
+          if (stat(n, "state_version") < at_least) {
+            return false;
+          }
+        }
+        return true;
+      },
+      10s);
+  return loaded ? absl::OkStatus()
+                : absl::DeadlineExceededError("agents did not load the new manifests");
 }
 
 std::map<int, int64_t> Mesh::stateVersions() {
@@ -337,6 +350,15 @@ std::map<int, int64_t> Mesh::stateVersions() {
     out[n] = stat(n, "state_version");
   }
   return out;
+}
+
+bool Mesh::allPast(const std::map<int, int64_t>& before) {
+  for (const auto& [n, version] : before) {
+    if (stat(n, "state_version") <= version) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status Mesh::syncAgents(const std::map<int, int64_t>& before) {
@@ -350,18 +372,9 @@ absl::Status Mesh::syncAgents(const std::map<int, int64_t>& before) {
                               1 + (++sync_generation_ % 60000), "\n"));
   fs::rename(tmp, manifests_ + "/e2e-sync.yaml");
   // Bounded by 60 s: an agent that lost the controller reconnects after its backoff.
-  const absl::Time start = absl::Now();
-  while (absl::Now() - start < absl::Seconds(60)) {
-    bool all = true;
-    for (const auto& [n, version] : before) {
-      all = all && stat(n, "state_version") > version;
-    }
-    if (all) {
-      return absl::OkStatus();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return absl::DeadlineExceededError("agents did not take the manifest change");
+  return testing::pollUntil([&] { return allPast(before); }, 60s, 5ms)
+             ? absl::OkStatus()
+             : absl::DeadlineExceededError("agents did not take the manifest change");
 }
 
 absl::Status Mesh::applyManifest(const std::string& file_name, const std::string& yaml) {
@@ -415,15 +428,19 @@ absl::Status Mesh::startServer(const harness::Pod& pod, const std::vector<std::s
   apps_.push_back(*std::move(proc));
   harness::Process& p = *apps_.back();
   const std::string filter = absl::StrCat("sport = :", port);
-  for (int i = 0; i < 250; ++i) {
-    auto r = cluster_->run(pod, {"ss", "-ltnH", filter}, absl::Seconds(5));
-    if (r.ok() && r->exit_code == 0 && !r->out.empty()) {
-      return absl::OkStatus();
-    }
-    if (!p.running()) {
-      return absl::InternalError(absl::StrCat(argv[0], " exited: ", p.log()));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool listening = false;
+  const bool settled = testing::pollUntil(
+      [&] {
+        auto r = cluster_->run(pod, {"ss", "-ltnH", filter}, absl::Seconds(5));
+        listening = r.ok() && r->exit_code == 0 && !r->out.empty();
+        return listening || !p.running();
+      },
+      10s);
+  if (listening) {
+    return absl::OkStatus();
+  }
+  if (settled) {
+    return absl::InternalError(absl::StrCat(argv[0], " exited: ", p.log()));
   }
   return absl::DeadlineExceededError(absl::StrCat(argv[0], " never listened: ", p.log()));
 }
@@ -465,26 +482,22 @@ absl::Status Mesh::startController() {
   }
   controller_ = *std::move(proc);
   // Bounded: the controller logs "serving agents" once its port is open.
-  for (int i = 0; i < 500; ++i) {
-    if (controller_->log().find("serving agents on port") != std::string::npos) {
-      return absl::OkStatus();
-    }
-    if (!controller_->running()) {
-      return absl::InternalError("ferry-controller exited:\n" + controller_->log());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto serving = [&] {
+    return controller_->log().find("serving agents on port") != std::string::npos;
+  };
+  const bool settled =
+      testing::pollUntil([&] { return serving() || !controller_->running(); }, 10s);
+  if (serving()) {
+    return absl::OkStatus();
+  }
+  if (settled) {
+    return absl::InternalError("ferry-controller exited:\n" + controller_->log());
   }
   return absl::DeadlineExceededError("ferry-controller never served:\n" + controller_->log());
 }
 
 bool Mesh::waitAgentLog(int node, const std::string& text) const {
-  for (int i = 0; i < 1500; ++i) {
-    if (agentLog(node).find(text) != std::string::npos) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+  return testing::pollUntil([&] { return agentLog(node).find(text) != std::string::npos; }, 30s);
 }
 
 absl::Status Mesh::stopController() {
@@ -512,21 +525,23 @@ absl::Status Mesh::rotateRoot() {
     before.push_back(count(agentLog(n), kRootChanged));
   }
   controller_->signal(SIGHUP);
-  for (int i = 0; i < 1000; ++i) {
-    bool all = true;
-    for (int n = 1; n <= options_.nodes; ++n) {
-      const std::string log = agentLog(n);
-      // The root change, then a certificate issued after it.
-      auto at = log.rfind(kRootChanged);
-      all = all && count(log, kRootChanged) > before[n - 1] &&
-            log.find("certificates: issued", at) != std::string::npos;
-    }
-    if (all) {
-      return absl::OkStatus();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return absl::DeadlineExceededError("agents did not take the rotated root:\n" + controllerLog());
+  const bool rotated = testing::pollUntil(
+      [&] {
+        for (int n = 1; n <= options_.nodes; ++n) {
+          const std::string log = agentLog(n);
+          // The root change, then a certificate issued after it.
+          auto at = log.rfind(kRootChanged);
+          if (count(log, kRootChanged) <= before[n - 1] ||
+              log.find("certificates: issued", at) == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      20s);
+  return rotated ? absl::OkStatus()
+                 : absl::DeadlineExceededError("agents did not take the rotated root:\n" +
+                                               controllerLog());
 }
 
 absl::StatusOr<absl::Duration> Mesh::applyManifestOn(const std::string& file_name,
@@ -540,18 +555,12 @@ absl::StatusOr<absl::Duration> Mesh::applyManifestOn(const std::string& file_nam
   writeFile(tmp, yaml);
   const absl::Time start = absl::Now();
   fs::rename(tmp, manifests_ + "/" + file_name);
-  // Bounded by 60 s: an agent that lost the controller reconnects after its backoff.
-  while (absl::Now() - start < absl::Seconds(60)) {
-    bool all = true;
-    for (int n : nodes) {
-      all = all && stat(n, "state_version") > before[n];
-    }
-    if (all) {
-      return absl::Now() - start;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // Bounded by 60 s: an agent that lost the controller reconnects after its backoff. Polled
+  // every 2 ms at most: the time it took is the result.
+  if (!testing::pollUntil([&] { return allPast(before); }, 60s, 2ms)) {
+    return absl::DeadlineExceededError("agents did not apply " + file_name);
   }
-  return absl::DeadlineExceededError("agents did not apply " + file_name);
+  return absl::Now() - start;
 }
 
 }  // namespace ferry::e2e

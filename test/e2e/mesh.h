@@ -125,6 +125,8 @@ class Mesh {
   // Controller mode: bumps the sync Service and waits until every agent moved past `before`.
   absl::Status syncAgents(const std::map<int, int64_t>& before);
   std::map<int, int64_t> stateVersions();
+  // Every node in `before` has a state version past the one noted there.
+  bool allPast(const std::map<int, int64_t>& before);
 
   MeshOptions options_;
   std::unique_ptr<harness::Cluster> cluster_;

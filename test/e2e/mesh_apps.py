@@ -162,6 +162,20 @@ def fail(why):
     sys.exit(1)
 
 
+def eventually(condition, timeout, what):
+    """The bounded condition wait of test/eventually.h: polls `condition` (1 ms doubling to
+    50 ms between polls) until it holds or `timeout` seconds have passed, then fails saying
+    what was awaited."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while not condition():
+        now = time.monotonic()
+        if now >= deadline:
+            fail("gave up after %g s waiting for %s" % (timeout, what))
+        time.sleep(min(pause, deadline - now))
+        pause = min(pause * 2, 0.05)
+
+
 def connect(host, port, timeout=60):
     return socket.create_connection((host, port), timeout=timeout)
 
@@ -248,12 +262,7 @@ def hold(host, port, release_file):
     if recv_exact(conn, 5) != b"first":
         fail("first echo differs")
     print("HELD", flush=True)
-    for _ in range(2400):  # bounded: 120 s
-        if os.path.exists(release_file):
-            break
-        time.sleep(0.05)
-    else:
-        fail("never released")
+    eventually(lambda: os.path.exists(release_file), 120, "the release file")
     conn.settimeout(10)
     conn.sendall(b"second")
     if recv_exact(conn, 6) != b"second":
@@ -396,7 +405,7 @@ def http_app(port, name, behavior):
 
         def respond(self, n):
             if behavior == "hang":
-                time.sleep(3600)
+                time.sleep(3600)  # the behaviour under test (a backend that never answers)
             elif behavior == "fail50" and n % 2 == 1:
                 self.answer(503, "fail " + name)
             elif behavior.startswith("status:"):
@@ -404,7 +413,7 @@ def http_app(port, name, behavior):
             elif behavior == "echo-headers":
                 self.answer(200, json.dumps({k.lower(): v for k, v in self.headers.items()}))
             elif behavior.startswith("sleep:"):
-                time.sleep(int(behavior[6:]) / 1000)
+                time.sleep(int(behavior[6:]) / 1000)  # the latency under test
                 self.answer(200, name)
             elif behavior == "echo":
                 # The request as received (path with query, Host, header fields by lower-case
@@ -616,12 +625,7 @@ def open_many(host, port, count, timeout=10):
 def flood(host, port, count, release_file):
     conns, failed = open_many(host, port, count)
     print("OPEN %d FAILED %d" % (len(conns), failed), flush=True)
-    for _ in range(2400):  # bounded: 120 s
-        if os.path.exists(release_file):
-            break
-        time.sleep(0.05)
-    else:
-        fail("never released")
+    eventually(lambda: os.path.exists(release_file), 120, "the release file")
     for c in conns:
         c.close()
     print("CLOSED", flush=True)
@@ -899,7 +903,7 @@ def probe_every(host, port, interval, count, text, stop_file):
         if i == 0:
             print("STARTED", flush=True)
         next_at += interval
-        time.sleep(max(0.0, next_at - time.monotonic()))
+        time.sleep(max(0.0, next_at - time.monotonic()))  # pacing the offered rate
     print("OK=%d FAILED=%d" % (ok, len(failures)), flush=True)
     for f in failures[:10]:
         print("FAIL " + f, flush=True)
@@ -931,7 +935,7 @@ def streams(host, port, count, release_file):
                     started.wait(30)
                 if os.path.exists(release_file):
                     break
-                time.sleep(0.02)
+                time.sleep(0.02)  # pacing: a round every 20 ms until released
             conn.shutdown(socket.SHUT_WR)
             tail = conn.recv(CHUNK)
             conn.close()

@@ -19,12 +19,16 @@
 #include "e2e/http_apps.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
+#include "eventually.h"
 #include "metrics/scrape.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 using metrics::testing::sampleValue;
 
@@ -65,13 +69,12 @@ int64_t hostCount(const nlohmann::json& stats, const std::string& host) {
 // http-app has `at_least` requests in all, then returns what it saw.
 nlohmann::json waitBackendStats(Mesh& m, int node, int pod, uint16_t port, int64_t at_least) {
   nlohmann::json seen;
-  for (int i = 0; i < 300; ++i) {
-    seen = backendStats(m, node, pod, port);
-    if (seen.value("GET", int64_t{0}) + seen.value("POST", int64_t{0}) >= at_least) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  static_cast<void>(eventually(  // the caller checks the counts in what is returned
+      [&] {
+        seen = backendStats(m, node, pod, port);
+        return seen.value("GET", int64_t{0}) + seen.value("POST", int64_t{0}) >= at_least;
+      },
+      30s, absl::StrCat(at_least, " requests at the backend on port ", port), 100ms));
   return seen;
 }
 

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "e2e/mesh.h"
 #include "metrics/scrape.h"
+#include "poll_until.h"
 
 namespace ferry::e2e {
 namespace fs = std::filesystem;
@@ -37,14 +38,14 @@ std::string scrapeUntil(uint16_t port, const std::string& name,
                         const std::map<std::string, std::string>& labels, double value) {
   std::string url = absl::StrCat("http://127.0.0.1:", port, "/metrics");
   std::string text;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    text = metrics::testing::httpGet(url);
-    auto v = metrics::testing::sampleValue(text, name, labels);
-    if (v && *v >= value) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  // Bounded (10 s); the caller checks the value in what is returned.
+  static_cast<void>(testing::pollUntil(
+      [&] {
+        text = metrics::testing::httpGet(url);
+        auto v = metrics::testing::sampleValue(text, name, labels);
+        return v && *v >= value;
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(100)));
   return text;
 }
 
@@ -107,15 +108,20 @@ std::string Prometheus::url() const {
 std::string Prometheus::queryScalar(const std::string& promql) {
   std::string url =
       absl::StrCat("http://127.0.0.1:", port_, "/api/v1/query?query=", urlEncode(promql));
-  for (int attempt = 0; attempt < 60; ++attempt) {
-    auto reply = nlohmann::json::parse(metrics::testing::httpGet(url), nullptr, false);
-    if (!reply.is_discarded() && reply.value("status", "") == "success" &&
-        !reply["data"]["result"].empty()) {
-      return reply["data"]["result"][0]["value"][1].get<std::string>();
-    }
-    absl::SleepFor(absl::Milliseconds(500));
-  }
-  return "";
+  // Bounded (30 s): Prometheus may be starting, or not have scraped the series yet.
+  std::string value;
+  static_cast<void>(testing::pollUntil(
+      [&] {
+        auto reply = nlohmann::json::parse(metrics::testing::httpGet(url), nullptr, false);
+        if (reply.is_discarded() || reply.value("status", "") != "success" ||
+            reply["data"]["result"].empty()) {
+          return false;
+        }
+        value = reply["data"]["result"][0]["value"][1].get<std::string>();
+        return true;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(500)));
+  return value;  // "" when no answer came
 }
 
 }  // namespace ferry::e2e

@@ -5,19 +5,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "e2e/mesh.h"
+#include "eventually.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
 
-// Polls (bounded) until the node's agent has `fds` descriptors open again.
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
+
+// Polls (bounded, 10 s) until the node's agent has `want` descriptors open again; the last count.
 int settleFds(Mesh& m, int node, int want) {
-  int now = m.agentFds(node);
-  for (int i = 0; i < 500 && now != want; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    now = m.agentFds(node);
-  }
+  int now = -1;
+  static_cast<void>(eventually([&] { return (now = m.agentFds(node)) == want; }, 10s,
+                               "the agent's descriptor count to return"));  // the caller checks
   return now;
 }
 

@@ -27,12 +27,16 @@
 #include "e2e/http_apps.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
+#include "eventually.h"
 #include "metrics/scrape.h"
 #include "privileged.h"
 #include "status_testing.h"
 
 namespace ferry::e2e {
 namespace {
+
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
 
 constexpr char kShopVip[] = "10.96.0.40";
 constexpr char kSlowVip[] = "10.96.0.41";
@@ -68,13 +72,16 @@ double number(const std::string& text) {
   return absl::SimpleAtod(text, &v) ? v : std::nan("");
 }
 
-// Polls an instant query until its first value is `want` (bounded, ~30 s); the last answer.
-std::string waitQuery(Prometheus& p, const std::string& promql, const std::string& want) {
+// Polls an instant query until its first value is `want` (bounded, 30 s); on failure the last
+// answer goes with the caller's next assertion.
+bool waitQuery(Prometheus& p, const std::string& promql, const std::string& want) {
   std::string got;
-  for (int i = 0; i < 60 && (got = p.queryScalar(promql)) != want; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  if (eventually([&] { return (got = p.queryScalar(promql)) == want; }, 30s,
+                 promql + " to be " + want, 500ms)) {
+    return true;
   }
-  return got;
+  UNSCOPED_INFO("the last answer to " << promql << ": '" << got << "'");
+  return false;
 }
 
 // The JSON document ferryctl printed after its "sampling" line (stderr and stdout share the log).
@@ -107,10 +114,10 @@ std::unique_ptr<harness::Process> spawnStat(Mesh& m, const std::vector<std::stri
 
 // Waits (bounded, 10 s) until a direct-mode ferryctl stat has taken its first scrape.
 void waitSampling(harness::Process& p) {
-  for (int i = 0; i < 200 && p.log().find("ferryctl: sampling") == std::string::npos; ++i) {
-    REQUIRE(p.running());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  auto sampling = [&] { return p.log().find("ferryctl: sampling") != std::string::npos; };
+  REQUIRE(eventually([&] { return sampling() || !p.running(); }, 10s,
+                     "ferryctl stat's first scrape (or its exit)"));
+  INFO("ferryctl stat output: " << p.log());
   REQUIRE(p.log().find("ferryctl: sampling 2 agent(s)") != std::string::npos);
 }
 
@@ -125,17 +132,16 @@ std::set<std::string> exportedNames(uint16_t port) {
   return names;
 }
 
-// Scrapes until the gauge `name` reads `value` (bounded, ~15 s).
+// Scrapes until the gauge `name` reads `value` (bounded, 15 s).
 bool waitGauge(uint16_t port, const std::string& name, double value) {
-  for (int i = 0; i < 150; ++i) {
-    auto v = metrics::testing::sampleValue(
-        metrics::testing::httpGet(absl::StrCat("http://127.0.0.1:", port, "/metrics")), name, {});
-    if (v && *v == value) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
+  return eventually(
+      [&] {
+        auto v = metrics::testing::sampleValue(
+            metrics::testing::httpGet(absl::StrCat("http://127.0.0.1:", port, "/metrics")), name,
+            {});
+        return v && *v == value;
+      },
+      15s, absl::StrCat(name, " on port ", port, " to read ", value), 100ms);
 }
 
 TEST_CASE(
@@ -183,22 +189,17 @@ TEST_CASE(
       "sum(istio_tcp_connections_closed_total{reporter=\"destination\","
       "destination_service_name=\"web\"})";
   INFO("prometheus log: " << prom.log());
-  REQUIRE(waitQuery(prom, shop_total, "2") == "2");
-  REQUIRE(waitQuery(prom, slow_total, "2") == "2");
-  REQUIRE(waitQuery(prom, web_tcp, "1") == "1");
+  REQUIRE(waitQuery(prom, shop_total, "2"));
+  REQUIRE(waitQuery(prom, slow_total, "2"));
+  REQUIRE(waitQuery(prom, web_tcp, "1"));
   // A scrape after the warm-up and before the traffic: Prometheus' window will start there.
   const double t0 = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
   const std::string last_scrape =
       "max(timestamp(istio_requests_total{reporter=\"destination\","
       "destination_service_name=\"shop\"}))";
   double t1 = 0;
-  for (int i = 0; i < 100 && !(t1 > t0); ++i) {
-    t1 = number(prom.queryScalar(last_scrape));
-    if (!(t1 > t0)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  REQUIRE(t1 > t0);
+  REQUIRE(eventually([&] { return (t1 = number(prom.queryScalar(last_scrape))) > t0; }, 10s,
+                     "a scrape after the warm-up", 100ms));
 
   // The measured window: 20 s, both views (per Service and per workload) at once.
   const std::string agents =
@@ -266,9 +267,9 @@ TEST_CASE(
 
   // The same window through Prometheus: once it has every count, ask over a range that starts
   // just before the scrape t1 (after the warm-up, before the traffic).
-  REQUIRE(waitQuery(prom, shop_total, "22") == "22");
-  REQUIRE(waitQuery(prom, slow_total, "8") == "8");
-  REQUIRE(waitQuery(prom, web_tcp, "6") == "6");
+  REQUIRE(waitQuery(prom, shop_total, "22"));
+  REQUIRE(waitQuery(prom, slow_total, "8"));
+  REQUIRE(waitQuery(prom, web_tcp, "6"));
   const double since_t1 = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - t1;
   const std::string prom_window = absl::StrCat(static_cast<int64_t>((since_t1 + 0.5) * 1000), "ms");
   auto via_prom = harness::runProcess({},

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
+#include "eventually.h"
 #include "harness/process.h"
 #include "privileged.h"
 #include "status_testing.h"
@@ -19,20 +20,17 @@
 namespace ferry::e2e {
 namespace {
 
+using ferry::testing::eventually;
+using namespace std::chrono_literals;
+
 constexpr char kMarker[] = "FERRY-UPGRADE-PROBE";
 
-// Waits (bounded: 30 s) until `text` is in a process's output.
+// Waits (bounded: 30 s) until `text` is in a process's output; false at once if it exits without.
 bool waitOutput(harness::Process& p, const std::string& text) {
-  for (int i = 0; i < 1500; ++i) {
-    if (p.log().find(text) != std::string::npos) {
-      return true;
-    }
-    if (!p.running()) {
-      return p.log().find(text) != std::string::npos;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+  auto printed = [&] { return p.log().find(text) != std::string::npos; };
+  return eventually([&] { return printed() || !p.running(); }, 30s,
+                    "'" + text + "' (or an exit)") &&
+         printed();
 }
 
 std::unique_ptr<harness::Process> spawnApp(Mesh& m, const harness::Pod& pod,
@@ -190,6 +188,36 @@ TEST_CASE("agent upgrade in place: streams that end within the grace are untouch
     INFO(up->old->log());
     CHECK_THAT(up->old->log(), Catch::Contains("drain: handed over, 0 connections left"));
   }
+}
+
+TEST_CASE("a second signal ends the drain at once", "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.extra_agent_flags = {"--drain-grace=60s"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  const std::string release = m.cluster().scratchDir() + "/release";
+  auto streams = spawnApp(
+      m, m.pod(1, 1),
+      {"streams", "--host=" + server.ipv4, "--port=8080", "--count=2", "--text=" + release});
+  REQUIRE(waitOutput(*streams, "STREAMING"));
+
+  // SIGTERM with streams open and no successor: the agent drains for its 60 s grace...
+  m.agent(1).signal(SIGTERM);
+  REQUIRE(m.waitAgentLog(1, "draining (grace 60000 ms)"));
+  REQUIRE(m.agent(1).running());
+  // ...until a second signal ends the drain: it exits cleanly, long before the grace.
+  m.agent(1).signal(SIGINT);
+  auto rc = m.agent(1).wait(absl::Seconds(30));
+  REQUIRE_OK(rc);
+  CHECK(*rc == 0);
+  INFO(m.agentLog(1));
+  CHECK_THAT(m.agentLog(1), Catch::Contains("signal 2 again: ending the drain now"));
+  CHECK_THAT(m.agentLog(1), Catch::Contains("drain: no successor took over"));
+  touch(release);
 }
 
 }  // namespace ferry::e2e

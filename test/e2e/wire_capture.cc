@@ -7,9 +7,9 @@
 #include <atomic>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "poll_until.h"
 
 namespace ferry::e2e {
 namespace {
@@ -38,12 +38,11 @@ absl::StatusOr<std::unique_ptr<WireCapture>> WireCapture::start(Mesh& mesh,
     return dump.status();
   }
   capture->tcpdump_ = *std::move(dump);
-  // Bounded: 250 polls, 20 ms apart, for tcpdump's start-up line.
-  for (int i = 0; i < 250; ++i) {
-    if (capture->tcpdump_->log().find("listening on") != std::string::npos) {
-      return capture;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Bounded: tcpdump's start-up line.
+  if (testing::pollUntil(
+          [&] { return capture->tcpdump_->log().find("listening on") != std::string::npos; },
+          std::chrono::seconds(5))) {
+    return capture;
   }
   return absl::DeadlineExceededError("tcpdump never listened: " + capture->tcpdump_->log());
 }
@@ -60,10 +59,10 @@ absl::Status WireCapture::stop(const harness::Pod& pod, const std::string& to_ip
     return sent.status();
   }
   // tcpdump -U writes each packet as it comes: once the control marker is in the file, so is
-  // everything sent before it. Bounded: 500 polls, 20 ms apart.
-  for (int i = 0; i < 500 && readFile(pcap_).find(control_) == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  // everything sent before it. Bounded: 10 s.
+  const bool marked =
+      testing::pollUntil([&] { return readFile(pcap_).find(control_) != std::string::npos; },
+                         std::chrono::seconds(10));
   tcpdump_->signal(SIGINT);
   auto done = tcpdump_->wait(absl::Seconds(10));
   if (!done.ok()) {
@@ -71,7 +70,9 @@ absl::Status WireCapture::stop(const harness::Pod& pod, const std::string& to_ip
   }
   bytes_ = readFile(pcap_);
   if (!contains(control_)) {
-    return absl::InternalError("the capture never saw the control datagram: " + tcpdump_->log());
+    return absl::InternalError(absl::StrCat("the capture never saw the control datagram",
+                                            marked ? "" : " (not in the file after 10 s)", ": ",
+                                            tcpdump_->log()));
   }
   return absl::OkStatus();
 }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "poll_until.h"
 
 namespace ferry::harness {
 namespace fs = std::filesystem;
@@ -91,16 +92,19 @@ absl::Status removeCgroupTree(const std::string& root) {
     return a.native().size() > b.native().size();
   });
   for (const fs::path& dir : dirs) {
-    // A killed process leaves its cgroup only once it has exited: wait a little for that.
-    for (int attempt = 0; attempt < 500; ++attempt) {
-      if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) {
-        break;
-      }
-      if (errno != EBUSY) {
-        return absl::ErrnoToStatus(errno, absl::StrCat("rmdir ", dir.string()));
-      }
-      std::ofstream(dir.string() + "/cgroup.kill") << "1";
-      ::usleep(10000);
+    // A killed process leaves its cgroup only once it has exited: wait (bounded, 5 s) for that.
+    int error = 0;
+    static_cast<void>(ferry::testing::pollUntil(
+        [&] {
+          error = ::rmdir(dir.c_str()) == 0 ? 0 : errno;
+          if (error == EBUSY) {
+            std::ofstream(dir.string() + "/cgroup.kill") << "1";
+          }
+          return error != EBUSY;
+        },
+        std::chrono::seconds(5), std::chrono::milliseconds(10)));
+    if (error != 0 && error != EBUSY && error != ENOENT) {
+      return absl::ErrnoToStatus(error, absl::StrCat("rmdir ", dir.string()));
     }
     if (fs::exists(dir)) {
       return absl::InternalError(absl::StrCat("cgroup ", dir.string(), " stays busy"));

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "eventually.h"
 #include "privileged.h"
 #include "status_testing.h"
 
@@ -45,19 +46,20 @@ bool processAlive(pid_t pid) {
   return state != "Z" && state != "X";
 }
 
-// Polls `cmd` in `pod` until it exits 0 (a server coming up), at most ~5 s.
+// Polls `cmd` in `pod` until it exits 0 (a server coming up), at most 5 s; the last result, which
+// the caller checks.
 ProcessResult retryUntilOk(const Cluster& cluster, const Pod& pod,
                            const std::vector<std::string>& cmd) {
   ProcessResult last;
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    auto r = cluster.run(pod, cmd, absl::Seconds(10));
-    REQUIRE_OK(r);
-    last = *r;
-    if (last.exit_code == 0) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  static_cast<void>(ferry::testing::eventually(
+      [&] {
+        auto r = cluster.run(pod, cmd, absl::Seconds(10));
+        REQUIRE_OK(r);
+        last = *r;
+        return last.exit_code == 0;
+      },
+      std::chrono::seconds(5), "`" + absl::StrJoin(cmd, " ") + "` to exit 0",
+      std::chrono::milliseconds(100)));
   return last;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "net/netns.h"
+#include "poll_until.h"
 
 namespace ferry::harness {
 namespace {
@@ -122,13 +123,11 @@ void Process::signal(int sig) {
 }
 
 absl::StatusOr<int> Process::wait(absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (running()) {
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("process ", pid_, " still running after ", absl::FormatDuration(timeout)));
-    }
-    absl::SleepFor(absl::Milliseconds(5));
+  // Polled every 5 ms at most: callers time restarts and hand-overs with this.
+  if (!ferry::testing::pollUntil([&] { return !running(); }, absl::ToChronoMilliseconds(timeout),
+                                 std::chrono::milliseconds(5))) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("process ", pid_, " still running after ", absl::FormatDuration(timeout)));
   }
   return exit_code_;
 }

@@ -193,6 +193,32 @@ std::vector<Row> rows() {
                      "RS256");
                },
                "Jwt payload is an invalid JSON"});
+  r.push_back({"duplicate member in an object inside a list",
+               [&k] {
+                 return k.rsa.signRaw(R"({"alg":"RS256","kid":"rsa-1"})",
+                                      R"({"iss":"https://issuer.example","sub":"a","aud":"api",)"
+                                      R"("l":[{"x":1},{"y":1,"y":2}]})",
+                                      "RS256");
+               },
+               "Jwt payload is an invalid JSON"});
+  r.push_back({"duplicate sub spelled with an escape and spaces before the colon",
+               [&k] {
+                 return k.rsa.signRaw(R"({"alg":"RS256","kid":"rsa-1"})",
+                                      R"({"iss":"https://issuer.example","sub" :"alice",)"
+                                      R"("aud":"api","s\u0075b"  :  "admin"})",
+                                      "RS256");
+               },
+               "Jwt payload is an invalid JSON"});
+  r.push_back({"distinct members, values and names holding quotes and colons",
+               [&k] {
+                 return k.rsa.signRaw(
+                     R"({"alg":"RS256","kid":"rsa-1"})",
+                     R"({"iss":"https://issuer.example","sub":"alice","n":"a\":b",)"
+                     R"("aud":"api","exp":1700000600,"k\":":"\\",)"
+                     R"("l":["x",{"m":"n:"}],"o":{"sub":"x"}})",
+                     "RS256");
+               },
+               "valid"});
   r.push_back({"duplicate alg in the header",
                [&k] {
                  return k.rsa.signRaw(R"({"alg":"RS256","alg":"none","kid":"rsa-1"})",
@@ -339,6 +365,37 @@ TEST_CASE("base64url decoding is strict and round-trips", "[jwt]") {
     CAPTURE(bad);
     CHECK_FALSE(base64UrlDecode(bad).has_value());
   }
+}
+
+// Every length from 0 to 70 (whole 4-character groups and each tail), all 256 byte values, and
+// one invalid character at every position of each encoding: refused wherever it is.
+TEST_CASE("base64url decoding: every length, every byte, a bad character anywhere", "[jwt]") {
+  std::string all(256, '\0');
+  for (size_t i = 0; i < all.size(); ++i) {
+    all[i] = static_cast<char>(i);
+  }
+  CHECK(base64UrlDecode(base64UrlEncode(all)) == all);
+  size_t refused = 0, positions = 0, expected = 0;
+  for (size_t len = 0; len <= 70; ++len) {
+    std::string bytes;
+    for (size_t i = 0; i < len; ++i) {
+      bytes.push_back(static_cast<char>((i * 37 + len * 11) & 0xff));
+    }
+    const std::string encoded = base64UrlEncode(bytes);
+    CAPTURE(len, encoded);
+    CHECK(base64UrlDecode(encoded) == bytes);
+    expected += 7 * ((len * 4 + 2) / 3);  // unpadded length of the encoding
+    for (size_t at = 0; at < encoded.size(); ++at) {
+      for (char bad : {'+', '/', '=', '.', ' ', '\0', '\x80'}) {
+        std::string broken = encoded;
+        broken[at] = bad;
+        ++positions;
+        refused += base64UrlDecode(broken).has_value() ? 0 : 1;
+      }
+    }
+  }
+  CHECK(positions == expected);
+  CHECK(refused == positions);
 }
 
 // The hand-written r || s -> DER conversion against OpenSSL's own encoder, for widths of P-256 and

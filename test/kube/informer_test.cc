@@ -8,6 +8,7 @@
 #include <map>
 #include <thread>
 
+#include "eventually.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/objects.h"
 
@@ -27,6 +28,7 @@ fakes::FakeApiServerOptions withToken(const std::string& token) {
 }
 
 using fakes::FakeApiServer;
+using ferry::testing::eventually;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -109,10 +111,8 @@ TEST_CASE("informer lists, then follows the watch") {
   CHECK(f.server->listRequests(kPods) == 2);  // 3 objects, pages of 2
   // The version moves after the handler returns; wait for it (bounded).
   const std::string now = std::to_string(f.server->resourceVersion());
-  for (int i = 0; i < 1000 && f.informer->resourceVersion() != now; ++i) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  CHECK(f.informer->resourceVersion() == now);
+  CHECK(eventually([&] { return f.informer->resourceVersion() == now; }, seconds(5),
+                   "the informer's resourceVersion to reach " + now));
 }
 
 TEST_CASE("a dropped watch resumes from the last resourceVersion and loses nothing") {
@@ -163,9 +163,12 @@ TEST_CASE("a watcher that lags behind a compaction gets 410 in-stream and relist
   f.startInformer();
   REQUIRE(f.server->waitForOpenWatches(1, seconds(10)));
   const uint64_t lists_before = f.server->listRequests(kPods);
+  // The informer's next watch waits until history has moved past its resume version.
+  f.server->holdWatches();
   f.server->dropWatches();
   f.pod("b", "node1");
   f.server->compact();  // the resume version is now older than history
+  f.server->releaseWatches();
   CHECK(f.handler.waitFor({{"a", "node1"}, {"b", "node1"}}));
   f.pod("c", "node1");
   CHECK(f.handler.waitFor({{"a", "node1"}, {"b", "node1"}, {"c", "node1"}}));
@@ -184,10 +187,8 @@ TEST_CASE("bookmarks move the resume version so a compaction needs no relist") {
   }
   const std::string now = std::to_string(f.server->resourceVersion());
   f.server->sendBookmarks();
-  for (int i = 0; i < 1000 && f.informer->resourceVersion() != now; ++i) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  REQUIRE(f.informer->resourceVersion() == now);
+  REQUIRE(eventually([&] { return f.informer->resourceVersion() == now; }, seconds(10),
+                     "the bookmark's resourceVersion " + now));
   f.server->compact();
   f.server->dropWatches();
   f.pod("b", "node2");
@@ -214,9 +215,8 @@ TEST_CASE("failures back off exponentially (fake clock) and recover") {
   options.backoff_seed = 7;
   Informer informer(client, kPods, f.handler, options, &f.sleeper);
   informer.start();
-  for (int i = 0; i < 1000 && f.sleeper.sleeps().size() < 6; ++i) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
+  CHECK(eventually([&] { return f.sleeper.sleeps().size() >= 6; }, seconds(5),
+                   "six backoff sleeps on the fake clock"));
   CHECK_FALSE(informer.synced());
   CHECK(informer.lastError().find("401") != std::string::npos);
   std::ofstream(token_file) << "right";  // a rotated token is picked up on the next request

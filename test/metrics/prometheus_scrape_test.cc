@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eventually.h"
 #include "metrics/exporter.h"
 #include "scrape.h"
 #include "status_testing.h"
@@ -62,15 +63,19 @@ TEST_CASE("Prometheus scrapes the exporter and PromQL returns the request count"
       absl::StrCat("http://127.0.0.1:", web_port,
                    "/api/v1/query?query=sum(istio_requests_total%7Bresponse_code%3D%22200%22%7D)");
   std::string value;
-  for (int attempt = 0; attempt < 60 && value.empty(); ++attempt) {
-    absl::SleepFor(absl::Milliseconds(500));
-    nlohmann::json reply = nlohmann::json::parse(testing::httpGet(query), nullptr, false);
-    if (!reply.is_discarded() && reply.value("status", "") == "success" &&
-        !reply["data"]["result"].empty()) {
-      value = reply["data"]["result"][0]["value"][1].get<std::string>();
-    }
-  }
+  const bool answered = ferry::testing::eventually(
+      [&] {
+        nlohmann::json reply = nlohmann::json::parse(testing::httpGet(query), nullptr, false);
+        if (reply.is_discarded() || reply.value("status", "") != "success" ||
+            reply["data"]["result"].empty()) {
+          return false;
+        }
+        value = reply["data"]["result"][0]["value"][1].get<std::string>();
+        return true;
+      },
+      std::chrono::seconds(30), "a PromQL answer after a scrape", std::chrono::milliseconds(500));
   INFO("prometheus log: " << (*prometheus)->log());
+  CHECK(answered);
   CHECK(value == "10");
   prometheus->reset();
   fs::remove_all(dir);

@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "eventually.h"
 #include "policy_test_util.h"
 
 namespace ferry::policy::testing {
@@ -278,10 +279,9 @@ TEST_CASE("readers see either the old or the new snapshot while it is swapped", 
     store.update(i % 2 == 0 ? allow : deny);
   }
   store.update(allow);
-  // Bounded: readers stop as soon as each has evaluated against the final snapshot.
-  while (seen_allow.load() == 0) {
-    std::this_thread::yield();
-  }
+  // Bounded: readers stop once one has evaluated against an allowing snapshot.
+  CHECK(ferry::testing::eventually([&] { return seen_allow.load() > 0; }, std::chrono::seconds(10),
+                                   "a reader to see the allowing snapshot"));
   stop = true;
   for (auto& r : readers) {
     r.join();

@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "poll_until.h"
 #include "routing/connection_limiter.h"
 
 namespace ferry::routing {
@@ -106,8 +107,10 @@ TEST_CASE("connection limiter: threads never hold more than the limit", "[routin
         std::atomic<bool> done{false};
         auto admission = limiter.acquire([&] { done = true; });
         if (admission.admit == Admit::kWait) {
-          while (!done.load()) {
-            std::this_thread::yield();
+          // Bounded wait for the grant (pollUntil: Catch2 assertions stay on the main thread).
+          if (!ferry::testing::pollUntil([&] { return done.load(); }, std::chrono::seconds(10))) {
+            ++failures;
+            continue;
           }
           if (!limiter.claim(admission.ticket)) {
             ++failures;

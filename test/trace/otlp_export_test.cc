@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.h"
 #include "status_testing.h"
 #include "trace/otlp.h"
 #include "trace/span_exporter.h"
@@ -77,15 +78,11 @@ bool waitFor(FakeTransport::Shared& s, F done) {
   return s.cv.wait_for(lock, std::chrono::seconds(10), done);
 }
 
+// Bounded wait (10 s) until the exporter's counts satisfy `done`.
 template <typename F>
 bool waitCounts(const SpanExporter& e, F done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done(e.counts())) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  return ferry::testing::eventually([&] { return done(e.counts()); }, std::chrono::seconds(10),
+                                    "the exporter's counts");
 }
 
 ExporterConfig fakeConfig(size_t queue, size_t batch) {

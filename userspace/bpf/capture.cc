@@ -323,15 +323,19 @@ absl::Status Capture::attachAll() {
       keep = keep || w == name;
     }
     if (!keep) {
-      UniqueFd old(bpf_obj_get(linkPin(name).c_str()));
-      if (old.valid()) {
-        bpf_link_detach(old.get());
-      }
-      ::unlink(linkPin(name).c_str());
-      notes_.push_back(absl::StrCat("removed stale link ", name));
+      removeStaleLink(name);
     }
   }
   return absl::OkStatus();
+}
+
+void Capture::removeStaleLink(const std::string& name) {
+  UniqueFd old(bpf_obj_get(linkPin(name).c_str()));
+  if (old.valid()) {
+    bpf_link_detach(old.get());
+  }
+  ::unlink(linkPin(name).c_str());
+  notes_.push_back(absl::StrCat("removed stale link ", name));
 }
 
 absl::Status Capture::detachAll(const std::string& pin_dir) {

@@ -129,6 +129,8 @@ class Capture {
   absl::StatusOr<UniqueFd> attachPinned(const std::string& name, int prog_fd, int target_fd,
                                         int attach_type, uint64_t target_id);
   std::string linkPin(const std::string& name) const;
+  // Detaches and unpins a link a previous run left that nothing wants now; noted in notes_.
+  void removeStaleLink(const std::string& name);
   absl::StatusOr<uint32_t> allocateIndex() const;
   void removePod(PodState& pod);
   int mapFd(int which) const;

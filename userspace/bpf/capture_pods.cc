@@ -228,12 +228,7 @@ absl::Status Capture::recoverPods() {
   }
   for (const std::string& name : listDir(config_.pin_dir + "/links")) {
     if (name.rfind("sk_lookup_", 0) == 0 && !known.count(name)) {
-      UniqueFd old(bpf_obj_get(linkPin(name).c_str()));
-      if (old.valid()) {
-        bpf_link_detach(old.get());
-      }
-      ::unlink(linkPin(name).c_str());
-      notes_.push_back(absl::StrCat("removed stale link ", name));
+      removeStaleLink(name);
     }
   }
   return absl::OkStatus();

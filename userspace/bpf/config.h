@@ -35,8 +35,9 @@ struct BpfConfig {
   // Port of the agent's in-pod outbound listener that captured connects are sent to.
   uint16_t outbound_port = kDefaultOutboundPort;
   // Splice app <-> agent sockets with sockops + sk_msg instead of loopback TCP. Off by
-  // default: sockets in a sockmap can see EAGAIN from a blocking recv() after a spurious wakeup
-  // (kernel tcp_bpf_recvmsg), which an unmodified app does not expect. See bpf/README.md.
+  // default: a socket in a sockmap receives through tcp_bpf_recvmsg, which returns EAGAIN to a
+  // blocking recv() woken without data (a half-close's FIN_WAIT2 state change), which an
+  // unmodified app does not expect. See bpf/README.md, "Why it stays off".
   static constexpr bool kDefaultSplice = false;
   bool splice = kDefaultSplice;
 

@@ -1,18 +1,14 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "controlplane/client.h"
 
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/security/tls_certificate_verifier.h>
-#include <grpcpp/security/tls_credentials_options.h>
-
 #include <condition_variable>
-#include <iostream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "backoff/backoff.h"
-#include "controller/distribution/distribution.grpc.pb.h"
-#include "controller/distribution/snapshot_delta.h"
+#include "controlplane/grpc_call.h"
+#include "distribution/distribution.pb.h"
+#include "distribution/snapshot_delta.h"
 #include "tls/spiffe.h"
 #include "tls/x509.h"
 
@@ -21,27 +17,9 @@ namespace {
 
 namespace v1 = ferry::distribution::v1;
 
-// Accepts the controller only if its (chain-verified) certificate names the expected identity.
-class ControllerIdentityVerifier : public grpc::experimental::ExternalCertificateVerifier {
- public:
-  explicit ControllerIdentityVerifier(std::string identity) : identity_(std::move(identity)) {}
-  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
-              std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
-    for (const grpc::string_ref& uri : request->uri_names()) {
-      if (std::string(uri.data(), uri.size()) == identity_) {
-        *sync_status = grpc::Status::OK;
-        return true;
-      }
-    }
-    *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                absl::StrCat("controller is not ", identity_));
-    return true;
-  }
-  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
-
- private:
-  std::string identity_;
-};
+constexpr char kBootstrap[] = "/ferry.distribution.v1.Distribution/Bootstrap";
+constexpr char kWatch[] = "/ferry.distribution.v1.Distribution/Watch";
+constexpr char kSignWorkload[] = "/ferry.distribution.v1.Distribution/SignWorkload";
 
 }  // namespace
 
@@ -52,7 +30,8 @@ struct ControlPlaneClient::Impl {
   mutable std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
-  grpc::ClientContext* active_watch = nullptr;
+  // The run thread's call in progress (Bootstrap or Watch), for the destructor to cancel.
+  GrpcCall* active_call = nullptr;
   distribution::IndexedSnapshot state;  // last good
   std::optional<model::NodeSnapshot> snapshot;
   std::string epoch;
@@ -62,38 +41,38 @@ struct ControlPlaneClient::Impl {
   std::string last_error;
   std::mt19937_64 rng{std::random_device{}()};
 
-  std::shared_ptr<grpc::Channel> channel(bool with_identity) {
-    std::string roots_copy, key_copy, cert_copy;
-    {
-      std::lock_guard lock(mu);
-      roots_copy = roots;
-      key_copy = key_pem;
-      cert_copy = cert_pem;
-    }
-    std::shared_ptr<grpc::experimental::StaticDataCertificateProvider> provider;
+  // Where and how to reach the controller now: the current roots, and the node certificate
+  // when `with_identity` (a fresh connection per call, so a new identity or bundle is used at
+  // once).
+  GrpcTarget target(bool with_identity) {
+    std::lock_guard lock(mu);
+    GrpcTarget t{.address = config.address,
+                 .roots_pem = roots,
+                 .controller_identity = config.controller_identity};
     if (with_identity) {
-      provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
-          roots_copy, std::vector<grpc::experimental::IdentityKeyCertPair>{{key_copy, cert_copy}});
-    } else {
-      provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(roots_copy);
+      t.key_pem = key_pem;
+      t.cert_pem = cert_pem;
     }
-    grpc::experimental::TlsChannelCredentialsOptions options;
-    options.set_certificate_provider(provider);
-    options.watch_root_certs();
-    if (with_identity) {
-      options.watch_identity_key_cert_pairs();
+    return t;
+  }
+
+  // A new call the destructor can cancel from the moment it exists; Cancelled when stopping.
+  absl::StatusOr<std::unique_ptr<GrpcCall>> publishedCall() {
+    auto call = GrpcCall::create();
+    if (!call.ok()) {
+      return call.status();
     }
-    options.set_verify_server_certs(true);
-    // The controller is identified by its SPIFFE ID, not a DNS name.
-    options.set_check_call_host(false);
-    options.set_certificate_verifier(
-        grpc::experimental::ExternalCertificateVerifier::Create<ControllerIdentityVerifier>(
-            config.controller_identity));
-    grpc::ChannelArguments args;
-    // A fresh connection per channel: a new identity or bundle must not reuse an old one.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    return grpc::CreateCustomChannel(config.address, grpc::experimental::TlsCredentials(options),
-                                     args);
+    std::lock_guard lock(mu);
+    if (stopping) {
+      return absl::CancelledError("control plane client stopping");
+    }
+    active_call = call->get();
+    return call;
+  }
+
+  void unpublish() {
+    std::lock_guard lock(mu);
+    active_call = nullptr;
   }
 
   void setError(const std::string& e) {
@@ -129,13 +108,22 @@ struct ControlPlaneClient::Impl {
       }
       req.set_token(*token);
     }
-    auto stub = v1::Distribution::NewStub(channel(renewing));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + config.rpc_timeout));
+    const absl::Time deadline = absl::Now() + config.rpc_timeout;
+    auto call = publishedCall();
+    if (!call.ok()) {
+      return call.status();
+    }
+    absl::Status started =
+        (*call)->start(target(renewing), kBootstrap, req.SerializeAsString(), deadline);
+    absl::StatusOr<std::string> answer =
+        started.ok() ? (*call)->unaryAnswer(kBootstrap, deadline) : started;
+    unpublish();
     v1::BootstrapResponse resp;
-    grpc::Status s = stub->Bootstrap(&ctx, req, &resp);
-    if (!s.ok()) {
-      return absl::UnavailableError(absl::StrCat("bootstrap: ", s.error_message()));
+    if (!answer.ok()) {
+      return absl::UnavailableError(absl::StrCat("bootstrap: ", answer.status().message()));
+    }
+    if (!resp.ParseFromString(*answer)) {
+      return absl::UnavailableError("bootstrap: the controller's answer does not parse");
     }
     std::lock_guard lock(mu);
     key_pem = *tls::keyToPem(key->get());
@@ -201,8 +189,6 @@ struct ControlPlaneClient::Impl {
 
   // One Watch stream, until it ends. Returns whether any update was applied.
   bool watchOnce(ControlPlaneClient& owner) {
-    auto stub = v1::Distribution::NewStub(channel(true));
-    grpc::ClientContext ctx;
     v1::WatchRequest req;
     {
       std::lock_guard lock(mu);
@@ -214,21 +200,34 @@ struct ControlPlaneClient::Impl {
       req.set_pod_index(true);
       req.set_rate_limits(true);
       req.set_request_authentication(true);
-      active_watch = &ctx;
     }
-    auto reader = stub->Watch(&ctx, req);
+    auto call = publishedCall();
+    if (!call.ok()) {
+      return false;
+    }
+    if (absl::Status s = (*call)->start(target(true), kWatch, req.SerializeAsString(),
+                                        absl::Now() + config.rpc_timeout);
+        !s.ok()) {
+      unpublish();
+      setError(absl::StrCat("watch: ", s.message()));
+      return false;
+    }
     bool applied_any = false;
+    bool refused = false;
     v1::WatchResponse resp;
-    while (reader->Read(&resp)) {
+    while (std::optional<std::string> message = (*call)->next()) {
       owner.connected_ = true;
-      absl::Status s = apply(resp);
+      absl::Status s = resp.ParseFromString(*message)
+                           ? apply(resp)
+                           : absl::InvalidArgumentError("a WatchResponse that does not parse");
       if (!s.ok()) {
         // Keep the last good state; ask for a full snapshot on the next stream.
         std::lock_guard lock(mu);
         ++stats.rejected_updates;
         last_error = absl::StrCat("update refused: ", s.message());
         epoch.clear();
-        ctx.TryCancel();
+        refused = true;
+        (*call)->cancel();
         break;
       }
       applied_any = true;
@@ -237,12 +236,11 @@ struct ControlPlaneClient::Impl {
         on_update(*snapshot);
       }
     }
-    grpc::Status status = reader->Finish();
     owner.connected_ = false;
     std::lock_guard lock(mu);
-    active_watch = nullptr;
-    if (!status.ok() && last_error.rfind("update refused", 0) != 0) {
-      last_error = absl::StrCat("watch: ", status.error_message());
+    active_call = nullptr;
+    if (!refused && !(*call)->status().ok()) {
+      last_error = absl::StrCat("watch: ", (*call)->status().message());
     }
     return applied_any;
   }
@@ -270,8 +268,8 @@ ControlPlaneClient::~ControlPlaneClient() {
   {
     std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
-    if (impl_->active_watch != nullptr) {
-      impl_->active_watch->TryCancel();
+    if (impl_->active_call != nullptr) {
+      impl_->active_call->cancel();
     }
     impl_->cv.notify_all();
   }
@@ -341,20 +339,21 @@ absl::StatusOr<std::string> ControlPlaneClient::signWorkload(const model::Object
       return absl::UnavailableError("no node certificate yet (controller not reached)");
     }
   }
-  auto stub = v1::Distribution::NewStub(impl_->channel(true));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::SignWorkloadRequest req;
   req.set_pod_namespace(pod.ns);
   req.set_pod_name(pod.name);
   req.set_csr_pem(csr_pem);
-  v1::SignWorkloadResponse resp;
-  grpc::Status s = stub->SignWorkload(&ctx, req, &resp);
-  if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
-    return absl::PermissionDeniedError(s.error_message());
+  auto answer = GrpcCall::unary(impl_->target(true), kSignWorkload, req.SerializeAsString(),
+                                absl::Now() + timeout);
+  if (answer.status().code() == absl::StatusCode::kPermissionDenied) {
+    return answer.status();
   }
-  if (!s.ok()) {
-    return absl::UnavailableError(absl::StrCat("SignWorkload: ", s.error_message()));
+  if (!answer.ok()) {
+    return absl::UnavailableError(absl::StrCat("SignWorkload: ", answer.status().message()));
+  }
+  v1::SignWorkloadResponse resp;
+  if (!resp.ParseFromString(*answer)) {
+    return absl::UnavailableError("SignWorkload: the controller's answer does not parse");
   }
   return resp.cert_chain_pem();
 }

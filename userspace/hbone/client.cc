@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "hbone/baggage.h"
+#include "hbone/resume.h"
 
 namespace ferry::hbone {
 namespace {
@@ -33,9 +34,9 @@ absl::StatusOr<std::unique_ptr<HboneClient>> HboneClient::create(
   return client;
 }
 
-absl::StatusOr<StreamId> HboneClient::openStream(const Authority& target,
-                                                 std::string_view baggage) {
-  absl::StatusOr<StreamId> id = openStreamVerbatim(target.toString(), baggage);
+absl::StatusOr<StreamId> HboneClient::openStream(const Authority& target, std::string_view baggage,
+                                                 std::string_view resume) {
+  absl::StatusOr<StreamId> id = openStreamVerbatim(target.toString(), baggage, resume);
   if (id.ok()) {
     if (Stream* s = find(*id)) {
       s->authority = target;
@@ -45,7 +46,8 @@ absl::StatusOr<StreamId> HboneClient::openStream(const Authority& target,
 }
 
 absl::StatusOr<StreamId> HboneClient::openStreamVerbatim(std::string authority,
-                                                         std::string_view baggage) {
+                                                         std::string_view baggage,
+                                                         std::string_view resume) {
   if (failed_ || peer_gone_) {
     return absl::UnavailableError("HBONE connection is closed");
   }
@@ -54,12 +56,17 @@ absl::StatusOr<StreamId> HboneClient::openStreamVerbatim(std::string authority,
   }
   auto stream = std::make_unique<Stream>();
   stream->authority_text = std::move(authority);
-  nghttp2_nv nva[] = {header(":method", "CONNECT"), header(":authority", stream->authority_text),
-                      header(kBaggageHeader, baggage)};
+  nghttp2_nv nva[4] = {header(":method", "CONNECT"), header(":authority", stream->authority_text)};
+  size_t count = 2;
+  if (!baggage.empty()) {
+    nva[count++] = header(kBaggageHeader, baggage);
+  }
+  if (!resume.empty()) {
+    nva[count++] = header(kResumeHeader, resume);
+  }
   nghttp2_data_provider provider = dataProvider();
-  // nghttp2 copies the headers: `baggage` need not outlive this call.
-  int32_t id =
-      nghttp2_submit_request(h2_, nullptr, nva, baggage.empty() ? 2 : 3, &provider, nullptr);
+  // nghttp2 copies the headers: `baggage` and `resume` need not outlive this call.
+  int32_t id = nghttp2_submit_request(h2_, nullptr, nva, count, &provider, nullptr);
   if (id < 0) {
     return absl::UnavailableError(absl::StrCat("cannot open HBONE stream: ", nghttp2_strerror(id)));
   }

@@ -26,10 +26,13 @@ class HboneClient : public HboneConnection {
   // kClosed).
   // `baggage`: the source workload's metadata (baggage.h), sent as a `baggage` header when
   // not empty.
-  absl::StatusOr<StreamId> openStream(const Authority& target, std::string_view baggage = {});
+  // `resume`: a `ferry-resume` value (resume.h: an offer or a resume) when not empty.
+  absl::StatusOr<StreamId> openStream(const Authority& target, std::string_view baggage = {},
+                                      std::string_view resume = {});
   // Sends `authority` verbatim, unchecked: for relaying an authority as received, and for
   // tests of the server's validation.
-  absl::StatusOr<StreamId> openStreamVerbatim(std::string authority, std::string_view baggage = {});
+  absl::StatusOr<StreamId> openStreamVerbatim(std::string authority, std::string_view baggage = {},
+                                              std::string_view resume = {});
   // False once the peer sent GOAWAY, the connection failed, or its stream limit is reached.
   bool acceptsNewStreams() const;
   // The server's answer for `id` (0 until it arrives).

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "hbone/baggage.h"
+#include "hbone/resume.h"
 
 namespace ferry::hbone {
 namespace {
@@ -246,6 +247,19 @@ void HboneConnection::creditConsumed(Stream& s, size_t n) {
   }
   // Credits the connection window always, and the stream's while nghttp2 still has it.
   nghttp2_session_consume(h2_, s.id, n);
+  if (s.prompt_credit && s.recv.empty()) {
+    // Everything received is consumed: what nghttp2 has not credited yet is all consumed.
+    int32_t owed = nghttp2_session_get_stream_effective_recv_data_length(h2_, s.id);
+    if (owed > 0) {
+      nghttp2_submit_window_update(h2_, NGHTTP2_FLAG_NONE, s.id, owed);
+    }
+  }
+}
+
+void HboneConnection::setPromptCredit(StreamId id) {
+  if (Stream* s = find(id)) {
+    s->prompt_credit = true;
+  }
 }
 
 void HboneConnection::consume(StreamId id, size_t n) {
@@ -357,6 +371,27 @@ void HboneConnection::discardReceived(Stream& s) {
   creditConsumed(s, n);
 }
 
+std::string_view HboneConnection::resumeHeader(StreamId id) const {
+  const Stream* s = find(id);
+  return s == nullptr ? std::string_view() : std::string_view(s->resume);
+}
+
+uint64_t HboneConnection::dataSent(StreamId id) const {
+  const Stream* s = find(id);
+  return s == nullptr ? 0 : s->data_sent;
+}
+
+absl::StatusOr<uint64_t> HboneConnection::confirmedDelivered(StreamId id) const {
+  const Stream* s = find(id);
+  int32_t window = nghttp2_session_get_stream_remote_window_size(h2_, id);
+  if (s == nullptr || window < 0) {
+    return absl::NotFoundError(absl::StrCat("stream ", id, " is closed"));
+  }
+  return confirmedByWindow(
+      s->data_sent, window,
+      nghttp2_session_get_remote_settings(h2_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE));
+}
+
 void HboneConnection::releaseIfDone(Stream& s) {
   if (s.h2_closed && s.recv.empty()) {
     if (!(server_ && s.refused)) {  // the server app refused it itself and forgot it
@@ -386,6 +421,7 @@ ssize_t HboneConnection::readData(nghttp2_session*, int32_t stream_id, uint8_t* 
   }
   s->send.consume(n);
   s->send.shrinkIfEmpty();  // an idle stream keeps no buffer
+  s->data_sent += n;
   if (s->write_blocked && s->send.size() <= self->settings_.stream_send_buffer / 2) {
     s->write_blocked = false;
     self->emit({HboneEventType::kWritable, stream_id});
@@ -422,6 +458,11 @@ int HboneConnection::onHeader(nghttp2_session*, const nghttp2_frame* frame, cons
   }
   std::string_view n(reinterpret_cast<const char*>(name), namelen);
   std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == kResumeHeader) {
+    // One short value: anything else is not a resumption anyone can rely on.
+    s->resume = s->resume.empty() && v.size() <= 128 ? std::string(v) : "!";
+    return 0;
+  }
   if (self->server_) {
     if (n == ":method") {
       s->method.assign(v);

@@ -27,7 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "hbone/authority.h"
-#include "tls/byte_buffer.h"
+#include "net/byte_buffer.h"
 #include "tls/session.h"
 
 namespace ferry::hbone {
@@ -78,8 +78,8 @@ class HboneConnection {
   HboneConnection& operator=(const HboneConnection&) = delete;
 
   // ---- network side ----
-  tls::ByteBuffer& networkIn() { return tls_->networkIn(); }
-  tls::ByteBuffer& networkOut() { return tls_->networkOut(); }
+  net::ByteBuffer& networkIn() { return tls_->networkIn(); }
+  net::ByteBuffer& networkOut() { return tls_->networkOut(); }
   // Processes everything in networkIn(). An error is fatal for the connection: write what is
   // left in networkOut() (an alert or GOAWAY) if possible, then close the socket.
   absl::Status onNetworkInput();
@@ -132,12 +132,23 @@ class HboneConnection {
   // drained, so an idle stream costs its bookkeeping only.
   size_t heldBytes(StreamId id) const;
   bool hasStream(StreamId id) const { return streams_.contains(id); }
+  // The `ferry-resume` header the peer sent for the stream ("" when none; resume.h parses it).
+  std::string_view resumeHeader(StreamId id) const;
+  // Resumable streams (resume.h): from now on, whenever the stream's receive buffer drains,
+  // every consumed byte is credited back at once (a stream WINDOW_UPDATE), instead of in
+  // half-window steps, so the peer's retransmission ledger empties when the stream goes idle.
+  void setPromptCredit(StreamId id);
+  // DATA payload bytes sent on the stream so far.
+  uint64_t dataSent(StreamId id) const;
+  // Of those, the bytes the peer credited back: delivered to its app (resume.h,
+  // confirmedByWindow). An error once nghttp2 forgot the stream or the window is inconsistent.
+  absl::StatusOr<uint64_t> confirmedDelivered(StreamId id) const;
 
  protected:
   struct Stream {
     StreamId id = 0;
-    tls::ByteBuffer recv;
-    tls::ByteBuffer send;
+    net::ByteBuffer recv;
+    net::ByteBuffer send;
     std::string method;
     std::string authority_text;
     std::string baggage;  // server: the request's baggage header(s), joined with ','
@@ -152,6 +163,12 @@ class HboneConnection {
     bool refused = false;  // answered with a refusal (either side); data is dropped
     bool h2_closed = false;
     uint32_t close_error = 0;
+    uint64_t data_sent = 0;  // DATA payload handed to nghttp2
+    // `ferry-resume` (resume.h) as received: the request's on the server, the response's on
+    // the client; "!" when it came more than once or too long (parses as no resumption).
+    std::string resume;
+    std::string resume_answer;  // server: sent with the answer
+    bool prompt_credit = false;
   };
 
   HboneConnection(std::unique_ptr<tls::TlsSession> tls, HboneSettings settings, bool server);
@@ -186,7 +203,7 @@ class HboneConnection {
   bool failed_ = false;
   bool peer_gone_ = false;
   absl::Status error_;
-  tls::ByteBuffer staged_;  // small frames coalesced into one TLS record
+  net::ByteBuffer staged_;  // small frames coalesced into one TLS record
 
  private:
   static ssize_t readData(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "hbone/resume.h"
 
 namespace ferry::hbone {
 
@@ -33,7 +34,8 @@ void HboneServer::onRequestHeaders(Stream& s) {
     return;
   }
   s.authority = *authority;
-  int status = accept_ ? accept_(StreamRequest{s.id, peer(), *s.authority, s.baggage}) : 200;
+  int status =
+      accept_ ? accept_(StreamRequest{s.id, peer(), *s.authority, s.baggage, s.resume}) : 200;
   if (status == kDeferDecision) {
     return;
   }
@@ -45,14 +47,18 @@ void HboneServer::answer(Stream& s, int status) {
     status = 500;
   }
   std::string code = std::to_string(status);
-  nghttp2_nv nva[] = {{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(":status")),
-                       reinterpret_cast<uint8_t*>(code.data()), 7, code.size(),
-                       NGHTTP2_NV_FLAG_NONE}};
+  nghttp2_nv nva[] = {
+      {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(":status")),
+       reinterpret_cast<uint8_t*>(code.data()), 7, code.size(), NGHTTP2_NV_FLAG_NONE},
+      {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(kResumeHeader.data())),
+       reinterpret_cast<uint8_t*>(s.resume_answer.data()), kResumeHeader.size(),
+       s.resume_answer.size(), NGHTTP2_NV_FLAG_NONE}};
+  const size_t count = s.resume_answer.empty() ? 1 : 2;
   s.status = status;
   if (status == 200) {
     nghttp2_data_provider provider = dataProvider();
     s.provider_attached = true;
-    nghttp2_submit_response(h2_, s.id, nva, 1, &provider);
+    nghttp2_submit_response(h2_, s.id, nva, count, &provider);
     emit({HboneEventType::kStreamOpened, s.id, 200});
     if (!s.recv.empty() || s.remote_ended) {
       emit({HboneEventType::kReadable, s.id});
@@ -61,7 +67,7 @@ void HboneServer::answer(Stream& s, int status) {
     s.refused = true;
     s.send.clear();
     discardReceived(s);
-    nghttp2_submit_response(h2_, s.id, nva, 1, nullptr);
+    nghttp2_submit_response(h2_, s.id, nva, count, nullptr);
   }
 }
 
@@ -75,6 +81,12 @@ absl::Status HboneServer::respond(StreamId id, int status) {
   }
   answer(*s, status);
   return produce();
+}
+
+void HboneServer::setResumeAnswer(StreamId id, std::string value) {
+  if (Stream* s = find(id)) {
+    s->resume_answer = std::move(value);
+  }
 }
 
 const Authority* HboneServer::authority(StreamId id) const {

@@ -21,6 +21,8 @@ struct StreamRequest {
   // The `baggage` header as received (several joined with ','; "" when absent or longer than
   // kMaxBaggageBytes): the source's claim about itself, unverified (baggage.h).
   std::string_view baggage;
+  // The `ferry-resume` header as received ("" when absent): an offer or a resume (resume.h).
+  std::string_view resume;
 };
 
 // Return 200 to accept, an HTTP error status (403 policy, 503 destination down, ...) to refuse,
@@ -34,6 +36,9 @@ class HboneServer : public HboneConnection {
       std::shared_ptr<const tls::TlsContext> ctx, AcceptCallback accept,
       HboneSettings settings = {});
 
+  // Sets the `ferry-resume` value sent with the stream's answer (call from the accept callback
+  // or before respond()).
+  void setResumeAnswer(StreamId id, std::string value);
   // Answers a deferred stream: 200 opens it, anything else refuses it.
   absl::Status respond(StreamId id, int status);
   // The validated destination of an open or pending stream.

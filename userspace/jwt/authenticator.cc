@@ -143,7 +143,8 @@ void Authenticator::authenticate(
     return;
   }
   for (size_t i = 0; i < found.size(); ++i) {
-    std::shared_ptr<const Verified> verified = cached(found[i].token);
+    const Hashed key{found[i].token, std::hash<std::string_view>()(found[i].token)};
+    std::shared_ptr<const Verified> verified = cached(key);
     const Rule* rule = nullptr;
     absl::Status st = absl::OkStatus();
     if (verified != nullptr) {
@@ -153,6 +154,7 @@ void Authenticator::authenticate(
     } else {
       auto fresh = std::make_shared<Verified>();
       fresh->text = std::string(found[i].token);
+      fresh->hash = key.hash;
       absl::StatusOr<Token> token = parseToken(fresh->text);
       if (!token.ok()) {
         out.kind = Outcome::Kind::kInvalid;
@@ -199,16 +201,16 @@ void Authenticator::authenticate(
       }
     }
     if (i == 0) {
-      out.token = *token;
-      out.pinned_ = verified;  // out.token's views point into it
+      out.token = token;
+      out.pinned_ = verified;  // out.token points into it
     }
   }
   out.kind = Outcome::Kind::kValid;
-  out.principal = text::cat(out.token.issuer, "/", out.token.subject);
+  out.principal = text::cat(out.token->issuer, "/", out.token->subject);
   out.auth_.principal = out.principal;
-  out.auth_.presenter = out.token.presenter;
-  out.auth_.audiences.assign(out.token.audiences.begin(), out.token.audiences.end());
-  for (const Claim& c : out.token.claims) {
+  out.auth_.presenter = out.token->presenter;
+  out.auth_.audiences.assign(out.token->audiences.begin(), out.token->audiences.end());
+  for (const Claim& c : out.token->claims) {
     if (c.is_string) {
       out.auth_.claims.emplace_back(c.path, c.value);
     }
@@ -224,26 +226,26 @@ const Authenticator::Rule* Authenticator::ruleFor(std::string_view issuer) const
   return nullptr;
 }
 
-Authenticator::Shard& Authenticator::shardFor(std::string_view token) const {
-  return cache_[std::hash<std::string_view>()(token) % cache_.size()];
+Authenticator::Shard& Authenticator::shardFor(size_t hash) const {
+  return cache_[hash % cache_.size()];
 }
 
-std::shared_ptr<const Authenticator::Verified> Authenticator::cached(std::string_view token) const {
-  Shard& shard = shardFor(token);
+std::shared_ptr<const Authenticator::Verified> Authenticator::cached(const Hashed& token) const {
+  Shard& shard = shardFor(token.hash);
   std::lock_guard lock(shard.mu);
   auto it = shard.by_text.find(token);
   return it == shard.by_text.end() ? nullptr : it->second;
 }
 
 void Authenticator::remember(std::shared_ptr<const Verified> verified) const {
-  Shard& shard = shardFor(verified->text);
+  Shard& shard = shardFor(verified->hash);
   std::lock_guard lock(shard.mu);
-  if (!shard.by_text.emplace(verified->text, verified).second) {
+  if (!shard.by_text.emplace(Hashed{verified->text, verified->hash}, verified).second) {
     return;
   }
   shard.order.push_back(std::move(verified));
   if (shard.order.size() > kCachedPerShard) {
-    shard.by_text.erase(shard.order.front()->text);
+    shard.by_text.erase(Hashed{shard.order.front()->text, shard.order.front()->hash});
     shard.order.pop_front();
   }
 }

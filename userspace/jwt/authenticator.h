@@ -36,9 +36,9 @@ namespace ferry::jwt {
 struct Outcome {
   enum class Kind { kNoToken, kValid, kInvalid };
   Kind kind = Kind::kNoToken;
-  std::string error;      // kInvalid: Envoy's message (the 401's body)
-  std::string principal;  // kValid: "<iss>/<sub>"
-  Token token;            // kValid: the first token
+  std::string error;             // kInvalid: Envoy's message (the 401's body)
+  std::string principal;         // kValid: "<iss>/<sub>"
+  const Token* token = nullptr;  // kValid: the first token (in the verified-token cache)
   std::vector<std::string> remove_headers;
   std::vector<std::pair<std::string, std::string>> set_headers;
 
@@ -48,7 +48,7 @@ struct Outcome {
  private:
   friend class Authenticator;
   policy::RequestAuth auth_;
-  std::shared_ptr<const void> pinned_;  // keeps the cache entry `token` views alive
+  std::shared_ptr<const void> pinned_;  // keeps the cache entry `token` points to alive
 };
 
 // Parsed JWKS by their text, shared by the authenticators built from one state.
@@ -76,20 +76,30 @@ class Authenticator {
   // jwt_cache): a client repeating its token costs a lookup and the time check, not a signature
   // verification. Bounded (first in, first out), sharded for the workers; a new state (new keys,
   // rotation) has a new, empty cache.
+  // A token's text with its hash, computed once per request for both the shard and the map.
+  struct Hashed {
+    std::string_view text;
+    size_t hash = 0;
+    bool operator==(const Hashed& o) const { return text == o.text; }
+  };
+  struct ByHash {
+    size_t operator()(const Hashed& h) const { return h.hash; }
+  };
   struct Verified {
     std::string text;
+    size_t hash = 0;
     Token token;  // views into `text`
   };
   struct Shard {
     std::mutex mu;
-    std::unordered_map<std::string_view, std::shared_ptr<const Verified>> by_text;
+    std::unordered_map<Hashed, std::shared_ptr<const Verified>, ByHash> by_text;
     std::deque<std::shared_ptr<const Verified>> order;
   };
   static constexpr size_t kCachedPerShard = 64;
 
   const Rule* ruleFor(std::string_view issuer) const;
-  Shard& shardFor(std::string_view token) const;
-  std::shared_ptr<const Verified> cached(std::string_view token) const;
+  Shard& shardFor(size_t hash) const;
+  std::shared_ptr<const Verified> cached(const Hashed& token) const;
   void remember(std::shared_ptr<const Verified> verified) const;
 
   std::vector<Rule> rules_;

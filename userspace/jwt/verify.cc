@@ -18,14 +18,26 @@ absl::Status unauthenticated(std::string_view message) {
   return absl::UnauthenticatedError(std::string(message));
 }
 
-// Nesting is bounded before parsing (the parser and the claim walk recurse).
-bool depthWithin(std::string_view text, int max_depth) {
+// One pass over the text before parsing: nesting bounded (the parser and the claim walk recurse),
+// and the object member names counted (a string followed by ':' in valid JSON is a name).
+bool scanText(std::string_view text, int max_depth, size_t& names) {
   int depth = 0;
   bool in_string = false, escaped = false;
-  for (char c : text) {
+  names = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     if (in_string) {
-      escaped = !escaped && c == '\\';
-      in_string = escaped || c != '"';
+      // A string ends at a quote no backslash escapes (the parser's reading of valid JSON: an
+      // undercount here would hide a duplicate name).
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+        const size_t next = text.find_first_not_of(" \t\r\n", i + 1);
+        names += next != std::string_view::npos && text[next] == ':';
+      }
       continue;
     }
     if (c == '"') {
@@ -41,30 +53,27 @@ bool depthWithin(std::string_view text, int max_depth) {
   return true;
 }
 
+// The members of every object in `value`, at every level.
+size_t memberCount(const json& value) {
+  size_t n = value.is_object() ? value.size() : 0;
+  if (value.is_structured()) {
+    for (const auto& item : value) {
+      n += item.is_structured() ? memberCount(item) : 0;
+    }
+  }
+  return n;
+}
+
 // A JSON object whose members all have distinct names, at every level: a duplicate `sub` or
-// `iss` would be read differently by different parsers.
+// `iss` would be read differently by different parsers. The parsed tree keeps one member per
+// name, so it has as many members as the text has names exactly when no object repeats one.
 std::optional<json> strictObject(std::string_view text) {
-  if (!depthWithin(text, kMaxClaimDepth + 2)) {
+  size_t names = 0;
+  if (!scanText(text, kMaxClaimDepth + 2, names)) {
     return std::nullopt;
   }
-  std::vector<std::vector<std::string>> names;
-  bool duplicate = false;
-  json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      names.emplace_back();
-    } else if (event == json::parse_event_t::object_end && !names.empty()) {
-      names.pop_back();
-    } else if (event == json::parse_event_t::key && !names.empty()) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      for (const auto& seen : names.back()) {
-        duplicate = duplicate || seen == key;
-      }
-      names.back().push_back(key);
-    }
-    return true;
-  };
-  json doc = json::parse(text, cb, /*allow_exceptions=*/false);
-  if (duplicate || doc.is_discarded() || !doc.is_object()) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || memberCount(doc) != names) {
     return std::nullopt;
   }
   return doc;
@@ -191,10 +200,14 @@ absl::StatusOr<Token> parseToken(std::string_view text) {
     return unauthenticated("Jwt header is an invalid JSON");
   }
   auto alg = header->find("alg");
-  if (alg == header->end() || !alg->is_string() || !algFromName(alg->get<std::string>())) {
+  std::optional<Alg> known;
+  if (alg != header->end() && alg->is_string()) {
+    known = algFromName(alg->get_ref<const std::string&>());
+  }
+  if (!known) {
     return unauthenticated("Jwt header [alg] is not supported");
   }
-  token.alg = *algFromName(alg->get<std::string>());
+  token.alg = *known;
   if (auto kid = header->find("kid"); kid != header->end()) {
     if (!kid->is_string()) {
       return unauthenticated("Jwt header [kid] is not a string");

@@ -42,6 +42,7 @@ const std::vector<KindInfo>& kinds() {
        "RequestAuthentication",
        {"security.ferry.dev/v1alpha1"},
        true},
+      {Kind::kGrpcRoute, "GRPCRoute", {"gateway.networking.k8s.io/v1"}, true},
   };
   return kKinds;
 }
@@ -113,6 +114,8 @@ Object decodeBody(Kind kind, const Field& root, const Meta& meta, const DecodeOp
       return internal::decodeRateLimitPolicy(root, meta);
     case Kind::kRequestAuthentication:
       return internal::decodeRequestAuthentication(root, meta);
+    case Kind::kGrpcRoute:
+      return internal::decodeGrpcRoute(root, meta);
   }
   root.fail("unhandled kind");
 }
@@ -241,7 +244,7 @@ void decodeInto(const YAML::Node& node, const std::string& source, const DecodeO
                        "kind '", *kind_name,
                        "' is not one Ferry reads (Namespace, ServiceAccount, Pod, Service, "
                        "EndpointSlice, AuthorizationPolicy, PeerAuthentication, HTTPRoute, "
-                       "RateLimitPolicy, RequestAuthentication)"))});
+                       "RateLimitPolicy, RequestAuthentication, GRPCRoute)"))});
     return;
   }
   out.push_back({source, peekRef(*kind, node, options), decodeKnown(*kind, node, true, options)});

@@ -15,6 +15,16 @@
 #include "policy/text.h"
 
 namespace ferry::k8s::internal {
+
+void checkRegex(const Field& f, const std::string& pattern) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  RE2 re(pattern, options);
+  if (!re.ok()) {
+    f.fail(text::cat("bad regular expression '", pattern, "': ", re.error()));
+  }
+}
+
 namespace {
 
 std::string headerName(const Field& f) {
@@ -25,15 +35,6 @@ std::string headerName(const Field& f) {
     }
   }
   return name;
-}
-
-void checkRegex(const Field& f, const std::string& pattern) {
-  RE2::Options options;
-  options.set_log_errors(false);
-  RE2 re(pattern, options);
-  if (!re.ok()) {
-    f.fail(text::cat("bad regular expression '", pattern, "': ", re.error()));
-  }
 }
 
 // Gateway API Duration: 1 to 4 groups of up to 5 digits with unit h, m, s or ms ("1h30m",
@@ -76,6 +77,28 @@ uint32_t duration(const Field& f) {
   return static_cast<uint32_t>(total);
 }
 
+}  // namespace
+
+model::HttpHeaderMatch decodeHeaderMatch(const Field& h) {
+  h.allowOnly({"type", "name", "value"});
+  model::HttpHeaderMatch hm;
+  hm.name = headerName(h["name"]);
+  if (!h["value"].present()) {
+    h["value"].fail("required field is missing");
+  }
+  hm.value = h["value"].str();
+  std::string type = h["type"].strOr("Exact");
+  if (type == "RegularExpression") {
+    hm.type = model::HttpHeaderMatch::Type::kRegularExpression;
+    checkRegex(h["value"], hm.value);
+  } else if (type != "Exact") {
+    h["type"].fail(text::cat("'", type, "' is not Exact or RegularExpression"));
+  }
+  return hm;
+}
+
+namespace {
+
 model::HttpRouteMatch decodeMatch(const Field& f) {
   f.allowOnly({"path", "headers", "queryParams", "method"});
   model::HttpRouteMatch m;
@@ -105,21 +128,7 @@ model::HttpRouteMatch decodeMatch(const Field& f) {
     m.path = pm;
   }
   for (const auto& h : f["headers"].list()) {
-    h.allowOnly({"type", "name", "value"});
-    model::HttpHeaderMatch hm;
-    hm.name = headerName(h["name"]);
-    if (!h["value"].present()) {
-      h["value"].fail("required field is missing");
-    }
-    hm.value = h["value"].str();
-    std::string type = h["type"].strOr("Exact");
-    if (type == "RegularExpression") {
-      hm.type = model::HttpHeaderMatch::Type::kRegularExpression;
-      checkRegex(h["value"], hm.value);
-    } else if (type != "Exact") {
-      h["type"].fail(text::cat("'", type, "' is not Exact or RegularExpression"));
-    }
-    m.headers.push_back(std::move(hm));
+    m.headers.push_back(decodeHeaderMatch(h));
   }
   for (const auto& q : f["queryParams"].list()) {
     q.allowOnly({"type", "name", "value"});
@@ -436,7 +445,7 @@ void checkPrefixReplace(const Filters& filters, const std::vector<model::HttpRou
   }
 }
 
-model::HttpRouteRule decodeRule(const Field& f, const Meta& meta) {
+model::HttpRouteRule decodeRule(const Field& f, const Meta& meta, RouteMatchDecoder decode_match) {
   f.allowOnly(
       {"name", "matches", "filters", "backendRefs", "timeouts", "retry", "sessionPersistence"});
   if (f["sessionPersistence"].present()) {
@@ -444,7 +453,7 @@ model::HttpRouteRule decodeRule(const Field& f, const Meta& meta) {
   }
   model::HttpRouteRule rule;
   for (const auto& m : f["matches"].list()) {
-    rule.matches.push_back(decodeMatch(m));
+    rule.matches.push_back(decode_match(m));
   }
   if (rule.matches.empty()) {
     // Gateway API's default: match every request.
@@ -526,6 +535,11 @@ model::HttpRouteRule decodeRule(const Field& f, const Meta& meta) {
 }  // namespace
 
 model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta) {
+  return decodeRouteWith(root, meta, &decodeMatch);
+}
+
+model::HttpRoute decodeRouteWith(const Field& root, const Meta& meta,
+                                 RouteMatchDecoder decode_match) {
   model::HttpRoute route;
   route.key = meta.key;
   route.annotations = meta.annotations;
@@ -555,7 +569,7 @@ model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta) {
     checkDnsSubdomain(h, host.rfind("*.", 0) == 0 ? host.substr(2) : host);
   }
   for (const auto& rule : spec["rules"].list()) {
-    route.rules.push_back(decodeRule(rule, meta));
+    route.rules.push_back(decodeRule(rule, meta, decode_match));
   }
   return route;
 }

@@ -51,6 +51,17 @@ std::optional<model::AuthorizationPolicy> refusedAuthorizationPolicy(const YAML:
                                                                      std::string reason);
 model::PeerAuthentication decodePeerAuthentication(const Field& root, const Meta& meta);
 model::HttpRoute decodeHttpRoute(const Field& root, const Meta& meta);
+// GRPCRoute as the route it means for the same route table: method matches become :path
+// matches (decode_grpc_route.cc); its key's name is "grpc:<name>" (an HTTPRoute may share
+// the name).
+model::HttpRoute decodeGrpcRoute(const Field& root, const Meta& meta);
+// The parts both route kinds share (decode_route.cc): an HTTPRoute-shaped spec whose matches
+// `decode_match` reads; one header match; an RE2 pattern check.
+using RouteMatchDecoder = model::HttpRouteMatch (*)(const Field&);
+model::HttpRoute decodeRouteWith(const Field& root, const Meta& meta,
+                                 RouteMatchDecoder decode_match);
+model::HttpHeaderMatch decodeHeaderMatch(const Field& h);
+void checkRegex(const Field& f, const std::string& pattern);
 model::RateLimitPolicy decodeRateLimitPolicy(const Field& root, const Meta& meta);
 // The fail-closed stand-in for a RateLimitPolicy the decoder refused with `reason`: its target as
 // far as it reads (else every workload of the namespace) limited to zero.

@@ -25,7 +25,21 @@ enum class Kind {
   kHttpRoute,
   kRateLimitPolicy,
   kRequestAuthentication,
+  kGrpcRoute,  // decoded as the model::HttpRoute it means (decode_grpc_route.cc)
 };
+
+// Every kind, in the enum's order (what a source that feeds all of them lists or watches).
+inline constexpr Kind kAllKinds[] = {Kind::kNamespace,
+                                     Kind::kServiceAccount,
+                                     Kind::kPod,
+                                     Kind::kService,
+                                     Kind::kEndpointSlice,
+                                     Kind::kAuthorizationPolicy,
+                                     Kind::kPeerAuthentication,
+                                     Kind::kHttpRoute,
+                                     Kind::kRateLimitPolicy,
+                                     Kind::kRequestAuthentication,
+                                     Kind::kGrpcRoute};
 
 // "Namespace", "Pod", "HTTPRoute", ... as Kubernetes spells the kind.
 std::string_view kindName(Kind kind);

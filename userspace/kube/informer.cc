@@ -1,9 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "kube/informer.h"
 
-#include <iostream>
-
 #include "absl/strings/str_cat.h"
+#include "log/log.h"
 
 namespace ferry::kube {
 namespace {
@@ -74,7 +73,7 @@ void Informer::setResourceVersion(std::string rv) {
 }
 
 void Informer::noteError(const absl::Status& s) {
-  std::cerr << "ferry-kube: " << resource_.plural << ": " << s.message() << "; retrying\n";
+  LOG_WARN("kube: ", resource_.plural, ": ", s.message(), "; retrying");
   std::lock_guard<std::mutex> lock(mu_);
   last_error_ = std::string(s.message());
 }

@@ -46,6 +46,8 @@ inline const Resource kRateLimitPolicies{"security.ferry.dev", "v1alpha1", "rate
                                          "RateLimitPolicy", true};
 inline const Resource kHttpRoutes{"gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute",
                                   true};
+inline const Resource kGrpcRoutes{"gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute",
+                                  true};
 inline const Resource kRequestAuthentications{
     "security.ferry.dev", "v1alpha1", "requestauthentications", "RequestAuthentication", true};
 // Written by the controller itself: the leader-election Lease, the CA Secret and the ConfigMap
@@ -63,6 +65,7 @@ inline const Resource* const kKnownResources[] = {&kPods,
                                                   &kAuthorizationPolicies,
                                                   &kPeerAuthentications,
                                                   &kHttpRoutes,
+                                                  &kGrpcRoutes,
                                                   &kRateLimitPolicies,
                                                   &kRequestAuthentications,
                                                   &kLeases,

@@ -9,11 +9,24 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::model {
 
 using Labels = std::map<std::string, std::string>;
+
+// A matchLabels selector: every key of `selector` is in `labels` with the same value (an empty
+// selector matches everything; callers decide what an absent or empty one means for them).
+inline bool labelsMatch(const Labels& selector, const Labels& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) {
+      return false;
+    }
+  }
+  return true;
+}
 
 // Namespace/name of a Kubernetes object, printed as "namespace/name".
 struct ObjectKey {
@@ -106,6 +119,19 @@ struct ServiceEndpoints {
 
 // security.ferry.dev/v1alpha1 AuthorizationPolicy, with Istio's field names and semantics.
 enum class PolicyAction { kAllow, kDeny, kAudit };
+
+// "ALLOW", "DENY" or "AUDIT", as AuthorizationPolicy spells the action.
+inline std::string_view actionName(PolicyAction a) {
+  switch (a) {
+    case PolicyAction::kAllow:
+      return "ALLOW";
+    case PolicyAction::kDeny:
+      return "DENY";
+    case PolicyAction::kAudit:
+      return "AUDIT";
+  }
+  return "?";
+}
 
 struct Source {
   std::vector<std::string> principals, not_principals;

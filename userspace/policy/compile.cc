@@ -141,16 +141,7 @@ bool CompiledPolicy::appliesTo(std::string_view ns, const model::Labels& labels)
   if (!root_namespace && key.ns != ns) {
     return false;
   }
-  if (!selector) {
-    return true;
-  }
-  for (const auto& [k, v] : *selector) {
-    auto it = labels.find(k);
-    if (it == labels.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
+  return !selector || model::labelsMatch(*selector, labels);
 }
 
 absl::StatusOr<CompiledPolicy> compile(const model::AuthorizationPolicy& policy) {

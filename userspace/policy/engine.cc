@@ -27,18 +27,6 @@ int firstMatch(const CompiledPolicy& p, const View& v) {
   return -1;
 }
 
-std::string_view actionName(PolicyAction a) {
-  switch (a) {
-    case PolicyAction::kAllow:
-      return "ALLOW";
-    case PolicyAction::kDeny:
-      return "DENY";
-    case PolicyAction::kAudit:
-      return "AUDIT";
-  }
-  return "?";
-}
-
 bool isTunnel(const Request& r) {
   return r.http != nullptr && r.http->tunnel;
 }
@@ -92,7 +80,8 @@ std::string Explanation::str() const {
     out += "  no policy applies to this workload\n";
   }
   for (const auto& p : policies) {
-    out += text::cat("  ", actionName(p.action), " ", p.policy.str(), p.dry_run ? " (dry-run)" : "",
+    out += text::cat("  ", model::actionName(p.action), " ", p.policy.str(),
+                     p.dry_run ? " (dry-run)" : "",
                      p.refused.empty() ? "" : text::cat(" (refused: ", p.refused, ")"), "\n");
     if (p.rules.empty()) {
       out += "    (no rules: matches nothing)\n";

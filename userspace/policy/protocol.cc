@@ -41,13 +41,7 @@ bool selects(const model::Labels& selector, const model::Workload& w) {
   if (selector.empty()) {
     return false;  // a Service without selector has no pods of its own
   }
-  for (const auto& [k, v] : selector) {
-    auto it = w.labels.find(k);
-    if (it == w.labels.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
+  return model::labelsMatch(selector, w.labels);
 }
 
 }  // namespace

@@ -88,10 +88,14 @@ class RouteTableBuilder {
       return parsed.status();
     }
     fault = *parsed;
+    auto retry = parseRetryAnnotations(route.annotations);
+    if (!retry.ok()) {
+      return retry.status();
+    }
     std::vector<std::unique_ptr<CompiledRule>> rules;
     std::vector<Pending> pending;
     for (size_t r = 0; r < route.rules.size(); ++r) {
-      auto rule = compileRule(route, r, fault);
+      auto rule = compileRule(route, r, fault, *retry);
       if (!rule.ok()) {
         return rule.status();
       }
@@ -176,7 +180,8 @@ class RouteTableBuilder {
   }
 
   static absl::StatusOr<std::unique_ptr<CompiledRule>> compileRule(
-      const model::HttpRoute& route, size_t index, const std::optional<FaultConfig>& fault) {
+      const model::HttpRoute& route, size_t index, const std::optional<FaultConfig>& fault,
+      const std::optional<RetryAnnotations>& retry) {
     const model::HttpRouteRule& in = route.rules[index];
     std::unique_ptr<CompiledRule> rule(new CompiledRule());
     rule->route_name_ = route.key.str();
@@ -230,6 +235,12 @@ class RouteTableBuilder {
       rule->retry_.base_backoff = absl::Milliseconds(in.retry->backoff_ms);
       // Envoy's default cap: ten times the base interval.
       rule->retry_.max_backoff = rule->retry_.base_backoff * 10;
+    } else if (retry && retry->attempts) {
+      rule->retry_.attempts = *retry->attempts;  // the route's annotation (a GRPCRoute's only way)
+      rule->retry_.max_backoff = rule->retry_.base_backoff * 10;
+    }
+    if (retry) {
+      rule->retry_.grpc_statuses = retry->grpc_statuses;
     }
     rule->fault_ = fault;
     if (in.mirror) {

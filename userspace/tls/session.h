@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "tls/byte_buffer.h"
+#include "net/byte_buffer.h"
 #include "tls/context.h"
 
 namespace ferry::tls {
@@ -25,9 +25,9 @@ class TlsSession {
   TlsSession& operator=(const TlsSession&) = delete;
 
   // Ciphertext from the peer: append (prepare/commit) what the socket delivered.
-  ByteBuffer& networkIn() { return in_; }
+  net::ByteBuffer& networkIn() { return in_; }
   // Ciphertext for the peer: write readable() to the socket, then consume() what was written.
-  ByteBuffer& networkOut() { return out_; }
+  net::ByteBuffer& networkOut() { return out_; }
 
   // Advances the handshake with whatever input is queued. OK while in progress (more input
   // needed) or done; an error is final and names the reason (a refused peer certificate, an
@@ -60,8 +60,8 @@ class TlsSession {
 
   std::shared_ptr<const TlsContext> ctx_;
   UniqueSsl ssl_;
-  ByteBuffer in_;
-  ByteBuffer out_;
+  net::ByteBuffer in_;
+  net::ByteBuffer out_;
   SpiffeId peer_;
   bool handshake_done_ = false;
   bool peer_closed_ = false;

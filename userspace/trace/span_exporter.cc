@@ -1,12 +1,11 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "trace/span_exporter.h"
 
-#include <curl/curl.h>
-
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "trace/curl_library.h"
 #include "trace/otlp.h"
 
 namespace ferry::trace {
@@ -18,38 +17,37 @@ size_t discardBody(char* /*data*/, size_t size, size_t n, void* /*user*/) {
 
 class CurlTransport : public Transport {
  public:
-  CurlTransport(std::string endpoint, absl::Duration timeout)
-      : endpoint_(std::move(endpoint)), timeout_(timeout) {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    easy_ = curl_easy_init();
+  CurlTransport(const CurlLibrary& curl, std::string endpoint, absl::Duration timeout)
+      : curl_(curl), endpoint_(std::move(endpoint)), timeout_(timeout) {
+    easy_ = curl_.easy_init();
     headers_ =
-        curl_slist_append(headers_, absl::StrCat("Content-Type: ", kOtlpContentType).c_str());
+        curl_.slist_append(headers_, absl::StrCat("Content-Type: ", kOtlpContentType).c_str());
   }
   ~CurlTransport() override {
-    curl_easy_cleanup(easy_);
-    curl_slist_free_all(headers_);
+    curl_.easy_cleanup(easy_);
+    curl_.slist_free_all(headers_);
   }
 
   absl::Status post(const std::string& body) override {
     if (easy_ == nullptr) {
       return absl::InternalError("curl_easy_init failed");
     }
-    curl_easy_setopt(easy_, CURLOPT_URL, endpoint_.c_str());
-    curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(easy_, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
-    curl_easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, discardBody);
-    CURLcode rc = curl_easy_perform(easy_);
+    curl_.easy_setopt(easy_, CURLOPT_URL, endpoint_.c_str());
+    curl_.easy_setopt(easy_, CURLOPT_HTTPHEADER, headers_);
+    curl_.easy_setopt(easy_, CURLOPT_POSTFIELDS, body.data());
+    curl_.easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    curl_.easy_setopt(easy_, CURLOPT_TIMEOUT_MS,
+                      static_cast<long>(absl::ToInt64Milliseconds(timeout_)));
+    curl_.easy_setopt(easy_, CURLOPT_NOSIGNAL, 1L);
+    curl_write_callback discard = discardBody;
+    curl_.easy_setopt(easy_, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = curl_.easy_perform(easy_);
     if (rc != CURLE_OK) {
       return absl::UnavailableError(
-          absl::StrCat("OTLP export to ", endpoint_, ": ", curl_easy_strerror(rc)));
+          absl::StrCat("OTLP export to ", endpoint_, ": ", curl_.easy_strerror(rc)));
     }
     long status = 0;
-    curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
+    curl_.easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status >= 300) {
       return absl::UnavailableError(
           absl::StrCat("OTLP export to ", endpoint_, ": HTTP status ", status));
@@ -58,6 +56,7 @@ class CurlTransport : public Transport {
   }
 
  private:
+  const CurlLibrary& curl_;
   std::string endpoint_;
   absl::Duration timeout_;
   CURL* easy_ = nullptr;
@@ -87,7 +86,11 @@ absl::StatusOr<std::unique_ptr<Transport>> otlpHttpTransport(const ExporterConfi
   if (absl::Status s = config.validate(); !s.ok()) {
     return s;
   }
-  return std::make_unique<CurlTransport>(config.endpoint, config.timeout);
+  auto curl = curlLibrary();
+  if (!curl.ok()) {
+    return curl.status();
+  }
+  return std::make_unique<CurlTransport>(**curl, config.endpoint, config.timeout);
 }
 
 absl::StatusOr<std::unique_ptr<SpanExporter>> SpanExporter::create(

@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent.h"
-#include "agent/log.h"
 #include "enroll/client.h"
 #include "fakes/ca/fake_ca.h"
 #include "harness/cluster.h"
+#include "log/log.h"
 #include "privileged.h"
 #include "status_testing.h"
 

@@ -22,10 +22,12 @@
 #include "agent/config.h"
 #include "agent/http/http_messages.h"
 #include "agent/io/event_loop.h"
+#include "agent/io/sockets.h"
 #include "agent/loopback_listener.h"
 #include "agent/state/route_state.h"
 #include "agent/telemetry/telemetry.h"
 #include "agent/worker_context.h"
+#include "eventually.h"
 #include "http/authority.h"
 #include "http/http1_parser.h"
 
@@ -344,6 +346,7 @@ struct RoutedRig {
     shared.pods = &pods;
     shared.telemetry = telemetry.get();
     shared.routing = &routing;
+    shared.sockets = &sockets;  // the backend is on the test's own loopback
     ctx = std::make_unique<WorkerContext>(0, loop, shared);
     thread = std::thread([this] { loop.run(); });
   }
@@ -351,11 +354,9 @@ struct RoutedRig {
     // A relay to the backend ends on the loop once the backend's close is read; stopping the
     // loop before that would leave it unfinished (and its memory unreleased). Bounded wait on
     // the gauge, not on time alone.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (ctx->stats.connections_active.load(std::memory_order_relaxed) > 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-    }
+    CHECK(ferry::testing::eventually(
+        [&] { return ctx->stats.connections_active.load(std::memory_order_relaxed) == 0; },
+        std::chrono::seconds(10), "the rig's connections to end"));
     loop.stop();
     thread.join();
     ::close(listener);
@@ -382,6 +383,7 @@ struct RoutedRig {
   RoutingState routing;
   LocalPodsHolder pods;
   Config config;
+  PodSockets sockets;
   std::unique_ptr<Telemetry> telemetry;
   Shared shared;
   EventLoop loop;
@@ -480,10 +482,8 @@ void streamWhileWaiting(bool hold_slot) {
 
   // The client leaves: the agent closes its side (waited for, up to 30 s).
   ::close(client);
-  for (int i = 0; i < 3000 && ctx.stats.connections_active.load() != 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  CHECK(ctx.stats.connections_active.load() == 0);
+  CHECK(ferry::testing::eventually([&] { return ctx.stats.connections_active.load() == 0; },
+                                   std::chrono::seconds(30), "the agent to close its side"));
 }
 
 TEST_CASE("routed hostile rows: the direct path's request-target rules, and what the backend gets",

@@ -126,9 +126,13 @@ TEST_CASE("route decision rows: local answers and their flags", "[agent][routing
   const Row rows[] = {
       {"no rule matches", "GET /nothing HTTP/1.1\r\nHost: front\r\n\r\n", "front", 404, "NR", false,
        false},
-      {"an Upgrade is not routed",
+      {"an Upgrade other than WebSocket is not routed",
        "GET /v1 HTTP/1.1\r\nHost: front\r\nConnection: upgrade\r\n"
-       "Upgrade: websocket\r\n\r\n",
+       "Upgrade: h2c\r\n\r\n",
+       "front", 501, "DPE", true, false},
+      {"a WebSocket handshake by POST is not routed",
+       "POST /v1 HTTP/1.1\r\nHost: front\r\nConnection: upgrade\r\n"
+       "Upgrade: websocket\r\nContent-Length: 0\r\n\r\n",
        "front", 501, "DPE", true, false},
       {"CONNECT is not routed", "CONNECT front:80 HTTP/1.1\r\nHost: front:80\r\n\r\n", "front", 501,
        "DPE", true, false},
@@ -155,6 +159,24 @@ TEST_CASE("route decision rows: local answers and their flags", "[agent][routing
     CHECK(d.head.empty());  // nothing is forwarded
     CHECK(d.cluster == nullptr);
   }
+}
+
+TEST_CASE("route decision: a WebSocket handshake is routed and asks the backend to switch",
+          "[agent][routing][decision]") {
+  Fixture f;
+  RouteDecision d = f.decide(
+      "GET /v1/chat HTTP/1.1\r\nHost: front\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  REQUIRE(d.forwarded());
+  CHECK(d.websocket);
+  CHECK(d.backend_service == model::ObjectKey{"default", "v1"});
+  CHECK(d.head ==
+        "GET /v1/chat HTTP/1.1\r\nHost: front\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\nx-route: v1\r\nconnection: upgrade\r\n"
+        "upgrade: websocket\r\n\r\n");
+  CHECK_FALSE(d.mirror.has_value());
+  RouteDecision plain = f.decide("GET /v1/chat HTTP/1.1\r\nHost: front\r\n\r\n");
+  CHECK_FALSE(plain.websocket);
 }
 
 TEST_CASE("route decision: a redirect is a local answer with its Location",

@@ -418,3 +418,70 @@ TEST_CASE("attempts: waiting for a connection slot, the fault delay, the client 
 
 }  // namespace
 }  // namespace ferry::agent
+
+namespace ferry::agent {
+namespace {
+
+TEST_CASE("attempts: a trailers-only gRPC answer is retried by grpc-status, POST too",
+          "[agent][routing][attempts][grpc]") {
+  struct Row {
+    std::vector<uint32_t> retry_on;
+    int grpc_status;
+    bool retried;
+  };
+  const Row rows[] = {
+      {{14}, 14, true},    // UNAVAILABLE listed
+      {{14, 8}, 8, true},  // RESOURCE_EXHAUSTED listed
+      {{14}, 3, false},    // INVALID_ARGUMENT: not listed
+      {{14}, 0, false},    // OK
+      {{}, 14, false},     // nothing listed: HTTP 200 is no retry condition either
+      {{14}, -1, false},   // not a trailers-only answer
+  };
+  for (const Row& row : rows) {
+    INFO("grpc-status " << row.grpc_status << ", listed " << row.retry_on.size());
+    Rig r;
+    AttemptPolicy p;
+    p.retry.attempts = 2;
+    p.retry.grpc_statuses = row.retry_on;
+    p.retry.base_backoff = absl::Milliseconds(10);
+    p.method = "POST";
+    r.attempts.begin(r.cluster, p, &r.stats);
+    r.attempts.dispatch();
+    const Verdict v = r.attempts.responseHead(200, false, false, row.grpc_status);
+    CHECK(v == (row.retried ? Verdict::kRetried : Verdict::kForward));
+    if (row.retried) {
+      r.clock.advance(absl::Milliseconds(10));
+      CHECK(r.io.connects.size() == 2);
+      CHECK(r.attempts.responseHead(200, false, false, 0) == Verdict::kForward);
+    }
+    CHECK(r.attempts.responseComplete(true));
+    r.attempts.finish();
+    CHECK(r.stats.retries == (row.retried ? 1u : 0u));
+    CHECK(r.io.answers.empty());
+  }
+}
+
+TEST_CASE("attempts: gRPC retries stop after the policy's attempts",
+          "[agent][routing][attempts][grpc]") {
+  Rig r;
+  AttemptPolicy p;
+  p.retry.attempts = 2;
+  p.retry.grpc_statuses = {14};
+  p.retry.base_backoff = absl::Milliseconds(10);
+  p.method = "POST";
+  r.attempts.begin(r.cluster, p, &r.stats);
+  r.attempts.dispatch();
+  CHECK(r.attempts.responseHead(200, false, false, 14) == Verdict::kRetried);
+  r.clock.advance(absl::Milliseconds(20));
+  CHECK(r.attempts.responseHead(200, false, false, 14) == Verdict::kRetried);
+  r.clock.advance(absl::Milliseconds(40));
+  CHECK(r.io.connects.size() == 3);
+  // The third UNAVAILABLE goes to the client as it is.
+  CHECK(r.attempts.responseHead(200, false, false, 14) == Verdict::kForward);
+  CHECK(r.attempts.responseComplete(true));
+  r.attempts.finish();
+  CHECK(r.stats.retries == 2);
+}
+
+}  // namespace
+}  // namespace ferry::agent

@@ -18,17 +18,14 @@ model::NodeSnapshot stateWith(std::vector<model::AuthorizationPolicy> policies) 
   return snap;
 }
 
-// One worker whose loop never runs: recheck() is called directly.
+// What a worker gives its registry, with a loop that never runs: recheck() is called directly.
+// No agent or worker context is needed.
 struct Worker {
   WorkloadStateHolder workloads;
-  Shared shared;
   EventLoop loop;
-  std::unique_ptr<WorkerContext> ctx;
-  Worker() {
-    workloads.set(std::make_shared<const WorkloadState>(stateWith({})));
-    shared.workloads = &workloads;
-    ctx = std::make_unique<WorkerContext>(0, loop, shared);
-  }
+  Stats stats;
+  Revocations revocations{loop, workloads, stats};
+  Worker() { workloads.set(std::make_shared<const WorkloadState>(stateWith({}))); }
   void apply(std::vector<model::AuthorizationPolicy> policies) {
     workloads.set(std::make_shared<const WorkloadState>(stateWith(std::move(policies))));
   }
@@ -36,8 +33,7 @@ struct Worker {
 
 TEST_CASE("revocation counts and closes only connections still open", "[agent][revocation]") {
   Worker worker;
-  WorkerContext& ctx = *worker.ctx;
-  Revocations& revocations = Revocations::of(ctx);
+  Revocations& revocations = worker.revocations;
   const model::Workload db = worker.workloads.current()->snapshot().workloads[0];
   ConnectionAttributes attrs;
   attrs.principal = "cluster.local/ns/prod/sa/web";
@@ -61,7 +57,7 @@ TEST_CASE("revocation counts and closes only connections still open", "[agent][r
           return false;
         });
       }
-      const int64_t before = ctx.stats.policy_revoked.load();
+      const int64_t before = worker.stats.policy_revoked.load();
       model::AuthorizationPolicy deny_all;
       deny_all.key = {"prod", "deny-all"};
       deny_all.action = model::PolicyAction::kDeny;
@@ -70,7 +66,7 @@ TEST_CASE("revocation counts and closes only connections still open", "[agent][r
       revocations.recheck();
       CHECK(closed_open == open);
       CHECK(closed_finished == finished);
-      CHECK(ctx.stats.policy_revoked.load() - before == open);
+      CHECK(worker.stats.policy_revoked.load() - before == open);
       CHECK(revocations.size() == 0);
       // Back to an open state for the next round.
       worker.apply({});
@@ -81,8 +77,7 @@ TEST_CASE("revocation counts and closes only connections still open", "[agent][r
 
 TEST_CASE("revocation leaves connections the new policy still allows", "[agent][revocation]") {
   Worker worker;
-  WorkerContext& ctx = *worker.ctx;
-  Revocations& revocations = Revocations::of(ctx);
+  Revocations& revocations = worker.revocations;
   const model::Workload db = worker.workloads.current()->snapshot().workloads[0];
   ConnectionAttributes web;
   web.principal = "cluster.local/ns/prod/sa/web";
@@ -106,7 +101,7 @@ TEST_CASE("revocation leaves connections the new policy still allows", "[agent][
   worker.apply({any_peer});
   revocations.recheck();
   CHECK(closed == 1);
-  CHECK(ctx.stats.policy_revoked.load() == 1);
+  CHECK(worker.stats.policy_revoked.load() == 1);
   CHECK(revocations.size() == 1);
 }
 

@@ -23,8 +23,8 @@
 #include "agent/config.h"
 #include "agent/http/http_waiting.h"
 #include "agent/io/overload.h"
-#include "agent/log.h"
 #include "agent/loopback_listener.h"
+#include "log/log.h"
 
 namespace ferry::agent {
 namespace {

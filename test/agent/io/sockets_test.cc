@@ -27,7 +27,8 @@ uint16_t localPort(int fd) {
 TEST_CASE("every proxied TCP socket has Nagle off: listener, accepted and upstream",
           "[agent][sockets]") {
   Netns host;  // invalid: the test's own namespace
-  auto listener = listenIn(host, 0, 0);
+  PodSockets sockets;
+  auto listener = sockets.listenIn(host, 0);
   REQUIRE(listener.ok());
   CHECK(tcpNoDelay(*listener) != 0);
 
@@ -35,7 +36,7 @@ TEST_CASE("every proxied TCP socket has Nagle off: listener, accepted and upstre
     INFO(ip);
     auto to = SocketAddress::parse(ip, localPort(*listener));
     REQUIRE(to.ok());
-    auto upstream = tcpSocketIn(host, to->family(), 0);
+    auto upstream = sockets.tcpSocketIn(host, to->family());
     REQUIRE(upstream.ok());
     CHECK(tcpNoDelay(*upstream) != 0);
     REQUIRE(startConnect(*upstream, *to).ok());
@@ -49,6 +50,19 @@ TEST_CASE("every proxied TCP socket has Nagle off: listener, accepted and upstre
     ::close(*upstream);
   }
   ::close(*listener);
+}
+
+TEST_CASE("sockets in a pod's namespace need the agent's own to return to", "[agent][sockets]") {
+  // Opening a namespace needs no privilege; entering one would, and is not reached: without a
+  // namespace to return to, a thread that entered a pod's would stay there.
+  auto pod = Netns::open("/proc/self/ns/net");
+  REQUIRE(pod.ok());
+  PodSockets without_host;
+  auto refused = without_host.tcpSocketIn(*pod, AF_INET);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  auto listener = without_host.listenIn(*pod, 0);
+  CHECK(listener.status().code() == absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

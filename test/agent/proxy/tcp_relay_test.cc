@@ -12,7 +12,6 @@
 #include <random>
 #include <thread>
 
-#include "agent/io/buffer.h"
 #include "agent/loopback_listener.h"
 
 namespace ferry::agent {
@@ -46,7 +45,7 @@ struct Rig {
     }
     ::close(front);
     loop.post([this, a, b, max_buffer] {
-      TcpRelay::start(loop, a, b, true, max_buffer, 2000,
+      TcpRelay::start(loop, a, b, true, {.max_buffer = max_buffer, .connect_timeout_ms = 2000},
                       [this](const RelayResult& r) { done.set_value(r); });
     });
     thread = std::thread([this] { loop.run(); });
@@ -152,23 +151,6 @@ TEST_CASE("a refused upstream resets the client", "[agent]") {
   if (n < 0) {
     CHECK(errno == ECONNRESET);
   }
-}
-
-TEST_CASE("buffer grows with traffic up to its bound and frees when drained", "[agent]") {
-  Buffer b(64 * 1024);
-  CHECK(b.capacity() == 0);
-  std::string data(100 * 1024, 'y');
-  size_t n = b.append(data.data(), data.size());
-  CHECK(n == 64 * 1024);
-  CHECK(b.full());
-  CHECK(b.capacity() == 64 * 1024);
-  b.consume(1000);
-  CHECK_FALSE(b.full());
-  CHECK(b.append(data.data(), 5000) == 1000);
-  b.consume(b.readable());
-  CHECK(b.empty());
-  b.shrink();
-  CHECK(b.capacity() == 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/telemetry/telemetry_spans.h"
+#include "eventually.h"
 #include "metrics/scrape.h"
 #include "status_testing.h"
 
@@ -375,13 +376,13 @@ TEST_CASE("only sampled requests become spans, and export outcomes are ferry_ me
   (*t)->recordRequest(httpRequestInfo(state, webPod(), kPeer, sampled));
   const std::string url = absl::StrCat("http://127.0.0.1:", (*t)->metricsPort(), "/metrics");
   double failed = 0;
-  for (int i = 0; i < 500 && failed < 1; ++i) {
-    failed =
-        sampleValue(httpGet(url), "ferry_trace_spans_total", {{"outcome", "failed"}}).value_or(0);
-    if (failed < 1) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
+  CHECK(ferry::testing::eventually(
+      [&] {
+        failed = sampleValue(httpGet(url), "ferry_trace_spans_total", {{"outcome", "failed"}})
+                     .value_or(0);
+        return failed >= 1;
+      },
+      std::chrono::seconds(10), "a failed span export"));
   CHECK(failed == 1);
   std::string text = httpGet(url);
   CHECK(sampleValue(text, "ferry_trace_spans_total", {{"outcome", "exported"}}) == 0);

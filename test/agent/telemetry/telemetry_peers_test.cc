@@ -49,8 +49,10 @@ ConnectionInfo inbound(const WorkloadState& s, const std::string& principal,
                        const std::string& source_ip) {
   auto dst = SocketAddress::parse("10.244.2.11", 8080);
   REQUIRE_OK(dst);
-  return inboundReport(s, webPod(), principal, true, source_ip, source_ip + ":40000", *dst,
-                       Decision{});
+  return inboundReport(
+      s, webPod(),
+      {.principal = principal, .mtls = true, .ip = source_ip, .address = source_ip + ":40000"},
+      *dst, Decision{});
 }
 
 TEST_CASE("canonical service and revision follow Istio's label precedence", "[telemetry]") {

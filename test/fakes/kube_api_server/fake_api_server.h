@@ -84,6 +84,10 @@ class FakeApiServer {
   // The next `count` watches of one resource get 410 (deterministic with many informers).
   void failNextWatches(const kube::Resource& resource, int count);
   void sendBookmarks();  // a BOOKMARK at the current version on every open watch
+  // While held, new watch requests wait unanswered (a slow or partitioned API server): a test
+  // can then change history before the client's next watch is served.
+  void holdWatches();
+  void releaseWatches();
 
   // What clients did, for assertions.
   uint64_t listRequests(const kube::Resource& resource) const;
@@ -155,6 +159,7 @@ class FakeApiServer {
   uint64_t drop_epoch_ = 0;
   uint64_t bookmark_epoch_ = 0;
   int fail_next_watches_ = 0;
+  bool hold_watches_ = false;
   std::map<std::string, int> fail_next_watches_of_;  // collection path -> count
   size_t open_watches_ = 0;
   std::map<std::string, uint64_t> list_requests_, watch_requests_;

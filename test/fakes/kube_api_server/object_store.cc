@@ -171,6 +171,17 @@ void FakeApiServer::failNextWatches(const kube::Resource& resource, int count) {
   fail_next_watches_of_[resource.collectionPath()] = count;
 }
 
+void FakeApiServer::holdWatches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_watches_ = true;
+}
+
+void FakeApiServer::releaseWatches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  hold_watches_ = false;
+  cv_.notify_all();
+}
+
 void FakeApiServer::sendBookmarks() {
   std::lock_guard<std::mutex> lock(mu_);
   ++bookmark_epoch_;

@@ -85,6 +85,7 @@ void FakeApiServer::serveWatch(int fd, const kube::Resource& r, const std::strin
 
   std::unique_lock<std::mutex> lock(mu_);
   ++watch_requests_[collection];
+  cv_.wait(lock, [&] { return !hold_watches_ || stopping_.load(); });
   int& fail_this = fail_next_watches_of_[collection];
   if (fail_next_watches_ > 0 || fail_this > 0) {
     --(fail_this > 0 ? fail_this : fail_next_watches_);
