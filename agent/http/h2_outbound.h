@@ -25,8 +25,6 @@
 
 namespace ferry::agent {
 
-inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 // Takes `fd` (the app's routed connection) and `received`, the bytes read from it so far (the
 // preface, and whatever followed it).
 void startH2Outbound(WorkerContext& ctx, RoutedClient who, int fd, std::string received);

@@ -146,12 +146,7 @@ void H2RoutedStream::route() {
       decideRoute(parsed->head(), {owner_.who().service, owner_.who().port}, *x_.view, ctx.rng,
                   telemetry.spanExporter() != nullptr ? &telemetry.sampler() : nullptr);
   RouteDecision& d = x_.route;
-  if (d.stats != nullptr) {
-    d.stats->requests.fetch_add(1, std::memory_order_relaxed);
-    if (d.fault_injected) {
-      d.stats->faults_injected.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  d.countRequest();
   if (!d.forwarded()) {
     x_.flags = d.local.flags;
     if (!d.local.location.empty()) {
@@ -168,13 +163,7 @@ void H2RoutedStream::route() {
     return;
   }
   x_.forwarding = true;
-  attempts_.begin(d.cluster,
-                  {.retry = d.rule->retry(),
-                   .per_try_timeout = d.rule->backendRequestTimeout(),
-                   .overall_timeout = d.rule->requestTimeout(),
-                   .delay = d.delay,
-                   .method = x_.method},
-                  d.stats);
+  attempts_.begin(d.cluster, d.attemptPolicy(x_.method), d.stats);
   attempts_.dispatch();  // at once: a stream's body flows while it is also kept for retries
 }
 

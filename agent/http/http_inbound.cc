@@ -19,7 +19,6 @@
 namespace ferry::agent {
 namespace {
 
-constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // Bytes waiting to be written to one side before the relay stops reading the other.
 constexpr size_t kMaxPendingOut = 256 * 1024;
 constexpr size_t kReadChunk = 16 * 1024;
@@ -186,12 +185,11 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     if (&side == &down_) {
       if (!protocolKnown()) {
         sniff_.append(data);
-        size_t k = std::min(sniff_.size(), kH2Preface.size());
-        bool maybe_h2 = std::string_view(sniff_).substr(0, k) == kH2Preface.substr(0, k);
-        if (maybe_h2 && sniff_.size() < kH2Preface.size()) {
+        const http::PrefaceSniff sniffed = http::sniffH2Preface(sniff_);
+        if (sniffed == http::PrefaceSniff::kNeedMore) {
           return true;  // wait for the whole preface
         }
-        if (!choose(maybe_h2, out)) {
+        if (!choose(sniffed == http::PrefaceSniff::kHttp2, out)) {
           apply(out);
           return true;
         }

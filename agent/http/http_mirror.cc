@@ -100,17 +100,12 @@ class MirrorRequest : public Deferred {
     const Destination dest = endpointDestination(*copy_.state, e);
     UpstreamPool& pool = upstreamPool(ctx_);
     const std::string key = UpstreamPool::keyOf(copy_.cluster_id, *copy_.source, dest.ip, e.port);
-    if (auto idle = pool.take(key)) {
-      conn_ = *std::move(idle);
-    } else {
-      auto opened = pool.open(key, copy_.source, *copy_.state, dest, copy_.source_ip);
-      if (!opened.ok()) {
-        LOG_WARN_EVERY_SECOND("request mirror to ", copy_.cluster_id, ": ",
-                              opened.status().ToString());
-        return false;
-      }
-      conn_ = *std::move(opened);
+    auto conn = pool.acquire(key, copy_.source, *copy_.state, dest, copy_.source_ip);
+    if (!conn.ok()) {
+      LOG_WARN_EVERY_SECOND("request mirror to ", copy_.cluster_id, ": ", conn.status().ToString());
+      return false;
     }
+    conn_ = *std::move(conn);
     link_ = std::make_unique<Connection>(ctx_.loop, conn_.fd,
                                          [this](uint32_t events) { onEvents(events); });
     link_->queueOwned(std::exchange(copy_.request, {}));  // the body's memory goes once it is sent

@@ -8,7 +8,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -24,11 +23,12 @@
 #include "agent/http/routed_exchange.h"
 #include "agent/http/upstream_attempts.h"
 #include "agent/http/upstream_pool.h"
+#include "agent/http/websocket_tunnel.h"
 #include "agent/io/connection.h"
-#include "agent/proxy/tcp_relay.h"
 #include "agent/state/route_state.h"
 #include "agent/telemetry/telemetry.h"
 #include "http/http1_parser.h"
+#include "http/http2_filter.h"
 #include "log/log.h"
 
 namespace ferry::agent {
@@ -129,12 +129,12 @@ class HttpOutbound : public Deferred, private AttemptIo {
     }
     if (!seen_http1_ && !closed_) {
       // h2c with prior knowledge (what gRPC clients send): the HTTP/2 routed outbound takes it.
-      const size_t k = std::min(in_.size(), kH2Preface.size());
-      if (std::string_view(in_).substr(0, k) == kH2Preface.substr(0, k)) {
-        if (in_.size() >= kH2Preface.size()) {
-          handOverToH2();
-        }
-        return;  // not enough yet to tell
+      const http::PrefaceSniff sniffed = http::sniffH2Preface(in_);
+      if (sniffed == http::PrefaceSniff::kHttp2) {
+        handOverToH2();
+      }
+      if (sniffed != http::PrefaceSniff::kNotHttp2) {
+        return;  // handed over, or not enough yet to tell
       }
       seen_http1_ = true;
     }
@@ -199,31 +199,13 @@ class HttpOutbound : public Deferred, private AttemptIo {
     if (route.local.close) {
       x_.keep_alive = false;
     }
-    if (route.rule != nullptr) {
-      count(&routing::RouteStats::requests);
-      if (route.fault_injected) {
-        count(&routing::RouteStats::faults_injected);
-      }
-    }
+    route.countRequest();
     if (!route.forwarded()) {
       return;  // answered once the request is read (onRequestComplete)
     }
-    if (route.mirror) {
-      route.mirror->source = who_.pod;
-      route.mirror->state = x_.state;
-      route.mirror->source_ip = who_.source_ip;
-      route.mirror->stats = route.stats;
-    } else if (route.mirror_unavailable) {
-      countMirrorDrop(route.stats, &routing::RouteStats::mirror_dropped_unavailable);
-    }
+    route.addressMirror(who_.pod, x_.state, who_.source_ip);
     x_.forwarding = true;
-    attempts_.begin(route.cluster,
-                    {.retry = route.rule->retry(),
-                     .per_try_timeout = route.rule->backendRequestTimeout(),
-                     .overall_timeout = route.rule->requestTimeout(),
-                     .delay = route.delay,
-                     .method = x_.method},
-                    route.stats);
+    attempts_.begin(route.cluster, route.attemptPolicy(x_.method), route.stats);
     if (head.expect_continue && head.framing != http::BodyFraming::kNone) {
       client_.queue("HTTP/1.1 100 Continue\r\n\r\n");  // the body is buffered here, not upstream
     }
@@ -255,27 +237,14 @@ class HttpOutbound : public Deferred, private AttemptIo {
       finishExchange();
       return;
     }
-    std::optional<MirrorCopy> mirror = takeMirror();
+    // A body too big to be kept whole was streamed to the primary backend and is not mirrored.
+    std::optional<MirrorCopy> mirror = x_.route.takeMirror(x_.body, x_.streaming);
     if (!x_.dispatched) {
       dispatch();
     }
     if (mirror) {
       sendMirror(ctx_, *std::move(mirror));  // after the primary's try: it never waits for this
     }
-  }
-
-  // The request was read whole: its copy, body included, ready to go. A body too big to be kept
-  // whole was streamed to the primary backend and is not mirrored.
-  std::optional<MirrorCopy> takeMirror() {
-    std::optional<MirrorCopy> copy = std::exchange(x_.route.mirror, std::nullopt);
-    if (copy && x_.streaming) {
-      countMirrorDrop(x_.route.stats, &routing::RouteStats::mirror_dropped_body);
-      return std::nullopt;
-    }
-    if (copy) {
-      copy->request.append(x_.body);
-    }
-    return copy;
   }
 
   void handOverToH2() {
@@ -285,12 +254,6 @@ class HttpOutbound : public Deferred, private AttemptIo {
     ctx_.stats.inc(ctx_.stats.connections_active, -1);
     startH2Outbound(ctx_, who_, fd, std::exchange(in_, std::string()));
     ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
-  }
-
-  void count(std::atomic<uint64_t> routing::RouteStats::*field) {
-    if (x_.route.stats != nullptr) {
-      (x_.route.stats->*field).fetch_add(1, std::memory_order_relaxed);
-    }
   }
 
   void sendLocal(int status, std::string_view body, bool close) {
@@ -339,15 +302,11 @@ class HttpOutbound : public Deferred, private AttemptIo {
     UpstreamPool& pool = upstreamPool(ctx_);
     const Destination dest = endpointDestination(*x_.state, endpoint);
     const std::string key = UpstreamPool::keyOf(x_.route.cluster_id, *who_.pod, dest.ip, dest.port);
-    std::optional<UpstreamConn> conn = pool.take(key);
-    if (!conn) {
-      auto opened = pool.open(key, who_.pod, *x_.state, dest, who_.source_ip);
-      if (!opened.ok()) {
-        LOG_WARN_EVERY_SECOND("routed outbound from ", who_.pod->info.name, ": ",
-                              opened.status().ToString());
-        return "upstream connect error or disconnect/reset before headers\n";
-      }
-      conn = *std::move(opened);
+    auto conn = pool.acquire(key, who_.pod, *x_.state, dest, who_.source_ip);
+    if (!conn.ok()) {
+      LOG_WARN_EVERY_SECOND("routed outbound from ", who_.pod->info.name, ": ",
+                            conn.status().ToString());
+      return "upstream connect error or disconnect/reset before headers\n";
     }
     x_.conn = *std::move(conn);
     x_.link = std::make_unique<Connection>(ctx_.loop, x_.conn.fd,
@@ -533,19 +492,15 @@ class HttpOutbound : public Deferred, private AttemptIo {
     return true;
   }
 
-  // The backend accepted a WebSocket handshake (101): the client gets the 101, then the two
-  // connections are one tunnel (a TcpRelay), `rest` (bytes after the 101) and the client's
-  // unparsed bytes first. The exchange is reported as answered 101; the tunnel's bytes count
-  // in the agent's relay stats.
+  // The backend accepted a WebSocket handshake (101): both connections become one tunnel
+  // (agent/http/websocket_tunnel.h). The exchange is reported as answered 101.
   void becomeTunnel(std::string_view rest) {
     if (attempts_.responseHead(101, false, false) != UpstreamAttempts::HeadVerdict::kForward ||
         !client_.flush() || client_.pending() > 0) {
       closeAll(true);  // (a slow client still owed earlier bytes: no clean switch)
       return;
     }
-    std::string to_client = forwardedResponseHead(x_.resp->head(), false, x_.route.response_edits);
-    to_client.insert(to_client.size() - 2, "connection: upgrade\r\nupgrade: websocket\r\n");
-    to_client.append(rest);
+    std::string to_client = upgradeResponse(x_.resp->head(), x_.route.response_edits, rest);
     x_.answered = 101;
     const int upstream = x_.link->release();
     ctx_.loop.deleteLater(std::move(x_.link));
@@ -554,18 +509,8 @@ class HttpOutbound : public Deferred, private AttemptIo {
     report();
     closed_ = true;
     *alive_ = false;
-    const int client = client_.release();
-    Stats* stats = &ctx_.stats;  // connections_active: this connection becomes the relay's
-    TcpRelay::start(
-        ctx_.loop, client, upstream, /*b_connecting=*/false,
-        {.max_buffer = ctx_.shared.config->max_buffer_bytes,
-         .connect_timeout_ms = ctx_.shared.config->connect_timeout_ms},
-        [stats](const RelayResult& r) {
-          stats->inc(stats->connections_active, -1);
-          stats->inc(stats->bytes_sent_upstream, static_cast<int64_t>(r.bytes_a_to_b));
-          stats->inc(stats->bytes_sent_downstream, static_cast<int64_t>(r.bytes_b_to_a));
-        },
-        in_, to_client);
+    startWebSocketTunnel(ctx_, client_.release(), upstream, std::exchange(in_, std::string()),
+                         std::move(to_client));  // connections_active: the tunnel's now
     ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
   }
 

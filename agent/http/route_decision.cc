@@ -168,4 +168,49 @@ RouteDecision decideRoute(const http::MessageHead& head, const RoutedService& to
   return d;
 }
 
+void RouteDecision::countRequest() const {
+  if (stats == nullptr) {
+    return;
+  }
+  stats->requests.fetch_add(1, std::memory_order_relaxed);
+  if (fault_injected) {
+    stats->faults_injected.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+AttemptPolicy RouteDecision::attemptPolicy(std::string_view method) const {
+  return {.retry = rule->retry(),
+          .per_try_timeout = rule->backendRequestTimeout(),
+          .overall_timeout = rule->requestTimeout(),
+          .delay = delay,
+          .method = method};
+}
+
+void RouteDecision::addressMirror(std::shared_ptr<const LocalPod> source,
+                                  std::shared_ptr<const WorkloadState> state,
+                                  std::string source_ip) {
+  if (!mirror) {
+    if (mirror_unavailable) {
+      countMirrorDrop(stats, &routing::RouteStats::mirror_dropped_unavailable);
+    }
+    return;
+  }
+  mirror->source = std::move(source);
+  mirror->state = std::move(state);
+  mirror->source_ip = std::move(source_ip);
+  mirror->stats = stats;
+}
+
+std::optional<MirrorCopy> RouteDecision::takeMirror(std::string_view body, bool streamed) {
+  std::optional<MirrorCopy> copy = std::exchange(mirror, std::nullopt);
+  if (copy && streamed) {
+    countMirrorDrop(stats, &routing::RouteStats::mirror_dropped_body);
+    return std::nullopt;
+  }
+  if (copy) {
+    copy->request.append(body);
+  }
+  return copy;
+}
+
 }  // namespace ferry::agent

@@ -20,6 +20,7 @@
 #include "absl/random/bit_gen_ref.h"
 #include "absl/time/time.h"
 #include "agent/http/http_mirror.h"
+#include "agent/http/upstream_attempts.h"
 #include "agent/state/route_state.h"
 #include "http/http1_parser.h"
 #include "http/request_view.h"
@@ -65,6 +66,18 @@ struct RouteDecision {
   bool mirror_unavailable = false;
 
   bool forwarded() const { return local.status == 0; }
+  // Counts the request, and the fault chosen for it, on the matched route (none: nothing).
+  void countRequest() const;
+  // What the tries need of the matched rule (forwarded requests only); `method` as for
+  // AttemptPolicy.
+  AttemptPolicy attemptPolicy(std::string_view method) const;
+  // Gives the RequestMirror copy its sender and the route's counters; a mirror chosen with no
+  // cluster is counted as dropped.
+  void addressMirror(std::shared_ptr<const LocalPod> source,
+                     std::shared_ptr<const WorkloadState> state, std::string source_ip);
+  // The copy, once the request was read whole, with `body`; a body that was streamed (too big to
+  // keep) is not mirrored, counted as dropped.
+  std::optional<MirrorCopy> takeMirror(std::string_view body, bool streamed);
 };
 
 // The routed Service (its key) and the port the request came to.

@@ -95,6 +95,17 @@ void UpstreamPool::drop(Idle* idle) {
   ctx_.loop.deleteLater(std::unique_ptr<Deferred>(idle));
 }
 
+absl::StatusOr<UpstreamConn> UpstreamPool::acquire(const std::string& key,
+                                                   const std::shared_ptr<const LocalPod>& source,
+                                                   const WorkloadState& state,
+                                                   const Destination& destination,
+                                                   const std::string& source_ip) {
+  if (std::optional<UpstreamConn> idle = take(key)) {
+    return *std::move(idle);
+  }
+  return open(key, source, state, destination, source_ip);
+}
+
 absl::StatusOr<UpstreamConn> UpstreamPool::open(const std::string& key,
                                                 const std::shared_ptr<const LocalPod>& source,
                                                 const WorkloadState& state,

@@ -57,6 +57,11 @@ class UpstreamPool {
                                     const std::shared_ptr<const LocalPod>& source,
                                     const WorkloadState& state, const Destination& destination,
                                     const std::string& source_ip);
+  // An idle connection for `key` when there is one, else a new one (open()).
+  absl::StatusOr<UpstreamConn> acquire(const std::string& key,
+                                       const std::shared_ptr<const LocalPod>& source,
+                                       const WorkloadState& state, const Destination& destination,
+                                       const std::string& source_ip);
   size_t idleCount() const;
 
  private:

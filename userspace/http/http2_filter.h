@@ -34,6 +34,21 @@ struct nghttp2_session;
 // handed to the app (and the other way round), so a slow side bounds the buffering.
 namespace ferry::http {
 
+// HTTP/2's connection preface (RFC 9113 3.4), what a client with prior knowledge (h2c, gRPC)
+// sends first.
+inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+enum class PrefaceSniff { kHttp2, kNotHttp2, kNeedMore };
+// Whether a connection whose first bytes are `first` opens with the preface; kNeedMore while
+// `first` is a proper prefix of it.
+inline PrefaceSniff sniffH2Preface(std::string_view first) {
+  const std::string_view seen = first.substr(0, kH2Preface.size());
+  if (seen != kH2Preface.substr(0, seen.size())) {
+    return PrefaceSniff::kNotHttp2;
+  }
+  return seen.size() == kH2Preface.size() ? PrefaceSniff::kHttp2 : PrefaceSniff::kNeedMore;
+}
+
 struct Http2FilterConfig {
   PathOptions path;
   Http1FilterConfig::Underscores underscores = Http1FilterConfig::Underscores::kReject;
