@@ -71,6 +71,10 @@ Agent::Agent(Config config, AgentParts parts)
           : std::optional(absl::Milliseconds(config_.outlier_base_ejection_ms)));
   shared_.routing = routing_.get();
   shared_.rate_limits = rate_limits_.get();
+  if (config_.stream_resume) {
+    resumes_ = std::make_unique<ResumeRegistry>();
+    shared_.resumes = resumes_.get();
+  }
   for (const auto& [cidrs, ranges] : {std::pair{&config_.pod_cidrs, &shared_.pod_ranges},
                                       std::pair{&config_.service_cidrs, &shared_.service_ranges}}) {
     for (const std::string& cidr : *cidrs) {
@@ -138,6 +142,10 @@ absl::Status Agent::init() {
     raw.push_back(contexts_.back().get());
   }
   workers_->start();
+  if (resumes_) {
+    WorkerContext* first = contexts_.front().get();
+    first->loop.post([this, first] { expireParkedStreams(*first); });
+  }
   registry_ = std::make_unique<PodRegistry>(EnrollmentTargets{.workers = raw,
                                                               .capture = *parts_.capture,
                                                               .sockets = *sockets_,

@@ -17,6 +17,7 @@
 #include "agent/admin/admin.h"
 #include "agent/config.h"
 #include "agent/drain/handover.h"
+#include "agent/drain/resume_registry.h"
 #include "agent/identity/certificates.h"
 #include "agent/pods/capture.h"
 #include "agent/pods/pod_registry.h"
@@ -87,6 +88,11 @@ class Agent {
   std::vector<std::pair<std::string, int>> collectListeners();
   void onSuccessorReady(pid_t successor);
   void onSuccessorAborted();
+  // Stream hand-over (docs/upgrades.md): the resumable streams frozen for a successor, and a
+  // predecessor's streams taken in.
+  std::vector<HandedStream> handStreamsOver();
+  void takeStream(HandedStream stream);
+  void expireParkedStreams(WorkerContext& ctx);
   std::vector<WorkerContext*> workerContexts() const;
 
   Config config_;
@@ -115,6 +121,8 @@ class Agent {
   InheritedListeners inherited_;
   std::unique_ptr<Predecessor> predecessor_;
   std::unique_ptr<HandoverServer> handover_;
+  std::unique_ptr<ResumeRegistry> resumes_;  // with --stream-resume
+  std::atomic<size_t> next_stream_worker_{0};
   std::thread gate_;  // opens the listeners once ready (with a predecessor)
   std::atomic<bool> stopping_{false};
   std::atomic<bool> handed_over_{false};

@@ -8,7 +8,9 @@
 #include <mutex>
 
 #include "agent/agent.h"
+#include "agent/proxy/hbone_tunnel.h"
 #include "agent/proxy/listeners.h"
+#include "hbone/resume.h"
 #include "log/log.h"
 
 namespace ferry::agent {
@@ -46,6 +48,9 @@ absl::Status Agent::startHandoverServer() {
       .onAbort = [this] { onSuccessorAborted(); },
       .connections = [this] { return stats()["connections_active"]; },
   };
+  if (resumes_) {
+    callbacks.handStreams = [this] { return handStreamsOver(); };
+  }
   auto server = HandoverServer::start(config_.handoverSocket(), std::move(callbacks));
   if (!server.ok()) {
     return server.status();
@@ -72,6 +77,12 @@ void Agent::openGateWhenReady() {
       return;
     }
     PodListeners::resumeAll(workerContexts());
+    if (resumes_) {
+      // Resumes for streams the predecessor has not handed over yet are told to retry.
+      shared_.expecting_streams.store(true);
+      predecessor_->onGone([this] { shared_.expecting_streams.store(false); });
+      predecessor_->onStream([this](HandedStream stream) { takeStream(std::move(stream)); });
+    }
     predecessor_->ready();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - started_)
@@ -166,6 +177,93 @@ void Agent::onSuccessorAborted() {
     return;
   }
   enroll_server_ = *std::move(enroll);
+}
+
+std::vector<HandedStream> Agent::handStreamsOver() {
+  // Each worker detaches its resumable streams: suspended on the wire (RST_STREAM with
+  // kSuspendErrorCode, so the peer's agent keeps its side), app socket and state to here.
+  struct Collected {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pending = 0;
+    bool abandoned = false;
+    std::vector<HandedStream> streams;
+  };
+  auto collected = std::make_shared<Collected>();
+  collected->pending = contexts_.size();
+  ResumeRegistry* resumes = resumes_.get();
+  for (WorkerContext* ctx : workerContexts()) {
+    ctx->loop.post([ctx, collected, resumes] {
+      std::vector<HandedStream> mine;
+      std::vector<StreamBridge*> bridges(ctx->resumable_bridges.begin(),
+                                         ctx->resumable_bridges.end());
+      for (StreamBridge* b : bridges) {
+        if (ctx->resumable_bridges.contains(b)) {  // detaching one may have ended another
+          mine.push_back(b->detach(hbone::kSuspendErrorCode));
+        }
+      }
+      if (ctx->index == 0) {  // streams parked here for a resume go on waiting at the successor
+        for (HandedStream& parked : resumes->handOverParked()) {
+          mine.push_back(std::move(parked));
+        }
+      }
+      for (const HandedStream& s : mine) {
+        if (s.role == HandedStream::Role::kServer) {
+          resumes->handedOver(s.token);  // a resume still reaching this agent: "retry"
+        }
+      }
+      ctx->stats.inc(ctx->stats.streams_handed_over, static_cast<int64_t>(mine.size()));
+      std::lock_guard lock(collected->mu);
+      if (collected->abandoned) {
+        for (const HandedStream& s : mine) {
+          closeWithReset(s.app_fd);
+        }
+      } else {
+        for (HandedStream& s : mine) {
+          collected->streams.push_back(std::move(s));
+        }
+      }
+      --collected->pending;
+      collected->cv.notify_all();
+    });
+  }
+  std::unique_lock lock(collected->mu);
+  if (!collected->cv.wait_for(lock, std::chrono::seconds(5),
+                              [&] { return collected->pending == 0; })) {
+    LOG_WARN("handover: a worker did not hand its streams over within 5 s; they are reset");
+    collected->abandoned = true;
+  }
+  return std::move(collected->streams);
+}
+
+void Agent::takeStream(HandedStream stream) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.resume_window_ms);
+  WorkerContext* ctx = contexts_.at(next_stream_worker_.fetch_add(1) % contexts_.size()).get();
+  auto held = std::make_shared<HandedStream>(std::move(stream));
+  ctx->loop.post([this, ctx, held, deadline] {
+    ctx->stats.inc(ctx->stats.streams_taken_over);
+    if (held->role == HandedStream::Role::kClient) {
+      resumeClientStream(*ctx, std::move(*held), deadline);  // this side asks the peer
+      return;
+    }
+    const int fd = held->app_fd;
+    if (!resumes_->park(std::move(*held), deadline)) {  // the peer's agent will ask
+      closeWithReset(fd);
+    }
+  });
+}
+
+// Parked streams whose client side never came back: their app sockets are reset (twice a second,
+// on the first worker).
+void Agent::expireParkedStreams(WorkerContext& ctx) {
+  for (HandedStream& lost : resumes_->expire(std::chrono::steady_clock::now())) {
+    LOG_INFO_EVERY_SECOND("a parked stream to ", lost.authority,
+                          " was not resumed in time; resetting its app connection");
+    ctx.stats.inc(ctx.stats.streams_resume_expired);
+    closeWithReset(lost.app_fd);
+  }
+  ctx.loop.addTimer(std::chrono::milliseconds(500), [this, &ctx] { expireParkedStreams(ctx); });
 }
 
 }  // namespace ferry::agent

@@ -62,6 +62,12 @@ constexpr StatMapping kStatMetrics[] = {
     {"baggage_rejected", "ferry_baggage_rejected_total", nullptr},
     {"pool_connections_opened", "ferry_pool_connections_opened_total", nullptr},
     {"pool_streams_reused", "ferry_pool_streams_reused_total", nullptr},
+    {"streams_handed_over", "ferry_stream_resumption_total", "handed_over"},
+    {"streams_taken_over", "ferry_stream_resumption_total", "taken_over"},
+    {"streams_suspended", "ferry_stream_resumption_total", "suspended"},
+    {"streams_resumed", "ferry_stream_resumption_total", "resumed"},
+    {"streams_resume_failed", "ferry_stream_resumption_total", "failed"},
+    {"streams_resume_expired", "ferry_stream_resumption_total", "expired"},
     {"bytes_sent_upstream", "ferry_proxied_bytes_total", "upstream"},
     {"bytes_sent_downstream", "ferry_proxied_bytes_total", "downstream"},
     {"accept_overload_emfile", "ferry_accept_overload_total", "emfile"},
@@ -96,6 +102,9 @@ const char* labelNameOf(const std::string& family) {
   }
   if (family == "ferry_http_awaiting_headers_shed_total") {
     return "action";
+  }
+  if (family == "ferry_stream_resumption_total") {
+    return "event";
   }
   return "listener";
 }
@@ -144,6 +153,12 @@ void Agent::addMetricSources() {
     }
     out.push_back(gauge("ferry_connections_active", "Proxied connections in flight",
                         static_cast<double>(s["connections_active"])));
+    out.push_back(gauge("ferry_resumable_streams",
+                        "HBONE streams this agent can hand over or resume (docs/upgrades.md)",
+                        static_cast<double>(s["resumable_streams"])));
+    out.push_back(gauge("ferry_resume_ledger_bytes",
+                        "Memory held for retransmission by the resumable streams",
+                        static_cast<double>(s["resume_ledger_bytes"])));
     out.push_back(gauge("ferry_http_awaiting_headers",
                         "Inbound HTTP connections waiting for a complete request head",
                         static_cast<double>(s["http_awaiting_headers"])));

@@ -78,6 +78,11 @@ struct Config {
   // successor takes them over and serves its connections until they end, for at most this long.
   uint32_t drain_grace_ms = kDefaultDrainGraceMs;
   std::string handover_socket;  // "": <enroll socket>.handover
+  // Stream hand-over (docs/upgrades.md): L4 HBONE streams are offered for resumption, and the
+  // successor of a draining agent takes them over instead of the drain ending them. A stream
+  // suspended (its peer agent restarting) waits this long for its resume before it is reset.
+  bool stream_resume = true;
+  uint32_t resume_window_ms = 10000;
   std::string log_level = "info";
   // Telemetry (agent/telemetry/telemetry.h): "" turns the metrics endpoint off; port 0 picks one
   // (tests).

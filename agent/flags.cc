@@ -108,6 +108,11 @@ ABSL_FLAG(DrainGrace, drain_grace, {absl::Milliseconds(kDefaults.drain_grace_ms)
 ABSL_FLAG(std::string, handover_socket, "",
           "where a starting agent takes the listeners over from the running one\n"
           "(\"\" = <enroll socket>.handover)");
+ABSL_FLAG(OnOff, stream_resume, {kDefaults.stream_resume},
+          "offer L4 HBONE streams for resumption, so that they survive an agent upgrade on\n"
+          "either node (docs/upgrades.md); off: streams are drained, as by agents before it");
+ABSL_FLAG(Number1To600000, resume_window_ms, {kDefaults.resume_window_ms},
+          "a stream whose peer agent hands it over waits this long for its resume");
 ABSL_FLAG(std::string, log_level, kDefaults.log_level, "debug, info, warn or error");
 ABSL_FLAG(std::string, metrics_address, kDefaults.metrics_address,
           "Prometheus endpoint IP:PORT (\"off\" = none; port 0 = any)");
@@ -169,6 +174,8 @@ Config fromFlags() {
   c.drain_grace_ms =
       static_cast<uint32_t>(absl::ToInt64Milliseconds(absl::GetFlag(FLAGS_drain_grace).value));
   c.handover_socket = absl::GetFlag(FLAGS_handover_socket);
+  c.stream_resume = absl::GetFlag(FLAGS_stream_resume).value;
+  c.resume_window_ms = absl::GetFlag(FLAGS_resume_window_ms).value;
   c.log_level = absl::GetFlag(FLAGS_log_level);
   c.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (c.metrics_address == "off") {

@@ -57,6 +57,14 @@ namespace ferry::agent {
   X(http_idle_timeouts)           /* closed: keep-alive idle too long */                 \
   X(http_headers_evicted)         /* oldest waiter closed to admit a new one (cap) */    \
   X(http_headers_refused)         /* new HTTP connection refused (cap, none to evict) */ \
+  X(streams_handed_over)          /* resumable streams given to a successor agent */     \
+  X(streams_taken_over)           /* resumable streams received from a predecessor */    \
+  X(streams_suspended)            /* resumable streams the peer's agent handed on */     \
+  X(streams_resumed)              /* resumable streams continued on a new stream */      \
+  X(streams_resume_failed)        /* resumes refused or unreconcilable: app reset */     \
+  X(streams_resume_expired)       /* parked streams nobody resumed in time: app reset */ \
+  X(resumable_streams)            /* gauge: streams that can be resumed */               \
+  X(resume_ledger_bytes)          /* gauge: memory their retransmission ledgers hold */  \
   X(bytes_sent_upstream)          /* app -> destination payload bytes */                 \
   X(bytes_sent_downstream)        /* destination -> app payload bytes */
 

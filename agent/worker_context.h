@@ -45,6 +45,8 @@ class UpstreamPool;
 class H2UpstreamPool;
 class RoutingState;
 class RateLimits;
+class ResumeRegistry;
+class StreamBridge;
 
 struct Shared {
   const Config* config = nullptr;
@@ -72,6 +74,12 @@ struct Shared {
   // Inbound HBONE connections open (with or without streams), over every worker: a draining
   // agent leaves only once its peers have moved theirs to the next agent.
   std::atomic<int64_t> inbound_tunnels_open{0};
+  // Resumable streams this agent serves as the destination, by token (docs/upgrades.md); null
+  // with --stream-resume=off.
+  ResumeRegistry* resumes = nullptr;
+  // True while a predecessor may still hand streams over: a resume for a token not here yet is
+  // told to retry instead of "gone".
+  std::atomic<bool> expecting_streams{false};
 };
 
 struct WorkerContext {
@@ -89,6 +97,8 @@ struct WorkerContext {
   bool accepting = true;
   // Inbound HBONE connections of this worker (hbone_server.cc), told to drain on hand-over.
   std::set<TunnelConnection*> inbound_tunnels;
+  // Bridges of resumable streams on this worker, handed to a successor on upgrade.
+  std::set<StreamBridge*> resumable_bridges;
   std::unique_ptr<HbonePool> pool;
   std::unique_ptr<Revocations> revocations;      // created on first use (revocation.h)
   std::unique_ptr<UpstreamPool> upstreams;       // created on first use (upstream_pool.h)

@@ -1,11 +1,21 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/drain/resume_registry.h"
 
+#include "agent/io/sockets.h"
+
 namespace ferry::agent {
 
-bool ResumeRegistry::add(const hbone::ResumeToken& token, Entry entry) {
+ResumeRegistry::~ResumeRegistry() {
+  for (auto& [token, slot] : slots_) {
+    if (slot.stream && slot.stream->app_fd >= 0) {
+      closeWithReset(slot.stream->app_fd);
+    }
+  }
+}
+
+bool ResumeRegistry::add(const hbone::ResumeToken& token, hbone::ResumeBinding binding) {
   std::lock_guard lock(mu_);
-  return slots_.try_emplace(token, Slot{.entry = std::move(entry)}).second;
+  return slots_.try_emplace(token, Slot{.binding = std::move(binding)}).second;
 }
 
 void ResumeRegistry::remove(const hbone::ResumeToken& token) {
@@ -13,13 +23,20 @@ void ResumeRegistry::remove(const hbone::ResumeToken& token) {
   slots_.erase(token);
 }
 
-void ResumeRegistry::suspend(const hbone::ResumeToken& token, Clock::time_point deadline) {
+bool ResumeRegistry::park(HandedStream stream, Clock::time_point deadline) {
   std::lock_guard lock(mu_);
-  auto it = slots_.find(token);
-  if (it != slots_.end() && it->second.state == State::kAttached) {
-    it->second.state = State::kSuspended;
-    it->second.deadline = deadline;
+  auto it = slots_.find(stream.token);
+  if (it == slots_.end()) {
+    absl::StatusOr<tls::SpiffeId> peer = tls::SpiffeId::parse(stream.peer);
+    if (!peer.ok()) {
+      return false;
+    }
+    it = slots_.try_emplace(stream.token, Slot{.binding = {*peer, stream.authority}}).first;
   }
+  it->second.state = State::kParked;
+  it->second.deadline = deadline;
+  it->second.stream = std::move(stream);
+  return true;
 }
 
 void ResumeRegistry::handedOver(const hbone::ResumeToken& token) {
@@ -40,25 +57,25 @@ ResumeRegistry::Answer ResumeRegistry::resume(const hbone::ResumeToken& token,
   }
   Slot& slot = it->second;
   // The binding first: a handed-over stream's existence is nobody else's business either.
-  hbone::ResumeCheck check = hbone::checkResume(slot.entry.binding, peer, authority);
+  hbone::ResumeCheck check = hbone::checkResume(slot.binding, peer, authority);
   if (check != hbone::ResumeCheck::kOk) {
     return {.status = hbone::resumeStatus(check)};
   }
-  if (slot.state == State::kHandedOver) {
+  if (slot.state != State::kParked) {
     return {.status = hbone::kResumeRetry};
   }
-  // Attached or suspended: the newest resume wins (the old connection may not know yet that
-  // its peer restarted).
   slot.state = State::kAttached;
-  return {.status = 200, .entry = slot.entry};
+  Answer answer{.status = 200, .stream = std::move(slot.stream)};
+  slot.stream.reset();
+  return answer;
 }
 
-std::vector<ResumeRegistry::Entry> ResumeRegistry::expire(Clock::time_point now) {
+std::vector<HandedStream> ResumeRegistry::expire(Clock::time_point now) {
   std::lock_guard lock(mu_);
-  std::vector<Entry> out;
+  std::vector<HandedStream> out;
   for (auto it = slots_.begin(); it != slots_.end();) {
-    if (it->second.state == State::kSuspended && it->second.deadline <= now) {
-      out.push_back(std::move(it->second.entry));
+    if (it->second.state == State::kParked && it->second.deadline <= now) {
+      out.push_back(*std::move(it->second.stream));
       slots_.erase(it++);
     } else {
       ++it;
@@ -67,9 +84,31 @@ std::vector<ResumeRegistry::Entry> ResumeRegistry::expire(Clock::time_point now)
   return out;
 }
 
+std::vector<HandedStream> ResumeRegistry::handOverParked() {
+  std::lock_guard lock(mu_);
+  std::vector<HandedStream> out;
+  for (auto& [token, slot] : slots_) {
+    if (slot.state == State::kParked) {
+      out.push_back(*std::move(slot.stream));
+      slot.stream.reset();
+      slot.state = State::kHandedOver;
+    }
+  }
+  return out;
+}
+
 size_t ResumeRegistry::size() const {
   std::lock_guard lock(mu_);
   return slots_.size();
+}
+
+size_t ResumeRegistry::parked() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& [token, slot] : slots_) {
+    n += slot.state == State::kParked ? 1 : 0;
+  }
+  return n;
 }
 
 }  // namespace ferry::agent

@@ -2,13 +2,14 @@
 #pragma once
 
 // The destination agent's table of resumable streams, by resume token (docs/upgrades.md). One
-// per agent, shared by its workers: a resume CONNECT may arrive on any worker, while the
-// stream lives on the one that accepted it (`worker`, `handle` say where).
+// per agent, shared by its workers: a resume CONNECT may arrive on any worker.
 //
-// A stream's entry goes through: attached (on a live HBONE connection) -> suspended (its
-// connection was lost or detached; waits for a resume until a deadline) -> attached again on a
-// resume, or expired; handed over (given to a successor agent: a resume still arriving here is
-// told to retry, the successor has it) ; removed when the stream ends.
+// A stream's entry goes through: attached (its bridge runs on a live HBONE connection) ->
+// parked (the client side went away to be handed over: the stream's app socket and state wait
+// here for the resume until a deadline) -> attached again on a resume (the state leaves with the
+// answer, to the worker that took the resume), or expired (its app socket is reset); handed over
+// (given to a successor agent: a resume still arriving here is told to retry, the successor has
+// it); removed when the stream ends.
 
 #include <chrono>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "agent/drain/stream_state.h"
 #include "hbone/resume.h"
 
 namespace ferry::agent {
@@ -25,42 +27,48 @@ namespace ferry::agent {
 class ResumeRegistry {
  public:
   using Clock = std::chrono::steady_clock;
-  struct Entry {
-    hbone::ResumeBinding binding;
-    int worker = 0;
-    uint64_t handle = 0;  // the worker's name for the stream
-  };
   struct Answer {
-    int status = 0;              // 200, or kResumeUnknown / kResumeRetry / 403 / 400
-    std::optional<Entry> entry;  // with 200: the stream to move onto the new connection
+    int status = 0;                      // 200, or kResumeUnknown / kResumeRetry / 403 / 400
+    std::optional<HandedStream> stream;  // with 200: the parked stream, to continue
   };
+
+  ResumeRegistry() = default;
+  ResumeRegistry(const ResumeRegistry&) = delete;
+  ResumeRegistry& operator=(const ResumeRegistry&) = delete;
+  ~ResumeRegistry();  // resets the app sockets of streams still parked
 
   // A stream whose offer was accepted. False when the token is already taken (a client that
   // reuses a token gets no resumable stream).
-  bool add(const hbone::ResumeToken& token, Entry entry);
+  bool add(const hbone::ResumeToken& token, hbone::ResumeBinding binding);
   void remove(const hbone::ResumeToken& token);
-  // Its connection is gone: resumable until `deadline`.
-  void suspend(const hbone::ResumeToken& token, Clock::time_point deadline);
+  // Parks a stream until `deadline`: one of ours whose client side went to be handed over, or
+  // one a predecessor handed us (then added here, bound to its recorded peer and authority).
+  // False (the caller resets the socket) for a peer that is not a SPIFFE ID.
+  bool park(HandedStream stream, Clock::time_point deadline);
   // Given to the successor agent.
   void handedOver(const hbone::ResumeToken& token);
 
-  // A resume CONNECT. 200 only for the bound identity and authority; the entry is then attached
-  // (to be moved onto the new connection by its worker). An unknown token is 410, unless this
-  // agent is still receiving streams from a predecessor (`expecting_more`): then 503 retry, as
-  // for a stream this agent handed over.
+  // A resume CONNECT. 200 only for the bound identity and authority and a parked stream, which
+  // is then attached again and returned. An unknown token is 410, unless this agent is still
+  // receiving streams from a predecessor (`expecting_more`): then 503 retry, as for a stream
+  // this agent handed over or one still attached (its client side's suspension is on its way).
   Answer resume(const hbone::ResumeToken& token, const tls::SpiffeId& peer,
                 std::string_view authority, bool expecting_more);
 
-  // Suspended streams past their deadline, removed: their app sockets are to be reset.
-  std::vector<Entry> expire(Clock::time_point now);
+  // Parked streams past their deadline, removed: their app sockets are the caller's to reset.
+  std::vector<HandedStream> expire(Clock::time_point now);
+  // Every parked stream, for a successor; their tokens stay here as handed over.
+  std::vector<HandedStream> handOverParked();
   size_t size() const;
+  size_t parked() const;
 
  private:
-  enum class State { kAttached, kSuspended, kHandedOver };
+  enum class State { kAttached, kParked, kHandedOver };
   struct Slot {
-    Entry entry;
+    hbone::ResumeBinding binding;
     State state = State::kAttached;
     Clock::time_point deadline{};
+    std::optional<HandedStream> stream;  // parked
   };
   mutable std::mutex mu_;
   absl::flat_hash_map<hbone::ResumeToken, Slot> slots_;

@@ -1,6 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // Outbound HBONE: pooled client connections and the start of a tunnelled stream.
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <chrono>
+#include <optional>
 
 #include "agent/config.h"
 #include "agent/identity/certificates.h"
@@ -125,23 +129,23 @@ size_t HbonePool::size() const {
 
 namespace {
 
+// A new pooled connection from `source` (with the certificate of `identity`) to `dial`:15008,
+// pinning the destination workload's identity `expected`.
 PooledClient* openConnection(WorkerContext& ctx, const LocalPod& source,
-                             const PodIdentity& identity, const Destination& dest,
-                             const std::string& key) {
+                             const PodIdentity& identity, const tls::SpiffeId& expected,
+                             const std::string& dial, const std::string& key) {
   auto tls_ctx = ctx.shared.certs->contextFor(identity.ns, identity.service_account);
   if (!tls_ctx.ok()) {
     LOG_WARN_EVERY_SECOND("outbound from ", source.info.name, ": no certificate for ", identity.ns,
                           "/", identity.service_account, ": ", tls_ctx.status().ToString());
     return nullptr;
   }
-  tls::SpiffeId expected{ctx.shared.workloads->current()->trustDomain(), dest.workload->key.ns,
-                         dest.workload->service_account};
   auto client = hbone::HboneClient::create(*tls_ctx, expected);
   if (!client.ok()) {
     LOG_WARN_EVERY_SECOND("outbound HBONE client: ", client.status().ToString());
     return nullptr;
   }
-  auto to = SocketAddress::parse(dest.ip, kHbonePort);
+  auto to = SocketAddress::parse(dial, kHbonePort);
   if (!to.ok()) {
     return nullptr;
   }
@@ -161,30 +165,66 @@ PooledClient* openConnection(WorkerContext& ctx, const LocalPod& source,
   return conn;
 }
 
+std::string poolKey(const LocalPod& source, const std::string& dial) {
+  return source.info.uid + "|" + dial;
+}
+
+// A pooled connection for the key, or a new one; null when none can be opened.
+PooledClient* connectionFor(WorkerContext& ctx, const LocalPod& source, const PodIdentity& identity,
+                            const tls::SpiffeId& expected, const std::string& dial) {
+  const std::string key = poolKey(source, dial);
+  if (PooledClient* conn = ctx.pool->find(key)) {
+    ctx.stats.inc(ctx.stats.pool_streams_reused);
+    return conn;
+  }
+  return openConnection(ctx, source, identity, expected, dial, key);
+}
+
+// Only an app's TCP connection can be handed to another agent: the routed HTTP path's upstream
+// connections are socketpairs whose other end lives in this process.
+bool appSocket(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  return ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+         (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+}
+
 }  // namespace
 
 void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
                         const PodIdentity& identity, const Destination& dest,
                         const std::string& source_ip, int downstream_fd) {
-  const std::string key = source->info.uid + "|" + dest.ip;
-  PooledClient* conn = ctx.pool->find(key);
-  if (conn != nullptr) {
-    ctx.stats.inc(ctx.stats.pool_streams_reused);
-  } else {
-    conn = openConnection(ctx, *source, identity, dest, key);
-    if (conn == nullptr) {
-      ctx.stats.inc(ctx.stats.outbound_failed);
-      closeWithReset(downstream_fd);
-      return;
-    }
-  }
   auto state = ctx.shared.workloads->current();
+  const tls::SpiffeId expected{state->trustDomain(), dest.workload->key.ns,
+                               dest.workload->service_account};
+  PooledClient* conn = connectionFor(ctx, *source, identity, expected, dest.ip);
+  if (conn == nullptr) {
+    ctx.stats.inc(ctx.stats.outbound_failed);
+    closeWithReset(downstream_fd);
+    return;
+  }
   auto target = SocketAddress::parse(dest.ip, dest.port);
   auto authority = hbone::Authority::parse(target->str());
   // Who we are, for the destination's telemetry; it believes only what our certificate proves.
   const std::string baggage = hbone::encodeBaggage(
       sourceBaggage(*state, *source, identity, ctx.shared.config->cluster_name));
-  auto stream = authority.ok() ? conn->client().openStream(*authority, baggage)
+  // Offered for resumption (docs/upgrades.md); the destination accepts it for L4 ports only.
+  std::optional<ResumableSide> offer;
+  std::string resume_header;
+  if (ctx.shared.config->stream_resume && authority.ok() && appSocket(downstream_fd)) {
+    offer.emplace();
+    HandedStream& meta = offer->meta;
+    meta.role = HandedStream::Role::kClient;
+    meta.token = hbone::ResumeToken::generate();
+    meta.pod_uid = source->info.uid;
+    meta.peer = expected.uri();
+    meta.local = tls::SpiffeId{state->trustDomain(), identity.ns, identity.service_account}.uri();
+    meta.authority = authority->toString();
+    meta.dial = dest.ip;
+    meta.baggage = baggage;
+    resume_header = hbone::formatResume({.token = meta.token});
+  }
+  auto stream = authority.ok() ? conn->client().openStream(*authority, baggage, resume_header)
                                : absl::StatusOr<hbone::StreamId>(authority.status());
   if (!stream.ok()) {
     LOG_WARN_EVERY_SECOND("outbound ", source->info.name, " -> ", target->str(), ": ",
@@ -197,12 +237,91 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   auto* bridge = new StreamBridge(ctx, conn, *stream, downstream_fd, /*fd_connecting=*/false,
                                   /*client=*/true);
   conn->attach(*stream, bridge);
+  if (offer) {
+    bridge->offerResume(*std::move(offer));
+  }
   bridge->setTelemetry(ctx.shared.telemetry->openConnection(outboundReport(
       *state,
       {.pod = *source, .principal = principalOf(state->trustDomain(), identity), .ip = source_ip},
       dest, /*mtls=*/true, nullptr)));
   bridge->start();
   conn->flush();
+}
+
+namespace {
+
+// Backoff between resume attempts told to retry: 10 ms doubling to 500 ms (docs/upgrades.md).
+std::chrono::milliseconds resumeBackoff(int attempt) {
+  return std::chrono::milliseconds(std::min(500, 10 << std::min(attempt, 6)));
+}
+
+void resumeNow(WorkerContext& ctx, HandedStream stream,
+               std::chrono::steady_clock::time_point deadline, int attempt);
+
+void resumeFailed(WorkerContext& ctx, HandedStream& stream, const char* why) {
+  LOG_INFO_EVERY_SECOND("resume of a stream to ", stream.authority, " failed: ", why,
+                        "; resetting its app connection");
+  ctx.stats.inc(ctx.stats.streams_resume_failed);
+  closeWithReset(stream.app_fd);
+  stream.app_fd = -1;
+}
+
+}  // namespace
+
+namespace {
+
+void resumeNow(WorkerContext& ctx, HandedStream stream,
+               std::chrono::steady_clock::time_point deadline, int attempt) {
+  auto pods = ctx.shared.pods->current();
+  auto pod = pods->by_uid.find(stream.pod_uid);
+  absl::StatusOr<tls::SpiffeId> local = tls::SpiffeId::parse(stream.local);
+  absl::StatusOr<tls::SpiffeId> peer = tls::SpiffeId::parse(stream.peer);
+  auto authority = hbone::Authority::parse(stream.authority);
+  if (pod == pods->by_uid.end() || !local.ok() || !peer.ok() || !authority.ok()) {
+    resumeFailed(ctx, stream, "its pod or identities are unknown here");
+    return;
+  }
+  const PodIdentity identity{local->ns, local->service_account};
+  PooledClient* conn = connectionFor(ctx, *pod->second, identity, *peer, stream.dial);
+  if (conn == nullptr) {
+    resumeClientStream(ctx, std::move(stream), deadline, attempt + 1);
+    return;
+  }
+  auto id = conn->client().openStream(
+      *authority, stream.baggage,
+      hbone::formatResume({.token = stream.token, .delivered = stream.delivered}));
+  if (!id.ok()) {
+    conn->flush();
+    resumeClientStream(ctx, std::move(stream), deadline, attempt + 1);
+    return;
+  }
+  const int fd = stream.app_fd;
+  auto* bridge = new StreamBridge(ctx, conn, *id, fd, /*fd_connecting=*/false, /*client=*/true);
+  conn->attach(*id, bridge);
+  bridge->resumeOf(std::move(stream), deadline, attempt);
+  bridge->start();
+  conn->flush();
+}
+
+}  // namespace
+
+void resumeClientStream(WorkerContext& ctx, HandedStream stream,
+                        std::chrono::steady_clock::time_point deadline, int attempt) {
+  if (attempt > 0) {
+    // Asked again: after the backoff, unless the window has passed by then.
+    const auto at = std::chrono::steady_clock::now() + resumeBackoff(attempt - 1);
+    if (at >= deadline) {
+      resumeFailed(ctx, stream, "no resume within --resume-window-ms");
+      return;
+    }
+    auto held = std::make_shared<HandedStream>(std::move(stream));
+    ctx.loop.addTimer(resumeBackoff(attempt - 1), [&ctx, held, deadline, attempt] {
+      HandedStream s = std::move(*held);
+      resumeNow(ctx, std::move(s), deadline, attempt);
+    });
+    return;
+  }
+  resumeNow(ctx, std::move(stream), deadline, attempt);
 }
 
 }  // namespace ferry::agent

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "agent/config.h"
+#include "agent/drain/resume_registry.h"
 #include "agent/http/http_inbound.h"
 #include "agent/identity/certificates.h"
 #include "agent/identity/revocation.h"
@@ -23,6 +24,7 @@
 #include "agent/proxy/outbound.h"
 #include "agent/telemetry/telemetry_peers.h"
 #include "hbone/baggage.h"
+#include "hbone/resume.h"
 #include "hbone/server.h"
 #include "log/log.h"
 
@@ -49,6 +51,12 @@ class InboundConnection : public TunnelConnection {
     for (const auto& [stream, id] : revocable_) {
       revocationsOf(ctx_).remove(id);
     }
+    for (const auto& [stream, side] : offers_) {
+      ctx_.shared.resumes->remove(side.meta.token);
+    }
+    for (const Resumed& r : resumed_) {
+      closeWithReset(r.stream.app_fd);  // its connection went before the stream could continue
+    }
   }
 
   absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
@@ -72,6 +80,11 @@ class InboundConnection : public TunnelConnection {
     pending_.clear();
     for (const auto& [id, app, report] : pending) {
       startApp(id, app, report);
+    }
+    auto resumed = std::move(resumed_);
+    resumed_.clear();
+    for (Resumed& r : resumed) {
+      continueResumed(r.id, std::move(r.stream), r.peer_delivered);
     }
   }
 
@@ -113,15 +126,70 @@ class InboundConnection : public TunnelConnection {
                             ": denied: ", d.reason);
       return 403;
     }
+    std::optional<hbone::ResumeHeader> resume;
+    if (ctx_.shared.resumes != nullptr && !r.resume.empty() && !attrs.http) {
+      resume = hbone::parseResume(r.resume);  // HTTP ports are never offered: no resumption
+    }
+    if (resume && resume->isResume()) {
+      int status = decideResume(r, *resume);
+      if (status == hbone::kDeferDecision) {
+        watchPolicy(r.id, *w, std::move(attrs));
+      }
+      return status;
+    }
     if (attrs.http) {
       http_streams_[r.id] = InboundPeer{r.peer.uri(), peer_ip_, app.ip(), app.port(), baggage};
     } else if (!admitConnectionRate(ctx_.shared.rate_limits, ctx_.stats, *pod_, app.port(),
                                     r.peer.uri(), r.peer.uri())) {
       return 429;  // the source resets its client's connection
     }
+    if (resume && resume->isOffer() &&
+        ctx_.shared.resumes->add(*resume->token, {r.peer, r.authority.toString()})) {
+      server_->setResumeAnswer(r.id, hbone::formatResume({}));  // "v1": accepted
+      ResumableSide& side = offers_[r.id];
+      side.meta.role = HandedStream::Role::kServer;
+      side.meta.token = *resume->token;
+      side.meta.pod_uid = pod_->info.uid;
+      side.meta.peer = r.peer.uri();
+      side.meta.local = conn().local().uri();
+      side.meta.authority = r.authority.toString();
+    }
     pending_.emplace_back(r.id, app, std::move(report));
     watchPolicy(r.id, *w, std::move(attrs));
     return hbone::kDeferDecision;
+  }
+
+  // A resume CONNECT (docs/upgrades.md), already authorized as a new stream would be: the parked
+  // stream it names continues here once afterEvents() has built its bridge.
+  int decideResume(const hbone::StreamRequest& r, const hbone::ResumeHeader& h) {
+    ResumeRegistry::Answer a =
+        ctx_.shared.resumes->resume(*h.token, r.peer, r.authority.toString(),
+                                    ctx_.shared.expecting_streams.load(std::memory_order_relaxed));
+    if (a.status == hbone::kResumeRetry) {
+      server_->setResumeAnswer(r.id, hbone::formatResume({.retry = true}));
+    }
+    if (a.status != 200) {
+      LOG_DEBUG("resume from ", r.peer.uri(), " to ", r.authority.toString(), ": ", a.status);
+      return a.status;
+    }
+    server_->setResumeAnswer(r.id, hbone::formatResume({.delivered = a.stream->delivered}));
+    resumed_.push_back({r.id, *std::move(a.stream), *h.delivered});
+    return hbone::kDeferDecision;
+  }
+
+  void continueResumed(hbone::StreamId id, HandedStream stream, uint64_t peer_delivered) {
+    auto* bridge = new StreamBridge(ctx_, this, id, stream.app_fd, /*fd_connecting=*/false,
+                                    /*client=*/false);
+    attach(id, bridge);
+    if (!bridge->continueFrom(std::move(stream), peer_delivered)) {
+      ctx_.stats.inc(ctx_.stats.streams_resume_failed);
+      conn().reset(id, NGHTTP2_PROTOCOL_ERROR);
+      bridge->abort();  // the offsets cannot be reconciled: both app sockets are reset
+      return;
+    }
+    bridge->start();
+    (void)server_->respond(id, 200);
+    bridge->onTunnelWritable();  // the replay first
   }
 
   // The source's baggage when the peer certificate backs it; a claim it contradicts is
@@ -197,23 +265,35 @@ class InboundConnection : public TunnelConnection {
     auto l7 = http_streams_.extract(id);
     auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()), resetHook(id))
                  : connectToApp(*ctx_.shared.sockets, *pod_, app);
+    auto offer = offers_.extract(id);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+      forgetOffer(offer);
       (void)server_->respond(id, 503);
       return;
     }
     auto* bridge = new StreamBridge(ctx_, this, id, *fd, /*fd_connecting=*/true,
                                     /*client=*/false);
     attach(id, bridge);
-    bridge->setOnConnected([this, id, bridge, report](bool ok) {
+    auto side = offer ? std::make_shared<ResumableSide>(std::move(offer.mapped())) : nullptr;
+    bridge->setOnConnected([this, id, bridge, report, side](bool ok) {
       if (closed()) {
+        if (side) {
+          ctx_.shared.resumes->remove(side->meta.token);
+        }
         return;
       }
       if (!ok) {
         ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+        if (side) {
+          ctx_.shared.resumes->remove(side->meta.token);
+        }
         (void)server_->respond(id, 503);
         bridge->abort();
       } else {
+        if (side) {
+          bridge->acceptResume(std::move(*side));
+        }
         bridge->setOpened();
         bridge->setTelemetry(ctx_.shared.telemetry->openConnection(report));
         (void)server_->respond(id, 200);
@@ -223,8 +303,22 @@ class InboundConnection : public TunnelConnection {
     bridge->start();
   }
 
+  void forgetOffer(std::map<hbone::StreamId, ResumableSide>::node_type& offer) {
+    if (offer) {
+      ctx_.shared.resumes->remove(offer.mapped().meta.token);
+    }
+  }
+
+  struct Resumed {
+    hbone::StreamId id;
+    HandedStream stream;
+    uint64_t peer_delivered;
+  };
+
   std::shared_ptr<const LocalPod> pod_;
   std::string peer_ip_;
+  std::map<hbone::StreamId, ResumableSide> offers_;  // accepted offers until the app connects
+  std::vector<Resumed> resumed_;                     // resumes to continue in afterEvents()
   hbone::HboneServer* server_ = nullptr;
   std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
   std::map<hbone::StreamId, InboundPeer> http_streams_;  // accepted streams on HTTP ports

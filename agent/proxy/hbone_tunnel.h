@@ -16,11 +16,14 @@
 // Both sockets are io::Connections, read into and sent from the HBONE connection's and the
 // bridge's own buffers (no copy in between).
 
+#include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "agent/drain/stream_state.h"
 #include "agent/io/connection.h"
 #include "agent/io/event_loop.h"
 #include "agent/telemetry/telemetry.h"
@@ -75,6 +78,18 @@ class TunnelConnection : public Deferred {
   std::vector<hbone::HboneEvent> events_;
 };
 
+// The resumable side of a stream (docs/upgrades.md): who it is, for a successor or a resume,
+// and the retransmission ledger of the direction this side sends. Offsets are the stream's
+// from its first byte, across resumes.
+struct ResumableSide {
+  HandedStream meta;  // role, token, pod, peer, local, authority, dial, baggage (no state)
+  hbone::RetransmitLedger ledger;
+  uint64_t delivered_base = 0;  // bytes given to the app before this bridge (a resumed stream)
+  uint64_t stream_base = 0;     // ledger offset of this HTTP/2 stream's first DATA byte
+  size_t unrecorded = 0;        // bytes at the front of the bridge's buffer already in the ledger
+  bool accepted = false;        // the peer accepted the offer (or this is a resume)
+};
+
 class StreamBridge : public Deferred {
  public:
   // `fd_connecting`: fd is a connect in progress (server side, to the app); the bridge calls
@@ -97,8 +112,36 @@ class StreamBridge : public Deferred {
   void onTunnelFailed();  // the whole connection went away
   void abort();           // reset both sides (e.g. refused before opening)
 
+  // ---- resumption (docs/upgrades.md) ----
+  // Client: the CONNECT offered `side`; bytes are recorded from the first, and the answer's
+  // `ferry-resume` says whether the stream stays resumable. Call before start().
+  void offerResume(ResumableSide side) {
+    resume_ = std::make_unique<ResumableSide>(std::move(side));
+  }
+  // Server: the offer was accepted (the answer carries it).
+  void acceptResume(ResumableSide side);
+  // Client: this stream is a resume of `stream`, waiting for the answer (no byte moves before);
+  // attempt `attempt` of those resumeClientStream() makes until `deadline`.
+  void resumeOf(HandedStream stream, std::chrono::steady_clock::time_point deadline, int attempt);
+  // Server: this stream resumes `stream`, whose peer has been given `peer_delivered` bytes.
+  // False (the stream is to be refused) when the offsets cannot be reconciled.
+  bool continueFrom(HandedStream stream, uint64_t peer_delivered);
+  bool resumable() const { return resume_ != nullptr && resume_->accepted; }
+  // Hands the stream on: the stream is reset on the wire with `code` (kSuspendErrorCode: "it
+  // will be resumed"), the app socket and the state go with the result, and the bridge ends
+  // without touching the socket. Only for resumable() bridges.
+  HandedStream detach(uint32_t code);
+
  private:
   void pump();
+  void recordSent(size_t n);
+  bool confirmFromWindow();
+  void onResumeAnswer(int status);
+  void suspend();
+  void endDetached();
+  void markResumable();
+  void unmarkResumable();
+  void reportLedger();
   void resetStream();
   void finish(bool reset);
   void updateInterest();
@@ -120,6 +163,18 @@ class StreamBridge : public Deferred {
   EventLoop::TimerId connect_timer_ = 0;
   std::function<void(bool)> on_connected_;
   ConnectionTelemetry telemetry_;
+  std::unique_ptr<ResumableSide> resume_;
+  std::optional<HandedStream> resuming_;  // client: waiting for the answer to a resume
+  std::chrono::steady_clock::time_point resume_deadline_{};
+  int resume_attempt_ = 0;
+  int64_t ledger_reported_ = 0;  // this bridge's part of the resume_ledger_bytes gauge
 };
+
+// Client side: resumes `stream` on the destination agent (a stream handed over by a predecessor,
+// or one the destination's agent suspended to hand it over): a resume CONNECT on a pooled
+// connection; 503 "retry" is asked again with backoff until `deadline`; any other refusal, or
+// the deadline, resets the app socket.
+void resumeClientStream(WorkerContext& ctx, HandedStream stream,
+                        std::chrono::steady_clock::time_point deadline, int attempt = 0);
 
 }  // namespace ferry::agent

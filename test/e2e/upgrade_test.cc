@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "e2e/mesh.h"
@@ -129,7 +131,9 @@ TEST_CASE("agent upgrade in place: streams that end within the grace are untouch
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   MeshOptions options;
-  options.extra_agent_flags = {"--drain-grace=40s"};
+  // The drain itself: without stream resumption (an L7 connection, or a peer agent of an older
+  // release) an established stream stays on the old agent until it ends.
+  options.extra_agent_flags = {"--drain-grace=40s", "--stream-resume=off"};
   auto mesh = Mesh::start(options);
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
@@ -218,6 +222,133 @@ TEST_CASE("a second signal ends the drain at once", "[privileged][e2e]") {
   CHECK_THAT(m.agentLog(1), Catch::Contains("signal 2 again: ending the drain now"));
   CHECK_THAT(m.agentLog(1), Catch::Contains("drain: no successor took over"));
   touch(release);
+}
+
+namespace {
+
+int64_t statOf(Mesh& m, int node, const char* name) {
+  auto stats = m.stats(node);
+  return stats.ok() ? (*stats)[name] : -1;
+}
+
+// Waits (bounded) until a node's agent has counted `want` of `name`.
+bool statReaches(Mesh& m, int node, const char* name, int64_t want) {
+  return eventually([&] { return statOf(m, node, name) >= want; }, 30s,
+                    absl::StrCat("node", node, " ", name, " >= ", want));
+}
+
+}  // namespace
+
+TEST_CASE("agent upgrades hand established streams over: 50 streams survive every restart",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  constexpr int kStreams = 50;
+  MeshOptions options;
+  // A 2 s grace: without the hand-over, every stream would be reset 2 s after each SIGTERM.
+  options.extra_agent_flags = {"--drain-grace=2s"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  const std::string release = m.cluster().scratchDir() + "/release";
+  // Each stream sends its own byte sequence in rounds every 20 ms and reads the echo of each
+  // round back: both directions carry known bytes, checked by sha256 at the end.
+  auto streams = spawnApp(m, m.pod(1, 1),
+                          {"streams", "--host=" + server.ipv4, "--port=8080",
+                           absl::StrCat("--count=", kStreams), "--text=" + release});
+  REQUIRE(waitOutput(*streams, "STREAMING"));
+  REQUIRE_THAT(streams->log(), !Catch::Contains("NOT STREAMING"));
+  REQUIRE(statReaches(m, 1, "resumable_streams", kStreams));
+  REQUIRE(statReaches(m, 2, "resumable_streams", kStreams));
+  std::printf(
+      "memory held for retransmission while streaming: node1 %lld bytes, node2 %lld "
+      "bytes, for %d streams\n",
+      static_cast<long long>(statOf(m, 1, "resume_ledger_bytes")),
+      static_cast<long long>(statOf(m, 2, "resume_ledger_bytes")), kStreams);
+
+  // The source's agent, then the destination's, then both at once.
+  const std::vector<std::vector<int>> rounds = {{1}, {2}, {1, 2}};
+  std::map<int, int64_t> resumed_before = {{1, 0}, {2, 0}};
+  for (const std::vector<int>& nodes : rounds) {
+    INFO("upgrading node" << nodes.front() << (nodes.size() > 1 ? " and node2" : ""));
+    std::vector<Mesh::Upgrade> ups;
+    for (int node : nodes) {
+      auto up = m.upgradeAgent(node);
+      REQUIRE_OK(up);
+      ups.push_back(*std::move(up));
+    }
+    for (size_t i = 0; i < ups.size(); ++i) {
+      const int node = nodes[i];
+      auto rc = ups[i].old->wait(absl::Seconds(30));
+      REQUIRE_OK(rc);
+      CHECK(*rc == 0);
+      INFO(ups[i].old->log());
+      CHECK_THAT(ups[i].old->log(),
+                 Catch::Contains(absl::StrCat("handed ", kStreams, " of ", kStreams,
+                                              " established streams over")));
+      std::printf("node%d: SIGTERM to the new agent accepting: %.0f ms\n", node,
+                  absl::ToDoubleMilliseconds(ups[i].ready_after));
+      resumed_before[node] = 0;  // a new agent counts from zero
+    }
+    // Every stream continues: resumed on both ends (the restarted agents count from zero).
+    for (int node : {1, 2}) {
+      resumed_before[node] += kStreams;
+      CHECK(statReaches(m, node, "streams_resumed", resumed_before[node]));
+      CHECK(statReaches(m, node, "resumable_streams", kStreams));
+      CHECK(statOf(m, node, "streams_resume_failed") == 0);
+      CHECK(statOf(m, node, "streams_resume_expired") == 0);
+    }
+    REQUIRE(streams->running());
+  }
+  touch(release);
+  auto done = streams->wait(absl::Seconds(60));
+  REQUIRE_OK(done);
+  INFO(streams->log());
+  std::printf("streams: %s", streams->log().c_str());
+  CHECK_THAT(streams->log(), Catch::Contains(absl::StrCat("OK=", kStreams, " BAD=0")));
+  CHECK(counted(streams->log(), "BYTES=") > 0);
+}
+
+TEST_CASE("a peer agent without stream resumption: streams are drained as before",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.extra_agent_flags = {"--drain-grace=40s"};
+  // node2's agent stands for an older release: it answers an offer with nothing.
+  options.agent_command = [](const harness::Node& node, std::vector<std::string> argv) {
+    if (node.index == 2) {
+      argv.push_back("--stream-resume=off");
+    }
+    return argv;
+  };
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  const std::string release = m.cluster().scratchDir() + "/release";
+  auto streams = spawnApp(
+      m, m.pod(1, 1),
+      {"streams", "--host=" + server.ipv4, "--port=8080", "--count=10", "--text=" + release});
+  REQUIRE(waitOutput(*streams, "STREAMING"));
+  CHECK(statOf(m, 1, "resumable_streams") == 0);  // offered, not accepted
+  auto up = m.upgradeAgent(1);
+  REQUIRE_OK(up);
+  // Nothing to hand over: the old agent serves its streams in place until they end.
+  REQUIRE(m.waitAgentLog(1, "handover: took"));
+  REQUIRE(up->old->running());
+  touch(release);
+  auto done = streams->wait(absl::Seconds(60));
+  REQUIRE_OK(done);
+  INFO(streams->log());
+  CHECK_THAT(streams->log(), Catch::Contains("OK=10 BAD=0"));
+  auto rc = up->old->wait(absl::Seconds(30));
+  REQUIRE_OK(rc);
+  CHECK(*rc == 0);
+  INFO(up->old->log());
+  CHECK_THAT(up->old->log(), Catch::Contains("handed 0 of 0 established streams over"));
+  CHECK_THAT(up->old->log(), Catch::Contains("drain: handed over, 0 connections left"));
 }
 
 }  // namespace ferry::e2e
