@@ -193,8 +193,11 @@ void Agent::drain(std::chrono::milliseconds grace) {
   // In place: serve (and keep accepting until a successor takes over) for up to `grace`; done
   // early once handed over and idle.
   auto deadline = std::chrono::steady_clock::now() + grace;
+  // Streams between a suspension and their resume, or parked for one, are not connections of
+  // this agent's any more but must reach a successor (or their end) before it leaves.
   auto idle = [this] {
-    return stats()["connections_active"] == 0 && shared_.inbound_tunnels_open.load() == 0;
+    return stats()["connections_active"] == 0 && shared_.inbound_tunnels_open.load() == 0 &&
+           shared_.streams_in_resume.load() == 0 && (!resumes_ || resumes_->parked() == 0);
   };
   while (workers_ && std::chrono::steady_clock::now() < deadline &&
          !(handed_over_.load() && idle()) && !drain_ended_.load(std::memory_order_acquire)) {

@@ -192,16 +192,11 @@ std::vector<HandedStream> Agent::handStreamsOver() {
   auto collected = std::make_shared<Collected>();
   collected->pending = contexts_.size();
   ResumeRegistry* resumes = resumes_.get();
+  // From now on a stream suspended here waits for the next batch instead of being resumed here.
+  shared_.handing_streams_over.store(true);
   for (WorkerContext* ctx : workerContexts()) {
     ctx->loop.post([ctx, collected, resumes] {
-      std::vector<HandedStream> mine;
-      std::vector<StreamBridge*> bridges(ctx->resumable_bridges.begin(),
-                                         ctx->resumable_bridges.end());
-      for (StreamBridge* b : bridges) {
-        if (ctx->resumable_bridges.contains(b)) {  // detaching one may have ended another
-          mine.push_back(b->detach(hbone::kSuspendErrorCode));
-        }
-      }
+      std::vector<HandedStream> mine = takeStreamsForSuccessor(*ctx);
       if (ctx->index == 0) {  // streams parked here for a resume go on waiting at the successor
         for (HandedStream& parked : resumes->handOverParked()) {
           mine.push_back(std::move(parked));

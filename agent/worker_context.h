@@ -14,6 +14,7 @@
 // admin/ and io/ (PodSockets) never see it.
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <random>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "agent/config.h"
+#include "agent/drain/stream_state.h"
 #include "agent/io/event_loop.h"
 #include "agent/io/overload.h"
 #include "agent/pods/capture.h"
@@ -80,6 +82,12 @@ struct Shared {
   // True while a predecessor may still hand streams over: a resume for a token not here yet is
   // told to retry instead of "gone".
   std::atomic<bool> expecting_streams{false};
+  // True once a successor takes streams over: a stream suspended from then on waits for it
+  // instead of being resumed here.
+  std::atomic<bool> handing_streams_over{false};
+  // Client streams between their suspension and their resume, over every worker: a draining
+  // agent leaves only once a successor has them.
+  std::atomic<int64_t> streams_in_resume{0};
 };
 
 struct WorkerContext {
@@ -97,8 +105,19 @@ struct WorkerContext {
   bool accepting = true;
   // Inbound HBONE connections of this worker (hbone_server.cc), told to drain on hand-over.
   std::set<TunnelConnection*> inbound_tunnels;
-  // Bridges of resumable streams on this worker, handed to a successor on upgrade.
+  // Streams of this worker a successor takes over on upgrade (docs/upgrades.md): bridges of
+  // resumable streams, bridges of resumes waiting for their answer, and client streams waiting
+  // to ask again (by a key of their own, with their backoff timer; 0: none, a successor's).
   std::set<StreamBridge*> resumable_bridges;
+  std::set<StreamBridge*> resuming_bridges;
+  struct ResumeWait {
+    HandedStream stream;
+    std::chrono::steady_clock::time_point deadline;
+    int attempt = 0;
+    EventLoop::TimerId timer = 0;
+  };
+  std::map<uint64_t, ResumeWait> resume_waits;
+  uint64_t next_resume_wait = 1;
   std::unique_ptr<HbonePool> pool;
   std::unique_ptr<Revocations> revocations;      // created on first use (revocation.h)
   std::unique_ptr<UpstreamPool> upstreams;       // created on first use (upstream_pool.h)

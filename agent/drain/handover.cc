@@ -375,8 +375,11 @@ bool HandoverServer::send(int client, const std::string& text, const std::vector
   return false;
 }
 
-void HandoverServer::sendStreams(int client) {
+void HandoverServer::sendStreams(int client, bool first) {
   std::vector<HandedStream> streams = callbacks_.handStreams();
+  if (streams.empty() && !first) {
+    return;
+  }
   size_t sent = 0;
   for (const HandedStream& s : streams) {
     bool ok = true;
@@ -433,8 +436,9 @@ bool HandoverServer::serve(int client) {
     return true;
   }
   callbacks_.onReady(static_cast<pid_t>(successor));
-  if (*ready == kReadyResume && callbacks_.handStreams) {
-    sendStreams(client);
+  const bool streams = *ready == kReadyResume && callbacks_.handStreams;
+  if (streams) {
+    sendStreams(client, /*first=*/true);
   }
   int64_t reported = -1;
   while (true) {
@@ -444,6 +448,11 @@ bool HandoverServer::serve(int client) {
       return true;  // the successor is gone; nothing is left to give a next one
     }
     reported = now;
+    if (streams) {
+      // Streams that became resumable or were suspended since (a peer's agent restarting at
+      // the same time) go too, every 50 ms while this agent drains.
+      sendStreams(client, /*first=*/false);
+    }
     r = waitReadable(client, stop_fd_, 50);
     if (r < 0) {
       return false;

@@ -111,6 +111,8 @@ class HandoverServer {
     // After onReady, for a successor that takes streams over: freeze and return the resumable
     // streams, sockets given away (sent, then closed here; reset if sending failed, so an app
     // never mistakes a lost stream for a clean end). May be empty; `handed(n)`: how many went.
+    // Called again every 50 ms while the successor is connected, for streams that became
+    // resumable or were suspended since.
     std::function<std::vector<HandedStream>()> handStreams;
     std::function<void(size_t sent)> handed;
   };
@@ -127,7 +129,8 @@ class HandoverServer {
   // One successor, from "take" to its end (or ours); false when stopping.
   bool serve(int client);
   bool send(int client, const std::string& text, const std::vector<int>& fds);
-  void sendStreams(int client);
+  // Hands over what callbacks_.handStreams gives; logs the first batch even when empty.
+  void sendStreams(int client, bool first);
 
   std::string path_;
   int fd_;

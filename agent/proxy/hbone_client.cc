@@ -259,6 +259,7 @@ void resumeNow(WorkerContext& ctx, HandedStream stream,
                std::chrono::steady_clock::time_point deadline, int attempt);
 
 void resumeFailed(WorkerContext& ctx, HandedStream& stream, const char* why) {
+  ctx.shared.streams_in_resume.fetch_sub(1);
   LOG_INFO_EVERY_SECOND("resume of a stream to ", stream.authority, " failed: ", why,
                         "; resetting its app connection");
   ctx.stats.inc(ctx.stats.streams_resume_failed);
@@ -284,6 +285,7 @@ void resumeNow(WorkerContext& ctx, HandedStream stream,
   const PodIdentity identity{local->ns, local->service_account};
   PooledClient* conn = connectionFor(ctx, *pod->second, identity, *peer, stream.dial);
   if (conn == nullptr) {
+    ctx.shared.streams_in_resume.fetch_sub(1);  // counted again by the next try
     resumeClientStream(ctx, std::move(stream), deadline, attempt + 1);
     return;
   }
@@ -292,6 +294,7 @@ void resumeNow(WorkerContext& ctx, HandedStream stream,
       hbone::formatResume({.token = stream.token, .delivered = stream.delivered}));
   if (!id.ok()) {
     conn->flush();
+    ctx.shared.streams_in_resume.fetch_sub(1);  // counted again by the next try
     resumeClientStream(ctx, std::move(stream), deadline, attempt + 1);
     return;
   }
@@ -307,21 +310,65 @@ void resumeNow(WorkerContext& ctx, HandedStream stream,
 
 void resumeClientStream(WorkerContext& ctx, HandedStream stream,
                         std::chrono::steady_clock::time_point deadline, int attempt) {
-  if (attempt > 0) {
-    // Asked again: after the backoff, unless the window has passed by then.
-    const auto at = std::chrono::steady_clock::now() + resumeBackoff(attempt - 1);
-    if (at >= deadline) {
-      resumeFailed(ctx, stream, "no resume within --resume-window-ms");
-      return;
-    }
-    auto held = std::make_shared<HandedStream>(std::move(stream));
-    ctx.loop.addTimer(resumeBackoff(attempt - 1), [&ctx, held, deadline, attempt] {
-      HandedStream s = std::move(*held);
-      resumeNow(ctx, std::move(s), deadline, attempt);
-    });
+  // Counted from here until a resume answers, fails, or a successor takes the stream: a draining
+  // agent does not leave while any is in between.
+  ctx.shared.streams_in_resume.fetch_add(1);
+  if (ctx.shared.handing_streams_over.load()) {
+    // This agent is handing its streams to a successor: this one goes too, with the next batch.
+    ctx.resume_waits.emplace(
+        ctx.next_resume_wait++,
+        WorkerContext::ResumeWait{
+            .stream = std::move(stream), .deadline = deadline, .attempt = attempt});
     return;
   }
-  resumeNow(ctx, std::move(stream), deadline, attempt);
+  if (attempt == 0) {
+    resumeNow(ctx, std::move(stream), deadline, attempt);
+    return;
+  }
+  // Asked again: after the backoff, unless the window has passed by then.
+  const auto backoff = resumeBackoff(attempt - 1);
+  if (std::chrono::steady_clock::now() + backoff >= deadline) {
+    resumeFailed(ctx, stream, "no resume within --resume-window-ms");
+    return;
+  }
+  const uint64_t key = ctx.next_resume_wait++;
+  EventLoop::TimerId timer = ctx.loop.addTimer(backoff, [&ctx, key] {
+    auto wait = ctx.resume_waits.extract(key);
+    if (wait) {
+      WorkerContext::ResumeWait& w = wait.mapped();
+      resumeNow(ctx, std::move(w.stream), w.deadline, w.attempt);
+    }
+  });
+  ctx.resume_waits.emplace(
+      key,
+      WorkerContext::ResumeWait{
+          .stream = std::move(stream), .deadline = deadline, .attempt = attempt, .timer = timer});
+}
+
+std::vector<HandedStream> takeStreamsForSuccessor(WorkerContext& ctx) {
+  std::vector<HandedStream> out;
+  std::vector<StreamBridge*> bridges(ctx.resumable_bridges.begin(), ctx.resumable_bridges.end());
+  for (StreamBridge* b : bridges) {
+    if (ctx.resumable_bridges.contains(b)) {  // detaching one may have ended another
+      out.push_back(b->detach(hbone::kSuspendErrorCode));
+    }
+  }
+  std::vector<StreamBridge*> resuming(ctx.resuming_bridges.begin(), ctx.resuming_bridges.end());
+  for (StreamBridge* b : resuming) {
+    if (ctx.resuming_bridges.contains(b)) {
+      out.push_back(b->abandonResume());
+      ctx.shared.streams_in_resume.fetch_sub(1);
+    }
+  }
+  for (auto& [key, wait] : ctx.resume_waits) {
+    if (wait.timer != 0) {
+      ctx.loop.cancelTimer(wait.timer);
+    }
+    out.push_back(std::move(wait.stream));
+    ctx.shared.streams_in_resume.fetch_sub(1);
+  }
+  ctx.resume_waits.clear();
+  return out;
 }
 
 }  // namespace ferry::agent

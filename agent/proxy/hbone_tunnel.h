@@ -127,6 +127,9 @@ class StreamBridge : public Deferred {
   // False (the stream is to be refused) when the offsets cannot be reconciled.
   bool continueFrom(HandedStream stream, uint64_t peer_delivered);
   bool resumable() const { return resume_ != nullptr && resume_->accepted; }
+  // Client, waiting for the answer to a resume: gives the stream up to a successor agent (the
+  // resume stream is reset with kSuspendErrorCode, the bridge ends without the socket).
+  HandedStream abandonResume();
   // Hands the stream on: the stream is reset on the wire with `code` (kSuspendErrorCode: "it
   // will be resumed"), the app socket and the state go with the result, and the bridge ends
   // without touching the socket. Only for resumable() bridges.
@@ -169,6 +172,10 @@ class StreamBridge : public Deferred {
   int resume_attempt_ = 0;
   int64_t ledger_reported_ = 0;  // this bridge's part of the resume_ledger_bytes gauge
 };
+
+// Every stream of `ctx` a successor takes over: resumable ones detached, resumes in flight given
+// up, client streams waiting to ask again. Runs on the worker's loop.
+std::vector<HandedStream> takeStreamsForSuccessor(WorkerContext& ctx);
 
 // Client side: resumes `stream` on the destination agent (a stream handed over by a predecessor,
 // or one the destination's agent suspended to hand it over): a resume CONNECT on a pooled

@@ -210,6 +210,22 @@ void StreamBridge::resumeOf(HandedStream stream, std::chrono::steady_clock::time
   opened_ = false;  // not a byte either way before the answer
   resuming_ = std::move(stream);
   resuming_->app_fd = -1;  // the socket is sock_ now
+  ctx_.resuming_bridges.insert(this);
+}
+
+HandedStream StreamBridge::abandonResume() {
+  HandedStream stream = *std::move(resuming_);
+  resuming_.reset();
+  ctx_.resuming_bridges.erase(this);
+  // FRSM, not CANCEL: if the destination already continued the stream, it parks it again.
+  if (tunnel_->conn().hasStream(id_)) {
+    tunnel_->conn().reset(id_, hbone::kSuspendErrorCode);
+  }
+  tunnel_->detach(id_);
+  stream.app_fd = sock_.release();
+  endDetached();
+  tunnel_->flush();
+  return stream;
 }
 
 bool StreamBridge::continueFrom(HandedStream stream, uint64_t peer_delivered) {
@@ -244,6 +260,8 @@ bool StreamBridge::continueFrom(HandedStream stream, uint64_t peer_delivered) {
 void StreamBridge::onResumeAnswer(int status) {
   HandedStream stream = *std::move(resuming_);
   resuming_.reset();
+  ctx_.resuming_bridges.erase(this);
+  ctx_.shared.streams_in_resume.fetch_sub(1);
   if (status == 200) {
     std::optional<hbone::ResumeHeader> h = hbone::parseResume(tunnel_->conn().resumeHeader(id_));
     if (h && h->delivered && !h->token && !h->retry &&
@@ -352,6 +370,8 @@ void StreamBridge::onTunnelFailed() {
     // The connection carrying the resume went away before the answer: try another.
     HandedStream stream = *std::move(resuming_);
     resuming_.reset();
+    ctx_.resuming_bridges.erase(this);
+    ctx_.shared.streams_in_resume.fetch_sub(1);
     stream.app_fd = sock_.release();
     endDetached();
     resumeClientStream(ctx_, std::move(stream), resume_deadline_, resume_attempt_ + 1);
@@ -370,6 +390,10 @@ void StreamBridge::finish(bool reset) {
     return;
   }
   done_ = true;
+  if (resuming_) {
+    ctx_.resuming_bridges.erase(this);
+    ctx_.shared.streams_in_resume.fetch_sub(1);
+  }
   if (resumable()) {
     unmarkResumable();
     if (resume_->meta.role == HandedStream::Role::kServer && ctx_.shared.resumes != nullptr) {
