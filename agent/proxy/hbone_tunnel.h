@@ -160,6 +160,7 @@ class StreamBridge : public Deferred {
   bool fd_eof_ = false;
   bool fd_blocked_ = false;
   bool tunnel_shut_ = false;
+  bool closed_clean_ = false;  // the stream closed with NO_ERROR: its end goes to the app
   bool done_ = false;
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;

@@ -124,7 +124,10 @@ void StreamBridge::pump() {
         break;
       }
     }
-    if (!fd_blocked_ && opened_) {
+    // A stream that is gone reads as ended: only a clean close (closed_clean_) means that. A
+    // stream reset, or suspended for a hand-over, whose kClosed is not dispatched yet, must not
+    // look like an end to the app.
+    if (!fd_blocked_ && opened_ && (closed_clean_ || conn.hasStream(id_))) {
       uint8_t none[1];
       if (conn.read(id_, absl::Span<uint8_t>(none, 0)).eof) {
         sock_.shutdownWrite();
@@ -360,7 +363,8 @@ void StreamBridge::onTunnelClosed(uint32_t error_code) {
     return;
   }
   if (error_code == 0) {
-    pump();  // deliver anything left
+    closed_clean_ = true;
+    pump();  // deliver anything left, then the end
   }
   finish(error_code != 0 || !sock_.writeShut());
 }
