@@ -76,13 +76,15 @@ void Agent::openGateWhenReady() {
     if (stopping_.load()) {
       return;
     }
-    PodListeners::resumeAll(workerContexts());
     if (resumes_) {
-      // Resumes for streams the predecessor has not handed over yet are told to retry.
+      // Resumes for streams the predecessor has not handed over yet are told to retry, from
+      // the first connection accepted until the predecessor is gone (by then every stream it
+      // handed is parked: takeStream parks on the hand-over thread itself).
       shared_.expecting_streams.store(true);
       predecessor_->onGone([this] { shared_.expecting_streams.store(false); });
       predecessor_->onStream([this](HandedStream stream) { takeStream(std::move(stream)); });
     }
+    PodListeners::resumeAll(workerContexts());
     predecessor_->ready();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - started_)
@@ -235,17 +237,19 @@ void Agent::takeStream(HandedStream stream) {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.resume_window_ms);
   WorkerContext* ctx = contexts_.at(next_stream_worker_.fetch_add(1) % contexts_.size()).get();
-  auto held = std::make_shared<HandedStream>(std::move(stream));
-  ctx->loop.post([this, ctx, held, deadline] {
-    ctx->stats.inc(ctx->stats.streams_taken_over);
-    if (held->role == HandedStream::Role::kClient) {
-      resumeClientStream(*ctx, std::move(*held), deadline);  // this side asks the peer
-      return;
-    }
-    const int fd = held->app_fd;
-    if (!resumes_->park(std::move(*held), deadline)) {  // the peer's agent will ask
+  if (stream.role == HandedStream::Role::kServer) {
+    // Parked at once, here: the peer's resume may already be on its way.
+    const int fd = stream.app_fd;
+    if (!resumes_->park(std::move(stream), deadline)) {
       closeWithReset(fd);
     }
+    ctx->loop.post([ctx] { ctx->stats.inc(ctx->stats.streams_taken_over); });
+    return;
+  }
+  auto held = std::make_shared<HandedStream>(std::move(stream));
+  ctx->loop.post([ctx, held, deadline] {
+    ctx->stats.inc(ctx->stats.streams_taken_over);
+    resumeClientStream(*ctx, std::move(*held), deadline);  // this side asks the peer
   });
 }
 
