@@ -129,7 +129,7 @@ TEST_CASE("resume registry: parked streams expire at their deadline, resumed one
   }
 }
 
-TEST_CASE("resume registry: parked streams go to a successor; the rest are reset with it",
+TEST_CASE("resume registry: parked streams go to a successor, the rest are reset with it",
           "[resume]") {
   int kept_peer = -1, left_peer = -1;
   {
