@@ -20,6 +20,7 @@ constexpr char kUsage[] =
     "         [--latency-seconds=S] [--load-seconds=S] [--idle-connections=N]\n"
     "         [--cases=no_mesh,ferry_l4,ferry_l7,ferry_l7_routed,ferry_same_node,stunnel,haproxy]\n"
     "         [--l7-rate-limit=1]  (a never-binding RateLimitPolicy on the L7 case)\n"
+    "         [--agent-flags=--a=1,--b=2]  (extra ferry-agent flags on both nodes)\n"
     "         [--l7-jwt=RS256|PS256|ES256|ES384]  (adds ferry_l7_jwt, ferry_l7_jwt_new)\n"
     "         [--profile=1]  (perf record of each case's proxies: <out>/profiles/)\n"
     "       (root: builds a local cluster; see bench/README.md)\n";
@@ -93,6 +94,9 @@ int main(int argc, char** argv) {
   o.l7_rate_limit = flags.count("l7-rate-limit") > 0 && flags["l7-rate-limit"] == "1";
   o.l7_jwt = flags.count("l7-jwt") ? flags["l7-jwt"] : "";
   o.profile = flags.count("profile") > 0 && flags["profile"] == "1";
+  if (flags.count("agent-flags")) {
+    o.agent_flags = absl::StrSplit(flags["agent-flags"], ',', absl::SkipEmpty());
+  }
   if (!ok) {
     std::cerr << "ferry-bench-suite: --out is required and numbers must be positive\n" << kUsage;
     return 2;

@@ -151,11 +151,15 @@ absl::Status Suite::setUp() {
         << "\nmode: " << options_.mode << ", rounds " << options_.rounds << ", latency runs "
         << options_.latency_seconds << " s at " << options_.rate << " req/s over "
         << options_.latency_connections << " connections, load runs " << options_.load_seconds
-        << " s, " << options_.idle_connections << " idle connections\n";
+        << " s, " << options_.idle_connections << " idle connections\n"
+        << "agent flags: "
+        << (options_.agent_flags.empty() ? "(defaults)" : absl::StrJoin(options_.agent_flags, " "))
+        << "\n";
 
   e2e::MeshOptions mesh_options;
   mesh_options.nodes = 2;
   mesh_options.pods_per_node = 3;
+  mesh_options.extra_agent_flags = options_.agent_flags;
   auto mesh = e2e::Mesh::start(mesh_options);
   if (!mesh.ok()) {
     return mesh.status();

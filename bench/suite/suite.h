@@ -42,6 +42,9 @@ struct SuiteOptions {
   // runs, into <out>/profiles/<case>-<measurement>.data (bench/flame turns them into SVGs).
   // Profiling costs CPU: figures of a profiled run are not comparable with others.
   bool profile = false;
+  // Extra ferry-agent flags for both nodes (e.g. --stream-resume=off), to compare a setting
+  // against the default in runs side by side.
+  std::vector<std::string> agent_flags;
 };
 
 struct Case {
