@@ -97,6 +97,15 @@ void TunnelConnection::flush() {
     close("peer closed");
     return;
   }
+  if (conn_->creditOwed() && credit_timer_ == 0) {
+    // Resumable streams that went quiet: their peer's ledgers empty a moment later, without an
+    // extra frame per message on busy streams (hbone/connection.h, setPromptCredit).
+    credit_timer_ = ctx_.loop.addTimer(kOwedCreditDelay, [this] {
+      credit_timer_ = 0;
+      conn_->sendOwedCredit();
+      flush();
+    });
+  }
   updateInterest();
 }
 
@@ -170,6 +179,10 @@ void TunnelConnection::close(const std::string& why) {
     return;
   }
   closed_ = true;
+  if (credit_timer_ != 0) {
+    ctx_.loop.cancelTimer(credit_timer_);
+    credit_timer_ = 0;
+  }
   LOG_DEBUG("hbone connection closed: ", why);
   if (conn_ && !conn_->handshakeDone()) {
     ctx_.stats.inc(ctx_.stats.tls_handshake_failures);

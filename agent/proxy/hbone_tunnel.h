@@ -35,6 +35,9 @@ namespace ferry::agent {
 
 class StreamBridge;
 
+// How long after a resumable stream went quiet its peer gets the window credit it is owed.
+inline constexpr std::chrono::milliseconds kOwedCreditDelay{50};
+
 class TunnelConnection : public Deferred {
  public:
   TunnelConnection(WorkerContext& ctx, int fd, bool connecting, bool client);
@@ -75,6 +78,7 @@ class TunnelConnection : public Deferred {
   bool in_flush_ = false;
   bool flush_again_ = false;
   bool want_write_ = false;
+  EventLoop::TimerId credit_timer_ = 0;  // sends the credit resumable streams owe
   std::vector<hbone::HboneEvent> events_;
 };
 

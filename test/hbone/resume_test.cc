@@ -514,6 +514,7 @@ TEST_CASE("the ledger of a busy stream stays within the peer's window plus the s
       if (step == 0) {
         consumed += p.server->peek(*id).size();
         p.server->consume(*id, p.server->peek(*id).size());
+        p.server->sendOwedCredit();  // the agent's credit timer
         p.pump();
       }
     }
@@ -538,7 +539,7 @@ TEST_CASE("the ledger of a busy stream stays within the peer's window plus the s
 namespace ferry::hbone::testing {
 namespace {
 
-TEST_CASE("prompt credit confirms a few consumed bytes at once, without it they wait") {
+TEST_CASE("prompt credit confirms a few consumed bytes when sent, without it they wait") {
   fakes::FakeCa ca;
   Pair p = makePair(ca);
   auto id = p.client->openStream(*Authority::parse("10.0.0.2:80"));
@@ -551,12 +552,19 @@ TEST_CASE("prompt credit confirms a few consumed bytes at once, without it they 
   p.server->setPromptCredit(*id);
   REQUIRE(p.client->write(*id, bytes("world!")) == 6);
   p.pump();
-  p.server->consume(*id, 3);  // the buffer has not drained: nothing yet
+  p.server->consume(*id, 3);  // the buffer has not drained: nothing owed yet
+  CHECK_FALSE(p.server->creditOwed());
+  p.server->sendOwedCredit();
   p.pump();
   CHECK(*p.client->confirmedDelivered(*id) == 0);
   p.server->consume(*id, 3);
+  CHECK(p.server->creditOwed());
+  p.pump();
+  CHECK(*p.client->confirmedDelivered(*id) == 0);  // owed, not sent: no frame per read
+  p.server->sendOwedCredit();
   p.pump();
   CHECK(*p.client->confirmedDelivered(*id) == 11);  // every consumed byte, the earlier 5 too
+  CHECK_FALSE(p.server->creditOwed());
   // The connection window is still credited as before: a stream can go on for long.
   std::vector<uint8_t> more = sequence(4u << 20, 10);
   size_t written = 0;

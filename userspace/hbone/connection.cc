@@ -248,12 +248,27 @@ void HboneConnection::creditConsumed(Stream& s, size_t n) {
   // Credits the connection window always, and the stream's while nghttp2 still has it.
   nghttp2_session_consume(h2_, s.id, n);
   if (s.prompt_credit && s.recv.empty()) {
-    // Everything received is consumed: what nghttp2 has not credited yet is all consumed.
-    int32_t owed = nghttp2_session_get_stream_effective_recv_data_length(h2_, s.id);
-    if (owed > 0) {
-      nghttp2_submit_window_update(h2_, NGHTTP2_FLAG_NONE, s.id, owed);
+    owed_credit_.push_back(s.id);  // everything received is consumed: credit it soon
+  }
+}
+
+void HboneConnection::sendOwedCredit() {
+  std::vector<StreamId> owed = std::move(owed_credit_);
+  owed_credit_.clear();
+  std::sort(owed.begin(), owed.end());
+  owed.erase(std::unique(owed.begin(), owed.end()), owed.end());
+  for (StreamId id : owed) {
+    Stream* s = find(id);
+    if (s == nullptr || !s->recv.empty() || s->h2_closed) {
+      continue;  // gone, or data arrived since: its next drain owes it again
+    }
+    // What nghttp2 has not credited yet is all consumed.
+    int32_t n = nghttp2_session_get_stream_effective_recv_data_length(h2_, id);
+    if (n > 0) {
+      nghttp2_submit_window_update(h2_, NGHTTP2_FLAG_NONE, id, n);
     }
   }
+  (void)produce();
 }
 
 void HboneConnection::setPromptCredit(StreamId id) {
@@ -510,6 +525,14 @@ int HboneConnection::onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, v
       if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
         if (Stream* s = self->find(frame->hd.stream_id)) {
           self->onRemoteEnd(*s);
+        }
+      }
+      break;
+    case NGHTTP2_WINDOW_UPDATE:
+      if (frame->hd.stream_id != 0) {
+        Stream* s = self->find(frame->hd.stream_id);
+        if (s != nullptr && s->prompt_credit) {
+          self->emit({HboneEventType::kWritable, s->id});  // the sender's ledger can shrink
         }
       }
       break;

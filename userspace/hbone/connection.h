@@ -135,9 +135,16 @@ class HboneConnection {
   // The `ferry-resume` header the peer sent for the stream ("" when none; resume.h parses it).
   std::string_view resumeHeader(StreamId id) const;
   // Resumable streams (resume.h): from now on, whenever the stream's receive buffer drains,
-  // every consumed byte is credited back at once (a stream WINDOW_UPDATE), instead of in
-  // half-window steps, so the peer's retransmission ledger empties when the stream goes idle.
+  // every consumed byte not credited yet is owed to the peer, and sendOwedCredit() credits it
+  // (a stream WINDOW_UPDATE each) instead of waiting for HTTP/2's half-window step, so the
+  // peer's retransmission ledger empties once the stream goes quiet. The caller sends owed
+  // credit a little later (a timer), not per read: a busy stream is credited by the half-window
+  // steps meanwhile, and a request/response stream pays no extra frame per message. A stream
+  // WINDOW_UPDATE received for such a stream is reported as kWritable (the sender's ledger can
+  // shrink).
   void setPromptCredit(StreamId id);
+  bool creditOwed() const { return !owed_credit_.empty(); }
+  void sendOwedCredit();
   // DATA payload bytes sent on the stream so far.
   uint64_t dataSent(StreamId id) const;
   // Of those, the bytes the peer credited back: delivered to its app (resume.h,
@@ -197,6 +204,7 @@ class HboneConnection {
   const bool server_;
   nghttp2_session* h2_ = nullptr;
   absl::flat_hash_map<StreamId, std::unique_ptr<Stream>> streams_;
+  std::vector<StreamId> owed_credit_;  // prompt-credit streams drained since sendOwedCredit()
   std::vector<HboneEvent> events_;
   bool handshake_reported_ = false;
   bool goaway_received_ = false;
