@@ -204,9 +204,9 @@ std::vector<HandedStream> Agent::handStreamsOver() {
           mine.push_back(std::move(parked));
         }
       }
-      for (const HandedStream& s : mine) {
+      for (HandedStream& s : mine) {
         if (s.role == HandedStream::Role::kServer) {
-          resumes->handedOver(s.token);  // a resume still reaching this agent: "retry"
+          resumes->handedOver(s);  // a resume still reaching this agent: "retry"
         }
       }
       ctx->stats.inc(ctx->stats.streams_handed_over, static_cast<int64_t>(mine.size()));

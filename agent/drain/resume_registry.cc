@@ -39,11 +39,13 @@ bool ResumeRegistry::park(HandedStream stream, Clock::time_point deadline) {
   return true;
 }
 
-void ResumeRegistry::handedOver(const hbone::ResumeToken& token) {
+void ResumeRegistry::handedOver(HandedStream& stream) {
   std::lock_guard lock(mu_);
-  auto it = slots_.find(token);
+  auto it = slots_.find(stream.token);
   if (it != slots_.end()) {
     it->second.state = State::kHandedOver;
+    stream.peer = it->second.binding.peer.uri();
+    stream.authority = it->second.binding.authority;
   }
 }
 
@@ -89,6 +91,8 @@ std::vector<HandedStream> ResumeRegistry::handOverParked() {
   std::vector<HandedStream> out;
   for (auto& [token, slot] : slots_) {
     if (slot.state == State::kParked) {
+      slot.stream->peer = slot.binding.peer.uri();
+      slot.stream->authority = slot.binding.authority;
       out.push_back(*std::move(slot.stream));
       slot.stream.reset();
       slot.state = State::kHandedOver;

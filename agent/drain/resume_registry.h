@@ -45,8 +45,9 @@ class ResumeRegistry {
   // one a predecessor handed us (then added here, bound to its recorded peer and authority).
   // False (the caller resets the socket) for a peer that is not a SPIFFE ID.
   bool park(HandedStream stream, Clock::time_point deadline);
-  // Given to the successor agent.
-  void handedOver(const hbone::ResumeToken& token);
+  // Given to the successor agent; the stream's peer and authority are filled from its binding
+  // (a live stream's state names neither).
+  void handedOver(HandedStream& stream);
 
   // A resume CONNECT. 200 only for the bound identity and authority and a parked stream, which
   // is then attached again and returned. An unknown token is 410, unless this agent is still

@@ -42,6 +42,7 @@ class PooledClient : public TunnelConnection {
            client_conn_->activeStreams() < ctx_.shared.config->max_streams_per_connection;
   }
   const std::string& key() const { return key_; }
+  std::string localPodUid() const override { return key_.substr(0, key_.find('|')); }
 
  protected:
   void onHandshakeDone() override {
@@ -213,16 +214,10 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   std::string resume_header;
   if (ctx.shared.config->stream_resume && authority.ok() && appSocket(downstream_fd)) {
     offer.emplace();
-    HandedStream& meta = offer->meta;
-    meta.role = HandedStream::Role::kClient;
-    meta.token = hbone::ResumeToken::generate();
-    meta.pod_uid = source->info.uid;
-    meta.peer = expected.uri();
-    meta.local = tls::SpiffeId{state->trustDomain(), identity.ns, identity.service_account}.uri();
-    meta.authority = authority->toString();
-    meta.dial = dest.ip;
-    meta.baggage = baggage;
-    resume_header = hbone::formatResume({.token = meta.token});
+    offer->role = HandedStream::Role::kClient;
+    offer->token = hbone::ResumeToken::generate();
+    offer->authority = authority->toString();
+    resume_header = hbone::formatResume({.token = offer->token});
   }
   auto stream = authority.ok() ? conn->client().openStream(*authority, baggage, resume_header)
                                : absl::StatusOr<hbone::StreamId>(authority.status());
@@ -290,7 +285,7 @@ void resumeNow(WorkerContext& ctx, HandedStream stream,
     return;
   }
   auto id = conn->client().openStream(
-      *authority, stream.baggage,
+      *authority, stream.baggage,  // empty unless a record carried it
       hbone::formatResume({.token = stream.token, .delivered = stream.delivered}));
   if (!id.ok()) {
     conn->flush();

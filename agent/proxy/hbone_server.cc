@@ -52,12 +52,14 @@ class InboundConnection : public TunnelConnection {
       revocationsOf(ctx_).remove(id);
     }
     for (const auto& [stream, side] : offers_) {
-      ctx_.shared.resumes->remove(side.meta.token);
+      ctx_.shared.resumes->remove(side.token);
     }
     for (const Resumed& r : resumed_) {
       closeWithReset(r.stream.app_fd);  // its connection went before the stream could continue
     }
   }
+
+  std::string localPodUid() const override { return pod_->info.uid; }
 
   absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
     hbone::HboneSettings settings;
@@ -147,12 +149,8 @@ class InboundConnection : public TunnelConnection {
         ctx_.shared.resumes->add(*resume->token, {r.peer, r.authority.toString()})) {
       server_->setResumeAnswer(r.id, hbone::formatResume({}));  // "v1": accepted
       ResumableSide& side = offers_[r.id];
-      side.meta.role = HandedStream::Role::kServer;
-      side.meta.token = *resume->token;
-      side.meta.pod_uid = pod_->info.uid;
-      side.meta.peer = r.peer.uri();
-      side.meta.local = conn().local().uri();
-      side.meta.authority = r.authority.toString();
+      side.role = HandedStream::Role::kServer;
+      side.token = *resume->token;
     }
     pending_.emplace_back(r.id, app, std::move(report));
     watchPolicy(r.id, *w, std::move(attrs));
@@ -279,14 +277,14 @@ class InboundConnection : public TunnelConnection {
     bridge->setOnConnected([this, id, bridge, report, side](bool ok) {
       if (closed()) {
         if (side) {
-          ctx_.shared.resumes->remove(side->meta.token);
+          ctx_.shared.resumes->remove(side->token);
         }
         return;
       }
       if (!ok) {
         ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
         if (side) {
-          ctx_.shared.resumes->remove(side->meta.token);
+          ctx_.shared.resumes->remove(side->token);
         }
         (void)server_->respond(id, 503);
         bridge->abort();
@@ -305,7 +303,7 @@ class InboundConnection : public TunnelConnection {
 
   void forgetOffer(std::map<hbone::StreamId, ResumableSide>::node_type& offer) {
     if (offer) {
-      ctx_.shared.resumes->remove(offer.mapped().meta.token);
+      ctx_.shared.resumes->remove(offer.mapped().token);
     }
   }
 

@@ -53,6 +53,9 @@ class TunnelConnection : public Deferred {
   size_t bridgeCount() const { return bridges_.size(); }
   void onEvents(uint32_t events);
   void close(const std::string& why);
+  // The local pod this connection serves (the source pod of a pooled client connection, the
+  // destination pod of an inbound one).
+  virtual std::string localPodUid() const = 0;
 
  protected:
   void setConnection(std::unique_ptr<hbone::HboneConnection> conn);
@@ -82,11 +85,14 @@ class TunnelConnection : public Deferred {
   std::vector<hbone::HboneEvent> events_;
 };
 
-// The resumable side of a stream (docs/upgrades.md): who it is, for a successor or a resume,
-// and the retransmission ledger of the direction this side sends. Offsets are the stream's
-// from its first byte, across resumes.
+// The resumable side of a stream (docs/upgrades.md): its token and the retransmission ledger of
+// the direction this side sends. Offsets are the stream's from its first byte, across resumes.
+// Kept small (every cross-node L4 connection has one on each node): who the stream is for, the
+// identities, the pod, comes from the tunnel when the stream is handed on (detach()).
 struct ResumableSide {
-  HandedStream meta;  // role, token, pod, peer, local, authority, dial, baggage (no state)
+  hbone::ResumeToken token;
+  HandedStream::Role role = HandedStream::Role::kClient;
+  std::string authority;  // client: the CONNECT :authority; server: the registry binds it
   hbone::RetransmitLedger ledger;
   uint64_t delivered_base = 0;  // bytes given to the app before this bridge (a resumed stream)
   uint64_t stream_base = 0;     // ledger offset of this HTTP/2 stream's first DATA byte

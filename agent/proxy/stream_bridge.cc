@@ -248,10 +248,9 @@ bool StreamBridge::continueFrom(HandedStream stream, uint64_t peer_delivered) {
   side->delivered_base = stream.delivered;
   side->accepted = true;
   fd_eof_ = stream.app_eof;
-  stream.unconfirmed.clear();
-  stream.pending.clear();
-  stream.app_fd = -1;
-  side->meta = std::move(stream);
+  side->token = stream.token;
+  side->role = stream.role;
+  side->authority = stream.role == HandedStream::Role::kClient ? std::move(stream.authority) : "";
   resume_ = std::move(side);
   opened_ = true;
   tunnel_->conn().setPromptCredit(id_);
@@ -300,7 +299,18 @@ HandedStream StreamBridge::detach(uint32_t code) {
     recordSent(up_.size());  // read from the app, never on the wire: the peer never had them
     up_.consume(up_.size());
   }
-  HandedStream out = resume_->meta;
+  HandedStream out;
+  out.role = resume_->role;
+  out.token = resume_->token;
+  out.pod_uid = tunnel_->localPodUid();
+  out.peer = conn.peer().uri();
+  out.local = conn.local().uri();
+  out.authority = resume_->authority;  // a server's is filled from the registry's binding
+  if (out.role == HandedStream::Role::kClient) {
+    if (absl::StatusOr<hbone::Authority> a = hbone::Authority::parse(out.authority); a.ok()) {
+      out.dial = a->address().ip();  // pod to pod: the authority is the destination pod's
+    }
+  }
   const hbone::RetransmitLedger& ledger = resume_->ledger;
   out.sent = ledger.sentOffset();
   out.confirmed = ledger.confirmedOffset();
@@ -400,8 +410,8 @@ void StreamBridge::finish(bool reset) {
   }
   if (resumable()) {
     unmarkResumable();
-    if (resume_->meta.role == HandedStream::Role::kServer && ctx_.shared.resumes != nullptr) {
-      ctx_.shared.resumes->remove(resume_->meta.token);
+    if (resume_->role == HandedStream::Role::kServer && ctx_.shared.resumes != nullptr) {
+      ctx_.shared.resumes->remove(resume_->token);
     }
   }
   sock_.close(reset);

@@ -77,7 +77,10 @@ TEST_CASE("resume registry: unknown tokens are gone, or not here yet during a ha
   CHECK(r.resume(t, kCart, kAuthority, /*expecting_more=*/true).status == hbone::kResumeRetry);
   // A stream handed to the successor: its binding still guards it, then "ask again".
   REQUIRE(r.add(t, binding()));
-  r.handedOver(t);
+  HandedStream live{.role = HandedStream::Role::kServer, .token = t};
+  r.handedOver(live);
+  CHECK(live.peer == kCart.uri());  // filled from the binding for the successor
+  CHECK(live.authority == kAuthority);
   CHECK(r.resume(t, kOther, kAuthority, false).status == 403);
   CHECK(r.resume(t, kCart, kAuthority, false).status == hbone::kResumeRetry);
 }
