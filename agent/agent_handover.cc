@@ -204,7 +204,7 @@ std::vector<HandedStream> Agent::handStreamsOver() {
           mine.push_back(std::move(parked));
         }
       }
-      for (HandedStream& s : mine) {
+      for (const HandedStream& s : mine) {
         if (s.role == HandedStream::Role::kServer) {
           resumes->handedOver(s);  // a resume still reaching this agent: "retry"
         }

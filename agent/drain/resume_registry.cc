@@ -7,15 +7,25 @@ namespace ferry::agent {
 
 ResumeRegistry::~ResumeRegistry() {
   for (auto& [token, slot] : slots_) {
-    if (slot.stream && slot.stream->app_fd >= 0) {
-      closeWithReset(slot.stream->app_fd);
+    if (slot.bound && slot.bound->stream && slot.bound->stream->app_fd >= 0) {
+      closeWithReset(slot.bound->stream->app_fd);
     }
   }
 }
 
-bool ResumeRegistry::add(const hbone::ResumeToken& token, hbone::ResumeBinding binding) {
+std::unique_ptr<ResumeRegistry::Bound> ResumeRegistry::bind(const HandedStream& stream) {
+  absl::StatusOr<tls::SpiffeId> peer = tls::SpiffeId::parse(stream.peer);
+  if (!peer.ok()) {
+    return nullptr;
+  }
+  auto bound = std::make_unique<Bound>();
+  bound->binding = {*peer, stream.authority};
+  return bound;
+}
+
+bool ResumeRegistry::add(const hbone::ResumeToken& token) {
   std::lock_guard lock(mu_);
-  return slots_.try_emplace(token, Slot{.binding = std::move(binding)}).second;
+  return slots_.try_emplace(token).second;
 }
 
 void ResumeRegistry::remove(const hbone::ResumeToken& token) {
@@ -24,28 +34,26 @@ void ResumeRegistry::remove(const hbone::ResumeToken& token) {
 }
 
 bool ResumeRegistry::park(HandedStream stream, Clock::time_point deadline) {
-  std::lock_guard lock(mu_);
-  auto it = slots_.find(stream.token);
-  if (it == slots_.end()) {
-    absl::StatusOr<tls::SpiffeId> peer = tls::SpiffeId::parse(stream.peer);
-    if (!peer.ok()) {
-      return false;
-    }
-    it = slots_.try_emplace(stream.token, Slot{.binding = {*peer, stream.authority}}).first;
+  std::unique_ptr<Bound> bound = bind(stream);
+  if (bound == nullptr) {
+    return false;
   }
-  it->second.state = State::kParked;
-  it->second.deadline = deadline;
-  it->second.stream = std::move(stream);
+  std::lock_guard lock(mu_);
+  Slot& slot = slots_[stream.token];
+  bound->stream = std::move(stream);
+  slot.state = State::kParked;
+  slot.deadline = deadline;
+  slot.bound = std::move(bound);
   return true;
 }
 
-void ResumeRegistry::handedOver(HandedStream& stream) {
+void ResumeRegistry::handedOver(const HandedStream& stream) {
+  std::unique_ptr<Bound> bound = bind(stream);
   std::lock_guard lock(mu_);
   auto it = slots_.find(stream.token);
   if (it != slots_.end()) {
     it->second.state = State::kHandedOver;
-    stream.peer = it->second.binding.peer.uri();
-    stream.authority = it->second.binding.authority;
+    it->second.bound = std::move(bound);  // null for a bad peer: then any resume is told to retry
   }
 }
 
@@ -58,17 +66,19 @@ ResumeRegistry::Answer ResumeRegistry::resume(const hbone::ResumeToken& token,
     return {.status = expecting_more ? hbone::kResumeRetry : hbone::kResumeUnknown};
   }
   Slot& slot = it->second;
-  // The binding first: a handed-over stream's existence is nobody else's business either.
-  hbone::ResumeCheck check = hbone::checkResume(slot.binding, peer, authority);
-  if (check != hbone::ResumeCheck::kOk) {
-    return {.status = hbone::resumeStatus(check)};
+  if (slot.bound != nullptr) {
+    // The binding first: a handed-over stream's existence is nobody else's business either.
+    hbone::ResumeCheck check = hbone::checkResume(slot.bound->binding, peer, authority);
+    if (check != hbone::ResumeCheck::kOk) {
+      return {.status = hbone::resumeStatus(check)};
+    }
   }
   if (slot.state != State::kParked) {
     return {.status = hbone::kResumeRetry};
   }
   slot.state = State::kAttached;
-  Answer answer{.status = 200, .stream = std::move(slot.stream)};
-  slot.stream.reset();
+  Answer answer{.status = 200, .stream = std::move(slot.bound->stream)};
+  slot.bound.reset();
   return answer;
 }
 
@@ -77,7 +87,7 @@ std::vector<HandedStream> ResumeRegistry::expire(Clock::time_point now) {
   std::vector<HandedStream> out;
   for (auto it = slots_.begin(); it != slots_.end();) {
     if (it->second.state == State::kParked && it->second.deadline <= now) {
-      out.push_back(*std::move(it->second.stream));
+      out.push_back(*std::move(it->second.bound->stream));
       slots_.erase(it++);
     } else {
       ++it;
@@ -91,10 +101,8 @@ std::vector<HandedStream> ResumeRegistry::handOverParked() {
   std::vector<HandedStream> out;
   for (auto& [token, slot] : slots_) {
     if (slot.state == State::kParked) {
-      slot.stream->peer = slot.binding.peer.uri();
-      slot.stream->authority = slot.binding.authority;
-      out.push_back(*std::move(slot.stream));
-      slot.stream.reset();
+      out.push_back(*std::move(slot.bound->stream));
+      slot.bound->stream.reset();
       slot.state = State::kHandedOver;
     }
   }

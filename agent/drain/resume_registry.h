@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -38,21 +39,23 @@ class ResumeRegistry {
   ~ResumeRegistry();  // resets the app sockets of streams still parked
 
   // A stream whose offer was accepted. False when the token is already taken (a client that
-  // reuses a token gets no resumable stream).
-  bool add(const hbone::ResumeToken& token, hbone::ResumeBinding binding);
+  // reuses a token gets no resumable stream). An attached stream costs its token and a few
+  // words: its binding is recorded when it parks or is handed over (from the stream's state).
+  bool add(const hbone::ResumeToken& token);
   void remove(const hbone::ResumeToken& token);
-  // Parks a stream until `deadline`: one of ours whose client side went to be handed over, or
-  // one a predecessor handed us (then added here, bound to its recorded peer and authority).
-  // False (the caller resets the socket) for a peer that is not a SPIFFE ID.
+  // Parks a stream until `deadline`, bound to its recorded peer and authority: one of ours whose
+  // client side went to be handed over, or one a predecessor handed us. False (the caller resets
+  // the socket) for a peer that is not a SPIFFE ID.
   bool park(HandedStream stream, Clock::time_point deadline);
-  // Given to the successor agent; the stream's peer and authority are filled from its binding
-  // (a live stream's state names neither).
-  void handedOver(HandedStream& stream);
+  // Given to the successor agent (bound to the stream's peer and authority, for the answers
+  // to resumes still reaching this agent).
+  void handedOver(const HandedStream& stream);
 
   // A resume CONNECT. 200 only for the bound identity and authority and a parked stream, which
-  // is then attached again and returned. An unknown token is 410, unless this agent is still
-  // receiving streams from a predecessor (`expecting_more`): then 503 retry, as for a stream
-  // this agent handed over or one still attached (its client side's suspension is on its way).
+  // is then attached again and returned; 403 / 400 for another identity / authority. An unknown
+  // token is 410, unless this agent is still receiving streams from a predecessor
+  // (`expecting_more`): then 503 retry, as for a stream this agent handed over or one still
+  // attached (its client side's suspension is on its way).
   Answer resume(const hbone::ResumeToken& token, const tls::SpiffeId& peer,
                 std::string_view authority, bool expecting_more);
 
@@ -65,12 +68,16 @@ class ResumeRegistry {
 
  private:
   enum class State { kAttached, kParked, kHandedOver };
-  struct Slot {
+  struct Bound {
     hbone::ResumeBinding binding;
+    std::optional<HandedStream> stream;  // while parked
+  };
+  struct Slot {
     State state = State::kAttached;
     Clock::time_point deadline{};
-    std::optional<HandedStream> stream;  // parked
+    std::unique_ptr<Bound> bound;  // parked or handed over
   };
+  static std::unique_ptr<Bound> bind(const HandedStream& stream);
   mutable std::mutex mu_;
   absl::flat_hash_map<hbone::ResumeToken, Slot> slots_;
 };

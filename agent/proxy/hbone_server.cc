@@ -145,12 +145,12 @@ class InboundConnection : public TunnelConnection {
                                     r.peer.uri(), r.peer.uri())) {
       return 429;  // the source resets its client's connection
     }
-    if (resume && resume->isOffer() &&
-        ctx_.shared.resumes->add(*resume->token, {r.peer, r.authority.toString()})) {
+    if (resume && resume->isOffer() && ctx_.shared.resumes->add(*resume->token)) {
       server_->setResumeAnswer(r.id, hbone::formatResume({}));  // "v1": accepted
       ResumableSide& side = offers_[r.id];
       side.role = HandedStream::Role::kServer;
       side.token = *resume->token;
+      side.authority = r.authority.toString();  // with the peer, what binds a resume
     }
     pending_.emplace_back(r.id, app, std::move(report));
     watchPolicy(r.id, *w, std::move(attrs));

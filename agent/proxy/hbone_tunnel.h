@@ -92,7 +92,7 @@ class TunnelConnection : public Deferred {
 struct ResumableSide {
   hbone::ResumeToken token;
   HandedStream::Role role = HandedStream::Role::kClient;
-  std::string authority;  // client: the CONNECT :authority; server: the registry binds it
+  std::string authority;  // the CONNECT :authority (a resume's; with the peer, its binding)
   hbone::RetransmitLedger ledger;
   uint64_t delivered_base = 0;  // bytes given to the app before this bridge (a resumed stream)
   uint64_t stream_base = 0;     // ledger offset of this HTTP/2 stream's first DATA byte

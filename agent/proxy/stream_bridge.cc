@@ -250,7 +250,7 @@ bool StreamBridge::continueFrom(HandedStream stream, uint64_t peer_delivered) {
   fd_eof_ = stream.app_eof;
   side->token = stream.token;
   side->role = stream.role;
-  side->authority = stream.role == HandedStream::Role::kClient ? std::move(stream.authority) : "";
+  side->authority = std::move(stream.authority);
   resume_ = std::move(side);
   opened_ = true;
   tunnel_->conn().setPromptCredit(id_);
@@ -305,7 +305,7 @@ HandedStream StreamBridge::detach(uint32_t code) {
   out.pod_uid = tunnel_->localPodUid();
   out.peer = conn.peer().uri();
   out.local = conn.local().uri();
-  out.authority = resume_->authority;  // a server's is filled from the registry's binding
+  out.authority = resume_->authority;
   if (out.role == HandedStream::Role::kClient) {
     if (absl::StatusOr<hbone::Authority> a = hbone::Authority::parse(out.authority); a.ok()) {
       out.dial = a->address().ip();  // pod to pod: the authority is the destination pod's

@@ -19,10 +19,6 @@ const tls::SpiffeId kCart{"cluster.local", "shop", "cart"};
 const tls::SpiffeId kOther{"cluster.local", "shop", "other"};
 constexpr char kAuthority[] = "10.0.1.5:8080";
 
-hbone::ResumeBinding binding() {
-  return {kCart, kAuthority};
-}
-
 // A parked stream with a real socket (its peer end in `*peer_fd`), `delivered` as a marker.
 HandedStream parkedStream(const ResumeToken& t, uint64_t delivered, int* peer_fd) {
   int pair[2];
@@ -46,8 +42,8 @@ TEST_CASE("resume registry: the bound identity and authority resume a parked str
           "[resume]") {
   ResumeRegistry r;
   ResumeToken t = ResumeToken::generate();
-  REQUIRE(r.add(t, binding()));
-  CHECK_FALSE(r.add(t, binding()));  // a reused token gets no second stream
+  REQUIRE(r.add(t));
+  CHECK_FALSE(r.add(t));  // a reused token gets no second stream
   // Attached (its client side's suspension is still on its way): ask again.
   CHECK(r.resume(t, kCart, kAuthority, false).status == hbone::kResumeRetry);
   int peer = -1;
@@ -76,11 +72,11 @@ TEST_CASE("resume registry: unknown tokens are gone, or not here yet during a ha
   CHECK(r.resume(t, kCart, kAuthority, /*expecting_more=*/false).status == hbone::kResumeUnknown);
   CHECK(r.resume(t, kCart, kAuthority, /*expecting_more=*/true).status == hbone::kResumeRetry);
   // A stream handed to the successor: its binding still guards it, then "ask again".
-  REQUIRE(r.add(t, binding()));
-  HandedStream live{.role = HandedStream::Role::kServer, .token = t};
-  r.handedOver(live);
-  CHECK(live.peer == kCart.uri());  // filled from the binding for the successor
-  CHECK(live.authority == kAuthority);
+  REQUIRE(r.add(t));
+  r.handedOver({.role = HandedStream::Role::kServer,
+                .token = t,
+                .peer = kCart.uri(),
+                .authority = kAuthority});
   CHECK(r.resume(t, kOther, kAuthority, false).status == 403);
   CHECK(r.resume(t, kCart, kAuthority, false).status == hbone::kResumeRetry);
 }
@@ -113,7 +109,7 @@ TEST_CASE("resume registry: parked streams expire at their deadline, resumed one
   ResumeToken back = ResumeToken::generate();
   ResumeToken live = ResumeToken::generate();
   for (const ResumeToken& t : {lost, back, live}) {
-    REQUIRE(r.add(t, binding()));
+    REQUIRE(r.add(t));
   }
   int lost_peer = -1, back_peer = -1;
   REQUIRE(r.park(parkedStream(lost, 1, &lost_peer), now + 10s));
