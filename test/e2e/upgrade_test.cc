@@ -53,6 +53,32 @@ int counted(const std::string& out, const char* key) {
   return at == std::string::npos ? -1 : std::atoi(out.c_str() + at + std::strlen(key));
 }
 
+// A mesh with an echo server on n2p1:8080 and `count` long-lived streams to it from n1p1
+// (mesh_apps.py "streams": each sends its own bytes in rounds and checks the echo), streaming;
+// touching `release` ends them.
+struct Streaming {
+  std::unique_ptr<Mesh> mesh;
+  std::unique_ptr<harness::Process> streams;
+  std::string release;
+};
+
+Streaming startStreaming(const MeshOptions& options, int count) {
+  Streaming out;
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  out.mesh = *std::move(mesh);
+  Mesh& m = *out.mesh;
+  const harness::Pod& server = m.pod(2, 1);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  out.release = m.cluster().scratchDir() + "/release";
+  out.streams = spawnApp(m, m.pod(1, 1),
+                         {"streams", "--host=" + server.ipv4, "--port=8080",
+                          absl::StrCat("--count=", count), "--text=" + out.release});
+  REQUIRE(waitOutput(*out.streams, "STREAMING"));
+  REQUIRE_THAT(out.streams->log(), !Catch::Contains("NOT STREAMING"));
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused",
@@ -198,16 +224,8 @@ TEST_CASE("a second signal ends the drain at once", "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();
   MeshOptions options;
   options.extra_agent_flags = {"--drain-grace=60s"};
-  auto mesh = Mesh::start(options);
-  REQUIRE_OK(mesh);
-  Mesh& m = **mesh;
-  const harness::Pod& server = m.pod(2, 1);
-  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
-  const std::string release = m.cluster().scratchDir() + "/release";
-  auto streams = spawnApp(
-      m, m.pod(1, 1),
-      {"streams", "--host=" + server.ipv4, "--port=8080", "--count=2", "--text=" + release});
-  REQUIRE(waitOutput(*streams, "STREAMING"));
+  Streaming run = startStreaming(options, 2);
+  Mesh& m = *run.mesh;
 
   // SIGTERM with streams open and no successor: the agent drains for its 60 s grace...
   m.agent(1).signal(SIGTERM);
@@ -221,7 +239,7 @@ TEST_CASE("a second signal ends the drain at once", "[privileged][e2e]") {
   INFO(m.agentLog(1));
   CHECK_THAT(m.agentLog(1), Catch::Contains("signal 2 again: ending the drain now"));
   CHECK_THAT(m.agentLog(1), Catch::Contains("drain: no successor took over"));
-  touch(release);
+  touch(run.release);
 }
 
 namespace {
@@ -256,19 +274,11 @@ TEST_CASE("agent upgrades hand established streams over: 50 streams survive ever
   MeshOptions options;
   // A 2 s grace: without the hand-over, every stream would be reset 2 s after each SIGTERM.
   options.extra_agent_flags = {"--drain-grace=2s"};
-  auto mesh = Mesh::start(options);
-  REQUIRE_OK(mesh);
-  Mesh& m = **mesh;
-  const harness::Pod& server = m.pod(2, 1);
-  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
-  const std::string release = m.cluster().scratchDir() + "/release";
   // Each stream sends its own byte sequence in rounds every 20 ms and reads the echo of each
   // round back: both directions carry known bytes, checked by sha256 at the end.
-  auto streams = spawnApp(m, m.pod(1, 1),
-                          {"streams", "--host=" + server.ipv4, "--port=8080",
-                           absl::StrCat("--count=", kStreams), "--text=" + release});
-  REQUIRE(waitOutput(*streams, "STREAMING"));
-  REQUIRE_THAT(streams->log(), !Catch::Contains("NOT STREAMING"));
+  Streaming run = startStreaming(options, kStreams);
+  Mesh& m = *run.mesh;
+  harness::Process* streams = run.streams.get();
   REQUIRE(statReaches(m, 1, "resumable_streams", kStreams));
   REQUIRE(statReaches(m, 2, "resumable_streams", kStreams));
   std::printf(
@@ -309,7 +319,7 @@ TEST_CASE("agent upgrades hand established streams over: 50 streams survive ever
     }
     REQUIRE(streams->running());
   }
-  touch(release);
+  touch(run.release);
   auto done = streams->wait(absl::Seconds(60));
   REQUIRE_OK(done);
   INFO(streams->log());
@@ -330,23 +340,16 @@ TEST_CASE("a peer agent without stream resumption: streams are drained as before
     }
     return argv;
   };
-  auto mesh = Mesh::start(options);
-  REQUIRE_OK(mesh);
-  Mesh& m = **mesh;
-  const harness::Pod& server = m.pod(2, 1);
-  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
-  const std::string release = m.cluster().scratchDir() + "/release";
-  auto streams = spawnApp(
-      m, m.pod(1, 1),
-      {"streams", "--host=" + server.ipv4, "--port=8080", "--count=10", "--text=" + release});
-  REQUIRE(waitOutput(*streams, "STREAMING"));
+  Streaming run = startStreaming(options, 10);
+  Mesh& m = *run.mesh;
+  harness::Process* streams = run.streams.get();
   CHECK(statOf(m, 1, "resumable_streams") == 0);  // offered, not accepted
   auto up = m.upgradeAgent(1);
   REQUIRE_OK(up);
   // Nothing to hand over: the old agent serves its streams in place until they end.
   REQUIRE(m.waitAgentLog(1, "handover: took"));
   REQUIRE(up->old->running());
-  touch(release);
+  touch(run.release);
   auto done = streams->wait(absl::Seconds(60));
   REQUIRE_OK(done);
   INFO(streams->log());
