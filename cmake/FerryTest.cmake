@@ -19,10 +19,13 @@ target_include_directories(ferry_test_main PUBLIC ${CMAKE_SOURCE_DIR}/test)
 add_library(ferry_test_pch STATIC ${CMAKE_SOURCE_DIR}/test/pch.cc)
 target_link_libraries(ferry_test_pch PRIVATE Catch2::Catch2 nlohmann_json::nlohmann_json
                                              absl::strings absl::status absl::statusor)
-# A precompiled header is refused (-Winvalid-pch, an error here) by a file compiled with other
+# A precompiled header is refused (-Winvalid-pch) by a file compiled with other
 # macros: gRPC's and protobuf's targets give their users -pthread (_REENTRANT) and NOMINMAX, so
 # the header and every test get both.
-set(FERRY_TEST_PCH_MATCH -pthread -DNOMINMAX)
+# If a test's precompiled header is still refused (a compiler or flag change this file does not
+# know), the warning says so and the file is compiled from the headers themselves: slower, never
+# a failed build (-Werror would make it one).
+set(FERRY_TEST_PCH_MATCH -pthread -DNOMINMAX -Wno-error=invalid-pch)
 target_compile_options(ferry_test_pch PRIVATE ${FERRY_TEST_PCH_MATCH})
 target_precompile_headers(ferry_test_pch PRIVATE
   <catch2/catch.hpp> <nlohmann/json.hpp> <absl/strings/str_cat.h> <absl/status/statusor.h>
