@@ -11,10 +11,13 @@
 #include "agent/http/upstream_pool.h"
 #include "agent/identity/certificates.h"
 #include "agent/identity/revocation.h"
+#include "agent/pods/bpf_capture.h"
+#include "agent/proxy/direct_paths.h"
 #include "agent/proxy/hbone_pool.h"
 #include "agent/proxy/listeners.h"
 #include "agent/state/route_state.h"
 #include "log/log.h"
+#include "net/sock_diag.h"
 
 namespace ferry::agent {
 
@@ -128,6 +131,13 @@ absl::Status Agent::init() {
     logFailingClosed(workloads_.current()->policies(), state->policies());
     routing_->update(*state);  // before the state is published: a worker seeing it finds its routes
     rate_limits_->update(state->snapshot());
+    {
+      // Before the workers see it: no direct connect goes ahead on the old answer.
+      std::lock_guard lock(direct_mu_);
+      if (direct_) {
+        direct_->revise(*state);
+      }
+    }
     workloads_.set(std::move(state));
     onStateApplied(version);
   });
@@ -141,6 +151,7 @@ absl::Status Agent::init() {
     contexts_.back()->accepting = predecessor_ == nullptr;
     raw.push_back(contexts_.back().get());
   }
+  startDirectPaths();  // before the workers run: they read shared_.direct without a lock
   workers_->start();
   if (resumes_) {
     WorkerContext* first = contexts_.front().get();
@@ -178,6 +189,40 @@ absl::Status Agent::init() {
            " workers, enrollment on ", config_.enroll_socket, ", admin on ", config_.admin_address,
            ":", admin_->port());
   return absl::OkStatus();
+}
+
+void Agent::startDirectPaths() {
+  auto* bpf = dynamic_cast<BpfCapture*>(parts_.capture.get());
+  if (bpf == nullptr) {
+    return;
+  }
+  if (!config_.same_node_direct) {
+    DirectPaths::clearPairs(bpf->loader());
+    return;
+  }
+  if (absl::Status s = net::probeSocketDestroy(); !s.ok()) {
+    // Without it a revoked policy could not cut a direct connection: the agent carries them.
+    LOG_WARN("same-node direct path off: ", s.ToString());
+    DirectPaths::clearPairs(bpf->loader());
+    return;
+  }
+  WorkerContext& first = *contexts_.front();
+  auto direct = DirectPaths::start({.capture = bpf->loader(),
+                                    .loop = first.loop,
+                                    .workloads = workloads_,
+                                    .pods = pods_,
+                                    .rate_limits = rate_limits_.get(),
+                                    .telemetry = *telemetry_,
+                                    .sockets = *sockets_,
+                                    .stats = first.stats});
+  if (!direct.ok()) {
+    LOG_WARN("same-node direct path off: ", direct.status().ToString());
+    DirectPaths::clearPairs(bpf->loader());
+    return;
+  }
+  std::lock_guard lock(direct_mu_);
+  direct_ = *std::move(direct);
+  shared_.direct = direct_.get();
 }
 
 Agent::~Agent() {
@@ -227,6 +272,13 @@ void Agent::drain(std::chrono::milliseconds grace) {
   if (workers_) {
     workers_->stop();
   }
+  std::unique_ptr<DirectPaths> direct;
+  {
+    std::lock_guard direct_lock(direct_mu_);
+    shared_.direct = nullptr;
+    direct = std::move(direct_);
+  }
+  direct.reset();  // its loop has stopped
   contexts_.clear();
   workers_.reset();
   predecessor_.reset();

@@ -73,6 +73,7 @@ class Agent {
  private:
   Agent(Config config, AgentParts parts);
   absl::Status init();
+  void startDirectPaths();  // the same-node direct path, when on and the kernel can
   std::string statsJson() const;
   std::string podsJson() const;
   // agent_admin.cc: admin routes, readiness server, /config_dump, metric sources.
@@ -122,6 +123,8 @@ class Agent {
   std::unique_ptr<Predecessor> predecessor_;
   std::unique_ptr<HandoverServer> handover_;
   std::unique_ptr<ResumeRegistry> resumes_;  // with --stream-resume
+  std::unique_ptr<DirectPaths> direct_;      // with --same-node-direct and eBPF capture
+  std::mutex direct_mu_;                     // direct_ vs the state thread's revise()
   std::atomic<size_t> next_stream_worker_{0};
   std::thread gate_;  // opens the listeners once ready (with a predecessor)
   std::atomic<bool> stopping_{false};

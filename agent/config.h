@@ -59,6 +59,9 @@ struct Config {
   // Same-node sockmap splice of app <-> outbound-listener sockets (bpf/README.md, "Splice").
   // Off: an app socket in a sockmap can see EAGAIN from a blocking recv() on these kernels.
   bool bpf_splice = false;
+  // Same-node direct path (agent/proxy/direct_paths.h, bpf/README.md): an L4-only same-node
+  // pair the agent has admitted goes app to app in the kernel from its next connection on.
+  bool same_node_direct = true;
   size_t max_buffer_bytes = kDefaultMaxBufferBytes;  // per direction per connection
   uint32_t max_streams_per_connection = kDefaultMaxStreamsPerConnection;
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;

@@ -79,6 +79,10 @@ ABSL_FLAG(List, service_cidrs, {kDefaults.service_cidrs}, "service (VIP) ranges 
 ABSL_FLAG(OnOff, bpf_splice, {kDefaults.bpf_splice},
           "same-node sockmap splice of app <-> agent sockets (--capture=bpf); off: an app socket\n"
           "in a sockmap can see EAGAIN from a blocking recv() (bpf/README.md)");
+ABSL_FLAG(OnOff, same_node_direct, {kDefaults.same_node_direct},
+          "same-node direct path (--capture=bpf): once the agent has admitted an L4-only\n"
+          "connection between two pods of this node, the pair's next connections go app to app\n"
+          "in the kernel, with telemetry and revocation kept (bpf/README.md)");
 ABSL_FLAG(Number<uint32_t>, socket_mark, {kDefaults.socket_mark},
           "SO_MARK on the agent's sockets (0 = none)");
 ABSL_FLAG(Number<size_t>, max_buffer_bytes, {kDefaults.max_buffer_bytes},
@@ -162,6 +166,7 @@ Config fromFlags() {
   c.service_cidrs = absl::GetFlag(FLAGS_service_cidrs).items;
   c.socket_mark = absl::GetFlag(FLAGS_socket_mark).value;
   c.bpf_splice = absl::GetFlag(FLAGS_bpf_splice).value;
+  c.same_node_direct = absl::GetFlag(FLAGS_same_node_direct).value;
   c.max_buffer_bytes = absl::GetFlag(FLAGS_max_buffer_bytes).value;
   c.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection).value;
   c.connect_timeout_ms = absl::GetFlag(FLAGS_connect_timeout_ms).value;

@@ -49,6 +49,7 @@ class RoutingState;
 class RateLimits;
 class ResumeRegistry;
 class StreamBridge;
+class DirectPaths;
 
 struct Shared {
   const Config* config = nullptr;
@@ -62,6 +63,8 @@ struct Shared {
       nullptr;  // metrics and access log (agent/telemetry/telemetry.h); never null
   RoutingState* routing = nullptr;  // HTTPRoutes and backend clusters (route_state.h); may be null
   RateLimits* rate_limits = nullptr;  // RateLimitPolicy buckets (rate_limits.h); may be null
+  // The same-node direct path (direct_paths.h); null when off or without eBPF capture.
+  DirectPaths* direct = nullptr;
   // The cluster's pod ranges (--pod-cidrs), parsed once: a captured connection to an address in
   // them that no snapshot names is refused rather than sent in clear.
   std::vector<net::Cidr> pod_ranges;

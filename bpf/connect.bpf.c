@@ -7,6 +7,10 @@
 // listener; the original destination is filed under the socket cookie for sockops to move
 // under the connection's 4-tuple once the source port exists.
 //
+// Same-node direct path: a connect to a pair the agent put in ferry_direct (both pods on this
+// node, L4 only, allowed by policy) is not rewritten; it is filed under the socket cookie so
+// sockops can report it and the agent can cut it if the policy changes.
+//
 // Fail closed: the rewrite does not depend on the agent being up. With no listener on the
 // rewritten address the kernel answers the SYN with a RST (ECONNREFUSED); a pod with no
 // outbound address for the family is refused here (EPERM). Neither ever reaches the original
@@ -73,6 +77,24 @@ static __always_inline int ferry_record(struct bpf_sock_addr* ctx,
   return bpf_map_update_elem(&ferry_orig_ck, &cookie, &orig, BPF_ANY) == 0;
 }
 
+// True when (source pod, destination) is a direct pair: the connect goes ahead untouched. A
+// connection that cannot be filed is not let through directly (the agent's path takes it).
+static __always_inline int ferry_direct_pair(struct bpf_sock_addr* ctx, const __u8 src[16],
+                                             const __u8 dst[16], __u16 port, __u16 family) {
+  struct ferry_direct_conn conn = {.key = {.dst_port = port}, .family = family};
+  __builtin_memcpy(conn.key.src_addr, src, 16);
+  __builtin_memcpy(conn.key.dst_addr, dst, 16);
+  if (!bpf_map_lookup_elem(&ferry_direct, &conn.key)) {
+    return 0;
+  }
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  if (bpf_map_update_elem(&ferry_direct_ck, &cookie, &conn, BPF_ANY) != 0) {
+    return 0;
+  }
+  ferry_count(FERRY_CTR_CONNECT_DIRECT);
+  return 1;
+}
+
 SEC("cgroup/connect4")
 int ferry_connect4(struct bpf_sock_addr* ctx) {
   __u8 dst[16];
@@ -84,6 +106,11 @@ int ferry_connect4(struct bpf_sock_addr* ctx) {
   }
   __u32 listener;
   __builtin_memcpy(&listener, pod->outbound_addr4, 4);
+  __u8 src[16];
+  ferry_addr_v4(src, listener);  // the listener is on the pod's own address
+  if (listener != 0 && ferry_direct_pair(ctx, src, dst, port, FERRY_AF_INET)) {
+    return FERRY_ALLOW;
+  }
   if (listener == 0 || pod->outbound_port == 0 ||
       !ferry_record(ctx, pod, dst, port, FERRY_AF_INET)) {
     ferry_count(FERRY_CTR_CONNECT_REFUSED);
@@ -123,6 +150,9 @@ int ferry_connect6(struct bpf_sock_addr* ctx) {
     __builtin_memcpy(w, pod->outbound_addr6, 16);
   }
   int missing = (w[0] | w[1] | w[2] | w[3]) == 0;
+  if (!missing && ferry_direct_pair(ctx, (const __u8*)w, dst, port, FERRY_AF_INET6)) {
+    return FERRY_ALLOW;
+  }
   if (missing || pod->outbound_port == 0 ||
       !ferry_record(ctx, pod, dst, port, mapped ? FERRY_AF_INET : FERRY_AF_INET6)) {
     ferry_count(FERRY_CTR_CONNECT_REFUSED);

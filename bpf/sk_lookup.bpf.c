@@ -12,8 +12,9 @@
 // Those are recognized by their source address being the destination address (a socket
 // connecting to a local address gets that address as its source) or by arriving on lo; the
 // ingress ifindex alone is not enough, since local traffic can report the address's device.
-// An enrolled pod with no inbound listener is refused: plaintext never reaches the app around
-// the agent.
+// A pair the agent authorized for the same-node direct path (ferry_direct, keyed by the
+// remote address as source) is let in to the app itself. An enrolled pod with no inbound listener
+// is refused: plaintext never reaches the app around the agent.
 #include "lib/common.h"
 
 #define FERRY_LOOPBACK_IFINDEX 1  // lo is ifindex 1 in every network namespace
@@ -53,6 +54,13 @@ int ferry_sk_lookup(struct bpf_sk_lookup* ctx) {
   struct ferry_port_key pk = {.port = port, .direction = FERRY_DIR_INBOUND};
   if (bpf_map_lookup_elem(&ferry_ports, &pk)) {
     ferry_count(FERRY_CTR_INBOUND_EXCLUDED);
+    return SK_PASS;
+  }
+  struct ferry_direct_key direct = {.dst_port = port};
+  __builtin_memcpy(direct.src_addr, remote.addr, 16);
+  __builtin_memcpy(direct.dst_addr, addr.addr, 16);
+  if (bpf_map_lookup_elem(&ferry_direct, &direct)) {
+    ferry_count(FERRY_CTR_INBOUND_DIRECT);
     return SK_PASS;
   }
   __u32 slot = FERRY_LISTENER_SLOT(pod->pod_index, is_v6);

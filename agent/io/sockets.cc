@@ -24,7 +24,8 @@ absl::StatusOr<PodSockets> PodSockets::open(uint32_t mark) {
   return PodSockets(std::move(*host), mark);
 }
 
-absl::StatusOr<int> PodSockets::tcpSocketIn(const Netns& netns, int family) const {
+absl::StatusOr<int> PodSockets::socketIn(const Netns& netns, int domain, int type,
+                                         int protocol) const {
   std::optional<net::ScopedNetns> inside;
   if (netns.valid()) {
     if (!host_.valid()) {
@@ -37,12 +38,22 @@ absl::StatusOr<int> PodSockets::tcpSocketIn(const Netns& netns, int family) cons
     }
     inside.emplace(std::move(*entered));
   }
-  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
   int saved = errno;
   inside.reset();  // back in the host namespace
   if (fd < 0) {
     return absl::ErrnoToStatus(saved, "socket");
   }
+  return fd;
+}
+
+absl::StatusOr<int> PodSockets::tcpSocketIn(const Netns& netns, int family) const {
+  absl::StatusOr<int> made = socketIn(netns, family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (!made.ok()) {
+    return made.status();
+  }
+  int fd = *made;
+  int saved = 0;
   if (mark_ != 0 && ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark_, sizeof(mark_)) != 0) {
     saved = errno;
     ::close(fd);

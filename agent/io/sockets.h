@@ -37,6 +37,8 @@ class PodSockets {
   // A non-blocking, close-on-exec TCP socket of `family` created inside `netns` (invalid:
   // host), with TCP_NODELAY (listeners pass it on to the sockets they accept).
   absl::StatusOr<int> tcpSocketIn(const Netns& netns, int family) const;
+  // Any socket(domain, type | SOCK_CLOEXEC, protocol) created inside `netns`, as it comes.
+  absl::StatusOr<int> socketIn(const Netns& netns, int domain, int type, int protocol) const;
 
   // A dual-stack ([::], IPV6_V6ONLY off) listener on `port` inside `netns`, with SO_REUSEPORT
   // so every worker can have its own listener on the same port and the kernel spreads

@@ -7,6 +7,7 @@
 
 #include "agent/http/http_inbound.h"
 #include "agent/identity/revocation.h"
+#include "agent/proxy/direct_paths.h"
 #include "agent/proxy/inbound.h"
 #include "agent/proxy/listeners.h"
 #include "agent/proxy/tcp_relay.h"
@@ -106,6 +107,17 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   }
   SocketAddress dst = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
   SocketAddress src = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
+  if (ctx.shared.direct != nullptr && ctx.shared.pods->current()->findByIp(src.ip()) != nullptr &&
+      ctx.shared.direct->isDirectConnection(src, dst)) {
+    // A direct connect (direct_paths.h) whose pair was removed between its connect() and its
+    // SYN: the client's identity is not proven on this path, so it is refused, never served as
+    // an anonymous plaintext peer.
+    ctx.stats.inc(ctx.stats.inbound_direct_revoked);
+    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
+                          ": refused: a same-node direct connection whose pair was revoked");
+    closeWithReset(fd);
+    return;
+  }
   auto state = ctx.shared.workloads->current();
   model::Workload fallback;
   const model::Workload* workload = &workloadOf(*state, *pod, fallback);
@@ -131,11 +143,15 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
       fd);
 }
 
+Decision authorizeDelivery(const WorkloadState& state, LocalDelivery& in, Stats* stats) {
+  in.attrs.http = isHttpPort(state.snapshot(), *in.workload, in.to.port());
+  return state.policies().authorize(*in.workload, in.attrs, stats);
+}
+
 void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in,
                        absl::FunctionRef<std::vector<ConnectionInfo>(const Decision&)> reports,
                        int fd) {
-  in.attrs.http = isHttpPort(state.snapshot(), *in.workload, in.to.port());
-  Decision d = state.policies().authorize(*in.workload, in.attrs, &ctx.stats);
+  Decision d = authorizeDelivery(state, in, &ctx.stats);
   std::vector<ConnectionInfo> infos = reports(d);
   if (!d.allowed) {
     ctx.shared.telemetry->connectionDenied(infos.front());
@@ -166,6 +182,9 @@ void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDeli
   std::vector<ConnectionTelemetry> opened;
   for (const ConnectionInfo& info : infos) {
     opened.push_back(ctx.shared.telemetry->openConnection(info));
+  }
+  if (in.direct && ctx.shared.direct != nullptr) {
+    ctx.shared.direct->offer(*in.direct);
   }
   // Closed if a later policy no longer allows what was admitted here.
   Revocations& revocations = revocationsOf(ctx);

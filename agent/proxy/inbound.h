@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -14,6 +15,7 @@
 #include "agent/proxy/tcp_relay.h"
 #include "agent/telemetry/telemetry.h"
 #include "agent/worker_context.h"
+#include "bpf/capture.h"
 
 namespace ferry::agent {
 
@@ -34,7 +36,13 @@ struct LocalDelivery {
   ConnectionAttributes attrs;                 // the peer as policy sees it (`http` is set here)
   std::string peer;                           // who connected, for log lines
   std::atomic<int64_t>* connect_failures = nullptr;  // counts an app that cannot be reached
+  // Set by a same-node delivery of an app's own connection to a pod address: offered to the
+  // direct path (direct_paths.h) once admitted as L4.
+  std::optional<bpf::DirectPair> direct;
 };
+// The destination's policy for `in` (setting `in.attrs.http`): the one decision a local
+// delivery and the direct path's pairs both take.
+Decision authorizeDelivery(const WorkloadState& state, LocalDelivery& in, Stats* stats);
 // `reports`: the connection's reports once the decision is known, the destination's first (a
 // denial is reported on it); each is opened when the relay starts.
 void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in,

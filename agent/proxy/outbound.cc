@@ -94,12 +94,51 @@ void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& p
     closeWithReset(fd);
     return;
   }
-  forwardToDestination(ctx, pod, *state, dest, source_ip, fd);
+  forwardToDestination(ctx, pod, *state, dest, source_ip, fd, &*original);
+}
+
+SameNodeCall sameNodeCall(const WorkloadState& state, const LocalPodTable& pods,
+                          const LocalPod& source, const Destination& dest, const SocketAddress& to,
+                          const std::string& source_ip) {
+  PodIdentity identity = identityOf(source, state.workloadByUid(source.info.uid));
+  SameNodeCall call;
+  call.principal = principalOf(state.trustDomain(), identity);
+  call.in = LocalDelivery{.pod = pods.by_ip.at(dest.ip),
+                          .workload = dest.workload,
+                          .to = to,
+                          .peer = source.info.name + " (same node)"};
+  call.in.attrs.principal = call.principal;
+  call.in.attrs.source_namespace = identity.ns;
+  call.in.attrs.source_ip = source_ip;
+  call.in.attrs.destination_ip = dest.ip;
+  call.in.attrs.destination_port = dest.port;
+  return call;
+}
+
+std::vector<ConnectionInfo> sameNodeReports(const WorkloadState& state, const LocalPod& source,
+                                            const std::string& principal,
+                                            const std::string& source_ip, const Destination& dest,
+                                            const Decision& d) {
+  const OutboundSource from{.pod = source, .principal = principal, .ip = source_ip};
+  ConnectionInfo as_source = outboundReport(state, from, dest, true, &d);
+  ConnectionInfo as_destination = as_source;
+  as_destination.reporter = TelemetryReporter::kDestination;
+  return {as_destination, as_source};
+}
+
+std::optional<bpf::DirectPair> directPairOf(const std::string& source_ip,
+                                            const std::string& dest_ip, uint16_t port) {
+  std::optional<net::IpAddress> from = net::IpAddress::parse(source_ip);
+  std::optional<net::IpAddress> to = net::IpAddress::parse(dest_ip);
+  if (!from || !to) {
+    return std::nullopt;
+  }
+  return bpf::DirectPair{.source = from->addr16(), .destination = to->addr16(), .port = port};
 }
 
 void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod,
                           const WorkloadState& state_ref, const Destination& dest,
-                          const std::string& source_ip, int fd) {
+                          const std::string& source_ip, int fd, const SocketAddress* captured_to) {
   const WorkloadState* state = &state_ref;
   auto to = SocketAddress::parse(dest.ip, dest.port);
   if (!to.ok()) {
@@ -133,23 +172,17 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
     // inbound would, and reports as source and as destination, as two agents would. The
     // identity was checked locally: counted as mutual TLS.
     ctx.stats.inc(ctx.stats.outbound_same_node);
-    LocalDelivery in{.pod = pods->by_ip.at(dest.ip),
-                     .workload = dest.workload,
-                     .to = *to,
-                     .peer = pod->info.name + " (same node)"};
-    in.attrs.principal = source_principal;
-    in.attrs.source_namespace = identity.ns;
-    in.attrs.source_ip = source_ip;
-    in.attrs.destination_ip = dest.ip;
-    in.attrs.destination_port = dest.port;
-    in.connect_failures = &ctx.stats.outbound_failed;
+    SameNodeCall call = sameNodeCall(*state, *pods, *pod, dest, *to, source_ip);
+    if (captured_to != nullptr && ctx.shared.direct != nullptr && captured_to->ip() == dest.ip) {
+      // The app asked for this pod itself (no Service to balance): once admitted as L4, its
+      // next connections to it can go direct (direct_paths.h).
+      call.in.direct = directPairOf(source_ip, dest.ip, dest.port);
+    }
+    call.in.connect_failures = &ctx.stats.outbound_failed;
     deliverToLocalPod(
-        ctx, *state, std::move(in),
+        ctx, *state, std::move(call.in),
         [&](const Decision& d) {
-          ConnectionInfo as_source = outboundReport(*state, source, dest, true, &d);
-          ConnectionInfo as_destination = as_source;
-          as_destination.reporter = TelemetryReporter::kDestination;
-          return std::vector<ConnectionInfo>{as_destination, as_source};
+          return sameNodeReports(*state, *pod, call.principal, source_ip, dest, d);
         },
         fd);
     return;

@@ -11,9 +11,12 @@
 //    <pod-ip>:15008, dialled from the source pod's namespace with the source pod's certificate.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/pods/local_pods.h"
+#include "agent/proxy/inbound.h"
 #include "agent/state/workload_state.h"
 #include "agent/worker_context.h"
 
@@ -23,10 +26,31 @@ namespace ferry::agent {
 std::string principalOf(const std::string& trust_domain, const PodIdentity& id);
 
 // Connects `fd` (a captured connection, or one end of an HTTP outbound's upstream socketpair)
-// to one resolved destination: passthrough, same node, or HBONE. Takes `fd`.
+// to one resolved destination: passthrough, same node, or HBONE. Takes `fd`. `captured_to`:
+// the destination the app connected to, when `fd` is the app's own socket.
 void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
                           const WorkloadState& state, const Destination& destination,
-                          const std::string& source_ip, int fd);
+                          const std::string& source_ip, int fd,
+                          const SocketAddress* captured_to = nullptr);
+
+// The same-node question, one implementation for the agent's relay (forwardToDestination) and
+// for the direct path's pairs (direct_paths.h): the delivery to the destination pod with the
+// source pod's identity as policy sees it (decided by authorizeDelivery), and the reports the
+// source's and the destination's agent would each make.
+struct SameNodeCall {
+  LocalDelivery in;
+  std::string principal;  // the source pod's
+};
+SameNodeCall sameNodeCall(const WorkloadState& state, const LocalPodTable& pods,
+                          const LocalPod& source, const Destination& destination,
+                          const SocketAddress& to, const std::string& source_ip);
+std::vector<ConnectionInfo> sameNodeReports(const WorkloadState& state, const LocalPod& source,
+                                            const std::string& principal,
+                                            const std::string& source_ip,
+                                            const Destination& destination, const Decision& d);
+// The direct-path key of source pod address -> destination pod address:port.
+std::optional<bpf::DirectPair> directPairOf(const std::string& source_ip,
+                                            const std::string& dest_ip, uint16_t port);
 
 // Handles a connection the pod's 15001 listener accepted (the entry point of this file).
 void acceptOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd);

@@ -231,6 +231,20 @@ RateLimitVerdict RateLimits::check(const std::string& uid, uint16_t port,
   return {};
 }
 
+bool RateLimits::limits(const std::string& uid, uint16_t port) const {
+  std::shared_ptr<const Table> table = table_.load();
+  auto it = table->by_uid.find(uid);
+  if (it == table->by_uid.end()) {
+    return false;
+  }
+  for (const Table::Applied& a : it->second) {
+    if (a.ports.empty() || a.ports.count(port) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::vector<RateLimitCount> RateLimits::counts() const {
   std::lock_guard lock(counters_mu_);
   std::vector<RateLimitCount> out;

@@ -62,6 +62,9 @@ class RateLimits {
   // for plaintext) to local pod `uid` on `port`. Any thread.
   RateLimitVerdict check(const std::string& uid, uint16_t port, std::string_view principal,
                          bool http);
+  // Whether any limit counts new connections to local pod `uid` on `port` (the same-node direct
+  // path, which the agent does not see, is only for pairs no limit applies to). Any thread.
+  bool limits(const std::string& uid, uint16_t port) const;
   // Refusals so far by policy (for ferry_rate_limited_total); one entry per policy ever seen.
   std::vector<RateLimitCount> counts() const;
   // "ns/name: reason" of each refused policy in force as a limit-to-zero stand-in.

@@ -34,6 +34,8 @@
 #define FERRY_DEFAULT_MAX_PORTS 256
 #define FERRY_DEFAULT_MAX_CONNECTIONS 65536
 #define FERRY_DEFAULT_MAX_SPLICED 65536
+#define FERRY_DEFAULT_MAX_DIRECT 65536
+#define FERRY_EVENTS_BYTES (256 * 1024)  // the ring buffer of direct-connection events
 
 // ferry_in_lsn holds two slots per pod: an IPv4 and an IPv6 inbound listener (a dual-stack
 // listener fills both).
@@ -121,6 +123,51 @@ struct ferry_orig_dst {
   __u32 pod_index;  // the source pod
 };
 
+// ---- ferry_direct: same-node pairs the agent authorized as L4-only ------------------------
+
+// A connect from an enrolled pod to another enrolled pod of this node, on a port the agent
+// decided carries L4 only and that its policy allows: connect4/6 leaves it alone and sk_lookup
+// lets it in, so the kernel carries the bytes between the two app sockets with nobody between
+// (bpf/README.md, "Same-node direct path"). The agent adds and removes entries; the programs
+// only read them.
+struct ferry_direct_key {
+  __u8 src_addr[16];  // the source pod's address, IPv4-mapped for IPv4
+  __u8 dst_addr[16];  // the destination pod's address the app connected to
+  __u16 dst_port;     // host order
+  __u16 pad0;
+};
+
+struct ferry_direct_value {
+  __u32 reserved;
+};
+
+// ---- ferry_direct_ck: direct connections by the client socket's cookie ---------------------
+
+// Filed by connect4/6, completed by sockops at TCP_CONNECT_CB, removed at close. The agent
+// walks it to find the live connections of a pair whose policy now denies them.
+struct ferry_direct_conn {
+  struct ferry_direct_key key;
+  __u16 src_port;      // host order; 0 until TCP_CONNECT_CB
+  __u16 family;        // the socket's family (FERRY_AF_INET6 for a dual-stack socket)
+  __u64 netns_cookie;  // the client's namespace; 0 until TCP_CONNECT_CB
+};
+
+// ---- ferry_events: ring buffer the agent reads ----------------------------------------------
+
+#define FERRY_EVENT_DIRECT_OPEN 1   // a direct connection is established (client side)
+#define FERRY_EVENT_DIRECT_CLOSE 2  // ... and has closed, with what it carried
+
+struct ferry_direct_event {
+  __u32 type;       // FERRY_EVENT_*
+  __u32 old_state;  // CLOSE: the TCP state the socket closed from (BPF_TCP_*)
+  __u64 cookie;     // the client socket
+  struct ferry_direct_conn conn;
+  __u64 bytes_sent;      // CLOSE: payload the client sent (retransmissions and SYN/FIN excluded)
+  __u64 bytes_received;  // CLOSE: payload the client received (the peer's FIN excluded)
+  __u32 error;           // CLOSE: the socket's error (ECONNRESET: reset), 0 if none
+  __u32 pad0;
+};
+
 // ---- ferry_counters: per-CPU array, one __u64 per reason ---------------------------------
 
 enum ferry_counter {
@@ -138,6 +185,9 @@ enum ferry_counter {
   FERRY_CTR_SPLICED,                // socket added to the splice sockhash
   FERRY_CTR_SPLICE_MSGS,            // sk_msg redirected a message to the peer socket
   FERRY_CTR_SPLICE_MISS,            // sk_msg found no peer: message took the TCP path
+  FERRY_CTR_CONNECT_DIRECT,         // connect of an authorized same-node pair left alone
+  FERRY_CTR_INBOUND_DIRECT,         // sk_lookup let an authorized same-node pair in
+  FERRY_CTR_DIRECT_EVENT_LOST,      // ring buffer full: a direct-connection event was lost
   FERRY_CTR_COUNT,
 };
 

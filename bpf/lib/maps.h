@@ -76,6 +76,29 @@ struct {
   __type(value, __u64);
 } ferry_in_lsn SEC(".maps");
 
+// Same-node pairs that go direct (see ferry_abi.h); written by the agent only.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, FERRY_DEFAULT_MAX_DIRECT);
+  __type(key, struct ferry_direct_key);
+  __type(value, struct ferry_direct_value);
+} ferry_direct SEC(".maps");
+
+// Direct connections by client socket cookie, from connect() to close. LRU like ferry_orig_ck:
+// a connect that never gets as far as TCP_CONNECT_CB must not hold a slot forever.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, FERRY_DEFAULT_MAX_CONNECTIONS);
+  __type(key, __u64);
+  __type(value, struct ferry_direct_conn);
+} ferry_direct_ck SEC(".maps");
+
+// Opened/closed events of direct connections, for the agent's telemetry.
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, FERRY_EVENTS_BYTES);
+} ferry_events SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, FERRY_CTR_COUNT);

@@ -63,6 +63,15 @@ const std::vector<Layout>& layouts() {
        sizeof(ferry_orig_dst),
        {F(ferry_orig_dst, addr), F(ferry_orig_dst, port), F(ferry_orig_dst, family),
         F(ferry_orig_dst, pod_index)}},
+      {"ferry_direct_key",
+       sizeof(ferry_direct_key),
+       {F(ferry_direct_key, src_addr), F(ferry_direct_key, dst_addr), F(ferry_direct_key, dst_port),
+        F(ferry_direct_key, pad0)}},
+      {"ferry_direct_value", sizeof(ferry_direct_value), {F(ferry_direct_value, reserved)}},
+      {"ferry_direct_conn",
+       sizeof(ferry_direct_conn),
+       {F(ferry_direct_conn, key), F(ferry_direct_conn, src_port), F(ferry_direct_conn, family),
+        F(ferry_direct_conn, netns_cookie)}},
   };
   return kLayouts;
 }
@@ -104,6 +113,9 @@ void checkMaps(const bpf_object* obj) {
       {"ferry_splice", sizeof(ferry_conn_key), sizeof(__u64)},
       {"ferry_in_lsn", sizeof(__u32), sizeof(__u64)},
       {"ferry_counters", sizeof(__u32), sizeof(__u64)},
+      {"ferry_direct", sizeof(ferry_direct_key), sizeof(ferry_direct_value)},
+      {"ferry_direct_ck", sizeof(__u64), sizeof(ferry_direct_conn)},
+      {"ferry_events", 0, 0},
   };
   for (const MapSizes& m : kMaps) {
     INFO("map " << m.name << " in " << bpf_object__name(obj));

@@ -131,8 +131,13 @@ TEST_CASE("ferry-agent's capability set: each capability is needed and together 
       {"with agent.socketMark=0 (BPF SYS_ADMIN) all but SO_MARK",
        {CAP_BPF, CAP_SYS_ADMIN},
        agent_needs},
-      {"without SYS_ADMIN: no setns, so no enrollment and no in-pod listeners",
+      {"without SYS_ADMIN: no setns (no enrollment, no in-pod listeners), and sockops cannot "
+       "read the tcp_sock counters the direct path reports (bpf_skc_to_tcp_sock needs "
+       "PERFMON): nothing loads",
        {CAP_BPF, CAP_NET_ADMIN},
+       kMark},
+      {"BPF PERFMON NET_ADMIN: the capture loads, but no setns",
+       {CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN},
        kStart | kMark | kDetach},
       {"SYS_ADMIN alone: the kernel accepts it for bpf(), CAP_BPF adds no power",
        {CAP_SYS_ADMIN},

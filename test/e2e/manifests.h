@@ -62,4 +62,21 @@ spec:
         principals: ["cluster.local/ns/default/sa/sa-n1p2"]
 )";
 
+// n1p2 refuses n1p1 (same node, by principal).
+inline constexpr char kDenyN1p1ToN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-n1p1
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: n1p2
+  action: DENY
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
+)";
+
 }  // namespace ferry::e2e

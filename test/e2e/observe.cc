@@ -49,6 +49,12 @@ std::string scrapeUntil(uint16_t port, const std::string& name,
   return text;
 }
 
+double bpfEvent(uint16_t port, const std::string& event) {
+  std::string text = metrics::testing::httpGet(absl::StrCat("http://127.0.0.1:", port, "/metrics"));
+  return metrics::testing::sampleValue(text, "ferry_bpf_events_total", {{"event", event}})
+      .value_or(-1);
+}
+
 std::vector<nlohmann::json> accessLogLines(const std::string& output) {
   std::vector<nlohmann::json> out;
   for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {

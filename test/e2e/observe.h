@@ -22,6 +22,10 @@ namespace ferry::e2e {
 std::string scrapeUntil(uint16_t port, const std::string& name,
                         const std::map<std::string, std::string>& labels, double value);
 
+// The agent's kernel counter `event` (ferry_bpf_events_total, bpf/README.md) from the metrics
+// on 127.0.0.1:<port>; -1 when it cannot be read.
+double bpfEvent(uint16_t port, const std::string& event);
+
 // The JSON access-log lines in an agent's output (other lines are its log).
 std::vector<nlohmann::json> accessLogLines(const std::string& output);
 

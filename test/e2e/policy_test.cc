@@ -19,22 +19,6 @@ bool echoWorks(Mesh& m, const harness::Pod& from, const harness::Pod& to) {
   return out.ok() && out->find("OK") != std::string::npos;
 }
 
-constexpr char kDenyN1p1ToN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-n1p1
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n1p2
-  action: DENY
-  rules:
-  - from:
-    - source:
-        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
-)";
-
 TEST_CASE("cross-node: an ALLOW policy admits its principal and refuses the others",
           "[privileged][e2e]") {
   FERRY_REQUIRE_ROOT();

@@ -79,6 +79,30 @@ Streaming startStreaming(const MeshOptions& options, int count) {
   return out;
 }
 
+// Ends the "streams" app's streams by touching `release`; each of `count` must have echoed
+// every byte.
+void releaseStreams(harness::Process& streams, const std::string& release, int count) {
+  touch(release);
+  auto done = streams.wait(absl::Seconds(60));
+  REQUIRE_OK(done);
+  INFO(streams.log());
+  CHECK_THAT(streams.log(), Catch::Contains(absl::StrCat("OK=", count, " BAD=0")));
+  CHECK(counted(streams.log(), "BYTES=") > 0);
+}
+
+// A mesh with an echo server on pod (node, index):8080 that n1p1 has sent to once.
+std::unique_ptr<Mesh> warmEchoMesh(int node, int index) {
+  auto mesh = Mesh::start();
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  const harness::Pod& server = m.pod(node, index);
+  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
+  auto warm = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "send",
+                                  "--host=" + server.ipv4, "--port=8080", "--text=warm"});
+  REQUIRE_OK(warm);
+  return *std::move(mesh);
+}
+
 }  // namespace
 
 TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused",
@@ -88,14 +112,9 @@ TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused
   // and SIGTERM once it is ready (maxSurge, the chart's way).
   const bool surge = GENERATE(false, true);
   INFO((surge ? "surge: new agent first" : "SIGTERM first"));
-  auto mesh = Mesh::start();
-  REQUIRE_OK(mesh);
-  Mesh& m = **mesh;
+  std::unique_ptr<Mesh> mesh = warmEchoMesh(2, 1);
+  Mesh& m = *mesh;
   const harness::Pod& server = m.pod(2, 1);
-  REQUIRE_OK(m.startApp(server, {"echo-server", "--port=8080"}, 8080));
-  auto warm = m.run(m.pod(1, 1), {"/usr/bin/python3", meshAppsScript(), "send",
-                                  "--host=" + server.ipv4, "--port=8080", "--text=warm"});
-  REQUIRE_OK(warm);
 
   // Cross-node (n1p1 -> n2p1: source and destination agent) and same-node (n2p2 -> n2p1).
   const std::string stop = m.cluster().scratchDir() + "/stop-probes";
@@ -198,12 +217,7 @@ TEST_CASE("agent upgrade in place: streams that end within the grace are untouch
     REQUIRE(up->old->running());
 
     absl::Time released = absl::Now();
-    touch(release);
-    auto done = streams->wait(absl::Seconds(60));
-    REQUIRE_OK(done);
-    INFO(streams->log());
-    CHECK_THAT(streams->log(), Catch::Contains("OK=10 BAD=0"));
-    CHECK(counted(streams->log(), "BYTES=") > 0);
+    releaseStreams(*streams, release, 10);
     // The old agent leaves once its connections ended, well before the 40 s grace.
     auto rc = up->old->wait(absl::Seconds(20));
     REQUIRE_OK(rc);
@@ -218,6 +232,29 @@ TEST_CASE("agent upgrade in place: streams that end within the grace are untouch
     INFO(up->old->log());
     CHECK_THAT(up->old->log(), Catch::Contains("drain: handed over, 0 connections left"));
   }
+}
+
+TEST_CASE("same-node direct connections are not the agent's: they stream on through its upgrade",
+          "[privileged][e2e]") {
+  FERRY_REQUIRE_ROOT();
+  // The warm-up, the pair's first connection, goes through the agent, which admits the pair.
+  std::unique_ptr<Mesh> mesh = warmEchoMesh(1, 2);
+  Mesh& m = *mesh;
+  const harness::Pod& server = m.pod(1, 2);
+  const double direct_before = bpfEvent(m.metricsPort(1), "connect_direct");
+  const std::string release = m.cluster().scratchDir() + "/release-direct";
+  auto streams = spawnApp(
+      m, m.pod(1, 1),
+      {"streams", "--host=" + server.ipv4, "--port=8080", "--count=10", "--text=" + release});
+  REQUIRE(waitOutput(*streams, "STREAMING"));
+  CHECK(bpfEvent(m.metricsPort(1), "connect_direct") - direct_before == 10);
+  auto up = m.upgradeAgent(1);
+  REQUIRE_OK(up);
+  // The old agent carries none of them: it leaves at once, and the streams go on.
+  auto rc = up->old->wait(absl::Seconds(20));
+  REQUIRE_OK(rc);
+  CHECK(*rc == 0);
+  releaseStreams(*streams, release, 10);
 }
 
 TEST_CASE("a second signal ends the drain at once", "[privileged][e2e]") {

@@ -33,6 +33,12 @@ const char* counterName(uint32_t counter) {
       return "splice_msgs";
     case FERRY_CTR_SPLICE_MISS:
       return "splice_miss";
+    case FERRY_CTR_CONNECT_DIRECT:
+      return "connect_direct";
+    case FERRY_CTR_INBOUND_DIRECT:
+      return "inbound_direct";
+    case FERRY_CTR_DIRECT_EVENT_LOST:
+      return "direct_event_lost";
     default:
       return "unknown";
   }

@@ -59,10 +59,33 @@ FERRY_ABI_OFFSET(ferry_orig_dst, port, 16);
 FERRY_ABI_OFFSET(ferry_orig_dst, family, 18);
 FERRY_ABI_OFFSET(ferry_orig_dst, pod_index, 20);
 
+FERRY_ABI_LAYOUT(ferry_direct_key, 36);
+FERRY_ABI_OFFSET(ferry_direct_key, src_addr, 0);
+FERRY_ABI_OFFSET(ferry_direct_key, dst_addr, 16);
+FERRY_ABI_OFFSET(ferry_direct_key, dst_port, 32);
+FERRY_ABI_OFFSET(ferry_direct_key, pad0, 34);
+
+FERRY_ABI_LAYOUT(ferry_direct_value, 4);
+
+FERRY_ABI_LAYOUT(ferry_direct_conn, 48);
+FERRY_ABI_OFFSET(ferry_direct_conn, key, 0);
+FERRY_ABI_OFFSET(ferry_direct_conn, src_port, 36);
+FERRY_ABI_OFFSET(ferry_direct_conn, family, 38);
+FERRY_ABI_OFFSET(ferry_direct_conn, netns_cookie, 40);
+
+FERRY_ABI_LAYOUT(ferry_direct_event, 88);
+FERRY_ABI_OFFSET(ferry_direct_event, type, 0);
+FERRY_ABI_OFFSET(ferry_direct_event, old_state, 4);
+FERRY_ABI_OFFSET(ferry_direct_event, cookie, 8);
+FERRY_ABI_OFFSET(ferry_direct_event, conn, 16);
+FERRY_ABI_OFFSET(ferry_direct_event, bytes_sent, 64);
+FERRY_ABI_OFFSET(ferry_direct_event, bytes_received, 72);
+FERRY_ABI_OFFSET(ferry_direct_event, error, 80);
+
 #undef FERRY_ABI_LAYOUT
 #undef FERRY_ABI_OFFSET
 
-static_assert(FERRY_CTR_COUNT == 14, "counterName() in abi.cc must name every counter");
+static_assert(FERRY_CTR_COUNT == 17, "counterName() in abi.cc must name every counter");
 
 // Stable snake_case name of a ferry_counter, used for metrics ("unknown" past the end).
 const char* counterName(uint32_t counter);

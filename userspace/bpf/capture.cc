@@ -49,6 +49,12 @@ uint32_t maxEntries(const BpfConfig& c, int id) {
       return c.max_connections;
     case kMapSplice:
       return c.max_spliced;
+    case kMapDirect:
+      return FERRY_DEFAULT_MAX_DIRECT;
+    case kMapDirectConns:
+      return c.max_connections;
+    case kMapEvents:
+      return FERRY_EVENTS_BYTES;
     default:
       return FERRY_CTR_COUNT;
   }

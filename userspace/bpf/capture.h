@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,6 +29,8 @@
 #include "bpf/fd.h"
 #include "bpf/sys.h"
 #include "net/ip.h"
+
+struct ring_buffer;  // libbpf's
 
 namespace ferry::bpf {
 
@@ -58,6 +61,56 @@ struct Counters {
 enum class PortDirection : uint8_t {
   kOutbound = FERRY_DIR_OUTBOUND,  // destination ports a connect is never captured for
   kInbound = FERRY_DIR_INBOUND,    // pod ports sk_lookup never steers (e.g. kubelet probes)
+};
+
+// A same-node pair the agent authorized for the direct path: connects from the pod at `source`
+// to `destination`:`port` are neither redirected nor steered (bpf/README.md, "Same-node direct
+// path"). Addresses are IPv4-mapped for IPv4.
+struct DirectPair {
+  net::Addr16 source{};
+  net::Addr16 destination{};
+  uint16_t port = 0;
+  auto operator<=>(const DirectPair&) const = default;
+  std::string toString() const;
+};
+
+// A live direct connection, as its client socket sees it.
+struct DirectConnection {
+  uint64_t cookie = 0;  // the client socket's
+  DirectPair pair;
+  uint16_t source_port = 0;   // 0 while the connect has not sent its SYN
+  int family = 0;             // AF_INET or AF_INET6: the client socket's family
+  uint64_t netns_cookie = 0;  // the client's namespace (0 with source_port)
+};
+
+// What sockops reports of a direct connection (ferry_events).
+struct DirectEvent {
+  enum class Kind { kOpened, kClosed };
+  Kind kind = Kind::kOpened;
+  DirectConnection connection;
+  // kClosed: payload each way from the client socket's counters; its error (ECONNRESET: reset);
+  // whether it closed before it was established (the connect failed).
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  int error = 0;
+  bool connect_failed = false;
+};
+
+// Reads ferry_events. fd() turns readable when events wait; poll() hands each to the callback.
+class DirectEvents {
+ public:
+  using OnEvent = std::function<void(const DirectEvent&)>;
+  DirectEvents(struct ring_buffer* ring, std::unique_ptr<OnEvent> on_event);
+  ~DirectEvents();
+  DirectEvents(const DirectEvents&) = delete;
+  DirectEvents& operator=(const DirectEvents&) = delete;
+  int fd() const;
+  // Handles every event waiting; returns how many, or -errno.
+  int poll();
+
+ private:
+  struct ring_buffer* ring_;
+  std::unique_ptr<OnEvent> on_event_;
 };
 
 // IDs of what one Capture loaded and attached, for tests and `ferryctl` diagnostics.
@@ -101,6 +154,14 @@ class Capture {
 
   // Where the app behind an accepted outbound-listener socket wanted to go, and from which pod.
   absl::StatusOr<OriginalDestination> originalDestination(int accepted_fd) const;
+
+  // The same-node direct path (capture_direct.cc). Pairs are the agent's to add and remove;
+  // connections are what the kernel has open now.
+  absl::Status addDirectPair(const DirectPair& pair);
+  void removeDirectPair(const DirectPair& pair);
+  std::vector<DirectPair> directPairs() const;
+  std::vector<DirectConnection> directConnections() const;
+  absl::StatusOr<std::unique_ptr<DirectEvents>> openDirectEvents(DirectEvents::OnEvent on_event);
 
   absl::StatusOr<Counters> counters() const;
   // Gauges for metrics and tests: sockets in the splice sockhash, original-destination records.

@@ -41,6 +41,9 @@ enum MapId {
   kMapSplice,
   kMapInboundListeners,
   kMapCounters,
+  kMapDirect,
+  kMapDirectConns,
+  kMapEvents,
   kMapCount,
 };
 
@@ -50,7 +53,8 @@ template <typename Skel>
 MapArray mapsOf(Skel* s) {
   return {s->maps.ferry_pods,   s->maps.ferry_pod_addrs, s->maps.ferry_cidrs,
           s->maps.ferry_ports,  s->maps.ferry_orig_ck,   s->maps.ferry_conns,
-          s->maps.ferry_splice, s->maps.ferry_in_lsn,    s->maps.ferry_counters};
+          s->maps.ferry_splice, s->maps.ferry_in_lsn,    s->maps.ferry_counters,
+          s->maps.ferry_direct, s->maps.ferry_direct_ck, s->maps.ferry_events};
 }
 
 struct Capture::Skeletons {

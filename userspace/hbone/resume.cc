@@ -77,7 +77,8 @@ std::string formatResume(const ResumeHeader& h) {
 
 std::optional<ResumeHeader> parseResume(std::string_view value) {
   std::vector<absl::string_view> parts = absl::StrSplit(av(value), ';');
-  if (absl::StripAsciiWhitespace(parts[0]) != av(kResumeVersion)) {
+  // A null string_view (no header at all) splits into no parts, not one empty part.
+  if (parts.empty() || absl::StripAsciiWhitespace(parts[0]) != av(kResumeVersion)) {
     return std::nullopt;
   }
   ResumeHeader h;

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -67,12 +68,15 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
   struct Expect {
     std::string id;
     bool has_iperf, has_proxy, has_memory;
+    // Same node, the agents relay only each pair's first connection (the direct path carries
+    // the rest app to app), so their CPU per request may round to nothing.
+    bool proxy_mostly_idle = false;
   };
   for (const Expect& e : std::vector<Expect>{{"no_mesh", true, false, false},
                                              {"ferry_l4", true, true, true},
                                              {"ferry_l7", false, true, false},
                                              {"ferry_l7_routed", false, true, false},
-                                             {"ferry_same_node", true, true, false},
+                                             {"ferry_same_node", true, true, false, true},
                                              {"stunnel", true, true, true},
                                              {"haproxy", true, true, true}}) {
     std::vector<std::string> want = http;
@@ -90,7 +94,12 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
       REQUIRE(summary[e.id].count(metric) == 1);
       const double v = summary[e.id][metric];
       CHECK(std::isfinite(v));
-      CHECK(v > 0);
+      const bool cpu_metric = std::find(cpu.begin(), cpu.end(), metric) != cpu.end();
+      if (e.proxy_mostly_idle && cpu_metric) {
+        CHECK(v >= 0);
+      } else {
+        CHECK(v > 0);
+      }
     }
     // Errors are counted, not hidden: the latency runs at a fixed rate must have none.
     INFO(e.id << " lat_errors");
