@@ -204,13 +204,28 @@ void DirectPaths::cut(const bpf::DirectConnection& c, const LocalPodTable& pods)
   }
 }
 
+const std::vector<ConnectionInfo>& DirectPaths::reportsFor(const bpf::DirectPair& pair) {
+  constexpr size_t kMaxCachedPairs = 4096;
+  auto state = p_.workloads.current();
+  auto pods = p_.pods.current();
+  if (state != reports_state_ || pods != reports_pods_ || reports_.size() >= kMaxCachedPairs) {
+    reports_.clear();
+    reports_state_ = state;
+    reports_pods_ = pods;
+  }
+  auto it = reports_.find(pair);
+  if (it == reports_.end()) {
+    it = reports_.emplace(pair, judge(pair, *state, *pods).reports).first;
+  }
+  return it->second;
+}
+
 void DirectPaths::onEvent(const bpf::DirectEvent& event) {
   const uint64_t cookie = event.connection.cookie;
   if (event.kind == bpf::DirectEvent::Kind::kOpened) {
     p_.stats.inc(p_.stats.same_node_direct);
     std::vector<ConnectionTelemetry>& opened = open_[cookie];
-    for (const ConnectionInfo& info :
-         judge(event.connection.pair, *p_.workloads.current(), *p_.pods.current()).reports) {
+    for (const ConnectionInfo& info : reportsFor(event.connection.pair)) {
       opened.push_back(p_.telemetry.openConnection(info));
     }
     return;
@@ -221,8 +236,7 @@ void DirectPaths::onEvent(const bpf::DirectEvent& event) {
     open_.erase(it);
   } else {
     // Opened before this agent read the ring (or its open was lost): opened now.
-    for (const ConnectionInfo& info :
-         judge(event.connection.pair, *p_.workloads.current(), *p_.pods.current()).reports) {
+    for (const ConnectionInfo& info : reportsFor(event.connection.pair)) {
       reports.push_back(p_.telemetry.openConnection(info));
     }
   }

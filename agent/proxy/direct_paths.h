@@ -87,15 +87,20 @@ class DirectPaths {
   void recheckPods();
   void reviseLocked(const WorkloadState& state, const LocalPodTable& pods);
   void onEvent(const bpf::DirectEvent& event);
+  // The pair's two reports under the current state, judged once per state and pods (loop only).
+  const std::vector<ConnectionInfo>& reportsFor(const bpf::DirectPair& pair);
   void cut(const bpf::DirectConnection& connection, const LocalPodTable& pods);
 
   Parts p_;
   std::unique_ptr<bpf::DirectEvents> events_;
   std::unique_ptr<EventsHandler> handler_;
   EventLoop::TimerId timer_ = 0;
-  std::mutex mu_;                                              // the pairs in the kernel
-  std::shared_ptr<const LocalPodTable> checked_pods_;          // loop only
-  std::map<uint64_t, std::vector<ConnectionTelemetry>> open_;  // by client socket cookie
+  std::mutex mu_;                                                   // the pairs in the kernel
+  std::shared_ptr<const LocalPodTable> checked_pods_;               // loop only
+  std::map<uint64_t, std::vector<ConnectionTelemetry>> open_;       // by client socket cookie
+  std::map<bpf::DirectPair, std::vector<ConnectionInfo>> reports_;  // for reports_state_/pods_
+  std::shared_ptr<const WorkloadState> reports_state_;
+  std::shared_ptr<const LocalPodTable> reports_pods_;
 };
 
 }  // namespace ferry::agent

@@ -59,11 +59,13 @@ void appendPeerKey(std::string& key, const PeerLabels& p) {
 
 // Identifies the label set recordRequest() exports, without building it: every input, each
 // length-prefixed so that no two different inputs share a key.
-std::string requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
+// A connection's label set as one string (requestKey() without the outcome): the key of the
+// cached TCP children.
+std::string connectionKey(const ConnectionLabels& l, absl::string_view outcome = "") {
   std::string key;
   key.reserve(512);
   absl::StrAppend(&key, l.reporter == Reporter::kSource ? "s" : "d", l.mutual_tls ? "m" : "p",
-                  o.response_code, "/", o.grpc_status, "/");
+                  outcome, "/");
   appendPeerKey(key, l.source);
   appendPeerKey(key, l.destination);
   for (const std::string* part :
@@ -72,6 +74,10 @@ std::string requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
     appendKeyPart(key, *part);
   }
   return key;
+}
+
+std::string requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
+  return connectionKey(l, absl::StrCat(o.response_code, "/", o.grpc_status));
 }
 
 }  // namespace
@@ -160,15 +166,36 @@ bool IstioMetrics::admit(const std::string& family, const prometheus::Labels& la
   return false;
 }
 
-prometheus::Counter& IstioMetrics::counter(prometheus::Family<prometheus::Counter>& family,
-                                           const prometheus::Labels& labels) {
-  return family.Add(admit(family.GetName(), labels) ? labels : overflowLabels(labels));
-}
-
 TcpConnectionMetrics IstioMetrics::openConnection(const ConnectionLabels& labels) {
-  prometheus::Labels l = istioLabels(labels);
-  counter(tcp_opened_, l).Increment();
-  return {&counter(tcp_sent_, l), &counter(tcp_received_, l), &counter(tcp_closed_, l)};
+  std::string key = connectionKey(labels);
+  TcpChildren children;
+  bool cached = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = tcp_children_.find(key); it != tcp_children_.end()) {
+      children = it->second;
+      cached = true;
+    }
+  }
+  if (!cached) {
+    prometheus::Labels l = istioLabels(labels);
+    // Family by family as in recordRequest(): only a set every family admitted is cached.
+    bool admitted = true;
+    auto add = [&](prometheus::Family<prometheus::Counter>& family) {
+      bool ok = admit(family.GetName(), l);
+      admitted &= ok;
+      return &family.Add(ok ? l : overflowLabels(l));
+    };
+    children = {add(tcp_opened_), add(tcp_sent_), add(tcp_received_), add(tcp_closed_)};
+    if (admitted) {
+      absl::MutexLock lock(&mu_);
+      if (tcp_children_.size() < limits_.max_label_sets) {
+        tcp_children_.emplace(std::move(key), children);
+      }
+    }
+  }
+  children.opened->Increment();
+  return {children.sent, children.received, children.closed};
 }
 
 void IstioMetrics::recordRequest(const ConnectionLabels& labels, const RequestOutcome& outcome) {
@@ -186,7 +213,7 @@ void IstioMetrics::recordRequest(const ConnectionLabels& labels, const RequestOu
     prometheus::Labels l = istioLabels(labels);
     l["response_code"] = std::to_string(outcome.response_code);
     l["grpc_response_status"] = outcome.grpc_status < 0 ? "" : std::to_string(outcome.grpc_status);
-    // As counter()/histogram(), family by family, remembering whether each admitted the set:
+    // Family by family, remembering whether each admitted the set (admit() counts a drop):
     // only a set all four admitted is cached (an overflowed one must count its drops each time).
     bool admitted = true;
     auto pick = [&](const std::string& family) -> prometheus::Labels {

@@ -83,9 +83,6 @@ class IstioMetrics {
   uint64_t droppedLabelSets(const std::string& family) const;
 
  private:
-  // A family's child for `labels`, or its overflow child once the family is full.
-  prometheus::Counter& counter(prometheus::Family<prometheus::Counter>& family,
-                               const prometheus::Labels& labels);
   // True when `labels` may have its own child in `family`; counts a drop otherwise.
   bool admit(const std::string& family, const prometheus::Labels& labels);
 
@@ -109,6 +106,13 @@ class IstioMetrics {
     prometheus::Histogram* response_bytes = nullptr;
   };
 
+  struct TcpChildren {
+    prometheus::Counter* opened = nullptr;
+    prometheus::Counter* sent = nullptr;
+    prometheus::Counter* received = nullptr;
+    prometheus::Counter* closed = nullptr;
+  };
+
   mutable absl::Mutex mu_;
   // family name -> the label sets (serialized) admitted so far
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> admitted_ ABSL_GUARDED_BY(mu_);
@@ -116,6 +120,8 @@ class IstioMetrics {
   // admission and Family::Add (which hashes the whole map under the family's lock). Children
   // are never removed from a family, so the pointers stay valid.
   absl::flat_hash_map<std::string, RequestChildren> request_children_ ABSL_GUARDED_BY(mu_);
+  // connectionKey() -> the four TCP children, the same way, for every connection opened.
+  absl::flat_hash_map<std::string, TcpChildren> tcp_children_ ABSL_GUARDED_BY(mu_);
 };
 
 // The label map Istio exports for a connection (without response_code / grpc status).
