@@ -51,7 +51,7 @@ constexpr StatMapping kStatMetrics[] = {
     {"outbound_not_enrolled", "ferry_errors_total", "destination_not_enrolled"},
     {"outbound_failed", "ferry_errors_total", "upstream_failed"},
     {"inbound_plain_refused_strict", "ferry_errors_total", "plaintext_refused_strict"},
-    {"inbound_direct_revoked", "ferry_errors_total", "direct_connect_revoked"},
+    {"inbound_direct_raced", "ferry_connections_total", "direct_raced"},
     {"inbound_hbone_bad_authority", "ferry_errors_total", "bad_authority"},
     {"inbound_app_connect_failed", "ferry_errors_total", "app_connect_failed"},
     {"tls_handshake_failures", "ferry_errors_total", "tls_handshake_failed"},

@@ -26,7 +26,7 @@ namespace ferry::agent {
   X(outbound_failed)              /* upstream connect or tunnel failed */                 \
   X(inbound_plain_accepted)       /* plaintext connections on 15006 */                    \
   X(inbound_plain_refused_strict) /* refused: STRICT mTLS */                              \
-  X(inbound_direct_revoked)       /* refused: direct connect that raced a revocation */   \
+  X(inbound_direct_raced)         /* a direct connect that raced its pair's removal */    \
   X(inbound_hbone_streams)        /* CONNECT streams on 15008 */                          \
   X(inbound_hbone_bad_authority)  /* :authority not a local pod address */                \
   X(baggage_rejected)             /* CONNECT baggage the peer certificate contradicts */  \

@@ -10,6 +10,7 @@
 #include "agent/proxy/direct_paths.h"
 #include "agent/proxy/inbound.h"
 #include "agent/proxy/listeners.h"
+#include "agent/proxy/outbound.h"
 #include "agent/proxy/tcp_relay.h"
 #include "agent/state/rate_limits.h"
 #include "agent/telemetry/telemetry_peers.h"
@@ -96,6 +97,27 @@ bool admitConnectionRate(RateLimits* limits, Stats& stats, const LocalPod& pod, 
   return false;
 }
 
+namespace {
+
+void serveRacedDirect(WorkerContext& ctx, const LocalPodTable& pods, const LocalPod& source,
+                      const std::shared_ptr<const LocalPod>& pod, const SocketAddress& src,
+                      const SocketAddress& dst, int fd) {
+  auto state = ctx.shared.workloads->current();
+  model::Workload fallback;
+  const Destination dest{
+      .ip = dst.ip(), .port = dst.port(), .workload = &workloadOf(*state, *pod, fallback)};
+  SameNodeCall call = sameNodeCall(*state, pods, source, dest, dst, src.ip());
+  call.in.connect_failures = &ctx.stats.inbound_app_connect_failed;
+  deliverToLocalPod(
+      ctx, *state, std::move(call.in),
+      [&](const Decision& d) {
+        return sameNodeReports(*state, source, call.principal, src.ip(), dest, d);
+      },
+      fd);
+}
+
+}  // namespace
+
 void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod, int fd) {
   ctx.stats.inc(ctx.stats.inbound_plain_accepted);
   sockaddr_storage local{}, peer{};
@@ -107,16 +129,17 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
   }
   SocketAddress dst = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&local), local_len);
   SocketAddress src = SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len);
-  if (ctx.shared.direct != nullptr && ctx.shared.pods->current()->findByIp(src.ip()) != nullptr &&
-      ctx.shared.direct->isDirectConnection(src, dst)) {
-    // A direct connect (direct_paths.h) whose pair was removed between its connect() and its
-    // SYN: the client's identity is not proven on this path, so it is refused, never served as
-    // an anonymous plaintext peer.
-    ctx.stats.inc(ctx.stats.inbound_direct_revoked);
-    LOG_INFO_EVERY_SECOND("inbound ", src.str(), " -> ", pod->info.name, " ", dst.str(),
-                          ": refused: a same-node direct connection whose pair was revoked");
-    closeWithReset(fd);
-    return;
+  if (ctx.shared.direct != nullptr) {
+    auto pods = ctx.shared.pods->current();
+    const LocalPod* source = pods->findByIp(src.ip());
+    if (source != nullptr && ctx.shared.direct->isDirectConnection(src, dst)) {
+      // A direct connect (direct_paths.h) whose pair was removed between its connect() and its
+      // SYN. Its client is certain (the kernel filed that pod's socket), so it is served as the
+      // same-node path serves it: with that pod's identity, under the destination's policy.
+      ctx.stats.inc(ctx.stats.inbound_direct_raced);
+      serveRacedDirect(ctx, *pods, *source, pod, src, dst, fd);
+      return;
+    }
   }
   auto state = ctx.shared.workloads->current();
   model::Workload fallback;

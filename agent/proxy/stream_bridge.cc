@@ -78,7 +78,13 @@ void StreamBridge::onResponse(int status) {
     return;
   }
   if (status == 200) {
-    if (resume_ != nullptr) {
+    if (resume_ != nullptr && !tunnel_->conn().hasStream(id_)) {
+      // Closed in the same read as its answer, which went with the stream: a hand-over's FRSM
+      // right behind the 200. Only an agent that accepted the offer sends FRSM, so the offer
+      // counts as accepted and the close that follows decides (any other close ends it).
+      resume_->accepted = true;
+      markResumable();
+    } else if (resume_ != nullptr) {
       // "v1" alone accepts the offer; an agent without the protocol answers nothing, and the
       // stream goes on as streams always did.
       std::optional<hbone::ResumeHeader> h = hbone::parseResume(tunnel_->conn().resumeHeader(id_));
