@@ -353,6 +353,48 @@ TEST_CASE("an offer is accepted by a resuming server and ignored by an older one
   CHECK(asString(p.server->peek(*id)) == "hello");  // the stream works either way
 }
 
+// What the agent's client bridge has to handle (StreamBridge::onResponse): a destination that
+// hands a stream over right after accepting it sends the 200 and the FRSM back to back; read in
+// one go, the stream is closed before its answer is dispatched, so the answer's ferry-resume
+// header is gone by then. The FRSM itself is the proof of acceptance. e2e_upgrade_test found
+// this under load: the bridge had read the missing header as "not accepted" and reset the app.
+TEST_CASE(
+    "an answer and a hand-over FRSM read together: the answer comes first, its header is gone") {
+  fakes::FakeCa ca;
+  PairContexts contexts = makeContexts(ca);
+  ResumingServer rs;
+  Pair p = resumingPair(contexts, rs);
+  auto id = p.client->openStream(*Authority::parse("10.0.0.2:80"), {},
+                                 formatResume({.token = ResumeToken::generate()}));
+  REQUIRE(id.ok());
+  p.hold_server_to_client = true;  // the answer waits in the server's output...
+  p.pump();
+  REQUIRE(p.client->responseStatus(*id) != 200);
+  p.server->reset(*id, kSuspendErrorCode);  // ...and the hand-over's FRSM joins it
+  p.hold_server_to_client = false;
+  p.client_events.clear();
+  p.pump();
+  size_t response = p.client_events.size();
+  size_t closed = p.client_events.size();
+  for (size_t i = 0; i < p.client_events.size(); ++i) {
+    const HboneEvent& e = p.client_events[i];
+    if (e.stream == *id && e.type == HboneEventType::kResponse &&
+        response == p.client_events.size()) {
+      response = i;
+    }
+    if (e.stream == *id && e.type == HboneEventType::kClosed) {
+      closed = i;
+      CHECK(e.error_code == kSuspendErrorCode);
+    }
+  }
+  REQUIRE(response < p.client_events.size());
+  REQUIRE(closed < p.client_events.size());
+  CHECK(response < closed);
+  CHECK_FALSE(p.client->hasStream(*id));
+  CHECK(p.client->resumeHeader(*id).empty());
+  CHECK_FALSE(parseResume(p.client->resumeHeader(*id)).has_value());
+}
+
 // A whole resumption at the HBONE level: bytes both ways, the server detaches the stream with
 // the suspend code (its agent is handing over), the first connection is lost with bytes in
 // flight and unconsumed, and on a new connection the client resumes with the token; each side
