@@ -58,6 +58,7 @@ static __always_inline struct ferry_direct_event* ferry_direct_event(struct bpf_
   *cookie = bpf_get_socket_cookie(skops);
   struct ferry_direct_conn* conn = bpf_map_lookup_elem(&ferry_direct_ck, cookie);
   if (!conn) {
+    *cookie = 0;  // not one: the caller has nothing to drop
     return NULL;
   }
   struct ferry_direct_event* e = bpf_ringbuf_reserve(&ferry_events, sizeof(*e), 0);
@@ -79,7 +80,11 @@ static __always_inline void ferry_direct_closed(struct bpf_sock_ops* skops) {
   __u64 cookie;
   struct ferry_direct_event* e = ferry_direct_event(skops, FERRY_EVENT_DIRECT_CLOSE, &cookie);
   if (!e) {
-    bpf_map_delete_elem(&ferry_direct_ck, &cookie);
+    // Not a direct connection (every watched socket closes through here): nothing to drop;
+    // or the ring was full: the record still goes.
+    if (cookie != 0) {
+      bpf_map_delete_elem(&ferry_direct_ck, &cookie);
+    }
     return;
   }
   e->old_state = (__u32)skops->args[0];

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "e2e/manifests.h"
 #include "e2e/mesh.h"
 #include "eventually.h"
 #include "privileged.h"
@@ -70,21 +71,7 @@ class HeldConnection {
   std::unique_ptr<harness::Process> proc_;
 };
 
-constexpr char kDenyN1p1[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-n1p1
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n2p1
-  action: DENY
-  rules:
-  - from:
-    - source:
-        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
-)";
+const std::string kDenyN1p1 = denyN1p1On("n2p1");
 
 TEST_CASE("controller: cross-node traffic with controller-issued certificates and a root rotation",
           "[privileged][e2e]") {

@@ -62,21 +62,16 @@ spec:
         principals: ["cluster.local/ns/default/sa/sa-n1p2"]
 )";
 
-// n1p2 refuses n1p1 (same node, by principal).
-inline constexpr char kDenyN1p1ToN1p2[] = R"(apiVersion: security.ferry.dev/v1alpha1
-kind: AuthorizationPolicy
-metadata:
-  name: deny-n1p1
-  namespace: default
-spec:
-  selector:
-    matchLabels:
-      app: n1p2
-  action: DENY
-  rules:
-  - from:
-    - source:
-        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
-)";
+// A DENY of n1p1's principal on the pods labelled app=<app>.
+inline std::string denyN1p1On(const std::string& app) {
+  return absl::StrCat("apiVersion: security.ferry.dev/v1alpha1\nkind: AuthorizationPolicy\n",
+                      "metadata:\n  name: deny-n1p1\n  namespace: default\n",
+                      "spec:\n  selector:\n    matchLabels:\n      app: ", app, "\n",
+                      "  action: DENY\n  rules:\n  - from:\n    - source:\n",
+                      "        principals: [\"cluster.local/ns/default/sa/sa-n1p1\"]\n");
+}
+
+// n1p2 refuses n1p1 (same node).
+inline const std::string kDenyN1p1ToN1p2 = denyN1p1On("n1p2");
 
 }  // namespace ferry::e2e
