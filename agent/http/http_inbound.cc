@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "agent/http/http_waiting.h"
+#include "agent/http/relay_end.h"
 #include "agent/io/connection.h"
 #include "agent/proxy/inbound.h"
 #include "agent/telemetry/http_telemetry.h"
@@ -35,17 +36,61 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     stopWaiting();
     cancel(connect_timer_);
     cancel(idle_timer_);
+    cancel(repump_timer_);
   }
 
   // A new connection waits for its first request head from now on; false (counted) when the
   // agent is at --max-http-awaiting-headers and this worker has no older waiter to close.
   bool admit() { return startWaiting(); }
 
-  void start(int downstream, int upstream) {
-    down_.conn = std::make_unique<Connection>(ctx_.loop, downstream,
+  // The client's end is its socket `downstream`; `upstream` is the connect to the app.
+  void startSocket(int downstream, int upstream) {
+    auto client = std::make_unique<SocketEnd>(ctx_.loop, downstream,
                                               [this](uint32_t events) { onSide(down_, events); });
-    up_.conn = std::make_unique<Connection>(ctx_.loop, upstream,
-                                            [this](uint32_t events) { onSide(up_, events); });
+    client->watch(/*read=*/false, /*write=*/false);
+    down_.end = std::move(client);
+    start(upstream);
+  }
+
+  // The client's end is HBONE stream `id` of `tunnel`, answered once the app is reached.
+  void startStream(TunnelConnection& tunnel, hbone::StreamId id, std::function<void(int)> respond,
+                   std::function<ConnectionTelemetry()> open_report, int upstream) {
+    down_.end = std::make_unique<StreamEnd>(tunnel, id, std::move(respond), std::move(open_report),
+                                            [this](StreamEnd::Event e) {
+                                              if (done_) {
+                                                return;
+                                              }
+                                              if (e == StreamEnd::Event::kFailed) {
+                                                finish(true);
+                                              } else {
+                                                pump();
+                                              }
+                                            });
+    start(upstream);
+  }
+
+  void evictForNewer() override {
+    LOG_INFO_EVERY_SECOND("inbound HTTP to ", pod_->info.name,
+                          ": closing the oldest connection "
+                          "still without a request head (--max-http-awaiting-headers reached)");
+    finish(true);
+  }
+
+ private:
+  // One end; the filter output waiting to be written to it is queued on it.
+  struct Side {
+    std::unique_ptr<RelayEnd> end;
+    bool read_eof = false;
+    bool shut_pending = false;  // half-close once the queued output is written
+    uint64_t read_bytes = 0;
+    size_t pending() const { return end->pending(); }
+  };
+
+  void start(int upstream) {
+    auto app = std::make_unique<SocketEnd>(ctx_.loop, upstream,
+                                           [this](uint32_t events) { onSide(up_, events); });
+    app_ = app.get();
+    up_.end = std::move(app);
     ctx_.stats.inc(ctx_.stats.connections_active);
     ctx_.stats.inc(ctx_.stats.http_connections);
     http::Authorizer authorize =
@@ -57,44 +102,29 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     connect_timer_ = ctx_.loop.addTimer(
         std::chrono::milliseconds(ctx_.shared.config->connect_timeout_ms), [this] {
           connect_timer_ = 0;
-          ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
-          finish(true);
+          appUnreachable();
         });
-    (void)down_.conn->watch(/*read=*/false);
-    (void)up_.conn->watch(/*read=*/false, /*write=*/true);  // the connect's completion
+    app_->watch(/*read=*/false, /*write=*/true);  // the connect's completion
   }
 
-  void setOnReset(std::function<void()> fn) { on_reset_ = std::move(fn); }
-
-  void evictForNewer() override {
-    LOG_INFO_EVERY_SECOND("inbound HTTP to ", pod_->info.name,
-                          ": closing the oldest connection "
-                          "still without a request head (--max-http-awaiting-headers reached)");
+  void appUnreachable() {
+    ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+    down_.end->onAppConnected(false);
     finish(true);
   }
-
- private:
-  // One socket; the filter output waiting to be written to it is queued on its Connection.
-  struct Side {
-    std::unique_ptr<Connection> conn;
-    bool read_eof = false;
-    bool shut_pending = false;  // half-close once the queued output is written
-    uint64_t read_bytes = 0;
-    size_t pending() const { return conn->pending(); }
-  };
 
   void onSide(Side& side, uint32_t events) {
     if (done_) {
       return;
     }
     if (connecting_ && &side == &up_) {
-      if (socketError(up_.conn->fd()) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
-        ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
-        finish(true);
+      if (socketError(app_->fd()) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+        appUnreachable();
         return;
       }
       connecting_ = false;
       cancel(connect_timer_);
+      down_.end->onAppConnected(true);
     }
     if (events & EPOLLERR) {
       finish(true);
@@ -146,12 +176,27 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     }
     updateInterest(down_);
     updateInterest(up_);
+    if (wantsDown() && down_.end->hasInput()) {
+      // A stream announces data once: what this pass left (its rounds are bounded) is read on
+      // the next turn of the loop.
+      repump();
+    }
+    down_.end->afterPass();
+  }
+
+  void repump() {
+    if (repump_timer_ == 0) {
+      repump_timer_ = ctx_.loop.addTimer(std::chrono::milliseconds(0), [this] {
+        repump_timer_ = 0;
+        pump();
+      });
+    }
   }
 
   // Reads what the socket has (bounded) and feeds the filter; false when nothing was read.
   bool readSide(Side& side) {
     char buf[kReadChunk];
-    Connection::ReadResult r = side.conn->read(buf, sizeof(buf));
+    Connection::ReadResult r = side.end->read(buf, sizeof(buf));
     if (r.status == Connection::ReadStatus::kAgain) {
       return false;
     }
@@ -229,26 +274,26 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   }
 
   void apply(http::FilterOutput& out) {
-    up_.conn->queue(out.to_upstream);
-    down_.conn->queue(out.to_downstream);
+    up_.end->queue(out.to_upstream);
+    down_.end->queue(out.to_downstream);
     up_.shut_pending |= out.shutdown_upstream;
     down_.shut_pending |= out.shutdown_downstream;
     closing_ |= out.close;
   }
 
   bool writeSide(Side& side) {
-    if (!side.conn->flush()) {
+    if (!side.end->flush()) {
       return false;
     }
     if (side.pending() == 0 && side.shut_pending) {
-      side.conn->shutdownWrite();
+      side.end->shutdownWrite();
     }
     return true;
   }
 
   void updateInterest(Side& side) {
-    side.conn->want(/*read=*/&side == &down_ ? wantsDown() : wantsUp(),
-                    /*write=*/&side == &up_ && connecting_);
+    side.end->want(/*read=*/&side == &down_ ? wantsDown() : wantsUp(),
+                   /*write=*/&side == &up_ && connecting_);
   }
 
   void onRecord(const http::RequestRecord& r) {
@@ -333,15 +378,12 @@ class HttpInbound : public Deferred, public HeaderWaiter {
       return;
     }
     done_ = true;
-    if (reset && on_reset_) {
-      std::function<void()> fn = std::move(on_reset_);
-      fn();
-    }
     stopWaiting();
     cancel(connect_timer_);
     cancel(idle_timer_);
-    down_.conn->close(reset);
-    up_.conn->close(reset);
+    cancel(repump_timer_);
+    down_.end->close(reset);
+    up_.end->close(reset);
     ctx_.stats.inc(ctx_.stats.connections_active, -1);
     ctx_.stats.inc(ctx_.stats.bytes_sent_upstream, static_cast<int64_t>(down_.read_bytes));
     ctx_.stats.inc(ctx_.stats.bytes_sent_downstream, static_cast<int64_t>(up_.read_bytes));
@@ -355,6 +397,7 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   http::Authorizer authorize_;
   Side down_;
   Side up_;
+  SocketEnd* app_ = nullptr;  // up_'s end
   std::string sniff_;
   std::unique_ptr<http::Http1Filter> h1_;
   std::unique_ptr<http::Http2Filter> h2_;
@@ -364,8 +407,8 @@ class HttpInbound : public Deferred, public HeaderWaiter {
   EventLoop::TimerId connect_timer_ = 0;
   EventLoop::TimerId header_timer_ = 0;  // while waiting for a request head
   EventLoop::TimerId idle_timer_ = 0;    // while no request is in flight (keep-alive)
+  EventLoop::TimerId repump_timer_ = 0;  // input a stream holds, read on the next turn
   int in_flight_ = 0;                    // request heads authorized and not yet answered
-  std::function<void()> on_reset_;
 };
 
 }  // namespace
@@ -383,29 +426,24 @@ void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const 
     closeWithReset(downstream);
     return;
   }
-  relay.release()->start(downstream, *fd);  // deletes itself once finished
+  relay.release()->startSocket(downstream, *fd);  // deletes itself once finished
 }
 
-absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
-                                     const SocketAddress& app, InboundPeer peer,
-                                     std::function<void()> on_reset) {
+absl::Status startHttpInboundStream(WorkerContext& ctx, TunnelConnection& tunnel,
+                                    hbone::StreamId id, std::shared_ptr<const LocalPod> pod,
+                                    const SocketAddress& app, InboundPeer peer,
+                                    std::function<void(int)> respond,
+                                    std::function<ConnectionTelemetry()> open_report) {
   auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
   if (!relay->admit()) {
     return absl::ResourceExhaustedError("too many HTTP connections waiting for request headers");
   }
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
-    return absl::InternalError(std::string("socketpair: ") + std::strerror(errno));
-  }
   auto fd = connectToApp(*ctx.shared.sockets, *pod, app);
   if (!fd.ok()) {
-    ::close(pair[0]);
-    ::close(pair[1]);
     return fd.status();
   }
-  relay->setOnReset(std::move(on_reset));
-  relay.release()->start(pair[1], *fd);
-  return pair[0];
+  relay.release()->startStream(tunnel, id, std::move(respond), std::move(open_report), *fd);
+  return absl::OkStatus();
 }
 
 }  // namespace ferry::agent

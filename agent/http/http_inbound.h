@@ -4,9 +4,9 @@
 // Inbound connections on HTTP ports: the client's bytes go through userspace/http's sans-IO
 // filters (Http1Filter, or Http2Filter when the connection opens with the h2c preface) on their
 // way to the app, so every request is authorized (l7_authorizer.h) and only its normalized form
-// reaches the app. Plaintext inbound hands over the client socket itself; HBONE hands over one
-// end of a socketpair whose other end its StreamBridge feeds (the tunnel code stays unaware of
-// HTTP).
+// reaches the app. The relay reads and writes the client's end in place: the client socket
+// (plaintext inbound), or the HBONE stream itself (relay_end.h: no socketpair, no second relay
+// between the tunnel and the filter).
 
 #include <chrono>
 #include <cstdint>
@@ -18,6 +18,8 @@
 #include "agent/http/l7_authorizer.h"
 #include "agent/io/sockets.h"
 #include "agent/pods/local_pods.h"
+#include "agent/proxy/hbone_tunnel.h"
+#include "agent/telemetry/telemetry.h"
 #include "agent/worker_context.h"
 #include "http/http1_filter.h"
 
@@ -29,13 +31,16 @@ namespace ferry::agent {
 void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const LocalPod> pod,
                       const SocketAddress& app, InboundPeer peer);
 
-// For HBONE: connects to `app` in `pod` through the HTTP filter and returns the socket the
-// stream bridge should use in place of the app's (already connected). ResourceExhausted when
-// the agent has too many connections waiting for request heads.
-// `on_reset` runs when the relay resets the client (header timeout, shed for a newer waiter, an
-// error), so the stream is reset at once instead of seeing a half-close the client may ignore.
-absl::StatusOr<int> connectToAppHttp(WorkerContext& ctx, std::shared_ptr<const LocalPod> pod,
-                                     const SocketAddress& app, InboundPeer peer,
-                                     std::function<void()> on_reset);
+// For HBONE: relays stream `id` of `tunnel` (accepted for an HTTP port of `pod`, not answered
+// yet) to `app` through the HTTP filter. The stream is answered once the app's connect completes:
+// `respond(200)`, and `open_report()` opens its TCP report, closed with the stream's byte counts;
+// or `respond(503)`. A reset from the relay (header timeout, shed for a newer waiter, an error)
+// resets the stream. ResourceExhausted, with nothing started, when the agent has too many
+// connections waiting for request heads; the connect's error when it cannot start.
+absl::Status startHttpInboundStream(WorkerContext& ctx, TunnelConnection& tunnel,
+                                    hbone::StreamId id, std::shared_ptr<const LocalPod> pod,
+                                    const SocketAddress& app, InboundPeer peer,
+                                    std::function<void(int)> respond,
+                                    std::function<ConnectionTelemetry()> open_report);
 
 }  // namespace ferry::agent

@@ -243,26 +243,12 @@ class InboundConnection : public TunnelConnection {
     });
   }
 
-  // Resets stream `id` if it is still open when called (the HTTP relay gave up on its client).
-  std::function<void()> resetHook(hbone::StreamId id) {
-    return [alive = std::weak_ptr<int>(alive_), this, id] {
-      if (alive.expired() || closed()) {
-        return;
-      }
-      auto bridge = bridges_.find(id);
-      if (bridge == bridges_.end()) {
-        return;
-      }
-      conn().reset(id);
-      bridge->second->abort();
-      flush();
-    };
-  }
-
   void startApp(hbone::StreamId id, const SocketAddress& app, const ConnectionInfo& report) {
-    auto l7 = http_streams_.extract(id);
-    auto fd = l7 ? connectToAppHttp(ctx_, pod_, app, std::move(l7.mapped()), resetHook(id))
-                 : connectToApp(*ctx_.shared.sockets, *pod_, app);
+    if (auto l7 = http_streams_.extract(id)) {
+      startHttpApp(id, app, std::move(l7.mapped()), report);
+      return;
+    }
+    auto fd = connectToApp(*ctx_.shared.sockets, *pod_, app);
     auto offer = offers_.extract(id);
     if (!fd.ok()) {
       ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
@@ -301,6 +287,20 @@ class InboundConnection : public TunnelConnection {
     bridge->start();
   }
 
+  // An HTTP port: the inbound HTTP relay reads and writes the stream itself, and answers it once
+  // the app is reached (never offered resumption).
+  void startHttpApp(hbone::StreamId id, const SocketAddress& app, InboundPeer peer,
+                    const ConnectionInfo& report) {
+    absl::Status started = startHttpInboundStream(
+        ctx_, *this, id, pod_, app, std::move(peer),
+        [this, id](int status) { (void)server_->respond(id, status); },
+        [this, report] { return ctx_.shared.telemetry->openConnection(report); });
+    if (!started.ok()) {
+      ctx_.stats.inc(ctx_.stats.inbound_app_connect_failed);
+      (void)server_->respond(id, 503);
+    }
+  }
+
   void forgetOffer(std::map<hbone::StreamId, ResumableSide>::node_type& offer) {
     if (offer) {
       ctx_.shared.resumes->remove(offer.mapped().token);
@@ -321,7 +321,6 @@ class InboundConnection : public TunnelConnection {
   std::vector<std::tuple<hbone::StreamId, SocketAddress, ConnectionInfo>> pending_;
   std::map<hbone::StreamId, InboundPeer> http_streams_;  // accepted streams on HTTP ports
   std::map<hbone::StreamId, Revocations::Id> revocable_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // resetHook()s outlive us safely
 };
 
 }  // namespace

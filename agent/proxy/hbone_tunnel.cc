@@ -129,7 +129,7 @@ void TunnelConnection::dispatch() {
     if (it == bridges_.end()) {
       continue;
     }
-    StreamBridge* b = it->second;
+    TunnelStream* b = it->second;
     switch (e.type) {
       case HboneEventType::kResponse:
         b->onResponse(e.status);

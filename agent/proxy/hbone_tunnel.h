@@ -33,7 +33,22 @@
 
 namespace ferry::agent {
 
-class StreamBridge;
+// What one stream of a TunnelConnection hands its events to: a StreamBridge (a socket joined
+// with the stream) or the inbound HTTP relay, which reads and writes the stream itself
+// (agent/http/relay_end.h).
+class TunnelStream {
+ public:
+  virtual ~TunnelStream() = default;
+  virtual void onResponse(int /*status*/) {}  // client: the server's answer
+  virtual void onTunnelReadable() = 0;
+  virtual void onTunnelWritable() = 0;
+  // The stream is gone (detached already): `error_code` 0 after a clean close.
+  virtual void onTunnelClosed(uint32_t error_code) = 0;
+  virtual void onTunnelFailed() = 0;  // the whole connection went away (detached already)
+  // Revoked or refused by its connection's owner: reset both sides. The owner resets the
+  // stream on the wire.
+  virtual void abort() = 0;
+};
 
 // How long after a resumable stream went quiet its peer gets the window credit it is owed.
 inline constexpr std::chrono::milliseconds kOwedCreditDelay{50};
@@ -48,7 +63,7 @@ class TunnelConnection : public Deferred {
   // Call after any stream-side call on conn(): dispatches events, writes output, updates
   // interest, and closes the connection once it is finished. Re-entrant calls coalesce.
   void flush();
-  void attach(hbone::StreamId id, StreamBridge* bridge) { bridges_[id] = bridge; }
+  void attach(hbone::StreamId id, TunnelStream* stream) { bridges_[id] = stream; }
   void detach(hbone::StreamId id) { bridges_.erase(id); }
   size_t bridgeCount() const { return bridges_.size(); }
   void onEvents(uint32_t events);
@@ -69,7 +84,7 @@ class TunnelConnection : public Deferred {
   bool connecting_;
   bool client_;
   std::unique_ptr<hbone::HboneConnection> conn_;
-  std::map<hbone::StreamId, StreamBridge*> bridges_;
+  std::map<hbone::StreamId, TunnelStream*> bridges_;
 
  private:
   void dispatch();
@@ -100,7 +115,7 @@ struct ResumableSide {
   bool accepted = false;        // the peer accepted the offer (or this is a resume)
 };
 
-class StreamBridge : public Deferred {
+class StreamBridge : public Deferred, public TunnelStream {
  public:
   // `fd_connecting`: fd is a connect in progress (server side, to the app); the bridge calls
   // `on_connected(ok)` when it completes, and moves no bytes before.
@@ -115,12 +130,12 @@ class StreamBridge : public Deferred {
   void setTelemetry(ConnectionTelemetry t) { telemetry_ = std::move(t); }
 
   void onEvents(uint32_t events);  // the plain socket
-  void onResponse(int status);     // client: the server's answer
-  void onTunnelReadable() { pump(); }
-  void onTunnelWritable() { pump(); }
-  void onTunnelClosed(uint32_t error_code);
-  void onTunnelFailed();  // the whole connection went away
-  void abort();           // reset both sides (e.g. refused before opening)
+  void onResponse(int status) override;
+  void onTunnelReadable() override { pump(); }
+  void onTunnelWritable() override { pump(); }
+  void onTunnelClosed(uint32_t error_code) override;
+  void onTunnelFailed() override;
+  void abort() override;  // reset both sides (e.g. refused before opening)
 
   // ---- resumption (docs/upgrades.md) ----
   // Client: the CONNECT offered `side`; bytes are recorded from the first, and the answer's

@@ -355,5 +355,57 @@ TEST_CASE("an open stream holds no buffer memory once both directions are draine
   CHECK(p.server->heldBytes(*id) == 0);
 }
 
+TEST_CASE("discardInput ends a stream like a socket's close: queued bytes go, later input is dropped") {
+  // The inbound HTTP relay reads the stream itself; when it closes cleanly (a response with
+  // Connection: close) while the client still sends, the client must get the whole answer and
+  // its end, and must not stall on a window nobody will credit.
+  fakes::FakeCa ca;
+  PairOptions options;
+  options.server_settings.stream_window = 64 * 1024;
+  Pair p = makePair(ca, options);
+  absl::StatusOr<StreamId> id = p.client->openStream(*Authority::parse("10.244.2.11:80"));
+  REQUIRE(id.ok());
+  REQUIRE(p.client->write(*id, bytes("request")) == 7);
+  p.pump();
+  const std::string answer(100 * 1024, 'a');  // more than one window of the client's
+  size_t queued = p.server->write(*id, bytes(answer));
+  REQUIRE(queued == answer.size());
+  p.server->discardInput(*id);
+  p.server->shutdownWrite(*id);
+  CHECK_FALSE(p.server->remoteEnded(*id));
+  // The client reads the whole answer and its end while it keeps sending far more than the
+  // server's window: nothing it sends is stalled or delivered.
+  Sink sink;
+  Source source(3, 1u << 20);
+  uint8_t buf[16384];
+  const size_t past_window = 4 * 64 * 1024;
+  for (int i = 0; i < 10000 && !(sink.eof && source.total() - source.remaining() > past_window);
+       ++i) {
+    size_t n = p.client->write(*id, source.peek(16 * 1024));
+    source.advance(n);
+    p.pump();
+    if (!sink.eof) {
+      ReadResult r = p.client->read(*id, absl::MakeSpan(buf));
+      sink.add(buf, r.bytes);
+      sink.eof = r.eof;
+    }
+  }
+  CHECK(sink.eof);
+  CHECK(sink.received == answer.size());
+  CHECK(source.total() - source.remaining() > past_window);  // four windows' worth went
+  CHECK(p.server->bufferedBytes(*id) == 0);                   // and none of it was kept
+  CHECK(p.server->read(*id, absl::MakeSpan(buf)).bytes == 0);
+  // The client ends its side: the stream closes cleanly on both.
+  p.client->shutdownWrite(*id);
+  p.pump();
+  CHECK_FALSE(p.server->hasStream(*id));
+  CHECK_FALSE(p.client->hasStream(*id));
+  bool clean = false;
+  for (const HboneEvent& e : p.server_events) {
+    clean |= e.type == HboneEventType::kClosed && e.stream == *id && e.error_code == 0;
+  }
+  CHECK(clean);
+}
+
 }  // namespace
 }  // namespace ferry::hbone::testing

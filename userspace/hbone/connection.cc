@@ -341,6 +341,22 @@ void HboneConnection::resumeIfDeferred(Stream& s) {
   }
 }
 
+void HboneConnection::discardInput(StreamId id) {
+  Stream* s = find(id);
+  if (s == nullptr) {
+    return;
+  }
+  s->discard_input = true;
+  discardReceived(*s);
+  releaseIfDone(*s);
+  (void)produce();
+}
+
+bool HboneConnection::remoteEnded(StreamId id) const {
+  const Stream* s = find(id);
+  return s != nullptr && s->remote_ended;
+}
+
 void HboneConnection::reset(StreamId id, uint32_t error_code) {
   Stream* s = find(id);
   if (s == nullptr) {
@@ -557,7 +573,7 @@ int HboneConnection::onDataChunk(nghttp2_session*, uint8_t /*flags*/, int32_t st
                                  const uint8_t* data, size_t len, void* user_data) {
   auto* self = static_cast<HboneConnection*>(user_data);
   Stream* s = self->find(stream_id);
-  if (s == nullptr || s->refused) {
+  if (s == nullptr || s->refused || s->discard_input) {
     // Nobody will read it: give the credit straight back.
     nghttp2_session_consume(self->h2_, stream_id, len);
     return 0;

@@ -122,6 +122,13 @@ class HboneConnection {
   size_t write(StreamId id, absl::Span<const uint8_t> data);
   // Half-close: END_STREAM after what is queued has been sent.
   void shutdownWrite(StreamId id);
+  // The local reader is gone but the stream ends gracefully: what it has received and what the
+  // peer still sends is dropped and credited back (the peer is never stalled), while what is
+  // queued goes out before END_STREAM (call shutdownWrite() too). A socket's close() with
+  // unread bytes, without the reset.
+  void discardInput(StreamId id);
+  // END_STREAM received (there may still be bytes to read before the end).
+  bool remoteEnded(StreamId id) const;
   // Abort: RST_STREAM with `error_code` (CANCEL by default); buffered data is dropped.
   void reset(StreamId id, uint32_t error_code = NGHTTP2_CANCEL);
   // What is buffered for the stream in both directions (for limits, metrics and tests).
@@ -167,7 +174,8 @@ class HboneConnection {
     bool data_deferred = false;   // nghttp2 waits for resume_data
     bool write_blocked = false;   // write() took less than offered
     bool provider_attached = false;
-    bool refused = false;  // answered with a refusal (either side); data is dropped
+    bool refused = false;        // answered with a refusal (either side); data is dropped
+    bool discard_input = false;  // discardInput(): received data is dropped and credited
     bool h2_closed = false;
     uint32_t close_error = 0;
     uint64_t data_sent = 0;  // DATA payload handed to nghttp2

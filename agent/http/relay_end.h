@@ -1,0 +1,120 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// One end of the inbound HTTP relay (http_inbound.h), as the relay sees it: bytes to read, bytes
+// queued to write, a half-close, a close. The client's end is its socket (plaintext inbound) or
+// its HBONE stream read and written in place (StreamEnd), so HBONE inbound HTTP needs no
+// socketpair and no second relay between the tunnel and the HTTP filter; the app's end is its
+// socket.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "agent/io/connection.h"
+#include "agent/proxy/hbone_tunnel.h"
+#include "agent/telemetry/telemetry.h"
+#include "hbone/connection.h"
+
+namespace ferry::agent {
+
+class RelayEnd {
+ public:
+  virtual ~RelayEnd() = default;
+  // One read of at most `room` bytes.
+  virtual Connection::ReadResult read(char* buf, size_t room) = 0;
+  // Queues behind what waits; nothing goes before flush().
+  virtual void queue(std::string_view bytes) = 0;
+  // Hands over what the end takes now; false when it is gone.
+  virtual bool flush() = 0;
+  virtual size_t pending() const = 0;
+  // FIN (END_STREAM) once, after what was queued has gone.
+  virtual void shutdownWrite() = 0;
+  // Cleanly (what is queued still goes) or with a reset.
+  virtual void close(bool reset) = 0;
+  // What the relay wants to hear of (a socket's epoll interest; a stream always reports).
+  virtual void want(bool read, bool write) = 0;
+  // Holds input that no event will announce again (a stream reports data once, when its buffer
+  // turns non-empty): the relay reads it without waiting for one.
+  virtual bool hasInput() const { return false; }
+  // Called when the relay's pass over its ends is over (a stream sends what it produced).
+  virtual void afterPass() {}
+  // The app's connect completed (`ok`) or failed; a stream is answered here.
+  virtual void onAppConnected(bool /*ok*/) {}
+};
+
+class SocketEnd final : public RelayEnd {
+ public:
+  SocketEnd(EventLoop& loop, int fd, std::function<void(uint32_t)> on_events)
+      : conn_(loop, fd, std::move(on_events)) {}
+  int fd() const { return conn_.fd(); }
+  // Registers with the loop (before any event can come).
+  void watch(bool read, bool write) { (void)conn_.watch(read, write); }
+
+  Connection::ReadResult read(char* buf, size_t room) override { return conn_.read(buf, room); }
+  void queue(std::string_view bytes) override { conn_.queue(bytes); }
+  bool flush() override { return conn_.flush(); }
+  size_t pending() const override { return conn_.pending(); }
+  void shutdownWrite() override { conn_.shutdownWrite(); }
+  void close(bool reset) override { conn_.close(reset); }
+  void want(bool read, bool write) override { conn_.want(read, write); }
+
+ private:
+  Connection conn_;
+};
+
+// The client's HBONE stream `id` on `tunnel` (inbound, accepted for an HTTP port and not yet
+// answered). The stream is answered once the app's connect completes: 200, with its TCP report
+// opened (closed with the stream's byte counts), or 503. Reads consume the stream's buffer,
+// which is what credits the peer's window; writes are bounded by the stream's send buffer.
+class StreamEnd final : public RelayEnd, public TunnelStream {
+ public:
+  enum class Event { kReady, kFailed };
+
+  // `respond`: the stream's HBONE answer; `open_report`: its TCP report, opened at the 200;
+  // `on_event`: the stream has something for the relay (kReady) or is gone with an error.
+  StreamEnd(TunnelConnection& tunnel, hbone::StreamId id, std::function<void(int)> respond,
+            std::function<ConnectionTelemetry()> open_report, std::function<void(Event)> on_event);
+  ~StreamEnd() override;
+
+  // RelayEnd
+  Connection::ReadResult read(char* buf, size_t room) override;
+  void queue(std::string_view bytes) override { out_.append(bytes); }
+  bool flush() override;
+  size_t pending() const override { return out_.size() - out_off_; }
+  void shutdownWrite() override;
+  void close(bool reset) override;
+  void want(bool, bool) override {}
+  bool hasInput() const override;
+  void afterPass() override;
+  void onAppConnected(bool ok) override;
+
+  // TunnelStream
+  void onTunnelReadable() override { on_event_(Event::kReady); }
+  void onTunnelWritable() override { on_event_(Event::kReady); }
+  void onTunnelClosed(uint32_t error_code) override;
+  void onTunnelFailed() override;
+  void abort() override;
+
+ private:
+  void detach();
+
+  TunnelConnection* tunnel_;  // null once the stream left it
+  hbone::StreamId id_;
+  std::function<void(int)> respond_;
+  std::function<ConnectionTelemetry()> open_report_;
+  std::function<void(Event)> on_event_;
+  ConnectionTelemetry telemetry_;
+  std::string out_;
+  size_t out_off_ = 0;
+  bool closed_clean_ = false;  // the stream ended cleanly (read as the end)
+  bool failed_ = false;        // reset, revoked, or its connection went
+  bool shut_ = false;
+  bool closed_ = false;
+  uint64_t bytes_in_ = 0;   // from the client (the stream)
+  uint64_t bytes_out_ = 0;  // to the client
+};
+
+}  // namespace ferry::agent
