@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <set>
 
 #include "agent/config.h"
 #include "agent/identity/certificates.h"
@@ -340,11 +341,29 @@ void resumeClientStream(WorkerContext& ctx, HandedStream stream,
           .stream = std::move(stream), .deadline = deadline, .attempt = attempt, .timer = timer});
 }
 
+// How long a stream whose end this side has sent stays with a draining agent before it is handed
+// over (takeStreamsForSuccessor).
+constexpr std::chrono::milliseconds kEndingStreamWait{500};
+
 std::vector<HandedStream> takeStreamsForSuccessor(WorkerContext& ctx) {
   std::vector<HandedStream> out;
+  // What has arrived already goes first: a stream the peer ended (its last bytes and its end
+  // in this socket's buffer, the peer's side of it forgotten) ends here; handed over, its resume
+  // would find nothing at the peer and the app would lose the end of it.
+  std::set<TunnelConnection*> tunnels;
+  for (StreamBridge* b : ctx.resumable_bridges) {
+    tunnels.insert(b->tunnel());
+  }
+  for (TunnelConnection* t : tunnels) {
+    t->readPending();
+  }
   std::vector<StreamBridge*> bridges(ctx.resumable_bridges.begin(), ctx.resumable_bridges.end());
   for (StreamBridge* b : bridges) {
-    if (ctx.resumable_bridges.contains(b)) {  // detaching one may have ended another
+    // Detaching one may have ended another. A stream whose end this side sent a moment ago
+    // waits for a later batch (one every 50 ms while this agent drains): the peer, having it,
+    // may end the stream and forget it while its last bytes are still on the way here, and a
+    // resume would then find nothing (410) and reset the app. Most such streams end here first.
+    if (ctx.resumable_bridges.contains(b) && !b->endSentWithin(kEndingStreamWait)) {
       out.push_back(b->detach(hbone::kSuspendErrorCode));
     }
   }

@@ -150,6 +150,12 @@ void TunnelConnection::dispatch() {
   }
 }
 
+void TunnelConnection::readPending() {
+  if (!closed_ && !connecting_ && !eof_) {
+    onEvents(EPOLLIN);
+  }
+}
+
 bool TunnelConnection::writeOut() {
   want_write_ = false;
   if (connecting_) {

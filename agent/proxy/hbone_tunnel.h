@@ -67,6 +67,10 @@ class TunnelConnection : public Deferred {
   void detach(hbone::StreamId id) { bridges_.erase(id); }
   size_t bridgeCount() const { return bridges_.size(); }
   void onEvents(uint32_t events);
+  // Reads and dispatches what the socket holds now, without waiting for the loop: before a
+  // hand-over, so that streams whose end has already arrived end here instead of being handed
+  // to a successor that the peer, having closed them, no longer knows.
+  void readPending();
   void close(const std::string& why);
   // The local pod this connection serves (the source pod of a pooled client connection, the
   // destination pod of an inbound one).
@@ -152,6 +156,12 @@ class StreamBridge : public Deferred, public TunnelStream {
   // False (the stream is to be refused) when the offsets cannot be reconciled.
   bool continueFrom(HandedStream stream, uint64_t peer_delivered);
   bool resumable() const { return resume_ != nullptr && resume_->accepted; }
+  TunnelConnection* tunnel() const { return tunnel_; }
+  // This side's END_STREAM went less than `ago` ago: the peer may be ending the stream, and
+  // forgetting it, at any moment (a hand-over waits for it instead; takeStreamsForSuccessor).
+  bool endSentWithin(std::chrono::milliseconds ago) const {
+    return tunnel_shut_ && std::chrono::steady_clock::now() - end_sent_at_ < ago;
+  }
   // Client, waiting for the answer to a resume: gives the stream up to a successor agent (the
   // resume stream is reset with kSuspendErrorCode, the bridge ends without the socket).
   HandedStream abandonResume();
@@ -185,6 +195,7 @@ class StreamBridge : public Deferred, public TunnelStream {
   bool fd_eof_ = false;
   bool fd_blocked_ = false;
   bool tunnel_shut_ = false;
+  std::chrono::steady_clock::time_point end_sent_at_{};
   bool closed_clean_ = false;  // the stream closed with NO_ERROR: its end goes to the app
   bool done_ = false;
   uint64_t bytes_up_ = 0;

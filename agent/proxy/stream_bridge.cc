@@ -166,6 +166,7 @@ void StreamBridge::pump() {
       if (fd_eof_ && !tunnel_shut_) {
         conn.shutdownWrite(id_);
         tunnel_shut_ = true;
+        end_sent_at_ = std::chrono::steady_clock::now();
       }
     }
   }

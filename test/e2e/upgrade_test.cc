@@ -11,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "e2e/mesh.h"
 #include "e2e/observe.h"
 #include "eventually.h"
@@ -128,6 +130,16 @@ TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused
   for (auto& p : probers) {
     REQUIRE(waitOutput(*p, "STARTED"));
   }
+  // What the agents said of failed or reset streams, shown when a probe failed.
+  std::string agent_notes;
+  auto note = [&](const std::string& who, const std::string& log) {
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      if (absl::StrContains(line, "reset") || absl::StrContains(line, "fail") ||
+          absl::StrContains(line, "refused")) {
+        absl::StrAppend(&agent_notes, who, ": ", line, "\n");
+      }
+    }
+  };
   // Three rounds, each upgrading the source's agent, then the destination's.
   for (int round = 0; round < 6; ++round) {
     const int node = 1 + round % 2;
@@ -143,6 +155,7 @@ TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused
     REQUIRE_OK(rc);
     CHECK(*rc == 0);
     CHECK_THAT(up->old->log(), Catch::Contains("serves the node now"));
+    note(absl::StrCat("round ", round + 1, " node", node, " old agent"), up->old->log());
     auto stats = m.stats(node);
     REQUIRE_OK(stats);
     std::printf(
@@ -160,11 +173,14 @@ TEST_CASE("agent upgrade in place: a new connection every 10 ms is never refused
   REQUIRE_OK(after);
   CHECK_THAT(*after, Catch::Contains("OK=5 FAILED=0"));
   touch(stop);
+  note("node1 agent", m.agentLog(1));
+  note("node2 agent", m.agentLog(2));
   for (auto& p : probers) {
     auto rc = p->wait(absl::Seconds(60));
     REQUIRE_OK(rc);
     std::string out = p->log();
     INFO(out);
+    INFO(agent_notes);
     std::printf("prober: %s", out.c_str());
     CHECK(counted(out, "FAILED=") == 0);
     // About one a 10 ms through six hand-overs (each ~0.2 s): the windows were probed.
