@@ -38,7 +38,7 @@ int openFdCount() {
 
 WorkerContext::WorkerContext(int i, EventLoop& l, Shared& s)
     : index(i), loop(l), shared(s), rng(std::random_device{}()) {
-  pool = std::make_unique<HbonePool>(*this);
+  pool = std::make_unique<HbonePool>(*this, s.config != nullptr ? s.config->poolSpread() : 1);
   header_waits = std::make_unique<HeaderWaitQueue>(s.http_awaiting_headers, stats);
   if (s.config != nullptr && s.config->fd_reserve) {
     fd_reserve.hold();

@@ -30,6 +30,11 @@ int Config::workerCount() const {
   return cores == 0 ? 1 : static_cast<int>(cores);
 }
 
+size_t Config::poolSpread() const {
+  return pool_connections_per_peer > 0 ? pool_connections_per_peer
+                                       : static_cast<size_t>(workerCount());
+}
+
 absl::Status Config::validate() const {
   if (node_name.empty()) {
     return absl::InvalidArgumentError("--node is required (the node this agent serves)");

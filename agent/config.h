@@ -64,6 +64,13 @@ struct Config {
   bool same_node_direct = true;
   size_t max_buffer_bytes = kDefaultMaxBufferBytes;  // per direction per connection
   uint32_t max_streams_per_connection = kDefaultMaxStreamsPerConnection;
+  // A new stream to a destination pod goes to the pooled connection (of its source pod and
+  // worker) carrying the fewest streams; while that one carries any and fewer than this many are
+  // open, a new one is opened, so that concurrent streams (bulk ones above all) use several TLS
+  // connections, and the destination agent's workers, instead of sharing one (hbone_pool.h).
+  // 0: as many as the agent has workers. Default 1, one connection per pair and worker: on a
+  // 2-core node spreading bought no throughput and cost L7 saturation (bench/README.md).
+  uint32_t pool_connections_per_peer = 1;
   uint32_t connect_timeout_ms = kDefaultConnectTimeoutMs;
   uint32_t pool_idle_timeout_ms = kDefaultPoolIdleTimeoutMs;
   uint32_t outlier_base_ejection_ms = 0;  // routed services: ejection base interval (0: library's)
@@ -102,7 +109,8 @@ struct Config {
 
   std::string stateFile() const;
   std::string handoverSocket() const;
-  int workerCount() const;  // resolves 0 to the core count
+  int workerCount() const;    // resolves 0 to the core count
+  size_t poolSpread() const;  // pool_connections_per_peer, 0 resolved to workerCount()
   absl::Status validate() const;
 };
 

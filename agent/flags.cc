@@ -89,6 +89,9 @@ ABSL_FLAG(Number<size_t>, max_buffer_bytes, {kDefaults.max_buffer_bytes},
           "per-direction buffer bound per connection (16 KiB to 64 MiB)");
 ABSL_FLAG(Number0To100000, max_streams_per_connection, {kDefaults.max_streams_per_connection},
           "HBONE streams per pooled connection");
+ABSL_FLAG(Number0To100000, pool_connections_per_peer, {kDefaults.pool_connections_per_peer},
+          "pooled HBONE connections per source pod, destination pod and worker that "
+          "concurrent streams spread over (0 = as many as the agent has workers)");
 ABSL_FLAG(Number1To600000, connect_timeout_ms, {kDefaults.connect_timeout_ms},
           "upstream connect timeout");
 ABSL_FLAG(Number1To3600000, pool_idle_timeout_ms, {kDefaults.pool_idle_timeout_ms},
@@ -169,6 +172,7 @@ Config fromFlags() {
   c.same_node_direct = absl::GetFlag(FLAGS_same_node_direct).value;
   c.max_buffer_bytes = absl::GetFlag(FLAGS_max_buffer_bytes).value;
   c.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection).value;
+  c.pool_connections_per_peer = absl::GetFlag(FLAGS_pool_connections_per_peer).value;
   c.connect_timeout_ms = absl::GetFlag(FLAGS_connect_timeout_ms).value;
   c.pool_idle_timeout_ms = absl::GetFlag(FLAGS_pool_idle_timeout_ms).value;
   c.outlier_base_ejection_ms = absl::GetFlag(FLAGS_outlier_base_ejection_ms).value;

@@ -98,12 +98,16 @@ PooledClient* HbonePool::find(const std::string& key) {
   if (it == conns_.end()) {
     return nullptr;
   }
+  PooledClient* least = nullptr;
   for (PooledClient* c : it->second) {
-    if (c->acceptsStreams()) {
-      return c;
+    if (c->acceptsStreams() && (least == nullptr || c->bridgeCount() < least->bridgeCount())) {
+      least = c;
     }
   }
-  return nullptr;
+  if (least != nullptr && least->bridgeCount() > 0 && it->second.size() < spread_) {
+    return nullptr;  // spread: a connection of its own for this concurrent stream
+  }
+  return least;
 }
 
 void HbonePool::add(const std::string& key, PooledClient* conn) {

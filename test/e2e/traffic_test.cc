@@ -35,6 +35,46 @@ TEST_CASE("cross-node echo by pod IP and by service VIP goes through HBONE", "[p
   CHECK(m.stat(2, "tls_handshakes_server") >= 1);
 }
 
+TEST_CASE("concurrent streams of one pod pair spread over several pooled connections",
+          "[privileged][e2e]") {
+  // Issue 19: with --pool-connections-per-peer, one pod pair's concurrent streams (bulk ones
+  // above all) do not all share one TLS connection and one worker of the destination agent;
+  // sequential ones keep reusing one. One worker makes the counts exact.
+  FERRY_REQUIRE_ROOT();
+  MeshOptions options;
+  options.workers = 1;
+  options.extra_agent_flags = {"--pool-connections-per-peer=4"};
+  auto mesh = Mesh::start(options);
+  REQUIRE_OK(mesh);
+  Mesh& m = **mesh;
+  REQUIRE_OK(m.startApp(m.pod(2, 1), {"echo-server", "--port=8080"}, 8080));
+  auto many = [&](bool concurrent) {
+    std::vector<std::string> argv = {"/usr/bin/python3",           meshAppsScript(), "many",
+                                     "--host=" + m.pod(2, 1).ipv4, "--port=8080",    "--count=16"};
+    if (concurrent) {
+      argv.push_back("--concurrent");
+    }
+    return m.run(m.pod(1, 1), argv);
+  };
+  auto sequential = many(false);
+  REQUIRE_OK(sequential);
+  CHECK_THAT(*sequential, Catch::StartsWith("OK 16"));
+  // One stream at a time: one connection, reused 15 times.
+  CHECK(m.stat(1, "pool_connections_opened") == 1);
+  CHECK(m.stat(1, "pool_streams_reused") == 15);
+
+  auto concurrent = many(true);
+  REQUIRE_OK(concurrent);
+  CHECK_THAT(*concurrent, Catch::StartsWith("OK 16"));
+  // 16 open at once: the idle connection takes the first, three more are opened for the next
+  // three, and the other twelve go to whichever carries the fewest.
+  CHECK(m.stat(1, "pool_connections_opened") == 4);
+  CHECK(m.stat(1, "tls_handshakes_client") == 4);
+  CHECK(m.stat(2, "tls_handshakes_server") == 4);
+  CHECK(m.stat(1, "outbound_hbone") == 32);
+  CHECK(m.stat(2, "inbound_hbone_streams") == 32);
+}
+
 }  // namespace
 }  // namespace ferry::e2e
 
