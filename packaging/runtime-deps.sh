@@ -19,7 +19,9 @@ files=()
 while [ $# -gt 0 ]; do
   if [ "$1" = --dlopen ]; then
     [ $# -ge 2 ] || die "--dlopen needs a soname"
-    path=$(ldconfig -p | awk -v so="$2" '$1 == so { print $NF; exit }')
+    # awk reads to the end: leaving at the first match could kill ldconfig with SIGPIPE while it
+    # still writes, and pipefail would fail the script (1 run in 50 on a busy machine).
+    path=$(ldconfig -p | awk -v so="$2" '$1 == so && path == "" { path = $NF } END { print path }')
     [ -n "$path" ] || die "$2 (--dlopen) is not installed"
     libs+=("$path")
     files+=("$path")
