@@ -11,6 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${1:-}" = "--sanitized-agent" ]; then
+  # The e2e suites of the release build again, with the sanitizer build's agent (both built by
+  # the two runs above); .ci/run says which few are left out and why.
+  cd build
+  FERRY_E2E_AGENT_BIN="$(cd .. && pwd)/build-asan/agent/ferry-agent" ASAN_OPTIONS=detect_leaks=0 \
+    exec ctest --output-on-failure --timeout 600 -j 1 -R '^e2e_' \
+    -E '^e2e_container_test:|out of descriptors|fd-reserve'
+fi
+
 build=build
 flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_E2E=ON)
 select=()

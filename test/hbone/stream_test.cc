@@ -355,7 +355,8 @@ TEST_CASE("an open stream holds no buffer memory once both directions are draine
   CHECK(p.server->heldBytes(*id) == 0);
 }
 
-TEST_CASE("discardInput ends a stream like a socket's close: queued bytes go, later input is dropped") {
+TEST_CASE(
+    "discardInput ends a stream like a socket's close: queued bytes go, later input is dropped") {
   // The inbound HTTP relay reads the stream itself; when it closes cleanly (a response with
   // Connection: close) while the client still sends, the client must get the whole answer and
   // its end, and must not stall on a window nobody will credit.
@@ -393,7 +394,7 @@ TEST_CASE("discardInput ends a stream like a socket's close: queued bytes go, la
   CHECK(sink.eof);
   CHECK(sink.received == answer.size());
   CHECK(source.total() - source.remaining() > past_window);  // four windows' worth went
-  CHECK(p.server->bufferedBytes(*id) == 0);                   // and none of it was kept
+  CHECK(p.server->bufferedBytes(*id) == 0);                  // and none of it was kept
   CHECK(p.server->read(*id, absl::MakeSpan(buf)).bytes == 0);
   // The client ends its side: the stream closes cleanly on both.
   p.client->shutdownWrite(*id);
