@@ -24,6 +24,8 @@ namespace ferry::agent {
   X(same_node_direct)             /* same-node connections the kernel carried directly */ \
   X(outbound_hbone)               /* tunnelled to a remote node */                        \
   X(outbound_failed)              /* upstream connect or tunnel failed */                 \
+  X(routed_upstream_streams)      /* routed HTTP upstreams that are HBONE streams */      \
+  X(routed_upstream_sockets)      /* routed HTTP upstreams through a socketpair */        \
   X(inbound_plain_accepted)       /* plaintext connections on 15006 */                    \
   X(inbound_plain_refused_strict) /* refused: STRICT mTLS */                              \
   X(inbound_direct_raced)         /* a direct connect that raced its pair's removal */    \

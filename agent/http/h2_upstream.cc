@@ -55,7 +55,7 @@ absl::StatusOr<H2Upstream*> H2UpstreamPool::get(const std::string& key,
   if (!opened.ok()) {
     return opened.status();
   }
-  auto* conn = new H2Upstream(ctx_, *this, key, opened->fd);
+  auto* conn = new H2Upstream(ctx_, *this, key, std::move(opened->link));
   list.push_back(conn);
   return conn;
 }
@@ -82,11 +82,10 @@ void H2UpstreamPool::forget(H2Upstream* conn) {
   }
 }
 
-H2Upstream::H2Upstream(WorkerContext& ctx, H2UpstreamPool& pool, std::string key, int fd)
-    : ctx_(ctx),
-      pool_(pool),
-      key_(std::move(key)),
-      conn_(ctx.loop, fd, [this](uint32_t events) { onEvents(events); }) {
+H2Upstream::H2Upstream(WorkerContext& ctx, H2UpstreamPool& pool, std::string key,
+                       std::unique_ptr<UpstreamLink> link)
+    : ctx_(ctx), pool_(pool), key_(std::move(key)), link_(std::move(link)) {
+  link_->bind([this] { onEvents(); });
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
   nghttp2_session_callbacks_set_send_callback(
@@ -112,7 +111,7 @@ H2Upstream::H2Upstream(WorkerContext& ctx, H2UpstreamPool& pool, std::string key
                                  {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 256 * 1024}};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kWindow);
-  if (!conn_.watch(true).ok()) {
+  if (!link_->start()) {
     dead_ = true;
   }
 }
@@ -122,9 +121,7 @@ H2Upstream::~H2Upstream() {
     ctx_.loop.cancelTimer(idle_timer_);
   }
   nghttp2_session_del(session_);
-  if (conn_.open()) {
-    conn_.close(false);
-  }
+  link_->close(/*reset=*/false);  // no-op once closed (fail())
 }
 
 bool H2Upstream::hasRoom() const {
@@ -201,17 +198,13 @@ void H2Upstream::consume(int32_t id, size_t n) {
   }
 }
 
-void H2Upstream::onEvents(uint32_t events) {
+void H2Upstream::onEvents() {
   if (dead_) {
-    return;
-  }
-  if (events & EPOLLERR) {
-    fail();
     return;
   }
   for (;;) {
     char buf[kReadChunk];
-    Connection::ReadResult r = conn_.read(buf, sizeof(buf));
+    Connection::ReadResult r = link_->read(buf, sizeof(buf));
     if (r.status == Connection::ReadStatus::kAgain) {
       break;
     }
@@ -253,7 +246,7 @@ void H2Upstream::flush() {
   if (dead_) {
     return;
   }
-  if (rv != 0 || !conn_.flush()) {
+  if (rv != 0 || !link_->flush()) {
     fail();
     return;
   }
@@ -261,7 +254,7 @@ void H2Upstream::flush() {
     fail();  // GOAWAY done both ways
     return;
   }
-  conn_.want(true);
+  link_->want(/*read=*/true, /*write=*/false);
 }
 
 void H2Upstream::fail() {
@@ -278,7 +271,7 @@ void H2Upstream::fail() {
       s.owner->upClosed(false, NGHTTP2_INTERNAL_ERROR, heard_);
     }
   }
-  conn_.close(true);
+  link_->close(/*reset=*/true);
   ctx_.loop.deleteLater(std::unique_ptr<Deferred>(this));
 }
 
@@ -296,7 +289,7 @@ void H2Upstream::armIdle() {
 }
 
 long H2Upstream::onSend(nghttp2_session*, const uint8_t* data, size_t n, int, void* user) {
-  self(user)->conn_.queue(std::string_view(reinterpret_cast<const char*>(data), n));
+  self(user)->link_->queue(std::string_view(reinterpret_cast<const char*>(data), n));
   return static_cast<long>(n);
 }
 

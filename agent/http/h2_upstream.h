@@ -2,10 +2,10 @@
 #pragma once
 
 // HTTP/2 upstream connections of the routed outbound path for h2c and gRPC (issue 22 point 1),
-// per worker and per (backend cluster, source pod, endpoint): an nghttp2 client session over one
-// end of the same socketpair upstream_pool.h opens (its other end goes through
-// forwardToDestination: HBONE with the source pod's identity, or same-node plain TCP), so h2
-// routing adds no second connect/mTLS/policy path either. Many routed streams share one
+// per worker and per (backend cluster, source pod, endpoint): an nghttp2 client session over the
+// same kind of link upstream_pool.h opens (upstream_link.h: the HBONE stream itself to another
+// node, a socketpair through forwardToDestination on this one), so h2 routing adds no second
+// connect/mTLS/policy path either. Many routed streams share one
 // connection (up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS, at most 100); another is
 // opened when all are full. A connection with no stream closes after --pool-idle-timeout-ms.
 // Flow control is end to end: response bytes are acknowledged (WINDOW_UPDATE) only as the
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "agent/io/connection.h"
+#include "agent/http/upstream_link.h"
 #include "agent/pods/local_pods.h"
 #include "agent/state/workload_state.h"
 
@@ -79,7 +79,8 @@ class H2UpstreamPool {
 
 class H2Upstream : public Deferred {
  public:
-  H2Upstream(WorkerContext& ctx, H2UpstreamPool& pool, std::string key, int fd);
+  H2Upstream(WorkerContext& ctx, H2UpstreamPool& pool, std::string key,
+             std::unique_ptr<UpstreamLink> link);
   ~H2Upstream() override;
 
   // Submits a request (`fields`: pseudo-headers first) with a body from `owner`; the stream id,
@@ -101,7 +102,7 @@ class H2Upstream : public Deferred {
   static int onFrameRecv(nghttp2_session*, const void*, void*);
   static int onData(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
   static int onClose(nghttp2_session*, int32_t, uint32_t, void*);
-  void onEvents(uint32_t events);
+  void onEvents();
   void fail();
 
   struct Stream {
@@ -115,7 +116,7 @@ class H2Upstream : public Deferred {
   WorkerContext& ctx_;
   H2UpstreamPool& pool_;
   std::string key_;
-  Connection conn_;
+  std::unique_ptr<UpstreamLink> link_;
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, Stream> streams_;
   bool dead_ = false;

@@ -78,20 +78,14 @@ class MirrorRequest : public Deferred {
     return true;
   }
 
-  void onEvents(uint32_t events) {
+  void onEvents() {
     if (done_) {
-      return;
-    }
-    if (events & EPOLLERR) {
-      finish(Outcome::kConnectFailure, false);
       return;
     }
     if (!write()) {
       return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) {
-      read();
-    }
+    read();  // nothing there reads as kAgain
   }
 
  private:
@@ -106,11 +100,11 @@ class MirrorRequest : public Deferred {
       return false;
     }
     conn_ = *std::move(conn);
-    link_ = std::make_unique<Connection>(ctx_.loop, conn_.fd,
-                                         [this](uint32_t events) { onEvents(events); });
-    link_->queueOwned(std::exchange(copy_.request, {}));  // the body's memory goes once it is sent
-    if (!link_->watch(true).ok()) {
-      link_->close(true);
+    UpstreamLink& link = *conn_.link;
+    link.bind([this] { onEvents(); });
+    link.queueOwned(std::exchange(copy_.request, {}));  // the body's memory goes once it is sent
+    if (!link.start()) {
+      UpstreamPool::discard(ctx_.loop, std::move(conn_.link), /*reset=*/true);
       conn_ = UpstreamConn{};
       return false;
     }
@@ -119,17 +113,17 @@ class MirrorRequest : public Deferred {
 
   // False when the copy ended here.
   bool write() {
-    if (!link_->flush()) {
+    if (!conn_.link->flush()) {
       finish(Outcome::kConnectFailure, false);
       return false;
     }
-    link_->want(true);
+    conn_.link->want(/*read=*/true, /*write=*/false);
     return true;
   }
 
   void read() {
     char buf[kReadChunk];
-    Connection::ReadResult r = link_->read(buf, sizeof(buf));
+    Connection::ReadResult r = conn_.link->read(buf, sizeof(buf));
     if (r.status == Connection::ReadStatus::kAgain) {
       return;
     }
@@ -193,11 +187,10 @@ class MirrorRequest : public Deferred {
     }
     endPick(outcome);
     if (reusable) {
-      (void)link_->release();
       ++conn_.responses;
       upstreamPool(ctx_).put(std::move(conn_));
     } else {
-      link_->close(true);
+      UpstreamPool::discard(ctx_.loop, std::move(conn_.link), /*reset=*/true);
     }
     conn_ = UpstreamConn{};
     slot_.reset();
@@ -208,8 +201,7 @@ class MirrorRequest : public Deferred {
   MirrorCopy copy_;
   std::optional<routing::Cluster::Pick> pick_;
   std::unique_ptr<ConnectionSlot> slot_;
-  UpstreamConn conn_;  // its pool key and use count (the descriptor is the link's)
-  std::unique_ptr<Connection> link_;
+  UpstreamConn conn_;  // its link, pool key and use count
   http::Http1Parser resp_{http::Http1Parser::Kind::kResponse};
   int status_ = 0;
   bool answered_ = false;

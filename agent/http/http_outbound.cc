@@ -94,7 +94,8 @@ class HttpOutbound : public Deferred, private AttemptIo {
   // kMaxPendingOut of it is held the client is no longer read (issue 8). connect() moves
   // x_.body to the link, and writeUpstream() resumes parsing once that has drained.
   bool streamBlocked() const {
-    return x_.streaming && x_.body.size() + (x_.link ? x_.link->pending() : 0) >= kMaxPendingOut;
+    return x_.streaming &&
+           x_.body.size() + (x_.conn.link ? x_.conn.link->pending() : 0) >= kMaxPendingOut;
   }
 
   void readClient() {
@@ -216,8 +217,8 @@ class HttpOutbound : public Deferred, private AttemptIo {
     if (!x_.route.forwarded()) {
       return;  // read and dropped: the answer does not depend on it
     }
-    if (x_.streaming && x_.link != nullptr) {
-      x_.link->queue(data);
+    if (x_.streaming && x_.conn.link != nullptr) {
+      x_.conn.link->queue(data);
       (void)writeUpstream();
       return;
     }
@@ -286,8 +287,8 @@ class HttpOutbound : public Deferred, private AttemptIo {
       return;
     }
     client_.want(wantRead());
-    if (x_.link != nullptr) {
-      x_.link->want(client_.pending() < kMaxPendingOut);
+    if (x_.conn.link != nullptr) {
+      x_.conn.link->want(/*read=*/client_.pending() < kMaxPendingOut, /*write=*/false);
     }
   }
 
@@ -301,18 +302,21 @@ class HttpOutbound : public Deferred, private AttemptIo {
   const char* connect(const routing::EndpointRef& endpoint) override {
     UpstreamPool& pool = upstreamPool(ctx_);
     const Destination dest = endpointDestination(*x_.state, endpoint);
-    const std::string key = UpstreamPool::keyOf(x_.route.cluster_id, *who_.pod, dest.ip, dest.port);
-    auto conn = pool.acquire(key, who_.pod, *x_.state, dest, who_.source_ip);
+    // A WebSocket route's try may become a tunnel of two sockets (becomeTunnel).
+    const bool socket = x_.route.websocket;
+    const std::string key =
+        UpstreamPool::keyOf(x_.route.cluster_id, *who_.pod, dest.ip, dest.port, socket);
+    auto conn = pool.acquire(key, who_.pod, *x_.state, dest, who_.source_ip, socket);
     if (!conn.ok()) {
       LOG_WARN_EVERY_SECOND("routed outbound from ", who_.pod->info.name, ": ",
                             conn.status().ToString());
       return "upstream connect error or disconnect/reset before headers\n";
     }
     x_.conn = *std::move(conn);
-    x_.link = std::make_unique<Connection>(ctx_.loop, x_.conn.fd,
-                                           [this](uint32_t events) { onUpstream(events); });
-    x_.link->queue(x_.route.head);
-    x_.link->queue(x_.body);
+    UpstreamLink& link = *x_.conn.link;
+    link.bind([this] { onUpstream(); });
+    link.queue(x_.route.head);
+    link.queue(x_.body);
     if (x_.streaming) {
       x_.body.clear();  // never tried again: no reason to keep it
     }
@@ -320,21 +324,19 @@ class HttpOutbound : public Deferred, private AttemptIo {
     x_.resp->setRequestContext(x_.head_request, false);
     x_.resp_bytes = false;
     x_.status = 0;
-    if (!x_.link->watch(true).ok()) {
+    if (!link.start()) {
       return "upstream connect error\n";
     }
     return nullptr;
   }
 
   void release(bool reusable) override {
-    if (x_.link != nullptr) {
-      const int fd = x_.link->release();
-      ctx_.loop.deleteLater(std::move(x_.link));
+    if (x_.conn.link != nullptr) {
       if (reusable && !closed_) {
         ++x_.conn.responses;
         upstreamPool(ctx_).put(std::move(x_.conn));
       } else {
-        reusable ? (void)::close(fd) : closeWithReset(fd);
+        UpstreamPool::discard(ctx_.loop, std::move(x_.conn.link), /*reset=*/!reusable);
       }
       x_.conn = UpstreamConn{};
     }
@@ -370,14 +372,14 @@ class HttpOutbound : public Deferred, private AttemptIo {
     }
   }
 
-  void onUpstream(uint32_t /*events*/) {
-    if (closed_ || x_.link == nullptr) {
+  void onUpstream() {
+    if (closed_ || x_.conn.link == nullptr) {
       return;
     }
     if (!writeUpstream()) {
       return;
     }
-    if (x_.link != nullptr && client_.pending() < kMaxPendingOut) {
+    if (x_.conn.link != nullptr && client_.pending() < kMaxPendingOut) {
       readUpstream();
     }
     if (!closed_) {
@@ -387,20 +389,20 @@ class HttpOutbound : public Deferred, private AttemptIo {
 
   // False when the try failed (and was dealt with).
   bool writeUpstream() {
-    if (!x_.link->flush()) {
+    if (!x_.conn.link->flush()) {
       upstreamGone();
       return false;
     }
-    if (x_.link->pending() == 0 && x_.streaming && !closed_) {
+    if (x_.conn.link->pending() == 0 && x_.streaming && !closed_) {
       parseRequests();  // room again for the rest of a big body
     }
     updateInterest();
-    return x_.link != nullptr;
+    return x_.conn.link != nullptr;
   }
 
   void readUpstream() {
     char buf[kReadChunk];
-    Connection::ReadResult r = x_.link->read(buf, sizeof(buf));
+    Connection::ReadResult r = x_.conn.link->read(buf, sizeof(buf));
     if (r.status == Connection::ReadStatus::kAgain) {
       return;
     }
@@ -419,7 +421,7 @@ class HttpOutbound : public Deferred, private AttemptIo {
     }
     x_.resp_bytes = true;
     std::string_view input(buf, r.bytes);
-    while (x_.link != nullptr) {
+    while (x_.conn.link != nullptr) {
       Event ev = x_.resp->next(input);
       switch (ev.type) {
         case Event::Type::kNeedMore:
@@ -502,8 +504,12 @@ class HttpOutbound : public Deferred, private AttemptIo {
     }
     std::string to_client = upgradeResponse(x_.resp->head(), x_.route.response_edits, rest);
     x_.answered = 101;
-    const int upstream = x_.link->release();
-    ctx_.loop.deleteLater(std::move(x_.link));
+    const int upstream = x_.conn.link->takeSocket();  // a socket link: WebSocket routes have one
+    UpstreamPool::discard(ctx_.loop, std::move(x_.conn.link), /*reset=*/true);
+    if (upstream < 0) {
+      closeAll(true);
+      return;
+    }
     (void)attempts_.responseComplete(false);  // the try ends; its connection is the tunnel now
     attempts_.finish();
     report();
@@ -522,8 +528,9 @@ class HttpOutbound : public Deferred, private AttemptIo {
 
   // The upstream connection closed or failed before the response was complete.
   void upstreamGone() {
-    // A fresh connection that never answered most likely never connected (the socketpair
-    // hides the connect): nothing reached the backend. A reused one may have delivered it.
+    // A fresh connection that never answered most likely never connected (the link hides the
+    // connect, or the destination's agent refused the stream): nothing reached the backend. A
+    // reused one may have delivered it.
     attempts_.upstreamGone(x_.resp_bytes || x_.conn.responses > 0);
   }
 

@@ -6,34 +6,24 @@
 namespace ferry::agent {
 
 namespace {
-// A send queue that grew past this is given back once it has drained (an idle connection keeps
-// no buffer).
+// A send queue that grew past this is given back once it has drained (an idle stream keeps no
+// buffer).
 constexpr size_t kKeptQueue = 16 * 1024;
 }  // namespace
 
-StreamEnd::StreamEnd(TunnelConnection& tunnel, hbone::StreamId id, std::function<void(int)> respond,
-                     std::function<ConnectionTelemetry()> open_report,
-                     std::function<void(Event)> on_event)
-    : tunnel_(&tunnel),
-      id_(id),
-      respond_(std::move(respond)),
-      open_report_(std::move(open_report)),
-      on_event_(std::move(on_event)) {
-  tunnel.attach(id, this);
+StreamIo::StreamIo(TunnelConnection& tunnel, hbone::StreamId id, TunnelStream* owner)
+    : tunnel_(&tunnel), id_(id) {
+  tunnel.attach(id, owner);
 }
 
-StreamEnd::~StreamEnd() {
-  detach();
-}
-
-void StreamEnd::detach() {
+void StreamIo::detach() {
   if (tunnel_ != nullptr) {
     tunnel_->detach(id_);
     tunnel_ = nullptr;
   }
 }
 
-Connection::ReadResult StreamEnd::read(char* buf, size_t room) {
+Connection::ReadResult StreamIo::read(char* buf, size_t room) {
   using Status = Connection::ReadStatus;
   if (failed_) {
     return {Status::kError};
@@ -44,7 +34,7 @@ Connection::ReadResult StreamEnd::read(char* buf, size_t room) {
   hbone::HboneConnection& conn = tunnel_->conn();
   if (!conn.hasStream(id_)) {
     // Released, and its kClosed not dispatched yet: that event says whether it ended or was
-    // reset, and wakes the relay.
+    // reset, and wakes the owner.
     return {Status::kAgain};
   }
   hbone::ReadResult r = conn.read(id_, absl::Span<uint8_t>(reinterpret_cast<uint8_t*>(buf), room));
@@ -55,7 +45,7 @@ Connection::ReadResult StreamEnd::read(char* buf, size_t room) {
   return {r.eof ? Status::kEof : Status::kAgain};
 }
 
-bool StreamEnd::flush() {
+bool StreamIo::flush() {
   while (pending() > 0) {
     if (tunnel_ == nullptr || failed_) {
       return false;
@@ -79,40 +69,30 @@ bool StreamEnd::flush() {
   return true;
 }
 
-void StreamEnd::shutdownWrite() {
+void StreamIo::shutdownWrite() {
   if (!shut_ && tunnel_ != nullptr) {
     tunnel_->conn().shutdownWrite(id_);
     shut_ = true;
   }
 }
 
-void StreamEnd::close(bool reset) {
-  if (closed_) {
-    return;
+TunnelConnection* StreamIo::close(bool reset) {
+  TunnelConnection* tunnel = tunnel_;
+  if (tunnel == nullptr) {
+    return nullptr;
   }
-  closed_ = true;
-  reset |= failed_;
-  if (tunnel_ != nullptr) {
-    TunnelConnection* tunnel = tunnel_;
-    hbone::HboneConnection& conn = tunnel->conn();
-    if (reset) {
-      conn.reset(id_);
-    } else {
-      // As a socket's close(): the end goes after what was queued, and whatever the client
-      // still sends is dropped (with its window credit given back) instead of stalling it.
-      conn.discardInput(id_);
-      conn.shutdownWrite(id_);
-    }
-    detach();
-    tunnel->flush();
+  hbone::HboneConnection& conn = tunnel->conn();
+  if (reset || failed_) {
+    conn.reset(id_);
+  } else {
+    conn.discardInput(id_);
+    conn.shutdownWrite(id_);
   }
-  if (telemetry_.open()) {
-    telemetry_.close(
-        {.bytes_from_source = bytes_in_, .bytes_to_source = bytes_out_, .reset = reset});
-  }
+  detach();
+  return tunnel;
 }
 
-bool StreamEnd::hasInput() const {
+bool StreamIo::hasInput() const {
   if (tunnel_ == nullptr) {
     return false;
   }
@@ -120,14 +100,47 @@ bool StreamEnd::hasInput() const {
   return conn.hasStream(id_) && (!conn.peek(id_).empty() || conn.remoteEnded(id_));
 }
 
+void StreamIo::lost(bool clean) {
+  tunnel_ = nullptr;  // the tunnel forgot the stream before telling its owner
+  if (clean) {
+    closed_clean_ = true;
+  } else {
+    failed_ = true;
+  }
+}
+
+StreamEnd::StreamEnd(TunnelConnection& tunnel, hbone::StreamId id, std::function<void(int)> respond,
+                     std::function<ConnectionTelemetry()> open_report,
+                     std::function<void(Event)> on_event)
+    : io_(tunnel, id, this),
+      respond_(std::move(respond)),
+      open_report_(std::move(open_report)),
+      on_event_(std::move(on_event)) {}
+
+void StreamEnd::close(bool reset) {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  reset |= io_.failed();
+  if (TunnelConnection* tunnel = io_.close(reset)) {
+    tunnel->flush();
+  }
+  if (telemetry_.open()) {
+    telemetry_.close(
+        {.bytes_from_source = io_.bytesIn(), .bytes_to_source = io_.bytesOut(), .reset = reset});
+  }
+}
+
 void StreamEnd::afterPass() {
-  if (tunnel_ != nullptr) {
-    tunnel_->flush();
+  if (io_.tunnel() != nullptr) {
+    io_.tunnel()->flush();
   }
 }
 
 void StreamEnd::onAppConnected(bool ok) {
-  if (tunnel_ == nullptr) {
+  TunnelConnection* tunnel = io_.tunnel();
+  if (tunnel == nullptr) {
     return;
   }
   if (ok) {
@@ -136,31 +149,23 @@ void StreamEnd::onAppConnected(bool ok) {
     return;
   }
   respond_(503);  // the stream is refused: nothing more to reset
-  TunnelConnection* tunnel = tunnel_;
-  detach();
+  io_.detach();
   tunnel->flush();
 }
 
 void StreamEnd::onTunnelClosed(uint32_t error_code) {
-  tunnel_ = nullptr;  // the tunnel forgot the stream before telling us
-  if (error_code == 0) {
-    closed_clean_ = true;
-    on_event_(Event::kReady);  // the end is read next
-  } else {
-    failed_ = true;
-    on_event_(Event::kFailed);
-  }
+  io_.lost(/*clean=*/error_code == 0);
+  on_event_(error_code == 0 ? Event::kReady : Event::kFailed);  // kReady: the end is read next
 }
 
 void StreamEnd::onTunnelFailed() {
-  tunnel_ = nullptr;
-  failed_ = true;
+  io_.lost(/*clean=*/false);
   on_event_(Event::kFailed);
 }
 
 void StreamEnd::abort() {
-  detach();
-  failed_ = true;
+  io_.detach();
+  io_.lost(/*clean=*/false);
   on_event_(Event::kFailed);
 }
 

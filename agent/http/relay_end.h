@@ -65,10 +65,56 @@ class SocketEnd final : public RelayEnd {
   Connection conn_;
 };
 
+// One HBONE stream of a TunnelConnection read and written in place, for an end that stands for
+// a socket: the inbound relay's client end (StreamEnd) and a routed upstream (StreamLink,
+// upstream_link.h). Reads consume the stream's buffer, which is what credits the peer's window;
+// writes are bounded by the stream's send buffer. The owner sends what this produced by flushing
+// the tunnel, and calls lost() when the tunnel tells it the stream is gone.
+class StreamIo {
+ public:
+  // Attaches `owner` to stream `id` of `tunnel`.
+  StreamIo(TunnelConnection& tunnel, hbone::StreamId id, TunnelStream* owner);
+  ~StreamIo() { detach(); }
+  StreamIo(const StreamIo&) = delete;
+  StreamIo& operator=(const StreamIo&) = delete;
+
+  // As a socket's recv(): data, kAgain, the end (kEof after a clean close), or kError.
+  Connection::ReadResult read(char* buf, size_t room);
+  void queue(std::string_view bytes) { out_.append(bytes); }
+  // False when the stream is gone.
+  bool flush();
+  size_t pending() const { return out_.size() - out_off_; }
+  void shutdownWrite();
+  // Cleanly (as a socket's close(): the end after what was queued, what the peer still sends
+  // dropped with its window credit given back) or with a reset; leaves the tunnel. The tunnel
+  // it left (to be flushed), or null.
+  TunnelConnection* close(bool reset);
+  bool hasInput() const;
+  // The stream left the tunnel (kClosed: `clean` after an end; a reset, a refusal, the
+  // connection's loss: not).
+  void lost(bool clean);
+  void detach();
+
+  TunnelConnection* tunnel() const { return tunnel_; }
+  bool failed() const { return failed_; }
+  uint64_t bytesIn() const { return bytes_in_; }
+  uint64_t bytesOut() const { return bytes_out_; }
+
+ private:
+  TunnelConnection* tunnel_;  // null once the stream left it
+  hbone::StreamId id_;
+  std::string out_;
+  size_t out_off_ = 0;
+  bool closed_clean_ = false;  // the stream ended cleanly (read as the end)
+  bool failed_ = false;        // reset, refused, revoked, or its connection went
+  bool shut_ = false;
+  uint64_t bytes_in_ = 0;   // read from the stream
+  uint64_t bytes_out_ = 0;  // written to the stream
+};
+
 // The client's HBONE stream `id` on `tunnel` (inbound, accepted for an HTTP port and not yet
 // answered). The stream is answered once the app's connect completes: 200, with its TCP report
-// opened (closed with the stream's byte counts), or 503. Reads consume the stream's buffer,
-// which is what credits the peer's window; writes are bounded by the stream's send buffer.
+// opened (closed with the stream's byte counts), or 503.
 class StreamEnd final : public RelayEnd, public TunnelStream {
  public:
   enum class Event { kReady, kFailed };
@@ -77,17 +123,17 @@ class StreamEnd final : public RelayEnd, public TunnelStream {
   // `on_event`: the stream has something for the relay (kReady) or is gone with an error.
   StreamEnd(TunnelConnection& tunnel, hbone::StreamId id, std::function<void(int)> respond,
             std::function<ConnectionTelemetry()> open_report, std::function<void(Event)> on_event);
-  ~StreamEnd() override;
+  ~StreamEnd() override = default;
 
   // RelayEnd
-  Connection::ReadResult read(char* buf, size_t room) override;
-  void queue(std::string_view bytes) override { out_.append(bytes); }
-  bool flush() override;
-  size_t pending() const override { return out_.size() - out_off_; }
-  void shutdownWrite() override;
+  Connection::ReadResult read(char* buf, size_t room) override { return io_.read(buf, room); }
+  void queue(std::string_view bytes) override { io_.queue(bytes); }
+  bool flush() override { return io_.flush(); }
+  size_t pending() const override { return io_.pending(); }
+  void shutdownWrite() override { io_.shutdownWrite(); }
   void close(bool reset) override;
   void want(bool, bool) override {}
-  bool hasInput() const override;
+  bool hasInput() const override { return io_.hasInput(); }
   void afterPass() override;
   void onAppConnected(bool ok) override;
 
@@ -99,22 +145,12 @@ class StreamEnd final : public RelayEnd, public TunnelStream {
   void abort() override;
 
  private:
-  void detach();
-
-  TunnelConnection* tunnel_;  // null once the stream left it
-  hbone::StreamId id_;
+  StreamIo io_;
   std::function<void(int)> respond_;
   std::function<ConnectionTelemetry()> open_report_;
   std::function<void(Event)> on_event_;
   ConnectionTelemetry telemetry_;
-  std::string out_;
-  size_t out_off_ = 0;
-  bool closed_clean_ = false;  // the stream ended cleanly (read as the end)
-  bool failed_ = false;        // reset, revoked, or its connection went
-  bool shut_ = false;
   bool closed_ = false;
-  uint64_t bytes_in_ = 0;   // from the client (the stream)
-  uint64_t bytes_out_ = 0;  // to the client
 };
 
 }  // namespace ferry::agent

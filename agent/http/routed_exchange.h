@@ -47,9 +47,8 @@ struct RoutedExchange {
   bool streaming = false;  // body beyond kMaxRetryBodyBytes: forwarded as it comes, one try
   bool dispatched = false;
   bool forwarding = false;  // the upstream attempts were begun
-  // The current try's upstream connection and response.
-  std::unique_ptr<Connection> link;
-  UpstreamConn conn;  // its pool key and use count (the descriptor is the link's)
+  // The current try's upstream connection (its link, pool key and use count) and response.
+  UpstreamConn conn;
   std::unique_ptr<http::Http1Parser> resp;
   bool resp_bytes = false;  // the backend sent something on this try
   int status = 0;

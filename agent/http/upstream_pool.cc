@@ -1,44 +1,31 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/http/upstream_pool.h"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
-#include "agent/proxy/outbound.h"
 #include "agent/worker_context.h"
 
 namespace ferry::agent {
 
-// Registered while idle; freed through deleteLater because an event for its fd may still be in
-// the loop's current batch when it is taken or dropped.
-struct UpstreamPool::Idle : public EventHandler, public Deferred {
-  UpstreamPool* pool = nullptr;
+// While idle, the link reports here; taken or dropped, it is rebound or discarded first, so no
+// report reaches an Idle that is gone.
+struct UpstreamPool::Idle {
   UpstreamConn conn;
   EventLoop::TimerId timer = 0;
-  bool live = true;
-  void onEvents(uint32_t) override {
-    if (live) {
-      pool->drop(this);  // the backend closed it or spoke out of turn: unusable
-    }
-  }
 };
 
 UpstreamPool::~UpstreamPool() {
   // Workers are stopped before their contexts go: no timer or event can reach these again.
   for (auto& [key, list] : idle_) {
     for (Idle* idle : list) {
-      ::close(idle->conn.fd);
+      idle->conn.link->close(/*reset=*/false);
       delete idle;
     }
   }
 }
 
 std::string UpstreamPool::keyOf(const std::string& cluster, const LocalPod& source,
-                                const std::string& ip, uint16_t port) {
-  return cluster + "|" + source.info.uid + "|" + ip + "|" + std::to_string(port);
+                                const std::string& ip, uint16_t port, bool socket) {
+  return cluster + "|" + source.info.uid + "|" + ip + "|" + std::to_string(port) +
+         (socket ? "|socket" : "");
 }
 
 std::optional<UpstreamConn> UpstreamPool::take(const std::string& key) {
@@ -51,25 +38,25 @@ std::optional<UpstreamConn> UpstreamPool::take(const std::string& key) {
   if (it->second.empty()) {
     idle_.erase(it);
   }
-  ctx_.loop.remove(idle->conn.fd);
   if (idle->timer != 0) {
     ctx_.loop.cancelTimer(idle->timer);
   }
-  idle->live = false;
   UpstreamConn conn = std::move(idle->conn);
-  ctx_.loop.deleteLater(std::unique_ptr<Deferred>(idle));
+  conn.link->bind(nullptr);
+  delete idle;
   return conn;
 }
 
 void UpstreamPool::put(UpstreamConn conn) {
   auto* idle = new Idle;
-  idle->pool = this;
   idle->conn = std::move(conn);
-  if (!ctx_.loop.add(idle->conn.fd, EPOLLIN | EPOLLRDHUP, idle).ok()) {
-    ::close(idle->conn.fd);
-    delete idle;
-    return;
-  }
+  UpstreamLink& link = *idle->conn.link;
+  link.bind([this, idle] {
+    if (idle->conn.link->brokenWhileIdle()) {
+      drop(idle);
+    }
+  });
+  link.want(/*read=*/true, /*write=*/false);
   idle->timer = ctx_.loop.addTimer(
       std::chrono::milliseconds(ctx_.shared.config->pool_idle_timeout_ms), [this, idle] {
         idle->timer = 0;
@@ -86,37 +73,41 @@ void UpstreamPool::drop(Idle* idle) {
       idle_.erase(it);
     }
   }
-  ctx_.loop.remove(idle->conn.fd);
-  ::close(idle->conn.fd);
   if (idle->timer != 0) {
     ctx_.loop.cancelTimer(idle->timer);
   }
-  idle->live = false;
-  ctx_.loop.deleteLater(std::unique_ptr<Deferred>(idle));
+  discard(ctx_.loop, std::move(idle->conn.link), /*reset=*/false);
+  delete idle;
+}
+
+void UpstreamPool::discard(EventLoop& loop, std::unique_ptr<UpstreamLink> link, bool reset) {
+  if (link != nullptr) {
+    link->close(reset);
+    loop.deleteLater(std::move(link));
+  }
 }
 
 absl::StatusOr<UpstreamConn> UpstreamPool::acquire(const std::string& key,
                                                    const std::shared_ptr<const LocalPod>& source,
                                                    const WorkloadState& state,
                                                    const Destination& destination,
-                                                   const std::string& source_ip) {
+                                                   const std::string& source_ip, bool socket) {
   if (std::optional<UpstreamConn> idle = take(key)) {
     return *std::move(idle);
   }
-  return open(key, source, state, destination, source_ip);
+  return open(key, source, state, destination, source_ip, socket);
 }
 
 absl::StatusOr<UpstreamConn> UpstreamPool::open(const std::string& key,
                                                 const std::shared_ptr<const LocalPod>& source,
                                                 const WorkloadState& state,
                                                 const Destination& destination,
-                                                const std::string& source_ip) {
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
-    return absl::InternalError(std::string("socketpair: ") + std::strerror(errno));
+                                                const std::string& source_ip, bool socket) {
+  auto link = openUpstreamLink(ctx_, source, state, destination, source_ip, socket);
+  if (!link.ok()) {
+    return link.status();
   }
-  forwardToDestination(ctx_, source, state, destination, source_ip, pair[1]);
-  return UpstreamConn{.fd = pair[0], .key = key};
+  return UpstreamConn{.link = *std::move(link), .key = key};
 }
 
 size_t UpstreamPool::idleCount() const {

@@ -152,6 +152,14 @@ int EventLoop::runTimers() {
   return -1;
 }
 
+void EventLoop::runAfterBatch() {
+  std::vector<std::function<void()>> round;
+  round.swap(after_batch_);
+  for (auto& fn : round) {
+    fn();
+  }
+}
+
 void EventLoop::run() {
   thread_id_.store(selfId());
   constexpr int kMaxEvents = 256;
@@ -163,6 +171,9 @@ void EventLoop::run() {
     }
     int timeout = runTimers();
     deferred_.clear();
+    if (!after_batch_.empty()) {
+      timeout = 0;  // queued since the last round (re-armed, or by timers): poll, then run
+    }
     int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout);
     if (n < 0) {
       if (errno == EINTR) {
@@ -174,6 +185,7 @@ void EventLoop::run() {
     for (int i = 0; i < n; ++i) {
       static_cast<EventHandler*>(events[i].data.ptr)->onEvents(events[i].events);
     }
+    runAfterBatch();
     deferred_.clear();
   }
   deferred_.clear();

@@ -54,6 +54,12 @@ class EventLoop {
   void post(std::function<void()> fn);
   // Destroys `object` after the current event batch.
   void deleteLater(std::unique_ptr<Deferred> object);
+  // Runs `fn` on this loop's thread after the current event batch (work queued by a timer or a
+  // posted function: after the next poll, which then does not wait); not thread-safe. One round
+  // per batch: what a function run there queues waits for the next one, so an owner that re-arms
+  // itself never starves the sockets. For in-process ends that report like a level-triggered
+  // socket (agent/http/upstream_link.h).
+  void afterBatch(std::function<void()> fn) { after_batch_.push_back(std::move(fn)); }
   TimerId addTimer(std::chrono::milliseconds after, std::function<void()> fn);
   void cancelTimer(TimerId id);
 
@@ -63,6 +69,7 @@ class EventLoop {
 
  private:
   void drainPosted();
+  void runAfterBatch();
   int runTimers();  // returns the epoll timeout until the next timer (-1: none)
 
   int epoll_fd_;
@@ -72,6 +79,7 @@ class EventLoop {
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;
   std::vector<std::unique_ptr<Deferred>> deferred_;
+  std::vector<std::function<void()>> after_batch_;
   std::multimap<Clock::time_point, TimerId> timer_order_;
   std::map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers_;
   TimerId next_timer_ = 1;

@@ -197,23 +197,42 @@ bool appSocket(int fd) {
 
 }  // namespace
 
+absl::StatusOr<ClientStream> openClientStream(WorkerContext& ctx, const LocalPod& source,
+                                              const PodIdentity& identity,
+                                              const WorkloadState& state, const Destination& dest,
+                                              const std::string& resume_header) {
+  const tls::SpiffeId expected{state.trustDomain(), dest.workload->key.ns,
+                               dest.workload->service_account};
+  PooledClient* conn = connectionFor(ctx, source, identity, expected, dest.ip);
+  if (conn == nullptr) {
+    return absl::UnavailableError("no HBONE connection to " + dest.ip);
+  }
+  auto target = SocketAddress::parse(dest.ip, dest.port);
+  if (!target.ok()) {
+    return target.status();
+  }
+  auto authority = hbone::Authority::parse(target->str());
+  if (!authority.ok()) {
+    return authority.status();
+  }
+  // Who we are, for the destination's telemetry; it believes only what our certificate proves.
+  const std::string baggage =
+      hbone::encodeBaggage(sourceBaggage(state, source, identity, ctx.shared.config->cluster_name));
+  auto stream = conn->client().openStream(*authority, baggage, resume_header);
+  if (!stream.ok()) {
+    conn->flush();
+    return stream.status();
+  }
+  return ClientStream{.tunnel = conn, .id = *stream};
+}
+
 void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,
                         const PodIdentity& identity, const Destination& dest,
                         const std::string& source_ip, int downstream_fd) {
   auto state = ctx.shared.workloads->current();
-  const tls::SpiffeId expected{state->trustDomain(), dest.workload->key.ns,
-                               dest.workload->service_account};
-  PooledClient* conn = connectionFor(ctx, *source, identity, expected, dest.ip);
-  if (conn == nullptr) {
-    ctx.stats.inc(ctx.stats.outbound_failed);
-    closeWithReset(downstream_fd);
-    return;
-  }
   auto target = SocketAddress::parse(dest.ip, dest.port);
-  auto authority = hbone::Authority::parse(target->str());
-  // Who we are, for the destination's telemetry; it believes only what our certificate proves.
-  const std::string baggage = hbone::encodeBaggage(
-      sourceBaggage(*state, *source, identity, ctx.shared.config->cluster_name));
+  auto authority = target.ok() ? hbone::Authority::parse(target->str())
+                               : absl::StatusOr<hbone::Authority>(target.status());
   // Offered for resumption (docs/upgrades.md); the destination accepts it for L4 ports only.
   std::optional<ResumableSide> offer;
   std::string resume_header;
@@ -224,19 +243,18 @@ void startHboneOutbound(WorkerContext& ctx, const std::shared_ptr<const LocalPod
     offer->authority = authority->toString();
     resume_header = hbone::formatResume({.token = offer->token});
   }
-  auto stream = authority.ok() ? conn->client().openStream(*authority, baggage, resume_header)
-                               : absl::StatusOr<hbone::StreamId>(authority.status());
+  auto stream = openClientStream(ctx, *source, identity, *state, dest, resume_header);
   if (!stream.ok()) {
-    LOG_WARN_EVERY_SECOND("outbound ", source->info.name, " -> ", target->str(), ": ",
+    LOG_WARN_EVERY_SECOND("outbound ", source->info.name, " -> ", dest.ip, ":", dest.port, ": ",
                           stream.status().ToString());
     ctx.stats.inc(ctx.stats.outbound_failed);
     closeWithReset(downstream_fd);
-    conn->flush();
     return;
   }
-  auto* bridge = new StreamBridge(ctx, conn, *stream, downstream_fd, /*fd_connecting=*/false,
+  TunnelConnection* conn = stream->tunnel;
+  auto* bridge = new StreamBridge(ctx, conn, stream->id, downstream_fd, /*fd_connecting=*/false,
                                   /*client=*/true);
-  conn->attach(*stream, bridge);
+  conn->attach(stream->id, bridge);
   if (offer) {
     bridge->offerResume(*std::move(offer));
   }

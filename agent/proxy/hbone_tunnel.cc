@@ -18,7 +18,9 @@ TunnelConnection::TunnelConnection(WorkerContext& ctx, int fd, bool connecting, 
   (void)sock_.watch(/*read=*/!connecting, /*write=*/connecting);
 }
 
-TunnelConnection::~TunnelConnection() = default;  // sock_ closes the socket if still open
+TunnelConnection::~TunnelConnection() {
+  *alive_ = false;  // sock_ closes the socket if still open
+}
 
 void TunnelConnection::setConnection(std::unique_ptr<hbone::HboneConnection> conn) {
   conn_ = std::move(conn);
@@ -107,6 +109,19 @@ void TunnelConnection::flush() {
     });
   }
   updateInterest();
+}
+
+void TunnelConnection::flushSoon() {
+  if (flush_soon_) {
+    return;
+  }
+  flush_soon_ = true;
+  ctx_.loop.afterBatch([this, alive = alive_] {
+    if (*alive) {
+      flush_soon_ = false;
+      flush();
+    }
+  });
 }
 
 void TunnelConnection::dispatch() {

@@ -63,6 +63,10 @@ class TunnelConnection : public Deferred {
   // Call after any stream-side call on conn(): dispatches events, writes output, updates
   // interest, and closes the connection once it is finished. Re-entrant calls coalesce.
   void flush();
+  // flush() after the current event batch, once however often asked: for ends that write and read
+  // streams from their owners' handlers (agent/http/upstream_link.h), where a flush's events
+  // would call back into an owner in the middle of its work.
+  void flushSoon();
   void attach(hbone::StreamId id, TunnelStream* stream) { bridges_[id] = stream; }
   void detach(hbone::StreamId id) { bridges_.erase(id); }
   size_t bridgeCount() const { return bridges_.size(); }
@@ -101,6 +105,8 @@ class TunnelConnection : public Deferred {
   bool flush_again_ = false;
   bool want_write_ = false;
   EventLoop::TimerId credit_timer_ = 0;  // sends the credit resumable streams owe
+  bool flush_soon_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for flushSoon()
   std::vector<hbone::HboneEvent> events_;
 };
 

@@ -136,6 +136,30 @@ std::optional<bpf::DirectPair> directPairOf(const std::string& source_ip,
   return bpf::DirectPair{.source = from->addr16(), .destination = to->addr16(), .port = port};
 }
 
+Delivery deliveryOf(const WorkerContext& ctx, const WorkloadState& state, const LocalPodTable& pods,
+                    const Destination& dest) {
+  if (dest.workload == nullptr) {
+    // A pod address or ClusterIP the state does not name: maybe a mesh pod or Service the
+    // controller has not told this node about yet. Sending it in clear (kube-proxy would take a
+    // VIP on to some pod) could bypass that pod's policy.
+    const bool known_range =
+        inRanges(ctx.shared.pod_ranges, dest.ip) || inRanges(ctx.shared.service_ranges, dest.ip);
+    return known_range ? Delivery::kRefusedUnknown : Delivery::kPassthrough;
+  }
+  if (pods.findByIp(dest.ip) != nullptr) {
+    return Delivery::kSameNode;
+  }
+  if (!dest.workload->mesh_enabled) {
+    // Outside the mesh (the pod or its namespace opted out): plain TCP, as ztunnel does for a
+    // workload whose protocol is TCP.
+    return Delivery::kPassthrough;
+  }
+  if (dest.workload->node == state.node()) {
+    return Delivery::kRefusedNotEnrolled;
+  }
+  return Delivery::kHbone;
+}
+
 void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& pod,
                           const WorkloadState& state_ref, const Destination& dest,
                           const std::string& source_ip, int fd, const SocketAddress* captured_to) {
@@ -149,62 +173,55 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
   PodIdentity identity = identityOf(*pod, state->workloadByUid(pod->info.uid));
   std::string source_principal = principalOf(state->trustDomain(), identity);
   const OutboundSource source{.pod = *pod, .principal = source_principal, .ip = source_ip};
-  if (dest.workload == nullptr) {
-    const bool pod_range = inRanges(ctx.shared.pod_ranges, dest.ip);
-    if (pod_range || inRanges(ctx.shared.service_ranges, dest.ip)) {
-      // A pod address or ClusterIP the state does not name: maybe a mesh pod or Service the
-      // controller has not told this node about yet. Sending it in clear (kube-proxy would take
-      // a VIP on to some pod) could bypass that pod's policy; refuse, and let the client's retry
-      // find it once the state arrives.
+  auto pods = ctx.shared.pods->current();
+  switch (deliveryOf(ctx, *state, *pods, dest)) {
+    case Delivery::kRefusedUnknown:
+      // Refused: the client's retry finds it once the state arrives.
       ctx.stats.inc(ctx.stats.outbound_unknown_destination);
       LOG_WARN_LIMITED(unknown_destination_log, "outbound from ", pod->info.ns, "/", pod->info.name,
-                       " to ", to->str(), ": refused: no ", pod_range ? "pod" : "Service",
+                       " to ", to->str(), ": refused: no ",
+                       inRanges(ctx.shared.pod_ranges, dest.ip) ? "pod" : "Service",
                        " with this address in state version ", state->snapshot().version);
       closeWithReset(fd);
       return;
+    case Delivery::kPassthrough:
+      passthrough(ctx, *pod, *to, fd,
+                  outboundReport(*state, source, dest, /*mtls=*/false, nullptr));
+      return;
+    case Delivery::kSameNode: {
+      // This agent is both ends, so it serves the destination's side as the pod's inbound
+      // would, and reports as source and as destination, as two agents would. The identity was
+      // checked locally: counted as mutual TLS.
+      ctx.stats.inc(ctx.stats.outbound_same_node);
+      SameNodeCall call = sameNodeCall(*state, *pods, *pod, dest, *to, source_ip);
+      if (captured_to != nullptr && ctx.shared.direct != nullptr && captured_to->ip() == dest.ip) {
+        // The app asked for this pod itself (no Service to balance): once admitted as L4, its
+        // next connections to it can go direct (direct_paths.h).
+        call.in.direct = directPairOf(source_ip, dest.ip, dest.port);
+      }
+      call.in.connect_failures = &ctx.stats.outbound_failed;
+      deliverToLocalPod(
+          ctx, *state, std::move(call.in),
+          [&](const Decision& d) {
+            return sameNodeReports(*state, *pod, call.principal, source_ip, dest, d);
+          },
+          fd);
+      return;
     }
-    passthrough(ctx, *pod, *to, fd, outboundReport(*state, source, dest, false, nullptr));
-    return;
+    case Delivery::kRefusedNotEnrolled:
+      // Its CNI ADD has not reached this agent: nothing enforces its policy yet, so it gets
+      // nothing.
+      ctx.stats.inc(ctx.stats.outbound_not_enrolled);
+      LOG_WARN_LIMITED(not_enrolled_log, "outbound from ", pod->info.ns, "/", pod->info.name,
+                       " to ", to->str(), ": refused: mesh pod ", dest.workload->key.ns, "/",
+                       dest.workload->key.name, " is not enrolled on this node");
+      closeWithReset(fd);
+      return;
+    case Delivery::kHbone:
+      ctx.stats.inc(ctx.stats.outbound_hbone);
+      startHboneOutbound(ctx, pod, identity, dest, source_ip, fd);
+      return;
   }
-  auto pods = ctx.shared.pods->current();
-  if (pods->findByIp(dest.ip) != nullptr) {
-    // Same node: this agent is both ends, so it serves the destination's side as the pod's
-    // inbound would, and reports as source and as destination, as two agents would. The
-    // identity was checked locally: counted as mutual TLS.
-    ctx.stats.inc(ctx.stats.outbound_same_node);
-    SameNodeCall call = sameNodeCall(*state, *pods, *pod, dest, *to, source_ip);
-    if (captured_to != nullptr && ctx.shared.direct != nullptr && captured_to->ip() == dest.ip) {
-      // The app asked for this pod itself (no Service to balance): once admitted as L4, its
-      // next connections to it can go direct (direct_paths.h).
-      call.in.direct = directPairOf(source_ip, dest.ip, dest.port);
-    }
-    call.in.connect_failures = &ctx.stats.outbound_failed;
-    deliverToLocalPod(
-        ctx, *state, std::move(call.in),
-        [&](const Decision& d) {
-          return sameNodeReports(*state, *pod, call.principal, source_ip, dest, d);
-        },
-        fd);
-    return;
-  }
-  if (!dest.workload->mesh_enabled) {
-    // Outside the mesh (the pod or its namespace opted out): plain TCP, as ztunnel does for a
-    // workload whose protocol is TCP.
-    passthrough(ctx, *pod, *to, fd, outboundReport(*state, source, dest, false, nullptr));
-    return;
-  }
-  if (dest.workload->node == state->node()) {
-    // A mesh pod of this node that is not enrolled here (its CNI ADD has not reached this
-    // agent): nothing enforces its policy yet, so it gets nothing.
-    ctx.stats.inc(ctx.stats.outbound_not_enrolled);
-    LOG_WARN_LIMITED(not_enrolled_log, "outbound from ", pod->info.ns, "/", pod->info.name, " to ",
-                     to->str(), ": refused: mesh pod ", dest.workload->key.ns, "/",
-                     dest.workload->key.name, " is not enrolled on this node");
-    closeWithReset(fd);
-    return;
-  }
-  ctx.stats.inc(ctx.stats.outbound_hbone);
-  startHboneOutbound(ctx, pod, identity, dest, source_ip, fd);
 }
 
 }  // namespace ferry::agent

@@ -25,7 +25,19 @@ namespace ferry::agent {
 // Identity of a local pod as a principal ("<td>/ns/<ns>/sa/<sa>").
 std::string principalOf(const std::string& trust_domain, const PodIdentity& id);
 
-// Connects `fd` (a captured connection, or one end of an HTTP outbound's upstream socketpair)
+// How a connection from a local pod reaches a resolved destination: the one answer for the L4
+// path (forwardToDestination) and the routed HTTP path's upstream connections (upstream_pool.h).
+enum class Delivery {
+  kRefusedUnknown,      // a pod or Service address the state does not name (yet)
+  kPassthrough,         // outside the mesh: plain TCP from the source pod's namespace
+  kSameNode,            // a pod enrolled here: its policy applied here, plain TCP
+  kRefusedNotEnrolled,  // a mesh pod of this node not enrolled here: nothing enforces its policy
+  kHbone,               // a mesh pod of another node: an HBONE stream
+};
+Delivery deliveryOf(const WorkerContext& ctx, const WorkloadState& state, const LocalPodTable& pods,
+                    const Destination& destination);
+
+// Connects `fd` (a captured connection, or one end of a routed HTTP upstream's socketpair)
 // to one resolved destination: passthrough, same node, or HBONE. Takes `fd`. `captured_to`:
 // the destination the app connected to, when `fd` is the app's own socket.
 void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source,

@@ -1,8 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 // Every payload size around every buffer and frame boundary arrives byte-exact, in every mode
 // (issue 17): a new or a pooled HBONE connection, cross-node or same-node, a TCP or an
-// HTTP-marked port, IPv4 or IPv6, the client or the server writing first. Agents run as users
-// run them: fed by ferry-controller.
+// HTTP-marked port, IPv4 or IPv6, the client or the server writing first, and HTTP through a
+// Service with an HTTPRoute (the routed path: its upstream an HBONE stream read and written in
+// place across nodes, a socketpair into the destination's inbound on the same node; issue 19
+// point 3). Agents run as users run them: fed by ferry-controller.
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -45,7 +47,21 @@ std::vector<size_t> boundarySizes() {
 }
 
 enum class Route { kCrossNode, kSameNode };
-enum class Kind { kEcho, kFirst, kHttp };
+enum class Kind { kEcho, kFirst, kHttp, kRouted };
+
+// Every request to the api Service's HTTP port is routed by the source's agent.
+constexpr char kApiRoute[] = R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: api
+  namespace: default
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: api, port: 9080}
+  rules:
+  - backendRefs:
+    - {name: api, port: 9080}
+)";
 
 struct Batch {
   Route route;
@@ -59,7 +75,8 @@ struct Batch {
                         ipv6 ? "ipv6" : "ipv4", "/",
                         kind == Kind::kEcho    ? "tcp-client-first"
                         : kind == Kind::kFirst ? "tcp-server-first"
-                                               : "http-post",
+                        : kind == Kind::kHttp  ? "http-post"
+                                               : "http-post-routed",
                         "/", pooled ? "pooled" : "new");
   }
 };
@@ -97,7 +114,7 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   FERRY_REQUIRE_ROOT();
   MeshOptions options;
   options.controller = true;
-  options.pods_per_node = 4;
+  options.pods_per_node = 5;
   // One stream per HBONE connection: a row whose connection is still open needs a new one, so
   // "new" rows each start a connection (checked below with the agents' counters).
   options.extra_agent_flags = {"--max-streams-per-connection=1"};
@@ -105,6 +122,7 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   REQUIRE_OK(mesh);
   Mesh& m = **mesh;
   REQUIRE_OK(m.applyManifest("service-api.yaml", kApiService));
+  REQUIRE_OK(m.applyManifest("route-api.yaml", kApiRoute));
   const harness::Pod& server = m.pod(2, 1);
   REQUIRE_OK(m.startApp(server, {"echo-server", absl::StrCat("--port=", kEchoPort)}, kEchoPort));
   REQUIRE_OK(m.startApp(server, {"http-echo", absl::StrCat("--port=", kHttpPort)}, kHttpPort));
@@ -117,7 +135,10 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   std::vector<Batch> batches;
   for (Route route : {Route::kCrossNode, Route::kSameNode}) {
     for (bool ipv6 : {false, true}) {
-      for (Kind kind : {Kind::kEcho, Kind::kFirst, Kind::kHttp}) {
+      for (Kind kind : {Kind::kEcho, Kind::kFirst, Kind::kHttp, Kind::kRouted}) {
+        if (kind == Kind::kRouted && ipv6) {
+          continue;  // the api Service has an IPv4 ClusterIP only
+        }
         for (bool pooled : {false, true}) {
           batches.push_back({route, ipv6, kind, pooled, sizes});
         }
@@ -125,9 +146,11 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
     }
   }
   // 64 MiB a few times: client-first on a new cross-node connection, HTTP on a pooled IPv6 one,
-  // server-first cross-node and same-node.
+  // routed HTTP across nodes (streamed both ways through the upstream stream), server-first
+  // cross-node and same-node.
   for (Batch& b : batches) {
     bool big = (b.route == Route::kCrossNode && !b.ipv6 && b.kind == Kind::kEcho && !b.pooled) ||
+               (b.route == Route::kCrossNode && b.kind == Kind::kRouted && b.pooled) ||
                (b.route == Route::kCrossNode && b.ipv6 && b.kind == Kind::kHttp && b.pooled) ||
                (b.route == Route::kCrossNode && b.ipv6 && b.kind == Kind::kFirst && !b.pooled) ||
                (b.route == Route::kSameNode && !b.ipv6 && b.kind == Kind::kFirst && b.pooled);
@@ -179,16 +202,21 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   int rows = 0;
   int64_t same_node_direct = 0;  // same-node rows the kernel carried app to app
   std::vector<std::string> failures;
+  int64_t routed_sockets_same_node = 0;  // routed upstreams opened, same-node batches
+  int64_t routed_streams_cross_node = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
     const Batch& b = batches[i];
     const bool cross = b.route == Route::kCrossNode;
     // Each kind's new batches have a pod of their own (IPv4 and IPv6 are different pool keys).
-    const harness::Pod& client = !cross     ? m.pod(2, 2)
-                                 : b.pooled ? m.pod(1, 4)
-                                            : m.pod(1, 1 + static_cast<int>(b.kind));
-    uint16_t port = b.kind == Kind::kEcho   ? kEchoPort
-                    : b.kind == Kind::kHttp ? kHttpPort
-                                            : first_ports[i];
+    const harness::Pod& client = !cross                    ? m.pod(2, 2)
+                                 : b.pooled                ? m.pod(1, 4)
+                                 : b.kind == Kind::kRouted ? m.pod(1, 5)
+                                                           : m.pod(1, 1 + static_cast<int>(b.kind));
+    const bool routed = b.kind == Kind::kRouted;
+    uint16_t port = b.kind == Kind::kFirst  ? first_ports[i]
+                    : b.kind == Kind::kEcho ? kEchoPort
+                                            : kHttpPort;
+    const std::string host = routed ? kApiVip : b.ipv6 ? server.ipv6 : server.ipv4;
     const int client_node = cross ? 1 : 2;
     auto before = m.stats(client_node);
     auto before_dst = m.stats(2);
@@ -197,8 +225,8 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
     REQUIRE_OK(before_dst);
     auto out =
         m.run(client,
-              {"/usr/bin/python3", meshAppsScript(), "matrix",
-               "--host=" + (b.ipv6 ? server.ipv6 : server.ipv4), absl::StrCat("--port=", port),
+              {"/usr/bin/python3", meshAppsScript(), "matrix", "--host=" + host,
+               absl::StrCat("--port=", port),
                b.kind == Kind::kEcho    ? "--kind=echo"
                : b.kind == Kind::kFirst ? "--kind=first"
                                         : "--kind=http",
@@ -219,6 +247,26 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
       return (*after_dst)[name] - (*before_dst)[name];
     };
     INFO(b.label());
+    if (routed) {
+      // The source's agent routed every row over its pooled upstreams (one opened per source
+      // pod and endpoint, reused by later rows and batches): across nodes each is an HBONE stream
+      // the destination's agent serves as an HTTP connection, on this node a socketpair into its
+      // inbound; never the other kind.
+      const int64_t streams = delta("routed_upstream_streams");
+      const int64_t sockets = delta("routed_upstream_sockets");
+      CHECK(delta("outbound_hbone") == streams);
+      CHECK(dst_delta("http_connections") == (cross ? streams : sockets));
+      if (cross) {
+        CHECK(sockets == 0);
+        CHECK(dst_delta("inbound_hbone_streams") == streams);
+        routed_streams_cross_node += streams;
+      } else {
+        CHECK(streams == 0);
+        CHECK(delta("outbound_same_node") == sockets);
+        routed_sockets_same_node += sockets;
+      }
+      continue;
+    }
     // The destination agent parsed HTTP on the HTTP port, and only there.
     CHECK(dst_delta("http_connections") == (b.kind == Kind::kHttp ? n : 0));
     if (cross) {
@@ -250,6 +298,8 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   CHECK(rows >= static_cast<int>(batches.size() * sizes.size()));
   CHECK(failures.empty());
   CHECK(same_node_direct > 0);  // the default same-node path was exercised, not only the relay
+  CHECK(routed_streams_cross_node >= 1);
+  CHECK(routed_sockets_same_node >= 1);
   if (!failures.empty()) {
     WARN("node1 agent log:\n" << m.agentLog(1) << "\nnode2 agent log:\n" << m.agentLog(2));
   }

@@ -1,0 +1,98 @@
+// Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
+// EventLoop::afterBatch: work that runs once the current batch is over, one round per batch, so
+// an owner that re-arms itself (an in-process end reporting like a level-triggered socket,
+// agent/http/upstream_link.h) never starves the sockets and never waits on an idle poll. No
+// sleeps: every step is driven by the loop's own rounds; a 10 s timer only stops a loop that
+// would otherwise hang, and fails the test.
+
+#include "agent/io/event_loop.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace ferry::agent {
+namespace {
+
+// Reads whatever is there and logs an "E" per batch.
+class Reader : public EventHandler {
+ public:
+  Reader(int fd, std::string& log) : fd_(fd), log_(log) {}
+  void onEvents(uint32_t) override {
+    char buf[64];
+    while (::recv(fd_, buf, sizeof(buf), 0) > 0) {
+    }
+    log_ += "E";
+  }
+
+ private:
+  int fd_;
+  std::string& log_;
+};
+
+TEST_CASE("afterBatch: a function that re-arms itself lets every socket event in between",
+          "[agent][event_loop]") {
+  EventLoop loop;
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+  std::string log;
+  Reader reader(fds[0], log);
+  REQUIRE(loop.add(fds[0], EPOLLIN, &reader).ok());
+  bool hung = false;
+  const EventLoop::TimerId guard = loop.addTimer(std::chrono::seconds(10), [&] {
+    hung = true;
+    loop.stop();
+  });
+  // Each round writes a byte (the socket turns readable) and queues the next round; after three,
+  // a round that writes nothing: only a poll that does not wait lets it run.
+  int rounds = 0;
+  std::function<void()> round = [&] {
+    log += "F";
+    ++rounds;
+    if (rounds <= 3) {
+      REQUIRE(::send(fds[1], "x", 1, 0) == 1);
+      loop.afterBatch(round);
+    } else if (rounds == 4) {
+      loop.afterBatch(round);
+    } else {
+      loop.cancelTimer(guard);
+      loop.stop();
+    }
+  };
+  loop.afterBatch(round);
+  loop.run();
+  loop.remove(fds[0]);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  CHECK_FALSE(hung);
+  // The socket's event comes between the rounds, never two rounds in a row while it waits.
+  CHECK(log == "FEFEFEFF");
+}
+
+TEST_CASE("afterBatch: work a timer queues runs after the next poll, which does not wait",
+          "[agent][event_loop]") {
+  EventLoop loop;
+  bool hung = false;
+  bool ran = false;
+  const EventLoop::TimerId guard = loop.addTimer(std::chrono::seconds(10), [&] {
+    hung = true;
+    loop.stop();
+  });
+  loop.addTimer(std::chrono::milliseconds(1), [&] {
+    loop.afterBatch([&] {
+      ran = true;
+      loop.cancelTimer(guard);
+      loop.stop();
+    });
+  });
+  loop.run();
+  CHECK(ran);
+  CHECK_FALSE(hung);
+}
+
+}  // namespace
+}  // namespace ferry::agent
