@@ -172,7 +172,7 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   }
 
   // curl, a 10,000-byte body, on a new connection (n1p4 has not talked to n2p1 yet) and then
-  // through the api Service VIP on the pooled one.
+  // through the api Service VIP (routed: it has an HTTPRoute) from the same pod.
   const std::string body_path = m.cluster().scratchDir() + "/body-10000";
   {
     std::string body(10000, '\0');
