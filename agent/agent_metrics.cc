@@ -46,6 +46,7 @@ constexpr StatMapping kStatMetrics[] = {
     {"same_node_direct", "ferry_outbound_routes_total", "same_node_direct"},
     {"outbound_hbone", "ferry_outbound_routes_total", "hbone"},
     {"routed_upstream_streams", "ferry_routed_upstreams_total", "hbone_stream"},
+    {"routed_upstream_pipes", "ferry_routed_upstreams_total", "local_pipe"},
     {"routed_upstream_sockets", "ferry_routed_upstreams_total", "socketpair"},
     {"outbound_no_original_dst", "ferry_errors_total", "no_original_destination"},
     {"outbound_no_endpoint", "ferry_errors_total", "no_endpoint"},

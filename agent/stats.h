@@ -25,6 +25,7 @@ namespace ferry::agent {
   X(outbound_hbone)               /* tunnelled to a remote node */                        \
   X(outbound_failed)              /* upstream connect or tunnel failed */                 \
   X(routed_upstream_streams)      /* routed HTTP upstreams that are HBONE streams */      \
+  X(routed_upstream_pipes)        /* ... in-process pipes to a same-node HTTP port */     \
   X(routed_upstream_sockets)      /* routed HTTP upstreams through a socketpair */        \
   X(inbound_plain_accepted)       /* plaintext connections on 15006 */                    \
   X(inbound_plain_refused_strict) /* refused: STRICT mTLS */                              \

@@ -4,7 +4,7 @@
 // HTTP/2 upstream connections of the routed outbound path for h2c and gRPC (issue 22 point 1),
 // per worker and per (backend cluster, source pod, endpoint): an nghttp2 client session over the
 // same kind of link upstream_pool.h opens (upstream_link.h: the HBONE stream itself to another
-// node, a socketpair through forwardToDestination on this one), so h2 routing adds no second
+// node, a pipe into the destination's inbound relay on this one), so h2 routing adds no second
 // connect/mTLS/policy path either. Many routed streams share one
 // connection (up to the backend's SETTINGS_MAX_CONCURRENT_STREAMS, at most 100); another is
 // opened when all are full. A connection with no stream closes after --pool-idle-timeout-ms.

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "agent/http/http_waiting.h"
+#include "agent/http/local_pipe.h"
 #include "agent/http/relay_end.h"
 #include "agent/io/connection.h"
 #include "agent/proxy/inbound.h"
@@ -48,6 +49,17 @@ class HttpInbound : public Deferred, public HeaderWaiter {
     auto client = std::make_unique<SocketEnd>(ctx_.loop, downstream,
                                               [this](uint32_t events) { onSide(down_, events); });
     client->watch(/*read=*/false, /*write=*/false);
+    down_.end = std::move(client);
+    start(upstream);
+  }
+
+  // The client's end is the inbound side of an in-process pipe (local_pipe.h).
+  void startPipe(std::unique_ptr<PipeEnd> client, int upstream) {
+    client->bind([this] {
+      if (!done_) {
+        pump();
+      }
+    });
     down_.end = std::move(client);
     start(upstream);
   }
@@ -427,6 +439,23 @@ void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const 
     return;
   }
   relay.release()->startSocket(downstream, *fd);  // deletes itself once finished
+}
+
+void startHttpInboundPipe(WorkerContext& ctx, std::unique_ptr<PipeEnd> client,
+                          std::shared_ptr<const LocalPod> pod, const SocketAddress& app,
+                          InboundPeer peer) {
+  auto relay = std::make_unique<HttpInbound>(ctx, pod, std::move(peer));
+  if (!relay->admit()) {
+    client->close(/*reset=*/true);
+    return;
+  }
+  auto fd = connectToApp(*ctx.shared.sockets, *pod, app);
+  if (!fd.ok()) {
+    ctx.stats.inc(ctx.stats.inbound_app_connect_failed);
+    client->close(/*reset=*/true);
+    return;
+  }
+  relay.release()->startPipe(std::move(client), *fd);  // deletes itself once finished
 }
 
 absl::Status startHttpInboundStream(WorkerContext& ctx, TunnelConnection& tunnel,

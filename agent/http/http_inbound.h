@@ -5,8 +5,9 @@
 // filters (Http1Filter, or Http2Filter when the connection opens with the h2c preface) on their
 // way to the app, so every request is authorized (l7_authorizer.h) and only its normalized form
 // reaches the app. The relay reads and writes the client's end in place: the client socket
-// (plaintext inbound), or the HBONE stream itself (relay_end.h: no socketpair, no second relay
-// between the tunnel and the filter).
+// (plaintext inbound), the HBONE stream itself (relay_end.h: no socketpair, no second relay
+// between the tunnel and the filter), or, for a routed request from a pod on this node, an
+// in-process pipe (local_pipe.h).
 
 #include <chrono>
 #include <cstdint>
@@ -30,6 +31,16 @@ namespace ferry::agent {
 // has too many connections waiting for request heads (http_waiting.h) or the app is unreachable.
 void startHttpInbound(WorkerContext& ctx, int downstream, std::shared_ptr<const LocalPod> pod,
                       const SocketAddress& app, InboundPeer peer);
+
+class PipeEnd;
+
+// For a routed request to an HTTP port of a pod on this node: relays `client`, the inbound side
+// of an in-process pipe whose other side is the routed outbound's upstream (local_pipe.h), to
+// `app`. The pipe is reset, before any byte, when the relay cannot start or the app is not
+// reached.
+void startHttpInboundPipe(WorkerContext& ctx, std::unique_ptr<PipeEnd> client,
+                          std::shared_ptr<const LocalPod> pod, const SocketAddress& app,
+                          InboundPeer peer);
 
 // For HBONE: relays stream `id` of `tunnel` (accepted for an HTTP port of `pod`, not answered
 // yet) to `app` through the HTTP filter. The stream is answered once the app's connect completes:

@@ -7,7 +7,10 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/http/l7_authorizer.h"
+#include "agent/http/local_pipe.h"
 #include "agent/proxy/hbone_client.h"
+#include "agent/proxy/inbound.h"
 #include "agent/proxy/outbound.h"
 #include "agent/telemetry/telemetry_peers.h"
 #include "agent/worker_context.h"
@@ -150,7 +153,9 @@ absl::StatusOr<std::unique_ptr<UpstreamLink>> openUpstreamLink(
     WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source, const WorkloadState& state,
     const Destination& destination, const std::string& source_ip, bool socket) {
   auto pods = ctx.shared.pods->current();
-  if (!socket && deliveryOf(ctx, state, *pods, destination) == Delivery::kHbone) {
+  const Delivery delivery = socket ? Delivery::kPassthrough  // (a socketpair, whatever it is)
+                                   : deliveryOf(ctx, state, *pods, destination);
+  if (delivery == Delivery::kHbone) {
     ctx.stats.inc(ctx.stats.outbound_hbone);
     ctx.stats.inc(ctx.stats.routed_upstream_streams);
     const PodIdentity identity = identityOf(*source, state.workloadByUid(source->info.uid));
@@ -164,6 +169,24 @@ absl::StatusOr<std::unique_ptr<UpstreamLink>> openUpstreamLink(
         state, {.pod = *source, .principal = principal, .ip = source_ip}, destination,
         /*mtls=*/true, nullptr));
     return std::make_unique<StreamLink>(ctx, *stream->tunnel, stream->id, std::move(report));
+  }
+  auto to = SocketAddress::parse(destination.ip, destination.port);
+  if (delivery == Delivery::kSameNode && to.ok() &&
+      isHttpPort(state.snapshot(), *destination.workload, destination.port)) {
+    // The destination's inbound HTTP relay, policy first, as for any same-node connection; its
+    // client end is the other side of the pipe.
+    ctx.stats.inc(ctx.stats.outbound_same_node);
+    ctx.stats.inc(ctx.stats.routed_upstream_pipes);
+    PipePair pipe = makePipe(ctx.loop);
+    SameNodeCall call = sameNodeCall(state, *pods, *source, destination, *to, source_ip);
+    call.in.connect_failures = &ctx.stats.outbound_failed;
+    deliverToLocalPod(
+        ctx, state, std::move(call.in),
+        [&](const Decision& d) {
+          return sameNodeReports(state, *source, call.principal, source_ip, destination, d);
+        },
+        LocalClient{.pipe = std::move(pipe.end)});
+    return std::move(pipe.link);
   }
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {

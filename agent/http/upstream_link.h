@@ -8,9 +8,12 @@
 //    written in place, as the inbound relay does with its stream (relay_end.h). No socketpair,
 //    no second relay: the routed hop and the L4 path share the pool, the CONNECT, the baggage
 //    and the TCP report, not a loopback copy.
+//  - PipeLink (local_pipe.h): to an HTTP port of a pod on this node, an in-process pipe whose
+//    other side is the client end of the destination's inbound HTTP relay, started by
+//    deliverToLocalPod after the destination's policy (L7 included, per request there).
 //  - SocketLink: one end of a socketpair whose other end goes through forwardToDestination
-//    (outbound.h): same node (the destination's inbound, L7 policy included, runs on it),
-//    passthrough, and WebSocket routes (after the 101 the tunnel is a relay of two sockets).
+//    (outbound.h): a TCP port of a pod on this node, passthrough, and WebSocket routes (after
+//    the 101 the tunnel is a relay of two sockets).
 //
 // A link reports to whoever holds it now (bind(): the pool while idle, a try while in use). A
 // stream reports like a level-triggered socket: while its holder wants to read and bytes (or the
@@ -145,10 +148,11 @@ class StreamLink final : public UpstreamLink, public TunnelStream {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-// A new link from `source` to `destination` for the routed path: a StreamLink when the answer
-// of deliveryOf() is HBONE and `socket` is false, else a SocketLink whose other end goes
-// through forwardToDestination. Errors are those of opening the HBONE stream (no certificate,
-// no connection): nothing reached the backend.
+// A new link from `source` to `destination` for the routed path, unless `socket`: a StreamLink
+// when the answer of deliveryOf() is HBONE, a PipeLink when it is this node and the port is an
+// HTTP port (isHttpPort, as the destination's inbound decides), else a SocketLink whose other
+// end goes through forwardToDestination. Errors are those of opening the HBONE stream (no
+// certificate, no connection): nothing reached the backend.
 absl::StatusOr<std::unique_ptr<UpstreamLink>> openUpstreamLink(
     WorkerContext& ctx, const std::shared_ptr<const LocalPod>& source, const WorkloadState& state,
     const Destination& destination, const std::string& source_ip, bool socket);

@@ -4,8 +4,9 @@
 // Keep-alive upstream connections of the HTTP-aware outbound path (http_outbound.h), per worker
 // and per (source pod, endpoint). A connection is an UpstreamLink (upstream_link.h): the HBONE
 // stream itself to a pod on another node, opened with the source pod's identity on the same pool
-// and CONNECT as a captured L4 connection; otherwise a socketpair whose other end goes through
-// forwardToDestination (same node, passthrough). Either way routing adds no second
+// and CONNECT as a captured L4 connection; an in-process pipe into the destination's inbound HTTP
+// relay on this node; otherwise a socketpair whose other end goes through forwardToDestination
+// (a TCP port on this node, passthrough). Either way routing adds no second
 // implementation of connect, mTLS, policy or telemetry, and a connection is reused while both
 // ends keep it alive.
 //

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent/http/http_inbound.h"
+#include "agent/http/local_pipe.h"
 #include "agent/identity/revocation.h"
 #include "agent/proxy/direct_paths.h"
 #include "agent/proxy/inbound.h"
@@ -113,7 +114,7 @@ void serveRacedDirect(WorkerContext& ctx, const LocalPodTable& pods, const Local
       [&](const Decision& d) {
         return sameNodeReports(*state, source, call.principal, src.ip(), dest, d);
       },
-      fd);
+      LocalClient{.fd = fd});
 }
 
 }  // namespace
@@ -163,7 +164,7 @@ void acceptInboundPlain(WorkerContext& ctx, const std::shared_ptr<const LocalPod
             *state, *pod, {.principal = "", .mtls = false, .ip = src.ip(), .address = src.str()},
             dst, d)};
       },
-      fd);
+      LocalClient{.fd = fd});
 }
 
 Decision authorizeDelivery(const WorkloadState& state, LocalDelivery& in, Stats* stats) {
@@ -173,22 +174,38 @@ Decision authorizeDelivery(const WorkloadState& state, LocalDelivery& in, Stats*
 
 void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in,
                        absl::FunctionRef<std::vector<ConnectionInfo>(const Decision&)> reports,
-                       int fd) {
+                       LocalClient client) {
   Decision d = authorizeDelivery(state, in, &ctx.stats);
   std::vector<ConnectionInfo> infos = reports(d);
+  auto refuse = [&client] {
+    if (client.pipe != nullptr) {
+      client.pipe->close(/*reset=*/true);
+    } else {
+      closeWithReset(client.fd);
+    }
+  };
   if (!d.allowed) {
     ctx.shared.telemetry->connectionDenied(infos.front());
     ctx.stats.inc(ctx.stats.policy_denied);
     LOG_INFO_EVERY_SECOND("inbound ", in.peer, " -> ", in.pod->info.name, " ", in.to.str(),
                           ": denied (", in.attrs.principal.empty() ? "plaintext" : "mTLS", ", ",
                           d.reason, ")");
-    closeWithReset(fd);
+    refuse();
     return;
   }
   const std::string principal = in.attrs.principal.empty() ? "" : "spiffe://" + in.attrs.principal;
+  const InboundPeer peer{principal, in.attrs.source_ip, in.to.ip(), in.to.port()};
+  if (client.pipe != nullptr) {
+    if (!in.attrs.http) {
+      refuse();  // the caller asked isHttpPort() first: a pipe never reaches a TCP relay
+      return;
+    }
+    startHttpInboundPipe(ctx, std::move(client.pipe), in.pod, in.to, peer);
+    return;
+  }
+  const int fd = client.fd;
   if (in.attrs.http) {
-    startHttpInbound(ctx, fd, in.pod, in.to,
-                     InboundPeer{principal, in.attrs.source_ip, in.to.ip(), in.to.port()});
+    startHttpInbound(ctx, fd, in.pod, in.to, peer);
     return;
   }
   if (!admitConnectionRate(ctx.shared.rate_limits, ctx.stats, *in.pod, in.to.port(), principal,

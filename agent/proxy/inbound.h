@@ -19,6 +19,8 @@
 
 namespace ferry::agent {
 
+class PipeEnd;
+
 class RateLimits;
 class Revocations;
 
@@ -43,11 +45,19 @@ struct LocalDelivery {
 // The destination's policy for `in` (setting `in.attrs.http`): the one decision a local
 // delivery and the direct path's pairs both take.
 Decision authorizeDelivery(const WorkloadState& state, LocalDelivery& in, Stats* stats);
+// Who a local delivery serves: a connected socket (the app's own, or one end of a socketpair),
+// or, for a routed request to an HTTP port of a pod on this node, the inbound side of an
+// in-process pipe (agent/http/local_pipe.h), which only an HTTP port takes.
+struct LocalClient {
+  int fd = -1;
+  std::unique_ptr<PipeEnd> pipe;
+};
 // `reports`: the connection's reports once the decision is known, the destination's first (a
-// denial is reported on it); each is opened when the relay starts.
+// denial is reported on it); each is opened when the relay starts. Takes the client: reset when
+// refused.
 void deliverToLocalPod(WorkerContext& ctx, const WorkloadState& state, LocalDelivery in,
                        absl::FunctionRef<std::vector<ConnectionInfo>(const Decision&)> reports,
-                       int fd);
+                       LocalClient client);
 
 // A non-blocking connect (in progress) from inside `pod`'s namespace to `app` (the pod's own
 // address and the port the client asked for).

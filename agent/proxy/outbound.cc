@@ -6,6 +6,7 @@
 
 #include "agent/http/http_inbound.h"
 #include "agent/http/http_outbound.h"
+#include "agent/http/local_pipe.h"
 #include "agent/identity/revocation.h"
 #include "agent/proxy/hbone_client.h"
 #include "agent/proxy/inbound.h"
@@ -205,7 +206,7 @@ void forwardToDestination(WorkerContext& ctx, const std::shared_ptr<const LocalP
           [&](const Decision& d) {
             return sameNodeReports(*state, *pod, call.principal, source_ip, dest, d);
           },
-          fd);
+          LocalClient{.fd = fd});
       return;
     }
     case Delivery::kRefusedNotEnrolled:

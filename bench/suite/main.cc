@@ -18,7 +18,9 @@ namespace {
 constexpr char kUsage[] =
     "usage: ferry-bench-suite --out=DIR [--mode=quick|full|tiny] [--rounds=N]\n"
     "         [--latency-seconds=S] [--load-seconds=S] [--idle-connections=N]\n"
-    "         [--cases=no_mesh,ferry_l4,ferry_l7,ferry_l7_routed,ferry_same_node,stunnel,haproxy]\n"
+    "         "
+    "[--cases=no_mesh,ferry_l4,ferry_l7,ferry_l7_routed,ferry_l7_routed_local,ferry_same_node,"
+    "stunnel,haproxy]\n"
     "         [--l7-rate-limit=1]  (a never-binding RateLimitPolicy on the L7 case)\n"
     "         [--agent-flags=--a=1,--b=2]  (extra ferry-agent flags on both nodes)\n"
     "         [--l7-jwt=RS256|PS256|ES256|ES384]  (adds ferry_l7_jwt, ferry_l7_jwt_new)\n"

@@ -16,6 +16,7 @@ CASES = [
     ("ferry_l4", "Ferry L4"),
     ("ferry_l7", "Ferry L7"),
     ("ferry_l7_routed", "Ferry L7 routed"),
+    ("ferry_l7_routed_local", "Ferry L7 routed, same node"),
     ("ferry_l7_jwt", "Ferry L7 + JWT, repeated token"),
     ("ferry_l7_jwt_new", "Ferry L7 + JWT, first-seen tokens"),
     ("ferry_same_node", "Ferry same node"),

@@ -59,7 +59,7 @@ spec:
   rules:
   - from:
     - source:
-        principals: ["cluster.local/ns/default/sa/sa-n1p1"]
+        principals: ["cluster.local/ns/default/sa/sa-n1p1", "cluster.local/ns/default/sa/sa-n2p1"]
     to:
     - operation:
         methods: ["GET"]
@@ -218,6 +218,8 @@ absl::Status Suite::setUp() {
       {"ferry_l7", "Ferry + L7 policy", mesh_->pod(1, 1), http(l7.ipv4, kAppPort), "", 0, "",
        agents},
       {"ferry_l7_routed", "Ferry + HTTPRoute + L7 policy", mesh_->pod(1, 1),
+       http(kL7ServiceVip, kAppPort), "", 0, "", agents},
+      {"ferry_l7_routed_local", "Ferry + HTTPRoute + L7 policy, same node", mesh_->pod(2, 1),
        http(kL7ServiceVip, kAppPort), "", 0, "", agents},
       {"ferry_same_node", "Ferry same node", mesh_->pod(2, 3), http(l4.ipv4, kAppPort), l4.ipv4,
        kIperfPort, "", agents},
@@ -399,7 +401,8 @@ absl::Status Suite::checkCase(const Case& c) {
   if (j.is_discarded() || j["errors"] != 0 || j["bad_status"] != 0) {
     return absl::UnavailableError(absl::StrCat("answers badly: ", *out));
   }
-  if (c.id == "ferry_l7" || c.id == "ferry_l7_routed" || c.id == "haproxy") {
+  if (c.id == "ferry_l7" || c.id == "ferry_l7_routed" || c.id == "ferry_l7_routed_local" ||
+      c.id == "haproxy") {
     std::string denied = c.http_target.substr(0, c.http_target.find('/')) + "/other";
     auto d =
         loadgen(c.client,

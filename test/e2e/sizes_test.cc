@@ -3,8 +3,8 @@
 // (issue 17): a new or a pooled HBONE connection, cross-node or same-node, a TCP or an
 // HTTP-marked port, IPv4 or IPv6, the client or the server writing first, and HTTP through a
 // Service with an HTTPRoute (the routed path: its upstream an HBONE stream read and written in
-// place across nodes, a socketpair into the destination's inbound on the same node; issue 19
-// point 3). Agents run as users run them: fed by ferry-controller.
+// place across nodes, an in-process pipe into the destination's inbound relay on the same node;
+// issue 19 point 3). Agents run as users run them: fed by ferry-controller.
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -202,7 +202,7 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   int rows = 0;
   int64_t same_node_direct = 0;  // same-node rows the kernel carried app to app
   std::vector<std::string> failures;
-  int64_t routed_sockets_same_node = 0;  // routed upstreams opened, same-node batches
+  int64_t routed_pipes_same_node = 0;  // routed upstreams opened, same-node batches
   int64_t routed_streams_cross_node = 0;
   for (size_t i = 0; i < batches.size(); ++i) {
     const Batch& b = batches[i];
@@ -250,20 +250,21 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
     if (routed) {
       // The source's agent routed every row over its pooled upstreams (one opened per source
       // pod and endpoint, reused by later rows and batches): across nodes each is an HBONE stream
-      // the destination's agent serves as an HTTP connection, on this node a socketpair into its
-      // inbound; never the other kind.
+      // the destination's agent serves as an HTTP connection, on this node an in-process pipe
+      // into the destination's inbound HTTP relay; never another kind.
       const int64_t streams = delta("routed_upstream_streams");
-      const int64_t sockets = delta("routed_upstream_sockets");
+      const int64_t pipes = delta("routed_upstream_pipes");
+      CHECK(delta("routed_upstream_sockets") == 0);
       CHECK(delta("outbound_hbone") == streams);
-      CHECK(dst_delta("http_connections") == (cross ? streams : sockets));
+      CHECK(dst_delta("http_connections") == (cross ? streams : pipes));
       if (cross) {
-        CHECK(sockets == 0);
+        CHECK(pipes == 0);
         CHECK(dst_delta("inbound_hbone_streams") == streams);
         routed_streams_cross_node += streams;
       } else {
         CHECK(streams == 0);
-        CHECK(delta("outbound_same_node") == sockets);
-        routed_sockets_same_node += sockets;
+        CHECK(delta("outbound_same_node") == pipes);
+        routed_pipes_same_node += pipes;
       }
       continue;
     }
@@ -299,7 +300,7 @@ TEST_CASE("every size around every boundary echoes byte-exact in every mode", "[
   CHECK(failures.empty());
   CHECK(same_node_direct > 0);  // the default same-node path was exercised, not only the relay
   CHECK(routed_streams_cross_node >= 1);
-  CHECK(routed_sockets_same_node >= 1);
+  CHECK(routed_pipes_same_node >= 1);
   if (!failures.empty()) {
     WARN("node1 agent log:\n" << m.agentLog(1) << "\nnode2 agent log:\n" << m.agentLog(2));
   }

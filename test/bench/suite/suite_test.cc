@@ -76,6 +76,7 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
                                              {"ferry_l4", true, true, true},
                                              {"ferry_l7", false, true, false},
                                              {"ferry_l7_routed", false, true, false},
+                                             {"ferry_l7_routed_local", false, true, false},
                                              {"ferry_same_node", true, true, false, true},
                                              {"stunnel", true, true, true},
                                              {"haproxy", true, true, true}}) {
