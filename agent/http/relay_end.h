@@ -45,13 +45,12 @@ class RelayEnd {
   virtual void onAppConnected(bool /*ok*/) {}
 };
 
-class SocketEnd final : public RelayEnd {
+// A RelayEnd (`Base`: RelayEnd itself, or a routed upstream's UpstreamLink) on a socket.
+template <class Base>
+class SocketSide : public Base {
  public:
-  SocketEnd(EventLoop& loop, int fd, std::function<void(uint32_t)> on_events)
+  SocketSide(EventLoop& loop, int fd, std::function<void(uint32_t)> on_events)
       : conn_(loop, fd, std::move(on_events)) {}
-  int fd() const { return conn_.fd(); }
-  // Registers with the loop (before any event can come).
-  void watch(bool read, bool write) { (void)conn_.watch(read, write); }
 
   Connection::ReadResult read(char* buf, size_t room) override { return conn_.read(buf, room); }
   void queue(std::string_view bytes) override { conn_.queue(bytes); }
@@ -61,8 +60,16 @@ class SocketEnd final : public RelayEnd {
   void close(bool reset) override { conn_.close(reset); }
   void want(bool read, bool write) override { conn_.want(read, write); }
 
- private:
+ protected:
   Connection conn_;
+};
+
+class SocketEnd final : public SocketSide<RelayEnd> {
+ public:
+  using SocketSide::SocketSide;
+  int fd() const { return conn_.fd(); }
+  // Registers with the loop (before any event can come).
+  void watch(bool read, bool write) { (void)conn_.watch(read, write); }
 };
 
 // One HBONE stream of a TunnelConnection read and written in place, for an end that stands for

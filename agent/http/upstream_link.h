@@ -66,9 +66,9 @@ class UpstreamLink : public RelayEnd, public Deferred {
   std::function<void()> on_event_;
 };
 
-class SocketLink final : public UpstreamLink {
+class SocketLink final : public SocketSide<UpstreamLink> {
  public:
-  SocketLink(EventLoop& loop, int fd) : conn_(loop, fd, [this](uint32_t) { notify(); }) {}
+  SocketLink(EventLoop& loop, int fd) : SocketSide(loop, fd, [this](uint32_t) { notify(); }) {}
 
   bool start() override {
     if (started_) {
@@ -81,13 +81,6 @@ class SocketLink final : public UpstreamLink {
   bool brokenWhileIdle() const override { return true; }  // epoll only reports input or a hangup
   int takeSocket() override { return conn_.release(); }
   void queueOwned(std::string bytes) override { conn_.queueOwned(std::move(bytes)); }
-
-  Connection::ReadResult read(char* buf, size_t room) override { return conn_.read(buf, room); }
-  void queue(std::string_view bytes) override { conn_.queue(bytes); }
-  bool flush() override { return conn_.flush(); }
-  size_t pending() const override { return conn_.pending(); }
-  void shutdownWrite() override { conn_.shutdownWrite(); }
-  void close(bool reset) override { conn_.close(reset); }
   void want(bool read, bool write) override {
     if (started_) {
       conn_.want(read, write);
@@ -97,7 +90,6 @@ class SocketLink final : public UpstreamLink {
   }
 
  private:
-  Connection conn_;
   bool started_ = false;  // watched by the loop
 };
 
