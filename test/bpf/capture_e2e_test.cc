@@ -320,9 +320,9 @@ TEST_CASE("e2e: with the splice on, bytes move socket to socket and arrive intac
 // Kernel canary for bpf/README.md, "Why it stays off": the app half-closes and blocks in recv();
 // the agent answers only after the delayed ACK of the app's FIN (40-200 ms) has arrived. With the
 // app's socket in the sockhash, that ACK's FIN_WAIT1 -> FIN_WAIT2 state change wakes the reader
-// without data and tcp_bpf_recvmsg returns EAGAIN from the blocking recv(), every time; with the
-// splice off the same exchange never does. When a kernel stops doing this, this test fails and
-// the splice can be reconsidered.
+// without data and tcp_bpf_recvmsg returns EAGAIN from the blocking recv() (every time on an
+// idle machine); with the splice off the same exchange never does. When a kernel stops doing this,
+// this test fails and the splice can be reconsidered.
 TEST_CASE("e2e: kernel canary: a half-closed blocking reader in the sockhash gets EAGAIN",
           "[bpf][e2e][splice][privileged]") {
   FERRY_REQUIRE_ROOT();
@@ -344,7 +344,13 @@ TEST_CASE("e2e: kernel canary: a half-closed blocking reader in the sockhash get
       REQUIRE(r.exit_code == 0);  // intact either way: the tolerant client retried
       with_eagain += absl::StrContains(r.out, "eagain 0") ? 0 : 1;
     }
-    CHECK(with_eagain == (splice ? kConnections : 0));
+    // Off: never. On: the kernel still does it. Not necessarily every time: on a loaded machine
+    // the ACK can arrive before the reader blocks (a full suite saw 2 of 3 once).
+    if (splice) {
+      CHECK(with_eagain >= 1);
+    } else {
+      CHECK(with_eagain == 0);
+    }
   }
 }
 
