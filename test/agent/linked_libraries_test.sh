@@ -6,11 +6,15 @@
 # exports spans (userspace/trace/curl_library.h): neither the gRPC runtime nor libcurl may come
 # back as a link-time dependency unnoticed. With static dependencies (FERRY_AGENT_STATIC_DEPS,
 # cmake/static_deps_link.sh), OpenSSL, protobuf, nghttp2, yaml-cpp, libbpf, RE2 and Abseil are in
-# the binary itself and none of them may be a shared dependency.
-# Usage: linked_libraries_test.sh FERRY_AGENT static|shared
+# the binary itself and none of them may be a shared dependency. Its protobuf messages are
+# lite (no descriptors, no reflection: about 1 MiB of code), and with `relr` (agent/CMakeLists.txt,
+# FERRY_HAVE_RELR) its relative relocations are packed.
+# Usage: linked_libraries_test.sh FERRY_AGENT static|shared relr|rela
 set -uo pipefail
-agent=${1:?usage: linked_libraries_test.sh FERRY_AGENT static|shared}
-mode=${2:?usage: linked_libraries_test.sh FERRY_AGENT static|shared}
+usage='usage: linked_libraries_test.sh FERRY_AGENT static|shared relr|rela'
+agent=${1:?$usage}
+mode=${2:?$usage}
+relocs=${3:?$usage}
 out=$(ldd "$agent") || { echo "FAIL: ldd $agent failed"; exit 1; }
 # The listing is real: the agent's own libraries are in it.
 for needed in libc.so.6 libstdc++.so.6; do
@@ -22,6 +26,20 @@ if unwanted=$(grep -E 'libgrpc|libgpr|libupb|libcares|libcurl' <<<"$out"); then
   exit 1
 fi
 static_libs='libcrypto|libssl|libprotobuf|libnghttp2|libyaml-cpp|libbpf|libre2|libabsl_'
+demangled=$(nm -C --defined-only "$agent") || { echo "FAIL: nm $agent failed"; exit 1; }
+# The messages are there (the lite runtime's base class), their reflection is not.
+grep -q ' google::protobuf::MessageLite::' <<<"$demangled" ||
+  { echo "FAIL: no protobuf message code in $agent"; exit 1; }
+if reflection=$(grep -m3 -E ' google::protobuf::(DescriptorPool|Reflection)::' <<<"$demangled"); then
+  echo "FAIL: the agent carries protobuf reflection (a .proto without LITE_RUNTIME?):"
+  echo "$reflection"
+  exit 1
+fi
+dynamic=$(readelf -d "$agent") || { echo "FAIL: readelf -d $agent failed"; exit 1; }
+if [ "$relocs" = relr ] && ! grep -q '(RELR)' <<<"$dynamic"; then
+  echo "FAIL: built with packed relocations (FERRY_HAVE_RELR), yet $agent has no DT_RELR"
+  exit 1
+fi
 if [ "$mode" = static ]; then
   if shared=$(grep -E "$static_libs" <<<"$out"); then
     echo "FAIL: linked static, yet the agent loads:"
@@ -38,4 +56,4 @@ else
     grep -q "$needed" <<<"$out" || { echo "FAIL: $needed missing from ldd's listing"; exit 1; }
   done
 fi
-echo "ok ($mode): $(wc -l <<<"$out") shared libraries, none of gRPC's or libcurl's"
+echo "ok ($mode, $relocs): $(wc -l <<<"$out") shared libraries, none of gRPC's or libcurl's; protobuf lite"
