@@ -137,6 +137,7 @@ TEST_CASE("accesslog: lines are byte for byte what nlohmann::json writes for the
       {"plain", "sleep"},
       {"empty (null)", ""},
       {"quotes and backslashes", R"(a"b\c)"},
+      {"runs between escapes", "GET /a?b=\"c\"&d\\e\n\tf\x01g/h"},
       {"every control byte",
        [] {
          std::string s;
@@ -163,6 +164,34 @@ TEST_CASE("accesslog: lines are byte for byte what nlohmann::json writes for the
   const std::string line = toJson(conn);
   CHECK(line == json::parse(line).dump());
   CHECK(line.starts_with(R"({"authority":null,"bytes_received":0,"bytes_sent":0,)"));
+}
+
+TEST_CASE("accesslog: timestamps are absl's %E3S UTC text at every millisecond and second",
+          "[accesslog]") {
+  // toJson() formats the seconds once per second and appends the milliseconds itself: across
+  // second, day and year changes, repeated seconds and times out of its range, the text must be
+  // the one absl::FormatTime writes.
+  std::vector<absl::Time> times;
+  for (int64_t ms : {int64_t{0}, int64_t{1}, int64_t{999}, int64_t{1000}, int64_t{1700000000123},
+                     int64_t{1700000000999}, int64_t{1700000001000}, int64_t{1700000001001},
+                     int64_t{1798761599999}, int64_t{1798761600000}, int64_t{253402300799000}}) {
+    times.push_back(absl::FromUnixMillis(ms));
+  }
+  for (int64_t ms = 1764979200000 - 2500; ms < 1764979200000 + 2500; ms += 7) {
+    times.push_back(absl::FromUnixMillis(ms));  // 2025-12-06T00:00:00Z, back and forth
+  }
+  times.push_back(absl::FromUnixMillis(1700000000123));       // a second seen before, again
+  times.push_back(absl::FromUnixNanos(1700000000123999999));  // rounds down
+  times.push_back(absl::FromUnixMillis(-1));                  // before the epoch
+  times.push_back(absl::FromUnixSeconds(253402300800));       // year 10000
+  times.push_back(absl::InfiniteFuture());
+  for (absl::Time t : times) {
+    const std::string want = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+    INFO(want);
+    Entry e = requestEntry();
+    e.timestamp = t;
+    CHECK(json::parse(toJson(e))["timestamp"] == want);
+  }
 }
 
 TEST_CASE("accesslog: the logger writes each entry to the sink", "[accesslog]") {

@@ -32,7 +32,15 @@ void appendString(std::string& out, std::string_view s) {
     }
   }
   out += '"';
-  for (unsigned char c : s) {
+  // Runs of bytes that need no escape are appended whole (one append per run, not per byte).
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      continue;
+    }
+    out.append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -55,17 +63,15 @@ void appendString(std::string& out, std::string_view s) {
       case '\t':
         out += "\\t";
         break;
-      default:
-        if (c < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+      }
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out += '"';
 }
 
@@ -79,6 +85,37 @@ void appendField(std::string& out, std::string_view key, std::string_view value)
   } else {
     appendString(out, value);
   }
+}
+
+constexpr char kTimestampFormat[] = "%Y-%m-%dT%H:%M:%E3SZ";
+
+// `"timestamp":"2026-12-06T00:41:05.123Z"`, as absl::FormatTime(kTimestampFormat, t, UTC) writes
+// it. The part up to the seconds is formatted once per second per thread: a time zone
+// conversion for every request was a visible part of the access log's cost.
+void appendTimestamp(std::string& out, absl::Time t) {
+  const absl::Time earliest = absl::UnixEpoch();
+  const absl::Time latest = absl::FromUnixSeconds(253402300799);  // 9999-12-31T23:59:59Z
+  if (t < earliest || t > latest) {
+    appendField(out, "timestamp", absl::FormatTime(kTimestampFormat, t, absl::UTCTimeZone()));
+    return;
+  }
+  const int64_t ms = absl::ToUnixMillis(t);  // rounds down, as %E3S does
+  const int64_t second = ms / 1000;
+  thread_local int64_t cached_second = -1;
+  thread_local std::string cached;  // "2026-12-06T00:41:05"
+  if (second != cached_second) {
+    cached =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
+    cached_second = second;
+  }
+  const auto milli = static_cast<int>(ms % 1000);
+  out += "\"timestamp\":\"";
+  out += cached;
+  out += '.';
+  out += static_cast<char>('0' + milli / 100);
+  out += static_cast<char>('0' + milli / 10 % 10);
+  out += static_cast<char>('0' + milli % 10);
+  out += "Z\"";
 }
 
 void appendPeer(std::string& out, std::string_view key, const Peer& peer) {
@@ -148,8 +185,7 @@ std::string toJson(const Entry& e) {
   out += ',';
   appendField(out, "span_id", e.span_id);
   out += ',';
-  appendField(out, "timestamp",
-              absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.timestamp, absl::UTCTimeZone()));
+  appendTimestamp(out, e.timestamp);
   out += ',';
   appendField(out, "trace_id", e.trace_id);
   out += '}';
