@@ -15,8 +15,10 @@
 #include "agent/parts.h"
 #include "ferry/version.h"
 #include "log/log.h"
+#include "process/process.h"
 
 int main(int argc, char** argv) {
+  ferry::process::configure();
   using namespace ferry::agent;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {

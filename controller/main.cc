@@ -24,6 +24,7 @@
 #include "kube/config.h"
 #include "log/log.h"
 #include "metrics/exporter.h"
+#include "process/process.h"
 
 namespace ferry::controller {
 namespace {
@@ -256,6 +257,7 @@ int run(const ControllerConfig& config) {
 }  // namespace ferry::controller
 
 int main(int argc, char** argv) {
+  ferry::process::configure();
   std::vector<std::string> args(argv, argv + argc);
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {

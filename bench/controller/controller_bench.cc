@@ -31,6 +31,7 @@
 #include "controlplane/client.h"
 #include "fakes/kube_api_server/fake_api_server.h"
 #include "fakes/kube_api_server/objects.h"
+#include "process/process.h"
 #include "tls/x509.h"
 
 namespace ferry::bench {
@@ -443,10 +444,13 @@ int main(int argc, char** argv) {
   ferry::bench::Scale s;
   if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::cout << "usage: ferry-controller-bench [--pods N] [--services N] [--policies N] "
-                 "[--updates N] [--nodes N]\n"
-                 "Controller sync time, RSS and policy propagation latency at scale.\n";
+                 "[--updates N] [--nodes N] [--deadlock-detector 1]\n"
+                 "Controller sync time, RSS and policy propagation latency at scale.\n"
+                 "--deadlock-detector 1: keep Abseil's mutex deadlock detector on (the\n"
+                 "baseline); by default the process is configured as ferry-controller's.\n";
     return 0;
   }
+  bool deadlock_detector = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     int v = 0;
@@ -464,10 +468,15 @@ int main(int argc, char** argv) {
       s.updates = v;
     } else if (flag == "--nodes") {
       s.nodes = v;
+    } else if (flag == "--deadlock-detector") {
+      deadlock_detector = true;
     } else {
       std::cerr << "unknown flag " << flag << "\n";
       return 2;
     }
+  }
+  if (!deadlock_detector) {
+    ferry::process::configure();
   }
   return ferry::bench::run(s);
 }
