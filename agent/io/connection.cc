@@ -44,12 +44,21 @@ void Connection::want(bool read, bool write) {
 }
 
 Connection::ReadResult Connection::read(char* buf, size_t room) {
+  if (!readable_ && registered_ && (interest_ & EPOLLIN) != 0) {
+    return {ReadStatus::kAgain, 0};  // drained, and epoll will say when bytes come
+  }
   ssize_t n = ::recv(fd_, buf, room, 0);
   if (n > 0) {
+    if (static_cast<size_t>(n) < room) {
+      readable_ = false;  // a short read took all the socket had
+    }
     return {ReadStatus::kData, static_cast<size_t>(n)};
   }
   if (n == 0) {
     return {ReadStatus::kEof, 0};
+  }
+  if (errno == EAGAIN) {
+    readable_ = false;
   }
   return {errno == EAGAIN || errno == EINTR ? ReadStatus::kAgain : ReadStatus::kError, 0};
 }
@@ -161,6 +170,9 @@ void Connection::close(bool reset) {
 void Connection::onEvents(uint32_t events) {
   if (fd_ < 0) {
     return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    readable_ = true;
   }
   on_events_(events);
   // epoll reports HUP whatever the interest set: a socket that wants nothing leaves the set, or

@@ -55,7 +55,11 @@ class Connection final : public EventHandler, public Deferred {
   // As watch(), for a watched socket; epoll hears only of a change.
   void want(bool read, bool write = false);
 
-  // One recv() of at most `room` bytes into `buf`.
+  // One recv() of at most `room` bytes into `buf`. None, and kAgain, while the socket is known
+  // drained: a short read or EAGAIN took all it had, it is in the epoll set with EPOLLIN, and
+  // epoll has reported no input since (owners pass over all their ends on any event; each such
+  // pass cost a recv() that only heard EAGAIN, bench/README.md). Level-triggered: bytes that
+  // come later, or are there when EPOLLIN is wanted again, are reported on the next round.
   ReadResult read(char* buf, size_t room);
   // Reads into `buf`'s room until the socket has nothing more for now or `buf` is full (kAgain),
   // the peer's FIN (kEof) or an error (kError). Stops at a short read: no recv() just to hear
@@ -95,6 +99,7 @@ class Connection final : public EventHandler, public Deferred {
   bool watched_ = false;
   bool registered_ = false;  // in the epoll set (a hung-up socket wanting nothing leaves it)
   bool write_shut_ = false;
+  bool readable_ = true;  // false: drained since epoll last reported input (see read())
   uint32_t interest_ = 0;
   std::string out_;
   size_t out_off_ = 0;

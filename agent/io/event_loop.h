@@ -74,6 +74,7 @@ class EventLoop {
 
   int epoll_fd_;
   int wake_fd_;
+  std::unique_ptr<EventHandler> waker_;  // reads wake_fd_ when epoll reports it
   bool stopping_ = false;
   std::mutex mu_;  // guards posted_ and stop_requested_
   std::vector<std::function<void()>> posted_;

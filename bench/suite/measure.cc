@@ -6,11 +6,14 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "suite/peers.h"
 #include "suite/procfs.h"
@@ -55,6 +58,61 @@ void Suite::stopProfile(std::unique_ptr<harness::Process> perf) {
   if (auto code = perf->wait(absl::Seconds(60)); !code.ok() || *code != 0) {
     note("perf record did not end cleanly: " + perf->log());
   }
+}
+
+std::unique_ptr<harness::Process> Suite::startSyscallCount(const Case& c, const std::string& path) {
+  if (!options_.syscalls || c.proxies.empty()) {
+    return nullptr;
+  }
+  std::string pids;
+  for (pid_t pid : c.proxies) {
+    absl::StrAppend(&pids, pids.empty() ? "" : ",", pid);
+  }
+  // Every call entered, and every call that returned -EAGAIN (-11).
+  auto perf = harness::spawnProcess(
+      {},
+      {"perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit",
+       "--filter", "ret == -11", "-p", pids, "-o", path},
+      path + ".log");
+  if (!perf.ok()) {
+    note(absl::StrCat(c.id, " perf stat: ", perf.status().message()));
+    return nullptr;
+  }
+  return *std::move(perf);
+}
+
+void Suite::endSyscallCount(std::unique_ptr<harness::Process> perf, int round, const Case& c,
+                            const std::string& path, const std::string& prefix, double requests) {
+  if (!perf) {
+    return;
+  }
+  // perf stat writes its counts when SIGINT ends it, and exits with that signal's status.
+  perf->signal(SIGINT);
+  if (auto code = perf->wait(absl::Seconds(60)); !code.ok()) {
+    note(absl::StrCat(c.id, " perf stat did not end: ", code.status().message()));
+    return;
+  }
+  // CSV lines "count,,event,...".
+  std::ifstream in(path);
+  double entered = -1, eagain = -1;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ',');
+    double n = 0;
+    if (f.size() < 3 || !absl::SimpleAtod(f[0], &n)) {
+      continue;
+    }
+    if (f[2] == "raw_syscalls:sys_enter") {
+      entered = n;
+    } else if (f[2] == "raw_syscalls:sys_exit") {
+      eagain = n;
+    }
+  }
+  if (entered < 0 || eagain < 0 || requests <= 0) {
+    note(absl::StrCat(c.id, " perf stat: no counts in ", path, ": ", perf->log()));
+    return;
+  }
+  row(round, c, prefix + "_syscalls_per_req", entered / requests);
+  row(round, c, prefix + "_eagain_per_req", eagain / requests);
 }
 
 void Suite::measureLatency(int round, const Case& c) {
@@ -130,6 +188,10 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
     each_before.push_back(cpuSeconds({pid}));
   }
   auto perf = startProfile(round, c, new_connections ? "conn" : "sat");
+  const std::string prefix = new_connections ? "conn" : "sat";
+  const std::string count_path =
+      absl::StrCat(options_.out_dir, "/syscalls-", c.id, "-", prefix, "-", round, ".csv");
+  auto count = startSyscallCount(c, count_path);
   auto before = cpuSeconds(c.proxies);
   auto out = loadgen(c.client, args, options_.load_seconds);
   auto after = cpuSeconds(c.proxies);
@@ -143,7 +205,7 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
     return;
   }
   const double completed = j["completed"].get<double>();
-  const std::string prefix = new_connections ? "conn" : "sat";
+  endSyscallCount(std::move(count), round, c, count_path, prefix, completed);
   row(round, c, prefix + "_rps", j["rps"].get<double>());
   row(round, c, prefix + "_errors",
       static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));

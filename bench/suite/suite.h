@@ -42,6 +42,11 @@ struct SuiteOptions {
   // runs, into <out>/profiles/<case>-<measurement>.data (bench/flame turns them into SVGs).
   // Profiling costs CPU: figures of a profiled run are not comparable with others.
   bool profile = false;
+  // Counts the proxies' system calls during each saturation run (`perf stat` of the
+  // raw_syscalls tracepoints): rows <sat|conn>_syscalls_per_req and _eagain_per_req (calls that
+  // failed with EAGAIN: a read or write that found nothing to do). Counting costs little CPU,
+  // but the figures of such a run are still kept apart from others.
+  bool syscalls = false;
   // Extra ferry-agent flags for both nodes (e.g. --stream-resume=off), to compare a setting
   // against the default in runs side by side.
   std::vector<std::string> agent_flags;
@@ -89,6 +94,11 @@ class Suite {
   std::unique_ptr<harness::Process> startProfile(int round, const Case& c,
                                                  const std::string& measurement);
   void stopProfile(std::unique_ptr<harness::Process> perf);
+  // `perf stat` of the proxies' system calls into `path` (null: --syscalls is off).
+  std::unique_ptr<harness::Process> startSyscallCount(const Case& c, const std::string& path);
+  // Stops it and writes <prefix>_syscalls_per_req and <prefix>_eagain_per_req.
+  void endSyscallCount(std::unique_ptr<harness::Process> perf, int round, const Case& c,
+                       const std::string& path, const std::string& prefix, double requests);
 
   void row(int round, const Case& c, const std::string& metric, double value);
   void note(const std::string& line);

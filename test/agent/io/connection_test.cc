@@ -242,5 +242,62 @@ TEST_CASE("Connection that wants nothing leaves the set on hang-up", "[agent][co
   CHECK(events_seen == 1);  // reported once, then out of the set
 }
 
+// A watched socket that a read drained is not read again until epoll reports input: bytes that
+// came since are left for the loop's next round, which reads them (nothing is lost or late by
+// more than that round). A socket not in the epoll set, or not wanting input, is always read.
+TEST_CASE("Connection read makes no recv while a watched socket is drained, until epoll reports",
+          "[agent][connection]") {
+  EventLoop loop;
+  Pair p;
+  std::string got;
+  Connection conn(loop, p.ours, [&](uint32_t events) {
+    if (events & EPOLLIN) {
+      char buf[64];
+      Connection::ReadResult r = conn.read(buf, sizeof(buf));
+      REQUIRE(r.status == Connection::ReadStatus::kData);
+      got.append(buf, r.bytes);
+      loop.stop();
+    }
+  });
+  REQUIRE(conn.watch(/*read=*/true).ok());
+  char buf[64];
+  REQUIRE(::send(p.theirs, "abc", 3, 0) == 3);
+  Connection::ReadResult first = conn.read(buf, sizeof(buf));
+  REQUIRE(first.status == Connection::ReadStatus::kData);
+  CHECK(std::string(buf, first.bytes) == "abc");  // short: the socket is drained
+
+  REQUIRE(::send(p.theirs, "def", 3, 0) == 3);
+  // Not reported yet: no recv, the bytes stay in the socket.
+  REQUIRE(conn.read(buf, sizeof(buf)).status == Connection::ReadStatus::kAgain);
+  loop.run();  // epoll reports them; the owner reads them
+  CHECK(got == "def");
+
+  // Read interest dropped: reads go to the socket whatever epoll said.
+  conn.want(/*read=*/false);
+  REQUIRE(::send(p.theirs, "ghi", 3, 0) == 3);
+  Connection::ReadResult paused = conn.read(buf, sizeof(buf));
+  REQUIRE(paused.status == Connection::ReadStatus::kData);
+  CHECK(std::string(buf, paused.bytes) == "ghi");
+  REQUIRE(::send(p.theirs, "jkl", 3, 0) == 3);
+  Connection::ReadResult again = conn.read(buf, sizeof(buf));
+  REQUIRE(again.status == Connection::ReadStatus::kData);
+  CHECK(std::string(buf, again.bytes) == "jkl");
+}
+
+TEST_CASE("Connection read of a socket never watched always calls recv", "[agent][connection]") {
+  EventLoop loop;
+  Pair p;
+  Connection conn(loop, p.ours, [](uint32_t) {});
+  char buf[64];
+  CHECK(conn.read(buf, sizeof(buf)).status == Connection::ReadStatus::kAgain);  // EAGAIN
+  REQUIRE(::send(p.theirs, "abc", 3, 0) == 3);
+  Connection::ReadResult r = conn.read(buf, sizeof(buf));
+  REQUIRE(r.status == Connection::ReadStatus::kData);
+  CHECK(std::string(buf, r.bytes) == "abc");
+  ::close(p.theirs);
+  p.theirs = -1;
+  CHECK(conn.read(buf, sizeof(buf)).status == Connection::ReadStatus::kEof);
+}
+
 }  // namespace
 }  // namespace ferry::agent
