@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "suite/peers.h"
@@ -34,10 +35,7 @@ std::unique_ptr<harness::Process> Suite::startProfile(int round, const Case& c,
   }
   const std::string dir = options_.out_dir + "/profiles";
   std::filesystem::create_directories(dir);
-  std::string pids;
-  for (pid_t pid : c.proxies) {
-    absl::StrAppend(&pids, pids.empty() ? "" : ",", pid);
-  }
+  const std::string pids = absl::StrJoin(c.proxies, ",");
   const std::string base = absl::StrCat(dir, "/", c.id, "-", measurement);
   auto perf = harness::spawnProcess({},
                                     {"perf", "record", "-F", kProfileHz, "--call-graph",
@@ -64,10 +62,7 @@ std::unique_ptr<harness::Process> Suite::startSyscallCount(const Case& c, const 
   if (!options_.syscalls || c.proxies.empty()) {
     return nullptr;
   }
-  std::string pids;
-  for (pid_t pid : c.proxies) {
-    absl::StrAppend(&pids, pids.empty() ? "" : ",", pid);
-  }
+  const std::string pids = absl::StrJoin(c.proxies, ",");
   // Every call entered, and every call that returned -EAGAIN (-11).
   auto perf = harness::spawnProcess(
       {},
