@@ -134,7 +134,7 @@ void StreamEnd::close(bool reset) {
 
 void StreamEnd::afterPass() {
   if (io_.tunnel() != nullptr) {
-    io_.tunnel()->flush();
+    io_.tunnel()->flushSoon();  // with the tunnel's other streams of this round, as StreamBridge
   }
 }
 

@@ -146,7 +146,7 @@ PooledClient* openConnection(WorkerContext& ctx, const LocalPod& source,
                           "/", identity.service_account, ": ", tls_ctx.status().ToString());
     return nullptr;
   }
-  auto client = hbone::HboneClient::create(*tls_ctx, expected);
+  auto client = hbone::HboneClient::create(*tls_ctx, expected, {.batch_output = true});
   if (!client.ok()) {
     LOG_WARN_EVERY_SECOND("outbound HBONE client: ", client.status().ToString());
     return nullptr;

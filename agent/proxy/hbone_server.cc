@@ -64,6 +64,7 @@ class InboundConnection : public TunnelConnection {
   absl::Status init(std::shared_ptr<const tls::TlsContext> tls_ctx) {
     hbone::HboneSettings settings;
     settings.max_concurrent_streams = ctx_.shared.config->max_streams_per_connection;
+    settings.batch_output = true;  // TunnelConnection::writeOut produces
     auto server = hbone::HboneServer::create(
         std::move(tls_ctx), [this](const hbone::StreamRequest& r) { return decide(r); }, settings);
     if (!server.ok()) {

@@ -81,7 +81,9 @@ void TunnelConnection::flush() {
       close("write to peer failed");
       return;
     }
-  } while (flush_again_);
+    // Producing may have closed streams (their END_STREAM went out): dispatched now, not at
+    // the tunnel's next event.
+  } while (flush_again_ || conn_->hasEvents());
   in_flush_ = false;
   afterEvents();
   if (closed_) {
@@ -176,6 +178,7 @@ bool TunnelConnection::writeOut() {
   if (connecting_) {
     return true;
   }
+  (void)conn_->produce();  // batch_output: what the streams queued since the last flush
   net::ByteBuffer& out = conn_->networkOut();
   while (!out.empty()) {
     if (!sock_.writeFrom(out)) {

@@ -300,6 +300,93 @@ TEST_CASE("a socket that takes nothing stops frame production at the high-water 
   CHECK(p.client->write(*id, source.peek(16 * 1024)) > 0);
 }
 
+// TLS records in `out` (each a 5-byte header and its length); fails on a partial record.
+size_t countRecords(const net::ByteBuffer& out) {
+  absl::Span<const uint8_t> b = out.readable();
+  size_t pos = 0;
+  size_t records = 0;
+  while (pos + 5 <= b.size()) {
+    pos += 5 + ((size_t{b[pos + 3]} << 8) | b[pos + 4]);
+    ++records;
+  }
+  REQUIRE(pos == b.size());
+  return records;
+}
+
+TEST_CASE("with batch_output, what several streams queue leaves in one TLS record at produce()") {
+  const bool batch = GENERATE(false, true);
+  INFO("batch_output " << batch);
+  fakes::FakeCa ca;
+  PairOptions options;
+  options.client_settings.batch_output = batch;
+  options.server_settings.batch_output = batch;
+  Pair p = makePair(ca, std::move(options));
+  auto target = Authority::parse("10.244.1.11:8080");
+  REQUIRE(target.ok());
+  std::vector<StreamId> ids;
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<StreamId> id = p.client->openStream(*target);
+    REQUIRE(id.ok());
+    ids.push_back(*id);
+  }
+  // Opening queued the requests' HEADERS: encoded at once, or only by produce().
+  CHECK(p.client->networkOut().empty() == batch);
+  REQUIRE(p.client->produce().ok());
+  p.pump();
+  for (StreamId id : ids) {
+    REQUIRE(p.client->responseStatus(id) == 200);
+  }
+
+  HboneConnection* sides[] = {p.client.get(), p.server.get()};
+  for (HboneConnection* from : sides) {
+    HboneConnection* to =
+        from == p.client.get() ? static_cast<HboneConnection*>(p.server.get()) : p.client.get();
+    INFO((from == p.client.get() ? "client" : "server") << " writes");
+    REQUIRE(from->networkOut().empty());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string message = "message " + std::to_string(i) + std::string(100, 'x');
+      REQUIRE(from->write(ids[i], bytes(message)) == message.size());
+    }
+    // One record per write() as it came, or one for the whole round.
+    CHECK(countRecords(from->networkOut()) == (batch ? 0u : ids.size()));
+    REQUIRE(from->produce().ok());
+    CHECK(countRecords(from->networkOut()) == (batch ? 1u : ids.size()));
+    p.pump();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string message = "message " + std::to_string(i) + std::string(100, 'x');
+      std::string got(message.size() + 1, '\0');
+      ReadResult r =
+          to->read(ids[i], absl::MakeSpan(reinterpret_cast<uint8_t*>(got.data()), got.size()));
+      got.resize(r.bytes);
+      CHECK(got == message);
+    }
+    // The reads' window credit (if any) is queued too, and goes at the next produce().
+    REQUIRE(to->produce().ok());
+    p.pump();
+  }
+  // The ends: a stream closes when its second END_STREAM goes out, which with batch_output
+  // happens in produce(), so its kClosed waits there for the owner to look (hasEvents()).
+  for (StreamId id : ids) {
+    p.client->shutdownWrite(id);
+  }
+  REQUIRE(p.client->produce().ok());
+  p.pump();
+  REQUIRE_FALSE(p.server->hasEvents());
+  for (StreamId id : ids) {
+    p.server->shutdownWrite(id);
+  }
+  CHECK(p.server->hasEvents() == !batch);
+  REQUIRE(p.server->produce().ok());
+  REQUIRE(p.server->hasEvents());
+  std::vector<HboneEvent> events;
+  p.server->takeEvents(events);
+  for (StreamId id : ids) {
+    CHECK(Pair::has(events, HboneEventType::kClosed, id));
+  }
+  CHECK(p.client_status.ok());
+  CHECK(p.server_status.ok());
+}
+
 TEST_CASE("reset aborts a stream on both sides with its error code") {
   fakes::FakeCa ca;
   Pair p = makePair(ca);

@@ -73,7 +73,7 @@ absl::StatusOr<StreamId> HboneClient::openStreamVerbatim(std::string authority,
   stream->id = id;
   stream->provider_attached = true;
   streams_[id] = std::move(stream);
-  if (absl::Status s = produce(); !s.ok()) {
+  if (absl::Status s = queued(); !s.ok()) {
     return s;
   }
   return id;

@@ -156,6 +156,10 @@ void HboneConnection::onNetworkEof() {
   failAllStreams(NGHTTP2_CONNECT_ERROR);
 }
 
+absl::Status HboneConnection::queued() {
+  return settings_.batch_output ? absl::OkStatus() : produce();
+}
+
 absl::Status HboneConnection::flushStaged() {
   if (staged_.empty()) {
     return absl::OkStatus();
@@ -287,7 +291,7 @@ void HboneConnection::consume(StreamId id, size_t n) {
   s->recv.shrinkIfEmpty();  // an idle stream keeps no buffer
   creditConsumed(*s, n);
   releaseIfDone(*s);
-  (void)produce();
+  (void)queued();
 }
 
 ReadResult HboneConnection::read(StreamId id, absl::Span<uint8_t> out) {
@@ -320,7 +324,7 @@ size_t HboneConnection::write(StreamId id, absl::Span<const uint8_t> data) {
     s->write_blocked = true;
   }
   resumeIfDeferred(*s);
-  (void)produce();
+  (void)queued();
   return n;
 }
 
@@ -331,7 +335,7 @@ void HboneConnection::shutdownWrite(StreamId id) {
   }
   s->local_shutdown = true;
   resumeIfDeferred(*s);
-  (void)produce();
+  (void)queued();
 }
 
 void HboneConnection::resumeIfDeferred(Stream& s) {
@@ -349,7 +353,7 @@ void HboneConnection::discardInput(StreamId id) {
   s->discard_input = true;
   discardReceived(*s);
   releaseIfDone(*s);
-  (void)produce();
+  (void)queued();
 }
 
 bool HboneConnection::remoteEnded(StreamId id) const {
@@ -368,7 +372,7 @@ void HboneConnection::reset(StreamId id, uint32_t error_code) {
   if (!s->h2_closed) {
     nghttp2_submit_rst_stream(h2_, NGHTTP2_FLAG_NONE, id, error_code);
   }
-  (void)produce();
+  (void)queued();
 }
 
 size_t HboneConnection::bufferedBytes(StreamId id) const {

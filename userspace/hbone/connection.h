@@ -47,6 +47,11 @@ struct HboneSettings {
   size_t stream_send_buffer = 256u << 10;
   // Ciphertext waiting for the socket above which no more frames are produced.
   size_t output_high_water = 512u << 10;
+  // Stream calls (write, shutdownWrite, consume, read, discardInput, reset, openStream, respond)
+  // only queue their frames, and produce() encodes them: an owner that writes its socket once
+  // per event-loop round sends what every stream queued in that round in as few TLS records and
+  // socket writes as fit, instead of one of each per call. Off: each call encodes at once.
+  bool batch_output = false;
 };
 
 enum class HboneEventType {
@@ -85,6 +90,9 @@ class HboneConnection {
   absl::Status onNetworkInput();
   // Call after consuming from networkOut(): resumes frame production paused at high water.
   absl::Status onNetworkOutputDrained();
+  // Encodes the frames queued so far into networkOut() (up to the high water). Needed only with
+  // HboneSettings::batch_output, before networkOut() is written; an error fails the connection.
+  absl::Status produce();
   // The peer closed the socket (read returned 0).
   void onNetworkEof();
 
@@ -108,6 +116,9 @@ class HboneConnection {
   // Frees empty connection-level buffers; for pooled connections that went idle.
   void releaseIdleMemory();
 
+  // Events wait for takeEvents(). produce() can add some (a stream whose END_STREAM it sent
+  // closes), so an owner that produces after taking them looks again.
+  bool hasEvents() const { return !events_.empty(); }
   // Moves pending events into `out` (cleared first). Swap-based: a caller that keeps its
   // vector allocates nothing in steady state.
   void takeEvents(std::vector<HboneEvent>& out);
@@ -190,7 +201,9 @@ class HboneConnection {
   absl::Status initSession();
   Stream* find(StreamId id) const;
   void emit(HboneEvent event) { events_.push_back(event); }
-  absl::Status produce();
+  // After a stream call queued frames: encodes them now, or leaves them to the owner's
+  // produce() with batch_output.
+  absl::Status queued();
   absl::Status flushStaged();
   absl::Status fail(absl::Status status);
   void failAllStreams(uint32_t error_code);

@@ -80,7 +80,7 @@ absl::Status HboneServer::respond(StreamId id, int status) {
     return absl::FailedPreconditionError(absl::StrCat("HBONE stream ", id, " already answered"));
   }
   answer(*s, status);
-  return produce();
+  return queued();
 }
 
 void HboneServer::setResumeAnswer(StreamId id, std::string value) {
