@@ -114,6 +114,10 @@ void TunnelConnection::flush() {
 }
 
 void TunnelConnection::flushSoon() {
+  if (in_flush_) {
+    flush_again_ = true;  // the flush under way dispatches and writes out once more
+    return;
+  }
   if (flush_soon_) {
     return;
   }

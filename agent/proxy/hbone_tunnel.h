@@ -66,7 +66,8 @@ class TunnelConnection : public Deferred {
   // flush() after the current event batch, once however often asked: for ends that write and read
   // streams from their owners' handlers (agent/http/upstream_link.h), where a flush's events
   // would call back into an owner in the middle of its work; and for the relays' passes, so that
-  // what every stream queued in one round leaves in one TLS record and one socket write.
+  // what every stream queued in one round leaves in one TLS record and one socket write. Asked
+  // during a flush, that flush dispatches and writes once more instead.
   void flushSoon();
   void attach(hbone::StreamId id, TunnelStream* stream) { bridges_[id] = stream; }
   void detach(hbone::StreamId id) { bridges_.erase(id); }

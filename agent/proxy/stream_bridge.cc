@@ -178,9 +178,7 @@ void StreamBridge::pump() {
     reportLedger();
   }
   updateInterest();
-  // At once, not after the round as the HTTP relay's passes (StreamEnd::afterPass): deferred
-  // here, L4 saturation fell by a quarter with no fewer system calls (bench/README.md).
-  tunnel_->flush();
+  tunnel_->flushSoon();
 }
 
 // The first `n` bytes of up_ went onto the stream: the ledger keeps them until the peer's
