@@ -40,6 +40,7 @@ wait_for() {
 id=$(printf '%04x' $((RANDOM % 65536)))
 scratch=/tmp/ferry-demo-$id
 pids=()
+agent_pids=()
 cleanup() {
   local rc=$?
   # Stopping: a process may have exited already, and kill's status is not a failure. No successor
@@ -98,6 +99,7 @@ for node in 1 2; do
       --access-log=off
   ) >"$scratch/agent-node$node.log" 2>&1 &
   pids+=($!)
+  agent_pids+=($!)
 done
 for node in 1 2; do
   wait_for 30 "agent node$node is not ready (see $scratch/agent-node$node.log)" \
@@ -281,5 +283,10 @@ if grep -q '\.5432[ :]' "$capture"; then
 fi
 echo "  no packet on the bridge to or from db's own port 5432: only the tunnel crossed it"
 ok "the marker never appeared in clear on the bridge: the traffic was encrypted"
+
+# bench/text-order/run.sh reads which code the agents ran, while they still run.
+if [ -n "${FERRY_DEMO_AT_END:-}" ]; then
+  bash -c "$FERRY_DEMO_AT_END \"\$@\"" at-end "${agent_pids[@]}" || die "FERRY_DEMO_AT_END failed"
+fi
 
 say "Done in $(($(date +%s) - started)) s; tearing the cluster down"

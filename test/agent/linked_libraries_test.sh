@@ -8,8 +8,11 @@
 # cmake/static_deps_link.sh), OpenSSL, protobuf, nghttp2, yaml-cpp, libbpf, RE2 and Abseil are in
 # the binary itself and none of them may be a shared dependency. Its protobuf messages are
 # lite (no descriptors, no reflection: about 1 MiB of code), and with `relr` (agent/CMakeLists.txt,
-# FERRY_HAVE_RELR) its relative relocations are packed.
-# Usage: linked_libraries_test.sh FERRY_AGENT static|shared relr|rela
+# FERRY_HAVE_RELR) its relative relocations are packed and the code it runs at start-up and idle
+# comes first, in `.text.warm` (agent/warm_text.ld): at least half of what the script placed
+# when it was made must still be found there, or the script is stale (bench/text-order/run.sh
+# remakes it).
+# Usage: linked_libraries_test.sh FERRY_AGENT static|shared relr|rela [WARM_TEXT_LD]
 set -uo pipefail
 usage='usage: linked_libraries_test.sh FERRY_AGENT static|shared relr|rela'
 agent=${1:?$usage}
@@ -40,6 +43,21 @@ if [ "$relocs" = relr ] && ! grep -q '(RELR)' <<<"$dynamic"; then
   echo "FAIL: built with packed relocations (FERRY_HAVE_RELR), yet $agent has no DT_RELR"
   exit 1
 fi
+warm_note=''
+if [ "$relocs" = relr ]; then
+  script=${4:?$usage}
+  placed=$(grep -o 'warm_bytes=[0-9]*' "$script" | cut -d= -f2)
+  [ -n "$placed" ] || { echo "FAIL: $script names no warm_bytes"; exit 1; }
+  # readelf -SW: [Nr] Name Type Address Off Size ...
+  size=$(readelf -SW "$agent" | awk '{ for (i = 1; i <= NF; i++) if ($i == ".text.warm") print $(i + 4) }')
+  [ -n "$size" ] || { echo "FAIL: $agent has no .text.warm section (is $script linked?)"; exit 1; }
+  warm=$((16#$size))
+  if [ $((warm * 2)) -lt "$placed" ]; then
+    echo "FAIL: .text.warm holds $warm bytes of the $placed $script placed: stale, run bench/text-order/run.sh"
+    exit 1
+  fi
+  warm_note="; $warm bytes of code in .text.warm ($placed when the script was made)"
+fi
 if [ "$mode" = static ]; then
   if shared=$(grep -E "$static_libs" <<<"$out"); then
     echo "FAIL: linked static, yet the agent loads:"
@@ -56,4 +74,4 @@ else
     grep -q "$needed" <<<"$out" || { echo "FAIL: $needed missing from ldd's listing"; exit 1; }
   done
 fi
-echo "ok ($mode, $relocs): $(wc -l <<<"$out") shared libraries, none of gRPC's or libcurl's; protobuf lite"
+echo "ok ($mode, $relocs): $(wc -l <<<"$out") shared libraries, none of gRPC's or libcurl's; protobuf lite$warm_note"
