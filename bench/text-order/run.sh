@@ -27,15 +27,19 @@ queue=/sys/dev/block/$((dev >> 8)):$((dev & 255))
 [ -e "$queue/queue" ] || queue=$queue/..
 ra_file=$queue/queue/read_ahead_kb
 ra=$(cat "$ra_file")
-controller_pid='' agent_pid=''
+controller_pid='' agent_pid='' finished=0
+cp "$script" "$work/original.ld"
 cleanup() {
   echo "$ra" >"$ra_file"
+  # Stopped before the end: the list it started from is put back, not a partial one.
+  [ "$finished" = 1 ] || cp "$work/original.ld" "$script"
   [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
   [ -n "$controller_pid" ] && kill "$controller_pid" 2>/dev/null && wait "$controller_pid" 2>/dev/null
   "$build/test/harness/ferry-cluster" down "$id" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # The binary out of the page cache, and read-ahead off.
 cold() {
@@ -126,4 +130,5 @@ for round in 1 2 3 4; do
   cmp -s "$work/before.txt" "$work/after.txt" && break
 done
 ninja -C "$build" agent/ferry-agent >/dev/null
+finished=1
 echo "run.sh: wrote $script; the agent in $build is linked with it"
