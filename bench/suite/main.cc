@@ -26,6 +26,7 @@ constexpr char kUsage[] =
     "         [--l7-jwt=RS256|PS256|ES256|ES384]  (adds ferry_l7_jwt, ferry_l7_jwt_new)\n"
     "         [--profile=1]  (perf record of each case's proxies: <out>/profiles/)\n"
     "         [--syscalls=1]  (the proxies' system calls and EAGAIN failures per request)\n"
+    "         [--allocations=1]  (the proxies' calls to malloc per request; slows the run)\n"
     "       (root: builds a local cluster; see bench/README.md)\n";
 
 // 10,000 held connections are 20,000+ descriptors in one proxy (HAProxy's client side holds
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
   o.l7_jwt = flags.count("l7-jwt") ? flags["l7-jwt"] : "";
   o.profile = flags.count("profile") > 0 && flags["profile"] == "1";
   o.syscalls = flags.count("syscalls") > 0 && flags["syscalls"] == "1";
+  o.allocations = flags.count("allocations") > 0 && flags["allocations"] == "1";
   if (flags.count("agent-flags")) {
     o.agent_flags = absl::StrSplit(flags["agent-flags"], ',', absl::SkipEmpty());
   }

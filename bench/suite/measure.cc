@@ -58,17 +58,58 @@ void Suite::stopProfile(std::unique_ptr<harness::Process> perf) {
   }
 }
 
+namespace {
+// The C library this process (and every proxy started from the same system) maps.
+absl::StatusOr<std::string> libcPath() {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    const size_t slash = line.find('/');
+    if (slash != std::string::npos && absl::StrContains(line, "/libc.so")) {
+      return line.substr(slash);
+    }
+  }
+  return absl::NotFoundError("libc.so is not mapped in /proc/self/maps");
+}
+}  // namespace
+
+absl::Status Suite::addMallocProbe() {
+  auto listed = harness::runProcess({}, {"perf", "probe", "--list"}, absl::Seconds(60));
+  if (listed.ok() && listed->exit_code == 0 && absl::StrContains(listed->out, kMallocProbe)) {
+    return absl::OkStatus();
+  }
+  auto libc = libcPath();
+  if (!libc.ok()) {
+    return libc.status();
+  }
+  auto added =
+      harness::runProcess({}, {"perf", "probe", "-x", *libc, "--add", "malloc"}, absl::Seconds(60));
+  if (!added.ok()) {
+    return added.status();
+  }
+  if (added->exit_code != 0) {
+    return absl::InternalError(
+        absl::StrCat("perf probe -x ", *libc, " --add malloc: ", added->out, added->err));
+  }
+  malloc_probe_added_ = true;
+  return absl::OkStatus();
+}
+
 std::unique_ptr<harness::Process> Suite::startSyscallCount(const Case& c, const std::string& path) {
-  if (!options_.syscalls || c.proxies.empty()) {
+  if ((!options_.syscalls && !options_.allocations) || c.proxies.empty()) {
     return nullptr;
   }
   const std::string pids = absl::StrJoin(c.proxies, ",");
-  // Every call entered, and every call that returned -EAGAIN (-11).
-  auto perf = harness::spawnProcess(
-      {},
-      {"perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit",
-       "--filter", "ret == -11", "-p", pids, "-o", path},
-      path + ".log");
+  std::vector<std::string> argv = {"perf", "stat", "-x,"};
+  if (options_.allocations) {
+    argv.insert(argv.end(), {"-e", kMallocProbe});
+  }
+  if (options_.syscalls) {
+    // Every call entered, and every call that returned -EAGAIN (-11).
+    argv.insert(argv.end(), {"-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit",
+                             "--filter", "ret == -11"});
+  }
+  argv.insert(argv.end(), {"-p", pids, "-o", path});
+  auto perf = harness::spawnProcess({}, argv, path + ".log");
   if (!perf.ok()) {
     note(absl::StrCat(c.id, " perf stat: ", perf.status().message()));
     return nullptr;
@@ -89,7 +130,7 @@ void Suite::endSyscallCount(std::unique_ptr<harness::Process> perf, int round, c
   }
   // CSV lines "count,,event,...".
   std::ifstream in(path);
-  double entered = -1, eagain = -1;
+  double entered = -1, eagain = -1, mallocs = -1;
   for (std::string line; std::getline(in, line);) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ',');
     double n = 0;
@@ -100,14 +141,23 @@ void Suite::endSyscallCount(std::unique_ptr<harness::Process> perf, int round, c
       entered = n;
     } else if (f[2] == "raw_syscalls:sys_exit") {
       eagain = n;
+    } else if (f[2] == kMallocProbe) {
+      mallocs = n;
     }
   }
-  if (entered < 0 || eagain < 0 || requests <= 0) {
+  const bool missing =
+      (options_.syscalls && (entered < 0 || eagain < 0)) || (options_.allocations && mallocs < 0);
+  if (missing || requests <= 0) {
     note(absl::StrCat(c.id, " perf stat: no counts in ", path, ": ", perf->log()));
     return;
   }
-  row(round, c, prefix + "_syscalls_per_req", entered / requests);
-  row(round, c, prefix + "_eagain_per_req", eagain / requests);
+  if (options_.syscalls) {
+    row(round, c, prefix + "_syscalls_per_req", entered / requests);
+    row(round, c, prefix + "_eagain_per_req", eagain / requests);
+  }
+  if (options_.allocations) {
+    row(round, c, prefix + "_mallocs_per_req", mallocs / requests);
+  }
 }
 
 void Suite::measureLatency(int round, const Case& c) {

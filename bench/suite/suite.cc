@@ -105,6 +105,12 @@ spec:
 Suite::~Suite() {
   processes_.clear();
   mesh_.reset();
+  if (malloc_probe_added_) {
+    auto r = harness::runProcess({}, {"perf", "probe", "--del", kMallocProbe}, absl::Seconds(60));
+    if (!r.ok() || r->exit_code != 0) {
+      std::cerr << "bench: could not remove the uprobe " << kMallocProbe << " (perf probe --del)\n";
+    }
+  }
 }
 
 void Suite::note(const std::string& line) {
@@ -156,6 +162,11 @@ absl::Status Suite::setUp() {
         << (options_.agent_flags.empty() ? "(defaults)" : absl::StrJoin(options_.agent_flags, " "))
         << "\n";
 
+  if (options_.allocations) {
+    if (auto s = addMallocProbe(); !s.ok()) {
+      return s;
+    }
+  }
   e2e::MeshOptions mesh_options;
   mesh_options.nodes = 2;
   mesh_options.pods_per_node = 3;

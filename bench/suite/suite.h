@@ -20,6 +20,9 @@
 
 namespace ferry::bench {
 
+// The uprobe on libc's malloc that --allocations counts (`perf probe -x <libc> --add malloc`).
+inline constexpr char kMallocProbe[] = "probe_libc:malloc";
+
 struct SuiteOptions {
   std::string out_dir;
   std::string loadgen;  // the ferry-loadgen binary
@@ -47,6 +50,11 @@ struct SuiteOptions {
   // failed with EAGAIN: a read or write that found nothing to do). Counting costs little CPU,
   // but the figures of such a run are still kept apart from others.
   bool syscalls = false;
+  // Counts the proxies' calls to malloc during the same runs (`perf stat` of a uprobe on libc's
+  // malloc, which operator new and OpenSSL's allocations go through): rows
+  // <sat|conn>_mallocs_per_req. Each call then traps into the kernel, so the run is slow, but the
+  // count is exact.
+  bool allocations = false;
   // Extra ferry-agent flags for both nodes (e.g. --stream-resume=off), to compare a setting
   // against the default in runs side by side.
   std::vector<std::string> agent_flags;
@@ -94,16 +102,22 @@ class Suite {
   std::unique_ptr<harness::Process> startProfile(int round, const Case& c,
                                                  const std::string& measurement);
   void stopProfile(std::unique_ptr<harness::Process> perf);
-  // `perf stat` of the proxies' system calls into `path` (null: --syscalls is off).
+  // `perf stat` of the proxies' system calls and/or mallocs into `path` (null: --syscalls and
+  // --allocations are off).
   std::unique_ptr<harness::Process> startSyscallCount(const Case& c, const std::string& path);
-  // Stops it and writes <prefix>_syscalls_per_req and <prefix>_eagain_per_req.
+  // Stops it and writes <prefix>_syscalls_per_req and <prefix>_eagain_per_req, and/or
+  // <prefix>_mallocs_per_req.
   void endSyscallCount(std::unique_ptr<harness::Process> perf, int round, const Case& c,
                        const std::string& path, const std::string& prefix, double requests);
 
   void row(int round, const Case& c, const std::string& metric, double value);
   void note(const std::string& line);
 
+  // --allocations: adds the uprobe probe_libc:malloc unless it exists (then removed at the end).
+  absl::Status addMallocProbe();
+
   SuiteOptions options_;
+  bool malloc_probe_added_ = false;
   std::unique_ptr<e2e::Mesh> mesh_;
   std::vector<std::unique_ptr<harness::Process>> processes_;
   std::vector<Case> cases_;
