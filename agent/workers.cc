@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string>
 
+#include "accesslog/accesslog.h"
+
 namespace ferry::agent {
 
 Workers::Workers(int count) {
@@ -24,6 +26,9 @@ void Workers::start() {
     threads_.emplace_back([this, i] {
       std::string name = "ferry-w" + std::to_string(i);
       pthread_setname_np(pthread_self(), name.c_str());
+      // The access log lines of a round of events go out in one write before the loop waits.
+      accesslog::FileSink::deferFlushes();
+      loops_[i]->setBeforeWait(&accesslog::FileSink::flushDeferred);
       loops_[i]->run();
     });
   }

@@ -161,11 +161,11 @@ int EventLoop::runTimers() {
 }
 
 void EventLoop::runAfterBatch() {
-  std::vector<std::function<void()>> round;
-  round.swap(after_batch_);
-  for (auto& fn : round) {
+  running_after_batch_.swap(after_batch_);
+  for (auto& fn : running_after_batch_) {
     fn();
   }
+  running_after_batch_.clear();
 }
 
 void EventLoop::run() {
@@ -182,6 +182,9 @@ void EventLoop::run() {
     if (!after_batch_.empty()) {
       timeout = 0;  // queued since the last round (re-armed, or by timers): poll, then run
     }
+    if (before_wait_ != nullptr) {
+      before_wait_();
+    }
     int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout);
     if (n < 0) {
       if (errno == EINTR) {
@@ -197,6 +200,9 @@ void EventLoop::run() {
     deferred_.clear();
   }
   deferred_.clear();
+  if (before_wait_ != nullptr) {
+    before_wait_();
+  }
 }
 
 }  // namespace ferry::agent

@@ -61,6 +61,10 @@ class EventLoop {
   // socket (agent/http/upstream_link.h).
   void afterBatch(std::function<void()> fn) { after_batch_.push_back(std::move(fn)); }
   TimerId addTimer(std::chrono::milliseconds after, std::function<void()> fn);
+  // Runs `fn` on this loop's thread each time before the loop waits for events, and as it ends:
+  // for work that gathers what a round produced (accesslog::FileSink::flushDeferred). Set before
+  // run().
+  void setBeforeWait(void (*fn)()) { before_wait_ = fn; }
   void cancelTimer(TimerId id);
 
   void run();   // until stop()
@@ -81,6 +85,8 @@ class EventLoop {
   bool stop_requested_ = false;
   std::vector<std::unique_ptr<Deferred>> deferred_;
   std::vector<std::function<void()>> after_batch_;
+  std::vector<std::function<void()>> running_after_batch_;  // keeps its capacity across rounds
+  void (*before_wait_)() = nullptr;
   std::multimap<Clock::time_point, TimerId> timer_order_;
   std::map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers_;
   TimerId next_timer_ = 1;

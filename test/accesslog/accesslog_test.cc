@@ -1,10 +1,15 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "accesslog/accesslog.h"
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <thread>
 
 #include "nlohmann/json.hpp"
 #include "status_testing.h"
@@ -285,6 +290,47 @@ TEST_CASE("accesslog: the file sink writes one line per entry", "[accesslog]") {
   REQUIRE(std::count(text.begin(), text.end(), '\n') == 2);
   const auto first = text.substr(0, text.find('\n'));
   CHECK(json::parse(first)["source"]["workload"] == "line\nbreak");
+}
+
+// Bytes waiting in a pipe's read end.
+int pipeBytes(int fd) {
+  int n = -1;
+  REQUIRE(::ioctl(fd, FIONREAD, &n) == 0);
+  return n;
+}
+
+TEST_CASE("accesslog: a thread that defers flushes writes its lines at flushDeferred()",
+          "[accesslog]") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  std::FILE* file = ::fdopen(fds[1], "w");
+  REQUIRE(file != nullptr);
+  auto sink = std::make_shared<FileSink>(file);
+  const std::string line = toJson(requestEntry());
+  int deferred_before = -1, deferred_after = -1, at_once = -1;
+  std::thread worker([&] {
+    FileSink::deferFlushes();
+    sink->write(line);
+    sink->write(line);
+    deferred_before = pipeBytes(fds[0]);
+    FileSink::flushDeferred();
+    deferred_after = pipeBytes(fds[0]);
+    FileSink::flushDeferred();  // nothing waits: no second write
+  });
+  worker.join();
+  CHECK(deferred_before == 0);
+  CHECK(deferred_after == static_cast<int>(2 * (line.size() + 1)));
+  std::string got(2 * (line.size() + 1), '\0');
+  REQUIRE(::read(fds[0], got.data(), got.size()) == static_cast<ssize_t>(got.size()));
+  CHECK(got == line + "\n" + line + "\n");
+  std::thread other([&] {  // has not deferred: each line goes out as it is written
+    sink->write(line);
+    at_once = pipeBytes(fds[0]);
+  });
+  other.join();
+  CHECK(at_once == static_cast<int>(line.size() + 1));
+  std::fclose(file);
+  ::close(fds[0]);
 }
 
 }  // namespace

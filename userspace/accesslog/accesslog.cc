@@ -192,13 +192,36 @@ std::string toJson(const Entry& e) {
   return out;
 }
 
+namespace {
+thread_local bool t_defer_flushes = false;
+thread_local std::FILE* t_unflushed = nullptr;  // the stream this thread's waiting lines are in
+}  // namespace
+
 void FileSink::write(std::string_view line) {
-  // One lock around the line and its newline: workers log concurrently, lines never interleave.
+  // One lock around the line and its newline: workers log concurrently, lines never interleave
+  // (a full buffer is written out under the same lock).
   flockfile(file_);
   fwrite_unlocked(line.data(), 1, line.size(), file_);
   fputc_unlocked('\n', file_);
-  fflush_unlocked(file_);
+  if (!t_defer_flushes) {
+    fflush_unlocked(file_);
+  }
   funlockfile(file_);
+  if (t_defer_flushes && t_unflushed != file_) {
+    flushDeferred();  // another stream's lines first: at most one waits per thread
+    t_unflushed = file_;
+  }
+}
+
+void FileSink::deferFlushes() {
+  t_defer_flushes = true;
+}
+
+void FileSink::flushDeferred() {
+  if (t_unflushed != nullptr) {
+    std::fflush(t_unflushed);
+    t_unflushed = nullptr;
+  }
 }
 
 void MemorySink::write(std::string_view line) {

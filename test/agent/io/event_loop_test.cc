@@ -94,5 +94,24 @@ TEST_CASE("afterBatch: work a timer queues runs after the next poll, which does 
   CHECK_FALSE(hung);
 }
 
+int g_before_wait_calls = 0;
+
+TEST_CASE(
+    "setBeforeWait: the hook runs after a round's work, before the loop waits, and at its end",
+    "[event_loop]") {
+  g_before_wait_calls = 0;
+  EventLoop loop;
+  loop.setBeforeWait(+[] { ++g_before_wait_calls; });
+  int seen_by_timer = -1;
+  loop.addTimer(std::chrono::milliseconds(0), [&] {
+    seen_by_timer = g_before_wait_calls;
+    loop.stop();
+  });
+  loop.run();
+  REQUIRE(seen_by_timer >= 0);
+  // Once between the timer and the wait that stop() cut short, once as the loop ended.
+  CHECK(g_before_wait_calls == seen_by_timer + 2);
+}
+
 }  // namespace
 }  // namespace ferry::agent
