@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/telemetry/http_telemetry.h"
 
+#include <optional>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/telemetry/telemetry_peers.h"
@@ -19,7 +21,6 @@ PolicyOutcome l7Outcome(const http::RequestRecord& r) {
   // policy: it is reported under that flag, not as a policy denial.
   o.allowed = r.allowed || !r.response_flags.empty();
   o.policy = r.policy;
-  o.reason = r.reason;
   if (!r.policy.empty()) {
     o.action = o.allowed ? PolicyOutcome::Action::kAllow : PolicyOutcome::Action::kDeny;
     int rule = -1;
@@ -128,13 +129,21 @@ HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::Re
   r.response_bytes = record.response_body_bytes;
   r.duration = absl::FromChrono(record.duration);
 
-  auto incoming = trace::parseTraceparent(record.traceparent);
-  auto forwarded = trace::parseTraceparent(record.forwarded_traceparent);
+  // A request without the header (most) is not parsed: its failure would build an error Status
+  // per request.
+  auto parsed = [](std::string_view header) -> std::optional<trace::TraceContext> {
+    if (header.empty()) {
+      return std::nullopt;
+    }
+    auto context = trace::parseTraceparent(header);
+    return context.ok() ? std::optional(*context) : std::nullopt;
+  };
+  std::optional<trace::TraceContext> incoming = parsed(record.traceparent);
+  std::optional<trace::TraceContext> forwarded = parsed(record.forwarded_traceparent);
   // Forwarded: our span is the one the app saw. Not forwarded (denied, malformed): the span
   // this agent answered in.
-  trace::TraceContext ours =
-      forwarded.ok() ? *forwarded : forwardedTrace(record.traceparent, sampler);
-  setTrace(r, incoming.ok() ? &*incoming : nullptr, ours);
+  trace::TraceContext ours = forwarded ? *forwarded : forwardedTrace(record.traceparent, sampler);
+  setTrace(r, incoming ? &*incoming : nullptr, ours);
   if (!connection.destination.address.empty()) {
     // Istio's inbound cluster name: "inbound|<port>||".
     r.upstream_cluster = absl::StrCat(

@@ -58,7 +58,6 @@ struct PolicyOutcome {
   Action action = Action::kNone;  // the deciding policy's action; kNone: no policy decided
   std::string policy;             // "ns/name" of the deciding policy; empty: none
   int rule = -1;                  // index of the deciding rule in that policy; -1: none
-  std::string reason;             // human-readable, for the access log
 };
 
 struct ConnectionInfo {

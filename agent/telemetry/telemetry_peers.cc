@@ -108,7 +108,6 @@ void adoptBaggage(ConnectionInfo& info, const hbone::Baggage& b) {
 PolicyOutcome policyOutcome(const Decision& d) {
   PolicyOutcome o;
   o.allowed = d.allowed;
-  o.reason = d.reason;
   o.policy = d.policy;
   o.rule = d.rule;
   if (!d.policy.empty()) {

@@ -282,6 +282,15 @@ std::string Http1Filter::serializeRequest(const RequestView& view, std::string_v
   }
   const MessageHead& head = req_.head();
   std::string& o = out.to_upstream;
+  // One allocation for the head, not one per doubling as it is appended.
+  size_t bytes = head.method.size() + target.size() + 16;
+  for (const Header& h : view_headers_) {
+    bytes += h.name.size() + h.value.size() + 4;
+  }
+  for (const auto& [name, value] : edits_.additions()) {
+    bytes += name.size() + value.size() + 4;
+  }
+  o.reserve(o.size() + bytes);
   o.append(head.method).append(" ").append(target);
   o.append(head.version_minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
   for (const Header& h : view_headers_) {

@@ -86,7 +86,7 @@ struct AuthzDecision {
   bool allow = false;
   std::string policy;
   std::string rule;
-  std::string reason;  // for the access log: "denied by ns/name rule 0", ...
+  std::string reason;  // a refusal's, for its log line: "denied by ns/name rule 0", ...
   // A refusal's local reply, as Envoy answers: its status (403 policy, 429 rate limit, 401
   // refused JWT), its body (empty: denialBody(status)), the header fields it carries
   // (Retry-After, WWW-Authenticate), and Envoy's response flag for it ("RL"; empty: none).

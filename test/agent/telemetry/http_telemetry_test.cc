@@ -112,7 +112,6 @@ TEST_CASE("an allowed request reports peers, the L7 decision, sizes and the forw
   CHECK(r.connection.policy.action == PolicyOutcome::Action::kAllow);
   CHECK(r.connection.policy.policy == "default/allow-client");
   CHECK(r.connection.policy.rule == 1);
-  CHECK(r.connection.policy.reason == "allowed by default/allow-client rule 1");
   CHECK(r.policy_evaluated);
   CHECK(r.response_flags.empty());
   CHECK(r.method == "POST");
