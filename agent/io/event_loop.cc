@@ -41,6 +41,8 @@ EventLoop::EventLoop() {
     std::abort();
   }
   waker_ = std::make_unique<WakeHandler>(wake_fd_);
+  spare_order_.reserve(kSpareTimers);
+  spare_timers_.reserve(kSpareTimers);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = waker_.get();
@@ -93,8 +95,22 @@ void EventLoop::deleteLater(std::unique_ptr<Deferred> object) {
 EventLoop::TimerId EventLoop::addTimer(std::chrono::milliseconds after, std::function<void()> fn) {
   TimerId id = next_timer_++;
   auto when = Clock::now() + after;
-  timers_.emplace(id, std::make_pair(when, std::move(fn)));
-  timer_order_.emplace(when, id);
+  if (spare_order_.empty() || spare_timers_.empty()) {
+    timers_.emplace(id, std::make_pair(when, std::move(fn)));
+    timer_order_.emplace(when, id);
+    return id;
+  }
+  Timers::node_type timer = std::move(spare_timers_.back());
+  spare_timers_.pop_back();
+  timer.key() = id;
+  timer.mapped().first = when;
+  timer.mapped().second = std::move(fn);
+  timers_.insert(std::move(timer));
+  TimerOrder::node_type order = std::move(spare_order_.back());
+  spare_order_.pop_back();
+  order.key() = when;
+  order.mapped() = id;
+  timer_order_.insert(std::move(order));
   return id;
 }
 
@@ -106,11 +122,19 @@ void EventLoop::cancelTimer(TimerId id) {
   auto range = timer_order_.equal_range(it->second.first);
   for (auto o = range.first; o != range.second; ++o) {
     if (o->second == id) {
-      timer_order_.erase(o);
-      break;
+      recycle(timer_order_.extract(o), timers_.extract(it));
+      return;
     }
   }
   timers_.erase(it);
+}
+
+void EventLoop::recycle(TimerOrder::node_type order, Timers::node_type timer) {
+  timer.mapped().second = nullptr;  // what the function holds goes now, as an erase did
+  if (spare_order_.size() < kSpareTimers) {
+    spare_order_.push_back(std::move(order));
+    spare_timers_.push_back(std::move(timer));
+  }
 }
 
 void EventLoop::stop() {
@@ -148,13 +172,13 @@ int EventLoop::runTimers() {
       return static_cast<int>(wait);
     }
     TimerId id = first->second;
-    timer_order_.erase(first);
     auto it = timers_.find(id);
     if (it == timers_.end()) {
+      timer_order_.erase(first);
       continue;
     }
     auto fn = std::move(it->second.second);
-    timers_.erase(it);
+    recycle(timer_order_.extract(first), timers_.extract(it));
     fn();
   }
   return -1;

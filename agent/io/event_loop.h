@@ -87,8 +87,16 @@ class EventLoop {
   std::vector<std::function<void()>> after_batch_;
   std::vector<std::function<void()>> running_after_batch_;  // keeps its capacity across rounds
   void (*before_wait_)() = nullptr;
-  std::multimap<Clock::time_point, TimerId> timer_order_;
-  std::map<TimerId, std::pair<Clock::time_point, std::function<void()>>> timers_;
+  using TimerOrder = std::multimap<Clock::time_point, TimerId>;
+  using Timers = std::map<TimerId, std::pair<Clock::time_point, std::function<void()>>>;
+  // Keeps the nodes of a cancelled or fired timer (its function already gone) for addTimer:
+  // an HTTP request re-arms two timers, which then allocate nothing.
+  void recycle(TimerOrder::node_type order, Timers::node_type timer);
+  static constexpr size_t kSpareTimers = 64;
+  TimerOrder timer_order_;
+  Timers timers_;
+  std::vector<TimerOrder::node_type> spare_order_;
+  std::vector<Timers::node_type> spare_timers_;
   TimerId next_timer_ = 1;
   std::atomic<uint64_t> thread_id_{0};
 };

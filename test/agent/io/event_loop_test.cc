@@ -13,7 +13,9 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace ferry::agent {
 namespace {
@@ -111,6 +113,44 @@ TEST_CASE(
   REQUIRE(seen_by_timer >= 0);
   // Once between the timer and the wait that stop() cut short, once as the loop ended.
   CHECK(g_before_wait_calls == seen_by_timer + 2);
+}
+
+TEST_CASE("timers: cancelled and fired timers' nodes are reused, in deadline order, captures freed",
+          "[event_loop]") {
+  EventLoop loop;
+  std::string fired;
+  auto held = std::make_shared<int>(0);
+  // Round 1: three far timers cancelled (one holding `held`), one near timer fired.
+  std::vector<EventLoop::TimerId> far;
+  for (int i = 0; i < 3; ++i) {
+    far.push_back(loop.addTimer(std::chrono::hours(1), [&fired, held] { fired += "X"; }));
+  }
+  CHECK(held.use_count() == 4);
+  for (EventLoop::TimerId id : far) {
+    loop.cancelTimer(id);
+  }
+  CHECK(held.use_count() == 1);  // a cancelled timer's function is gone at once
+  loop.cancelTimer(far[0]);      // twice: nothing
+  // Round 2, on the recycled nodes: added out of order, they fire in deadline order.
+  loop.addTimer(std::chrono::milliseconds(2), [&] { fired += "b"; });
+  loop.addTimer(std::chrono::milliseconds(0), [&] { fired += "a"; });
+  const EventLoop::TimerId dropped =
+      loop.addTimer(std::chrono::milliseconds(1), [&] { fired += "never"; });
+  loop.addTimer(std::chrono::milliseconds(3), [&] {
+    fired += "c";
+    // Added while a timer fires, on the node it just gave back.
+    loop.addTimer(std::chrono::milliseconds(0), [&] {
+      fired += "d";
+      loop.stop();
+    });
+  });
+  loop.cancelTimer(dropped);
+  loop.addTimer(std::chrono::seconds(10), [&] {
+    fired += "timeout";
+    loop.stop();
+  });
+  loop.run();
+  CHECK(fired == "abcd");
 }
 
 }  // namespace
