@@ -95,8 +95,7 @@ for node in 1 2; do
       --cgroup="/sys/fs/cgroup/unified/ferry-$id/node$node" \
       --bpffs="/sys/fs/bpf/ferry-$id-node$node" --enroll-socket="$scratch/node$node-agent.sock" \
       --state-file="$scratch/node$node-pods.json" --admin-port=$((15000 + node * 100)) \
-      --metrics-address=127.0.0.1:$((15020 + node * 100)) --readiness-port=$((15021 + node * 100)) \
-      --access-log=off
+      --metrics-address=127.0.0.1:$((15020 + node * 100)) --readiness-port=$((15021 + node * 100))
   ) >"$scratch/agent-node$node.log" 2>&1 &
   pids+=($!)
   agent_pids+=($!)
