@@ -12,10 +12,14 @@ namespace {
 
 constexpr std::string_view kSpiffePrefix = "spiffe://";
 
-PolicyOutcome l7Outcome(const http::RequestRecord& r) {
-  PolicyOutcome o;
+// Assigns every field of `o`: a reused report keeps its capacity.
+void assignL7Outcome(const http::RequestRecord& r, PolicyOutcome& o) {
+  o.allowed = true;
+  o.action = PolicyOutcome::Action::kNone;
+  o.policy.clear();
+  o.rule = -1;
   if (!r.authorized) {
-    return o;  // refused before policy ran
+    return;  // refused before policy ran
   }
   // A request refused after policy with a flag of its own (a rate limit: "RL") was allowed by
   // policy: it is reported under that flag, not as a policy denial.
@@ -26,7 +30,6 @@ PolicyOutcome l7Outcome(const http::RequestRecord& r) {
     int rule = -1;
     o.rule = absl::SimpleAtoi(r.rule, &rule) ? rule : -1;
   }
-  return o;
 }
 
 // Envoy's flag names for what went wrong besides policy.
@@ -69,11 +72,13 @@ void setForwardedTrace(std::string_view incoming, const trace::TraceContext& our
 
 void setTrace(HttpRequestInfo& r, const trace::TraceContext* incoming,
               const trace::TraceContext& ours) {
-  r.trace_id = ours.traceIdHex();
-  r.span_id = ours.spanIdHex();
+  ours.assignTraceIdHex(r.trace_id);
+  ours.assignSpanIdHex(r.span_id);
   r.trace_sampled = ours.sampled();
   if (incoming != nullptr && incoming->trace_id == ours.trace_id) {
-    r.parent_span_id = incoming->spanIdHex();
+    incoming->assignSpanIdHex(r.parent_span_id);
+  } else {
+    r.parent_span_id.clear();
   }
 }
 
@@ -116,7 +121,13 @@ HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::Re
                                 const trace::Sampler& sampler) {
   HttpRequestInfo r;
   r.connection = connection;
-  r.connection.policy = l7Outcome(record);
+  fillHttpRequestInfo(record, sampler, r);
+  return r;
+}
+
+void fillHttpRequestInfo(const http::RequestRecord& record, const trace::Sampler& sampler,
+                         HttpRequestInfo& r) {
+  assignL7Outcome(record, r.connection.policy);
   r.policy_evaluated = record.authorized;
   r.response_flags = responseFlags(record);
   r.method = record.method;
@@ -144,13 +155,13 @@ HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::Re
   // this agent answered in.
   trace::TraceContext ours = forwarded ? *forwarded : forwardedTrace(record.traceparent, sampler);
   setTrace(r, incoming ? &*incoming : nullptr, ours);
-  if (!connection.destination.address.empty()) {
+  r.upstream_cluster.clear();
+  if (std::string_view address = r.connection.destination.address; !address.empty()) {
     // Istio's inbound cluster name: "inbound|<port>||".
-    r.upstream_cluster = absl::StrCat(
-        "inbound|",
-        connection.destination.address.substr(connection.destination.address.rfind(':') + 1), "||");
+    r.upstream_cluster.append("inbound|")
+        .append(address.substr(address.rfind(':') + 1))
+        .append("||");
   }
-  return r;
 }
 
 void HttpInboundReporter::report(const http::RequestRecord& record) {
@@ -159,7 +170,13 @@ void HttpInboundReporter::report(const http::RequestRecord& record) {
     connection_ = inboundHttpConnection(*state, *pod_, peer_);
     state_ = state;
   }
-  telemetry_.recordRequest(httpRequestInfo(connection_, record, telemetry_.sampler()));
+  // One report per worker thread, filled again for each request: its strings keep their
+  // capacity, so once they have grown a request's report allocates nothing (a report built
+  // afresh took a dozen allocations, a copy of the connection's peers among them).
+  thread_local HttpRequestInfo request;
+  request.connection = connection_;
+  fillHttpRequestInfo(record, telemetry_.sampler(), request);
+  telemetry_.recordRequest(request);
 }
 
 }  // namespace ferry::agent

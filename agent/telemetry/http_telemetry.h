@@ -55,6 +55,11 @@ HttpRequestInfo httpRequestInfo(const WorkloadState& state, const LocalPod& pod,
 // The same from inboundHttpConnection(...) computed before.
 HttpRequestInfo httpRequestInfo(const ConnectionInfo& connection, const http::RequestRecord& record,
                                 const trace::Sampler& sampler = {});
+// The same into `r`, whose connection part (all of r.connection but its policy) the caller set:
+// every other field is assigned, so a report reused for many requests keeps its strings'
+// capacity and nothing of an earlier request.
+void fillHttpRequestInfo(const http::RequestRecord& record, const trace::Sampler& sampler,
+                         HttpRequestInfo& r);
 
 // Reports an inbound connection's requests to `telemetry` against the state `workloads` holds.
 // The connection part is computed once per state snapshot, not per request (it looks the peers

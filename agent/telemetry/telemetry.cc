@@ -1,7 +1,9 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/telemetry/telemetry.h"
 
+#include <functional>
 #include <map>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -32,33 +34,39 @@ const char* actionName(PolicyOutcome::Action a) {
   return "none";
 }
 
+// Views into `p` and `cluster_name` (see metrics::PeerLabels).
 metrics::PeerLabels peerLabels(const TelemetryPeer& p, const std::string& cluster_name) {
+  std::string_view cluster = p.cluster;
+  if (cluster.empty() && !p.workload.empty()) {
+    cluster = cluster_name;
+  }
   return {.workload = p.workload,
           .workload_namespace = p.ns,
           .principal = p.principal,
           .app = p.app,
           .version = p.version,
-          .cluster = !p.cluster.empty() ? p.cluster : (p.workload.empty() ? "" : cluster_name),
+          .cluster = cluster,
           .canonical_service = p.canonical_service,
           .canonical_revision = p.canonical_revision};
 }
 
-metrics::ConnectionLabels connectionLabels(const ConnectionInfo& info, const std::string& protocol,
-                                           const std::string& flags,
+metrics::ConnectionLabels connectionLabels(const ConnectionInfo& info, std::string_view protocol,
+                                           std::string_view flags,
                                            const std::string& cluster_name) {
   metrics::ConnectionLabels l;
   l.reporter = info.reporter == TelemetryReporter::kSource ? metrics::Reporter::kSource
                                                            : metrics::Reporter::kDestination;
   l.source = peerLabels(info.source, cluster_name);
   l.destination = peerLabels(info.destination, cluster_name);
-  l.destination_service = info.destination_service;
+  std::string_view service = info.destination_service;
+  l.destination_service = service;
   // "name.ns.svc.<domain>": Istio's destination_service_name / _namespace.
-  size_t dot1 = info.destination_service.find('.');
-  if (dot1 != std::string::npos) {
-    l.destination_service_name = info.destination_service.substr(0, dot1);
-    size_t dot2 = info.destination_service.find('.', dot1 + 1);
-    l.destination_service_namespace = info.destination_service.substr(
-        dot1 + 1, dot2 == std::string::npos ? std::string::npos : dot2 - dot1 - 1);
+  size_t dot1 = service.find('.');
+  if (dot1 != std::string_view::npos) {
+    l.destination_service_name = service.substr(0, dot1);
+    size_t dot2 = service.find('.', dot1 + 1);
+    l.destination_service_namespace = service.substr(
+        dot1 + 1, dot2 == std::string_view::npos ? std::string_view::npos : dot2 - dot1 - 1);
   }
   l.request_protocol = protocol;
   l.mutual_tls = info.mtls;
@@ -66,10 +74,12 @@ metrics::ConnectionLabels connectionLabels(const ConnectionInfo& info, const std
   return l;
 }
 
+// Views into `p` (see accesslog::Entry).
 accesslog::Peer logPeer(const TelemetryPeer& p) {
   return {.workload = p.workload, .ns = p.ns, .principal = p.principal, .address = p.address};
 }
 
+// Views into `info` (see accesslog::Entry).
 accesslog::Entry logEntry(const ConnectionInfo& info, accesslog::Kind kind) {
   accesslog::Entry e;
   e.timestamp = absl::Now();
@@ -84,9 +94,7 @@ accesslog::Entry logEntry(const ConnectionInfo& info, accesslog::Kind kind) {
         info.policy.allowed ? accesslog::PolicyDecision::kAllow : accesslog::PolicyDecision::kDeny;
   }
   e.policy_name = info.policy.policy;
-  if (info.policy.rule >= 0) {
-    e.policy_rule = std::to_string(info.policy.rule);
-  }
+  e.policy_rule = info.policy.rule;
   return e;
 }
 
@@ -96,8 +104,9 @@ accesslog::Entry logEntry(const ConnectionInfo& info, accesslog::Kind kind) {
 class Telemetry::Decisions {
  public:
   void add(const PolicyOutcome& p) {
-    Key key{p.policy.empty() ? "none" : p.policy, actionName(p.action),
-            p.allowed ? "allow" : "deny"};
+    // Looked up by views: a series already counted (every one but the first) copies nothing.
+    KeyView key{p.policy.empty() ? std::string_view("none") : std::string_view(p.policy),
+                actionName(p.action), p.allowed ? "allow" : "deny"};
     absl::MutexLock lock(&mu_);
     auto it = counts_.find(key);
     if (it == counts_.end() && counts_.size() >= kMaxDecisionSeries) {
@@ -105,7 +114,7 @@ class Telemetry::Decisions {
       it = counts_.find(key);
     }
     if (it == counts_.end()) {
-      counts_.emplace(key, 1);
+      counts_.emplace(Key(key), 1);
     } else {
       ++it->second;
     }
@@ -128,8 +137,9 @@ class Telemetry::Decisions {
 
  private:
   using Key = std::tuple<std::string, std::string, std::string>;
+  using KeyView = std::tuple<std::string_view, std::string_view, std::string_view>;
   mutable absl::Mutex mu_;
-  std::map<Key, uint64_t> counts_ ABSL_GUARDED_BY(mu_);
+  std::map<Key, uint64_t, std::less<>> counts_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
@@ -252,7 +262,8 @@ void Telemetry::recordRequest(const HttpRequestInfo& r) {
   if (r.policy_evaluated) {
     recordDecision(r.connection);
   }
-  const std::string flags = r.connection.policy.allowed ? r.response_flags : "DENY";
+  const std::string_view flags =
+      r.connection.policy.allowed ? std::string_view(r.response_flags) : "DENY";
   if (exporter_) {
     metrics::RequestOutcome outcome{.response_code = r.response_code,
                                     .grpc_status = r.grpc_status,

@@ -36,7 +36,7 @@ Entry sampleEntry() {
   e.response_code = 200;
   e.policy_decision = ferry::accesslog::PolicyDecision::kAllow;
   e.policy_name = "default/reviews-viewer";
-  e.policy_rule = "0";
+  e.policy_rule = 0;
   e.method = "GET";
   e.path = "/reviews/0?user=\"jason\"&lang=en";
   e.authority = "reviews:9080";
@@ -66,7 +66,7 @@ std::string viaDom(const Entry& e) {
       {"path", e.path},
       {"policy_decision", "allow"},
       {"policy_name", e.policy_name},
-      {"policy_rule", e.policy_rule},
+      {"policy_rule", std::to_string(e.policy_rule)},
       {"reporter", "destination"},
       {"response_code", *e.response_code},
       {"response_flags", nullptr},

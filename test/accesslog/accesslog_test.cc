@@ -41,6 +41,7 @@ Entry requestEntry() {
       .policy_name = "demo/deny-admin",
       .trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
       .span_id = "00f067aa0ba902b7",
+      .policy_rule = 12,
       .response_flags = "RBAC",
   };
 }
@@ -67,6 +68,7 @@ TEST_CASE("accesslog: a request entry has every field", "[accesslog]") {
   CHECK(j["response_code"] == 403);
   CHECK(j["policy_decision"] == "deny");
   CHECK(j["policy_name"] == "demo/deny-admin");
+  CHECK(j["policy_rule"] == "12");  // a string, as Istio names rules
   CHECK(j["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736");
   CHECK(j["span_id"] == "00f067aa0ba902b7");
   CHECK(j["response_flags"] == "RBAC");
@@ -90,6 +92,7 @@ TEST_CASE("accesslog: a connection entry has the same shape with nulls", "[acces
   CHECK(j["response_code"].is_null());
   CHECK(j["policy_decision"] == "allow");
   CHECK(j["policy_name"].is_null());
+  CHECK(j["policy_rule"].is_null());
   CHECK(j["trace_id"].is_null());
   CHECK(j["bytes_sent"].get<uint64_t>() == std::numeric_limits<uint64_t>::max());
   CHECK(j["duration_ms"] == 0);
@@ -125,7 +128,8 @@ TEST_CASE("accesslog: hostile values stay inside their field on one line", "[acc
 
 TEST_CASE("accesslog: invalid UTF-8 is replaced, never thrown", "[accesslog]") {
   Entry e = requestEntry();
-  e.destination.workload = std::string("bad\xff\xfe", 5);
+  const std::string workload("bad\xff\xfe", 5);
+  e.destination.workload = workload;
   std::string line;
   REQUIRE_NOTHROW(line = toJson(e));
   const json j = json::parse(line);

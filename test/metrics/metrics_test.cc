@@ -90,7 +90,8 @@ TEST_CASE("label cardinality is bounded and what overflows is counted", "[metric
   Exporter& e = **exporter;
   for (int i = 0; i < 20; ++i) {
     ConnectionLabels l = webFromClient();
-    l.source.workload = absl::StrCat("churning-pod-", i);
+    const std::string workload = absl::StrCat("churning-pod-", i);
+    l.source.workload = workload;
     e.istio().recordRequest(l, {.response_code = 200});
   }
   std::string text = scrape(e);

@@ -2,6 +2,7 @@
 #include "trace/traceparent.h"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <random>
 #include <set>
 #include <string>
@@ -48,6 +49,15 @@ TEST_CASE("traceparent: valid headers parse to the spec's fields", "[trace]") {
     CHECK(ctx->spanIdHex() == row.span_id);
     CHECK(ctx->flags == row.flags);
     CHECK(ctx->sampled() == ((row.flags & kSampledFlag) != 0));
+    // Written over a string that held something longer: exactly the ids, nothing left over.
+    std::string reused = "text longer than any id, left from an earlier request's report";
+    ctx->assignTraceIdHex(reused);
+    CHECK(reused == row.trace_id);
+    ctx->assignSpanIdHex(reused);
+    CHECK(reused == row.span_id);
+    char flags[3];
+    std::snprintf(flags, sizeof(flags), "%02x", row.flags);
+    CHECK(ctx->format() == header("00", row.trace_id, row.span_id, flags));
   }
 }
 

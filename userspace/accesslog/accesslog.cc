@@ -1,6 +1,7 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "accesslog/accesslog.h"
 
+#include <charconv>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -171,7 +172,13 @@ std::string toJson(const Entry& e) {
   out += ',';
   appendField(out, "policy_name", e.policy_name);
   out += ',';
-  appendField(out, "policy_rule", e.policy_rule);
+  // A string, as Istio's policy rule names are.
+  char rule[16];
+  size_t rule_length = 0;
+  if (e.policy_rule >= 0) {
+    rule_length = std::to_chars(rule, rule + sizeof(rule), e.policy_rule).ptr - rule;
+  }
+  appendField(out, "policy_rule", std::string_view(rule, rule_length));
   out += ',';
   appendField(out, "reporter", reporterName(e.reporter));
   if (e.response_code) {

@@ -27,11 +27,13 @@ enum class Kind { kConnection, kRequest };
 enum class Reporter { kSource, kDestination };
 enum class PolicyDecision { kNone, kAllow, kDeny };
 
+// An entry is a view of one event: its text fields point into the reporter's own data and must
+// outlive only the log() or toJson() call, so that reporting a request copies none of it.
 struct Peer {
-  std::string workload;  // owning workload name ("reviews-v1"), or the pod name
-  std::string ns;
-  std::string principal;  // SPIFFE ID; empty for a plaintext peer
-  std::string address;    // "10.244.1.11:8080", "[fd00::1]:80"
+  std::string_view workload;  // owning workload name ("reviews-v1"), or the pod name
+  std::string_view ns;
+  std::string_view principal;  // SPIFFE ID; empty for a plaintext peer
+  std::string_view address;    // "10.244.1.11:8080", "[fd00::1]:80"
 };
 
 struct Entry {
@@ -39,18 +41,18 @@ struct Entry {
   Kind kind = Kind::kConnection;
   Reporter reporter = Reporter::kDestination;
   Peer source, destination;
-  std::string destination_service;  // "reviews.default.svc.cluster.local"; empty if none
-  uint64_t bytes_sent = 0;          // towards the client (downstream)
-  uint64_t bytes_received = 0;      // from the client
+  std::string_view destination_service;  // "reviews.default.svc.cluster.local"; empty if none
+  uint64_t bytes_sent = 0;               // towards the client (downstream)
+  uint64_t bytes_received = 0;           // from the client
   absl::Duration duration;
   std::optional<int> response_code;  // requests only
   PolicyDecision policy_decision = PolicyDecision::kNone;
-  std::string policy_name;              // "ns/name" of the deciding policy, if any
-  std::string trace_id, span_id;        // hex, from the request's traceparent
-  std::string parent_span_id;           // the caller's span; empty when this hop started the trace
-  std::string policy_rule;              // index of the deciding rule in policy_name; empty: none
-  std::string method, path, authority;  // requests only
-  std::string response_flags;           // Envoy-style ("UF", "DC"); empty: none
+  std::string_view policy_name;              // "ns/name" of the deciding policy, if any
+  std::string_view trace_id, span_id;        // hex, from the request's traceparent
+  std::string_view parent_span_id;           // the caller's span; empty when this hop started it
+  int policy_rule = -1;                      // index of the deciding rule in policy_name; -1: none
+  std::string_view method, path, authority;  // requests only
+  std::string_view response_flags;           // Envoy-style ("UF", "DC"); empty: none
 };
 
 // The JSON object for one entry, without a trailing newline. Values the peer controls (names,

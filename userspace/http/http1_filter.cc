@@ -369,7 +369,7 @@ void Http1Filter::flushLocalReplies(FilterOutput& out) {
     p.record.local_reply = true;
     emitRecord(p);
     const bool close = p.close_after;
-    pending_.pop_front();
+    pending_.erase(pending_.begin());
     if (close) {
       closeNow(out);
       return;
@@ -446,7 +446,7 @@ void Http1Filter::onUpstreamData(std::string_view data, FilterOutput& out) {
         if (switching_) {
           ++stats_.responses;
           emitRecord(pending_.front());
-          pending_.pop_front();
+          pending_.erase(pending_.begin());
           tunnel_ = true;
           awaiting_switch_ = false;
           out.to_downstream.append(in);
@@ -473,7 +473,7 @@ void Http1Filter::finishResponse(FilterOutput& out) {
   emitRecord(front);
   const bool was_switch_request = front.upgrade;
   const bool close = front.close_after;
-  pending_.pop_front();
+  pending_.erase(pending_.begin());
   if (close) {
     closeNow(out);
     return;
@@ -522,7 +522,7 @@ void Http1Filter::onUpstreamEof(FilterOutput& out) {
     resp_active_ = false;
     ++stats_.responses;
     emitRecord(pending_.front());
-    pending_.pop_front();
+    pending_.erase(pending_.begin());
     // Later requests can no longer be answered by this app connection.
     closeNow(out);
     return;

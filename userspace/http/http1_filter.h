@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -165,7 +164,9 @@ class Http1Filter {
 
   Http1Parser req_;
   Http1Parser resp_;
-  std::deque<Pending> pending_;
+  // Oldest first. A vector, not a deque: a deque of elements this large gives each its own
+  // block, allocated and freed per request, where the vector keeps its slots for the next one.
+  std::vector<Pending> pending_;
   std::string held_;                  // downstream bytes not yet parsed (paused)
   std::string authority_;             // the current request's, normalized (authority.h)
   std::vector<Header> view_headers_;  // reused per request: Host first, holding authority_

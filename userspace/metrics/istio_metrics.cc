@@ -8,8 +8,8 @@
 namespace ferry::metrics {
 namespace {
 
-std::string orUnknown(const std::string& value) {
-  return value.empty() ? "unknown" : value;
+std::string orUnknown(std::string_view value) {
+  return std::string(value.empty() ? "unknown" : value);
 }
 
 // Istio's default buckets for istio_request_duration_milliseconds.
@@ -44,40 +44,40 @@ prometheus::Labels overflowLabels(const prometheus::Labels& labels) {
 }
 
 void appendKeyPart(std::string& key, std::string_view part) {
-  key += std::to_string(part.size());
-  key += ':';
+  absl::StrAppend(&key, part.size(), ":");
   key += part;
 }
 
 void appendPeerKey(std::string& key, const PeerLabels& p) {
-  for (const std::string* part :
-       {&p.workload, &p.workload_namespace, &p.principal, &p.app, &p.version, &p.cluster,
-        &p.canonical_service, &p.canonical_revision}) {
-    appendKeyPart(key, *part);
+  for (std::string_view part : {p.workload, p.workload_namespace, p.principal, p.app, p.version,
+                                p.cluster, p.canonical_service, p.canonical_revision}) {
+    appendKeyPart(key, part);
   }
 }
 
 // Identifies the label set recordRequest() exports, without building it: every input, each
-// length-prefixed so that no two different inputs share a key.
-// A connection's label set as one string (requestKey() without the outcome): the key of the
-// cached TCP children.
-std::string connectionKey(const ConnectionLabels& l, absl::string_view outcome = "") {
-  std::string key;
-  key.reserve(512);
+// length-prefixed so that no two different inputs share a key. Without `outcome`: a connection's
+// label set, the key of the cached TCP children. Appended to `key`.
+void appendConnectionKey(std::string& key, const ConnectionLabels& l,
+                         absl::string_view outcome = "") {
   absl::StrAppend(&key, l.reporter == Reporter::kSource ? "s" : "d", l.mutual_tls ? "m" : "p",
                   outcome, "/");
   appendPeerKey(key, l.source);
   appendPeerKey(key, l.destination);
-  for (const std::string* part :
-       {&l.destination_service, &l.destination_service_name, &l.destination_service_namespace,
-        &l.request_protocol, &l.response_flags}) {
-    appendKeyPart(key, *part);
+  for (std::string_view part :
+       {l.destination_service, l.destination_service_name, l.destination_service_namespace,
+        l.request_protocol, l.response_flags}) {
+    appendKeyPart(key, part);
   }
-  return key;
 }
 
-std::string requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
-  return connectionKey(l, absl::StrCat(o.response_code, "/", o.grpc_status));
+// The key of a request's label set, built in a buffer each thread keeps: looking up a set
+// already cached (nearly every request) allocates nothing.
+const std::string& requestKey(const ConnectionLabels& l, const RequestOutcome& o) {
+  thread_local std::string key;
+  key.clear();
+  appendConnectionKey(key, l, absl::StrCat(o.response_code, "/", o.grpc_status));
+  return key;
 }
 
 }  // namespace
@@ -104,8 +104,8 @@ prometheus::Labels istioLabels(const ConnectionLabels& l) {
       {"destination_service", orUnknown(l.destination_service)},
       {"destination_service_name", orUnknown(l.destination_service_name)},
       {"destination_service_namespace", orUnknown(l.destination_service_namespace)},
-      {"request_protocol", l.request_protocol},
-      {"response_flags", l.response_flags},
+      {"request_protocol", std::string(l.request_protocol)},
+      {"response_flags", std::string(l.response_flags)},
       {"connection_security_policy", l.mutual_tls ? "mutual_tls" : "none"},
   };
 }
@@ -167,7 +167,9 @@ bool IstioMetrics::admit(const std::string& family, const prometheus::Labels& la
 }
 
 TcpConnectionMetrics IstioMetrics::openConnection(const ConnectionLabels& labels) {
-  std::string key = connectionKey(labels);
+  std::string key;
+  key.reserve(512);
+  appendConnectionKey(key, labels);
   TcpChildren children;
   bool cached = false;
   {
@@ -199,7 +201,7 @@ TcpConnectionMetrics IstioMetrics::openConnection(const ConnectionLabels& labels
 }
 
 void IstioMetrics::recordRequest(const ConnectionLabels& labels, const RequestOutcome& outcome) {
-  std::string key = requestKey(labels, outcome);
+  const std::string& key = requestKey(labels, outcome);
   RequestChildren children;
   bool cached = false;
   {
@@ -228,7 +230,7 @@ void IstioMetrics::recordRequest(const ConnectionLabels& labels, const RequestOu
     if (admitted) {
       absl::MutexLock lock(&mu_);
       if (request_children_.size() < limits_.max_label_sets) {
-        request_children_.emplace(std::move(key), children);
+        request_children_.emplace(key, children);
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -21,28 +22,30 @@ namespace ferry::metrics {
 
 enum class Reporter { kSource, kDestination };
 
-// Who talked to whom. Empty values are exported as "unknown", as Istio does.
+// Who talked to whom. Empty values are exported as "unknown", as Istio does. Views: what they
+// point into must outlive only the openConnection() or recordRequest() call they are passed to
+// (a report builds them from its own data without copying it).
 struct PeerLabels {
-  std::string workload;
-  std::string workload_namespace;
-  std::string principal;  // SPIFFE ID
-  std::string app;
-  std::string version;
-  std::string cluster;             // source_cluster / destination_cluster
-  std::string canonical_service;   // service.istio.io/canonical-name and its fallbacks
-  std::string canonical_revision;  // service.istio.io/canonical-revision and its fallbacks
+  std::string_view workload;
+  std::string_view workload_namespace;
+  std::string_view principal;  // SPIFFE ID
+  std::string_view app;
+  std::string_view version;
+  std::string_view cluster;             // source_cluster / destination_cluster
+  std::string_view canonical_service;   // service.istio.io/canonical-name and its fallbacks
+  std::string_view canonical_revision;  // service.istio.io/canonical-revision and its fallbacks
 };
 
 struct ConnectionLabels {
   Reporter reporter = Reporter::kDestination;
   PeerLabels source;
   PeerLabels destination;
-  std::string destination_service;  // FQDN, e.g. web.demo.svc.cluster.local
-  std::string destination_service_name;
-  std::string destination_service_namespace;
-  std::string request_protocol = "tcp";  // tcp | http | grpc
-  bool mutual_tls = true;                // connection_security_policy
-  std::string response_flags = "-";
+  std::string_view destination_service;  // FQDN, e.g. web.demo.svc.cluster.local
+  std::string_view destination_service_name;
+  std::string_view destination_service_namespace;
+  std::string_view request_protocol = "tcp";  // tcp | http | grpc
+  bool mutual_tls = true;                     // connection_security_policy
+  std::string_view response_flags = "-";
 };
 
 struct RequestOutcome {

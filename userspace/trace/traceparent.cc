@@ -39,14 +39,20 @@ bool decodeHex(std::string_view text, std::array<uint8_t, N>& out) {
   return true;
 }
 
+// Writes 2 * N lowercase hex digits at `out`.
 template <size_t N>
-std::string encodeHex(const std::array<uint8_t, N>& bytes) {
-  std::string out(2 * N, '0');
+void encodeHex(const std::array<uint8_t, N>& bytes, char* out) {
   for (size_t i = 0; i < N; ++i) {
     out[2 * i] = kHexDigits[bytes[i] >> 4];
     out[2 * i + 1] = kHexDigits[bytes[i] & 0xf];
   }
-  return out;
+}
+
+// Replaces `out` with the hex of `bytes`, in the capacity it has.
+template <size_t N>
+void assignHex(const std::array<uint8_t, N>& bytes, std::string& out) {
+  out.resize(2 * N);
+  encodeHex(bytes, out.data());
 }
 
 template <size_t N>
@@ -81,15 +87,31 @@ absl::BitGenRef defaultGen() {
 }  // namespace
 
 std::string TraceContext::traceIdHex() const {
-  return encodeHex(trace_id);
+  std::string out;
+  assignTraceIdHex(out);
+  return out;
 }
 std::string TraceContext::spanIdHex() const {
-  return encodeHex(span_id);
+  std::string out;
+  assignSpanIdHex(out);
+  return out;
+}
+void TraceContext::assignTraceIdHex(std::string& out) const {
+  assignHex(trace_id, out);
+}
+void TraceContext::assignSpanIdHex(std::string& out) const {
+  assignHex(span_id, out);
 }
 
 std::string TraceContext::format() const {
-  std::array<uint8_t, 1> f{flags};
-  return absl::StrCat("00-", traceIdHex(), "-", spanIdHex(), "-", encodeHex(f));
+  // "00-" trace-id "-" parent-id "-" flags, written in place: one allocation per header.
+  std::string out(kTraceparentLength, '-');
+  out[0] = '0';
+  out[1] = '0';
+  encodeHex(trace_id, &out[3]);
+  encodeHex(span_id, &out[3 + 2 * trace_id.size() + 1]);
+  encodeHex(std::array<uint8_t, 1>{flags}, &out[kTraceparentLength - 2]);
+  return out;
 }
 
 TraceContext TraceContext::child(absl::BitGenRef gen) const {

@@ -29,6 +29,10 @@ struct TraceContext {
   bool sampled() const { return (flags & kSampledFlag) != 0; }
   std::string traceIdHex() const;
   std::string spanIdHex() const;
+  // The same written over `out`, which keeps its capacity: a report reused for many requests
+  // does not allocate for them.
+  void assignTraceIdHex(std::string& out) const;
+  void assignSpanIdHex(std::string& out) const;
   // Always version 00: a vendor that knows only version 00 writes 00 when forwarding.
   std::string format() const;
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "agent/telemetry/telemetry_spans.h"
 #include "eventually.h"
@@ -93,6 +94,28 @@ http::RequestRecord allowedRecord() {
   return r;
 }
 
+// allowedRecord() denied by a policy, as gRPC, answered here and so never forwarded.
+http::RequestRecord deniedGrpcRecord() {
+  http::RequestRecord r = allowedRecord();
+  r.allowed = false;
+  r.policy = "default/deny-orders";
+  r.rule = "0";
+  r.status = 403;
+  r.local_reply = true;
+  r.grpc = true;
+  r.grpc_status = 7;
+  r.forwarded_traceparent.clear();
+  return r;
+}
+
+// Refused as malformed before policy ran: no policy, no trace, no method.
+http::RequestRecord malformedRecord() {
+  http::RequestRecord r;
+  r.status = 400;
+  r.local_reply = true;
+  return r;
+}
+
 TEST_CASE("an allowed request reports peers, the L7 decision, sizes and the forwarded span",
           "[telemetry]") {
   WorkloadState state(snapshot());
@@ -135,15 +158,7 @@ TEST_CASE("denied, malformed and untraced requests still get trace ids and the r
   WorkloadState state(snapshot());
   LocalPod pod = webPod();
 
-  http::RequestRecord denied = allowedRecord();
-  denied.allowed = false;
-  denied.policy = "default/deny-orders";
-  denied.rule = "0";
-  denied.status = 403;
-  denied.local_reply = true;
-  denied.grpc = true;
-  denied.grpc_status = 7;
-  denied.forwarded_traceparent.clear();  // never forwarded
+  http::RequestRecord denied = deniedGrpcRecord();
   HttpRequestInfo d = httpRequestInfo(state, pod, kPeer, denied);
   CHECK_FALSE(d.connection.policy.allowed);
   CHECK(d.connection.policy.action == PolicyOutcome::Action::kDeny);
@@ -155,9 +170,7 @@ TEST_CASE("denied, malformed and untraced requests still get trace ids and the r
   CHECK(d.span_id != kCallerSpan);
   CHECK(d.parent_span_id == kCallerSpan);
 
-  http::RequestRecord malformed;
-  malformed.status = 400;
-  malformed.local_reply = true;
+  http::RequestRecord malformed = malformedRecord();
   HttpRequestInfo m = httpRequestInfo(state, pod, kPeer, malformed);
   CHECK_FALSE(m.policy_evaluated);
   CHECK(m.connection.policy.allowed);
@@ -183,6 +196,67 @@ TEST_CASE("denied, malformed and untraced requests still get trace ids and the r
   CHECK(p.trace_id != "00000000000000000000000000000000");
   CHECK(p.trace_id.size() == 32);
   CHECK(p.parent_span_id.empty());
+}
+
+// Every field of two reports of the same request. Trace ids that a report draws at random
+// (a new trace; the span of a request not forwarded) are compared by shape only.
+void checkSameReport(const HttpRequestInfo& a, const HttpRequestInfo& b,
+                     const http::RequestRecord& record) {
+  auto connection = [](const HttpRequestInfo& r) {
+    return std::tie(r.connection.source.workload, r.connection.destination.address,
+                    r.connection.destination_service, r.upstream_cluster);
+  };
+  auto decision = [](const HttpRequestInfo& r) {
+    const PolicyOutcome& p = r.connection.policy;
+    return std::tie(p.allowed, p.action, p.policy, p.rule, r.policy_evaluated, r.response_flags);
+  };
+  auto request = [](const HttpRequestInfo& r) {
+    return std::tie(r.method, r.path, r.authority, r.protocol, r.response_code, r.grpc_status);
+  };
+  auto sizes = [](const HttpRequestInfo& r) {
+    return std::tie(r.request_bytes, r.response_bytes, r.duration, r.parent_span_id);
+  };
+  CHECK(connection(a) == connection(b));
+  CHECK(decision(a) == decision(b));
+  CHECK(request(a) == request(b));
+  CHECK(sizes(a) == sizes(b));
+  const bool continued = trace::parseTraceparent(record.traceparent).ok();
+  CHECK((a.trace_id == b.trace_id) == (continued || !record.forwarded_traceparent.empty()));
+  CHECK(a.trace_id.size() == 32);
+  if (!record.forwarded_traceparent.empty()) {
+    CHECK(a.span_id == b.span_id);
+    CHECK(a.trace_sampled == b.trace_sampled);
+  }
+  CHECK(a.span_id.size() == 16);
+}
+
+TEST_CASE("a report filled again for another request is the report built afresh for it",
+          "[telemetry]") {
+  WorkloadState state(snapshot());
+  const ConnectionInfo connection = inboundHttpConnection(state, webPod(), kPeer);
+
+  http::RequestRecord allowed = allowedRecord();
+  allowed.path = "/orders/with/a/path/longer/than/the/string/buffer/of/the/next/one";
+  http::RequestRecord limited = allowedRecord();
+  limited.allowed = false;
+  limited.response_flags = "RL";
+  limited.status = 429;
+  const std::vector<std::pair<std::string, http::RequestRecord>> records = {
+      {"allowed", allowed},
+      {"denied", deniedGrpcRecord()},
+      {"limited", limited},
+      {"malformed", malformedRecord()}};
+
+  for (const auto& [first_name, first] : records) {
+    for (const auto& [second_name, second] : records) {
+      INFO(first_name << " then " << second_name);
+      HttpRequestInfo reused;
+      reused.connection = connection;
+      fillHttpRequestInfo(first, {}, reused);
+      fillHttpRequestInfo(second, {}, reused);
+      checkSameReport(reused, httpRequestInfo(connection, second), second);
+    }
+  }
 }
 
 TEST_CASE("the trace hook forwards a child span and drops tracestate of a bad traceparent",
