@@ -3,23 +3,42 @@
 
 #include <algorithm>
 #include <initializer_list>
+#include <string_view>
 #include <tuple>
 
 namespace ferry::agent {
 namespace {
 
-std::string label(const model::Workload& w, const std::string& key) {
-  auto it = w.labels.find(key);
-  return it == w.labels.end() ? "" : it->second;
+// The label keys telemetry reads, made once: model::Labels is looked up by std::string, and a
+// key built from a literal at each lookup was an allocation (most keys are longer than a
+// string holds inline), several per connection and per routed request.
+struct LabelKeys {
+  std::string app = "app";
+  std::string version = "version";
+  std::string canonical_name = "service.istio.io/canonical-name";
+  std::string app_name = "app.kubernetes.io/name";
+  std::string canonical_revision = "service.istio.io/canonical-revision";
+  std::string app_version = "app.kubernetes.io/version";
+};
+
+const LabelKeys& labelKeys() {
+  static const LabelKeys* const keys = new LabelKeys();
+  return *keys;
 }
 
-std::string firstLabel(const model::Workload& w, std::initializer_list<const char*> keys) {
-  for (const char* key : keys) {
-    if (std::string v = label(w, key); !v.empty()) {
+std::string_view label(const model::Workload& w, const std::string& key) {
+  auto it = w.labels.find(key);
+  return it == w.labels.end() ? std::string_view() : std::string_view(it->second);
+}
+
+std::string_view firstLabel(const model::Workload& w,
+                            std::initializer_list<const std::string*> keys) {
+  for (const std::string* key : keys) {
+    if (std::string_view v = label(w, *key); !v.empty()) {
       return v;
     }
   }
-  return "";
+  return {};
 }
 
 std::string workloadName(const model::Workload& w) {
@@ -36,11 +55,11 @@ std::string namespaceOf(const std::string& principal) {
 }  // namespace
 
 std::pair<std::string, std::string> canonicalService(const model::Workload& w) {
-  std::string name =
-      firstLabel(w, {"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"});
-  std::string revision = firstLabel(
-      w, {"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"});
-  return {name.empty() ? workloadName(w) : name, revision.empty() ? "latest" : revision};
+  const LabelKeys& k = labelKeys();
+  std::string_view name = firstLabel(w, {&k.canonical_name, &k.app_name, &k.app});
+  std::string_view revision = firstLabel(w, {&k.canonical_revision, &k.app_version, &k.version});
+  return {name.empty() ? workloadName(w) : std::string(name),
+          std::string(revision.empty() ? "latest" : revision)};
 }
 
 std::string spiffeUri(const std::string& principal) {
@@ -56,8 +75,8 @@ TelemetryPeer workloadPeer(const model::Workload* w, const std::string& principa
     // Istio labels by owning workload (Deployment), not pod, which keeps series bounded.
     p.workload = workloadName(*w);
     p.ns = w->key.ns;
-    p.app = label(*w, "app");
-    p.version = label(*w, "version");
+    p.app = label(*w, labelKeys().app);
+    p.version = label(*w, labelKeys().version);
     std::tie(p.canonical_service, p.canonical_revision) = canonicalService(*w);
   }
   return p;
@@ -85,8 +104,8 @@ hbone::Baggage sourceBaggage(const WorkloadState& state, const LocalPod& pod,
     b.workload_kind =
         w->workload_name.empty() || w->workload_name == w->key.name ? "pod" : "deployment";
     std::tie(b.service, b.revision) = canonicalService(*w);
-    b.app = label(*w, "app");
-    b.version = label(*w, "version");
+    b.app = label(*w, labelKeys().app);
+    b.version = label(*w, labelKeys().version);
   } else {
     b.workload = pod.info.name;
     b.workload_kind = "pod";
