@@ -15,17 +15,21 @@ bool HeaderWaitQueue::enter(HeaderWaiter& w, int64_t cap) {
       }
       continue;  // `now` was reloaded
     }
-    if (waiters_.empty()) {
+    if (oldest_ == nullptr) {
       stats_.inc(stats_.http_headers_refused);
       return false;
     }
-    HeaderWaiter* oldest = waiters_.front();
+    HeaderWaiter* oldest = oldest_;
     leave(*oldest);
     stats_.inc(stats_.http_headers_evicted);
     oldest->evictForNewer();
     now = agent_waiting_.load(std::memory_order_relaxed);
   }
-  w.position_ = waiters_.insert(waiters_.end(), &w);
+  w.older_ = newest_;
+  w.newer_ = nullptr;
+  (newest_ != nullptr ? newest_->newer_ : oldest_) = &w;
+  newest_ = &w;
+  ++size_;
   w.waiting_ = true;
   stats_.inc(stats_.http_awaiting_headers);
   return true;
@@ -35,7 +39,10 @@ void HeaderWaitQueue::leave(HeaderWaiter& w) {
   if (!w.waiting_) {
     return;
   }
-  waiters_.erase(w.position_);
+  (w.older_ != nullptr ? w.older_->newer_ : oldest_) = w.newer_;
+  (w.newer_ != nullptr ? w.newer_->older_ : newest_) = w.older_;
+  w.older_ = w.newer_ = nullptr;
+  --size_;
   w.waiting_ = false;
   agent_waiting_.fetch_sub(1, std::memory_order_relaxed);
   stats_.inc(stats_.http_awaiting_headers, -1);

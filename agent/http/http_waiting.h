@@ -10,8 +10,8 @@
 // has none to close. Every worker keeps its own queue; the cap is counted over the agent.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <list>
 
 #include "agent/stats.h"
 
@@ -30,7 +30,10 @@ class HeaderWaiter {
  private:
   friend class HeaderWaitQueue;
   bool waiting_ = false;
-  std::list<HeaderWaiter*>::iterator position_;
+  // Neighbours in its worker's queue while waiting: the queue links its waiters through them
+  // rather than allocating a list node per request head awaited (one per keep-alive request).
+  HeaderWaiter* older_ = nullptr;
+  HeaderWaiter* newer_ = nullptr;
 };
 
 // One per worker thread; not thread-safe apart from the agent-wide count.
@@ -46,12 +49,14 @@ class HeaderWaitQueue {
   bool enter(HeaderWaiter& w, int64_t cap);
   // `w` is no longer waiting (its head came, or it closed). Harmless when it was not.
   void leave(HeaderWaiter& w);
-  size_t size() const { return waiters_.size(); }
+  size_t size() const { return size_; }
 
  private:
   std::atomic<int64_t>& agent_waiting_;
   Stats& stats_;
-  std::list<HeaderWaiter*> waiters_;  // oldest first
+  HeaderWaiter* oldest_ = nullptr;
+  HeaderWaiter* newest_ = nullptr;
+  size_t size_ = 0;
 };
 
 }  // namespace ferry::agent

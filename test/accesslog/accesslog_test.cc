@@ -207,13 +207,20 @@ TEST_CASE("accesslog: the logger writes each entry to the sink", "[accesslog]") 
   auto sink = std::make_shared<MemorySink>();
   auto logger = Logger::create(Config{}, sink);
   REQUIRE_OK(logger);
-  CHECK((*logger)->log(requestEntry()));
+  // A long line first: the next, shorter one is written whole and alone (the thread's buffer is
+  // reused, so nothing of the first may be left in it).
+  Entry request = requestEntry();
+  const std::string long_path = "/" + std::string(5000, 'p');
+  request.path = long_path;
+  CHECK((*logger)->log(request));
   Entry conn = requestEntry();
   conn.kind = Kind::kConnection;
   CHECK((*logger)->log(conn));
   const auto lines = sink->lines();
   REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == toJson(request));
   CHECK(json::parse(lines[0])["kind"] == "request");
+  CHECK(lines[1] == toJson(conn));
   CHECK(json::parse(lines[1])["kind"] == "connection");
   CHECK((*logger)->written() == 2);
   CHECK((*logger)->sampledOut() == 0);

@@ -148,10 +148,15 @@ const char* decisionName(PolicyDecision d) {
 }  // namespace
 
 std::string toJson(const Entry& e) {
-  // Every field is always present (null when unknown) so that downstream parsers see one shape.
-  // Keys in byte order, as the nlohmann object this replaced wrote them (its map sorts them).
   std::string out;
   out.reserve(768);
+  appendJson(out, e);
+  return out;
+}
+
+void appendJson(std::string& out, const Entry& e) {
+  // Every field is always present (null when unknown) so that downstream parsers see one shape.
+  // Keys in byte order, as the nlohmann object this replaced wrote them (its map sorts them).
   out += '{';
   appendField(out, "authority", e.authority);
   absl::StrAppend(&out, ",\"bytes_received\":", e.bytes_received, ",\"bytes_sent\":", e.bytes_sent,
@@ -196,7 +201,6 @@ std::string toJson(const Entry& e) {
   out += ',';
   appendField(out, "trace_id", e.trace_id);
   out += '}';
-  return out;
 }
 
 namespace {
@@ -285,7 +289,11 @@ bool Logger::log(const Entry& entry) {
     return false;
   }
   // Encoded outside any lock: the sink serializes its own writes.
-  sink_->write(toJson(entry));
+  // Encoded into a buffer each thread keeps: a line allocates nothing once it has grown.
+  thread_local std::string line;
+  line.clear();
+  appendJson(line, entry);
+  sink_->write(line);
   written_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

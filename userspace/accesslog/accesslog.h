@@ -58,6 +58,8 @@ struct Entry {
 // The JSON object for one entry, without a trailing newline. Values the peer controls (names,
 // addresses, flags) are escaped; bytes that are not UTF-8 become U+FFFD instead of failing.
 std::string toJson(const Entry& entry);
+// The same appended to `out`.
+void appendJson(std::string& out, const Entry& entry);
 
 class Sink {
  public:

@@ -279,6 +279,16 @@ TEST_CASE("the header wait queue keeps the agent under its cap, shedding the old
   CHECK(queue.enter(b, 3));
   CHECK(queue.enter(b, 3));  // already waiting: counted once
   CHECK(agent_waiting == 3);
+  // b left from the middle and came back as the newest: the oldest is now c, then d, then b.
+  FakeWaiter f, g;
+  REQUIRE(queue.enter(f, 3));
+  CHECK(c.evicted);
+  CHECK_FALSE(d.evicted);
+  REQUIRE(queue.enter(g, 3));
+  CHECK(d.evicted);
+  CHECK_FALSE(b.evicted);
+  CHECK(queue.size() == 3);
+  CHECK(stats.http_headers_evicted == 3);
 
   // Other workers hold the whole cap and this one has nobody to shed: refused.
   std::atomic<int64_t> busy_agent{5};
@@ -289,9 +299,10 @@ TEST_CASE("the header wait queue keeps the agent under its cap, shedding the old
   CHECK_FALSE(e.waiting());
   CHECK(other.http_headers_refused == 1);
   CHECK(busy_agent == 5);
-  for (FakeWaiter* w : {&b, &c, &d}) {
+  for (FakeWaiter* w : {&b, &c, &d, &f, &g}) {
     queue.leave(*w);
   }
+  CHECK(queue.size() == 0);
   CHECK(agent_waiting == 0);
   CHECK(stats.http_awaiting_headers == 0);
 }
