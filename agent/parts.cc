@@ -13,7 +13,8 @@ namespace ferry::agent {
 namespace {
 
 // State and certificates from ferry-controller, sharing one link.
-absl::Status controllerParts(const Config& config, AgentParts& parts) {
+absl::Status controllerParts(const Config& config, std::function<void()> after_certificates,
+                             AgentParts& parts) {
   auto client = controllerClientConfig(config.controller, config.node_name, config.trust_domain,
                                        config.bootstrap_token_file, config.controller_ca);
   if (!client.ok()) {
@@ -22,7 +23,7 @@ absl::Status controllerParts(const Config& config, AgentParts& parts) {
   auto link = std::make_shared<ControllerLink>(*std::move(client));
   static const controlplane::SystemClock kClock;
   auto certs = std::make_unique<ControllerCertificateStore>(link, kClock);
-  certs->startRefreshing(absl::Seconds(1));
+  certs->startRefreshing(absl::Seconds(1), std::move(after_certificates));
   parts.certs = std::move(certs);
   parts.state = std::make_unique<ControllerStateSource>(link, absl::Seconds(30));
   return absl::OkStatus();
@@ -30,7 +31,8 @@ absl::Status controllerParts(const Config& config, AgentParts& parts) {
 
 }  // namespace
 
-absl::StatusOr<AgentParts> buildParts(const Config& config) {
+absl::StatusOr<AgentParts> buildParts(const Config& config,
+                                      std::function<void()> after_certificates) {
   AgentParts parts;
   if (config.capture == "bpf") {
     auto capture = BpfCapture::start(config);
@@ -43,7 +45,7 @@ absl::StatusOr<AgentParts> buildParts(const Config& config) {
     parts.capture = std::make_unique<NoCapture>();
   }
   if (!config.controller.empty()) {
-    if (auto s = controllerParts(config, parts); !s.ok()) {
+    if (auto s = controllerParts(config, std::move(after_certificates), parts); !s.ok()) {
       return s;
     }
   } else if (!config.manifests_dir.empty()) {

@@ -37,12 +37,15 @@ ControllerCertificateStore::~ControllerCertificateStore() {
   }
 }
 
-void ControllerCertificateStore::startRefreshing(absl::Duration period) {
-  thread_ = std::thread([this, period] {
+void ControllerCertificateStore::startRefreshing(absl::Duration period,
+                                                 std::function<void()> after_install) {
+  thread_ = std::thread([this, period, after_install = std::move(after_install)] {
     std::unique_lock lock(stop_mu_);
     while (!stopping_) {
       lock.unlock();
-      refresh();
+      if (refresh() && after_install) {
+        after_install();
+      }
       lock.lock();
       stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(period), [this] { return stopping_; });
     }
@@ -203,12 +206,13 @@ absl::Status ControllerCertificateStore::renewLocked(Identity& id) {
   return absl::OkStatus();
 }
 
-void ControllerCertificateStore::refresh() {
+bool ControllerCertificateStore::refresh() {
   auto snap = link_->snapshot();
   if (!snap.has_value()) {
-    return;
+    return false;
   }
   std::lock_guard lock(mu_);
+  const uint64_t installs_before = stats_.issued + stats_.bundle_updates;
   applyBundleLocked(snap->trust_bundle_pem);
   std::set<std::string> local;
   for (const model::Workload& w : snap->workloads) {
@@ -234,6 +238,7 @@ void ControllerCertificateStore::refresh() {
   for (auto& [key, id] : identities_) {
     (void)renewLocked(id);  // failures are logged and retried with backoff
   }
+  return stats_.issued + stats_.bundle_updates != installs_before;
 }
 
 absl::StatusOr<std::shared_ptr<const tls::TlsContext>> ControllerCertificateStore::contextFor(

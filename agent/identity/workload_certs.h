@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,15 +41,17 @@ class ControllerCertificateStore : public CertificateStore {
                              controlplane::RenewalPolicy policy = {});
   ~ControllerCertificateStore() override;
 
-  // Runs refresh() every `period` on a background thread.
-  void startRefreshing(absl::Duration period);
+  // Runs refresh() every `period` on a background thread; after a pass that installed a
+  // certificate or a trust bundle, calls `after_install` there (if set).
+  void startRefreshing(absl::Duration period, std::function<void()> after_install = nullptr);
 
   absl::StatusOr<std::shared_ptr<const tls::TlsContext>> contextFor(
       const std::string& ns, const std::string& service_account) override;
 
   // One pass: applies the snapshot's trust bundle, issues certificates for local mesh pods'
-  // identities not seen yet, renews the ones due.
-  void refresh();
+  // identities not seen yet, renews the ones due. True when it installed a certificate or a new
+  // trust bundle.
+  bool refresh();
   WorkloadCertStats stats() const;
 
  private:
