@@ -266,14 +266,14 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   }
 }
 
-void Suite::noteRssByMapping(const Case& c) {
+void Suite::noteRssByMapping(const Case& c, const char* when) {
   constexpr size_t kShown = 25;
   auto by = rssKibByMapping(c.proxies.front());
   if (!by.ok()) {
-    note(absl::StrCat(c.id, " idle RSS by mapping: ", by.status().message()));
+    note(absl::StrCat(c.id, " ", when, " RSS by mapping: ", by.status().message()));
     return;
   }
-  std::string line = absl::StrCat(c.id, " idle RSS by mapping (KiB, proxy 1):");
+  std::string line = absl::StrCat(c.id, " ", when, " RSS by mapping (KiB, proxy 1):");
   long long rest = 0;
   for (size_t i = 0; i < by->size(); ++i) {
     if (i < kShown) {
@@ -307,7 +307,7 @@ void Suite::measureMemory(const Case& c) {
       peer ? std::min(options_.idle_connections, kPeerHeldConnections) : options_.idle_connections;
   auto idle = rssMean(rssBytes);
   auto idle_anon = rssMean(rssAnonBytes);
-  noteRssByMapping(c);
+  noteRssByMapping(c, "idle");
   auto holder =
       mesh_->cluster().spawn(c.client, {options_.loadgen, "hold", "--target=" + c.hold_target,
                                         absl::StrCat("--connections=", count)});
@@ -330,6 +330,9 @@ void Suite::measureMemory(const Case& c) {
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let buffers settle
   auto loaded = rssMean(rssBytes);
+  // Beside the idle one: what the held connections added, by mapping (code mapped back for
+  // them is in the per-connection figure too).
+  noteRssByMapping(c, "held");
   holder->reset();  // closes the connections
   std::this_thread::sleep_for(std::chrono::seconds(2));
   if (!loaded.ok()) {

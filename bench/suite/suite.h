@@ -95,8 +95,9 @@ class Suite {
   void measureThroughput(int round, const Case& c, int streams);
   void measureSaturation(int round, const Case& c, bool new_connections);
   void measureMemory(const Case& c);
-  // meta.txt: the idle RSS of the case's first proxy per mapped file, largest first.
-  void noteRssByMapping(const Case& c);
+  // meta.txt: the RSS of the case's first proxy per mapped file, largest first, idle or holding
+  // the idle connections.
+  void noteRssByMapping(const Case& c, const char* when);  // when: "idle", "held"
   // perf record on the case's proxies until the returned process is stopped (null: not
   // profiling, or a case without proxies).
   std::unique_ptr<harness::Process> startProfile(int round, const Case& c,
