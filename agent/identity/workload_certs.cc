@@ -212,7 +212,6 @@ bool ControllerCertificateStore::refresh() {
     return false;
   }
   std::lock_guard lock(mu_);
-  const uint64_t installs_before = stats_.issued + stats_.bundle_updates;
   applyBundleLocked(snap->trust_bundle_pem);
   std::set<std::string> local;
   for (const model::Workload& w : snap->workloads) {
@@ -238,7 +237,10 @@ bool ControllerCertificateStore::refresh() {
   for (auto& [key, id] : identities_) {
     (void)renewLocked(id);  // failures are logged and retried with backoff
   }
-  return stats_.issued + stats_.bundle_updates != installs_before;
+  const uint64_t installs = stats_.issued + stats_.bundle_updates;
+  const bool installed = installs != installs_reported_;
+  installs_reported_ = installs;
+  return installed;
 }
 
 absl::StatusOr<std::shared_ptr<const tls::TlsContext>> ControllerCertificateStore::contextFor(

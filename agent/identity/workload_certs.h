@@ -49,8 +49,8 @@ class ControllerCertificateStore : public CertificateStore {
       const std::string& ns, const std::string& service_account) override;
 
   // One pass: applies the snapshot's trust bundle, issues certificates for local mesh pods'
-  // identities not seen yet, renews the ones due. True when it installed a certificate or a new
-  // trust bundle.
+  // identities not seen yet, renews the ones due. True when a certificate or a new trust bundle
+  // was installed since the previous pass: by this one, or by contextFor on first use.
   bool refresh();
   WorkloadCertStats stats() const;
 
@@ -81,6 +81,7 @@ class ControllerCertificateStore : public CertificateStore {
   std::string active_root_pem_;
   std::shared_ptr<const tls::TrustBundle> bundle_;
   WorkloadCertStats stats_;
+  uint64_t installs_reported_ = 0;  // issued + bundle_updates when refresh() last returned
   std::atomic<std::shared_ptr<const Map>> contexts_{std::make_shared<const Map>()};
 
   std::mutex stop_mu_;

@@ -150,6 +150,16 @@ TEST_CASE("workload certs: a root rotation widens the bundle and re-issues from 
   REQUIRE_OK(certs.contextFor("demo", "web"));
 }
 
+TEST_CASE("workload certs: a certificate made on first use is reported by the next pass") {
+  Fixture f;
+  ControllerCertificateStore certs(f.link, f.clock);
+  REQUIRE_OK(certs.contextFor("demo", "web"));  // issued on the caller's thread
+  REQUIRE(certs.stats().issued == 1);
+  CHECK(certs.refresh());  // it installed nothing itself, but one was installed since
+  CHECK(certs.stats().issued == 1);
+  CHECK_FALSE(certs.refresh());
+}
+
 TEST_CASE("workload certs: the refreshing thread calls its hook after a round that installed") {
   Fixture f;
   ControllerCertificateStore certs(f.link, f.clock);
