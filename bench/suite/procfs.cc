@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "process/smaps.h"
 
 namespace ferry::bench {
 namespace {
@@ -83,24 +84,15 @@ absl::StatusOr<long long> rssAnonKibFromStatus(const std::string& status) {
 
 absl::StatusOr<std::vector<std::pair<std::string, long long>>> rssKibByMappingFromSmaps(
     const std::string& smaps) {
-  std::map<std::string, long long> kib;
-  std::string current;
-  bool any = false;
-  for (absl::string_view line : absl::StrSplit(smaps, '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    // A mapping's header starts with its address range "start-end"; its fields end in ':'.
-    if (!f.empty() && f[0].find('-') != absl::string_view::npos && f[0].back() != ':') {
-      current = f.size() >= 6 ? std::string(f[5].substr(f[5].rfind('/') + 1)) : "[anon]";
-      continue;
-    }
-    long long value = 0;
-    if (f.size() >= 2 && f[0] == "Rss:" && absl::SimpleAtoi(f[1], &value)) {
-      kib[current] += value;
-      any = true;
-    }
+  auto mappings = process::parseSmaps(smaps);
+  if (!mappings.ok()) {
+    return mappings.status();
   }
-  if (!any) {
-    return absl::InvalidArgumentError("no Rss lines: not /proc/<pid>/smaps text");
+  std::map<std::string, long long> kib;
+  for (const process::SmapsMapping& m : *mappings) {
+    // A file by its base name; the kernel's own names ("[heap]", "[stack]") as they are.
+    const std::string name = m.path.empty() ? "[anon]" : m.path.substr(m.path.rfind('/') + 1);
+    kib[name] += static_cast<long long>(m.rss_kib);
   }
   std::vector<std::pair<std::string, long long>> out(kib.begin(), kib.end());
   std::stable_sort(out.begin(), out.end(),

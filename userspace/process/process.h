@@ -39,7 +39,8 @@ struct UnmappedPages {
 // A private mapping that holds a page the process wrote (relocated data made read-only
 // afterwards, a debugger's breakpoint) is left whole: unmapping it would put the file's bytes
 // back in place of the written ones. Only private mappings of regular paths are touched: not the
-// vDSO, not shared mappings (BPF maps, rings). An error only when /proc/self/smaps cannot be read.
+// vDSO, not shared mappings (BPF maps, rings). An error only when /proc/self/smaps cannot be read
+// or parsed (process/smaps.h).
 // Not while another thread loads or unloads a library (dlopen, dlclose): a mapping read from
 // smaps could be replaced before it is unmapped. A page mapped back is read from the file as it
 // is then: a binary or library rewritten in place, rather than replaced by a rename as package
