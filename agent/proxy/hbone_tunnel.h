@@ -212,7 +212,9 @@ class StreamBridge : public Deferred, public TunnelStream {
   std::function<void(bool)> on_connected_;
   ConnectionTelemetry telemetry_;
   std::unique_ptr<ResumableSide> resume_;
-  std::optional<HandedStream> resuming_;  // client: waiting for the answer to a resume
+  // Client: waiting for the answer to a resume (only in an upgrade: allocated then, so an idle
+  // bridge does not carry its 320 bytes).
+  std::unique_ptr<HandedStream> resuming_;
   std::chrono::steady_clock::time_point resume_deadline_{};
   int resume_attempt_ = 0;
   int64_t ledger_reported_ = 0;  // this bridge's part of the resume_ledger_bytes gauge

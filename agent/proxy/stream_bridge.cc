@@ -218,13 +218,13 @@ void StreamBridge::resumeOf(HandedStream stream, std::chrono::steady_clock::time
   resume_deadline_ = deadline;
   resume_attempt_ = attempt;
   opened_ = false;  // not a byte either way before the answer
-  resuming_ = std::move(stream);
+  resuming_ = std::make_unique<HandedStream>(std::move(stream));
   resuming_->app_fd = -1;  // the socket is sock_ now
   ctx_.resuming_bridges.insert(this);
 }
 
 HandedStream StreamBridge::abandonResume() {
-  HandedStream stream = *std::move(resuming_);
+  HandedStream stream = std::move(*resuming_);
   resuming_.reset();
   ctx_.resuming_bridges.erase(this);
   // FRSM, not CANCEL: if the destination already continued the stream, it parks it again.
@@ -267,7 +267,7 @@ bool StreamBridge::continueFrom(HandedStream stream, uint64_t peer_delivered) {
 }
 
 void StreamBridge::onResumeAnswer(int status) {
-  HandedStream stream = *std::move(resuming_);
+  HandedStream stream = std::move(*resuming_);
   resuming_.reset();
   ctx_.resuming_bridges.erase(this);
   ctx_.shared.streams_in_resume.fetch_sub(1);
@@ -389,7 +389,7 @@ void StreamBridge::onTunnelClosed(uint32_t error_code) {
 void StreamBridge::onTunnelFailed() {
   if (resuming_) {
     // The connection carrying the resume went away before the answer: try another.
-    HandedStream stream = *std::move(resuming_);
+    HandedStream stream = std::move(*resuming_);
     resuming_.reset();
     ctx_.resuming_bridges.erase(this);
     ctx_.shared.streams_in_resume.fetch_sub(1);

@@ -1,12 +1,15 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/telemetry/telemetry.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <string_view>
 #include <tuple>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -142,6 +145,80 @@ class Telemetry::Decisions {
   std::map<Key, uint64_t, std::less<>> counts_ ABSL_GUARDED_BY(mu_);
 };
 
+// The ConnectionInfos of open connections, each kept once (addresses aside) and shared by every
+// connection with the same peers, service and decision. A connection drops its share when it
+// ends; an entry only the table still holds is dropped when the table next grows past twice what
+// it held after its last pruning. Past kMaxShared entries, a connection gets a copy of its own.
+class Telemetry::SharedInfos {
+ public:
+  static constexpr size_t kMaxShared = 1 << 16;
+  static constexpr size_t kPruneAtLeast = 64;
+
+  std::shared_ptr<const ConnectionInfo> intern(const ConnectionInfo& info) {
+    absl::MutexLock lock(&mu_);
+    if (auto it = infos_.find(info); it != infos_.end()) {
+      return *it;
+    }
+    if (infos_.size() >= prune_at_) {
+      absl::erase_if(infos_, [](const auto& shared) { return shared.use_count() == 1; });
+      prune_at_ = std::max(kPruneAtLeast, 2 * infos_.size());
+    }
+    auto shared = std::make_shared<ConnectionInfo>(info);
+    shared->source.address.clear();
+    shared->destination.address.clear();
+    if (infos_.size() < kMaxShared) {
+      infos_.insert(shared);
+    }
+    return shared;
+  }
+
+  SharedInfoCounts counts() const {
+    absl::MutexLock lock(&mu_);
+    const auto in_use = std::count_if(infos_.begin(), infos_.end(),
+                                      [](const auto& s) { return s.use_count() > 1; });
+    return {.in_use = static_cast<size_t>(in_use), .kept = infos_.size()};
+  }
+
+ private:
+  // Every field but the two addresses. A field added to ConnectionInfo, TelemetryPeer or
+  // PolicyOutcome must be added here, or connections that differ in it would share one entry:
+  // the sizes below stop the build until it is.
+  static auto peerFields(const TelemetryPeer& p) {
+    static_assert(sizeof(TelemetryPeer) == 9 * sizeof(std::string));
+    return std::tie(p.workload, p.ns, p.principal, p.app, p.version, p.canonical_service,
+                    p.canonical_revision, p.cluster);
+  }
+  static auto fields(const ConnectionInfo& i) {
+    static_assert(sizeof(PolicyOutcome) == 2 * sizeof(int) + sizeof(std::string) + 8);
+    static_assert(sizeof(ConnectionInfo) ==
+                  8 + 2 * sizeof(TelemetryPeer) + sizeof(std::string) + 8 + sizeof(PolicyOutcome));
+    return std::tuple_cat(std::tie(i.reporter), peerFields(i.source), peerFields(i.destination),
+                          std::tie(i.destination_service, i.mtls, i.policy.allowed, i.policy.action,
+                                   i.policy.policy, i.policy.rule));
+  }
+  static const ConnectionInfo& deref(const ConnectionInfo& i) { return i; }
+  static const ConnectionInfo& deref(const std::shared_ptr<const ConnectionInfo>& i) { return *i; }
+  struct Hash {
+    using is_transparent = void;
+    template <typename T>
+    size_t operator()(const T& i) const {
+      return absl::HashOf(fields(deref(i)));
+    }
+  };
+  struct Equal {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return fields(deref(a)) == fields(deref(b));
+    }
+  };
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<std::shared_ptr<const ConnectionInfo>, Hash, Equal> infos_
+      ABSL_GUARDED_BY(mu_);
+  size_t prune_at_ ABSL_GUARDED_BY(mu_) = kPruneAtLeast;
+};
+
 absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
     const TelemetryConfig& config, std::shared_ptr<accesslog::Sink> sink) {
   std::unique_ptr<Telemetry> t(new Telemetry());
@@ -151,6 +228,7 @@ absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
   }
   t->access_log_ = *std::move(log);
   t->decisions_ = std::make_unique<Decisions>();
+  t->shared_infos_ = std::make_unique<SharedInfos>();
   t->cluster_name_ = config.cluster_name;
   if (!config.metrics_address.empty()) {
     t->exporter_ = metrics::Exporter::create(config.limits);
@@ -225,6 +303,10 @@ int Telemetry::metricsFd() const {
   return metrics_server_ ? metrics_server_->fd() : -1;
 }
 
+Telemetry::SharedInfoCounts Telemetry::sharedConnectionInfos() const {
+  return shared_infos_->counts();
+}
+
 void Telemetry::stopMetricsServer() {
   metrics_server_.reset();
 }
@@ -241,7 +323,9 @@ ConnectionTelemetry Telemetry::openConnection(const ConnectionInfo& info) {
   recordDecision(info);
   ConnectionTelemetry conn;
   conn.telemetry_ = this;
-  conn.info_ = info;
+  conn.info_ = shared_infos_->intern(info);
+  conn.source_address_ = info.source.address;
+  conn.destination_address_ = info.destination.address;
   conn.started_ = std::chrono::steady_clock::now();
   conn.start_time_ = absl::Now();
   if (exporter_) {
@@ -293,7 +377,9 @@ void Telemetry::recordRequest(const HttpRequestInfo& r) {
 }
 
 void Telemetry::logConnection(const ConnectionTelemetry& conn, const ConnectionEnd& end) {
-  accesslog::Entry e = logEntry(conn.info_, accesslog::Kind::kConnection);
+  accesslog::Entry e = logEntry(*conn.info_, accesslog::Kind::kConnection);
+  e.source.address = conn.source_address_;
+  e.destination.address = conn.destination_address_;
   e.timestamp = conn.start_time_;
   e.bytes_received = end.bytes_from_source;
   e.bytes_sent = end.bytes_to_source;
@@ -311,6 +397,8 @@ ConnectionTelemetry& ConnectionTelemetry::operator=(ConnectionTelemetry&& other)
     close({.reset = true});
     telemetry_ = std::exchange(other.telemetry_, nullptr);
     info_ = std::move(other.info_);
+    source_address_ = std::move(other.source_address_);
+    destination_address_ = std::move(other.destination_address_);
     counters_ = other.counters_;
     started_ = other.started_;
     start_time_ = other.start_time_;

@@ -105,6 +105,10 @@ class Telemetry;
 
 // One open TCP connection's metrics. Move-only; close() once, when both directions are done
 // (destroying an open one closes it as reset). The Telemetry must outlive it.
+//
+// It holds its peers' addresses and a ConnectionInfo shared with every open connection that has
+// the same peers, service and decision (Telemetry interns them): an idle connection is memory
+// the agent keeps for as long as the app does, and 20 strings of it were the same in each.
 class ConnectionTelemetry {
  public:
   ConnectionTelemetry() = default;
@@ -119,7 +123,9 @@ class ConnectionTelemetry {
  private:
   friend class Telemetry;
   Telemetry* telemetry_ = nullptr;
-  ConnectionInfo info_;
+  std::shared_ptr<const ConnectionInfo> info_;  // addresses empty: they are the two below
+  std::string source_address_;
+  std::string destination_address_;
   metrics::TcpConnectionMetrics counters_;
   std::chrono::steady_clock::time_point started_;
   absl::Time start_time_;
@@ -166,6 +172,14 @@ class Telemetry {
   const trace::Sampler& sampler() const { return sampler_; }
   // Null without a trace endpoint.
   trace::SpanExporter* spanExporter() { return spans_.get(); }
+  // ConnectionInfos (addresses aside) the open connections share: one per distinct set of
+  // peers, service and decision in use; kept includes those no connection holds any more, until
+  // the table is next pruned (for tests).
+  struct SharedInfoCounts {
+    size_t in_use = 0;
+    size_t kept = 0;
+  };
+  SharedInfoCounts sharedConnectionInfos() const;
 
  private:
   friend class ConnectionTelemetry;
@@ -179,6 +193,8 @@ class Telemetry {
   std::unique_ptr<accesslog::Logger> access_log_;
   class Decisions;
   std::unique_ptr<Decisions> decisions_;
+  class SharedInfos;
+  std::unique_ptr<SharedInfos> shared_infos_;
   trace::Sampler sampler_;
   std::unique_ptr<trace::SpanExporter> spans_;
 };

@@ -14,6 +14,7 @@
 
 namespace ferry::hbone {
 
+// Views valid during the accept callback only (the baggage's text is dropped after it).
 struct StreamRequest {
   StreamId id;
   const tls::SpiffeId& peer;   // verified from the peer's certificate chain

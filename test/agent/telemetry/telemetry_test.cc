@@ -73,6 +73,62 @@ TEST_CASE("connections count opened, closed and bytes with Istio labels", "[tele
   CHECK(j["source"]["principal"] == "spiffe://cluster.local/ns/default/sa/client");
 }
 
+TEST_CASE("open connections with the same peers share one record and keep their own addresses",
+          "[telemetry]") {
+  auto sink = std::make_shared<accesslog::MemorySink>();
+  auto t = Telemetry::create({.metrics_address = "127.0.0.1:0"}, sink);
+  REQUIRE_OK(t);
+  std::vector<ConnectionTelemetry> open;
+  for (int port = 40000; port < 40100; ++port) {
+    ConnectionInfo info = inboundInfo();
+    info.source.address = absl::StrCat("10.244.1.11:", port);
+    open.push_back((*t)->openConnection(info));
+  }
+  CHECK((*t)->sharedConnectionInfos().in_use == 1);
+
+  // Any other field makes another record: a principal, a decision, a peer's label.
+  ConnectionInfo other_principal = inboundInfo();
+  other_principal.source.principal = "spiffe://cluster.local/ns/default/sa/other";
+  ConnectionInfo other_rule = inboundInfo();
+  other_rule.policy.rule = 1;
+  ConnectionInfo other_version = inboundInfo();
+  other_version.destination.version = "v2";
+  ConnectionInfo source_side = inboundInfo();
+  source_side.reporter = TelemetryReporter::kSource;
+  for (const ConnectionInfo& info : {other_principal, other_rule, other_version, source_side}) {
+    open.push_back((*t)->openConnection(info));
+  }
+  CHECK((*t)->sharedConnectionInfos().in_use == 5);
+
+  for (ConnectionTelemetry& c : open) {
+    c.close({.bytes_from_source = 1});
+  }
+  auto lines = sink->lines();
+  REQUIRE(lines.size() == 104);
+  for (int i = 0; i < 100; ++i) {
+    auto j = nlohmann::json::parse(lines[i]);
+    CHECK(j["source"]["address"] == absl::StrCat("10.244.1.11:", 40000 + i));
+    CHECK(j["destination"]["address"] == "10.244.2.11:8080");
+    CHECK(j["source"]["principal"] == "spiffe://cluster.local/ns/default/sa/client");
+  }
+  CHECK(nlohmann::json::parse(lines[100])["source"]["principal"] ==
+        "spiffe://cluster.local/ns/default/sa/other");
+  CHECK(nlohmann::json::parse(lines[101])["policy_rule"] == "1");
+  CHECK(nlohmann::json::parse(lines[103])["reporter"] == "source");
+
+  // Closed connections hold no record; the table drops what only it holds as it grows, so
+  // 1,000 peers that came and went leave it at its smallest size (64) or below.
+  open.clear();
+  CHECK((*t)->sharedConnectionInfos().in_use == 0);
+  for (int i = 0; i < 1000; ++i) {
+    ConnectionInfo info = inboundInfo();
+    info.source.workload = absl::StrCat("client-", i);
+    (*t)->openConnection(info).close({});
+  }
+  CHECK((*t)->sharedConnectionInfos().in_use == 0);
+  CHECK((*t)->sharedConnectionInfos().kept <= 64);
+}
+
 TEST_CASE("a denied connection is a decision and a log line, not an opened connection",
           "[telemetry]") {
   auto sink = std::make_shared<accesslog::MemorySink>();
