@@ -1,8 +1,10 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/identity/revocation.h"
 
+#include <tuple>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "log/log.h"
 
 namespace ferry::agent {
@@ -19,9 +21,33 @@ Revocations::Id Revocations::add(const model::Workload& destination, ConnectionA
     checked_ = workloads_.current();
   }
   Id id = next_id_++;
-  entries_.emplace(id, Entry{destination.uid, destination.key, std::move(attrs), std::move(close)});
+  entries_.emplace(id,
+                   Entry{subjects_.get(Subject{destination.uid, destination.key, std::move(attrs)}),
+                         std::move(close)});
   arm();
   return id;
+}
+
+namespace {
+
+// Every field of a subject. A field added to ConnectionAttributes must be added here, or entries
+// that differ in it would share one subject: the size below stops the build until it is.
+auto subjectFields(const std::string& uid, const model::ObjectKey& key,
+                   const ConnectionAttributes& a) {
+  static_assert(sizeof(ConnectionAttributes) == 4 * sizeof(std::string) + 8);
+  static_assert(sizeof(model::ObjectKey) == 2 * sizeof(std::string));
+  return std::tie(uid, key.ns, key.name, a.principal, a.source_namespace, a.source_ip,
+                  a.destination_ip, a.destination_port, a.http);
+}
+
+}  // namespace
+
+size_t Revocations::SubjectHash::operator()(const Subject& s) const {
+  return absl::HashOf(subjectFields(s.uid, s.key, s.attrs));
+}
+
+bool Revocations::SubjectEqual::operator()(const Subject& a, const Subject& b) const {
+  return subjectFields(a.uid, a.key, a.attrs) == subjectFields(b.uid, b.key, b.attrs);
 }
 
 void Revocations::arm() {
@@ -43,14 +69,15 @@ void Revocations::recheck() {
   checked_ = state;
   std::vector<std::pair<Id, std::string>> denied;
   for (const auto& [id, e] : entries_) {
-    const model::Workload* w = state->workloadByUid(e.uid);
+    const Subject& s = *e.subject;
+    const model::Workload* w = state->workloadByUid(s.uid);
     model::Workload fallback;
     if (w == nullptr) {
-      fallback.uid = e.uid;
-      fallback.key = e.key;
+      fallback.uid = s.uid;
+      fallback.key = s.key;
       w = &fallback;
     }
-    Decision d = state->policies().authorize(*w, e.attrs);
+    Decision d = state->policies().authorize(*w, s.attrs);
     if (!d.allowed) {
       denied.emplace_back(id, std::move(d.reason));
     }
@@ -67,9 +94,10 @@ void Revocations::recheck() {
       continue;  // it had finished already: nothing was revoked
     }
     stats_.inc(stats_.policy_revoked);
+    const Subject& s = *e.subject;
     LOG_INFO_EVERY_SECOND(
-        "closed ", e.attrs.principal.empty() ? e.attrs.source_ip : e.attrs.principal, " -> ",
-        e.key.str(), " port ", e.attrs.destination_port, ": no longer allowed: ", reason);
+        "closed ", s.attrs.principal.empty() ? s.attrs.source_ip : s.attrs.principal, " -> ",
+        s.key.str(), " port ", s.attrs.destination_port, ": no longer allowed: ", reason);
   }
 }
 

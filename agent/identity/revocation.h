@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "agent/io/event_loop.h"
+#include "agent/state/interned.h"
 #include "agent/state/policy_state.h"
 #include "agent/state/workload_state.h"
 #include "agent/stats.h"
@@ -49,15 +50,27 @@ class Revocations {
   Id add(const model::Workload& destination, ConnectionAttributes attrs, Close close);
   void remove(Id id) { entries_.erase(id); }
   size_t size() const { return entries_.size(); }
+  // Distinct subjects (destination and attributes) the entries share (for tests).
+  size_t sharedSubjects() const { return subjects_.inUse(); }
 
   // Authorizes every entry against the current state if it changed since the last check.
   void recheck();
 
  private:
-  struct Entry {
+  // What an entry is authorized again as; connections with the same one share it.
+  struct Subject {
     std::string uid;
     model::ObjectKey key;  // for a workload the state does not (yet) know
     ConnectionAttributes attrs;
+  };
+  struct SubjectHash {
+    size_t operator()(const Subject& s) const;
+  };
+  struct SubjectEqual {
+    bool operator()(const Subject& a, const Subject& b) const;
+  };
+  struct Entry {
+    std::shared_ptr<const Subject> subject;
     Close close;
   };
   void arm();
@@ -66,6 +79,7 @@ class Revocations {
   const WorkloadStateHolder& workloads_;
   Stats& stats_;
   std::map<Id, Entry> entries_;
+  Interned<Subject, SubjectHash, SubjectEqual> subjects_;
   Id next_id_ = 1;
   std::shared_ptr<const WorkloadState> checked_;
   EventLoop::TimerId timer_ = 0;

@@ -1,18 +1,17 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/telemetry/telemetry.h"
 
-#include <algorithm>
 #include <functional>
 #include <map>
 #include <string_view>
 #include <tuple>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/state/interned.h"
 #include "agent/telemetry/telemetry_spans.h"
 #include "log/log.h"
 
@@ -146,37 +145,19 @@ class Telemetry::Decisions {
 };
 
 // The ConnectionInfos of open connections, each kept once (addresses aside) and shared by every
-// connection with the same peers, service and decision. A connection drops its share when it
-// ends; an entry only the table still holds is dropped when the table next grows past twice what
-// it held after its last pruning. Past kMaxShared entries, a connection gets a copy of its own.
+// connection with the same peers, service and decision (agent/state/interned.h).
 class Telemetry::SharedInfos {
  public:
-  static constexpr size_t kMaxShared = 1 << 16;
-  static constexpr size_t kPruneAtLeast = 64;
-
   std::shared_ptr<const ConnectionInfo> intern(const ConnectionInfo& info) {
     absl::MutexLock lock(&mu_);
-    if (auto it = infos_.find(info); it != infos_.end()) {
-      return *it;
-    }
-    if (infos_.size() >= prune_at_) {
-      absl::erase_if(infos_, [](const auto& shared) { return shared.use_count() == 1; });
-      prune_at_ = std::max(kPruneAtLeast, 2 * infos_.size());
-    }
-    auto shared = std::make_shared<ConnectionInfo>(info);
-    shared->source.address.clear();
-    shared->destination.address.clear();
-    if (infos_.size() < kMaxShared) {
-      infos_.insert(shared);
-    }
-    return shared;
+    return infos_.get(info, [](ConnectionInfo& kept) {
+      kept.source.address.clear();
+      kept.destination.address.clear();
+    });
   }
-
   SharedInfoCounts counts() const {
     absl::MutexLock lock(&mu_);
-    const auto in_use = std::count_if(infos_.begin(), infos_.end(),
-                                      [](const auto& s) { return s.use_count() > 1; });
-    return {.in_use = static_cast<size_t>(in_use), .kept = infos_.size()};
+    return {.in_use = infos_.inUse(), .kept = infos_.kept()};
   }
 
  private:
@@ -196,27 +177,17 @@ class Telemetry::SharedInfos {
                           std::tie(i.destination_service, i.mtls, i.policy.allowed, i.policy.action,
                                    i.policy.policy, i.policy.rule));
   }
-  static const ConnectionInfo& deref(const ConnectionInfo& i) { return i; }
-  static const ConnectionInfo& deref(const std::shared_ptr<const ConnectionInfo>& i) { return *i; }
   struct Hash {
-    using is_transparent = void;
-    template <typename T>
-    size_t operator()(const T& i) const {
-      return absl::HashOf(fields(deref(i)));
-    }
+    size_t operator()(const ConnectionInfo& i) const { return absl::HashOf(fields(i)); }
   };
   struct Equal {
-    using is_transparent = void;
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-      return fields(deref(a)) == fields(deref(b));
+    bool operator()(const ConnectionInfo& a, const ConnectionInfo& b) const {
+      return fields(a) == fields(b);
     }
   };
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_set<std::shared_ptr<const ConnectionInfo>, Hash, Equal> infos_
-      ABSL_GUARDED_BY(mu_);
-  size_t prune_at_ ABSL_GUARDED_BY(mu_) = kPruneAtLeast;
+  Interned<ConnectionInfo, Hash, Equal> infos_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(

@@ -1,6 +1,8 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/identity/revocation.h"
 
+#include <functional>
+
 #include <catch2/catch.hpp>
 
 namespace ferry::agent {
@@ -103,6 +105,76 @@ TEST_CASE("revocation leaves connections the new policy still allows", "[agent][
   CHECK(closed == 1);
   CHECK(worker.stats.policy_revoked.load() == 1);
   CHECK(revocations.size() == 1);
+}
+
+// A DENY policy with one rule that matches everything until the caller narrows it.
+model::AuthorizationPolicy denyOneRule() {
+  model::AuthorizationPolicy p;
+  p.key = {"prod", "deny"};
+  p.action = model::PolicyAction::kDeny;
+  p.rules.emplace_back();
+  return p;
+}
+
+TEST_CASE("revocation entries with the same subject share it and are still judged each",
+          "[agent][revocation]") {
+  Worker worker;
+  Revocations& revocations = worker.revocations;
+  const model::Workload db = worker.workloads.current()->snapshot().workloads[0];
+  ConnectionAttributes web;
+  web.principal = "cluster.local/ns/prod/sa/web";
+  web.source_ip = "10.244.1.11";
+  web.destination_port = 5432;
+  // One field apart each: the port, the source address, the principal.
+  ConnectionAttributes other_port = web;
+  other_port.destination_port = 5433;
+  ConnectionAttributes other_source = web;
+  other_source.source_ip = "10.244.1.12";
+  ConnectionAttributes other_peer = web;
+  other_peer.principal = "cluster.local/ns/prod/sa/batch";
+  int closed_web = 0;
+  int closed_other = 0;
+  for (int i = 0; i < 100; ++i) {
+    revocations.add(db, web, [&] {
+      ++closed_web;
+      return true;
+    });
+  }
+  CHECK(revocations.sharedSubjects() == 1);
+  for (const ConnectionAttributes& a : {other_port, other_source, other_peer}) {
+    revocations.add(db, a, [&] {
+      ++closed_other;
+      return true;
+    });
+  }
+  CHECK(revocations.sharedSubjects() == 4);
+  // Each policy change in turn, and what it leaves.
+  struct Step {
+    const char* what;
+    std::function<void(model::Rule&)> narrow;
+    int closed_web, closed_other, entries, subjects;
+  };
+  const Step steps[] = {
+      {"DENY from the batch principal: only its one connection goes",
+       [](model::Rule& r) {
+         r.from.push_back(model::Source{.principals = {"cluster.local/ns/prod/sa/batch"}});
+       },
+       0, 1, 102, 3},
+      {"DENY on port 5432: the hundred sharing one subject go together, with the one from the "
+       "other source address; the one on port 5433 stays",
+       [](model::Rule& r) { r.to.push_back(model::Operation{.ports = {"5432"}}); }, 100, 2, 1, 1},
+  };
+  for (const Step& step : steps) {
+    INFO(step.what);
+    model::AuthorizationPolicy deny = denyOneRule();
+    step.narrow(deny.rules[0]);
+    worker.apply({deny});
+    revocations.recheck();
+    CHECK(closed_web == step.closed_web);
+    CHECK(closed_other == step.closed_other);
+    CHECK(revocations.size() == static_cast<size_t>(step.entries));
+    CHECK(revocations.sharedSubjects() == static_cast<size_t>(step.subjects));
+  }
 }
 
 }  // namespace
