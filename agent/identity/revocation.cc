@@ -1,7 +1,6 @@
 // Copyright Ferry authors. SPDX-License-Identifier: Apache-2.0
 #include "agent/identity/revocation.h"
 
-#include <tuple>
 #include <vector>
 
 #include "absl/hash/hash.h"
@@ -28,26 +27,9 @@ Revocations::Id Revocations::add(const model::Workload& destination, ConnectionA
   return id;
 }
 
-namespace {
-
-// Every field of a subject. A field added to ConnectionAttributes must be added here, or entries
-// that differ in it would share one subject: the size below stops the build until it is.
-auto subjectFields(const std::string& uid, const model::ObjectKey& key,
-                   const ConnectionAttributes& a) {
-  static_assert(sizeof(ConnectionAttributes) == 4 * sizeof(std::string) + 8);
-  static_assert(sizeof(model::ObjectKey) == 2 * sizeof(std::string));
-  return std::tie(uid, key.ns, key.name, a.principal, a.source_namespace, a.source_ip,
-                  a.destination_ip, a.destination_port, a.http);
-}
-
-}  // namespace
-
 size_t Revocations::SubjectHash::operator()(const Subject& s) const {
-  return absl::HashOf(subjectFields(s.uid, s.key, s.attrs));
-}
-
-bool Revocations::SubjectEqual::operator()(const Subject& a, const Subject& b) const {
-  return subjectFields(a.uid, a.key, a.attrs) == subjectFields(b.uid, b.key, b.attrs);
+  return absl::HashOf(s.uid, s.attrs.principal, s.attrs.source_ip, s.attrs.destination_ip,
+                      s.attrs.destination_port);
 }
 
 void Revocations::arm() {

@@ -62,12 +62,12 @@ class Revocations {
     std::string uid;
     model::ObjectKey key;  // for a workload the state does not (yet) know
     ConnectionAttributes attrs;
+
+    // Every field (a field added to ConnectionAttributes too): entries judged alike.
+    bool operator==(const Subject&) const = default;
   };
   struct SubjectHash {
     size_t operator()(const Subject& s) const;
-  };
-  struct SubjectEqual {
-    bool operator()(const Subject& a, const Subject& b) const;
   };
   struct Entry {
     std::shared_ptr<const Subject> subject;
@@ -79,7 +79,7 @@ class Revocations {
   const WorkloadStateHolder& workloads_;
   Stats& stats_;
   std::map<Id, Entry> entries_;
-  Interned<Subject, SubjectHash, SubjectEqual> subjects_;
+  Interned<Subject, SubjectHash> subjects_;
   Id next_id_ = 1;
   std::shared_ptr<const WorkloadState> checked_;
   EventLoop::TimerId timer_ = 0;

@@ -12,24 +12,24 @@
 #include <algorithm>
 #include <cstddef>
 #include <memory>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 
 namespace ferry::agent {
 
-// `Hash` and `Equal` take two `const T&`; what they leave out is the caller's to keep apart.
-template <typename T, typename Hash, typename Equal>
+// Values are the same when T's operator== says so: every field, a field added later too (a
+// defaulted ==). `Hash` takes a `const T&`; a field it leaves out only costs collisions.
+template <typename T, typename Hash>
 class Interned {
  public:
   // Kept values past which a new one is handed out unshared.
   explicit Interned(size_t max_kept = 1 << 16) : max_kept_(max_kept) {}
 
-  // The kept value equal to `value`, or a new copy of it that `prepare(T&)` finishes (for
-  // example clearing the fields Hash and Equal leave out), kept when there is room. Values no
-  // connection holds any more are dropped when the table grows past twice its size after the
-  // last such pass (and at least kPruneAtLeast).
-  template <typename Prepare>
-  std::shared_ptr<const T> get(const T& value, Prepare prepare) {
+  // The kept value equal to `value`, or `value` itself, kept when there is room. Values no
+  // holder shares any more are dropped when the table grows past twice its size after the last
+  // such pass (and at least kPruneAtLeast).
+  std::shared_ptr<const T> get(T value) {
     if (auto it = kept_.find(value); it != kept_.end()) {
       return *it;
     }
@@ -37,15 +37,11 @@ class Interned {
       absl::erase_if(kept_, [](const auto& shared) { return shared.use_count() == 1; });
       prune_at_ = std::max(kPruneAtLeast, 2 * kept_.size());
     }
-    auto made = std::make_shared<T>(value);
-    prepare(*made);
+    auto made = std::make_shared<const T>(std::move(value));
     if (kept_.size() < max_kept_) {
       kept_.insert(made);
     }
     return made;
-  }
-  std::shared_ptr<const T> get(const T& value) {
-    return get(value, [](T&) {});
   }
 
   // Kept values some holder still shares; all kept values.
@@ -71,7 +67,7 @@ class Interned {
     using is_transparent = void;
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const {
-      return Equal()(deref(a), deref(b));
+      return deref(a) == deref(b);
     }
   };
 

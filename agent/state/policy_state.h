@@ -37,6 +37,8 @@ struct ConnectionAttributes {
   // needing HTTP attributes neither refuses nor admits the connection here, it decides per
   // request.
   bool http = false;
+
+  bool operator==(const ConnectionAttributes&) const = default;
 };
 
 struct Decision {

@@ -144,16 +144,14 @@ class Telemetry::Decisions {
   std::map<Key, uint64_t, std::less<>> counts_ ABSL_GUARDED_BY(mu_);
 };
 
-// The ConnectionInfos of open connections, each kept once (addresses aside) and shared by every
-// connection with the same peers, service and decision (agent/state/interned.h).
+// The ConnectionInfos of open connections, each kept once (addresses emptied: each connection
+// keeps its own) and shared by every connection with the same peers, service and decision
+// (agent/state/interned.h).
 class Telemetry::SharedInfos {
  public:
-  std::shared_ptr<const ConnectionInfo> intern(const ConnectionInfo& info) {
+  std::shared_ptr<const ConnectionInfo> intern(ConnectionInfo info) {
     absl::MutexLock lock(&mu_);
-    return infos_.get(info, [](ConnectionInfo& kept) {
-      kept.source.address.clear();
-      kept.destination.address.clear();
-    });
+    return infos_.get(std::move(info));
   }
   SharedInfoCounts counts() const {
     absl::MutexLock lock(&mu_);
@@ -161,33 +159,18 @@ class Telemetry::SharedInfos {
   }
 
  private:
-  // Every field but the two addresses. A field added to ConnectionInfo, TelemetryPeer or
-  // PolicyOutcome must be added here, or connections that differ in it would share one entry:
-  // the sizes below stop the build until it is.
-  static auto peerFields(const TelemetryPeer& p) {
-    static_assert(sizeof(TelemetryPeer) == 9 * sizeof(std::string));
-    return std::tie(p.workload, p.ns, p.principal, p.app, p.version, p.canonical_service,
-                    p.canonical_revision, p.cluster);
-  }
-  static auto fields(const ConnectionInfo& i) {
-    static_assert(sizeof(PolicyOutcome) == 2 * sizeof(int) + sizeof(std::string) + 8);
-    static_assert(sizeof(ConnectionInfo) ==
-                  8 + 2 * sizeof(TelemetryPeer) + sizeof(std::string) + 8 + sizeof(PolicyOutcome));
-    return std::tuple_cat(std::tie(i.reporter), peerFields(i.source), peerFields(i.destination),
-                          std::tie(i.destination_service, i.mtls, i.policy.allowed, i.policy.action,
-                                   i.policy.policy, i.policy.rule));
-  }
+  // Equality is ConnectionInfo's own (every field); the hash reads the fields that tell
+  // connections apart in practice.
   struct Hash {
-    size_t operator()(const ConnectionInfo& i) const { return absl::HashOf(fields(i)); }
-  };
-  struct Equal {
-    bool operator()(const ConnectionInfo& a, const ConnectionInfo& b) const {
-      return fields(a) == fields(b);
+    size_t operator()(const ConnectionInfo& i) const {
+      return absl::HashOf(i.reporter, i.source.workload, i.source.ns, i.source.principal,
+                          i.destination.workload, i.destination.ns, i.destination_service,
+                          i.policy.policy, i.policy.rule, i.policy.allowed);
     }
   };
 
   mutable absl::Mutex mu_;
-  Interned<ConnectionInfo, Hash, Equal> infos_ ABSL_GUARDED_BY(mu_);
+  Interned<ConnectionInfo, Hash> infos_ ABSL_GUARDED_BY(mu_);
 };
 
 absl::StatusOr<std::unique_ptr<Telemetry>> Telemetry::create(
@@ -290,19 +273,21 @@ void Telemetry::recordDecision(const ConnectionInfo& info) {
   }
 }
 
-ConnectionTelemetry Telemetry::openConnection(const ConnectionInfo& info) {
+ConnectionTelemetry Telemetry::openConnection(ConnectionInfo info) {
   recordDecision(info);
   ConnectionTelemetry conn;
   conn.telemetry_ = this;
-  conn.info_ = shared_infos_->intern(info);
-  conn.source_address_ = info.source.address;
-  conn.destination_address_ = info.destination.address;
   conn.started_ = std::chrono::steady_clock::now();
   conn.start_time_ = absl::Now();
   if (exporter_) {
     conn.counters_ =
         exporter_->istio().openConnection(connectionLabels(info, "tcp", "", cluster_name_));
   }
+  conn.source_address_ = std::move(info.source.address);
+  conn.destination_address_ = std::move(info.destination.address);
+  info.source.address.clear();  // a moved-from string is valid but unspecified
+  info.destination.address.clear();
+  conn.info_ = shared_infos_->intern(std::move(info));
   return conn;
 }
 

@@ -49,6 +49,8 @@ struct TelemetryPeer {
   // The peer's cluster as its baggage named it; empty: this agent's cluster when `workload` is
   // known (a pod in this cluster's state), "unknown" otherwise.
   std::string cluster;
+
+  bool operator==(const TelemetryPeer&) const = default;
 };
 
 // Which policy decided, and how. Default-constructed: nothing decided (no policy applies).
@@ -58,6 +60,8 @@ struct PolicyOutcome {
   Action action = Action::kNone;  // the deciding policy's action; kNone: no policy decided
   std::string policy;             // "ns/name" of the deciding policy; empty: none
   int rule = -1;                  // index of the deciding rule in that policy; -1: none
+
+  bool operator==(const PolicyOutcome&) const = default;
 };
 
 struct ConnectionInfo {
@@ -67,6 +71,8 @@ struct ConnectionInfo {
   std::string destination_service;  // FQDN "web.default.svc.cluster.local"; empty: a pod
   bool mtls = false;                // connection_security_policy mutual_tls vs none
   PolicyOutcome policy;
+
+  bool operator==(const ConnectionInfo&) const = default;
 };
 
 struct ConnectionEnd {
@@ -152,8 +158,9 @@ class Telemetry {
       const TelemetryConfig& config, std::shared_ptr<accesslog::Sink> sink = nullptr);
   ~Telemetry();
 
-  // A connection the policy allowed and that is about to be relayed.
-  ConnectionTelemetry openConnection(const ConnectionInfo& info);
+  // A connection the policy allowed and that is about to be relayed (`info` is taken apart: a
+  // temporary moves in without a copy).
+  ConnectionTelemetry openConnection(ConnectionInfo info);
   // A connection refused by policy (or STRICT mTLS): a decision and an access-log line.
   void connectionDenied(const ConnectionInfo& info);
   // One HTTP request, allowed or denied, when its response is complete.
