@@ -7,7 +7,6 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -119,9 +118,21 @@ TEST_CASE("after known TCP traffic both agents' metrics show exact counts, bytes
       CHECK(j["bytes_received"] == kUpBytes);
       CHECK(j["bytes_sent"] == kDownBytes);
       CHECK(j["source"]["principal"] == "spiffe://cluster.local/ns/default/sa/sa-n1p1");
+      // Each connection's own addresses beside the record its connections share.
+      CHECK(j["source"]["address"] == m.pod(1, 1).ipv4);
+      CHECK(j["destination"]["address"] == absl::StrCat(m.pod(2, 1).ipv4, ":8080"));
     }
   }
   CHECK(connections == kConnections);
+  // The source's lines too name the calling pod (by its address; the agents log no port).
+  int source_lines = 0;
+  for (const auto& j : accessLogLines(m.agentLog(1))) {
+    if (j["kind"] == "connection" && j["destination"]["workload"] == "n2p1") {
+      ++source_lines;
+      CHECK(j["source"]["address"] == m.pod(1, 1).ipv4);
+    }
+  }
+  CHECK(source_lines == kConnections);
 }
 
 constexpr char kClusterName[] = "e2e-west";
