@@ -3,6 +3,7 @@
 // is noted (meta.txt) and leaves its rows out, so the report shows the gap.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -22,6 +23,17 @@
 
 namespace ferry::bench {
 namespace {
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Whether the proxies' threads outlive a measurement, so that reading them before and after
+// finds the busiest: the agents' workers do; stunnel's thread per connection ends with it.
+bool persistentThreads(const Case& c) {
+  return absl::StartsWith(c.id, "ferry_") && !c.proxies.empty();
+}
+
 constexpr int kIperfBusyAttempts = 5;
 // A low rate with DWARF stacks: the agent is built without frame pointers.
 constexpr char kProfileHz[] = "199";
@@ -193,10 +205,18 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
   // its control connection closes, which through a proxy can lag the client's exit: "busy" is
   // asked again, a bounded number of times.
   absl::StatusOr<double> bps = absl::UnavailableError("iperf3 not run");
+  absl::StatusOr<MachineTicks> machine_before = absl::UnavailableError("not read");
+  absl::StatusOr<double> cpu_before = absl::UnavailableError("not read");
+  absl::StatusOr<std::map<pid_t, long long>> threads_before = absl::UnavailableError("not read");
+  auto started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < kIperfBusyAttempts; ++attempt) {
     if (attempt > 0) {
       absl::SleepFor(absl::Seconds(1));
     }
+    machine_before = machineTicks();
+    cpu_before = cpuSeconds(c.proxies);
+    threads_before = threadTicks(c.proxies);
+    started = std::chrono::steady_clock::now();
     auto out =
         mesh_->run(c.client,
                    {"/usr/bin/iperf3", "-c", c.iperf_host, "-p", std::to_string(c.iperf_port), "-t",
@@ -207,6 +227,10 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
       break;
     }
   }
+  auto machine_after = machineTicks();
+  auto cpu_after = cpuSeconds(c.proxies);
+  auto threads_after = threadTicks(c.proxies);
+  const double elapsed = secondsSince(started);
   stopProfile(std::move(perf));
   if (!bps.ok()) {
     ++failures_;
@@ -214,7 +238,21 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
                       " failed: ", bps.status().message()));
     return;
   }
-  row(round, c, absl::StrCat("tput", streams, "_gbps"), *bps / 1e9);
+  const std::string prefix = absl::StrCat("tput", streams);
+  row(round, c, prefix + "_gbps", *bps / 1e9);
+  // Whether the machine had cores to spare: a run with both cores busy cannot go faster by
+  // spreading its work, only by doing less per byte (the proxies' CPU per GB).
+  if (machine_before.ok() && machine_after.ok()) {
+    row(round, c, prefix + "_busy_pct", busyPercent(*machine_before, *machine_after));
+  }
+  if (!c.proxies.empty() && cpu_before.ok() && cpu_after.ok() && *bps > 0) {
+    const double gigabytes = *bps / 8 * seconds / 1e9;
+    row(round, c, prefix + "_cpu_ms_per_gb", (*cpu_after - *cpu_before) * 1e3 / gigabytes);
+  }
+  if (persistentThreads(c) && threads_before.ok() && threads_after.ok()) {
+    row(round, c, prefix + "_top_thread_pct",
+        busiestThreadPercent(*threads_before, *threads_after, elapsed));
+  }
 }
 
 void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
@@ -238,7 +276,13 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
       absl::StrCat(options_.out_dir, "/syscalls-", c.id, "-", prefix, "-", round, ".csv");
   auto count = startSyscallCount(c, count_path);
   auto before = cpuSeconds(c.proxies);
+  auto machine_before = machineTicks();
+  auto threads_before = threadTicks(c.proxies);
+  const auto started = std::chrono::steady_clock::now();
   auto out = loadgen(c.client, args, options_.load_seconds);
+  const double elapsed = secondsSince(started);
+  auto threads_after = threadTicks(c.proxies);
+  auto machine_after = machineTicks();
   auto after = cpuSeconds(c.proxies);
   stopProfile(std::move(perf));
   auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
@@ -252,6 +296,13 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   const double completed = j["completed"].get<double>();
   endSyscallCount(std::move(count), round, c, count_path, prefix, completed);
   row(round, c, prefix + "_rps", j["rps"].get<double>());
+  if (machine_before.ok() && machine_after.ok()) {
+    row(round, c, prefix + "_busy_pct", busyPercent(*machine_before, *machine_after));
+  }
+  if (persistentThreads(c) && threads_before.ok() && threads_after.ok()) {
+    row(round, c, prefix + "_top_thread_pct",
+        busiestThreadPercent(*threads_before, *threads_after, elapsed));
+  }
   row(round, c, prefix + "_errors",
       static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));
   if (!c.proxies.empty() && completed > 0) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -100,6 +101,30 @@ absl::StatusOr<std::vector<std::pair<std::string, long long>>> rssKibByMappingFr
   return out;
 }
 
+absl::StatusOr<MachineTicks> machineTicksFromStat(const std::string& stat) {
+  absl::string_view line = absl::string_view(stat).substr(0, stat.find('\n'));
+  if (!absl::ConsumePrefix(&line, "cpu ")) {
+    return absl::InvalidArgumentError("not /proc/stat text: no \"cpu\" line first");
+  }
+  // user nice system idle iowait irq softirq steal [guest guest_nice]
+  std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  if (f.size() < 8) {
+    return absl::InvalidArgumentError("short \"cpu\" line in /proc/stat");
+  }
+  MachineTicks t;
+  for (size_t i = 0; i < 8; ++i) {
+    long long v = 0;
+    if (!absl::SimpleAtoi(f[i], &v) || v < 0) {
+      return absl::InvalidArgumentError("not a number in the \"cpu\" line of /proc/stat");
+    }
+    t.total += v;
+    if (i != 3 && i != 4) {
+      t.busy += v;
+    }
+  }
+  return t;
+}
+
 absl::StatusOr<double> iperfBitsPerSecond(const std::string& json) {
   auto j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded()) {
@@ -129,6 +154,60 @@ absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids) {
     ticks += *t;
   }
   return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+absl::StatusOr<MachineTicks> machineTicks() {
+  auto text = readFile("/proc/stat");
+  if (!text.ok()) {
+    return text.status();
+  }
+  return machineTicksFromStat(*text);
+}
+
+absl::StatusOr<std::map<pid_t, long long>> threadTicks(const std::vector<pid_t>& pids) {
+  std::map<pid_t, long long> out;
+  for (pid_t pid : pids) {
+    std::error_code ec;
+    const std::string dir = absl::StrCat("/proc/", pid, "/task");
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      pid_t tid = 0;
+      if (!absl::SimpleAtoi(entry.path().filename().string(), &tid)) {
+        continue;
+      }
+      auto text = readFile(entry.path().string() + "/stat");
+      if (!text.ok()) {
+        continue;  // the thread ended between the listing and the read
+      }
+      auto ticks = cpuTicksFromStat(*text);
+      if (!ticks.ok()) {
+        return ticks.status();
+      }
+      out[tid] = *ticks;
+    }
+    if (ec) {
+      return absl::NotFoundError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
+    }
+  }
+  return out;
+}
+
+double busiestThreadPercent(const std::map<pid_t, long long>& before,
+                            const std::map<pid_t, long long>& after, double seconds) {
+  if (seconds <= 0) {
+    return 0;
+  }
+  long long most = 0;
+  for (const auto& [tid, ticks] : after) {
+    auto it = before.find(tid);
+    most = std::max(most, ticks - (it == before.end() ? 0 : it->second));
+  }
+  return 100.0 * static_cast<double>(most) /
+         (seconds * static_cast<double>(::sysconf(_SC_CLK_TCK)));
+}
+
+double busyPercent(const MachineTicks& before, const MachineTicks& after) {
+  const long long total = after.total - before.total;
+  return total > 0 ? 100.0 * static_cast<double>(after.busy - before.busy) / total : 0;
 }
 
 absl::StatusOr<long long> rssBytes(pid_t pid) {

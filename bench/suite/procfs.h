@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,11 +29,29 @@ absl::StatusOr<long long> rssAnonKibFromStatus(const std::string& status);
 // [stack], are kept).
 absl::StatusOr<std::vector<std::pair<std::string, long long>>> rssKibByMappingFromSmaps(
     const std::string& smaps);
+// The whole machine's CPU time from /proc/stat text (its first, "cpu" line), in clock ticks
+// summed over all cores: `busy` is every state but idle and iowait (guest time is already in
+// user and nice, so not counted twice).
+struct MachineTicks {
+  long long busy = 0;
+  long long total = 0;
+};
+absl::StatusOr<MachineTicks> machineTicksFromStat(const std::string& stat);
 // end.sum_received.bits_per_second from `iperf3 -J` output.
 absl::StatusOr<double> iperfBitsPerSecond(const std::string& json);
 
 // The live versions: CPU seconds and RSS bytes summed over `pids`.
 absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids);
+absl::StatusOr<MachineTicks> machineTicks();
+// CPU clock ticks of each thread of `pids` (/proc/<pid>/task/<tid>/stat), by thread id.
+absl::StatusOr<std::map<pid_t, long long>> threadTicks(const std::vector<pid_t>& pids);
+// The busiest thread between two readings, as a share of one core over `seconds`, in percent:
+// a figure near 100 says one thread was the limit however idle the other cores were.
+double busiestThreadPercent(const std::map<pid_t, long long>& before,
+                            const std::map<pid_t, long long>& after, double seconds);
+// The share of all cores' time that was busy between two readings, in percent (0 when no tick
+// passed).
+double busyPercent(const MachineTicks& before, const MachineTicks& after);
 absl::StatusOr<long long> rssBytes(pid_t pid);
 absl::StatusOr<long long> rssAnonBytes(pid_t pid);
 absl::StatusOr<std::vector<std::pair<std::string, long long>>> rssKibByMapping(pid_t pid);

@@ -31,7 +31,15 @@ METRICS = [
     ("lat_p999_us", "latency p99.9 (us)", False),
     ("tput1_gbps", "throughput, 1 stream (Gbit/s)", True),
     ("tput8_gbps", "throughput, 8 streams (Gbit/s)", True),
+    ("tput1_cpu_ms_per_gb", "proxy CPU per GB, 1 stream (ms)", False),
+    ("tput8_cpu_ms_per_gb", "proxy CPU per GB, 8 streams (ms)", False),
+    ("tput1_busy_pct", "machine busy, 1 stream (% of all cores)", False),
+    ("tput8_busy_pct", "machine busy, 8 streams (% of all cores)", False),
+    ("tput1_top_thread_pct", "busiest agent thread, 1 stream (% of one core)", False),
+    ("tput8_top_thread_pct", "busiest agent thread, 8 streams (% of one core)", False),
     ("sat_rps", "saturation (req/s)", True),
+    ("sat_busy_pct", "machine busy at saturation (% of all cores)", False),
+    ("sat_top_thread_pct", "busiest agent thread at saturation (% of one core)", False),
     ("sat_cpu_us_per_req", "proxy CPU per request (us)", False),
     ("conn_rps", "new connections/s", True),
     ("conn_cpu_us_per_req", "proxy CPU per new connection (us)", False),
@@ -99,7 +107,7 @@ def main():
     lines.append("| metric | " + " | ".join(l for _, l in others) + " |")
     lines.append("|---|" + "---:|" * len(others))
     for metric, label, _ in METRICS:
-        if m("no_mesh", metric) is None:
+        if m("no_mesh", metric) is None or metric.endswith(("_busy_pct", "_top_thread_pct")):
             continue
         lines.append(f"| {label} | " + " | ".join(
             fmt(ratio(m(c, metric), m("no_mesh", metric))) for c, _ in others) + " |")
@@ -109,6 +117,9 @@ def main():
     lines.append("| metric | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
     lines.append("|---|" + "---:|" * len(pairs))
     for metric, label, _ in METRICS:
+        # Shares of the machine or of one core: no ratio to make.
+        if metric.endswith(("_busy_pct", "_top_thread_pct")):
+            continue
         cells = []
         for a, b in pairs:
             va, vb = m(a, metric), m(b, metric)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <map>
 
 #include "status_testing.h"
 
@@ -68,6 +69,33 @@ TEST_CASE("iperfBitsPerSecond reads the receiver's sum and reports iperf3 errors
   CHECK_FALSE(iperfBitsPerSecond(R"({"end":{}})").ok());
 }
 
+TEST_CASE("machineTicksFromStat counts every state but idle and iowait as busy", "[bench]") {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const std::string stat =
+      "cpu  100 5 40 800 20 3 7 25 9 1\ncpu0 50 2 20 400 10 1 3 12 4 0\nintr 123\n";
+  auto t = machineTicksFromStat(stat);
+  REQUIRE_OK(t);
+  CHECK(t->busy == 100 + 5 + 40 + 3 + 7 + 25);
+  CHECK(t->total == 100 + 5 + 40 + 800 + 20 + 3 + 7 + 25);
+  CHECK(busyPercent({10, 100}, {40, 200}) == 30.0);
+  CHECK(busyPercent({10, 100}, {10, 100}) == 0.0);                   // no tick passed
+  CHECK_FALSE(machineTicksFromStat("cpu0 1 2 3 4 5 6 7 8\n").ok());  // a core's line, not the sum
+  CHECK_FALSE(machineTicksFromStat("cpu  1 2 3\n").ok());
+  CHECK_FALSE(machineTicksFromStat("cpu  1 2 3 x 5 6 7 8\n").ok());
+}
+
+TEST_CASE("busiestThreadPercent is the thread that used the most ticks, of one core", "[bench]") {
+  const long long hz = ::sysconf(_SC_CLK_TCK);
+  // Over 2 seconds: thread 11 used a whole core, 12 a quarter, 13 (new since the first reading)
+  // half of one.
+  const std::map<pid_t, long long> before = {{11, 1000}, {12, 50}};
+  const std::map<pid_t, long long> after = {{11, 1000 + 2 * hz}, {12, 50 + hz / 2}, {13, hz}};
+  CHECK(busiestThreadPercent(before, after, 2.0) == 100.0);
+  const std::map<pid_t, long long> quieter = {{11, 1000 + hz / 2}, {12, 50}, {13, hz}};
+  CHECK(busiestThreadPercent(before, quieter, 2.0) == 50.0);
+  CHECK(busiestThreadPercent(before, after, 0) == 0.0);
+}
+
 TEST_CASE("the live readers work on this process", "[bench]") {
   auto rss = rssBytes(::getpid());
   REQUIRE_OK(rss);
@@ -76,6 +104,14 @@ TEST_CASE("the live readers work on this process", "[bench]") {
   REQUIRE_OK(anon);
   CHECK(*anon > 0);
   CHECK(*anon <= *rss);
+  auto machine = machineTicks();
+  REQUIRE_OK(machine);
+  CHECK(machine->busy > 0);
+  CHECK(machine->busy < machine->total);
+  auto threads = threadTicks({::getpid()});
+  REQUIRE_OK(threads);
+  CHECK(threads->count(static_cast<pid_t>(::gettid())) == 1);
+  CHECK_FALSE(threadTicks({-1}).ok());
   auto by_mapping = rssKibByMapping(::getpid());
   REQUIRE_OK(by_mapping);
   long long total_kib = 0;

@@ -63,7 +63,13 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
   const std::vector<std::string> http = {"lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us",
                                          "lat_rps",    "sat_rps",    "conn_rps"};
   const std::vector<std::string> iperf = {"tput1_gbps", "tput8_gbps"};
-  const std::vector<std::string> cpu = {"sat_cpu_us_per_req", "conn_cpu_us_per_req"};
+  const std::vector<std::string> busy = {"sat_busy_pct", "conn_busy_pct"};
+  const std::vector<std::string> iperf_busy = {"tput1_busy_pct", "tput8_busy_pct"};
+  const std::vector<std::string> top_thread = {"sat_top_thread_pct"};
+  const std::vector<std::string> iperf_top_thread = {"tput1_top_thread_pct",
+                                                     "tput8_top_thread_pct"};
+  const std::vector<std::string> cpu = {"sat_cpu_us_per_req", "conn_cpu_us_per_req",
+                                        "tput1_cpu_ms_per_gb", "tput8_cpu_ms_per_gb"};
   const std::vector<std::string> memory = {"rss_idle_mib", "rss_anon_idle_mib", "rss_held_mib"};
   struct Expect {
     std::string id;
@@ -85,7 +91,42 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
       want.insert(want.end(), iperf.begin(), iperf.end());
     }
     if (e.has_proxy) {
-      want.insert(want.end(), cpu.begin(), cpu.end());
+      want.insert(want.end(), cpu.begin(), cpu.begin() + 2);
+      if (e.has_iperf) {
+        want.insert(want.end(), cpu.begin() + 2, cpu.end());
+      }
+    }
+    // The machine's busy share, of all cores: above 0 (the load generator at least) and at most
+    // 100 (busy ticks are some of all ticks).
+    std::vector<std::string> shares = busy;
+    if (e.has_iperf) {
+      shares.insert(shares.end(), iperf_busy.begin(), iperf_busy.end());
+    }
+    for (const std::string& metric : shares) {
+      INFO(e.id << " " << metric);
+      REQUIRE(summary[e.id].count(metric) == 1);
+      CHECK(summary[e.id][metric] > 0);
+      CHECK(summary[e.id][metric] <= 100);
+    }
+    // The busiest agent thread, of one core: a thread runs on one core at a time (the margin is
+    // the tick counters' rounding against the wall clock). Ferry's cases only: a peer's threads
+    // may end with their connection, before the second reading.
+    std::vector<std::string> threads;
+    if (e.has_proxy && e.id.rfind("ferry_", 0) == 0) {
+      threads = top_thread;
+      if (e.has_iperf) {
+        threads.insert(threads.end(), iperf_top_thread.begin(), iperf_top_thread.end());
+      }
+    }
+    for (const std::string& metric : threads) {
+      INFO(e.id << " " << metric);
+      REQUIRE(summary[e.id].count(metric) == 1);
+      CHECK(summary[e.id][metric] <= 105);
+      if (e.proxy_mostly_idle) {
+        CHECK(summary[e.id][metric] >= 0);
+      } else {
+        CHECK(summary[e.id][metric] > 0);
+      }
     }
     if (e.has_memory) {
       want.insert(want.end(), memory.begin(), memory.end());
