@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "e2e/observe.h"
 #include "suite/peers.h"
 #include "suite/procfs.h"
 #include "suite/suite.h"
@@ -178,7 +179,20 @@ void Suite::measureLatency(int round, const Case& c) {
                                    absl::StrCat("--connections=", options_.latency_connections),
                                    absl::StrCat("--seconds=", options_.latency_seconds)};
   args.insert(args.end(), c.loadgen_args.begin(), c.loadgen_args.end());
+  // Same node: how many of the run's connections the kernel carried app to app (the rest went
+  // through the agent, whose hops cost latency), counted by the client node's agent.
+  const bool same_node = c.id == "ferry_same_node";
+  const double direct_before =
+      same_node ? e2e::bpfEvent(mesh_->metricsPort(2), "connect_direct") : 0;
   auto out = loadgen(c.client, args, options_.latency_seconds);
+  if (same_node) {
+    const double direct = e2e::bpfEvent(mesh_->metricsPort(2), "connect_direct") - direct_before;
+    row(round, c, "lat_direct_connections", direct);
+    if (direct != options_.latency_connections) {
+      note(absl::StrCat("round ", round, " ", c.id, " latency: ", direct, " of ",
+                        options_.latency_connections, " connections went direct"));
+    }
+  }
   auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
   if (!out.ok() || j.is_discarded()) {
     ++failures_;

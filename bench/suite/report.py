@@ -29,6 +29,7 @@ METRICS = [
     ("lat_p90_us", "latency p90 (us)", False),
     ("lat_p99_us", "latency p99 (us)", False),
     ("lat_p999_us", "latency p99.9 (us)", False),
+    ("lat_direct_connections", "latency run's connections carried direct (same node)", True),
     ("tput1_gbps", "throughput, 1 stream (Gbit/s)", True),
     ("tput8_gbps", "throughput, 8 streams (Gbit/s)", True),
     ("tput1_cpu_ms_per_gb", "proxy CPU per GB, 1 stream (ms)", False),
@@ -47,6 +48,9 @@ METRICS = [
     ("rss_anon_idle_mib", "RSS idle, anonymous part (MiB): no shared library pages", False),
     ("rss_bytes_per_conn", "RSS per idle connection per proxy (bytes)", False),
 ]
+
+# Shares of the machine or of one core, and counts of how a run went: no ratio to make.
+NO_RATIO = ("_busy_pct", "_top_thread_pct", "_direct_connections")
 
 
 def load(path):
@@ -107,7 +111,7 @@ def main():
     lines.append("| metric | " + " | ".join(l for _, l in others) + " |")
     lines.append("|---|" + "---:|" * len(others))
     for metric, label, _ in METRICS:
-        if m("no_mesh", metric) is None or metric.endswith(("_busy_pct", "_top_thread_pct")):
+        if m("no_mesh", metric) is None or metric.endswith(NO_RATIO):
             continue
         lines.append(f"| {label} | " + " | ".join(
             fmt(ratio(m(c, metric), m("no_mesh", metric))) for c, _ in others) + " |")
@@ -117,8 +121,7 @@ def main():
     lines.append("| metric | " + " | ".join(f"{a} / {b}" for a, b in pairs) + " |")
     lines.append("|---|" + "---:|" * len(pairs))
     for metric, label, _ in METRICS:
-        # Shares of the machine or of one core: no ratio to make.
-        if metric.endswith(("_busy_pct", "_top_thread_pct")):
+        if metric.endswith(NO_RATIO):
             continue
         cells = []
         for a, b in pairs:

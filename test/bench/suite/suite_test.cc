@@ -143,6 +143,14 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
         CHECK(v > 0);
       }
     }
+    if (e.id == "ferry_same_node") {
+      // How many of the latency run's 4 connections the kernel carried app to app: a count of
+      // them, never more (the agent counts each direct connect once).
+      INFO(e.id << " lat_direct_connections");
+      REQUIRE(summary[e.id].count("lat_direct_connections") == 1);
+      CHECK(summary[e.id]["lat_direct_connections"] >= 0);
+      CHECK(summary[e.id]["lat_direct_connections"] <= 4);
+    }
     // Errors are counted, not hidden: the latency runs at a fixed rate must have none.
     INFO(e.id << " lat_errors");
     REQUIRE(summary[e.id].count("lat_errors") == 1);
