@@ -119,7 +119,8 @@ void RoutingState::update(const WorkloadState& state) {
   const model::NodeSnapshot& snap = state.snapshot();
   std::vector<std::string> errors;
   auto view = std::make_shared<RoutingView>();
-  view->table = routing::RouteTable::build(snap, &errors);
+  const std::shared_ptr<const RoutingView> previous = view_.load();
+  view->table = routing::RouteTable::build(snap, &errors, previous->table.get());
   for (const std::string& e : errors) {
     LOG_WARN("HTTPRoute skipped: ", e);
   }

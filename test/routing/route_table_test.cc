@@ -303,6 +303,55 @@ TEST_CASE("mirror share: exact and evenly spread, for percent and fraction", "[r
   CHECK(half->shouldMirror());
 }
 
+TEST_CASE("mirror share: the count survives new snapshots while the rule and fraction stay",
+          "[routing]") {
+  auto mirrorRule = [](uint32_t numerator, uint32_t denominator) {
+    model::HttpRouteRule r = rule({}, "v1");
+    r.mirror = model::BackendRef{.service = key("shop", "shadow"), .port = 81};
+    r.mirror_numerator = numerator;
+    r.mirror_denominator = denominator;
+    return r;
+  };
+  auto snapshot = [&](uint32_t numerator, uint32_t denominator, const std::string& name) {
+    model::NodeSnapshot view;
+    view.routes.push_back(route(name, {mirrorRule(numerator, denominator)}));
+    return view;
+  };
+  Request request;
+  auto ruleOf = [&](const std::shared_ptr<const RouteTable>& table) {
+    const CompiledRule* matched = table->match(key("shop", "web"), 80, request.view());
+    REQUIRE(matched != nullptr);
+    return matched;
+  };
+  // 1%, with a new snapshot every 10 requests (pods come and go): exactly 10 of 1,000 mirrored,
+  // as without rebuilds. Counted afresh per table, the 100th request after a rebuild, the only
+  // one mirrored, never came.
+  std::shared_ptr<const RouteTable> table = RouteTable::build(snapshot(1, 100, "m"));
+  int mirrored = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (i % 10 == 0) {
+      table = RouteTable::build(snapshot(1, 100, "m"), nullptr, table.get());
+    }
+    mirrored += ruleOf(table)->shouldMirror() ? 1 : 0;
+  }
+  CHECK(mirrored == 10);
+  // The old table, still used by a request that began before the swap, counts with the new.
+  auto older = table;
+  table = RouteTable::build(snapshot(1, 2, "m"), nullptr, table.get());  // another fraction
+  CHECK_FALSE(ruleOf(table)->shouldMirror());  // starts afresh: request 1 of 1/2
+  auto next = RouteTable::build(snapshot(1, 2, "m"), nullptr, table.get());
+  CHECK(ruleOf(table)->shouldMirror());       // request 2, asked through the old table
+  CHECK_FALSE(ruleOf(next)->shouldMirror());  // request 3, through the new
+  CHECK(ruleOf(next)->shouldMirror());        // request 4
+  // Another route (or rule index) does not take this rule's count; nor without `previous`.
+  auto other = RouteTable::build(snapshot(1, 2, "n"), nullptr, next.get());
+  CHECK_FALSE(ruleOf(other)->shouldMirror());
+  auto fresh = RouteTable::build(snapshot(1, 2, "m"));
+  CHECK_FALSE(ruleOf(fresh)->shouldMirror());
+  CHECK_FALSE(ruleOf(next)->shouldMirror());   // request 5 of the carried count
+  CHECK_FALSE(ruleOf(older)->shouldMirror());  // 1/100's own count, untouched: request 1,001
+}
+
 TEST_CASE("mirror share: a zero denominator skips the route with a reason", "[routing]") {
   model::HttpRouteRule r = rule({}, "v1");
   r.mirror = model::BackendRef{.service = key("shop", "shadow"), .port = 81};

@@ -2,7 +2,10 @@
 #include "routing/route_table.h"
 
 #include <algorithm>
+#include <map>
+#include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "absl/random/distributions.h"
 #include "absl/strings/str_cat.h"
@@ -65,7 +68,7 @@ bool CompiledRule::shouldMirror() const {
     return true;
   }
   // The pattern repeats every d requests: only k mod d matters (and products stay small).
-  const uint64_t k = mirror_seen_.fetch_add(1, std::memory_order_relaxed) % mirror_denominator_;
+  const uint64_t k = mirror_seen_->fetch_add(1, std::memory_order_relaxed) % mirror_denominator_;
   return (k + 1) * mirror_numerator_ / mirror_denominator_ >
          k * mirror_numerator_ / mirror_denominator_;
 }
@@ -261,7 +264,8 @@ class RouteTableBuilder {
 };
 
 std::shared_ptr<const RouteTable> RouteTable::build(const model::NodeSnapshot& view,
-                                                    std::vector<std::string>* errors) {
+                                                    std::vector<std::string>* errors,
+                                                    const RouteTable* previous) {
   std::shared_ptr<RouteTable> table(new RouteTable());
   RouteTableBuilder builder(*table);
   for (const model::HttpRoute& route : view.routes) {
@@ -272,7 +276,25 @@ std::shared_ptr<const RouteTable> RouteTable::build(const model::NodeSnapshot& v
     }
   }
   builder.finish();
+  if (previous != nullptr) {
+    table->carryOver(*previous);
+  }
   return table;
+}
+
+void RouteTable::carryOver(const RouteTable& previous) {
+  std::map<std::pair<std::string_view, size_t>, const CompiledRule*> before;
+  for (const auto& rule : previous.rules_) {
+    before.emplace(std::make_pair(std::string_view(rule->route_name_), rule->rule_index_),
+                   rule.get());
+  }
+  for (const auto& rule : rules_) {
+    auto it = before.find({rule->route_name_, rule->rule_index_});
+    if (it != before.end() && it->second->mirror_numerator_ == rule->mirror_numerator_ &&
+        it->second->mirror_denominator_ == rule->mirror_denominator_) {
+      rule->mirror_seen_ = it->second->mirror_seen_;
+    }
+  }
 }
 
 bool RouteTable::hasRoutes(const model::ObjectKey& service, uint16_t port) const {

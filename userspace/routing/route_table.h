@@ -67,13 +67,15 @@ class CompiledRule {
   // is no mirror. Deterministic and agent-wide (one atomic counter per rule, shared by every
   // worker): request k of the rule (k = 1, 2, ...) is mirrored when floor(k*n/d) moves past
   // floor((k-1)*n/d), so any k consecutive requests hold floor(k*n/d) or ceil(k*n/d) mirrored
-  // ones, evenly spread (50%: every second request). The count starts afresh with the table,
-  // i.e. at each new snapshot: the share is exact between snapshots, off by less than one
-  // request per rebuild.
+  // ones, evenly spread (50%: every second request). The count survives a new snapshot: a
+  // table built with the previous one shares the counter of each rule whose route, index and
+  // fraction are unchanged (otherwise 1/100 mirrored only the 100th request after each
+  // rebuild, so nothing at all when snapshots came more often than that).
   bool shouldMirror() const;
 
  private:
   friend class RouteTableBuilder;
+  friend class RouteTable;  // carryOver()
   CompiledRule() = default;
 
   std::string route_name_;
@@ -88,15 +90,18 @@ class CompiledRule {
   std::optional<FaultConfig> fault_;
   std::optional<BackendTarget> mirror_;
   uint64_t mirror_numerator_ = 0, mirror_denominator_ = 1;
-  mutable std::atomic<uint64_t> mirror_seen_{0};  // requests asked shouldMirror()
+  // Requests asked shouldMirror(); shared with the same rule of the tables before and after.
+  std::shared_ptr<std::atomic<uint64_t>> mirror_seen_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 class RouteTable {
  public:
   // Compiles every HTTPRoute in the view whose parentRef is a Service. Bad routes are skipped
-  // with a reason in `errors` (one bad route never stops the others).
+  // with a reason in `errors` (one bad route never stops the others). `previous`, the table
+  // this one replaces, hands on per-rule state that must outlive a snapshot (the mirror count).
   static std::shared_ptr<const RouteTable> build(const model::NodeSnapshot& view,
-                                                 std::vector<std::string>* errors = nullptr);
+                                                 std::vector<std::string>* errors = nullptr,
+                                                 const RouteTable* previous = nullptr);
   // True when an HTTPRoute is attached to service:port: the outbound agent then parses HTTP.
   bool hasRoutes(const model::ObjectKey& service, uint16_t port) const;
   // The matching rule by Gateway API precedence, or nullptr (answer 404, route not found).
@@ -109,6 +114,9 @@ class RouteTable {
  private:
   friend class RouteTableBuilder;
   RouteTable() = default;
+  // build(): each rule still in `previous` (same route and index, same mirror fraction) shares
+  // its mirror counter.
+  void carryOver(const RouteTable& previous);
 
   // One HTTPRouteMatch of one rule, attached to one parent port (0 = every port).
   struct Entry {
