@@ -220,7 +220,7 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
   // asked again, a bounded number of times.
   absl::StatusOr<double> bps = absl::UnavailableError("iperf3 not run");
   absl::StatusOr<MachineTicks> machine_before = absl::UnavailableError("not read");
-  absl::StatusOr<double> cpu_before = absl::UnavailableError("not read");
+  absl::StatusOr<CpuTicks> cpu_before = absl::UnavailableError("not read");
   absl::StatusOr<std::map<pid_t, long long>> threads_before = absl::UnavailableError("not read");
   auto started = std::chrono::steady_clock::now();
   for (int attempt = 0; attempt < kIperfBusyAttempts; ++attempt) {
@@ -228,7 +228,7 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
       absl::SleepFor(absl::Seconds(1));
     }
     machine_before = machineTicks();
-    cpu_before = cpuSeconds(c.proxies);
+    cpu_before = cpuTicks(c.proxies);
     threads_before = threadTicks(c.proxies);
     started = std::chrono::steady_clock::now();
     auto out =
@@ -242,7 +242,7 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
     }
   }
   auto machine_after = machineTicks();
-  auto cpu_after = cpuSeconds(c.proxies);
+  auto cpu_after = cpuTicks(c.proxies);
   auto threads_after = threadTicks(c.proxies);
   const double elapsed = secondsSince(started);
   stopProfile(std::move(perf));
@@ -261,7 +261,11 @@ void Suite::measureThroughput(int round, const Case& c, int streams) {
   }
   if (!c.proxies.empty() && cpu_before.ok() && cpu_after.ok() && *bps > 0) {
     const double gigabytes = *bps / 8 * seconds / 1e9;
-    row(round, c, prefix + "_cpu_ms_per_gb", (*cpu_after - *cpu_before) * 1e3 / gigabytes);
+    row(round, c, prefix + "_cpu_ms_per_gb",
+        cpuSecondsBetween(*cpu_before, *cpu_after) * 1e3 / gigabytes);
+    // How much of it the kernel spent (socket copies, TCP on both ends of each hop): the part
+    // of a relay's cost per byte that no change in user space removes.
+    row(round, c, prefix + "_kernel_pct", kernelPercent(*cpu_before, *cpu_after));
   }
   if (persistentThreads(c) && threads_before.ok() && threads_after.ok()) {
     row(round, c, prefix + "_top_thread_pct",
@@ -289,7 +293,7 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   const std::string count_path =
       absl::StrCat(options_.out_dir, "/syscalls-", c.id, "-", prefix, "-", round, ".csv");
   auto count = startSyscallCount(c, count_path);
-  auto before = cpuSeconds(c.proxies);
+  auto before = cpuTicks(c.proxies);
   auto machine_before = machineTicks();
   auto threads_before = threadTicks(c.proxies);
   const auto started = std::chrono::steady_clock::now();
@@ -297,7 +301,7 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   const double elapsed = secondsSince(started);
   auto threads_after = threadTicks(c.proxies);
   auto machine_after = machineTicks();
-  auto after = cpuSeconds(c.proxies);
+  auto after = cpuTicks(c.proxies);
   stopProfile(std::move(perf));
   auto j = out.ok() ? nlohmann::json::parse(*out, nullptr, false) : nlohmann::json();
   const std::string what = new_connections ? "new connections" : "saturation";
@@ -320,7 +324,8 @@ void Suite::measureSaturation(int round, const Case& c, bool new_connections) {
   row(round, c, prefix + "_errors",
       static_cast<double>(j["errors"].get<uint64_t>() + j["bad_status"].get<uint64_t>()));
   if (!c.proxies.empty() && completed > 0) {
-    row(round, c, prefix + "_cpu_us_per_req", (*after - *before) * 1e6 / completed);
+    row(round, c, prefix + "_cpu_us_per_req", cpuSecondsBetween(*before, *after) * 1e6 / completed);
+    row(round, c, prefix + "_kernel_pct", kernelPercent(*before, *after));
     for (size_t i = 0; i < c.proxies.size(); ++i) {
       auto each_after = cpuSeconds({c.proxies[i]});
       if (each_before[i].ok() && each_after.ok()) {

@@ -33,18 +33,18 @@ absl::StatusOr<std::string> readFile(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<long long> cpuTicksFromStat(const std::string& stat) {
+absl::StatusOr<CpuTicks> cpuTicksFromStat(const std::string& stat) {
   const size_t paren = stat.rfind(')');
   if (paren == std::string::npos) {
     return absl::InvalidArgumentError("not a /proc/<pid>/stat line");
   }
   // After ')': state(3) ppid(4) ... utime(14) stime(15), so utime is the 12th field here.
   std::vector<std::string> f = absl::StrSplit(stat.substr(paren + 1), ' ', absl::SkipEmpty());
-  long long utime = 0, stime = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
+  CpuTicks t;
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &t.user) || !absl::SimpleAtoi(f[12], &t.system)) {
     return absl::InvalidArgumentError("short /proc/<pid>/stat line");
   }
-  return utime + stime;
+  return t;
 }
 
 namespace {
@@ -140,8 +140,8 @@ absl::StatusOr<double> iperfBitsPerSecond(const std::string& json) {
   return bps.get<double>();
 }
 
-absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids) {
-  long long ticks = 0;
+absl::StatusOr<CpuTicks> cpuTicks(const std::vector<pid_t>& pids) {
+  CpuTicks sum;
   for (pid_t pid : pids) {
     auto text = readFile(absl::StrCat("/proc/", pid, "/stat"));
     if (!text.ok()) {
@@ -151,9 +151,31 @@ absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids) {
     if (!t.ok()) {
       return t.status();
     }
-    ticks += *t;
+    sum.user += t->user;
+    sum.system += t->system;
   }
-  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return sum;
+}
+
+absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids) {
+  auto ticks = cpuTicks(pids);
+  if (!ticks.ok()) {
+    return ticks.status();
+  }
+  return cpuSecondsBetween(CpuTicks{}, *ticks);
+}
+
+double cpuSecondsBetween(const CpuTicks& before, const CpuTicks& after) {
+  return static_cast<double>(after.total() - before.total()) /
+         static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double kernelPercent(const CpuTicks& before, const CpuTicks& after) {
+  const long long total = after.total() - before.total();
+  if (total <= 0) {
+    return 0;
+  }
+  return 100.0 * static_cast<double>(after.system - before.system) / static_cast<double>(total);
 }
 
 absl::StatusOr<MachineTicks> machineTicks() {
@@ -182,7 +204,7 @@ absl::StatusOr<std::map<pid_t, long long>> threadTicks(const std::vector<pid_t>&
       if (!ticks.ok()) {
         return ticks.status();
       }
-      out[tid] = *ticks;
+      out[tid] = ticks->total();
     }
     if (ec) {
       return absl::NotFoundError(absl::StrCat("cannot list ", dir, ": ", ec.message()));

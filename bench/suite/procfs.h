@@ -15,10 +15,16 @@
 
 namespace ferry::bench {
 
-// utime + stime of a whole process (its exited threads included) from /proc/<pid>/stat text,
+// utime and stime of a whole process (its exited threads included) from /proc/<pid>/stat text,
 // in clock ticks. The command name may hold spaces and parentheses: fields start after the
 // last ')'.
-absl::StatusOr<long long> cpuTicksFromStat(const std::string& stat);
+struct CpuTicks {
+  long long user = 0;
+  long long system = 0;  // in the kernel on the process's behalf: its syscalls, and the TCP
+                         // receive work a loopback or veth send runs in the sender's context
+  long long total() const { return user + system; }
+};
+absl::StatusOr<CpuTicks> cpuTicksFromStat(const std::string& stat);
 // VmRSS from /proc/<pid>/status text, in KiB.
 absl::StatusOr<long long> rssKibFromStatus(const std::string& status);
 // RssAnon from /proc/<pid>/status text, in KiB: the part of VmRSS that is the process's own
@@ -40,8 +46,14 @@ absl::StatusOr<MachineTicks> machineTicksFromStat(const std::string& stat);
 // end.sum_received.bits_per_second from `iperf3 -J` output.
 absl::StatusOr<double> iperfBitsPerSecond(const std::string& json);
 
-// The live versions: CPU seconds and RSS bytes summed over `pids`.
+// The live versions: CPU ticks, CPU seconds and RSS bytes summed over `pids`.
+absl::StatusOr<CpuTicks> cpuTicks(const std::vector<pid_t>& pids);
 absl::StatusOr<double> cpuSeconds(const std::vector<pid_t>& pids);
+// The kernel's share of the CPU time between two readings, in percent (0 when none passed):
+// what no user-space change can remove.
+double kernelPercent(const CpuTicks& before, const CpuTicks& after);
+// CPU seconds between two readings.
+double cpuSecondsBetween(const CpuTicks& before, const CpuTicks& after);
 absl::StatusOr<MachineTicks> machineTicks();
 // CPU clock ticks of each thread of `pids` (/proc/<pid>/task/<tid>/stat), by thread id.
 absl::StatusOr<std::map<pid_t, long long>> threadTicks(const std::vector<pid_t>& pids);

@@ -34,6 +34,8 @@ METRICS = [
     ("tput8_gbps", "throughput, 8 streams (Gbit/s)", True),
     ("tput1_cpu_ms_per_gb", "proxy CPU per GB, 1 stream (ms)", False),
     ("tput8_cpu_ms_per_gb", "proxy CPU per GB, 8 streams (ms)", False),
+    ("tput1_kernel_pct", "proxy CPU in the kernel, 1 stream (%)", False),
+    ("tput8_kernel_pct", "proxy CPU in the kernel, 8 streams (%)", False),
     ("tput1_busy_pct", "machine busy, 1 stream (% of all cores)", False),
     ("tput8_busy_pct", "machine busy, 8 streams (% of all cores)", False),
     ("tput1_top_thread_pct", "busiest agent thread, 1 stream (% of one core)", False),
@@ -42,15 +44,17 @@ METRICS = [
     ("sat_busy_pct", "machine busy at saturation (% of all cores)", False),
     ("sat_top_thread_pct", "busiest agent thread at saturation (% of one core)", False),
     ("sat_cpu_us_per_req", "proxy CPU per request (us)", False),
+    ("sat_kernel_pct", "proxy CPU in the kernel at saturation (%)", False),
     ("conn_rps", "new connections/s", True),
     ("conn_cpu_us_per_req", "proxy CPU per new connection (us)", False),
+    ("conn_kernel_pct", "proxy CPU in the kernel, new connections (%)", False),
     ("rss_idle_mib", "RSS idle per proxy process (MiB)", False),
     ("rss_anon_idle_mib", "RSS idle, anonymous part (MiB): no shared library pages", False),
     ("rss_bytes_per_conn", "RSS per idle connection per proxy (bytes)", False),
 ]
 
 # Shares of the machine or of one core, and counts of how a run went: no ratio to make.
-NO_RATIO = ("_busy_pct", "_top_thread_pct", "_direct_connections")
+NO_RATIO = ("_busy_pct", "_top_thread_pct", "_kernel_pct", "_direct_connections")
 
 
 def load(path):

@@ -18,9 +18,18 @@ TEST_CASE("cpuTicksFromStat reads utime and stime after the last parenthesis", "
       "1000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
   auto ticks = cpuTicksFromStat(stat);
   REQUIRE_OK(ticks);
-  CHECK(*ticks == 1234 + 56);
+  CHECK(ticks->user == 1234);
+  CHECK(ticks->system == 56);
+  CHECK(ticks->total() == 1234 + 56);
   CHECK_FALSE(cpuTicksFromStat("no parenthesis here").ok());
   CHECK_FALSE(cpuTicksFromStat("1 (x) S 1 2").ok());
+}
+
+TEST_CASE("kernelPercent is the kernel's share of the CPU time between two readings", "[bench]") {
+  CHECK(kernelPercent(CpuTicks{100, 50}, CpuTicks{130, 120}) == Approx(70.0));
+  CHECK(kernelPercent(CpuTicks{100, 50}, CpuTicks{200, 50}) == 0);    // all in user space
+  CHECK(kernelPercent(CpuTicks{100, 50}, CpuTicks{100, 90}) == 100);  // all in the kernel
+  CHECK(kernelPercent(CpuTicks{100, 50}, CpuTicks{100, 50}) == 0);    // no tick passed
 }
 
 TEST_CASE("rssKibFromStatus finds VmRSS, rssAnonKibFromStatus RssAnon", "[bench]") {
@@ -122,6 +131,15 @@ TEST_CASE("the live readers work on this process", "[bench]") {
   auto cpu = cpuSeconds({::getpid()});
   REQUIRE_OK(cpu);
   CHECK(*cpu >= 0);
+  // Two readings, each of this process twice: each part only grows, and the seconds agree.
+  auto first = cpuTicks({::getpid(), ::getpid()});
+  REQUIRE_OK(first);
+  auto second = cpuTicks({::getpid(), ::getpid()});
+  REQUIRE_OK(second);
+  CHECK(second->user >= first->user);
+  CHECK(second->system >= first->system);
+  CHECK(cpuSecondsBetween(CpuTicks{}, *second) >= 2 * *cpu);
+  CHECK_FALSE(cpuTicks({0x7ffffff0}).ok());
   CHECK_FALSE(cpuSeconds({0x7ffffff0}).ok());  // no such pid
   CHECK_FALSE(machineDescription().empty());
 }
