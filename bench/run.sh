@@ -45,6 +45,13 @@ fi
 mkdir -p "$out"
 status=0
 "$build/bench/suite/ferry-bench-suite" --mode="$mode" --out="$out" "${extra[@]}" || status=$?
+# What the cipher alone costs on this machine, after the runs (report.py: the most a user-space
+# TLS relay pair can move here): OpenSSL's AES-128-GCM, the suite's cipher, on 16 KiB records.
+for dir in encrypt decrypt; do
+  flag=(); [[ $dir == decrypt ]] && flag=(-decrypt)
+  /usr/bin/openssl speed -seconds 1 -bytes 16384 "${flag[@]}" -evp aes-128-gcm 2>/dev/null |
+    awk -v d="$dir" '/^AES-128-GCM/ { sub(/k$/, "", $2); printf "%s %.0f\n", d, $2 * 1000 }'
+done > "$out/cipher.txt" || status=$?
 /usr/bin/python3 "$root/bench/suite/report.py" "$out"
 cat "$out/table.md"
 if [[ $profile == 1 ]]; then

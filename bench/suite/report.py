@@ -7,6 +7,7 @@ usage: report.py DIR    (DIR holds raw.csv and meta.txt from ferry-bench-suite)
 import csv
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,66 @@ def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def relay_floor(out, meta, m, lines):
+    """The most any user-space TLS relay pair could move on this machine, from this run: per GB,
+    the iperf3 ends (the machine's CPU in the no-mesh run), the kernel's work of the relay pair
+    that needed least of it here, and the cipher alone (cipher.txt, bench/run.sh)."""
+    lines.append("\n## What this machine allows a user-space TLS relay pair (issue 19)\n")
+    cipher = {}
+    path = os.path.join(out, "cipher.txt")
+    if os.path.exists(path):
+        for line in open(path):
+            parts = line.split()
+            if len(parts) == 2:
+                cipher[parts[0]] = float(parts[1])
+    found = re.search(r"(\d+) cores", meta)
+    cores = int(found.group(1)) if found else os.cpu_count()
+    if not cipher.get("encrypt") or not cipher.get("decrypt"):
+        lines.append("cipher.txt has no AES-128-GCM speed (bench/run.sh measures it): no floor.")
+        return
+    cipher_ms = 1e3 / (cipher["encrypt"] / 1e9) + 1e3 / (cipher["decrypt"] / 1e9)
+    lines.append(f"AES-128-GCM on 16 KiB records: sealing {cipher['encrypt'] / 1e9:.2f} GB/s, "
+                 f"opening {cipher['decrypt'] / 1e9:.2f} GB/s: {cipher_ms:,.0f} ms of CPU per GB "
+                 f"sealed once and opened once. {cores} cores.\n")
+    lines.append("| figure | 1 stream | 8 streams |")
+    lines.append("|---|---:|---:|")
+    rows = {"ends": [], "kernel": [], "floor": [], "max": [], "goal": [], "ferry": []}
+    for s in ("tput1", "tput8"):
+        gbps, busy = m("no_mesh", f"{s}_gbps"), m("no_mesh", f"{s}_busy_pct")
+        ends = busy / 100 * cores * 1e3 / (gbps / 8) if gbps and busy else None
+        kernels = []
+        for c in ("ferry_l4", "stunnel", "haproxy"):
+            cpu, share = m(c, f"{s}_cpu_ms_per_gb"), m(c, f"{s}_kernel_pct")
+            if cpu is not None and share is not None:
+                kernels.append((cpu * share / 100, c))
+        kernel = min(kernels) if kernels else None
+        floor = ends + kernel[0] + cipher_ms if ends is not None and kernel else None
+        peers = [v for v in (m("stunnel", f"{s}_gbps"), m("haproxy", f"{s}_gbps")) if v]
+        rows["ends"].append(fmt(ends))
+        rows["kernel"].append("n/a" if not kernel else f"{fmt(kernel[0])} ({kernel[1]})")
+        rows["floor"].append(fmt(floor))
+        rows["max"].append(fmt(cores * 1e3 / floor * 8 if floor else None))
+        if s == "tput1":
+            rows["goal"].append(f"{fmt(0.6 * gbps if gbps else None)} (60% of no mesh), "
+                                f"{fmt(1.5 * max(peers) if peers else None)} "
+                                "(1.5x the better peer pair)")
+        else:
+            one = m("ferry_l4", "tput1_gbps")
+            rows["goal"].append(f"{fmt(1.5 * one if one else None)} (1.5x Ferry's 1 stream)")
+        rows["ferry"].append(fmt(m("ferry_l4", f"{s}_gbps")))
+    for key, label in (
+            ("ends", "the iperf3 ends: the machine's CPU in the no-mesh run (ms)"),
+            ("kernel", "the kernel's work of the relay pair that needed least of it (ms)"),
+            ("floor", "floor: ends + that kernel work + the cipher (ms)"),
+            ("max", "the most a relay pair can move with every core busy (Gbit/s)"),
+            ("goal", "issue 19's goal (Gbit/s)"),
+            ("ferry", "Ferry L4 (Gbit/s)")):
+        lines.append(f"| {label} | " + " | ".join(rows[key]) + " |")
+    lines.append("\nThe floor leaves nothing for a relay's own user-space work but the cipher (the "
+                 "peers spend more than that on it), so no user-space TLS relay pair reaches "
+                 "the most shown; a goal above it cannot be met on this machine.")
 
 
 def main():
@@ -200,6 +261,7 @@ def main():
            m("ferry_l4", "rss_bytes_per_conn"), lambda v: v <= 4096)
     target("same-node p50 round trip / no mesh p50 <= 1",
            ratio(m("ferry_same_node", "lat_p50_us"), m("no_mesh", "lat_p50_us")), lambda v: v <= 1)
+    relay_floor(out, meta, m, lines)
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -160,10 +160,28 @@ TEST_CASE("bench/run.sh --tiny measures every case with sane values", "[privileg
     CHECK(summary[e.id]["lat_errors"] == 0);
   }
   for (const char* file : {"raw.csv", "summary.csv", "table.md", "meta.txt", "latency.png",
-                           "throughput.png", "cpu.png"}) {
+                           "throughput.png", "cpu.png", "cipher.txt"}) {
     INFO(file);
     CHECK(fs::file_size(out + "/" + file) > 0);
   }
+  // The cipher's speed both ways (bytes/s), and from it and the run the most a user-space TLS
+  // relay pair could move on this machine.
+  std::ifstream cipher(out + "/cipher.txt");
+  std::map<std::string, double> speed;
+  std::string direction;
+  double bytes_per_second = 0;
+  while (cipher >> direction >> bytes_per_second) {
+    speed[direction] = bytes_per_second;
+  }
+  CHECK(speed["encrypt"] > 0);
+  CHECK(speed["decrypt"] > 0);
+  std::ifstream table_file(out + "/table.md");
+  std::stringstream table;
+  table << table_file.rdbuf();
+  INFO(table.str());
+  CHECK(table.str().find("| the most a relay pair can move with every core busy (Gbit/s) | ") !=
+        std::string::npos);
+  CHECK(table.str().find("no floor") == std::string::npos);
   fs::remove_all(out);
 }
 
